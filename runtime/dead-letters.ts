@@ -1,0 +1,122 @@
+/**
+ * The dead-letter store of one mailbox: messages that ran out of attempts,
+ * crashed their thread too often, or threw UnrecoverableError. Kept in memory
+ * (the in-memory delivery promise), bounded by `deadLetterLimit`. Main thread.
+ */
+import type { ErrorInfo } from './shared/errors.js';
+import type { HeldMessage } from './held.js';
+
+export type DeadLetterReason = 'max_attempts' | 'poison' | 'unrecoverable';
+
+export interface DeadLetter {
+  id: number;
+  mailbox: string;
+  /** Decoded with the mailbox's codec. */
+  payload: unknown;
+  key: string | undefined;
+  /** Deliveries made. */
+  attempts: number;
+  firstError: ErrorInfo | undefined;
+  lastError: ErrorInfo | undefined;
+  /** First send, ms since the epoch. */
+  enqueuedAt: number;
+  deadAt: number;
+  reason: DeadLetterReason;
+}
+
+/** `rt.deadLetters(mailbox)`. */
+export interface DeadLetters {
+  /** Dead letters, oldest first. */
+  list(): DeadLetter[];
+  /** Put them back on their mailbox with fresh attempts (each counts as enqueued again). Returns how many. */
+  redrive(filter?: (letter: DeadLetter) => boolean): number;
+  /** Drop them. Returns how many. */
+  purge(filter?: (letter: DeadLetter) => boolean): number;
+  readonly size: number;
+}
+
+interface Entry {
+  held: HeldMessage;
+  reason: DeadLetterReason;
+  deadAt: number;
+}
+
+export class DeadLetterStore implements DeadLetters {
+  private entries: Entry[] = [];
+  /** Dropped because the store was at deadLetterLimit. */
+  dropped = 0;
+
+  constructor(
+    private readonly mailbox: string,
+    private readonly limit: number,
+    private readonly decode: (held: HeldMessage) => unknown,
+    private readonly putBack: (held: HeldMessage[]) => void,
+  ) {}
+
+  get size(): number {
+    return this.entries.length;
+  }
+
+  add(held: HeldMessage, reason: DeadLetterReason, deadAt: number): DeadLetter {
+    const e: Entry = { held, reason, deadAt };
+    if (this.limit > 0) {
+      this.entries.push(e);
+      if (this.entries.length > this.limit) {
+        this.entries.shift();
+        this.dropped++;
+      }
+    } else {
+      this.dropped++;
+    }
+    return this.toLetter(e);
+  }
+
+  private toLetter(e: Entry): DeadLetter {
+    let payload: unknown;
+    try {
+      payload = this.decode(e.held);
+    } catch (err) {
+      payload = e.held.payload; // undecodable: give the bytes
+    }
+    return {
+      id: e.held.id,
+      mailbox: this.mailbox,
+      payload,
+      key: e.held.key ?? undefined,
+      attempts: e.held.attempt,
+      firstError: e.held.firstError,
+      lastError: e.held.lastError,
+      enqueuedAt: e.held.sentAt,
+      deadAt: e.deadAt,
+      reason: e.reason,
+    };
+  }
+
+  list(): DeadLetter[] {
+    return this.entries.map((e) => this.toLetter(e));
+  }
+
+  private take(filter?: (letter: DeadLetter) => boolean): Entry[] {
+    if (filter === undefined) return this.entries.splice(0);
+    const keep: Entry[] = [];
+    const out: Entry[] = [];
+    for (const e of this.entries) (filter(this.toLetter(e)) ? out : keep).push(e);
+    this.entries = keep;
+    return out;
+  }
+
+  redrive(filter?: (letter: DeadLetter) => boolean): number {
+    const out = this.take(filter);
+    for (const e of out) {
+      e.held.attempt = 1;
+      e.held.firstError = undefined;
+      e.held.lastError = undefined;
+    }
+    this.putBack(out.map((e) => e.held));
+    return out.length;
+  }
+
+  purge(filter?: (letter: DeadLetter) => boolean): number {
+    return this.take(filter).length;
+  }
+}

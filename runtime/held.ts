@@ -1,0 +1,88 @@
+/**
+ * A message the dispatcher holds outside the ring: waiting for a retry
+ * backoff or a delayMs, put back after a crash, or dead-lettered. Main thread.
+ */
+import type { ErrorInfo } from './shared/errors.js';
+import type { PayloadWriter, Ring } from './shared/ring.js';
+import { FLAG_ASCII, META_MAX_BYTES, ST_DONE, ST_HELD } from './shared/layout.js';
+
+export class HeldMessage implements PayloadWriter {
+  /** When it may go (back) into the ring; a heap key. */
+  dueAt = 0;
+  lastError: ErrorInfo | undefined;
+  private meta: Buffer | null = null;
+  private metaOf: ErrorInfo | undefined;
+
+  constructor(
+    readonly id: number,
+    public attempt: number,
+    readonly sentAt: number,
+    readonly key: string | null,
+    readonly payload: Uint8Array,
+    readonly ascii: boolean,
+    public firstError: ErrorInfo | undefined,
+  ) {}
+
+  /** Meta carried in the record across retries: the first error. */
+  metaBytes(): number {
+    const e = this.firstError;
+    if (e === undefined) {
+      this.meta = null;
+      return 0;
+    }
+    if (this.metaOf !== e || this.meta === null) {
+      const small: ErrorInfo = { name: String(e.name).slice(0, 200), message: String(e.message).slice(0, 1000) };
+      if (e.code !== undefined) small.code = String(e.code).slice(0, 100);
+      if (e.stack !== undefined) small.stack = String(e.stack).slice(0, 2000);
+      let meta = Buffer.from(JSON.stringify(small), 'utf8');
+      if (meta.byteLength > META_MAX_BYTES) {
+        delete small.stack;
+        meta = Buffer.from(JSON.stringify(small), 'utf8');
+      }
+      this.meta = meta;
+      this.metaOf = e;
+    }
+    return this.meta.byteLength;
+  }
+
+  write(buf: Buffer, offset: number): void {
+    buf.set(this.payload, offset);
+    if (this.meta !== null && this.firstError !== undefined) buf.set(this.meta, offset + this.payload.byteLength);
+  }
+
+  /** Publish into `ring`; false when it is full. */
+  publishTo(ring: Ring, readyAt: number): boolean {
+    const keyBytes = this.key === null ? 0 : Buffer.byteLength(this.key, 'utf8');
+    return ring.write(this, this.payload.byteLength, this.key, keyBytes, this.attempt, this.id, this.sentAt, readyAt, this.ascii, this.metaBytes());
+  }
+
+  /**
+   * Copy the record at `unit` out of the ring. The caller has made the record
+   * HELD (a CAS from CLAIMED or READY), so nobody reclaims it meanwhile; this
+   * marks it DONE afterwards so it can be.
+   */
+  static takeFrom(ring: Ring, unit: number): HeldMessage {
+    const start = ring.payloadStart(unit);
+    const payloadBytes = ring.payloadBytes(unit);
+    const metaBytes = ring.metaBytes(unit);
+    let firstError: ErrorInfo | undefined;
+    if (metaBytes > 0) {
+      try {
+        firstError = JSON.parse(ring.buf.toString('utf8', start + payloadBytes, start + payloadBytes + metaBytes)) as ErrorInfo;
+      } catch {
+        firstError = undefined;
+      }
+    }
+    const held = new HeldMessage(
+      ring.id(unit),
+      ring.attempt(unit),
+      ring.sentAt(unit),
+      ring.key(unit) ?? null,
+      ring.u8.slice(start, start + payloadBytes),
+      (ring.flags(unit) & FLAG_ASCII) !== 0,
+      firstError,
+    );
+    Atomics.compareExchange(ring.state, unit, ST_HELD, ST_DONE);
+    return held;
+  }
+}

@@ -1,0 +1,13 @@
+/**
+ * `ringpool`: the public entry (main thread). Everything not exported here is internal.
+ */
+export { createRuntime, Runtime } from './runtime.js';
+export type { CloseOptions, CloseReport, DeadLetterEvent, RuntimeEvents, SendAsyncOptions } from './runtime.js';
+export type { HandlerTimeoutEvent, MailboxStats, WorkerCrashEvent } from './mailbox.js';
+export type { DeadLetter, DeadLetterReason, DeadLetters } from './dead-letters.js';
+export { mailboxDefaults, runtimeDefaults } from './options.js';
+export type { BackoffOptions, MailboxOptions, RuntimeOptions } from './options.js';
+export { ErrorCodes, RingpoolError } from './shared/errors.js';
+export type { ErrorCode, ErrorInfo } from './shared/errors.js';
+export type { Codec, CodecOption } from './shared/codec.js';
+export type { SendOptions } from './shared/producer.js';

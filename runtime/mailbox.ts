@@ -1,0 +1,777 @@
+/**
+ * The dispatcher of one mailbox (main thread): its ring, its Piscina pool and
+ * consumer loops, lease watchdog, retry scheduler, redelivery, dead letters,
+ * overflow waiters and counters.
+ */
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import * as Comlink from './shared/comlink.js';
+import { builtinCodec, codecSpec, CustomCodec, type PayloadCodec } from './shared/codec.js';
+import { now } from './shared/clock.js';
+import { ErrorCodes, RingpoolError, type ErrorInfo } from './shared/errors.js';
+import {
+  CLAIMED,
+  ENQUEUED,
+  GUARD_FREE,
+  GUARD_REVOKED,
+  GUARD_SENDING,
+  MAX_CONSUMERS,
+  READ,
+  REJECTED_BASE,
+  REJECT_REASONS,
+  S_ACKED,
+  S_CUR_UNIT,
+  S_F64_CUR_START,
+  S_GUARD,
+  S_INCARNATION,
+  S_STATUS,
+  SLOT_IDLE,
+  SLOT_REVOKED,
+  SLOT_RUNNING,
+  SLOT_STOP,
+  SPACE_SEQ,
+  SPACE_WAITERS,
+  ST_CLAIMED,
+  ST_HELD,
+  ST_READY,
+  ST_SKIP,
+  TAIL,
+  type RejectReason,
+} from './shared/layout.js';
+import { Producer, type SendOptions } from './shared/producer.js';
+import type { ConsumerTask, LoopResult, RingRef, WorkerControl, WorkerEvent } from './shared/protocol.js';
+import { Ring } from './shared/ring.js';
+import { DeadLetterStore, type DeadLetter, type DeadLetterReason } from './dead-letters.js';
+import { HeldMessage } from './held.js';
+import type { ResolvedMailbox } from './options.js';
+import { backoffDelay, TimerHeap } from './timer-heap.js';
+
+const CONSUMER_URL = new URL('../workers/consumer.js', import.meta.url);
+/** Interim scaling (until the autoscaler): idle this long before retiring a thread above minThreads. */
+const SCALE_DOWN_IDLE_MS = 5_000;
+
+/** What the mailbox needs from its runtime. */
+export interface MailboxHost {
+  ringRefs(): Record<string, RingRef>;
+  mailbox(name: string): Mailbox | undefined;
+  running(): boolean;
+  emitDeadLetter(letter: DeadLetter): void;
+  emitWorkerCrash(ev: WorkerCrashEvent): void;
+  emitHandlerTimeout(ev: HandlerTimeoutEvent): void;
+  emitError(err: Error): void;
+}
+
+export interface WorkerCrashEvent {
+  mailbox: string;
+  threadId: number;
+  error: ErrorInfo;
+  /** Message ids put back (the one whose handler ran is retried or dead-lettered). */
+  redelivered: number;
+}
+
+export interface HandlerTimeoutEvent {
+  mailbox: string;
+  id: number;
+  attempt: number;
+  leaseMs: number;
+  threadId: number;
+}
+
+/** `rt.stats(mailbox)`. Counters count since the runtime was created. */
+export interface MailboxStats {
+  /** Ready messages not yet claimed (including redeliveries waiting for room). */
+  depth: number;
+  /** Claimed by a thread, not yet acked or failed. */
+  inFlight: number;
+  /** Waiting for a retry backoff or a delayMs. */
+  delayed: number;
+  /** Accepted sends (first sends and redriven dead letters; not retries). */
+  enqueued: number;
+  /** Messages whose handler succeeded (acked). */
+  processed: number;
+  /** Failed attempts: handler threw, its thread crashed, or its lease expired. */
+  failed: number;
+  /** Failed attempts scheduled again. */
+  retried: number;
+  /** Messages put back after a thread crash or lease expiry (the running one and its unstarted batch). */
+  redelivered: number;
+  /** Messages moved to the dead-letter store (all time). */
+  deadLettered: number;
+  /** Refused sends (full, too large, unserializable, closed). */
+  rejected: number;
+  rejectedBy: Record<RejectReason, number>;
+  /** Consumer threads running now. */
+  threads: number;
+  desiredThreads: number;
+  workerCrashes: number;
+  handlerTimeouts: number;
+  /** Dead letters held now. */
+  deadLetterSize: number;
+  capacityBytes: number;
+  usedBytes: number;
+}
+
+/** A 64-bit count folded from a wrapping Int32 word. */
+class Folded {
+  private last = 0;
+  total = 0;
+  fold(raw: number): number {
+    this.total += (raw - this.last) >>> 0;
+    this.last = raw;
+    return this.total;
+  }
+}
+
+type ConsumerState = 'starting' | 'running' | 'stopping' | 'dead';
+
+interface Consumer {
+  slot: number;
+  incarnation: number;
+  state: ConsumerState;
+  threadId: number;
+  control: Comlink.Remote<WorkerControl>;
+  controlPort: MessagePort;
+  events: MessagePort;
+  ready: Promise<void>;
+  onReady: (err?: Error) => void;
+  done: Promise<void>;
+}
+
+interface SendWaiter {
+  payload: unknown;
+  opts: SendOptions | undefined;
+  resolve: (id: number) => void;
+  reject: (err: unknown) => void;
+  cleanup: () => void;
+}
+
+export class Mailbox {
+  readonly name: string;
+  readonly ring: Ring;
+  readonly producer: Producer;
+  readonly deadLetters: DeadLetterStore;
+  private readonly codec: PayloadCodec;
+  private pool: Piscina | null = null;
+  private readonly consumers = new Map<number, Consumer>();
+  private readonly slotBusy = new Uint8Array(MAX_CONSUMERS);
+  private incarnations = 0;
+  private desired: number;
+  private idleSince = 0;
+  private lastDepth = 0;
+  private readonly heap = new TimerHeap();
+  private heapTimer: NodeJS.Timeout | null = null;
+  private heapTimerAt = 0;
+  /** Ready to go back into the ring, waiting for room. */
+  private pending: HeldMessage[] = [];
+  private readonly waiters: SendWaiter[] = [];
+  private spaceWatch = false;
+  private stopped = false;
+
+  // counters the dispatcher keeps
+  private failed = 0;
+  private retried = 0;
+  private redelivered = 0;
+  private deadLettered = 0;
+  private workerCrashes = 0;
+  private handlerTimeouts = 0;
+  /** Claimed records the dispatcher finished (nacked or recovered). */
+  private finishedHere = 0;
+  private readonly enqueued = new Folded();
+  private readonly acked: Folded[] = Array.from({ length: MAX_CONSUMERS }, () => new Folded());
+  private readonly rejected: Folded[] = REJECT_REASONS.map(() => new Folded());
+  private readonly claimed = new Folded();
+
+  constructor(
+    private readonly host: MailboxHost,
+    readonly opts: ResolvedMailbox,
+  ) {
+    this.name = opts.name;
+    const sab = Ring.allocate({ capacityBytes: opts.capacityBytes, maxPayloadBytes: opts.maxMessageBytes });
+    this.ring = new Ring(sab);
+    const c = opts.codec;
+    this.codec = typeof c === 'string' ? builtinCodec(c) : new CustomCodec(c);
+    this.producer = new Producer(this.name, this.ring, this.codec, opts.maxMessageBytes, (_p, bytes, ascii, key, delayMs, id, sentAt) =>
+      this.holdDelayed(new HeldMessage(id, 1, sentAt, key, bytes, ascii, undefined), delayMs),
+    );
+    this.desired = opts.minThreads;
+    this.deadLetters = new DeadLetterStore(
+      this.name,
+      opts.deadLetterLimit,
+      (held) => this.codec.decode(Buffer.from(held.payload.buffer, held.payload.byteOffset, held.payload.byteLength), held.payload, 0, held.payload.byteLength, held.ascii),
+      (held) => this.redrive(held),
+    );
+  }
+
+  ringRef(): RingRef {
+    return { sab: this.ring.sab, codec: codecSpec(this.opts.codec), maxMessageBytes: this.opts.maxMessageBytes };
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  async start(timeoutMs: number): Promise<void> {
+    const o = this.opts;
+    this.pool = new Piscina({
+      filename: CONSUMER_URL.href,
+      minThreads: o.minThreads,
+      maxThreads: o.maxThreads + 1, // one spare while a terminated thread exits
+      idleTimeout: 10_000,
+      atomics: 'disabled',
+      concurrentTasksPerWorker: 1,
+      ...(o.resourceLimits ? { resourceLimits: o.resourceLimits } : {}),
+    });
+    this.pool.on('error', (err: Error) => this.host.emitError(err));
+    await withTimeout(
+      this.pool.run({ handlerUrl: o.handlerUrl, codec: codecSpec(o.codec) }, { name: 'probe' }),
+      timeoutMs,
+      () => handlerLoadError(this.name, o.handlerUrl, new Error(`loading took longer than startTimeoutMs (${timeoutMs} ms)`)),
+    ).catch((err: unknown) => {
+      if (err instanceof RingpoolError && err.code === ErrorCodes.HANDLER_LOAD && err.details.mailbox === this.name) throw err;
+      throw handlerLoadError(this.name, o.handlerUrl, err);
+    });
+    const starting: Promise<void>[] = [];
+    for (let i = 0; i < o.minThreads; i++) {
+      const c = this.startConsumer();
+      if (c) starting.push(c.ready);
+    }
+    await withTimeout(Promise.all(starting), timeoutMs, () =>
+      handlerLoadError(this.name, o.handlerUrl, new Error(`threads not ready within startTimeoutMs (${timeoutMs} ms)`)),
+    );
+  }
+
+  private startConsumer(): Consumer | null {
+    const pool = this.pool;
+    if (pool === null || this.stopped) return null;
+    const slot = this.slotBusy.indexOf(0);
+    if (slot < 0) return null;
+    this.slotBusy[slot] = 1;
+    const ring = this.ring;
+    const i32 = ring.i32;
+    const incarnation = ++this.incarnations;
+    Atomics.store(i32, ring.slotWord(slot, S_INCARNATION), incarnation);
+    Atomics.store(i32, ring.slotWord(slot, S_CUR_UNIT), -1);
+    Atomics.store(i32, ring.slotWord(slot, S_GUARD), GUARD_FREE);
+    Atomics.store(i32, ring.slotWord(slot, S_STATUS), SLOT_RUNNING);
+    const ctl = new MessageChannel();
+    const ev = new MessageChannel();
+    let onReady!: (err?: Error) => void;
+    const ready = new Promise<void>((resolve, reject) => {
+      onReady = (err) => (err ? reject(err) : resolve());
+    });
+    ready.catch(() => {});
+    const consumer: Consumer = {
+      slot,
+      incarnation,
+      state: 'starting',
+      threadId: -1,
+      control: Comlink.wrap<WorkerControl>(Comlink.endpoint(ctl.port1)),
+      controlPort: ctl.port1,
+      events: ev.port1,
+      ready,
+      onReady,
+      done: Promise.resolve(),
+    };
+    ev.port1.on('message', (m: WorkerEvent) => this.onEvent(consumer, m));
+    ev.port1.unref();
+    ctl.port1.unref();
+    const task: ConsumerTask = {
+      mailbox: this.name,
+      consumer: slot,
+      incarnation,
+      handlerUrl: this.opts.handlerUrl,
+      leaseMs: this.opts.leaseMs,
+      batchSize: this.opts.batchSize,
+      rings: this.host.ringRefs(),
+      control: ctl.port2,
+      events: ev.port2,
+    };
+    this.consumers.set(slot, consumer);
+    consumer.done = pool.run(task, { transferList: [ctl.port2, ev.port2] as never }).then(
+      (r: LoopResult) => this.onLoopEnd(consumer, null, r),
+      (err: Error) => this.onLoopEnd(consumer, err, null),
+    );
+    return consumer;
+  }
+
+  private stopConsumer(c: Consumer): void {
+    if (c.state === 'stopping' || c.state === 'dead') return;
+    c.state = 'stopping';
+    Atomics.store(this.ring.i32, this.ring.slotWord(c.slot, S_STATUS), SLOT_STOP);
+    this.ring.wakeAll();
+  }
+
+  private onLoopEnd(c: Consumer, err: Error | null, result: LoopResult | null): void {
+    if (result?.reason === 'load-error') {
+      c.onReady(handlerLoadError(this.name, this.opts.handlerUrl, new Error('handler failed to load in a consumer thread')));
+    }
+    if (err === null && c.state !== 'dead') {
+      // A clean stop: let nacks the loop posted before returning arrive first.
+      setImmediate(() => this.retire(c, null));
+    } else {
+      this.retire(c, err);
+    }
+  }
+
+  /** The loop of `c` is over: take back what its slot still holds, free the slot, replace it if needed. */
+  private retire(c: Consumer, err: Error | null): void {
+    const ring = this.ring;
+    const i32 = ring.i32;
+    const crashed = err !== null && c.state !== 'dead';
+    const current = crashed ? Atomics.load(i32, ring.slotWord(c.slot, S_CUR_UNIT)) : -1;
+    c.state = 'dead';
+    const info: ErrorInfo = {
+      name: 'WorkerCrash',
+      message: `worker thread ${c.threadId} died while handling this message: ${err?.message ?? 'unknown'}`,
+    };
+    const back = this.recover(c.slot, current, info);
+    if (crashed) {
+      this.workerCrashes++;
+      c.onReady(err ?? undefined);
+      this.host.emitWorkerCrash({ mailbox: this.name, threadId: c.threadId, error: info, redelivered: back });
+    }
+    Atomics.store(i32, ring.slotWord(c.slot, S_STATUS), SLOT_IDLE);
+    Atomics.store(i32, ring.slotWord(c.slot, S_CUR_UNIT), -1);
+    this.consumers.delete(c.slot);
+    this.slotBusy[c.slot] = 0;
+    c.controlPort.close();
+    c.events.close();
+    if (!this.stopped && this.host.running()) this.fillToDesired();
+  }
+
+  private onEvent(c: Consumer, ev: WorkerEvent): void {
+    switch (ev.type) {
+      case 'ready':
+        c.threadId = ev.threadId;
+        if (c.state === 'starting') c.state = 'running';
+        c.onReady();
+        return;
+      case 'load-error': {
+        const err = new RingpoolError(ErrorCodes.HANDLER_LOAD, `mailbox '${this.name}': ${ev.error.message}`, {
+          mailbox: this.name,
+          url: this.opts.handlerUrl,
+        });
+        c.onReady(err);
+        return;
+      }
+      case 'nack':
+        if (c.state === 'dead') return; // recovered already: a late result of a dead lease
+        this.onNack(c.slot, ev.unit, ev.error, ev.unrecoverable);
+        return;
+      case 'delayed-send': {
+        // Accepted (counted as enqueued) on the worker: never drop it, whatever became of that thread.
+        const target = this.host.mailbox(ev.mailbox);
+        target?.holdDelayed(new HeldMessage(ev.id, 1, ev.sentAt, ev.key, ev.payload, ev.ascii, undefined), ev.delayMs);
+        return;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ failures
+
+  private onNack(slot: number, unit: number, error: ErrorInfo, unrecoverable: boolean): void {
+    const ring = this.ring;
+    const mine = ST_CLAIMED + slot;
+    if (Atomics.compareExchange(ring.state, unit, mine, ST_HELD) !== mine) return;
+    const held = HeldMessage.takeFrom(ring, unit);
+    this.finishedHere++;
+    ring.reclaim();
+    this.fail(held, error, unrecoverable ? 'unrecoverable' : 'error');
+  }
+
+  /** One failed attempt of `held`: retry after backoff, or dead-letter. */
+  private fail(held: HeldMessage, error: ErrorInfo, kind: 'error' | 'unrecoverable' | 'crash' | 'timeout'): void {
+    this.failed++;
+    if (held.firstError === undefined) held.firstError = error;
+    held.lastError = error;
+    if (kind === 'unrecoverable') return this.deadLetter(held, 'unrecoverable');
+    if (held.attempt >= this.opts.maxAttempts) return this.deadLetter(held, kind === 'error' ? 'max_attempts' : 'poison');
+    this.retried++;
+    const { baseMs, maxMs } = this.opts.backoff;
+    held.dueAt = now() + backoffDelay(held.attempt, baseMs, maxMs);
+    held.attempt++;
+    this.heap.push(held);
+    this.armHeapTimer();
+  }
+
+  private deadLetter(held: HeldMessage, reason: DeadLetterReason): void {
+    this.deadLettered++;
+    const letter = this.deadLetters.add(held, reason, Date.now());
+    this.host.emitDeadLetter(letter);
+  }
+
+  /**
+   * Take back every record consumer `slot` holds (its thread is dead or
+   * revoked). The one at `current` failed (crash); the others never started
+   * and go back with the same attempt. Returns how many were put back.
+   */
+  private recover(slot: number, current: number, crash: ErrorInfo): number {
+    const ring = this.ring;
+    const i32 = ring.i32;
+    const state = ring.state;
+    const mine = ST_CLAIMED + slot;
+    let back = 0;
+    let p = Atomics.load(i32, TAIL);
+    const end = Atomics.load(i32, READ);
+    while (p !== end) {
+      const at = p & ring.indexMask;
+      const s = Atomics.load(state, at);
+      const units = s === ST_SKIP ? ring.capacityUnits - at : ring.units(at);
+      // A consumer may reclaim DONE records under us; once TAIL passed p, what we read there is stale.
+      const t = Atomics.load(i32, TAIL);
+      if (((t - p) | 0) > 0) {
+        p = t;
+        continue;
+      }
+      if (s === mine || s === ST_READY) {
+        if (Atomics.compareExchange(state, at, s, ST_HELD) === s) {
+          const held = HeldMessage.takeFrom(ring, at);
+          this.finishedHere++;
+          this.redelivered++;
+          if (at === current && s === mine) {
+            this.fail(held, crash, 'crash');
+          } else {
+            back++;
+            this.pending.push(held);
+          }
+        }
+      }
+      p = (p + units) | 0;
+    }
+    ring.reclaim();
+    this.flushPending();
+    return back;
+  }
+
+  /** Lease watchdog: a handler running past leaseMs loses its message and its thread. */
+  private watchLeases(t: number): void {
+    const ring = this.ring;
+    const i32 = ring.i32;
+    for (const c of this.consumers.values()) {
+      if (c.state !== 'running' && c.state !== 'stopping') continue;
+      const unit = Atomics.load(i32, ring.slotWord(c.slot, S_CUR_UNIT));
+      if (unit < 0) continue;
+      const started = ring.f64[ring.slotF64(c.slot, S_F64_CUR_START)]!;
+      if (t - started <= this.opts.leaseMs) continue;
+      const guardWord = ring.slotWord(c.slot, S_GUARD);
+      // Never kill a thread between reserve and publish of a ctx.send(): try again next tick.
+      if (Atomics.compareExchange(i32, guardWord, GUARD_FREE, GUARD_REVOKED) === GUARD_SENDING) continue;
+      const mine = ST_CLAIMED + c.slot;
+      if (Atomics.compareExchange(ring.state, unit, mine, ST_HELD) !== mine) {
+        Atomics.store(i32, guardWord, GUARD_FREE); // acked just now
+        continue;
+      }
+      c.state = 'dead';
+      Atomics.store(i32, ring.slotWord(c.slot, S_STATUS), SLOT_REVOKED);
+      const held = HeldMessage.takeFrom(ring, unit);
+      this.finishedHere++;
+      this.redelivered++;
+      this.handlerTimeouts++;
+      this.host.emitHandlerTimeout({ mailbox: this.name, id: held.id, attempt: held.attempt, leaseMs: this.opts.leaseMs, threadId: c.threadId });
+      this.fail(held, { name: 'LeaseExpired', message: `handler ran past leaseMs (${this.opts.leaseMs} ms)` }, 'timeout');
+      const worker = this.pool?.threads.find((w) => w.threadId === c.threadId);
+      void worker?.terminate();
+      ring.reclaim();
+    }
+  }
+
+  // ------------------------------------------------------------------ held messages
+
+  holdDelayed(held: HeldMessage, delayMs: number): void {
+    held.dueAt = now() + delayMs;
+    this.heap.push(held);
+    this.armHeapTimer();
+  }
+
+  private redrive(held: HeldMessage[]): void {
+    if (held.length === 0) return;
+    this.ring.countEnqueued(held.length);
+    for (const h of held) this.pending.push(h);
+    this.flushPending();
+  }
+
+  private armHeapTimer(): void {
+    const top = this.heap.peek();
+    if (top === undefined || this.stopped) return;
+    if (this.heapTimer !== null && this.heapTimerAt <= top.dueAt) return;
+    if (this.heapTimer !== null) clearTimeout(this.heapTimer);
+    this.heapTimerAt = top.dueAt;
+    this.heapTimer = setTimeout(() => {
+      this.heapTimer = null;
+      this.releaseDue();
+    }, Math.max(0, top.dueAt - now()));
+    this.heapTimer.unref();
+  }
+
+  private releaseDue(): void {
+    const t = now();
+    for (let top = this.heap.peek(); top !== undefined && top.dueAt <= t; top = this.heap.peek()) {
+      this.pending.push(this.heap.pop()!);
+    }
+    this.flushPending();
+    this.armHeapTimer();
+  }
+
+  /** Put held messages back into the ring, oldest first, while there is room. */
+  private flushPending(): void {
+    if (this.pending.length === 0) return;
+    const t = now();
+    let i = 0;
+    for (; i < this.pending.length; i++) {
+      if (!this.pending[i]!.publishTo(this.ring, t)) break;
+    }
+    if (i > 0) this.pending.splice(0, i);
+    if (this.pending.length > 0) this.armSpaceWatch();
+  }
+
+  // ------------------------------------------------------------------ overflow: wait for room
+
+  sendAsync(payload: unknown, opts: SendOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<number> {
+    if (this.waiters.length === 0) {
+      const id = this.producer.trySend(payload, opts);
+      if (id >= 0) return Promise.resolve(id);
+    }
+    if (this.opts.overflow === 'reject') {
+      return Promise.reject(this.producer.fullError());
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<number>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = (): void => {
+        remove();
+        reject(signal!.reason);
+      };
+      const remove = (): void => {
+        const i = this.waiters.indexOf(w);
+        if (i >= 0) this.waiters.splice(i, 1);
+        w.cleanup();
+      };
+      const w: SendWaiter = {
+        payload,
+        opts,
+        resolve,
+        reject,
+        cleanup: () => {
+          if (timer) clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+        },
+      };
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          remove();
+          this.ring.countRejected('queue_full');
+          reject(
+            new RingpoolError(ErrorCodes.TIMEOUT, `sendAsync to '${this.name}' found no room within ${timeoutMs} ms`, {
+              mailbox: this.name,
+              timeoutMs,
+            }),
+          );
+        }, timeoutMs);
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(w);
+      this.armSpaceWatch();
+    });
+  }
+
+  private serveWaiters(): void {
+    while (this.waiters.length > 0) {
+      const w = this.waiters[0]!;
+      let id: number;
+      try {
+        id = this.producer.trySend(w.payload, w.opts);
+      } catch (err) {
+        this.waiters.shift();
+        w.cleanup();
+        w.reject(err);
+        continue;
+      }
+      if (id < 0) return;
+      this.waiters.shift();
+      w.cleanup();
+      w.resolve(id);
+    }
+  }
+
+  private rejectWaiters(err: RingpoolError): void {
+    for (const w of this.waiters.splice(0)) {
+      w.cleanup();
+      w.reject(err);
+    }
+  }
+
+  /** Wait (without blocking the main thread) until a consumer frees space, then retry what waits. */
+  private armSpaceWatch(): void {
+    if (this.spaceWatch || this.stopped) return;
+    this.spaceWatch = true;
+    const i32 = this.ring.i32;
+    Atomics.add(i32, SPACE_WAITERS, 1);
+    const seq = Atomics.load(i32, SPACE_SEQ);
+    const after = (): void => {
+      Atomics.sub(i32, SPACE_WAITERS, 1);
+      this.spaceWatch = false;
+      this.onSpace();
+    };
+    // The timeout bounds the wait if a reclaim raced our SPACE_WAITERS increment.
+    const r = Atomics.waitAsync(i32, SPACE_SEQ, seq, 20);
+    if (r.async) void r.value.then(after);
+    else queueMicrotask(after);
+  }
+
+  private onSpace(): void {
+    if (this.stopped) return;
+    this.ring.reclaim();
+    this.flushPending();
+    this.serveWaiters();
+    if (this.waiters.length > 0 || this.pending.length > 0) this.armSpaceWatch();
+  }
+
+  // ------------------------------------------------------------------ tick, scaling, stats
+
+  tick(t: number): void {
+    if (this.stopped) return;
+    this.foldCounters();
+    this.watchLeases(t);
+    if (this.pending.length > 0) this.flushPending();
+    if (this.heap.size > 0 && this.heapTimer === null) this.armHeapTimer();
+    this.scale(t);
+  }
+
+  /** Interim scaling rule (the autoscaler replaces it): add a thread while the backlog does not shrink, retire one after SCALE_DOWN_IDLE_MS idle. */
+  private scale(t: number): void {
+    const o = this.opts;
+    const depth = this.ring.depth() + this.pending.length;
+    const running = this.runningCount();
+    if (depth > 0) {
+      this.idleSince = 0;
+      if (depth >= this.lastDepth && running < o.maxThreads) this.desired = Math.min(o.maxThreads, running + 1);
+    } else if (this.inFlight() === 0) {
+      if (this.idleSince === 0) this.idleSince = t;
+      else if (t - this.idleSince > SCALE_DOWN_IDLE_MS && this.desired > o.minThreads) {
+        this.desired--;
+        this.idleSince = t;
+      }
+    }
+    this.lastDepth = depth;
+    this.fillToDesired();
+  }
+
+  private runningCount(): number {
+    let n = 0;
+    for (const c of this.consumers.values()) if (c.state === 'running' || c.state === 'starting') n++;
+    return n;
+  }
+
+  private fillToDesired(): void {
+    let running = this.runningCount();
+    while (running < this.desired && this.startConsumer() !== null) running++;
+    if (running > this.desired) {
+      for (const c of [...this.consumers.values()].reverse()) {
+        if (running <= this.desired) break;
+        if (c.state === 'running') {
+          this.stopConsumer(c);
+          running--;
+        }
+      }
+    }
+  }
+
+  private foldCounters(): void {
+    const ring = this.ring;
+    const i32 = ring.i32;
+    this.enqueued.fold(Atomics.load(i32, ENQUEUED));
+    this.claimed.fold(Atomics.load(i32, CLAIMED));
+    for (let s = 0; s < MAX_CONSUMERS; s++) this.acked[s]!.fold(Atomics.load(i32, ring.slotWord(s, S_ACKED)));
+    for (let r = 0; r < REJECT_REASONS.length; r++) this.rejected[r]!.fold(Atomics.load(i32, REJECTED_BASE + r));
+  }
+
+  private processed(): number {
+    let n = 0;
+    for (const f of this.acked) n += f.total;
+    return n;
+  }
+
+  private inFlight(): number {
+    this.foldCounters();
+    return Math.max(0, this.claimed.total - this.processed() - this.finishedHere);
+  }
+
+  stats(): MailboxStats {
+    this.foldCounters();
+    const processed = this.processed();
+    const rejectedBy = Object.fromEntries(REJECT_REASONS.map((r, i) => [r, this.rejected[i]!.total])) as Record<RejectReason, number>;
+    return {
+      depth: this.ring.depth() + this.pending.length,
+      inFlight: Math.max(0, this.claimed.total - processed - this.finishedHere),
+      delayed: this.heap.size,
+      enqueued: this.enqueued.total,
+      processed,
+      failed: this.failed,
+      retried: this.retried,
+      redelivered: this.redelivered,
+      deadLettered: this.deadLettered,
+      rejected: Object.values(rejectedBy).reduce((a, b) => a + b, 0),
+      rejectedBy,
+      threads: this.runningCount(),
+      desiredThreads: this.desired,
+      workerCrashes: this.workerCrashes,
+      handlerTimeouts: this.handlerTimeouts,
+      deadLetterSize: this.deadLetters.size,
+      capacityBytes: this.ring.capacityBytes,
+      usedBytes: this.ring.usedUnits() * 16,
+    };
+  }
+
+  /** Every accepted message is accounted for: processed or dead-lettered, nothing ready, in flight or delayed. */
+  idle(): boolean {
+    const s = this.stats();
+    return s.depth === 0 && s.inFlight === 0 && s.delayed === 0 && s.enqueued === s.processed + s.deadLettered;
+  }
+
+  /** Stop intake: sends throw RINGPOOL_CLOSED; waiting sendAsync calls reject with it. */
+  closeIntake(): void {
+    this.producer.closed = true;
+    this.rejectWaiters(new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.name}' closed while waiting for room`, { mailbox: this.name }));
+  }
+
+  /** Ask every loop to return after its batch; wait up to `graceMs`, then terminate the threads. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopped = true;
+    if (this.heapTimer !== null) clearTimeout(this.heapTimer);
+    this.heapTimer = null;
+    for (const c of this.consumers.values()) this.stopConsumer(c);
+    const all = Promise.all([...this.consumers.values()].map((c) => c.done));
+    await Promise.race([all, new Promise((r) => setTimeout(r, graceMs).unref())]);
+    await this.destroyPool();
+  }
+
+  async destroyPool(): Promise<void> {
+    this.stopped = true;
+    if (this.heapTimer !== null) clearTimeout(this.heapTimer);
+    this.heapTimer = null;
+    const pool = this.pool;
+    this.pool = null;
+    this.rejectWaiters(new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.name}' was destroyed`, { mailbox: this.name }));
+    if (pool !== null) await pool.destroy();
+  }
+
+  /** What is left, for close()/destroy() reports. */
+  leftovers(): { ready: number; inFlight: number; delayed: number } {
+    const s = this.stats();
+    return { ready: s.depth, inFlight: s.inFlight, delayed: s.delayed };
+  }
+}
+
+function handlerLoadError(mailbox: string, url: string, cause: unknown): RingpoolError {
+  const msg = cause instanceof Error ? cause.message : String(cause);
+  return new RingpoolError(ErrorCodes.HANDLER_LOAD, `mailbox '${mailbox}': handler ${url} cannot be used: ${msg}`, { mailbox, url }, { cause });
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(onTimeout()), ms);
+      timer.unref();
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,220 @@
+/**
+ * Runtime and mailbox options: the documented defaults, the types, and one
+ * validation per option whose error names the option's path and the value.
+ * README's config table is checked against `mailboxDefaults` by a test.
+ */
+import { availableParallelism } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { ResourceLimits } from 'node:worker_threads';
+import type { Codec, CodecOption } from './shared/codec.js';
+import { invalidOption } from './shared/errors.js';
+import {
+  MAX_CAPACITY_BYTES,
+  MAX_CONSUMERS,
+  META_MAX_BYTES,
+  RECORD_HEADER_BYTES,
+  nextPowerOfTwo,
+} from './shared/layout.js';
+
+export interface BackoffOptions {
+  /** First retry waits up to this long (full jitter: a random time in [0, min(maxMs, baseMs * 2^(attempt-1))]). @default 100 */
+  baseMs?: number;
+  /** Cap of the backoff. @default 30000 */
+  maxMs?: number;
+}
+
+export interface MailboxOptions {
+  /** Handler module (path, file: URL string or URL). Its default export is `(payload, ctx) => result | Promise`. */
+  handler: string | URL;
+  /** Consumer threads kept running. @default 1 */
+  minThreads?: number;
+  /** Consumer threads at most (Piscina's maxThreads for this mailbox). @default os.availableParallelism() */
+  maxThreads?: number;
+  /** Ring size in bytes, rounded up to a power of two. Must hold two records of maxMessageBytes. @default 8388608 (8 MiB) */
+  capacityBytes?: number;
+  /** Largest encoded message (payload + key), in bytes; larger sends throw RINGPOOL_MESSAGE_TOO_LARGE. Up to 64 MiB. @default 262144 (256 KiB) */
+  maxMessageBytes?: number;
+  /** Deliveries before a message is dead-lettered. @default 5 */
+  maxAttempts?: number;
+  /** Retry backoff. @default { baseMs: 100, maxMs: 30000 } */
+  backoff?: BackoffOptions;
+  /** Time a handler may run, from its start; then its thread is replaced and the message retried. @default 30000 */
+  leaseMs?: number;
+  /** What `sendAsync` does when the ring is full: wait for room, or throw RINGPOOL_QUEUE_FULL. `send` always throws. @default 'wait' */
+  overflow?: 'wait' | 'reject';
+  /** Payload codec. @default 'json' */
+  codec?: CodecOption;
+  /** Most messages one claim takes (the loop adapts below it to about 1 ms of handler time). @default 64 */
+  batchSize?: number;
+  /** Dead letters kept; past it the oldest are dropped (and counted). @default 10000 */
+  deadLetterLimit?: number;
+  /** Worker resourceLimits for this mailbox's threads (an OOM under them is a crash). @default undefined */
+  resourceLimits?: ResourceLimits;
+}
+
+export interface RuntimeOptions {
+  mailboxes: Record<string, MailboxOptions>;
+  /** start() fails with RINGPOOL_HANDLER_LOAD if handlers are not loaded by then. @default 10000 */
+  startTimeoutMs?: number;
+  /** Dispatcher housekeeping period: lease watchdog, counters, scaling. @default 100 */
+  tickMs?: number;
+}
+
+export const mailboxDefaults = Object.freeze({
+  minThreads: 1,
+  maxThreads: availableParallelism(),
+  capacityBytes: 8 << 20,
+  maxMessageBytes: 256 << 10,
+  maxAttempts: 5,
+  backoff: Object.freeze({ baseMs: 100, maxMs: 30_000 }),
+  leaseMs: 30_000,
+  overflow: 'wait' as const,
+  codec: 'json' as const,
+  batchSize: 64,
+  deadLetterLimit: 10_000,
+  resourceLimits: undefined,
+});
+
+export const runtimeDefaults = Object.freeze({
+  startTimeoutMs: 10_000,
+  tickMs: 100,
+});
+
+/** Largest maxMessageBytes accepted. */
+export const MAX_MESSAGE_BYTES_LIMIT = 64 << 20;
+
+export interface ResolvedMailbox {
+  name: string;
+  handlerUrl: string;
+  minThreads: number;
+  maxThreads: number;
+  capacityBytes: number;
+  maxMessageBytes: number;
+  maxAttempts: number;
+  backoff: { baseMs: number; maxMs: number };
+  leaseMs: number;
+  overflow: 'wait' | 'reject';
+  codec: CodecOption;
+  batchSize: number;
+  deadLetterLimit: number;
+  resourceLimits: ResourceLimits | undefined;
+}
+
+export interface ResolvedRuntime {
+  mailboxes: ResolvedMailbox[];
+  startTimeoutMs: number;
+  tickMs: number;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function int(path: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER, what?: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw invalidOption(path, what ?? (max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`), v);
+  }
+  return v;
+}
+
+function handlerUrl(path: string, v: unknown): string {
+  if (v instanceof URL) return v.href;
+  if (typeof v !== 'string' || v.length === 0) throw invalidOption(path, 'a module path, file: URL string or URL', v);
+  if (/^[a-z][a-z0-9+.-]*:/i.test(v) && !/^[a-z]:[\\/]/i.test(v)) return v; // already a URL (file:, data:, ...)
+  return pathToFileURL(isAbsolute(v) ? v : resolve(v)).href;
+}
+
+function codec(path: string, v: unknown): CodecOption {
+  if (v === 'json' || v === 'v8' || v === 'raw') return v;
+  if (isPlainObject(v) || (typeof v === 'object' && v !== null)) {
+    const c = v as Partial<Codec>;
+    if (typeof c.encode !== 'function' || typeof c.decode !== 'function' || typeof c.name !== 'string') {
+      throw invalidOption(path, "'json', 'v8', 'raw' or a Codec { name, encode, decode, url }", v);
+    }
+    if (c.url === undefined) {
+      throw invalidOption(`${path}.url`, 'the URL of a module whose default export is this codec (worker threads load it)', c.url);
+    }
+    return v as Codec;
+  }
+  throw invalidOption(path, "'json', 'v8', 'raw' or a Codec { name, encode, decode, url }", v);
+}
+
+export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
+  const p = `mailboxes.${name}`;
+  if (!isPlainObject(o)) throw invalidOption(p, 'an object', o);
+  const known = new Set([...Object.keys(mailboxDefaults), 'handler']);
+  for (const k of Object.keys(o)) if (!known.has(k)) throw invalidOption(`${p}.${k}`, `one of ${[...known].join(', ')} (unknown option)`, o[k]);
+  const d = mailboxDefaults;
+  const pick = <T>(k: string, def: T): unknown => (o[k] === undefined ? def : o[k]);
+
+  const minThreads = int(`${p}.minThreads`, pick('minThreads', d.minThreads), 0, MAX_CONSUMERS - 1);
+  const maxThreads = int(
+    `${p}.maxThreads`,
+    pick('maxThreads', Math.max(d.maxThreads, minThreads, 1)),
+    1,
+    MAX_CONSUMERS - 1,
+    `a positive integer up to ${MAX_CONSUMERS - 1}`,
+  );
+  if (minThreads > maxThreads) {
+    throw invalidOption(`${p}.minThreads`, `at most maxThreads (${maxThreads})`, minThreads);
+  }
+  const maxMessageBytes = int(`${p}.maxMessageBytes`, pick('maxMessageBytes', d.maxMessageBytes), 1, MAX_MESSAGE_BYTES_LIMIT);
+  const cap = int(`${p}.capacityBytes`, pick('capacityBytes', d.capacityBytes), 1, MAX_CAPACITY_BYTES);
+  const maxRecord = RECORD_HEADER_BYTES + maxMessageBytes + META_MAX_BYTES;
+  if (cap < 2 * maxRecord) {
+    throw invalidOption(
+      `${p}.capacityBytes`,
+      `at least ${2 * maxRecord} bytes: room for two records of maxMessageBytes (${maxMessageBytes}) with their header and retry meta, so the largest message always fits`,
+      cap,
+    );
+  }
+  const capacityBytes = nextPowerOfTwo(cap);
+  const maxAttempts = int(`${p}.maxAttempts`, pick('maxAttempts', d.maxAttempts), 1);
+  const b = pick('backoff', d.backoff);
+  if (!isPlainObject(b)) throw invalidOption(`${p}.backoff`, 'an object { baseMs, maxMs }', b);
+  const baseMs = b.baseMs === undefined ? d.backoff.baseMs : b.baseMs;
+  const maxMs = b.maxMs === undefined ? Math.max(d.backoff.maxMs, typeof baseMs === 'number' ? baseMs : 0) : b.maxMs;
+  if (typeof baseMs !== 'number' || !(baseMs >= 0) || !Number.isFinite(baseMs)) throw invalidOption(`${p}.backoff.baseMs`, 'a finite number >= 0', baseMs);
+  if (typeof maxMs !== 'number' || !(maxMs >= baseMs) || !Number.isFinite(maxMs)) throw invalidOption(`${p}.backoff.maxMs`, `a finite number >= backoff.baseMs (${baseMs})`, maxMs);
+  const leaseMs = pick('leaseMs', d.leaseMs);
+  if (typeof leaseMs !== 'number' || !(leaseMs > 0) || !Number.isFinite(leaseMs)) throw invalidOption(`${p}.leaseMs`, 'a finite number > 0', leaseMs);
+  const overflow = pick('overflow', d.overflow);
+  if (overflow !== 'wait' && overflow !== 'reject') throw invalidOption(`${p}.overflow`, "'wait' or 'reject'", overflow);
+  const resourceLimits = pick('resourceLimits', d.resourceLimits);
+  if (resourceLimits !== undefined && !isPlainObject(resourceLimits)) throw invalidOption(`${p}.resourceLimits`, 'an object (worker_threads ResourceLimits)', resourceLimits);
+  return Object.assign(Object.create(null) as ResolvedMailbox, {
+    name,
+    handlerUrl: handlerUrl(`${p}.handler`, o.handler),
+    minThreads,
+    maxThreads,
+    capacityBytes,
+    maxMessageBytes,
+    maxAttempts,
+    backoff: { baseMs, maxMs },
+    leaseMs,
+    overflow,
+    codec: codec(`${p}.codec`, pick('codec', d.codec)),
+    batchSize: int(`${p}.batchSize`, pick('batchSize', d.batchSize), 1, 4096),
+    deadLetterLimit: int(`${p}.deadLetterLimit`, pick('deadLetterLimit', d.deadLetterLimit), 0),
+    resourceLimits: resourceLimits as ResourceLimits | undefined,
+  });
+}
+
+export function resolveRuntime(o: unknown): ResolvedRuntime {
+  if (!isPlainObject(o)) throw invalidOption('', 'an object { mailboxes }', o);
+  const mb = o.mailboxes;
+  if (!isPlainObject(mb) || Object.keys(mb).length === 0) {
+    throw invalidOption('mailboxes', 'an object with at least one mailbox', mb);
+  }
+  for (const k of Object.keys(o)) {
+    if (k !== 'mailboxes' && !(k in runtimeDefaults)) throw invalidOption(k, `one of mailboxes, ${Object.keys(runtimeDefaults).join(', ')} (unknown option)`, o[k]);
+  }
+  const mailboxes = Object.entries(mb).map(([name, m]) => {
+    if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) throw invalidOption(`mailboxes['${name}']`, 'a name of 1-64 letters, digits, _ . : -', name);
+    return resolveMailbox(name, m);
+  });
+  const startTimeoutMs = o.startTimeoutMs === undefined ? runtimeDefaults.startTimeoutMs : int('startTimeoutMs', o.startTimeoutMs, 1);
+  const tickMs = o.tickMs === undefined ? runtimeDefaults.tickMs : int('tickMs', o.tickMs, 1, 60_000);
+  return Object.assign(Object.create(null) as ResolvedRuntime, { mailboxes, startTimeoutMs, tickMs });
+}

@@ -1,0 +1,278 @@
+/**
+ * The runtime: a set of mailboxes, the public API, events and lifecycle.
+ * Main thread only.
+ */
+import { EventEmitter } from 'node:events';
+import { now } from './shared/clock.js';
+import { ErrorCodes, RingpoolError } from './shared/errors.js';
+import type { SendOptions } from './shared/producer.js';
+import type { RingRef } from './shared/protocol.js';
+import type { DeadLetter, DeadLetters } from './dead-letters.js';
+import { Mailbox, type HandlerTimeoutEvent, type MailboxHost, type MailboxStats, type WorkerCrashEvent } from './mailbox.js';
+import { resolveRuntime, type ResolvedRuntime, type RuntimeOptions } from './options.js';
+
+export interface SendAsyncOptions extends SendOptions {
+  /** Abort the wait for room; the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Give up waiting for room after this long: RINGPOOL_TIMEOUT. */
+  timeoutMs?: number;
+}
+
+export interface CloseOptions {
+  /** How long close() drains (queued, in-flight and delayed messages) before it stops the threads. @default 30000 */
+  timeoutMs?: number;
+}
+
+export interface CloseReport {
+  /** True when everything accepted was processed or dead-lettered before the deadline. */
+  drained: boolean;
+  /** What was left per mailbox when the threads stopped (lost with the process under the in-memory promise). */
+  left: Record<string, { ready: number; inFlight: number; delayed: number }>;
+}
+
+export interface DeadLetterEvent {
+  mailbox: string;
+  letter: DeadLetter;
+}
+
+/** Events of a runtime. */
+export interface RuntimeEvents {
+  /** A message went to the dead-letter store. */
+  'dead-letter': [DeadLetterEvent];
+  /** A consumer thread died (exit, uncaught error, OOM); it was replaced and its messages put back. */
+  'worker-crash': [WorkerCrashEvent];
+  /** A handler ran past leaseMs; its thread was terminated and replaced, the message retried. */
+  'handler-timeout': [HandlerTimeoutEvent];
+  /** Something went wrong inside ringpool itself (never a handler failure). Emitted only when listened to. */
+  error: [Error];
+}
+
+type State = 'created' | 'starting' | 'running' | 'closing' | 'closed';
+
+export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost {
+  private state: State = 'created';
+  private readonly boxes = new Map<string, Mailbox>();
+  private readonly refs: Record<string, RingRef> = Object.create(null);
+  private ticker: NodeJS.Timeout | null = null;
+  private idleWaiters: Array<() => void> = [];
+  private idlePoll: NodeJS.Timeout | null = null;
+  private closing: Promise<CloseReport> | null = null;
+  readonly options: ResolvedRuntime;
+
+  constructor(options: RuntimeOptions) {
+    super();
+    this.options = resolveRuntime(options);
+    for (const m of this.options.mailboxes) {
+      const box = new Mailbox(this, m);
+      this.boxes.set(m.name, box);
+      this.refs[m.name] = box.ringRef();
+    }
+  }
+
+  // ---- MailboxHost ----
+  ringRefs(): Record<string, RingRef> {
+    return this.refs;
+  }
+  mailbox(name: string): Mailbox | undefined {
+    return this.boxes.get(name);
+  }
+  running(): boolean {
+    return this.state === 'running' || this.state === 'closing';
+  }
+  emitDeadLetter(letter: DeadLetter): void {
+    this.emit('dead-letter', { mailbox: letter.mailbox, letter });
+  }
+  emitWorkerCrash(ev: WorkerCrashEvent): void {
+    this.emit('worker-crash', ev);
+  }
+  emitHandlerTimeout(ev: HandlerTimeoutEvent): void {
+    this.emit('handler-timeout', ev);
+  }
+  emitError(err: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else process.emitWarning(err);
+  }
+
+  /** Mailbox names. */
+  get mailboxes(): string[] {
+    return [...this.boxes.keys()];
+  }
+
+  /**
+   * Start the threads: loads every handler (rejects with RINGPOOL_HANDLER_LOAD
+   * when one cannot load, within startTimeoutMs) and starts minThreads loops
+   * per mailbox. Messages sent before start() wait in their rings.
+   */
+  async start(): Promise<void> {
+    if (this.state !== 'created') {
+      throw new RingpoolError(ErrorCodes.INVALID_STATE, `start() called on a runtime that is ${this.state}`, { state: this.state });
+    }
+    this.state = 'starting';
+    try {
+      await Promise.all([...this.boxes.values()].map((b) => b.start(this.options.startTimeoutMs)));
+    } catch (err) {
+      this.state = 'closed';
+      await Promise.allSettled([...this.boxes.values()].map((b) => b.destroyPool()));
+      throw err;
+    }
+    if ((this.state as State) !== 'starting') return; // destroyed meanwhile
+    this.state = 'running';
+    this.ticker = setInterval(() => this.tick(), this.options.tickMs);
+    this.ticker.unref();
+  }
+
+  private tick(): void {
+    const t = now();
+    for (const b of this.boxes.values()) b.tick(t);
+  }
+
+  private box(name: string): Mailbox {
+    const b = this.boxes.get(name);
+    if (b === undefined) {
+      throw new RingpoolError(ErrorCodes.UNKNOWN_MAILBOX, `no mailbox named '${String(name)}' (have: ${this.mailboxes.join(', ')})`, {
+        mailbox: name,
+      });
+    }
+    return b;
+  }
+
+  /**
+   * Enqueue a message; returns its id. Synchronous: throws RingpoolError
+   * (RINGPOOL_QUEUE_FULL at once when the ring is full, whatever the overflow
+   * policy; RINGPOOL_MESSAGE_TOO_LARGE, RINGPOOL_UNSERIALIZABLE,
+   * RINGPOOL_UNKNOWN_MAILBOX, RINGPOOL_CLOSED).
+   */
+  send(mailbox: string, payload: unknown, opts?: SendOptions): number {
+    return this.box(mailbox).producer.send(payload, opts);
+  }
+
+  /**
+   * Enqueue a message, waiting for room when the mailbox's overflow is 'wait'
+   * (FIFO among waiters). Rejects with RINGPOOL_TIMEOUT after timeoutMs, with
+   * the signal's reason on abort, and with RINGPOOL_QUEUE_FULL at once under
+   * overflow 'reject'.
+   */
+  async sendAsync(mailbox: string, payload: unknown, opts?: SendAsyncOptions): Promise<number> {
+    const b = this.box(mailbox);
+    let sendOpts: SendOptions | undefined = opts;
+    let signal: AbortSignal | undefined;
+    let timeoutMs: number | undefined;
+    if (opts !== undefined && opts !== null) {
+      ({ signal, timeoutMs } = opts);
+      if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0))) {
+        throw new RingpoolError(ErrorCodes.INVALID_OPTION, `sendAsync options.timeoutMs must be a number >= 0, got ${String(timeoutMs)}`, {
+          option: 'timeoutMs',
+        });
+      }
+      sendOpts = { key: opts.key, delayMs: opts.delayMs } as SendOptions;
+      if (opts.key === undefined) delete sendOpts.key;
+      if (opts.delayMs === undefined) delete sendOpts.delayMs;
+    }
+    return b.sendAsync(payload, sendOpts, signal, timeoutMs);
+  }
+
+  /** A snapshot of one mailbox's counters and gauges. */
+  stats(mailbox: string): MailboxStats {
+    return this.box(mailbox).stats();
+  }
+
+  /** The dead-letter store of a mailbox: list(), redrive(), purge(). */
+  deadLetters(mailbox: string): DeadLetters {
+    return this.box(mailbox).deadLetters;
+  }
+
+  /** True when every mailbox is empty, nothing is in flight and nothing is delayed. */
+  isIdle(): boolean {
+    for (const b of this.boxes.values()) if (!b.idle()) return false;
+    return true;
+  }
+
+  /** Resolves when every mailbox is empty, nothing is in flight and nothing is delayed. */
+  onIdle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.idleWaiters.push(resolve);
+      this.pollIdle();
+    });
+  }
+
+  private pollIdle(): void {
+    if (this.idlePoll !== null) return;
+    this.idlePoll = setTimeout(() => {
+      this.idlePoll = null;
+      if (this.idleWaiters.length === 0) return;
+      if (this.isIdle()) {
+        for (const w of this.idleWaiters.splice(0)) w();
+      } else {
+        this.pollIdle();
+      }
+    }, 1);
+  }
+
+  /**
+   * Stop intake (sends throw RINGPOOL_CLOSED), drain queued, in-flight and
+   * delayed messages for up to timeoutMs, then stop the threads. Reports what
+   * was left. Calling it again returns the same report.
+   */
+  close(opts: CloseOptions = {}): Promise<CloseReport> {
+    if (this.closing !== null) return this.closing;
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    this.closing = this.doClose(timeoutMs);
+    return this.closing;
+  }
+
+  private async doClose(timeoutMs: number): Promise<CloseReport> {
+    const wasRunning = this.state === 'running';
+    this.state = 'closing';
+    for (const b of this.boxes.values()) b.closeIntake();
+    let drained = this.isIdle();
+    if (!drained && wasRunning) {
+      let timer: NodeJS.Timeout | undefined;
+      drained = await Promise.race([
+        this.onIdle().then(() => true),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs))),
+      ]);
+      clearTimeout(timer);
+    }
+    const left = this.leftovers();
+    await Promise.all([...this.boxes.values()].map((b) => b.stop(drained ? 5_000 : 1_000)));
+    this.finish();
+    return { drained, left };
+  }
+
+  /** Stop now: threads terminated, nothing drained. Reports what was left. */
+  async destroy(): Promise<CloseReport> {
+    const drained = this.isIdle();
+    for (const b of this.boxes.values()) b.closeIntake();
+    const left = this.leftovers();
+    this.state = 'closed';
+    await Promise.all([...this.boxes.values()].map((b) => b.destroyPool()));
+    this.finish();
+    return { drained, left };
+  }
+
+  private leftovers(): CloseReport['left'] {
+    const left: CloseReport['left'] = {};
+    for (const [name, b] of this.boxes) left[name] = b.leftovers();
+    return left;
+  }
+
+  private finish(): void {
+    this.state = 'closed';
+    if (this.ticker !== null) clearInterval(this.ticker);
+    this.ticker = null;
+    if (this.idlePoll !== null) clearTimeout(this.idlePoll);
+    this.idlePoll = null;
+    // Nothing more will happen: release onIdle() waiters.
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** Build a runtime. Throws RINGPOOL_INVALID_OPTION naming the option path. */
+export function createRuntime(options: RuntimeOptions): Runtime {
+  return new Runtime(options);
+}

@@ -1,0 +1,179 @@
+/**
+ * Message codecs. Thread-neutral.
+ *
+ * A codec turns a payload into bytes in two steps so that the built-in JSON
+ * codec can write straight into the ring: `prepare(value)` returns the byte
+ * length (and keeps what it made in the codec instance, one per thread), and
+ * `write(buf, offset)` writes those bytes at `offset` of a Buffer over the
+ * ring's SharedArrayBuffer. `decode(buf, u8, start, end, ascii)` reads them
+ * back; it never returns a view into shared memory.
+ */
+import * as v8 from 'node:v8';
+import { ErrorCodes, RingpoolError } from './errors.js';
+
+/** A user codec. `url` names a module whose default export is this codec, so worker threads can load it. */
+export interface Codec<T = unknown> {
+  readonly name: string;
+  encode(value: T): Uint8Array;
+  decode(bytes: Uint8Array): T;
+  readonly url?: string | URL;
+}
+
+export type CodecOption = 'json' | 'v8' | 'raw' | Codec;
+
+/** Buffer's own latin1/utf8 fast paths (public `buf.write`/`toString` dispatch on the encoding name each call). */
+interface FastBuffer extends Buffer {
+  latin1Write(s: string, offset: number, length: number): number;
+  utf8Write(s: string, offset: number, length: number): number;
+  latin1Slice(start: number, end: number): string;
+  utf8Slice(start: number, end: number): string;
+}
+
+export abstract class PayloadCodec {
+  abstract readonly name: string;
+  /** True when the last prepared payload is 7-bit (json only). */
+  ascii = false;
+  /** Encode `value`; returns its byte length. Throws RINGPOOL_UNSERIALIZABLE. */
+  abstract prepare(value: unknown): number;
+  /** Write what `prepare` made at `offset`. */
+  abstract write(buf: Buffer, offset: number): void;
+  abstract decode(buf: Buffer, u8: Uint8Array, start: number, end: number, ascii: boolean): unknown;
+  /** The prepared bytes as a fresh Uint8Array (for messages held on the main thread). */
+  abstract preparedBytes(): Uint8Array;
+}
+
+function unserializable(codec: string, cause: unknown, detail: string): RingpoolError {
+  return new RingpoolError(
+    ErrorCodes.UNSERIALIZABLE,
+    `the ${codec} codec cannot encode this payload: ${detail}`,
+    { codec },
+    { cause },
+  );
+}
+
+export class JsonCodec extends PayloadCodec {
+  readonly name = 'json';
+  private text = '';
+  private bytes = 0;
+
+  prepare(value: unknown): number {
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(value);
+    } catch (err) {
+      throw unserializable('json', err, (err as Error).message);
+    }
+    if (text === undefined) {
+      if (value !== undefined) throw unserializable('json', undefined, `a ${typeof value} has no JSON form`);
+      this.text = '';
+      this.bytes = 0;
+      this.ascii = true;
+      return 0;
+    }
+    const bytes = Buffer.byteLength(text, 'utf8');
+    this.text = text;
+    this.bytes = bytes;
+    this.ascii = bytes === text.length;
+    return bytes;
+  }
+
+  write(buf: Buffer, offset: number): void {
+    if (this.bytes === 0) return;
+    const b = buf as FastBuffer;
+    if (this.ascii) b.latin1Write(this.text, offset, this.bytes);
+    else b.utf8Write(this.text, offset, this.bytes);
+  }
+
+  decode(buf: Buffer, _u8: Uint8Array, start: number, end: number, ascii: boolean): unknown {
+    if (start === end) return undefined;
+    const b = buf as FastBuffer;
+    return JSON.parse(ascii ? b.latin1Slice(start, end) : b.utf8Slice(start, end));
+  }
+
+  preparedBytes(): Uint8Array {
+    return Buffer.from(this.text, 'utf8');
+  }
+}
+
+abstract class BytesCodec extends PayloadCodec {
+  protected bytes: Uint8Array = new Uint8Array(0);
+  write(buf: Buffer, offset: number): void {
+    buf.set(this.bytes, offset);
+  }
+  preparedBytes(): Uint8Array {
+    return this.bytes.slice();
+  }
+}
+
+export class V8Codec extends BytesCodec {
+  readonly name = 'v8';
+  prepare(value: unknown): number {
+    try {
+      this.bytes = v8.serialize(value);
+    } catch (err) {
+      throw unserializable('v8', err, (err as Error).message);
+    }
+    return this.bytes.byteLength;
+  }
+  decode(buf: Buffer, _u8: Uint8Array, start: number, end: number): unknown {
+    return v8.deserialize(buf.subarray(start, end));
+  }
+}
+
+export class RawCodec extends BytesCodec {
+  readonly name = 'raw';
+  prepare(value: unknown): number {
+    if (!(value instanceof Uint8Array)) {
+      throw unserializable('raw', undefined, `expected a Uint8Array, got ${value === null ? 'null' : typeof value}`);
+    }
+    this.bytes = value;
+    return value.byteLength;
+  }
+  decode(_buf: Buffer, u8: Uint8Array, start: number, end: number): Uint8Array {
+    return u8.slice(start, end);
+  }
+}
+
+export class CustomCodec extends BytesCodec {
+  readonly name: string;
+  constructor(private readonly codec: Codec) {
+    super();
+    this.name = codec.name;
+  }
+  prepare(value: unknown): number {
+    let out: unknown;
+    try {
+      out = this.codec.encode(value);
+    } catch (err) {
+      throw unserializable(this.name, err, (err as Error)?.message ?? String(err));
+    }
+    if (!(out instanceof Uint8Array)) throw unserializable(this.name, undefined, 'encode() did not return a Uint8Array');
+    this.bytes = out;
+    return out.byteLength;
+  }
+  decode(_buf: Buffer, u8: Uint8Array, start: number, end: number): unknown {
+    return this.codec.decode(u8.slice(start, end));
+  }
+}
+
+/** A serializable description of a mailbox's codec, sent to worker threads. */
+export type CodecSpec = { kind: 'json' | 'v8' | 'raw' } | { kind: 'custom'; name: string; url: string };
+
+export function codecSpec(option: CodecOption): CodecSpec {
+  if (typeof option === 'string') return { kind: option };
+  return { kind: 'custom', name: option.name, url: String(option.url) };
+}
+
+export function builtinCodec(kind: 'json' | 'v8' | 'raw'): PayloadCodec {
+  return kind === 'json' ? new JsonCodec() : kind === 'v8' ? new V8Codec() : new RawCodec();
+}
+
+/** The codec for a spec; custom codecs are imported from their url (worker side). */
+export async function loadCodec(spec: CodecSpec): Promise<PayloadCodec> {
+  if (spec.kind !== 'custom') return builtinCodec(spec.kind);
+  const mod = (await import(spec.url)) as { default?: Codec };
+  if (!mod.default || typeof mod.default.encode !== 'function' || typeof mod.default.decode !== 'function') {
+    throw new RingpoolError(ErrorCodes.HANDLER_LOAD, `codec module ${spec.url} has no default export with encode() and decode()`);
+  }
+  return new CustomCodec(mod.default);
+}

@@ -1,0 +1,85 @@
+/**
+ * Every error ringpool throws, with a stable `code`. Thread-neutral.
+ * The class is lost when an error crosses a thread; `code` and `name` are not,
+ * so callers test `err.code`, never `instanceof` alone.
+ */
+
+export const ErrorCodes = {
+  /** The ring has no room for the message (send, or sendAsync with overflow 'reject'). */
+  QUEUE_FULL: 'RINGPOOL_QUEUE_FULL',
+  /** The encoded message is larger than the mailbox's maxMessageBytes. */
+  MESSAGE_TOO_LARGE: 'RINGPOOL_MESSAGE_TOO_LARGE',
+  /** The codec could not encode the payload (a BigInt under json, a function under v8, ...). */
+  UNSERIALIZABLE: 'RINGPOOL_UNSERIALIZABLE',
+  /** The runtime (or the mailbox) no longer accepts messages. */
+  CLOSED: 'RINGPOOL_CLOSED',
+  /** No mailbox by that name. */
+  UNKNOWN_MAILBOX: 'RINGPOOL_UNKNOWN_MAILBOX',
+  /** A handler module could not be loaded, or has no usable default export. */
+  HANDLER_LOAD: 'RINGPOOL_HANDLER_LOAD',
+  /** An option has a bad value; the message names its path and the value. */
+  INVALID_OPTION: 'RINGPOOL_INVALID_OPTION',
+  /** A wait (sendAsync, close) ran past its deadline. */
+  TIMEOUT: 'RINGPOOL_TIMEOUT',
+  /** The runtime was used in a state that does not allow the call (send before start, ...). */
+  INVALID_STATE: 'RINGPOOL_INVALID_STATE',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export class RingpoolError extends Error {
+  override name = 'RingpoolError';
+  readonly code: ErrorCode;
+  /** Structured facts about the failure (limit, size, option path, ...). */
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** How a value reads in an error message: `0` (number), `'x'` (string). */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return `'${value.length > 60 ? value.slice(0, 57) + '...' : value}' (string)`;
+  if (typeof value === 'bigint') return `${value}n (bigint)`;
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return `an object`;
+  if (typeof value === 'function') return 'a function';
+  return `\`${String(value)}\` (${typeof value})`;
+}
+
+export function invalidOption(path: string, expected: string, value: unknown): RingpoolError {
+  return new RingpoolError(
+    ErrorCodes.INVALID_OPTION,
+    `options.${path} must be ${expected}, got ${describeValue(value)}`,
+    { option: path, value: typeof value === 'object' || typeof value === 'function' ? undefined : value },
+  );
+}
+
+/** A plain, cloneable description of a thrown value, as kept in dead letters. */
+export interface ErrorInfo {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: string;
+}
+
+export function toErrorInfo(thrown: unknown): ErrorInfo {
+  if (thrown instanceof Error) {
+    const info: ErrorInfo = { name: thrown.name, message: thrown.message };
+    if (thrown.stack !== undefined) info.stack = thrown.stack;
+    const code = (thrown as { code?: unknown }).code;
+    if (typeof code === 'string') info.code = code;
+    return info;
+  }
+  let text: string;
+  try {
+    text = typeof thrown === 'string' ? thrown : JSON.stringify(thrown) ?? String(thrown);
+  } catch {
+    text = String(thrown);
+  }
+  return { name: 'NonErrorThrown', message: `handler threw a non-Error value: ${text}` };
+}

@@ -1,0 +1,174 @@
+/**
+ * The memory layout of one mailbox ring. Thread-neutral: imported by the
+ * dispatcher (main thread) and by the consumer loops (worker threads).
+ *
+ * One SharedArrayBuffer holds four regions:
+ *
+ * ```
+ *  byte 0                HEADER_BYTES          SLOTS_END          STATE_END (=DATA_OFF)        end
+ *  ├─ control header ────┼─ consumer slots ────┼─ state bytes ─────┼─ data: C bytes, records ───┤
+ *  │ cursors, counters,  │ MAX_CONSUMERS x     │ 1 byte per 16-byte│ variable-length records,   │
+ *  │ wake words, config  │ SLOT_BYTES          │ unit of data      │ 16-byte aligned            │
+ * ```
+ *
+ * Cursors (HEAD, READ, TAIL) count 16-byte *units* as uint32 that wrap at
+ * 2^32; the data region holds C_units = 2^k units, so `cursor & indexMask` is
+ * the unit index and `(a - b) >>> 0` is a distance that stays right across
+ * the wrap. Counting units, not bytes, makes an ABA on a cursor need 64 GiB of
+ * traffic while one CAS is pending.
+ *
+ * Control header (Int32 words; each group on its own 64-byte line so that
+ * producers, consumers and reclaimers do not share a cache line):
+ *
+ * ```
+ *  word  0 HEAD          reserve cursor (producers CAS it)
+ *  word  1 PUBLISHED     records made READY (sends + re-enqueues), += 1 before the publish store
+ *  word  2 ENQUEUED      accepted first sends from any thread (Atomics.add)
+ *  word  3 ID_BLOCK      next block of message ids (a producer takes 2^16 ids at a time)
+ *  word  4-7 REJECTED_*  refused sends by reason: queue_full, too_large, unserializable, closed
+ *  word 16 READ          claim cursor (consumers CAS it, one CAS per batch)
+ *  word 17 CLAIMED       records claimed (+= batch size)
+ *  word 32 TAIL          reclaim cursor (one reclaimer at a time per record, see ring.ts)
+ *  word 33 SPACE_SEQ     bumped when TAIL moves while SPACE_WAITERS > 0
+ *  word 34 SPACE_WAITERS producers parked on SPACE_SEQ (main thread, Atomics.waitAsync)
+ *  word 48 WAKE          bumped + notified by producers when SLEEPERS > 0
+ *  word 49 SLEEPERS      consumers parked on WAKE
+ *  word 64 MAGIC, 65 VERSION, 66 CAPACITY_UNITS, 67 MAX_PAYLOAD_BYTES
+ * ```
+ *
+ * Consumer slot (SLOT_WORDS Int32 words, 128 bytes; slot c belongs to the
+ * consumer loop with id c; only that loop writes the counters in it):
+ *
+ * ```
+ *  word 0 STATUS       IDLE / RUNNING / STOP (finish the batch, return) / REVOKED (return now)
+ *  word 1 INCARNATION  bumped by the dispatcher each time a loop is started in the slot
+ *  word 2 CUR_UNIT     data unit of the record whose handler runs now, or -1
+ *  word 3 ACKED        records this slot acked (monotonic, wraps)
+ *  word 4 GUARD        0 free, 1 inside ctx.send's reserve..publish, 2 revoked by the dispatcher
+ *  word 5 THREAD_ID    worker threadId of the loop
+ *  word 6 CUR_SEQ      bumped every time CUR_UNIT is set
+ *  word 8-9  f64 CUR_START  when the current handler started (clock.now() ms)
+ * ```
+ *
+ * Record (at a 16-byte aligned unit; a record never wraps past the end: a
+ * producer that would cross it reserves the rest of the ring as a SKIP):
+ *
+ * ```
+ *  +0  i32 units        record length in 16-byte units, header included
+ *  +4  i32 payloadBytes
+ *  +8  i32 keyBytes     0 = no key
+ *  +12 i32 attempt      1 for the first delivery
+ *  +16 f64 id
+ *  +24 f64 sentAt       first send (clock.now() ms), kept across retries
+ *  +32 f64 readyAt      when this delivery was published (queue wait starts)
+ *  +40 i32 flags        FLAG_ASCII: the payload is 7-bit (decoder may use latin1)
+ *  +44 i32 metaBytes    JSON of the first failure, carried across retries (0 = none)
+ *  +48 key bytes (utf8), then payload bytes, then meta bytes
+ * ```
+ */
+
+export const UNIT_BYTES = 16;
+export const UNIT_SHIFT = 4;
+
+// ---- control header (Int32 word indices) ----
+export const HEAD = 0;
+export const PUBLISHED = 1;
+export const ENQUEUED = 2;
+export const ID_BLOCK = 3;
+export const REJECTED_BASE = 4;
+export const REJECT_REASONS = ['queue_full', 'too_large', 'unserializable', 'closed'] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+export const READ = 16;
+export const CLAIMED = 17;
+export const TAIL = 32;
+export const SPACE_SEQ = 33;
+export const SPACE_WAITERS = 34;
+export const WAKE = 48;
+export const SLEEPERS = 49;
+export const MAGIC_WORD = 64;
+export const VERSION_WORD = 65;
+export const CAPACITY_UNITS_WORD = 66;
+export const MAX_PAYLOAD_WORD = 67;
+
+export const HEADER_BYTES = 512;
+export const MAGIC = 0x52_50_4f_4c; // "RPOL"
+export const LAYOUT_VERSION = 1;
+
+// ---- consumer slots ----
+export const MAX_CONSUMERS = 64;
+export const SLOT_WORDS = 32;
+export const SLOT_BYTES = SLOT_WORDS * 4;
+export const SLOTS_OFF = HEADER_BYTES;
+export const SLOTS_END = SLOTS_OFF + MAX_CONSUMERS * SLOT_BYTES;
+
+export const S_STATUS = 0;
+export const S_INCARNATION = 1;
+export const S_CUR_UNIT = 2;
+export const S_ACKED = 3;
+export const S_GUARD = 4;
+export const S_THREAD_ID = 5;
+export const S_CUR_SEQ = 6;
+/** f64 index offset inside the slot (word 8 = f64 word 4). */
+export const S_F64_CUR_START = 4;
+
+export const SLOT_IDLE = 0;
+export const SLOT_RUNNING = 1;
+export const SLOT_STOP = 2;
+/** The dispatcher took the running message back (lease expired): drop the rest of the batch. */
+export const SLOT_REVOKED = 3;
+
+export const GUARD_FREE = 0;
+export const GUARD_SENDING = 1;
+export const GUARD_REVOKED = 2;
+
+// ---- state bytes (one per data unit; non-zero only at the start of a live record) ----
+export const ST_FREE = 0;
+export const ST_READY = 1;
+export const ST_DONE = 2;
+export const ST_SKIP = 3;
+export const ST_RECLAIMING = 4;
+export const ST_HELD = 5;
+/** CLAIMED by consumer c is `ST_CLAIMED + c` (64..127). */
+export const ST_CLAIMED = 64;
+
+// ---- record header ----
+export const R_UNITS = 0; // i32 word offsets
+export const R_PAYLOAD_BYTES = 1;
+export const R_KEY_BYTES = 2;
+export const R_ATTEMPT = 3;
+export const R_F64_ID = 2; // f64 word offsets (byte 16)
+export const R_F64_SENT_AT = 3; // byte 24
+export const R_F64_READY_AT = 4; // byte 32
+export const R_FLAGS = 10; // i32 word, byte 40
+export const R_META_BYTES = 11; // i32 word, byte 44
+export const RECORD_HEADER_BYTES = 48;
+export const FLAG_ASCII = 1;
+/** Most meta bytes a record carries (the first error, truncated). */
+export const META_MAX_BYTES = 4096;
+
+export const ID_BLOCK_SIZE = 1 << 16;
+
+/** Smallest ring we build, in data bytes. */
+export const MIN_CAPACITY_BYTES = 4096;
+/** Largest ring: 1 GiB of data (2^26 units keeps cursor distances far from 2^31). */
+export const MAX_CAPACITY_BYTES = 1 << 30;
+
+/** Units a record of `keyBytes` + `payloadBytes` takes. */
+export function recordUnits(keyBytes: number, payloadBytes: number): number {
+  return (RECORD_HEADER_BYTES + keyBytes + payloadBytes + UNIT_BYTES - 1) >>> UNIT_SHIFT;
+}
+
+export function nextPowerOfTwo(n: number): number {
+  let p = MIN_CAPACITY_BYTES;
+  while (p < n) p *= 2;
+  return p;
+}
+
+/** Where each region starts, for a data region of `capacityBytes` (a power of two). */
+export function regions(capacityBytes: number): { stateOff: number; dataOff: number; total: number } {
+  const units = capacityBytes >>> UNIT_SHIFT;
+  const stateOff = SLOTS_END;
+  // keep the data region 64-byte aligned (f64 views need 8)
+  const dataOff = (stateOff + units + 63) & ~63;
+  return { stateOff, dataOff, total: dataOff + capacityBytes };
+}

@@ -1,0 +1,136 @@
+/**
+ * The send path, shared by `rt.send()` on the main thread and `ctx.send()` in
+ * handlers: check the options, encode, check the size, reserve-write-publish.
+ * Thread-neutral. Allocates nothing per message beyond what the codec makes
+ * (the JSON string); a key costs its byte length.
+ */
+import type { PayloadCodec } from './codec.js';
+import { ErrorCodes, RingpoolError, describeValue } from './errors.js';
+import { GUARD_FREE, GUARD_SENDING } from './layout.js';
+import { now } from './clock.js';
+import type { Ring } from './ring.js';
+
+export interface SendOptions {
+  /** Messages with one key are handled in order, one at a time (keyed ordering lands with actors). */
+  key?: string;
+  /** Deliver no sooner than this many ms from now. */
+  delayMs?: number;
+}
+
+/** Where a delayed message goes: the dispatcher's timer heap (main) or a post to it (worker). */
+export type DelayedSink = (
+  producer: Producer,
+  payload: Uint8Array,
+  ascii: boolean,
+  key: string | null,
+  delayMs: number,
+  id: number,
+  sentAt: number,
+) => void;
+
+export class Producer {
+  /**
+   * When set (worker threads), the reserve..publish window runs under this
+   * guard word: the dispatcher never terminates a thread inside it, so a
+   * reservation is never left unpublished by a lease kill.
+   */
+  guard: { i32: Int32Array; index: number } | null = null;
+  /** Set by the dispatcher when the mailbox stops taking messages. */
+  closed = false;
+
+  constructor(
+    readonly mailbox: string,
+    readonly ring: Ring,
+    readonly codec: PayloadCodec,
+    readonly maxMessageBytes: number,
+    private readonly delayed: DelayedSink,
+  ) {}
+
+  /** Send or throw: RINGPOOL_QUEUE_FULL when the ring has no room. */
+  send(payload: unknown, opts: SendOptions | undefined): number {
+    const id = this.trySend(payload, opts);
+    if (id < 0) {
+      this.ring.countRejected('queue_full');
+      throw this.fullError();
+    }
+    return id;
+  }
+
+  fullError(): RingpoolError {
+    const ring = this.ring;
+    return new RingpoolError(
+      ErrorCodes.QUEUE_FULL,
+      `mailbox '${this.mailbox}' is full (capacityBytes ${ring.capacityBytes}, ${ring.depth()} ready)`,
+      { mailbox: this.mailbox, capacityBytes: ring.capacityBytes },
+    );
+  }
+
+  /** Send; returns the message id, or -1 when the ring is full now (nothing counted). Throws for anything else. */
+  trySend(payload: unknown, opts: SendOptions | undefined): number {
+    const ring = this.ring;
+    if (this.closed) {
+      ring.countRejected('closed');
+      throw new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.mailbox}' is closed to new messages`, {
+        mailbox: this.mailbox,
+      });
+    }
+    let key: string | null = null;
+    let keyBytes = 0;
+    let delayMs = 0;
+    if (opts !== undefined && opts !== null) {
+      const k = opts.key;
+      if (k !== undefined && k !== null) {
+        if (typeof k !== 'string') throw badSendOption('key', 'a string', k);
+        key = k;
+        keyBytes = Buffer.byteLength(k, 'utf8');
+      }
+      const d = opts.delayMs;
+      if (d !== undefined) {
+        if (typeof d !== 'number' || !(d >= 0) || d === Infinity) throw badSendOption('delayMs', 'a finite number >= 0', d);
+        delayMs = d;
+      }
+    }
+    const codec = this.codec;
+    let bytes: number;
+    try {
+      bytes = codec.prepare(payload);
+    } catch (err) {
+      ring.countRejected('unserializable');
+      throw err;
+    }
+    if (bytes + keyBytes > this.maxMessageBytes) {
+      ring.countRejected('too_large');
+      throw new RingpoolError(
+        ErrorCodes.MESSAGE_TOO_LARGE,
+        `message of ${bytes + keyBytes} bytes (payload ${bytes}, key ${keyBytes}) is over maxMessageBytes ` +
+          `${this.maxMessageBytes} of mailbox '${this.mailbox}'`,
+        { mailbox: this.mailbox, size: bytes + keyBytes, limit: this.maxMessageBytes },
+      );
+    }
+    const id = ring.nextId();
+    const t = now();
+    if (delayMs > 0) {
+      ring.countEnqueued(1);
+      this.delayed(this, codec.preparedBytes(), codec.ascii, key, delayMs, id, t);
+      return id;
+    }
+    const guard = this.guard;
+    if (guard !== null && Atomics.compareExchange(guard.i32, guard.index, GUARD_FREE, GUARD_SENDING) !== GUARD_FREE) {
+      ring.countRejected('closed');
+      throw new RingpoolError(ErrorCodes.CLOSED, `this thread is being retired; ctx.send() is refused`, {
+        mailbox: this.mailbox,
+      });
+    }
+    const ok = ring.write(codec, bytes, key, keyBytes, 1, id, t, t, codec.ascii);
+    if (guard !== null) Atomics.store(guard.i32, guard.index, GUARD_FREE);
+    if (!ok) return -1;
+    ring.countEnqueued(1);
+    return id;
+  }
+}
+
+function badSendOption(name: string, expected: string, value: unknown): RingpoolError {
+  return new RingpoolError(ErrorCodes.INVALID_OPTION, `send options.${name} must be ${expected}, got ${describeValue(value)}`, {
+    option: name,
+  });
+}

@@ -1,0 +1,82 @@
+/**
+ * What the dispatcher and the consumer threads say to each other outside the
+ * ring. Thread-neutral types only.
+ *
+ * - The task a consumer loop starts with (a Piscina task, data cloned once).
+ * - Events a consumer posts to the dispatcher (one-way, raw postMessage on
+ *   `events`): ready, load failure, nack, delayed send. Never per success.
+ * - The control interface a consumer exposes with comlink on `control`
+ *   (calls with replies: stop, stats).
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { CodecSpec } from './codec.js';
+import type { ErrorInfo } from './errors.js';
+
+export interface RingRef {
+  sab: SharedArrayBuffer;
+  codec: CodecSpec;
+  maxMessageBytes: number;
+}
+
+export interface ConsumerTask {
+  mailbox: string;
+  consumer: number;
+  incarnation: number;
+  handlerUrl: string;
+  leaseMs: number;
+  batchSize: number;
+  /** Every mailbox of the runtime, so handlers can ctx.send() to any of them. */
+  rings: Record<string, RingRef>;
+  control: MessagePort;
+  events: MessagePort;
+}
+
+export interface ProbeTask {
+  handlerUrl: string;
+  codec: CodecSpec;
+}
+
+export type WorkerEvent =
+  | { type: 'ready'; consumer: number; incarnation: number; threadId: number }
+  | { type: 'load-error'; consumer: number; incarnation: number; error: ErrorInfo }
+  | {
+      type: 'nack';
+      consumer: number;
+      incarnation: number;
+      unit: number;
+      error: ErrorInfo;
+      unrecoverable: boolean;
+    }
+  | {
+      type: 'delayed-send';
+      mailbox: string;
+      payload: Uint8Array;
+      ascii: boolean;
+      key: string | null;
+      delayMs: number;
+      id: number;
+      sentAt: number;
+    };
+
+export interface WorkerStats {
+  threadId: number;
+  consumer: number;
+  incarnation: number;
+  acked: number;
+  nacked: number;
+  batchSize: number;
+  /** Mean handler time per message (EWMA), ms. */
+  handlerMs: number;
+}
+
+/** Exposed by each consumer loop with comlink; the dispatcher holds a Remote<WorkerControl>. */
+export interface WorkerControl {
+  /** Finish the batch in hand, then return from the loop. Resolves with the final stats. */
+  stop(): WorkerStats;
+  stats(): WorkerStats;
+}
+
+export interface LoopResult {
+  reason: 'stopped' | 'load-error';
+  stats: WorkerStats;
+}

@@ -1,0 +1,445 @@
+/**
+ * The mailbox ring: a bounded multi-producer, multi-consumer queue of
+ * variable-length records in one SharedArrayBuffer. Thread-neutral: the
+ * dispatcher and every consumer thread wrap the same buffer in their own
+ * `Ring` instance. Layout and cursor arithmetic: see layout.ts.
+ *
+ * The protocol, in the order things happen to a record:
+ *
+ * 1. reserve  (producer) CAS HEAD h -> h+n after checking `h + n - TAIL <= C`.
+ *             The units [h, h+n) now belong to this producer; their state
+ *             bytes are all FREE (0), so no consumer takes them for a record.
+ *             A record that would cross the end of the data region makes the
+ *             producer reserve the rest of the region too and mark it SKIP.
+ * 2. write    (producer) plain stores of the header, key and payload.
+ * 3. publish  (producer) Atomics.add(PUBLISHED), then Atomics.store(state, READY).
+ *             The store is the release: a consumer that loads READY with
+ *             Atomics.load (acquire) sees every byte written in step 2.
+ *             Then, only if SLEEPERS > 0: bump WAKE and Atomics.notify it.
+ * 4. claim    (consumer) load READ, walk forward over READY/SKIP records up to
+ *             a batch, CAS READ to the end of the walk (one CAS a batch), then
+ *             CAS each record's state READY -> CLAIMED+c. The per-record CAS
+ *             only fails if the dispatcher recovered the record because the
+ *             claiming thread was declared dead between the two CASes.
+ * 5. ack      (consumer) CAS CLAIMED+c -> DONE. It fails when the dispatcher
+ *             already took the record back (lease expired, thread revoked):
+ *             a late result from a dead lease is ignored, never double-counted.
+ *    nack     the consumer reports to the dispatcher; the record stays CLAIMED
+ *             until the dispatcher has copied it out, then the dispatcher
+ *             marks it DONE.
+ * 6. reclaim  (anyone, usually the acking consumer) at TAIL t: CAS the state
+ *             DONE|SKIP -> RECLAIMING (one winner), store FREE, store TAIL.
+ *             Only the start unit of a record ever has a non-zero state byte,
+ *             so resetting it restores the invariant "every state byte in
+ *             free space is FREE". A record that is not DONE stops reclaiming:
+ *             a slow message holds the space behind it (bounded by leaseMs).
+ */
+import {
+  CAPACITY_UNITS_WORD,
+  CLAIMED,
+  ENQUEUED,
+  FLAG_ASCII,
+  HEAD,
+  ID_BLOCK,
+  ID_BLOCK_SIZE,
+  LAYOUT_VERSION,
+  MAGIC,
+  MAGIC_WORD,
+  MAX_PAYLOAD_WORD,
+  PUBLISHED,
+  READ,
+  RECORD_HEADER_BYTES,
+  R_ATTEMPT,
+  R_F64_ID,
+  R_F64_READY_AT,
+  R_F64_SENT_AT,
+  R_FLAGS,
+  R_KEY_BYTES,
+  R_META_BYTES,
+  R_PAYLOAD_BYTES,
+  REJECTED_BASE,
+  type RejectReason,
+  REJECT_REASONS,
+  R_UNITS,
+  SLEEPERS,
+  SLOTS_OFF,
+  SLOT_WORDS,
+  SPACE_SEQ,
+  SPACE_WAITERS,
+  ST_CLAIMED,
+  ST_DONE,
+  ST_FREE,
+  ST_READY,
+  ST_RECLAIMING,
+  ST_SKIP,
+  TAIL,
+  UNIT_SHIFT,
+  VERSION_WORD,
+  WAKE,
+  recordUnits,
+  regions,
+} from './layout.js';
+
+/** Anything that can write a payload at a byte offset (a prepared codec, or held bytes). */
+export interface PayloadWriter {
+  write(buf: Buffer, offset: number): void;
+}
+
+export interface RingInit {
+  /** Data region size in bytes; a power of two. */
+  capacityBytes: number;
+  /** Largest payload + key accepted. */
+  maxPayloadBytes: number;
+  /** Start value of every cursor (tests start near 2^32 to cross the wrap). */
+  initialCursor?: number;
+}
+
+export class Ring {
+  readonly sab: SharedArrayBuffer;
+  readonly i32: Int32Array;
+  readonly f64: Float64Array;
+  readonly u8: Uint8Array;
+  readonly buf: Buffer;
+  /** One byte per data unit. */
+  readonly state: Uint8Array;
+  readonly capacityUnits: number;
+  readonly indexMask: number;
+  readonly dataOff: number;
+  readonly maxPayloadBytes: number;
+  /** Units of the largest record (header + maxPayloadBytes). */
+  readonly maxRecordUnits: number;
+  private idNext = 0;
+  private idEnd = 0;
+
+  static allocate(init: RingInit): SharedArrayBuffer {
+    const { capacityBytes, maxPayloadBytes } = init;
+    if (capacityBytes <= 0 || (capacityBytes & (capacityBytes - 1)) !== 0) {
+      throw new RangeError(`capacityBytes must be a power of two, got ${capacityBytes}`);
+    }
+    const { total } = regions(capacityBytes);
+    const sab = new SharedArrayBuffer(total);
+    const i32 = new Int32Array(sab);
+    const c = (init.initialCursor ?? 0) | 0;
+    i32[HEAD] = c;
+    i32[READ] = c;
+    i32[TAIL] = c;
+    i32[MAGIC_WORD] = MAGIC;
+    i32[VERSION_WORD] = LAYOUT_VERSION;
+    i32[CAPACITY_UNITS_WORD] = capacityBytes >>> UNIT_SHIFT;
+    i32[MAX_PAYLOAD_WORD] = maxPayloadBytes;
+    return sab;
+  }
+
+  constructor(sab: SharedArrayBuffer) {
+    this.sab = sab;
+    this.i32 = new Int32Array(sab);
+    if (this.i32[MAGIC_WORD] !== MAGIC || this.i32[VERSION_WORD] !== LAYOUT_VERSION) {
+      throw new TypeError('not a ringpool ring (bad magic or layout version)');
+    }
+    this.f64 = new Float64Array(sab, 0, sab.byteLength >>> 3);
+    this.u8 = new Uint8Array(sab);
+    this.buf = Buffer.from(sab);
+    this.capacityUnits = this.i32[CAPACITY_UNITS_WORD]!;
+    this.indexMask = this.capacityUnits - 1;
+    const capacityBytes = this.capacityUnits << UNIT_SHIFT;
+    const { stateOff, dataOff } = regions(capacityBytes);
+    this.state = new Uint8Array(sab, stateOff, this.capacityUnits);
+    this.dataOff = dataOff;
+    this.maxPayloadBytes = this.i32[MAX_PAYLOAD_WORD]!;
+    this.maxRecordUnits = recordUnits(0, this.maxPayloadBytes);
+  }
+
+  get capacityBytes(): number {
+    return this.capacityUnits << UNIT_SHIFT;
+  }
+
+  // ---------------------------------------------------------------- producer
+
+  /** A message id unique in this ring: ids come in blocks of 2^16 per producer thread. */
+  nextId(): number {
+    if (this.idNext === this.idEnd) {
+      const block = Atomics.add(this.i32, ID_BLOCK, 1) >>> 0;
+      this.idNext = block * ID_BLOCK_SIZE;
+      this.idEnd = this.idNext + ID_BLOCK_SIZE;
+    }
+    return this.idNext++;
+  }
+
+  countEnqueued(n: number): void {
+    Atomics.add(this.i32, ENQUEUED, n);
+  }
+
+  /**
+   * Reserve `units` contiguous units. Returns the unit index of the record,
+   * or -1 when the ring has no room now.
+   */
+  reserve(units: number): number {
+    const i32 = this.i32;
+    const cap = this.capacityUnits;
+    for (let tries = 0; ; tries++) {
+      // TAIL first: it only grows, so a stale TAIL under-estimates free space (safe).
+      const t = Atomics.load(i32, TAIL);
+      const h = Atomics.load(i32, HEAD);
+      const at = h & this.indexMask;
+      const toEnd = cap - at;
+      const need = units <= toEnd ? units : toEnd + units;
+      if (((h - t) >>> 0) + need > cap) {
+        // Records may be DONE but not yet reclaimed (their consumer is between
+        // ack and reclaim): help once, then report full.
+        if (tries === 0 && this.reclaim() > 0) continue;
+        return -1;
+      }
+      if (Atomics.compareExchange(i32, HEAD, h, (h + need) | 0) === h) {
+        if (need !== units) {
+          // The rest of the region is padding; a consumer passes over it.
+          Atomics.store(this.state, at, ST_SKIP);
+          return 0;
+        }
+        return at;
+      }
+    }
+  }
+
+  /** Byte offset of a unit in the buffer. */
+  offsetOf(unit: number): number {
+    return this.dataOff + (unit << UNIT_SHIFT);
+  }
+
+  /** Write a record header (step 2). */
+  writeHeader(
+    unit: number,
+    units: number,
+    payloadBytes: number,
+    keyBytes: number,
+    attempt: number,
+    id: number,
+    sentAt: number,
+    readyAt: number,
+    flags: number,
+    metaBytes: number,
+  ): number {
+    const off = this.dataOff + (unit << UNIT_SHIFT);
+    const w = off >> 2;
+    const f = off >> 3;
+    const i32 = this.i32;
+    const f64 = this.f64;
+    i32[w + R_UNITS] = units;
+    i32[w + R_PAYLOAD_BYTES] = payloadBytes;
+    i32[w + R_KEY_BYTES] = keyBytes;
+    i32[w + R_ATTEMPT] = attempt;
+    i32[w + R_FLAGS] = flags;
+    i32[w + R_META_BYTES] = metaBytes;
+    f64[f + R_F64_ID] = id;
+    f64[f + R_F64_SENT_AT] = sentAt;
+    f64[f + R_F64_READY_AT] = readyAt;
+    return off + RECORD_HEADER_BYTES;
+  }
+
+  /** Step 3. Returns true when a sleeping consumer was notified. */
+  publish(unit: number): boolean {
+    Atomics.add(this.i32, PUBLISHED, 1);
+    Atomics.store(this.state, unit, ST_READY);
+    return this.wakeIfSleeping();
+  }
+
+  /**
+   * Reserve, write and publish one record. `key` is written when keyBytes > 0;
+   * `payload.write` writes the payload and then `metaBytes` of meta.
+   * Returns false when the ring is full (nothing written).
+   */
+  write(
+    payload: PayloadWriter,
+    payloadBytes: number,
+    key: string | null,
+    keyBytes: number,
+    attempt: number,
+    id: number,
+    sentAt: number,
+    readyAt: number,
+    ascii: boolean,
+    metaBytes = 0,
+  ): boolean {
+    const units = recordUnits(keyBytes + metaBytes, payloadBytes);
+    const unit = this.reserve(units);
+    if (unit < 0) return false;
+    const body = this.writeHeader(unit, units, payloadBytes, keyBytes, attempt, id, sentAt, readyAt, ascii ? FLAG_ASCII : 0, metaBytes);
+    if (keyBytes !== 0) (this.buf as Buffer & { utf8Write(s: string, o: number, l: number): number }).utf8Write(key!, body, keyBytes);
+    payload.write(this.buf, body + keyBytes);
+    this.publish(unit);
+    return true;
+  }
+
+  countRejected(reason: RejectReason): void {
+    Atomics.add(this.i32, REJECTED_BASE + REJECT_REASONS.indexOf(reason), 1);
+  }
+
+  private wakeIfSleeping(): boolean {
+    // Seq-cst: a consumer increments SLEEPERS before its last look for work,
+    // so either we see it here or it sees the record we just published.
+    if (Atomics.load(this.i32, SLEEPERS) === 0) return false;
+    Atomics.add(this.i32, WAKE, 1);
+    Atomics.notify(this.i32, WAKE, 1);
+    return true;
+  }
+
+  /** Wake every parked consumer (stop requests). */
+  wakeAll(): void {
+    Atomics.add(this.i32, WAKE, 1);
+    Atomics.notify(this.i32, WAKE);
+  }
+
+  // ---------------------------------------------------------------- consumer
+
+  /** True when the record at READ is ready to claim (or padding before one). */
+  hasReady(): boolean {
+    const r = Atomics.load(this.i32, READ);
+    if (r === Atomics.load(this.i32, HEAD)) return false;
+    const s = Atomics.load(this.state, r & this.indexMask);
+    return s === ST_READY || s === ST_SKIP;
+  }
+
+  /**
+   * Claim up to `max` ready records for consumer `c`; their unit indices go
+   * to `out`. Returns how many were claimed (0 when none is ready).
+   */
+  claim(c: number, max: number, out: Int32Array): number {
+    const i32 = this.i32;
+    const state = this.state;
+    const mask = this.indexMask;
+    for (;;) {
+      const r = Atomics.load(i32, READ);
+      const h = Atomics.load(i32, HEAD);
+      let p = r;
+      let k = 0;
+      while (p !== h && k < max) {
+        const at = p & mask;
+        const s = Atomics.load(state, at);
+        if (s === ST_READY) {
+          out[k++] = at;
+          p = (p + i32[(this.dataOff >> 2) + (at << 2) + R_UNITS]!) | 0;
+        } else if (s === ST_SKIP) {
+          p = (p + (this.capacityUnits - at)) | 0;
+        } else {
+          break; // reserved, not yet published
+        }
+      }
+      if (k === 0) {
+        // Only padding ahead of an unpublished record: move READ over it so it can be reclaimed.
+        if (p !== r) Atomics.compareExchange(i32, READ, r, p);
+        return 0;
+      }
+      if (Atomics.compareExchange(i32, READ, r, p) !== r) continue;
+      Atomics.add(i32, CLAIMED, k);
+      const mine = ST_CLAIMED + c;
+      let n = 0;
+      for (let i = 0; i < k; i++) {
+        const at = out[i]!;
+        if (Atomics.compareExchange(state, at, ST_READY, mine) === ST_READY) out[n++] = at;
+      }
+      return n;
+    }
+  }
+
+  /** Step 5: CAS CLAIMED+c -> DONE. False when the dispatcher took the record back. */
+  ack(c: number, unit: number): boolean {
+    return Atomics.compareExchange(this.state, unit, ST_CLAIMED + c, ST_DONE) === ST_CLAIMED + c;
+  }
+
+  /** Step 6. Returns the number of units freed. */
+  reclaim(): number {
+    const i32 = this.i32;
+    const state = this.state;
+    let freed = 0;
+    for (;;) {
+      const t = Atomics.load(i32, TAIL);
+      if (t === Atomics.load(i32, READ)) break;
+      const at = t & this.indexMask;
+      const s = Atomics.load(state, at);
+      let units: number;
+      if (s === ST_DONE) units = i32[(this.dataOff >> 2) + (at << 2) + R_UNITS]!;
+      else if (s === ST_SKIP) units = this.capacityUnits - at;
+      else break;
+      if (Atomics.compareExchange(state, at, s, ST_RECLAIMING) !== s) break;
+      // The state byte is only 8 bits: the record we CASed may be a newer one
+      // at the same unit if TAIL moved meanwhile. Holding RECLAIMING at TAIL's
+      // unit means nobody else can move TAIL, so this check is final.
+      if (Atomics.load(i32, TAIL) !== t) {
+        Atomics.store(state, at, s);
+        continue;
+      }
+      Atomics.store(state, at, ST_FREE);
+      Atomics.store(i32, TAIL, (t + units) | 0);
+      freed += units;
+    }
+    if (freed !== 0 && Atomics.load(i32, SPACE_WAITERS) !== 0) {
+      Atomics.add(i32, SPACE_SEQ, 1);
+      Atomics.notify(i32, SPACE_SEQ);
+    }
+    return freed;
+  }
+
+  // ---------------------------------------------------------------- record fields
+
+  units(unit: number): number {
+    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_UNITS]!;
+  }
+  payloadBytes(unit: number): number {
+    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_PAYLOAD_BYTES]!;
+  }
+  keyBytes(unit: number): number {
+    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_KEY_BYTES]!;
+  }
+  attempt(unit: number): number {
+    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_ATTEMPT]!;
+  }
+  metaBytes(unit: number): number {
+    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_META_BYTES]!;
+  }
+  flags(unit: number): number {
+    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_FLAGS]!;
+  }
+  id(unit: number): number {
+    return this.f64[(this.dataOff >> 3) + (unit << 1) + R_F64_ID]!;
+  }
+  sentAt(unit: number): number {
+    return this.f64[(this.dataOff >> 3) + (unit << 1) + R_F64_SENT_AT]!;
+  }
+  readyAt(unit: number): number {
+    return this.f64[(this.dataOff >> 3) + (unit << 1) + R_F64_READY_AT]!;
+  }
+  /** The record's key, or undefined. Allocates a string: only for keyed records. */
+  key(unit: number): string | undefined {
+    const n = this.keyBytes(unit);
+    if (n === 0) return undefined;
+    const start = this.offsetOf(unit) + RECORD_HEADER_BYTES;
+    return this.buf.toString('utf8', start, start + n);
+  }
+  /** Byte range of the payload. */
+  payloadStart(unit: number): number {
+    return this.offsetOf(unit) + RECORD_HEADER_BYTES + this.keyBytes(unit);
+  }
+
+  // ---------------------------------------------------------------- counters and cursors
+
+  load(word: number): number {
+    return Atomics.load(this.i32, word);
+  }
+  /** Ready records not yet claimed. */
+  depth(): number {
+    const d = (Atomics.load(this.i32, PUBLISHED) - Atomics.load(this.i32, CLAIMED)) | 0;
+    return d > 0 ? d : 0;
+  }
+  /** Units in use (reserved and not yet reclaimed). */
+  usedUnits(): number {
+    const t = Atomics.load(this.i32, TAIL);
+    return (Atomics.load(this.i32, HEAD) - t) >>> 0;
+  }
+  /** Int32 index of word `w` of consumer slot `c`. */
+  slotWord(c: number, w: number): number {
+    return (SLOTS_OFF >> 2) + c * SLOT_WORDS + w;
+  }
+  /** Float64 index of f64 word `w` of consumer slot `c`. */
+  slotF64(c: number, w: number): number {
+    return ((SLOTS_OFF >> 2) + c * SLOT_WORDS) / 2 + w;
+  }
+}

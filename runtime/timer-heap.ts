@@ -1,0 +1,61 @@
+/**
+ * A binary min-heap of held messages by `dueAt`, for retry backoffs and
+ * delayed sends. One timer for the earliest entry. Main thread.
+ */
+import type { HeldMessage } from './held.js';
+
+export class TimerHeap {
+  private readonly items: HeldMessage[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  peek(): HeldMessage | undefined {
+    return this.items[0];
+  }
+
+  push(m: HeldMessage): void {
+    const a = this.items;
+    a.push(m);
+    let i = a.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (a[parent]!.dueAt <= m.dueAt) break;
+      a[i] = a[parent]!;
+      i = parent;
+    }
+    a[i] = m;
+  }
+
+  pop(): HeldMessage | undefined {
+    const a = this.items;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last !== undefined) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= a.length) break;
+        const r = l + 1;
+        const c = r < a.length && a[r]!.dueAt < a[l]!.dueAt ? r : l;
+        if (a[c]!.dueAt >= last.dueAt) break;
+        a[i] = a[c]!;
+        i = c;
+      }
+      a[i] = last;
+    }
+    return top;
+  }
+
+  /** Every entry, in no order (for close() reports). */
+  drain(): HeldMessage[] {
+    return this.items.splice(0);
+  }
+}
+
+/** Exponential backoff with full jitter: a random delay in [0, min(maxMs, baseMs * 2^(attempt-1))]. */
+export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  return random() * ceiling;
+}

@@ -1,0 +1,272 @@
+/**
+ * The consumer loop: a long-lived Piscina task on a worker thread. It claims
+ * batches from its mailbox's ring, decodes each message, calls the handler,
+ * and acks (a CAS on the record's state byte) or nacks (a one-way event to the
+ * dispatcher). It returns when the dispatcher sets its slot to STOP.
+ *
+ * Nothing here runs on the main thread, and nothing here loads prom-client or
+ * the dispatcher.
+ */
+import { threadId } from 'node:worker_threads';
+import * as Comlink from '../runtime/shared/comlink.js';
+import { loadCodec, type PayloadCodec } from '../runtime/shared/codec.js';
+import { ErrorCodes, RingpoolError, toErrorInfo } from '../runtime/shared/errors.js';
+import {
+  FLAG_ASCII,
+  S_ACKED,
+  S_CUR_SEQ,
+  S_CUR_UNIT,
+  S_F64_CUR_START,
+  S_GUARD,
+  S_STATUS,
+  S_THREAD_ID,
+  SLEEPERS,
+  SLOT_REVOKED,
+  SLOT_RUNNING,
+  TAIL,
+  WAKE,
+} from '../runtime/shared/layout.js';
+import { Producer, type SendOptions } from '../runtime/shared/producer.js';
+import type { ConsumerTask, LoopResult, ProbeTask, WorkerControl, WorkerEvent, WorkerStats } from '../runtime/shared/protocol.js';
+import { Ring } from '../runtime/shared/ring.js';
+import { MessageContext, type ContextHost, type Handler } from './context.js';
+import { isUnrecoverable } from './unrecoverable.js';
+
+/** A batch aims at about this much handler time, so slow handlers do not hoard messages other threads could run. */
+const TARGET_BATCH_MS = 1;
+/** Parked consumers re-check their slot at least this often. */
+const PARK_TIMEOUT_MS = 200;
+/** Under continuous load, give the event loop (comlink calls, handler timers) a turn this often. */
+const YIELD_EVERY_MS = 5;
+
+const origin = performance.timeOrigin;
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Import a handler module and check its default export (also used by the dispatcher's start() probe). */
+async function loadHandler(url: string): Promise<Handler> {
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(url)) as { default?: unknown };
+  } catch (err) {
+    throw new RingpoolError(ErrorCodes.HANDLER_LOAD, `handler module ${url} failed to load: ${(err as Error)?.message ?? err}`, { url }, { cause: err });
+  }
+  if (typeof mod.default !== 'function') {
+    throw new RingpoolError(
+      ErrorCodes.HANDLER_LOAD,
+      `handler module ${url} must export a function as default, got ${mod.default === undefined ? 'no default export' : typeof mod.default}`,
+      { url },
+    );
+  }
+  return mod.default as Handler;
+}
+
+/** Piscina task `probe`: load the handler and the codec, report what failed. */
+export async function probe(task: ProbeTask): Promise<true> {
+  await loadHandler(task.handlerUrl);
+  await loadCodec(task.codec);
+  return true;
+}
+
+class ConsumerLoop implements ContextHost, WorkerControl {
+  readonly mailbox: string;
+  readonly leaseMs: number;
+  private readonly ring: Ring;
+  private readonly c: number;
+  private readonly i32: Int32Array;
+  private readonly f64: Float64Array;
+  private readonly wStatus: number;
+  private readonly wCurUnit: number;
+  private readonly wCurSeq: number;
+  private readonly wAcked: number;
+  private readonly fCurStart: number;
+  private readonly producers = new Map<string, Producer>();
+  /** One codec instance per mailbox, loaded at start (custom codecs are modules). */
+  private readonly codecs = new Map<string, PayloadCodec>();
+  private codec!: PayloadCodec;
+  private handler!: Handler;
+  private acked = 0;
+  private nacked = 0;
+  private batch = 1;
+  private handlerMs = 0;
+  private stopRequested = false;
+
+  constructor(private readonly task: ConsumerTask) {
+    this.mailbox = task.mailbox;
+    this.leaseMs = task.leaseMs;
+    this.ring = new Ring(task.rings[task.mailbox]!.sab);
+    this.c = task.consumer;
+    this.i32 = this.ring.i32;
+    this.f64 = this.ring.f64;
+    this.wStatus = this.ring.slotWord(this.c, S_STATUS);
+    this.wCurUnit = this.ring.slotWord(this.c, S_CUR_UNIT);
+    this.wCurSeq = this.ring.slotWord(this.c, S_CUR_SEQ);
+    this.wAcked = this.ring.slotWord(this.c, S_ACKED);
+    this.fCurStart = this.ring.slotF64(this.c, S_F64_CUR_START);
+    this.acked = Atomics.load(this.i32, this.wAcked);
+  }
+
+  private post(ev: WorkerEvent): void {
+    this.task.events.postMessage(ev);
+  }
+
+  async run(): Promise<LoopResult> {
+    const { task } = this;
+    try {
+      this.handler = await loadHandler(task.handlerUrl);
+      for (const [name, ref] of Object.entries(task.rings)) this.codecs.set(name, await loadCodec(ref.codec));
+      this.codec = this.codecs.get(task.mailbox)!;
+    } catch (err) {
+      this.post({ type: 'load-error', consumer: this.c, incarnation: task.incarnation, error: toErrorInfo(err) });
+      return { reason: 'load-error', stats: this.stats() };
+    }
+    Comlink.expose(this, Comlink.endpoint(task.control));
+    Atomics.store(this.i32, this.ring.slotWord(this.c, S_THREAD_ID), threadId);
+    this.post({ type: 'ready', consumer: this.c, incarnation: task.incarnation, threadId });
+    try {
+      await this.loop();
+    } finally {
+      Atomics.store(this.i32, this.wCurUnit, -1);
+      task.control.close();
+      task.events.close();
+    }
+    return { reason: 'stopped', stats: this.stats() };
+  }
+
+  private running(): boolean {
+    return !this.stopRequested && Atomics.load(this.i32, this.wStatus) === SLOT_RUNNING;
+  }
+
+  private async loop(): Promise<void> {
+    const { ring, i32, f64, c, handler, codec } = this;
+    const out = new Int32Array(Math.max(1, this.task.batchSize));
+    const maxBatch = out.length;
+    const buf = ring.buf;
+    const u8 = ring.u8;
+    let lastYield = performance.now();
+    while (this.running()) {
+      const n = ring.claim(c, this.batch, out);
+      if (n === 0) {
+        await this.park();
+        lastYield = performance.now();
+        continue;
+      }
+      const batchStart = performance.now();
+      let t = batchStart;
+      for (let i = 0; i < n; i++) {
+        const unit = out[i]!;
+        // Lease bookkeeping: start time first, then the unit (release); the
+        // watchdog loads the unit (acquire) and then reads a start that is
+        // this one or a later one, never an older one.
+        f64[this.fCurStart] = origin + t;
+        Atomics.store(i32, this.wCurUnit, unit);
+        Atomics.add(i32, this.wCurSeq, 1);
+        let failed: unknown = undefined;
+        let threw = false;
+        try {
+          const start = ring.payloadStart(unit);
+          const payload = codec.decode(buf, u8, start, start + ring.payloadBytes(unit), (ring.flags(unit) & FLAG_ASCII) !== 0);
+          const ctx = new MessageContext(this, ring.id(unit), ring.attempt(unit), ring.key(unit), t);
+          const result = handler(payload, ctx) as unknown;
+          if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+            await result;
+          }
+        } catch (err) {
+          threw = true;
+          failed = err;
+        }
+        if (!threw) {
+          if (ring.ack(c, unit)) Atomics.store(i32, this.wAcked, ++this.acked);
+          // Free the space at once when this record was the oldest one.
+          if ((Atomics.load(i32, TAIL) & ring.indexMask) === unit) ring.reclaim();
+        } else {
+          this.nacked++;
+          this.post({
+            type: 'nack',
+            consumer: c,
+            incarnation: this.task.incarnation,
+            unit,
+            error: toErrorInfo(failed),
+            unrecoverable: isUnrecoverable(failed),
+          });
+        }
+        t = performance.now();
+        if (Atomics.load(i32, this.wStatus) === SLOT_REVOKED) {
+          // Lease expired: the dispatcher takes the rest of the batch back once this thread is gone.
+          break;
+        }
+      }
+      Atomics.store(i32, this.wCurUnit, -1);
+      ring.reclaim();
+      // Adapt the batch to the handler's speed (EWMA of per-message time).
+      const perMsg = (t - batchStart) / n;
+      this.handlerMs = this.handlerMs === 0 ? perMsg : this.handlerMs * 0.8 + perMsg * 0.2;
+      this.batch = Math.max(1, Math.min(maxBatch, Math.floor(TARGET_BATCH_MS / Math.max(this.handlerMs, 1e-6))));
+      if (t - lastYield > YIELD_EVERY_MS) {
+        await yieldToLoop();
+        lastYield = performance.now();
+      }
+    }
+  }
+
+  /** Sleep on the wake word until a producer publishes, the slot is stopped, or a timeout. */
+  private async park(): Promise<void> {
+    const { ring, i32 } = this;
+    ring.reclaim();
+    Atomics.add(i32, SLEEPERS, 1);
+    try {
+      const seen = Atomics.load(i32, WAKE);
+      // Last look after announcing ourselves: a producer that published before
+      // it could see SLEEPERS > 0 left its record for us to find here.
+      if (ring.hasReady() || !this.running()) return;
+      const res = Atomics.waitAsync(i32, WAKE, seen, PARK_TIMEOUT_MS);
+      if (res.async) await res.value;
+    } finally {
+      Atomics.sub(i32, SLEEPERS, 1);
+    }
+  }
+
+  // ---- ContextHost: ctx.send from the handler ----
+  send(mailbox: string, payload: unknown, opts?: SendOptions): number {
+    let p = this.producers.get(mailbox);
+    if (p === undefined) p = this.producerFor(mailbox);
+    return p.send(payload, opts);
+  }
+
+  private producerFor(mailbox: string): Producer {
+    const ref = this.task.rings[mailbox];
+    if (ref === undefined) {
+      throw new RingpoolError(ErrorCodes.UNKNOWN_MAILBOX, `no mailbox named '${mailbox}'`, { mailbox });
+    }
+    const ring = mailbox === this.mailbox ? this.ring : new Ring(ref.sab);
+    const p = new Producer(mailbox, ring, this.codecs.get(mailbox)!, ref.maxMessageBytes, (_p, bytes, ascii, key, delayMs, id, sentAt) =>
+      this.post({ type: 'delayed-send', mailbox, payload: bytes, ascii, key, delayMs, id, sentAt }),
+    );
+    p.guard = { i32: this.i32, index: this.ring.slotWord(this.c, S_GUARD) };
+    this.producers.set(mailbox, p);
+    return p;
+  }
+
+  // ---- WorkerControl (comlink) ----
+  stop(): WorkerStats {
+    this.stopRequested = true;
+    this.ring.wakeAll();
+    return this.stats();
+  }
+
+  stats(): WorkerStats {
+    return {
+      threadId,
+      consumer: this.c,
+      incarnation: this.task.incarnation,
+      acked: this.acked,
+      nacked: this.nacked,
+      batchSize: this.batch,
+      handlerMs: this.handlerMs,
+    };
+  }
+}
+
+/** Piscina task (default export): run one consumer loop until the dispatcher stops it. */
+export default async function consumerLoop(task: ConsumerTask): Promise<LoopResult> {
+  return new ConsumerLoop(task).run();
+}

@@ -1,0 +1,56 @@
+/**
+ * The `ctx` a handler receives. One small object per message: handlers may
+ * keep it across awaits. The AbortSignal is made only when `ctx.signal` is read.
+ */
+import type { SendOptions } from '../runtime/shared/producer.js';
+
+export type { SendOptions };
+
+export interface HandlerContext {
+  /** Message id, stable across retries. */
+  readonly id: number;
+  /** 1 for the first delivery, then 2, 3, ... */
+  readonly attempt: number;
+  readonly mailbox: string;
+  readonly key: string | undefined;
+  /** Aborted when the lease (leaseMs from handler start) ends. */
+  readonly signal: AbortSignal;
+  /** Send to any mailbox of the runtime, straight into its ring. Throws RingpoolError (RINGPOOL_QUEUE_FULL, ...). */
+  send(mailbox: string, payload: unknown, opts?: SendOptions): number;
+}
+
+export type Handler<P = any, R = unknown> = (payload: P, ctx: HandlerContext) => R | Promise<R>;
+
+/** What the consumer loop gives each context. */
+export interface ContextHost {
+  readonly mailbox: string;
+  readonly leaseMs: number;
+  send(mailbox: string, payload: unknown, opts?: SendOptions): number;
+}
+
+export class MessageContext implements HandlerContext {
+  private abort: AbortSignal | undefined;
+  constructor(
+    private readonly host: ContextHost,
+    readonly id: number,
+    readonly attempt: number,
+    readonly key: string | undefined,
+    private readonly startedAt: number,
+  ) {}
+
+  get mailbox(): string {
+    return this.host.mailbox;
+  }
+
+  get signal(): AbortSignal {
+    if (this.abort === undefined) {
+      const left = Math.max(0, this.host.leaseMs - (performance.now() - this.startedAt));
+      this.abort = AbortSignal.timeout(left);
+    }
+    return this.abort;
+  }
+
+  send(mailbox: string, payload: unknown, opts?: SendOptions): number {
+    return this.host.send(mailbox, payload, opts);
+  }
+}
