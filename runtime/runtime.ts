@@ -112,6 +112,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
       await Promise.all([...this.boxes.values()].map((b) => b.start(this.options.startTimeoutMs)));
     } catch (err) {
       this.state = 'closed';
+      for (const b of this.boxes.values()) b.closeIntake();
       await Promise.allSettled([...this.boxes.values()].map((b) => b.destroyPool()));
       throw err;
     }

@@ -86,7 +86,8 @@ class ConsumerLoop implements ContextHost, WorkerControl {
   private handler!: Handler;
   private acked = 0;
   private nacked = 0;
-  private batch = 1;
+  /** Claim size; starts small so a slow handler's first batch does not hoard, then follows the handler's speed. */
+  private batch = 8;
   private handlerMs = 0;
   private stopRequested = false;
 
@@ -140,6 +141,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     const { ring, i32, f64, c, handler, codec } = this;
     const out = new Int32Array(Math.max(1, this.task.batchSize));
     const maxBatch = out.length;
+    this.batch = Math.min(this.batch, maxBatch);
     const buf = ring.buf;
     const u8 = ring.u8;
     let lastYield = performance.now();

@@ -1,0 +1,36 @@
+import { afterEach } from 'vitest';
+import { createRuntime, type Runtime, type RuntimeOptions } from 'ringpool';
+
+export const fixture = (name: string): URL => new URL(`./fixtures/${name}`, import.meta.url);
+
+const live: Runtime[] = [];
+afterEach(async () => {
+  await Promise.allSettled(live.splice(0).map((rt) => rt.destroy()));
+});
+
+/** A runtime destroyed after the test. */
+export function runtime(opts: RuntimeOptions): Runtime {
+  const rt = createRuntime(opts);
+  live.push(rt);
+  return rt;
+}
+
+/** Wait until `cond()` holds, polling; fails after `ms`. */
+export async function until(cond: () => boolean, ms = 10_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+export async function expectCode(p: Promise<unknown> | (() => unknown), code: string): Promise<Error & { code: string }> {
+  try {
+    if (typeof p === 'function') await p();
+    else await p;
+  } catch (err) {
+    if ((err as { code?: string }).code !== code) throw new Error(`expected ${code}, got ${(err as Error).stack}`);
+    return err as Error & { code: string };
+  }
+  throw new Error(`expected ${code}, got no error`);
+}

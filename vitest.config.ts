@@ -1,0 +1,16 @@
+import { defineConfig } from 'vitest/config';
+
+// Tests import the built package ('ringpool', 'ringpool/worker' resolve to dist/
+// through package.json "exports"): the code under test is the code that ships,
+// and worker threads load the same files. `npm test` builds first.
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    pool: 'forks',
+    // 2 cores: files in turn keep thread counts and timings honest.
+    fileParallelism: false,
+    server: { deps: { external: [/\/dist\//] } },
+  },
+});
