@@ -11,3 +11,4 @@ export { ErrorCodes, RingpoolError } from './shared/errors.js';
 export type { ErrorCode, ErrorInfo } from './shared/errors.js';
 export type { Codec, CodecOption } from './shared/codec.js';
 export type { SendOptions } from './shared/producer.js';
+export type { WorkerStats } from './shared/protocol.js';

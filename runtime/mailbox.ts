@@ -39,7 +39,7 @@ import {
   type RejectReason,
 } from './shared/layout.js';
 import { Producer, type SendOptions } from './shared/producer.js';
-import type { ConsumerTask, LoopResult, RingRef, WorkerControl, WorkerEvent } from './shared/protocol.js';
+import type { ConsumerTask, LoopResult, RingRef, WorkerControl, WorkerEvent, WorkerStats } from './shared/protocol.js';
 import { Ring } from './shared/ring.js';
 import { DeadLetterStore, type DeadLetter, type DeadLetterReason } from './dead-letters.js';
 import { HeldMessage } from './held.js';
@@ -295,8 +295,18 @@ export class Mailbox {
   private stopConsumer(c: Consumer): void {
     if (c.state === 'stopping' || c.state === 'dead') return;
     c.state = 'stopping';
+    // The shared flag reaches a loop parked on the wake word or busy in a batch;
+    // the comlink call is the control plane's record of it (and wakes the loop's event loop).
     Atomics.store(this.ring.i32, this.ring.slotWord(c.slot, S_STATUS), SLOT_STOP);
     this.ring.wakeAll();
+    c.control.stop().catch(() => {});
+  }
+
+  /** Per-thread figures, asked of each running loop over its comlink control port. */
+  async workerStats(): Promise<WorkerStats[]> {
+    const live = [...this.consumers.values()].filter((c) => c.state === 'running');
+    const settled = await Promise.allSettled(live.map((c) => c.control.stats()));
+    return settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   }
 
   private onLoopEnd(c: Consumer, err: Error | null, result: LoopResult | null): void {

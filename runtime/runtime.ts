@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { now } from './shared/clock.js';
 import { ErrorCodes, RingpoolError } from './shared/errors.js';
 import type { SendOptions } from './shared/producer.js';
-import type { RingRef } from './shared/protocol.js';
+import type { RingRef, WorkerStats } from './shared/protocol.js';
 import type { DeadLetter, DeadLetters } from './dead-letters.js';
 import { Mailbox, type HandlerTimeoutEvent, type MailboxHost, type MailboxStats, type WorkerCrashEvent } from './mailbox.js';
 import { resolveRuntime, type ResolvedRuntime, type RuntimeOptions } from './options.js';
@@ -175,6 +175,11 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
   /** A snapshot of one mailbox's counters and gauges. */
   stats(mailbox: string): MailboxStats {
     return this.box(mailbox).stats();
+  }
+
+  /** Per-thread figures of a mailbox's consumer loops (a comlink call to each thread; not for the hot path). */
+  workerStats(mailbox: string): Promise<WorkerStats[]> {
+    return this.box(mailbox).workerStats();
   }
 
   /** The dead-letter store of a mailbox: list(), redrive(), purge(). */

@@ -14,7 +14,6 @@ import { ErrorCodes, RingpoolError, toErrorInfo } from '../runtime/shared/errors
 import {
   FLAG_ASCII,
   S_ACKED,
-  S_CUR_SEQ,
   S_CUR_UNIT,
   S_F64_CUR_START,
   S_GUARD,
@@ -23,7 +22,6 @@ import {
   SLEEPERS,
   SLOT_REVOKED,
   SLOT_RUNNING,
-  TAIL,
   WAKE,
 } from '../runtime/shared/layout.js';
 import { Producer, type SendOptions } from '../runtime/shared/producer.js';
@@ -76,7 +74,6 @@ class ConsumerLoop implements ContextHost, WorkerControl {
   private readonly f64: Float64Array;
   private readonly wStatus: number;
   private readonly wCurUnit: number;
-  private readonly wCurSeq: number;
   private readonly wAcked: number;
   private readonly fCurStart: number;
   private readonly producers = new Map<string, Producer>();
@@ -100,7 +97,6 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     this.f64 = this.ring.f64;
     this.wStatus = this.ring.slotWord(this.c, S_STATUS);
     this.wCurUnit = this.ring.slotWord(this.c, S_CUR_UNIT);
-    this.wCurSeq = this.ring.slotWord(this.c, S_CUR_SEQ);
     this.wAcked = this.ring.slotWord(this.c, S_ACKED);
     this.fCurStart = this.ring.slotF64(this.c, S_F64_CUR_START);
     this.acked = Atomics.load(this.i32, this.wAcked);
@@ -161,7 +157,6 @@ class ConsumerLoop implements ContextHost, WorkerControl {
         // this one or a later one, never an older one.
         f64[this.fCurStart] = origin + t;
         Atomics.store(i32, this.wCurUnit, unit);
-        Atomics.add(i32, this.wCurSeq, 1);
         let failed: unknown = undefined;
         let threw = false;
         try {
@@ -178,8 +173,6 @@ class ConsumerLoop implements ContextHost, WorkerControl {
         }
         if (!threw) {
           if (ring.ack(c, unit)) Atomics.store(i32, this.wAcked, ++this.acked);
-          // Free the space at once when this record was the oldest one.
-          if ((Atomics.load(i32, TAIL) & ring.indexMask) === unit) ring.reclaim();
         } else {
           this.nacked++;
           this.post({
@@ -224,6 +217,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       if (res.async) await res.value;
     } finally {
       Atomics.sub(i32, SLEEPERS, 1);
+      ring.wakeConsumed();
     }
   }
 

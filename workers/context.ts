@@ -44,7 +44,7 @@ export class MessageContext implements HandlerContext {
 
   get signal(): AbortSignal {
     if (this.abort === undefined) {
-      const left = Math.max(0, this.host.leaseMs - (performance.now() - this.startedAt));
+      const left = Math.max(0, Math.ceil(this.host.leaseMs - (performance.now() - this.startedAt)));
       this.abort = AbortSignal.timeout(left);
     }
     return this.abort;

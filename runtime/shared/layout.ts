@@ -33,6 +33,8 @@
  *  word 34 SPACE_WAITERS producers parked on SPACE_SEQ (main thread, Atomics.waitAsync)
  *  word 48 WAKE          bumped + notified by producers when SLEEPERS > 0
  *  word 49 SLEEPERS      consumers parked on WAKE
+ *  word 50 WAKE_PENDING  1 while a notify is on its way: producers do not notify again
+ *                        (one futex wake per wake-up, not one per message sent meanwhile)
  *  word 64 MAGIC, 65 VERSION, 66 CAPACITY_UNITS, 67 MAX_PAYLOAD_BYTES
  * ```
  *
@@ -46,7 +48,6 @@
  *  word 3 ACKED        records this slot acked (monotonic, wraps)
  *  word 4 GUARD        0 free, 1 inside ctx.send's reserve..publish, 2 revoked by the dispatcher
  *  word 5 THREAD_ID    worker threadId of the loop
- *  word 6 CUR_SEQ      bumped every time CUR_UNIT is set
  *  word 8-9  f64 CUR_START  when the current handler started (clock.now() ms)
  * ```
  *
@@ -85,6 +86,7 @@ export const SPACE_SEQ = 33;
 export const SPACE_WAITERS = 34;
 export const WAKE = 48;
 export const SLEEPERS = 49;
+export const WAKE_PENDING = 50;
 export const MAGIC_WORD = 64;
 export const VERSION_WORD = 65;
 export const CAPACITY_UNITS_WORD = 66;
@@ -107,7 +109,6 @@ export const S_CUR_UNIT = 2;
 export const S_ACKED = 3;
 export const S_GUARD = 4;
 export const S_THREAD_ID = 5;
-export const S_CUR_SEQ = 6;
 /** f64 index offset inside the slot (word 8 = f64 word 4). */
 export const S_F64_CUR_START = 4;
 

@@ -76,6 +76,7 @@ import {
   UNIT_SHIFT,
   VERSION_WORD,
   WAKE,
+  WAKE_PENDING,
   recordUnits,
   regions,
 } from './layout.js';
@@ -110,6 +111,8 @@ export class Ring {
   readonly maxRecordUnits: number;
   private idNext = 0;
   private idEnd = 0;
+  /** This thread's last look at TAIL (see reserve). */
+  private cachedTail: number;
 
   static allocate(init: RingInit): SharedArrayBuffer {
     const { capacityBytes, maxPayloadBytes } = init;
@@ -119,6 +122,9 @@ export class Ring {
     const { total } = regions(capacityBytes);
     const sab = new SharedArrayBuffer(total);
     const i32 = new Int32Array(sab);
+    // Touch every page now: a first-lap page fault costs microseconds, and it
+    // would land on a send() in the middle of a burst.
+    for (let w = 0; w < i32.length; w += 1024) i32[w] = 0;
     const c = (init.initialCursor ?? 0) | 0;
     i32[HEAD] = c;
     i32[READ] = c;
@@ -147,6 +153,7 @@ export class Ring {
     this.dataOff = dataOff;
     this.maxPayloadBytes = this.i32[MAX_PAYLOAD_WORD]!;
     this.maxRecordUnits = recordUnits(0, this.maxPayloadBytes);
+    this.cachedTail = Atomics.load(this.i32, TAIL);
   }
 
   get capacityBytes(): number {
@@ -177,17 +184,22 @@ export class Ring {
     const i32 = this.i32;
     const cap = this.capacityUnits;
     for (let tries = 0; ; tries++) {
-      // TAIL first: it only grows, so a stale TAIL under-estimates free space (safe).
-      const t = Atomics.load(i32, TAIL);
+      // A stale TAIL under-estimates free space (TAIL only grows), so this
+      // thread's cached copy is safe to use until it says "full"; only then do
+      // we pay the cross-core load (the Disruptor's cached gating sequence).
+      let t = this.cachedTail;
       const h = Atomics.load(i32, HEAD);
       const at = h & this.indexMask;
       const toEnd = cap - at;
       const need = units <= toEnd ? units : toEnd + units;
       if (((h - t) >>> 0) + need > cap) {
-        // Records may be DONE but not yet reclaimed (their consumer is between
-        // ack and reclaim): help once, then report full.
-        if (tries === 0 && this.reclaim() > 0) continue;
-        return -1;
+        t = this.cachedTail = Atomics.load(i32, TAIL);
+        if (((h - t) >>> 0) + need > cap) {
+          // Records may be DONE but not yet reclaimed (their consumer is
+          // between ack and reclaim): help once, then report full.
+          if (tries === 0 && this.reclaim() > 0) continue;
+          return -1;
+        }
       }
       if (Atomics.compareExchange(i32, HEAD, h, (h + need) | 0) === h) {
         if (need !== units) {
@@ -274,12 +286,21 @@ export class Ring {
   }
 
   private wakeIfSleeping(): boolean {
+    const i32 = this.i32;
     // Seq-cst: a consumer increments SLEEPERS before its last look for work,
     // so either we see it here or it sees the record we just published.
-    if (Atomics.load(this.i32, SLEEPERS) === 0) return false;
-    Atomics.add(this.i32, WAKE, 1);
-    Atomics.notify(this.i32, WAKE, 1);
+    if (Atomics.load(i32, SLEEPERS) === 0) return false;
+    // A wake-up already on its way will find this record too (the woken
+    // consumer claims until the ring is empty before it parks again).
+    if (Atomics.compareExchange(i32, WAKE_PENDING, 0, 1) !== 0) return false;
+    Atomics.add(i32, WAKE, 1);
+    if (Atomics.notify(i32, WAKE, 1) === 0) Atomics.store(i32, WAKE_PENDING, 0);
     return true;
+  }
+
+  /** A consumer leaving park(): the next publish may notify again. */
+  wakeConsumed(): void {
+    Atomics.store(this.i32, WAKE_PENDING, 0);
   }
 
   /** Wake every parked consumer (stop requests). */
