@@ -15,6 +15,9 @@ describe('Ring under real threads', () => {
     const ctl = new SharedArrayBuffer(4);
     const consumers = [0, 1].map((c) => new Worker(WORKER, { workerData: { sab, ctl, role: 'consume', consumer: c, batch: 1 + c * 31 } }));
     const producers = [1, 2].map((p) => new Worker(WORKER, { workerData: { sab, role: 'produce', producer: p, count: perProducer } }));
+    // Listen now: a producer may finish before the main thread does.
+    const produced = producers.map((w) => once(w, 'message'));
+    const consumed = consumers.map((w) => once(w, 'message'));
     const codec = new JsonCodec();
     // main thread is producer 0
     const checksum = (s: string): number => {
@@ -27,9 +30,9 @@ describe('Ring under real threads', () => {
       const n = codec.prepare({ p: 0, i, body, sum: checksum(body) });
       while (!ring.write(codec, n, null, 0, 1, ring.nextId(), 0, 0, codec.ascii)) await new Promise((r) => setImmediate(r));
     }
-    await Promise.all(producers.map((w) => once(w, 'message')));
+    await Promise.all(produced);
     Atomics.store(new Int32Array(ctl), 0, 1);
-    const results = (await Promise.all(consumers.map((w) => once(w, 'message')))).map(([m]) => m as { seen: number[]; bad: number });
+    const results = (await Promise.all(consumed)).map(([m]) => m as { seen: number[]; bad: number });
     await Promise.all([...consumers, ...producers].map((w) => w.terminate()));
     const all = results.flatMap((r) => r.seen);
     expect(results.map((r) => r.bad)).toEqual([0, 0]);
