@@ -305,7 +305,8 @@ export class Mailbox {
   /** Per-thread figures, asked of each running loop over its comlink control port. */
   async workerStats(): Promise<WorkerStats[]> {
     const live = [...this.consumers.values()].filter((c) => c.state === 'running');
-    const settled = await Promise.allSettled(live.map((c) => c.control.stats()));
+    // A thread that dies mid-call never answers: bound each call.
+    const settled = await Promise.allSettled(live.map((c) => withTimeout(c.control.stats(), 2_000, () => new Error('no answer'))));
     return settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   }
 

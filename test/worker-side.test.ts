@@ -17,6 +17,28 @@ describe('worker side: ctx.send, ctx.signal, control calls', () => {
     expect(rt.stats('sink')).toMatchObject({ enqueued: 1001, processed: 1001, deadLettered: 0 });
   });
 
+  it('ctx carries id (= the id send() returned), attempt, mailbox and key; payloads of every codec round-trip', async () => {
+    const rt = runtime({
+      mailboxes: {
+        echo: { handler: fixture('ctx-echo.js'), minThreads: 1, maxThreads: 1 },
+        echoV8: { handler: fixture('ctx-echo.js'), minThreads: 1, maxThreads: 1, codec: 'v8' },
+        sink: { handler: fixture('keep.js'), minThreads: 1, maxThreads: 1, codec: 'v8' },
+      },
+    });
+    await rt.start();
+    const id1 = rt.send('echo', { text: 'héllo wörld ✓', n: [1, 2.5, null] }, { key: 'user-7' });
+    const id2 = rt.send('echo', undefined);
+    const when = new Date(1_700_000_000_000);
+    const id3 = rt.send('echoV8', { when, m: new Map([[1, 'a']]), big: 10n ** 20n });
+    await rt.onIdle();
+    const got = rt.deadLetters('sink').list().map((d) => d.payload as Record<string, unknown>);
+    const byId = new Map(got.map((g) => [`${g.mailbox}/${g.id}`, g]));
+    expect(byId.get(`echo/${id1}`)).toEqual({ payload: { text: 'héllo wörld ✓', n: [1, 2.5, null] }, id: id1, attempt: 1, mailbox: 'echo', key: 'user-7' });
+    expect(byId.get(`echo/${id2}`)).toEqual({ payload: undefined, id: id2, attempt: 1, mailbox: 'echo', key: null });
+    expect(byId.get(`echoV8/${id3}`)).toEqual({ payload: { when, m: new Map([[1, 'a']]), big: 10n ** 20n }, id: id3, attempt: 1, mailbox: 'echoV8', key: null });
+    expect(rt.deadLetters('sink').list().find((d) => (d.payload as { mailbox: string }).mailbox === 'echo' && (d.payload as { id: number }).id === id1)?.key).toBe('user-7');
+  });
+
   it('a full target ring gives the handler RINGPOOL_QUEUE_FULL to act on, never a deadlock', async () => {
     const rt = runtime({
       mailboxes: {
