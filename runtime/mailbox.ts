@@ -12,6 +12,8 @@ import { ErrorCodes, RingpoolError, type ErrorInfo } from './shared/errors.js';
 import {
   CLAIMED,
   ENQUEUED,
+  HEAD,
+  ST_FREE,
   GUARD_FREE,
   GUARD_REVOKED,
   GUARD_SENDING,
@@ -49,6 +51,8 @@ import { backoffDelay, TimerHeap } from './timer-heap.js';
 const CONSUMER_URL = new URL('../workers/consumer.js', import.meta.url);
 /** Interim scaling (until the autoscaler): idle this long before retiring a thread above minThreads. */
 const SCALE_DOWN_IDLE_MS = 5_000;
+/** How long READ may sit on an unpublished record before the runtime reports it. */
+const STALL_REPORT_MS = 5_000;
 
 /** What the mailbox needs from its runtime. */
 export interface MailboxHost {
@@ -166,6 +170,10 @@ export class Mailbox {
   private readonly waiters: SendWaiter[] = [];
   private spaceWatch = false;
   private stopped = false;
+  /** Stall watch: READ sitting on an unpublished record. */
+  private stallAt = 0;
+  private stallSince = 0;
+  private stallReported = false;
 
   // counters the dispatcher keeps
   private failed = 0;
@@ -484,6 +492,35 @@ export class Mailbox {
     }
   }
 
+  /**
+   * A record reserved and never published stops every consumer at it. Only a
+   * thread that died inside ctx.send()'s reserve..publish window (an OOM there)
+   * can leave one; say so loudly rather than stall in silence.
+   */
+  private watchStall(t: number): void {
+    const i32 = this.ring.i32;
+    const r = Atomics.load(i32, READ);
+    if (r === Atomics.load(i32, HEAD) || Atomics.load(this.ring.state, r & this.ring.indexMask) !== ST_FREE) {
+      this.stallSince = 0;
+      return;
+    }
+    if (this.stallSince === 0 || this.stallAt !== r) {
+      this.stallAt = r;
+      this.stallSince = t;
+      this.stallReported = false;
+    } else if (!this.stallReported && t - this.stallSince > STALL_REPORT_MS) {
+      this.stallReported = true;
+      this.host.emitError(
+        new RingpoolError(
+          ErrorCodes.RING_STALLED,
+          `mailbox '${this.name}': a reserved record has not been published for ${STALL_REPORT_MS} ms; consumers cannot pass it ` +
+            `(a thread died inside ctx.send()). ${this.ring.depth()} messages are behind it.`,
+          { mailbox: this.name },
+        ),
+      );
+    }
+  }
+
   // ------------------------------------------------------------------ held messages
 
   holdDelayed(held: HeldMessage, delayMs: number): void {
@@ -641,6 +678,7 @@ export class Mailbox {
     if (this.stopped) return;
     this.foldCounters();
     this.watchLeases(t);
+    this.watchStall(t);
     if (this.pending.length > 0) this.flushPending();
     if (this.heap.size > 0 && this.heapTimer === null) this.armHeapTimer();
     this.scale(t);

@@ -89,3 +89,19 @@ describe('faults: handlers that hang', () => {
     }, 30_000);
   }
 });
+
+describe('faults: a record reserved and never published', () => {
+  it("is reported as RINGPOOL_RING_STALLED on 'error' (the producer died inside ctx.send)", async () => {
+    const rt = runtime({ mailboxes: { m: { handler: fixture('noop.js'), minThreads: 1, maxThreads: 1 } }, tickMs: 50 });
+    const errors: Array<Error & { code?: string }> = [];
+    rt.on('error', (e) => errors.push(e));
+    await rt.start();
+    // What a thread killed between reserve and publish leaves behind:
+    rt.mailbox('m')!.ring.reserve(4);
+    rt.send('m', 'behind it');
+    await new Promise((r) => setTimeout(r, 5_400));
+    expect(errors.map((e) => e.code)).toEqual(['RINGPOOL_RING_STALLED']);
+    expect(errors[0]!.message).toMatch(/1 messages are behind it/);
+    expect(rt.stats('m').processed).toBe(0);
+  }, 15_000);
+});

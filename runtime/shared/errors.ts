@@ -21,8 +21,10 @@ export const ErrorCodes = {
   INVALID_OPTION: 'RINGPOOL_INVALID_OPTION',
   /** A wait (sendAsync, close) ran past its deadline. */
   TIMEOUT: 'RINGPOOL_TIMEOUT',
-  /** The runtime was used in a state that does not allow the call (send before start, ...). */
+  /** The runtime was used in a state that does not allow the call (start() twice, ...). */
   INVALID_STATE: 'RINGPOOL_INVALID_STATE',
+  /** (an 'error' event) A reserved record stayed unpublished for seconds: its producing thread died inside ctx.send(). */
+  RING_STALLED: 'RINGPOOL_RING_STALLED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
