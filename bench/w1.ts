@@ -8,6 +8,7 @@
 import { Piscina } from 'piscina';
 import { createRuntime } from '../runtime/index.js';
 import { header, median, percentile, table, writeResult } from './machine.js';
+import { naiveRing } from './naive-ring.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: number): number => {
@@ -100,6 +101,7 @@ async function main(): Promise<void> {
     ['piscina.run per message, 2 threads', () => piscinaRun(2, np, 1)],
     ['piscina 100 per run(), 1 thread', () => piscinaRun(1, n, 100)],
     ['piscina 100 per run(), 2 threads', () => piscinaRun(2, n, 100)],
+    ['hand-written SAB ring (ceiling), 1 thread', () => naiveRing(n, message)],
     ['ringpool, 1 thread', () => ringpool(1, n)],
     ['ringpool, 2 threads', () => ringpool(2, n)],
   ];
@@ -116,6 +118,7 @@ async function main(): Promise<void> {
       'msgs/s': Math.round(v),
       'µs/msg': (1e6 / v).toFixed(2),
       'x piscina.run (same threads)': (v / (system.includes('2 threads') ? base2 : base1)).toFixed(1),
+      'x hand-written ring': (v / med['hand-written SAB ring (ceiling), 1 thread']!).toFixed(2),
     })),
   );
   const burst = await sendLatency(QUICK ? 20_000 : 200_000);

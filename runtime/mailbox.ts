@@ -201,6 +201,7 @@ export class Mailbox {
     this.producer = new Producer(this.name, this.ring, this.codec, opts.maxMessageBytes, (_p, bytes, ascii, key, delayMs, id, sentAt) =>
       this.holdDelayed(new HeldMessage(id, 1, sentAt, key, bytes, ascii, undefined), delayMs),
     );
+    this.producer.countLocally = true;
     this.desired = opts.minThreads;
     this.deadLetters = new DeadLetterStore(
       this.name,
@@ -751,7 +752,7 @@ export class Mailbox {
       depth: this.ring.depth() + this.pending.length,
       inFlight: Math.max(0, this.claimed.total - processed - this.finishedHere),
       delayed: this.heap.size,
-      enqueued: this.enqueued.total,
+      enqueued: this.enqueued.total + this.producer.enqueuedHere,
       processed,
       failed: this.failed,
       retried: this.retried,

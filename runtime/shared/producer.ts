@@ -37,6 +37,13 @@ export class Producer {
   guard: { i32: Int32Array; index: number } | null = null;
   /** Set by the dispatcher when the mailbox stops taking messages. */
   closed = false;
+  /**
+   * Accepted sends counted here instead of in the ring's ENQUEUED word: the
+   * main thread's producer reads its own count (no atomic per send); worker
+   * threads leave it false and add to the shared word.
+   */
+  countLocally = false;
+  enqueuedHere = 0;
 
   constructor(
     readonly mailbox: string,
@@ -110,7 +117,7 @@ export class Producer {
     const id = ring.nextId();
     const t = now();
     if (delayMs > 0) {
-      ring.countEnqueued(1);
+      this.countEnqueued();
       this.delayed(this, codec.preparedBytes(), codec.ascii, key, delayMs, id, t);
       return id;
     }
@@ -124,8 +131,13 @@ export class Producer {
     const ok = ring.write(codec, bytes, key, keyBytes, 1, id, t, t, codec.ascii);
     if (guard !== null) Atomics.store(guard.i32, guard.index, GUARD_FREE);
     if (!ok) return -1;
-    ring.countEnqueued(1);
+    this.countEnqueued();
     return id;
+  }
+
+  private countEnqueued(): void {
+    if (this.countLocally) this.enqueuedHere++;
+    else this.ring.countEnqueued(1);
   }
 }
 
