@@ -47,6 +47,16 @@ import { DeadLetterStore, type DeadLetter, type DeadLetterReason } from './dead-
 import { HeldMessage } from './held.js';
 import type { ResolvedMailbox } from './options.js';
 import { backoffDelay, TimerHeap } from './timer-heap.js';
+import {
+  allocateMetricsBuffer,
+  enableRecording,
+  H_END_TO_END,
+  H_PROCESSING,
+  H_QUEUE_WAIT,
+  LocalHistogram,
+  readHistogram,
+  type HistogramSnapshot,
+} from './shared/histogram.js';
 
 const CONSUMER_URL = new URL('../workers/consumer.js', import.meta.url);
 /** Interim scaling (until the autoscaler): idle this long before retiring a thread above minThreads. */
@@ -101,12 +111,23 @@ export interface MailboxStats {
   redelivered: number;
   /** Messages moved to the dead-letter store (all time). */
   deadLettered: number;
+  deadLetteredBy: Record<DeadLetterReason, number>;
   /** Refused sends (full, too large, unserializable, closed). */
   rejected: number;
   rejectedBy: Record<RejectReason, number>;
   /** Consumer threads running now. */
   threads: number;
   desiredThreads: number;
+  minThreads: number;
+  maxThreads: number;
+  /** Age of the oldest ready message (time since it became ready), seconds; 0 when none. */
+  oldestAgeSeconds: number;
+  /** depth / recent drain rate (EWMA over ~5 s), seconds; with no drain yet, the oldest age. */
+  estimatedLagSeconds: number;
+  /** Messages acked per second, EWMA over ~5 s. */
+  drainRate: number;
+  /** Thread-count decisions taken, by direction. */
+  scaleDecisions: { up: number; down: number };
   workerCrashes: number;
   handlerTimeouts: number;
   /** Dead letters held now. */
@@ -188,6 +209,14 @@ export class Mailbox {
   private readonly acked: Folded[] = Array.from({ length: MAX_CONSUMERS }, () => new Folded());
   private readonly rejected: Folded[] = REJECT_REASONS.map(() => new Folded());
   private readonly claimed = new Folded();
+  private readonly deadBy: Record<DeadLetterReason, number> = { max_attempts: 0, poison: 0, unrecoverable: 0 };
+  private readonly decisions = { up: 0, down: 0 };
+  private drainRate = 0;
+  private lastRateAt = 0;
+  private lastProcessed = 0;
+  /** Histogram blocks written by the consumer loops (see shared/histogram.ts). */
+  readonly metricsSab = allocateMetricsBuffer();
+  private bounds: readonly number[] | null = null;
 
   constructor(
     private readonly host: MailboxHost,
@@ -290,6 +319,7 @@ export class Mailbox {
       leaseMs: this.opts.leaseMs,
       batchSize: this.opts.batchSize,
       rings: this.host.ringRefs(),
+      metricsSab: this.metricsSab,
       control: ctl.port2,
       events: ev.port2,
     };
@@ -414,6 +444,7 @@ export class Mailbox {
 
   private deadLetter(held: HeldMessage, reason: DeadLetterReason): void {
     this.deadLettered++;
+    this.deadBy[reason]++;
     const letter = this.deadLetters.add(held, reason, Date.now());
     this.host.emitDeadLetter(letter);
   }
@@ -678,6 +709,7 @@ export class Mailbox {
   tick(t: number): void {
     if (this.stopped) return;
     this.foldCounters();
+    this.measureDrain(t);
     this.watchLeases(t);
     this.watchStall(t);
     if (this.pending.length > 0) this.flushPending();
@@ -692,16 +724,64 @@ export class Mailbox {
     const running = this.runningCount();
     if (depth > 0) {
       this.idleSince = 0;
-      if (depth >= this.lastDepth && running < o.maxThreads) this.desired = Math.min(o.maxThreads, running + 1);
+      if (depth >= this.lastDepth && running < o.maxThreads) {
+        this.desired = Math.min(o.maxThreads, running + 1);
+        this.decisions.up++;
+      }
     } else if (this.inFlight() === 0) {
       if (this.idleSince === 0) this.idleSince = t;
       else if (t - this.idleSince > SCALE_DOWN_IDLE_MS && this.desired > o.minThreads) {
         this.desired--;
+        this.decisions.down++;
         this.idleSince = t;
       }
     }
     this.lastDepth = depth;
     this.fillToDesired();
+  }
+
+  /** EWMA of acks per second with a ~5 s time constant. */
+  private measureDrain(t: number): void {
+    const processed = this.processed();
+    if (this.lastRateAt !== 0 && t > this.lastRateAt) {
+      const dt = (t - this.lastRateAt) / 1000;
+      const rate = (processed - this.lastProcessed) / dt;
+      const a = 1 - Math.exp(-dt / 5);
+      this.drainRate = this.drainRate + a * (rate - this.drainRate);
+    }
+    this.lastRateAt = t;
+    this.lastProcessed = processed;
+  }
+
+  /** Age of the oldest ready message, seconds: the record at READ, or the oldest held message waiting for room. */
+  oldestAgeSeconds(t: number = now()): number {
+    const ring = this.ring;
+    const i32 = ring.i32;
+    let oldest = Infinity;
+    for (let tries = 0; tries < 4; tries++) {
+      const r0 = Atomics.load(i32, READ);
+      let r = r0;
+      const h = Atomics.load(i32, HEAD);
+      if (r === h) break;
+      let at = r & ring.indexMask;
+      let s = Atomics.load(ring.state, at);
+      if (s === ST_SKIP) {
+        r = (r + ring.capacityUnits - at) | 0;
+        if (r === h) break;
+        at = 0;
+        s = Atomics.load(ring.state, 0);
+      }
+      if (s !== ST_READY) break; // reserved, not yet published: no age to tell
+      const readyAt = ring.readyAt(at);
+      // Still unclaimed after the read, so the header was that record's.
+      const r2 = Atomics.load(i32, READ);
+      if (r2 === r0 || r2 === r) {
+        oldest = readyAt;
+        break;
+      }
+    }
+    if (this.pending.length > 0) oldest = Math.min(oldest, this.pending[0]!.dueAt || t);
+    return oldest === Infinity ? 0 : Math.max(0, (t - oldest) / 1000);
   }
 
   private runningCount(): number {
@@ -748,8 +828,10 @@ export class Mailbox {
     this.foldCounters();
     const processed = this.processed();
     const rejectedBy = Object.fromEntries(REJECT_REASONS.map((r, i) => [r, this.rejected[i]!.total])) as Record<RejectReason, number>;
+    const depth = this.ring.depth() + this.pending.length;
+    const oldest = depth === 0 ? 0 : this.oldestAgeSeconds();
     return {
-      depth: this.ring.depth() + this.pending.length,
+      depth,
       inFlight: Math.max(0, this.claimed.total - processed - this.finishedHere),
       delayed: this.heap.size,
       enqueued: this.enqueued.total + this.producer.enqueuedHere,
@@ -758,15 +840,42 @@ export class Mailbox {
       retried: this.retried,
       redelivered: this.redelivered,
       deadLettered: this.deadLettered,
+      deadLetteredBy: { ...this.deadBy },
       rejected: Object.values(rejectedBy).reduce((a, b) => a + b, 0),
       rejectedBy,
       threads: this.runningCount(),
       desiredThreads: this.desired,
+      minThreads: this.opts.minThreads,
+      maxThreads: this.opts.maxThreads,
+      oldestAgeSeconds: oldest,
+      estimatedLagSeconds: depth === 0 ? 0 : this.drainRate > 1e-9 ? depth / this.drainRate : oldest,
+      drainRate: this.drainRate,
+      scaleDecisions: { ...this.decisions },
       workerCrashes: this.workerCrashes,
       handlerTimeouts: this.handlerTimeouts,
       deadLetterSize: this.deadLetters.size,
       capacityBytes: this.ring.capacityBytes,
       usedBytes: this.ring.usedUnits() * 16,
+    };
+  }
+
+  /** Start recording histograms (metrics attached): consumer loops pick the bounds up at their next batch. */
+  enableMetrics(bounds: readonly number[]): void {
+    this.bounds = bounds;
+    enableRecording(this.metricsSab, bounds);
+    this.producer.timing = new LocalHistogram(bounds);
+  }
+
+  /** Histogram snapshots (cumulative buckets), or null while metrics are off. */
+  histograms(): { bounds: readonly number[]; enqueue: HistogramSnapshot; queueWait: HistogramSnapshot; processing: HistogramSnapshot; endToEnd: HistogramSnapshot } | null {
+    const b = this.bounds;
+    if (b === null || this.producer.timing === null) return null;
+    return {
+      bounds: b,
+      enqueue: this.producer.timing.snapshot(),
+      queueWait: readHistogram(this.metricsSab, H_QUEUE_WAIT, b.length),
+      processing: readHistogram(this.metricsSab, H_PROCESSING, b.length),
+      endToEnd: readHistogram(this.metricsSab, H_END_TO_END, b.length),
     };
   }
 

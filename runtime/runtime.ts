@@ -45,18 +45,21 @@ export interface RuntimeEvents {
   'handler-timeout': [HandlerTimeoutEvent];
   /** Something went wrong inside ringpool itself (never a handler failure). Emitted only when listened to. */
   error: [Error];
+  /** The runtime finished closing (or was destroyed); its threads are gone. */
+  close: [CloseReport];
 }
 
 type State = 'created' | 'starting' | 'running' | 'closing' | 'closed';
 
 export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost {
-  private state: State = 'created';
+  private state_: State = 'created';
   private readonly boxes = new Map<string, Mailbox>();
   private readonly refs: Record<string, RingRef> = Object.create(null);
   private ticker: NodeJS.Timeout | null = null;
   private idleWaiters: Array<() => void> = [];
   private idlePoll: NodeJS.Timeout | null = null;
   private closing: Promise<CloseReport> | null = null;
+  private finished = false;
   readonly options: ResolvedRuntime;
 
   constructor(options: RuntimeOptions) {
@@ -77,7 +80,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     return this.boxes.get(name);
   }
   running(): boolean {
-    return this.state === 'running' || this.state === 'closing';
+    return this.state_ === 'running' || this.state_ === 'closing';
   }
   emitDeadLetter(letter: DeadLetter): void {
     this.emit('dead-letter', { mailbox: letter.mailbox, letter });
@@ -98,26 +101,31 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     return [...this.boxes.keys()];
   }
 
+  /** Lifecycle state: created, starting, running, closing (draining), closed. */
+  get state(): State {
+    return this.state_;
+  }
+
   /**
    * Start the threads: loads every handler (rejects with RINGPOOL_HANDLER_LOAD
    * when one cannot load, within startTimeoutMs) and starts minThreads loops
    * per mailbox. Messages sent before start() wait in their rings.
    */
   async start(): Promise<void> {
-    if (this.state !== 'created') {
-      throw new RingpoolError(ErrorCodes.INVALID_STATE, `start() called on a runtime that is ${this.state}`, { state: this.state });
+    if (this.state_ !== 'created') {
+      throw new RingpoolError(ErrorCodes.INVALID_STATE, `start() called on a runtime that is ${this.state_}`, { state: this.state_ });
     }
-    this.state = 'starting';
+    this.state_ = 'starting';
     try {
       await Promise.all([...this.boxes.values()].map((b) => b.start(this.options.startTimeoutMs)));
     } catch (err) {
-      this.state = 'closed';
+      this.state_ = 'closed';
       for (const b of this.boxes.values()) b.closeIntake();
       await Promise.allSettled([...this.boxes.values()].map((b) => b.destroyPool()));
       throw err;
     }
-    if ((this.state as State) !== 'starting') return; // destroyed meanwhile
-    this.state = 'running';
+    if ((this.state_ as State) !== 'starting') return; // destroyed meanwhile
+    this.state_ = 'running';
     this.ticker = setInterval(() => this.tick(), this.options.tickMs);
     this.ticker.unref();
   }
@@ -228,8 +236,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
   }
 
   private async doClose(timeoutMs: number): Promise<CloseReport> {
-    const wasRunning = this.state === 'running';
-    this.state = 'closing';
+    const wasRunning = this.state_ === 'running';
+    this.state_ = 'closing';
     for (const b of this.boxes.values()) b.closeIntake();
     let drained = this.isIdle();
     if (!drained && wasRunning) {
@@ -242,8 +250,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     }
     const left = this.leftovers();
     await Promise.all([...this.boxes.values()].map((b) => b.stop(drained ? 5_000 : 1_000)));
-    this.finish();
-    return { drained, left };
+    const report = { drained, left };
+    this.finish(report);
+    return report;
   }
 
   /** Stop now: threads terminated, nothing drained. Reports what was left. */
@@ -251,10 +260,11 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     const drained = this.isIdle();
     for (const b of this.boxes.values()) b.closeIntake();
     const left = this.leftovers();
-    this.state = 'closed';
+    this.state_ = 'closed';
     await Promise.all([...this.boxes.values()].map((b) => b.destroyPool()));
-    this.finish();
-    return { drained, left };
+    const report = { drained, left };
+    this.finish(report);
+    return report;
   }
 
   private leftovers(): CloseReport['left'] {
@@ -263,14 +273,17 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     return left;
   }
 
-  private finish(): void {
-    this.state = 'closed';
+  private finish(report: CloseReport): void {
+    const first = !this.finished;
+    this.finished = true;
+    this.state_ = 'closed';
     if (this.ticker !== null) clearInterval(this.ticker);
     this.ticker = null;
     if (this.idlePoll !== null) clearTimeout(this.idlePoll);
     this.idlePoll = null;
     // Nothing more will happen: release onIdle() waiters.
     for (const w of this.idleWaiters.splice(0)) w();
+    if (first) this.emit('close', report);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -27,6 +27,7 @@ import {
 import { Producer, type SendOptions } from '../runtime/shared/producer.js';
 import type { ConsumerTask, LoopResult, ProbeTask, WorkerControl, WorkerEvent, WorkerStats } from '../runtime/shared/protocol.js';
 import { Ring } from '../runtime/shared/ring.js';
+import { H_END_TO_END, H_PROCESSING, H_QUEUE_WAIT, HistogramWriter, blockOffset, observe } from '../runtime/shared/histogram.js';
 import { MessageContext, type ContextHost, type Handler } from './context.js';
 import { isUnrecoverable } from './unrecoverable.js';
 
@@ -141,6 +142,11 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     const buf = ring.buf;
     const u8 = ring.u8;
     let lastYield = performance.now();
+    const hw = new HistogramWriter(this.task.metricsSab);
+    const h64 = hw.f64;
+    const qBase = blockOffset(c, H_QUEUE_WAIT);
+    const pBase = blockOffset(c, H_PROCESSING);
+    const eBase = blockOffset(c, H_END_TO_END);
     while (this.running()) {
       const n = ring.claim(c, this.batch, out);
       if (n === 0) {
@@ -149,6 +155,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
         continue;
       }
       const batchStart = performance.now();
+      const record = hw.refresh();
       let t = batchStart;
       for (let i = 0; i < n; i++) {
         const unit = out[i]!;
@@ -157,6 +164,10 @@ class ConsumerLoop implements ContextHost, WorkerControl {
         // this one or a later one, never an older one.
         f64[this.fCurStart] = origin + t;
         Atomics.store(i32, this.wCurUnit, unit);
+        // Read before the handler runs: once acked, another loop may reclaim the record.
+        const sentAt = record ? ring.sentAt(unit) : 0;
+        if (record) observe(h64, qBase, hw.bounds, hw.n, Math.max(0, (origin + batchStart - ring.readyAt(unit)) / 1000));
+        const started = t;
         let failed: unknown = undefined;
         let threw = false;
         try {
@@ -185,6 +196,10 @@ class ConsumerLoop implements ContextHost, WorkerControl {
           });
         }
         t = performance.now();
+        if (record) {
+          observe(h64, pBase, hw.bounds, hw.n, (t - started) / 1000);
+          if (!threw) observe(h64, eBase, hw.bounds, hw.n, Math.max(0, (origin + t - sentAt) / 1000));
+        }
         if (Atomics.load(i32, this.wStatus) === SLOT_REVOKED) {
           // Lease expired: the dispatcher takes the rest of the batch back once this thread is gone.
           break;

@@ -9,6 +9,7 @@ import { ErrorCodes, RingpoolError, describeValue } from './errors.js';
 import { GUARD_FREE, GUARD_SENDING } from './layout.js';
 import { now } from './clock.js';
 import type { Ring } from './ring.js';
+import type { LocalHistogram } from './histogram.js';
 
 export interface SendOptions {
   /** Messages with one key are handled in order, one at a time (keyed ordering lands with actors). */
@@ -44,6 +45,8 @@ export class Producer {
    */
   countLocally = false;
   enqueuedHere = 0;
+  /** Time spent inside send() (main thread, when metrics are on). */
+  timing: LocalHistogram | null = null;
 
   constructor(
     readonly mailbox: string,
@@ -75,6 +78,8 @@ export class Producer {
   /** Send; returns the message id, or -1 when the ring is full now (nothing counted). Throws for anything else. */
   trySend(payload: unknown, opts: SendOptions | undefined): number {
     const ring = this.ring;
+    // Enqueued-at is taken on entry: end-to-end latency includes encoding.
+    const t = now();
     if (this.closed) {
       ring.countRejected('closed');
       throw new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.mailbox}' is closed to new messages`, {
@@ -115,7 +120,6 @@ export class Producer {
       );
     }
     const id = ring.nextId();
-    const t = now();
     if (delayMs > 0) {
       this.countEnqueued();
       this.delayed(this, codec.preparedBytes(), codec.ascii, key, delayMs, id, t);
@@ -132,6 +136,7 @@ export class Producer {
     if (guard !== null) Atomics.store(guard.i32, guard.index, GUARD_FREE);
     if (!ok) return -1;
     this.countEnqueued();
+    if (this.timing !== null) this.timing.observe((now() - t) / 1000);
     return id;
   }
 

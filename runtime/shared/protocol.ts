@@ -27,6 +27,8 @@ export interface ConsumerTask {
   batchSize: number;
   /** Every mailbox of the runtime, so handlers can ctx.send() to any of them. */
   rings: Record<string, RingRef>;
+  /** This mailbox's histogram buffer (see histogram.ts); the loop records into its slot's blocks. */
+  metricsSab: SharedArrayBuffer;
   control: MessagePort;
   events: MessagePort;
 }
