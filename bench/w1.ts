@@ -6,7 +6,9 @@
  *   npm run bench            (or: node dist/bench/w1.js --runs 3)
  */
 import { Piscina } from 'piscina';
+import { Registry } from 'prom-client';
 import { createRuntime } from '../runtime/index.js';
+import { createMetrics } from '../metrics/index.js';
 import { header, median, percentile, table, writeResult } from './machine.js';
 import { naiveRing } from './naive-ring.js';
 
@@ -28,11 +30,15 @@ function message(i: number): { id: number; user: string; sku: string; qty: numbe
   return { id: i, user: 'user-000042', sku: 'SKU-ABCDEFGH', qty: 3, price: 19.99, tags: ['a', 'bb', 'ccc'] };
 }
 
-async function ringpool(threads: number, n: number): Promise<number> {
+async function ringpool(threads: number, n: number, metrics = false): Promise<number> {
   const rt = createRuntime({
     mailboxes: { w1: { handler: NOOP, minThreads: threads, maxThreads: threads, capacityBytes: 8 << 20 } },
   });
+  const registry = new Registry();
+  if (metrics) createMetrics(rt, { registry });
   await rt.start();
+  // Scraped once a second while it runs, as Prometheus would.
+  const scraper = metrics ? setInterval(() => void registry.metrics(), 1000) : undefined;
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
     try {
@@ -43,6 +49,7 @@ async function ringpool(threads: number, n: number): Promise<number> {
   }
   await rt.onIdle();
   const dt = performance.now() - t0;
+  clearInterval(scraper);
   await rt.close();
   return (n / dt) * 1000;
 }
@@ -103,7 +110,9 @@ async function main(): Promise<void> {
     ['piscina 100 per run(), 2 threads', () => piscinaRun(2, n, 100)],
     ['hand-written SAB ring (ceiling), 1 thread', () => naiveRing(n, message)],
     ['ringpool, 1 thread', () => ringpool(1, n)],
+    ['ringpool, 1 thread, metrics on', () => ringpool(1, n, true)],
     ['ringpool, 2 threads', () => ringpool(2, n)],
+    ['ringpool, 2 threads, metrics on', () => ringpool(2, n, true)],
   ];
   const results: Record<string, number[]> = {};
   for (let r = 0; r < runs; r++) {
@@ -121,6 +130,9 @@ async function main(): Promise<void> {
       'x hand-written ring': (v / med['hand-written SAB ring (ceiling), 1 thread']!).toFixed(2),
     })),
   );
+  const on1 = med['ringpool, 1 thread, metrics on']! / med['ringpool, 1 thread']!;
+  const on2 = med['ringpool, 2 threads, metrics on']! / med['ringpool, 2 threads']!;
+  console.log(`\nmetrics on / off: ${(on1 * 100).toFixed(1)}% (1 thread), ${(on2 * 100).toFixed(1)}% (2 threads) of the throughput`);
   const burst = await sendLatency(QUICK ? 20_000 : 200_000);
   console.log(`\nW3-lite: send() during a burst of ${QUICK ? 20_000 : 200_000} (µs): p50 ${burst.p50}  p99 ${burst.p99}  p99.9 ${burst.p999}  max ${burst.max}  (${burst.perSecond} sends/s incl. timing)`);
   const file = writeResult('w1', { runs, messages: n, piscinaMessages: np, msgsPerSecond: results, median: med, sendLatencyMicros: burst });
