@@ -1,0 +1,145 @@
+/**
+ * The autoscaling policy: a pure function. No threads, no timers, no clock of
+ * its own (`now` is an input), so it is tested deterministically.
+ *
+ * Each tick, for one mailbox:
+ *
+ *   B = ready + in flight,  S = EWMA of handler time per message (s),
+ *   λ = EWMA of arrival rate (msg/s),  c = messages in flight per thread,
+ *   one thread drains c / S msg/s, so
+ *   raw = max(B·S / (c·targetLag),  λ·S / (c·0.8))
+ *
+ * (AWS's backlog-per-instance target and Little's law at 80 % utilisation;
+ * the larger wins, as Kubernetes' HPA takes the larger of two metrics.)
+ *
+ * - Tolerance: when raw/current is within 1 ± tolerance, nothing changes.
+ * - Up at once (at most maxStepUp threads a tick); down only to the highest
+ *   recommendation of the last scaleDownWindowMs, and never on missing data.
+ * - CPU-bound or I/O-bound: when more capacity is needed and the threads are
+ *   not CPU-busy (event-loop utilisation below `busyElu`) and concurrency can
+ *   grow, the policy doubles per-thread concurrency instead of adding threads.
+ *   When they are busy, it adds threads up to max.
+ */
+
+export interface AutoscaleConfig {
+  targetLagSeconds: number;
+  min: number;
+  max: number;
+  tickMs: number;
+  /** Relative change ignored, e.g. 0.1. */
+  tolerance: number;
+  scaleDownWindowMs: number;
+  /** Most threads added in one tick. */
+  maxStepUp: number;
+  /** Per-thread concurrency bounds (1..maxConcurrency). */
+  maxConcurrency: number;
+  /** Below this mean event-loop utilisation, threads count as waiting on I/O, not CPU-bound. */
+  busyElu: number;
+}
+
+export interface Observation {
+  now: number;
+  ready: number;
+  inFlight: number;
+  /** Arrivals per second (EWMA); undefined when unknown. */
+  arrivalRate: number | undefined;
+  /** Seconds a handler takes per message (EWMA); undefined before any message was handled. */
+  processingSeconds: number | undefined;
+  /** Mean event-loop utilisation of the consumer threads over the last tick (0..1); undefined when unknown. */
+  elu: number | undefined;
+  threads: number;
+  concurrency: number;
+}
+
+export interface Recommendation {
+  at: number;
+  threads: number;
+}
+
+export interface Decision {
+  threads: number;
+  concurrency: number;
+  /** Why, in words an operator can read. */
+  reason: string;
+  /** The raw, unclamped thread recommendation (NaN when data is missing). */
+  raw: number;
+  /** Recommendations to keep for the next tick (the scale-down window). */
+  history: Recommendation[];
+}
+
+export const autoscaleDefaults = Object.freeze({
+  targetLagSeconds: 1,
+  tickMs: 1000,
+  scaleDownWindowMs: 30_000,
+  tolerance: 0.1,
+  maxStepUp: 4,
+  maxConcurrency: 64,
+  busyElu: 0.6,
+});
+
+const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, v));
+
+export function decide(cfg: AutoscaleConfig, o: Observation, past: readonly Recommendation[]): Decision {
+  const current = o.threads;
+  const c = Math.max(1, o.concurrency);
+  const backlog = o.ready + o.inFlight;
+  const keep = (reason: string, raw = NaN, hist: Recommendation[] = pruned(past, cfg, o.now)): Decision => ({
+    threads: clamp(current, cfg.min, cfg.max),
+    concurrency: c,
+    reason,
+    raw,
+    history: hist,
+  });
+
+  const S = o.processingSeconds;
+  if (S === undefined || !(S > 0)) {
+    // No handler time yet: scale up only to serve a backlog (one thread at a time), never down.
+    if (backlog > 0 && current < cfg.min) return { ...keep('below min'), threads: cfg.min };
+    if (backlog > 0 && current === 0) return { ...keep('backlog with no thread'), threads: Math.max(1, cfg.min) };
+    return keep('no processing-time data yet: hold');
+  }
+  const perThread = c / S;
+  const forBacklog = backlog / (perThread * cfg.targetLagSeconds);
+  const lambda = o.arrivalRate ?? 0;
+  const forArrivals = lambda / (perThread * 0.8);
+  const raw = Math.max(forBacklog, forArrivals);
+  const wanted = clamp(Math.ceil(raw - 1e-9), cfg.min, cfg.max);
+  const history = [...pruned(past, cfg, o.now), { at: o.now, threads: wanted }];
+  const why = forBacklog >= forArrivals ? `backlog ${backlog} x ${fmt(S)} s / (${c} x ${cfg.targetLagSeconds} s lag)` : `arrivals ${fmt(lambda)}/s x ${fmt(S)} s / (${c} x 0.8)`;
+
+  if (current > 0 && Math.abs(raw / current - 1) <= cfg.tolerance) {
+    return { threads: clamp(current, cfg.min, cfg.max), concurrency: c, reason: `within tolerance (${why} = ${fmt(raw)})`, raw, history };
+  }
+  if (wanted > current) {
+    // More capacity needed. Threads waiting on I/O: more messages per thread is cheaper than a thread.
+    if (o.elu !== undefined && o.elu < cfg.busyElu && current > 0 && c < cfg.maxConcurrency) {
+      return {
+        threads: current,
+        concurrency: Math.min(cfg.maxConcurrency, c * 2),
+        reason: `I/O-bound (event-loop utilisation ${fmt(o.elu)} < ${cfg.busyElu}): concurrency ${c} -> ${Math.min(cfg.maxConcurrency, c * 2)} (${why} = ${fmt(raw)})`,
+        raw,
+        history,
+      };
+    }
+    const to = Math.min(wanted, current + cfg.maxStepUp, cfg.max);
+    if (to > current) return { threads: to, concurrency: c, reason: `scale up: ${why} = ${fmt(raw)}`, raw, history };
+    return { threads: current, concurrency: c, reason: `at max (${cfg.max}): ${why} = ${fmt(raw)}`, raw, history };
+  }
+  if (wanted < current) {
+    if (o.arrivalRate === undefined) return { ...keep('arrival rate unknown: no scale-down', raw), history };
+    // Down only to the highest recommendation in the window (this one included).
+    const ceiling = Math.max(...history.map((h) => h.threads));
+    const to = clamp(Math.max(wanted, ceiling), cfg.min, cfg.max);
+    if (to < current) return { threads: to, concurrency: c, reason: `scale down: highest recommendation in ${cfg.scaleDownWindowMs} ms is ${ceiling} (${why} = ${fmt(raw)})`, raw, history };
+    return { threads: current, concurrency: c, reason: `hold: waiting out the scale-down window (highest ${ceiling})`, raw, history };
+  }
+  return { threads: current, concurrency: c, reason: `steady (${why} = ${fmt(raw)})`, raw, history };
+}
+
+function pruned(history: readonly Recommendation[], cfg: AutoscaleConfig, now: number): Recommendation[] {
+  return history.filter((h) => now - h.at < cfg.scaleDownWindowMs);
+}
+
+function fmt(v: number): string {
+  return Number.isInteger(v) ? String(v) : v.toPrecision(3);
+}
