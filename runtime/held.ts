@@ -35,8 +35,14 @@ export class HeldMessage implements PayloadWriter {
       if (e.code !== undefined) small.code = String(e.code).slice(0, 100);
       if (e.stack !== undefined) small.stack = String(e.stack).slice(0, 2000);
       let meta = Buffer.from(JSON.stringify(small), 'utf8');
+      // JSON escaping can grow a string 6x (control characters): cap the bytes, not the characters.
       if (meta.byteLength > META_MAX_BYTES) {
         delete small.stack;
+        meta = Buffer.from(JSON.stringify(small), 'utf8');
+      }
+      while (meta.byteLength > META_MAX_BYTES) {
+        small.message = small.message.slice(0, Math.floor(small.message.length / 2)) + '…';
+        small.name = small.name.slice(0, 100);
         meta = Buffer.from(JSON.stringify(small), 'utf8');
       }
       this.meta = meta;

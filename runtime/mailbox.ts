@@ -3,7 +3,8 @@
  * consumer loops, lease watchdog, retry scheduler, redelivery, dead letters,
  * overflow waiters and counters.
  */
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { once } from 'node:events';
+import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import * as Comlink from './shared/comlink.js';
 import { builtinCodec, codecSpec, CustomCodec, type PayloadCodec } from './shared/codec.js';
@@ -12,6 +13,7 @@ import { ErrorCodes, RingpoolError, type ErrorInfo } from './shared/errors.js';
 import {
   CLAIMED,
   ENQUEUED,
+  PUBLISHED,
   HEAD,
   ST_FREE,
   GUARD_FREE,
@@ -36,6 +38,7 @@ import {
   ST_CLAIMED,
   ST_HELD,
   ST_READY,
+  ST_RECLAIMING,
   ST_SKIP,
   TAIL,
   type RejectReason,
@@ -141,13 +144,15 @@ class Folded {
   private last = 0;
   total = 0;
   fold(raw: number): number {
-    this.total += (raw - this.last) >>> 0;
+    // Signed: a producer that counts a send and then finds the ring full takes it back.
+    this.total += (raw - this.last) | 0;
     this.last = raw;
     return this.total;
   }
 }
 
-type ConsumerState = 'starting' | 'running' | 'stopping' | 'dead';
+/** `revoked`: its lease expired and its thread is being terminated; `dead`: its slot was recovered (late events are ignored). */
+type ConsumerState = 'starting' | 'running' | 'stopping' | 'revoked' | 'dead';
 
 interface Consumer {
   slot: number;
@@ -160,6 +165,8 @@ interface Consumer {
   ready: Promise<void>;
   onReady: (err?: Error) => void;
   done: Promise<void>;
+  /** After a lease kill: resolves when that thread has exited (the slot is not reused before). */
+  exited: Promise<unknown> | null;
 }
 
 interface SendWaiter {
@@ -209,6 +216,8 @@ export class Mailbox {
   private readonly acked: Folded[] = Array.from({ length: MAX_CONSUMERS }, () => new Folded());
   private readonly rejected: Folded[] = REJECT_REASONS.map(() => new Folded());
   private readonly claimed = new Folded();
+  /** PUBLISHED - CLAIMED at the last fold. */
+  private readyInRing = 0;
   private readonly deadBy: Record<DeadLetterReason, number> = { max_attempts: 0, poison: 0, unrecoverable: 0 };
   private readonly decisions = { up: 0, down: 0 };
   private drainRate = 0;
@@ -307,6 +316,7 @@ export class Mailbox {
       ready,
       onReady,
       done: Promise.resolve(),
+      exited: null,
     };
     ev.port1.on('message', (m: WorkerEvent) => this.onEvent(consumer, m));
     ev.port1.unref();
@@ -332,7 +342,7 @@ export class Mailbox {
   }
 
   private stopConsumer(c: Consumer): void {
-    if (c.state === 'stopping' || c.state === 'dead') return;
+    if (c.state === 'stopping' || c.state === 'revoked' || c.state === 'dead') return;
     c.state = 'stopping';
     // The shared flag reaches a loop parked on the wake word or busy in a batch;
     // the comlink call is the control plane's record of it (and wakes the loop's event loop).
@@ -353,19 +363,23 @@ export class Mailbox {
     if (result?.reason === 'load-error') {
       c.onReady(handlerLoadError(this.name, this.opts.handlerUrl, new Error('handler failed to load in a consumer thread')));
     }
-    if (err === null && c.state !== 'dead') {
-      // A clean stop: let nacks the loop posted before returning arrive first.
-      setImmediate(() => this.retire(c, null));
-    } else {
-      this.retire(c, err);
-    }
+    // A revoked loop may have returned by itself just before the kill landed:
+    // never hand its slot (or its Piscina worker) to a new loop before that thread is gone.
+    if (c.exited !== null) void c.exited.then(() => this.retire(c, err));
+    else this.retire(c, err);
   }
 
   /** The loop of `c` is over: take back what its slot still holds, free the slot, replace it if needed. */
   private retire(c: Consumer, err: Error | null): void {
     const ring = this.ring;
     const i32 = ring.i32;
-    const crashed = err !== null && c.state !== 'dead';
+    // Events the loop posted before it ended are queued on the port: handle
+    // them first (a delayed ctx.send must not be lost, a nack not forgotten).
+    for (let m = receiveMessageOnPort(c.events); m !== undefined; m = receiveMessageOnPort(c.events)) {
+      this.onEvent(c, m.message as WorkerEvent);
+    }
+    // Shutting down (close() past its deadline, destroy()): not a crash; what it held stays as leftovers.
+    const crashed = err !== null && c.state !== 'revoked' && !this.stopped;
     const current = crashed ? Atomics.load(i32, ring.slotWord(c.slot, S_CUR_UNIT)) : -1;
     c.state = 'dead';
     const info: ErrorInfo = {
@@ -373,9 +387,9 @@ export class Mailbox {
       message: `worker thread ${c.threadId} died while handling this message: ${err?.message ?? 'unknown'}`,
     };
     const back = this.recover(c.slot, current, info);
+    c.onReady(err ?? new Error('the consumer loop ended before it was ready'));
     if (crashed) {
       this.workerCrashes++;
-      c.onReady(err ?? undefined);
       this.host.emitWorkerCrash({ mailbox: this.name, threadId: c.threadId, error: info, redelivered: back });
     }
     Atomics.store(i32, ring.slotWord(c.slot, S_STATUS), SLOT_IDLE);
@@ -403,7 +417,7 @@ export class Mailbox {
         return;
       }
       case 'nack':
-        if (c.state === 'dead') return; // recovered already: a late result of a dead lease
+        if (c.state === 'dead') return; // its slot was recovered already: a late result of a dead thread
         this.onNack(c.slot, ev.unit, ev.error, ev.unrecoverable);
         return;
       case 'delayed-send': {
@@ -462,9 +476,21 @@ export class Mailbox {
     let back = 0;
     let p = Atomics.load(i32, TAIL);
     const end = Atomics.load(i32, READ);
+    let spins = 0;
     while (p !== end) {
       const at = p & ring.indexMask;
       const s = Atomics.load(state, at);
+      if (s === ST_FREE || s === ST_RECLAIMING) {
+        // Only the record at TAIL can read so, while a consumer reclaims it
+        // (a few instructions between its CAS and its TAIL store): wait for TAIL to move.
+        const t = Atomics.load(i32, TAIL);
+        if (t !== p) p = t;
+        else if (++spins > 1_000_000) {
+          this.host.emitError(new RingpoolError(ErrorCodes.RING_STALLED, `mailbox '${this.name}': recovery stopped at a record being reclaimed`, { mailbox: this.name }));
+          break;
+        }
+        continue;
+      }
       const units = s === ST_SKIP ? ring.capacityUnits - at : ring.units(at);
       // A consumer may reclaim DONE records under us; once TAIL passed p, what we read there is stale.
       const t = Atomics.load(i32, TAIL);
@@ -472,6 +498,7 @@ export class Mailbox {
         p = t;
         continue;
       }
+      if (!(units >= 1 && units <= ring.capacityUnits - at)) break; // never follow a bad length
       if (s === mine || s === ST_READY) {
         if (Atomics.compareExchange(state, at, s, ST_HELD) === s) {
           const held = HeldMessage.takeFrom(ring, at);
@@ -505,13 +532,18 @@ export class Mailbox {
       const guardWord = ring.slotWord(c.slot, S_GUARD);
       // Never kill a thread between reserve and publish of a ctx.send(): try again next tick.
       if (Atomics.compareExchange(i32, guardWord, GUARD_FREE, GUARD_REVOKED) === GUARD_SENDING) continue;
+      // REVOKED goes up before the record is taken: a loop whose ack then fails
+      // finds it and returns at once, so the kill never lands in a reclaim.
+      const statusWord = ring.slotWord(c.slot, S_STATUS);
+      const before = Atomics.exchange(i32, statusWord, SLOT_REVOKED);
       const mine = ST_CLAIMED + c.slot;
       if (Atomics.compareExchange(ring.state, unit, mine, ST_HELD) !== mine) {
-        Atomics.store(i32, guardWord, GUARD_FREE); // acked just now
+        // acked just now: the lease did not run out after all
+        Atomics.store(i32, statusWord, before);
+        Atomics.store(i32, guardWord, GUARD_FREE);
         continue;
       }
-      c.state = 'dead';
-      Atomics.store(i32, ring.slotWord(c.slot, S_STATUS), SLOT_REVOKED);
+      c.state = 'revoked';
       const held = HeldMessage.takeFrom(ring, unit);
       this.finishedHere++;
       this.redelivered++;
@@ -519,7 +551,10 @@ export class Mailbox {
       this.host.emitHandlerTimeout({ mailbox: this.name, id: held.id, attempt: held.attempt, leaseMs: this.opts.leaseMs, threadId: c.threadId });
       this.fail(held, { name: 'LeaseExpired', message: `handler ran past leaseMs (${this.opts.leaseMs} ms)` }, 'timeout');
       const worker = this.pool?.threads.find((w) => w.threadId === c.threadId);
-      void worker?.terminate();
+      if (worker !== undefined) {
+        c.exited = once(worker, 'exit').catch(() => {});
+        void worker.terminate();
+      }
       ring.reclaim();
     }
   }
@@ -720,7 +755,7 @@ export class Mailbox {
   /** Interim scaling rule (the autoscaler replaces it): add a thread while the backlog does not shrink, retire one after SCALE_DOWN_IDLE_MS idle. */
   private scale(t: number): void {
     const o = this.opts;
-    const depth = this.ring.depth() + this.pending.length;
+    const depth = this.readyInRing + this.pending.length;
     const running = this.runningCount();
     if (depth > 0) {
       this.idleSince = 0;
@@ -804,13 +839,22 @@ export class Mailbox {
     }
   }
 
+  /**
+   * Read the shared counters in the reverse of the order a message moves
+   * through them (acked, claimed, published, enqueued): a message seen at a
+   * later stage is then always seen at the earlier ones, so a snapshot never
+   * shows a live message as accounted for.
+   */
   private foldCounters(): void {
     const ring = this.ring;
     const i32 = ring.i32;
-    this.enqueued.fold(Atomics.load(i32, ENQUEUED));
-    this.claimed.fold(Atomics.load(i32, CLAIMED));
     for (let s = 0; s < MAX_CONSUMERS; s++) this.acked[s]!.fold(Atomics.load(i32, ring.slotWord(s, S_ACKED)));
+    const claimed = Atomics.load(i32, CLAIMED);
+    this.claimed.fold(claimed);
+    const d = (Atomics.load(i32, PUBLISHED) - claimed) | 0;
+    this.readyInRing = d > 0 ? d : 0;
     for (let r = 0; r < REJECT_REASONS.length; r++) this.rejected[r]!.fold(Atomics.load(i32, REJECTED_BASE + r));
+    this.enqueued.fold(Atomics.load(i32, ENQUEUED));
   }
 
   private processed(): number {
@@ -828,7 +872,7 @@ export class Mailbox {
     this.foldCounters();
     const processed = this.processed();
     const rejectedBy = Object.fromEntries(REJECT_REASONS.map((r, i) => [r, this.rejected[i]!.total])) as Record<RejectReason, number>;
-    const depth = this.ring.depth() + this.pending.length;
+    const depth = this.readyInRing + this.pending.length;
     const oldest = depth === 0 ? 0 : this.oldestAgeSeconds();
     return {
       depth,

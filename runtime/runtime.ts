@@ -58,6 +58,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
   private ticker: NodeJS.Timeout | null = null;
   private idleWaiters: Array<() => void> = [];
   private idlePoll: NodeJS.Timeout | null = null;
+  private idleStreak = 0;
   private closing: Promise<CloseReport> | null = null;
   private finished = false;
   readonly options: ResolvedRuntime;
@@ -203,7 +204,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
 
   /** Resolves when every mailbox is empty, nothing is in flight and nothing is delayed. */
   onIdle(): Promise<void> {
-    if (this.isIdle()) return Promise.resolve();
+    // Once closed nothing will move any more: what was left is in close()'s report.
+    if (this.finished || this.isIdle()) return Promise.resolve();
     return new Promise((resolve) => {
       this.idleWaiters.push(resolve);
       this.pollIdle();
@@ -215,12 +217,20 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     this.idlePoll = setTimeout(() => {
       this.idlePoll = null;
       if (this.idleWaiters.length === 0) return;
+      // Two idle looks in a row, a poll apart, before anyone is told.
       if (this.isIdle()) {
-        for (const w of this.idleWaiters.splice(0)) w();
+        if (++this.idleStreak >= 2) {
+          this.idleStreak = 0;
+          for (const w of this.idleWaiters.splice(0)) w();
+          return;
+        }
       } else {
-        this.pollIdle();
+        this.idleStreak = 0;
       }
+      this.pollIdle();
     }, 1);
+    // A forgotten onIdle() must not keep the process alive.
+    this.idlePoll.unref();
   }
 
   /**

@@ -184,6 +184,9 @@ class ConsumerLoop implements ContextHost, WorkerControl {
         }
         if (!threw) {
           if (ring.ack(c, unit)) Atomics.store(i32, this.wAcked, ++this.acked);
+          // The dispatcher took the record back (lease expired) and this thread
+          // is about to be terminated: touch nothing shared any more.
+          else if (Atomics.load(i32, this.wStatus) === SLOT_REVOKED) return;
         } else {
           this.nacked++;
           this.post({
@@ -202,7 +205,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
         }
         if (Atomics.load(i32, this.wStatus) === SLOT_REVOKED) {
           // Lease expired: the dispatcher takes the rest of the batch back once this thread is gone.
-          break;
+          return;
         }
       }
       Atomics.store(i32, this.wCurUnit, -1);
@@ -221,6 +224,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
   /** Sleep on the wake word until a producer publishes, the slot is stopped, or a timeout. */
   private async park(): Promise<void> {
     const { ring, i32 } = this;
+    if (!this.running()) return;
     ring.reclaim();
     Atomics.add(i32, SLEEPERS, 1);
     try {

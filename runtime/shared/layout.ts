@@ -144,7 +144,7 @@ export const R_FLAGS = 10; // i32 word, byte 40
 export const R_META_BYTES = 11; // i32 word, byte 44
 export const RECORD_HEADER_BYTES = 48;
 export const FLAG_ASCII = 1;
-/** Most meta bytes a record carries (the first error, truncated). */
+/** Most meta bytes a record carries: the first error's JSON is cut to fit (held.ts). */
 export const META_MAX_BYTES = 4096;
 
 export const ID_BLOCK_SIZE = 1 << 16;

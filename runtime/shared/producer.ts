@@ -121,7 +121,7 @@ export class Producer {
     }
     const id = ring.nextId();
     if (delayMs > 0) {
-      this.countEnqueued();
+      this.countEnqueued(1);
       this.delayed(this, codec.preparedBytes(), codec.ascii, key, delayMs, id, t);
       return id;
     }
@@ -132,17 +132,23 @@ export class Producer {
         mailbox: this.mailbox,
       });
     }
-    const ok = ring.write(codec, bytes, key, keyBytes, 1, id, t, t, codec.ascii);
-    if (guard !== null) Atomics.store(guard.i32, guard.index, GUARD_FREE);
+    // Counted before it is published, so a reader that sees it processed also sees it enqueued.
+    this.countEnqueued(1);
+    let ok = false;
+    try {
+      ok = ring.write(codec, bytes, key, keyBytes, 1, id, t, t, codec.ascii);
+    } finally {
+      if (guard !== null) Atomics.store(guard.i32, guard.index, GUARD_FREE);
+      if (!ok) this.countEnqueued(-1);
+    }
     if (!ok) return -1;
-    this.countEnqueued();
     if (this.timing !== null) this.timing.observe((now() - t) / 1000);
     return id;
   }
 
-  private countEnqueued(): void {
-    if (this.countLocally) this.enqueuedHere++;
-    else this.ring.countEnqueued(1);
+  private countEnqueued(n: number): void {
+    if (this.countLocally) this.enqueuedHere += n;
+    else this.ring.countEnqueued(n);
   }
 }
 

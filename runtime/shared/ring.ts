@@ -19,8 +19,10 @@
  * 4. claim    (consumer) load READ, walk forward over READY/SKIP records up to
  *             a batch, CAS READ to the end of the walk (one CAS a batch), then
  *             CAS each record's state READY -> CLAIMED+c. The per-record CAS
- *             only fails if the dispatcher recovered the record because the
- *             claiming thread was declared dead between the two CASes.
+ *             fails only when the dispatcher, recovering after a thread died,
+ *             took a READY record behind READ first (it cannot tell a claim cut
+ *             short by a death from one in progress); that record is then
+ *             redelivered by the dispatcher instead (possibly out of order).
  * 5. ack      (consumer) CAS CLAIMED+c -> DONE. It fails when the dispatcher
  *             already took the record back (lease expired, thread revoked):
  *             a late result from a dead lease is ignored, never double-counted.
@@ -107,8 +109,6 @@ export class Ring {
   readonly indexMask: number;
   readonly dataOff: number;
   readonly maxPayloadBytes: number;
-  /** Units of the largest record (header + maxPayloadBytes). */
-  readonly maxRecordUnits: number;
   private idNext = 0;
   private idEnd = 0;
   /** This thread's last look at TAIL (see reserve). */
@@ -152,7 +152,6 @@ export class Ring {
     this.state = new Uint8Array(sab, stateOff, this.capacityUnits);
     this.dataOff = dataOff;
     this.maxPayloadBytes = this.i32[MAX_PAYLOAD_WORD]!;
-    this.maxRecordUnits = recordUnits(0, this.maxPayloadBytes);
     this.cachedTail = Atomics.load(this.i32, TAIL);
   }
 
@@ -183,23 +182,32 @@ export class Ring {
   reserve(units: number): number {
     const i32 = this.i32;
     const cap = this.capacityUnits;
-    for (let tries = 0; ; tries++) {
+    let fresh = false;
+    let helped = false;
+    for (;;) {
       // A stale TAIL under-estimates free space (TAIL only grows), so this
       // thread's cached copy is safe to use until it says "full"; only then do
       // we pay the cross-core load (the Disruptor's cached gating sequence).
-      let t = this.cachedTail;
+      const t = this.cachedTail;
       const h = Atomics.load(i32, HEAD);
       const at = h & this.indexMask;
       const toEnd = cap - at;
       const need = units <= toEnd ? units : toEnd + units;
       if (((h - t) >>> 0) + need > cap) {
-        t = this.cachedTail = Atomics.load(i32, TAIL);
-        if (((h - t) >>> 0) + need > cap) {
-          // Records may be DONE but not yet reclaimed (their consumer is
-          // between ack and reclaim): help once, then report full.
-          if (tries === 0 && this.reclaim() > 0) continue;
-          return -1;
+        if (!fresh) {
+          // Reload TAIL, then read HEAD again (next turn): HEAD read after TAIL is never behind it.
+          this.cachedTail = Atomics.load(i32, TAIL);
+          fresh = true;
+          continue;
         }
+        // Records may be DONE but not yet reclaimed (their consumer is
+        // between ack and reclaim): help once, then report full.
+        if (!helped && this.reclaim() > 0) {
+          helped = true;
+          fresh = false;
+          continue;
+        }
+        return -1;
       }
       if (Atomics.compareExchange(i32, HEAD, h, (h + need) | 0) === h) {
         if (need !== units) {

@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import type { DeadLetterEvent, WorkerCrashEvent } from 'ringpool';
+import { fixture, runtime } from './helpers.js';
+
+describe('regressions found in review', () => {
+  it('a delayed ctx.send made just before the thread dies is not lost', async () => {
+    const rt = runtime({
+      mailboxes: {
+        src: { handler: fixture('send-then-die.js'), minThreads: 1, maxThreads: 1, backoff: { baseMs: 1, maxMs: 2 } },
+        sink: { handler: fixture('noop.js'), minThreads: 1, maxThreads: 1 },
+      },
+    });
+    await rt.start();
+    for (let i = 0; i < 10; i++) rt.send('src', { n: i });
+    await rt.onIdle();
+    expect(rt.stats('src')).toMatchObject({ processed: 10, workerCrashes: 10 });
+    // one delayed send per attempt 1: none lost
+    expect(rt.stats('sink')).toMatchObject({ enqueued: 10, processed: 10 });
+  }, 30_000);
+
+  it('crashes in a small ring that wraps often: recovery across SKIP padding loses nothing', async () => {
+    const rt = runtime({
+      mailboxes: { m: { handler: fixture('crash-some.js'), minThreads: 1, maxThreads: 2, capacityBytes: 16384, maxMessageBytes: 2048, backoff: { baseMs: 1, maxMs: 2 } } },
+    });
+    await rt.start();
+    const N = 2000;
+    for (let i = 0; i < N; i++) await rt.sendAsync('m', { i, crash: i % 100 === 50, pad: 'p'.repeat((i * 53) % 900) });
+    await rt.onIdle();
+    const s = rt.stats('m');
+    expect(s).toMatchObject({ enqueued: N, processed: N, deadLettered: 0, workerCrashes: 20, inFlight: 0, depth: 0 });
+  }, 60_000);
+
+  it('bursts with pauses (consumers park and are woken) all arrive', async () => {
+    const rt = runtime({ mailboxes: { m: { handler: fixture('noop.js'), minThreads: 2, maxThreads: 2 } } });
+    await rt.start();
+    for (let b = 0; b < 100; b++) {
+      for (let i = 0; i < 50; i++) rt.send('m', { b, i });
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await rt.onIdle();
+    expect(rt.stats('m')).toMatchObject({ enqueued: 5000, processed: 5000 });
+  });
+
+  it('onIdle() after close() resolves (and does not keep the process alive)', async () => {
+    const rt = runtime({ mailboxes: { m: { handler: fixture('slow.js'), minThreads: 1, maxThreads: 1 } } });
+    await rt.start();
+    for (let i = 0; i < 50; i++) rt.send('m', { ms: 50 });
+    const report = await rt.close({ timeoutMs: 30 });
+    expect(report.drained).toBe(false);
+    await rt.onIdle(); // resolves: nothing more will move
+  });
+
+  it('close() past its deadline is not a crash: no poison, no worker-crash, the message is left over', async () => {
+    const rt = runtime({ mailboxes: { m: { handler: fixture('slow.js'), minThreads: 1, maxThreads: 1, maxAttempts: 1 } } });
+    const dead: DeadLetterEvent[] = [];
+    const crashes: WorkerCrashEvent[] = [];
+    rt.on('dead-letter', (e) => dead.push(e));
+    rt.on('worker-crash', (e) => crashes.push(e));
+    await rt.start();
+    rt.send('m', { ms: 3000 });
+    await new Promise((r) => setTimeout(r, 100));
+    const report = await rt.close({ timeoutMs: 50 });
+    expect(report).toMatchObject({ drained: false, left: { m: { inFlight: 1 } } });
+    expect(dead).toEqual([]);
+    expect(crashes).toEqual([]);
+    expect(rt.stats('m')).toMatchObject({ failed: 0, deadLettered: 0, workerCrashes: 0 });
+  });
+
+  it('a first error whose JSON escapes to many bytes still lets the retry back into a small ring', async () => {
+    const rt = runtime({
+      mailboxes: {
+        // capacity exactly 2 x (header + maxMessageBytes + 4096 meta): a record with more meta than that may not fit
+        m: { handler: fixture('fail.js'), codec: 'v8', capacityBytes: 16384, maxMessageBytes: 4048, maxAttempts: 3, backoff: { baseMs: 1, maxMs: 2 }, minThreads: 1, maxThreads: 1 },
+      },
+    });
+    await rt.start();
+    // Each attempt throws a message with 1,000 control characters: ~6,000 bytes once JSON-escaped.
+    for (let i = 0; i < 6; i++) rt.send('m', { n: '\u0001'.repeat(1000) + i, failures: 'always', pad: 'x'.repeat(i * 500) });
+    await rt.onIdle();
+    expect(rt.stats('m')).toMatchObject({ deadLettered: 6, failed: 18, depth: 0 });
+    const [dl] = rt.deadLetters('m').list();
+    expect(dl!.attempts).toBe(3);
+    expect(dl!.firstError!.message.length).toBeGreaterThan(100);
+  });
+});
