@@ -3,10 +3,12 @@
  */
 export { createRuntime, Runtime } from './runtime.js';
 export type { CloseOptions, CloseReport, DeadLetterEvent, RuntimeEvents, SendAsyncOptions } from './runtime.js';
-export type { HandlerTimeoutEvent, MailboxStats, WorkerCrashEvent } from './mailbox.js';
+export type { HandlerTimeoutEvent, MailboxStats, ScaleEvent, WorkerCrashEvent } from './mailbox.js';
+export { decide as autoscalePolicy, autoscaleDefaults } from './autoscale-policy.js';
+export type { AutoscaleConfig, Decision, Observation, Recommendation } from './autoscale-policy.js';
 export type { DeadLetter, DeadLetterReason, DeadLetters } from './dead-letters.js';
 export { mailboxDefaults, runtimeDefaults } from './options.js';
-export type { BackoffOptions, MailboxOptions, RuntimeOptions } from './options.js';
+export type { AutoscaleOptions, BackoffOptions, MailboxOptions, RuntimeOptions } from './options.js';
 export { ErrorCodes, RingpoolError } from './shared/errors.js';
 export type { ErrorCode, ErrorInfo } from './shared/errors.js';
 export type { Codec, CodecOption } from './shared/codec.js';

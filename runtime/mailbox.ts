@@ -12,6 +12,7 @@ import { now } from './shared/clock.js';
 import { ErrorCodes, RingpoolError, type ErrorInfo } from './shared/errors.js';
 import {
   CLAIMED,
+  CONCURRENCY_WORD,
   ENQUEUED,
   PUBLISHED,
   HEAD,
@@ -26,6 +27,8 @@ import {
   S_ACKED,
   S_CUR_UNIT,
   S_F64_CUR_START,
+  S_F64_ELU,
+  S_F64_HANDLER_MS,
   S_GUARD,
   S_INCARNATION,
   S_STATUS,
@@ -48,7 +51,8 @@ import type { ConsumerTask, LoopResult, RingRef, WorkerControl, WorkerEvent, Wor
 import { Ring } from './shared/ring.js';
 import { DeadLetterStore, type DeadLetter, type DeadLetterReason } from './dead-letters.js';
 import { HeldMessage } from './held.js';
-import type { ResolvedMailbox } from './options.js';
+import type { ResolvedAutoscale, ResolvedMailbox } from './options.js';
+import { autoscaleDefaults, decide, type Recommendation } from './autoscale-policy.js';
 import { backoffDelay, TimerHeap } from './timer-heap.js';
 import {
   allocateMetricsBuffer,
@@ -62,8 +66,6 @@ import {
 } from './shared/histogram.js';
 
 const CONSUMER_URL = new URL('../workers/consumer.js', import.meta.url);
-/** Interim scaling (until the autoscaler): idle this long before retiring a thread above minThreads. */
-const SCALE_DOWN_IDLE_MS = 5_000;
 /** How long READ may sit on an unpublished record before the runtime reports it. */
 const STALL_REPORT_MS = 5_000;
 
@@ -75,6 +77,7 @@ export interface MailboxHost {
   emitDeadLetter(letter: DeadLetter): void;
   emitWorkerCrash(ev: WorkerCrashEvent): void;
   emitHandlerTimeout(ev: HandlerTimeoutEvent): void;
+  emitScale(ev: ScaleEvent): void;
   emitError(err: Error): void;
 }
 
@@ -84,6 +87,16 @@ export interface WorkerCrashEvent {
   error: ErrorInfo;
   /** Message ids put back (the one whose handler ran is retried or dead-lettered). */
   redelivered: number;
+}
+
+export interface ScaleEvent {
+  mailbox: string;
+  /** Desired threads before and after. */
+  from: number;
+  to: number;
+  /** Messages in flight per thread after the decision. */
+  concurrency: number;
+  reason: string;
 }
 
 export interface HandlerTimeoutEvent {
@@ -131,6 +144,14 @@ export interface MailboxStats {
   drainRate: number;
   /** Thread-count decisions taken, by direction. */
   scaleDecisions: { up: number; down: number };
+  /** Messages in flight per thread. */
+  concurrency: number;
+  /** Publishes per second (sends, retries and redeliveries), EWMA over ~5 s. */
+  arrivalRate: number;
+  /** Whether the autoscaler sizes this mailbox now (false when off or pinned by resize()). */
+  autoscale: boolean;
+  /** The autoscaler's last reason, in words. */
+  scaleReason: string;
   workerCrashes: number;
   handlerTimeouts: number;
   /** Dead letters held now. */
@@ -188,8 +209,6 @@ export class Mailbox {
   private readonly slotBusy = new Uint8Array(MAX_CONSUMERS);
   private incarnations = 0;
   private desired: number;
-  private idleSince = 0;
-  private lastDepth = 0;
   private readonly heap = new TimerHeap();
   private heapTimer: NodeJS.Timeout | null = null;
   private heapTimerAt = 0;
@@ -220,6 +239,18 @@ export class Mailbox {
   private readyInRing = 0;
   private readonly deadBy: Record<DeadLetterReason, number> = { max_attempts: 0, poison: 0, unrecoverable: 0 };
   private readonly decisions = { up: 0, down: 0 };
+  private autoscaleCfg: ResolvedAutoscale | null;
+  private pinned: number | null = null;
+  private concurrency: number;
+  private history: Recommendation[] = [];
+  private lastDecisionAt = 0;
+  private lastReason = '';
+  private handlerSeconds: number | undefined = undefined;
+  private arrivalRate = 0;
+  private arrivalKnown = false;
+  private lastArrivalAt = 0;
+  private lastPublished = 0;
+  private readonly published = new Folded();
   private drainRate = 0;
   private lastRateAt = 0;
   private lastProcessed = 0;
@@ -241,6 +272,9 @@ export class Mailbox {
     );
     this.producer.countLocally = true;
     this.desired = opts.minThreads;
+    this.autoscaleCfg = opts.autoscale === false ? null : opts.autoscale;
+    this.concurrency = opts.concurrency;
+    Atomics.store(this.ring.i32, CONCURRENCY_WORD, opts.concurrency);
     this.deadLetters = new DeadLetterStore(
       this.name,
       opts.deadLetterLimit,
@@ -745,6 +779,7 @@ export class Mailbox {
     if (this.stopped) return;
     this.foldCounters();
     this.measureDrain(t);
+    this.measureArrivals(t, this.published.total);
     this.watchLeases(t);
     this.watchStall(t);
     if (this.pending.length > 0) this.flushPending();
@@ -752,27 +787,110 @@ export class Mailbox {
     this.scale(t);
   }
 
-  /** Interim scaling rule (the autoscaler replaces it): add a thread while the backlog does not shrink, retire one after SCALE_DOWN_IDLE_MS idle. */
+  /**
+   * The autoscaler (runtime/autoscale-policy.ts) every `autoscale.tickMs`:
+   * observe, decide, start or stop loops. With autoscale off (option or
+   * `rt.resize()`), keep the pinned size (minThreads by default).
+   */
   private scale(t: number): void {
-    const o = this.opts;
-    const depth = this.readyInRing + this.pending.length;
-    const running = this.runningCount();
-    if (depth > 0) {
-      this.idleSince = 0;
-      if (depth >= this.lastDepth && running < o.maxThreads) {
-        this.desired = Math.min(o.maxThreads, running + 1);
-        this.decisions.up++;
-      }
-    } else if (this.inFlight() === 0) {
-      if (this.idleSince === 0) this.idleSince = t;
-      else if (t - this.idleSince > SCALE_DOWN_IDLE_MS && this.desired > o.minThreads) {
-        this.desired--;
-        this.decisions.down++;
-        this.idleSince = t;
+    const cfg = this.autoscaleCfg;
+    if (cfg === null) {
+      this.setDesired(this.pinned ?? this.opts.minThreads, this.concurrency, this.pinned === null ? 'autoscale off: minThreads' : 'pinned by resize()');
+      return;
+    }
+    if (t - this.lastDecisionAt < cfg.tickMs) {
+      this.fillToDesired();
+      return;
+    }
+    this.lastDecisionAt = t;
+    const ring = this.ring;
+    let handlerMs = 0;
+    let elu = 0;
+    let n = 0;
+    for (const c of this.consumers.values()) {
+      if (c.state !== 'running') continue;
+      const h = ring.f64[ring.slotF64(c.slot, S_F64_HANDLER_MS)]!;
+      if (h > 0) {
+        handlerMs += h;
+        elu += ring.f64[ring.slotF64(c.slot, S_F64_ELU)]!;
+        n++;
       }
     }
-    this.lastDepth = depth;
+    if (n > 0) this.handlerSeconds = handlerMs / n / 1000;
+    const s = this.stats();
+    const d = decide(
+      {
+        ...cfg,
+        min: this.opts.minThreads,
+        max: this.opts.maxThreads,
+      },
+      {
+        now: t,
+        ready: s.depth,
+        inFlight: s.inFlight,
+        arrivalRate: this.arrivalKnown ? this.arrivalRate : undefined,
+        processingSeconds: this.handlerSeconds,
+        elu: n > 0 ? elu / n : undefined,
+        threads: this.desired,
+        concurrency: this.concurrency,
+      },
+      this.history,
+    );
+    this.history = d.history;
+    this.lastReason = d.reason;
+    this.setDesired(d.threads, d.concurrency, d.reason);
+  }
+
+  /** Apply a size: emit 'scale' when it changes, count the decision, start or stop loops. */
+  private setDesired(threads: number, concurrency: number, reason: string): void {
+    const from = this.desired;
+    const fromC = this.concurrency;
+    if (concurrency !== fromC) {
+      this.concurrency = concurrency;
+      Atomics.store(this.ring.i32, CONCURRENCY_WORD, concurrency);
+    }
+    if (threads !== from) {
+      this.desired = threads;
+      if (threads > from) this.decisions.up++;
+      else this.decisions.down++;
+    }
+    if (threads !== from || concurrency !== fromC) {
+      this.host.emitScale({ mailbox: this.name, from, to: threads, concurrency, reason });
+    }
     this.fillToDesired();
+  }
+
+  /** Pin the thread count (autoscale off) or hand it back to the autoscaler. */
+  resize(threads: number): void {
+    this.pinned = threads;
+    this.autoscaleCfg = null;
+    this.setDesired(threads, this.concurrency, 'pinned by resize()');
+  }
+
+  setAutoscale(on: boolean): void {
+    if (!on) {
+      this.pinned ??= this.desired;
+      this.autoscaleCfg = null;
+      return;
+    }
+    this.pinned = null;
+    this.autoscaleCfg = this.opts.autoscale === false ? { ...autoscaleDefaults } : this.opts.autoscale;
+    this.lastDecisionAt = 0;
+    this.history = [];
+  }
+
+  /** Arrivals per second (publishes, retries included), EWMA over ~5 s. */
+  private measureArrivals(t: number, published: number): void {
+    if (this.lastArrivalAt !== 0 && t > this.lastArrivalAt) {
+      const dt = (t - this.lastArrivalAt) / 1000;
+      const rate = (published - this.lastPublished) / dt;
+      const a = 1 - Math.exp(-dt / 5);
+      // The first full interval seeds the average: a step shows at once, not over 5 s.
+      this.arrivalRate = this.arrivalKnown ? this.arrivalRate + a * (rate - this.arrivalRate) : rate;
+      this.arrivalKnown = true;
+    }
+    this.lastArrivalAt = t;
+    this.lastPublished = published;
   }
 
   /** EWMA of acks per second with a ~5 s time constant. */
@@ -851,7 +969,9 @@ export class Mailbox {
     for (let s = 0; s < MAX_CONSUMERS; s++) this.acked[s]!.fold(Atomics.load(i32, ring.slotWord(s, S_ACKED)));
     const claimed = Atomics.load(i32, CLAIMED);
     this.claimed.fold(claimed);
-    const d = (Atomics.load(i32, PUBLISHED) - claimed) | 0;
+    const published = Atomics.load(i32, PUBLISHED);
+    this.published.fold(published);
+    const d = (published - claimed) | 0;
     this.readyInRing = d > 0 ? d : 0;
     for (let r = 0; r < REJECT_REASONS.length; r++) this.rejected[r]!.fold(Atomics.load(i32, REJECTED_BASE + r));
     this.enqueued.fold(Atomics.load(i32, ENQUEUED));
@@ -895,6 +1015,10 @@ export class Mailbox {
       estimatedLagSeconds: depth === 0 ? 0 : this.drainRate > 1e-9 ? depth / this.drainRate : oldest,
       drainRate: this.drainRate,
       scaleDecisions: { ...this.decisions },
+      concurrency: this.concurrency,
+      arrivalRate: this.arrivalRate,
+      autoscale: this.autoscaleCfg !== null,
+      scaleReason: this.lastReason,
       workerCrashes: this.workerCrashes,
       handlerTimeouts: this.handlerTimeouts,
       deadLetterSize: this.deadLetters.size,

@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import type { ResourceLimits } from 'node:worker_threads';
 import type { Codec, CodecOption } from './shared/codec.js';
 import { invalidOption } from './shared/errors.js';
+import { autoscaleDefaults } from './autoscale-policy.js';
 import {
   MAX_CAPACITY_BYTES,
   MAX_CONSUMERS,
@@ -51,6 +52,27 @@ export interface MailboxOptions {
   deadLetterLimit?: number;
   /** Worker resourceLimits for this mailbox's threads (an OOM under them is a crash). @default undefined */
   resourceLimits?: ResourceLimits;
+  /** Messages in flight per thread, for async handlers that wait (on a database, ...); the autoscaler may raise it for I/O-bound handlers. @default 1 */
+  concurrency?: number;
+  /** Thread count from backlog and drain rate, between minThreads and maxThreads; `false` keeps minThreads (or what `rt.resize()` pins). @default {} (on, with the defaults below) */
+  autoscale?: AutoscaleOptions | false;
+}
+
+export interface AutoscaleOptions {
+  /** Backlog the pool should clear in this many seconds. @default 1 */
+  targetLagSeconds?: number;
+  /** How often the autoscaler decides. @default 1000 */
+  tickMs?: number;
+  /** Scale down only to the highest recommendation of this window. @default 30000 */
+  scaleDownWindowMs?: number;
+  /** Relative change ignored. @default 0.1 */
+  tolerance?: number;
+  /** Most threads added in one decision. @default 4 */
+  maxStepUp?: number;
+  /** Highest per-thread concurrency the autoscaler sets for I/O-bound handlers. @default 64 */
+  maxConcurrency?: number;
+  /** Below this mean event-loop utilisation of the consumer threads, they count as I/O-bound. @default 0.6 */
+  busyElu?: number;
 }
 
 export interface RuntimeOptions {
@@ -74,6 +96,8 @@ export const mailboxDefaults = Object.freeze({
   batchSize: 64,
   deadLetterLimit: 10_000,
   resourceLimits: undefined,
+  concurrency: 1,
+  autoscale: Object.freeze({}),
 });
 
 export const runtimeDefaults = Object.freeze({
@@ -99,6 +123,18 @@ export interface ResolvedMailbox {
   batchSize: number;
   deadLetterLimit: number;
   resourceLimits: ResourceLimits | undefined;
+  concurrency: number;
+  autoscale: ResolvedAutoscale | false;
+}
+
+export interface ResolvedAutoscale {
+  targetLagSeconds: number;
+  tickMs: number;
+  scaleDownWindowMs: number;
+  tolerance: number;
+  maxStepUp: number;
+  maxConcurrency: number;
+  busyElu: number;
 }
 
 export interface ResolvedRuntime {
@@ -198,7 +234,30 @@ export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
     batchSize: int(`${p}.batchSize`, pick('batchSize', d.batchSize), 1, 4096),
     deadLetterLimit: int(`${p}.deadLetterLimit`, pick('deadLetterLimit', d.deadLetterLimit), 0),
     resourceLimits: resourceLimits as ResourceLimits | undefined,
+    concurrency: int(`${p}.concurrency`, pick('concurrency', d.concurrency), 1, 1024),
+    autoscale: resolveAutoscale(`${p}.autoscale`, pick('autoscale', d.autoscale)),
   });
+}
+
+function resolveAutoscale(path: string, v: unknown): ResolvedAutoscale | false {
+  if (v === false) return false;
+  if (!isPlainObject(v)) throw invalidOption(path, 'false or an object { targetLagSeconds, tickMs, scaleDownWindowMs, tolerance, ... }', v);
+  const d = autoscaleDefaults;
+  for (const k of Object.keys(v)) if (!(k in d)) throw invalidOption(`${path}.${k}`, `one of ${Object.keys(d).join(', ')} (unknown option)`, v[k]);
+  const num = (k: keyof typeof d, ok: (x: number) => boolean, what: string): number => {
+    const x = v[k] === undefined ? d[k] : v[k];
+    if (typeof x !== 'number' || !Number.isFinite(x) || !ok(x)) throw invalidOption(`${path}.${k}`, what, x);
+    return x;
+  };
+  return {
+    targetLagSeconds: num('targetLagSeconds', (x) => x > 0, 'a number > 0'),
+    tickMs: num('tickMs', (x) => Number.isInteger(x) && x >= 10, 'an integer >= 10'),
+    scaleDownWindowMs: num('scaleDownWindowMs', (x) => x >= 0, 'a number >= 0'),
+    tolerance: num('tolerance', (x) => x >= 0 && x < 1, 'a number from 0 to below 1'),
+    maxStepUp: num('maxStepUp', (x) => Number.isInteger(x) && x >= 1, 'an integer >= 1'),
+    maxConcurrency: num('maxConcurrency', (x) => Number.isInteger(x) && x >= 1 && x <= 1024, 'an integer from 1 to 1024'),
+    busyElu: num('busyElu', (x) => x > 0 && x <= 1, 'a number in (0, 1]'),
+  };
 }
 
 export function resolveRuntime(o: unknown): ResolvedRuntime {

@@ -8,7 +8,7 @@ import { ErrorCodes, RingpoolError } from './shared/errors.js';
 import type { SendOptions } from './shared/producer.js';
 import type { RingRef, WorkerStats } from './shared/protocol.js';
 import type { DeadLetter, DeadLetters } from './dead-letters.js';
-import { Mailbox, type HandlerTimeoutEvent, type MailboxHost, type MailboxStats, type WorkerCrashEvent } from './mailbox.js';
+import { Mailbox, type HandlerTimeoutEvent, type MailboxHost, type MailboxStats, type ScaleEvent, type WorkerCrashEvent } from './mailbox.js';
 import { resolveRuntime, type ResolvedRuntime, type RuntimeOptions } from './options.js';
 
 export interface SendAsyncOptions extends SendOptions {
@@ -47,6 +47,8 @@ export interface RuntimeEvents {
   error: [Error];
   /** The runtime finished closing (or was destroyed); its threads are gone. */
   close: [CloseReport];
+  /** The desired thread count (or per-thread concurrency) of a mailbox changed, with the reason. */
+  scale: [ScaleEvent];
 }
 
 type State = 'created' | 'starting' | 'running' | 'closing' | 'closed';
@@ -91,6 +93,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
   }
   emitHandlerTimeout(ev: HandlerTimeoutEvent): void {
     this.emit('handler-timeout', ev);
+  }
+  emitScale(ev: ScaleEvent): void {
+    this.emit('scale', ev);
   }
   emitError(err: Error): void {
     if (this.listenerCount('error') > 0) this.emit('error', err);
@@ -184,6 +189,25 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
   /** A snapshot of one mailbox's counters and gauges. */
   stats(mailbox: string): MailboxStats {
     return this.box(mailbox).stats();
+  }
+
+  /**
+   * Pin a mailbox's thread count (0..maxThreads): the autoscaler leaves it
+   * alone until `rt.autoscale(mailbox, true)`.
+   */
+  resize(mailbox: string, threads: number): void {
+    const b = this.box(mailbox);
+    if (!Number.isInteger(threads) || threads < 0 || threads > b.opts.maxThreads) {
+      throw new RingpoolError(ErrorCodes.INVALID_OPTION, `resize(): threads must be an integer from 0 to maxThreads (${b.opts.maxThreads}), got ${String(threads)}`, {
+        option: 'threads',
+      });
+    }
+    b.resize(threads);
+  }
+
+  /** Turn the autoscaler on or off for a mailbox (on also undoes a resize()). */
+  autoscale(mailbox: string, on: boolean): void {
+    this.box(mailbox).setAutoscale(on === true);
   }
 
   /** Per-thread figures of a mailbox's consumer loops (a comlink call to each thread; not for the hot path). */

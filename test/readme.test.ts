@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { mailboxDefaults } from 'ringpool';
+import { autoscaleDefaults, mailboxDefaults } from 'ringpool';
 
 // The README's config table must say what the code does (piscina's README once disagreed with its code).
 describe('README', () => {
@@ -15,6 +15,13 @@ describe('README', () => {
       if (k === 'maxThreads') {
         expect(v).toBe(availableParallelism());
         expected[k] = '`os.availableParallelism()`';
+      } else if (k === 'autoscale') {
+        expected[k] =
+          '`{ ' +
+          Object.entries(autoscaleDefaults)
+            .map(([a, b]) => `${a}: ${b}`)
+            .join(', ') +
+          ' }`';
       } else if (k === 'backoff') expected[k] = `\`{ baseMs: ${(v as { baseMs: number }).baseMs}, maxMs: ${(v as { maxMs: number }).maxMs} }\``;
       else if (typeof v === 'string') expected[k] = `\`'${v}'\``;
       else expected[k] = `\`${String(v)}\``;

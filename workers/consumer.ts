@@ -12,10 +12,13 @@ import * as Comlink from '../runtime/shared/comlink.js';
 import { loadCodec, type PayloadCodec } from '../runtime/shared/codec.js';
 import { ErrorCodes, RingpoolError, toErrorInfo } from '../runtime/shared/errors.js';
 import {
+  CONCURRENCY_WORD,
   FLAG_ASCII,
   S_ACKED,
   S_CUR_UNIT,
   S_F64_CUR_START,
+  S_F64_ELU,
+  S_F64_HANDLER_MS,
   S_GUARD,
   S_STATUS,
   S_THREAD_ID,
@@ -68,6 +71,12 @@ export async function probe(task: ProbeTask): Promise<true> {
   return true;
 }
 
+interface Running {
+  unit: number;
+  started: number;
+  done: boolean;
+}
+
 class ConsumerLoop implements ContextHost, WorkerControl {
   readonly mailbox: string;
   readonly leaseMs: number;
@@ -90,6 +99,17 @@ class ConsumerLoop implements ContextHost, WorkerControl {
   private batch = 8;
   private handlerMs = 0;
   private stopRequested = false;
+  private readonly fHandlerMs: number;
+  private readonly fElu: number;
+  private hw: HistogramWriter | null = null;
+  private reportedAt = 0;
+  private eluPrev: ReturnType<typeof performance.eventLoopUtilization> | null = null;
+  // concurrent mode
+  private inflight = 0;
+  private revoked = false;
+  private readonly running_: Running[] = [];
+  private runningHead = 0;
+  private onCompletion: (() => void) | null = null;
 
   constructor(private readonly task: ConsumerTask) {
     this.mailbox = task.mailbox;
@@ -102,6 +122,8 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     this.wCurUnit = this.ring.slotWord(this.c, S_CUR_UNIT);
     this.wAcked = this.ring.slotWord(this.c, S_ACKED);
     this.fCurStart = this.ring.slotF64(this.c, S_F64_CUR_START);
+    this.fHandlerMs = this.ring.slotF64(this.c, S_F64_HANDLER_MS);
+    this.fElu = this.ring.slotF64(this.c, S_F64_ELU);
     this.acked = Atomics.load(this.i32, this.wAcked);
   }
 
@@ -124,6 +146,8 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     this.post({ type: 'ready', consumer: this.c, incarnation: task.incarnation, threadId });
     try {
       await this.loop();
+      // Stopped with handlers still running (concurrent mode): let them finish and ack.
+      while (this.inflight > 0 && !this.revoked) await this.completion();
     } finally {
       Atomics.store(this.i32, this.wCurUnit, -1);
       task.control.close();
@@ -149,7 +173,16 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     const qBase = blockOffset(c, H_QUEUE_WAIT);
     const pBase = blockOffset(c, H_PROCESSING);
     const eBase = blockOffset(c, H_END_TO_END);
+    this.hw = hw;
     while (this.running()) {
+      this.report();
+      // Messages in flight per thread: 1 runs the batch one by one (the fast
+      // path); more runs async handlers side by side (I/O-bound mailboxes).
+      const conc = Atomics.load(i32, CONCURRENCY_WORD);
+      if (conc > 1 || this.inflight > 0) {
+        if (await this.concurrentStep(conc, out)) return;
+        continue;
+      }
       const n = ring.claim(c, this.batch, out);
       if (n === 0) {
         await this.park();
@@ -215,12 +248,135 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       // Adapt the batch to the handler's speed (EWMA of per-message time).
       const perMsg = (t - batchStart) / n;
       this.handlerMs = this.handlerMs === 0 ? perMsg : this.handlerMs * 0.8 + perMsg * 0.2;
+      f64[this.fHandlerMs] = this.handlerMs;
       this.batch = Math.max(1, Math.min(maxBatch, Math.floor(TARGET_BATCH_MS / Math.max(this.handlerMs, 1e-6))));
       if (t - lastYield > YIELD_EVERY_MS) {
         await yieldToLoop();
         lastYield = performance.now();
       }
     }
+  }
+
+  // ---- concurrent mode (concurrency > 1) ----
+
+  /**
+   * One step of the concurrent mode: start handlers while fewer than `conc`
+   * run, else wait for one to finish. The lease follows the oldest running
+   * handler (its start and unit are in the slot), so the watchdog still sees
+   * a hung handler. Returns true when the loop must end now (revoked).
+   */
+  private async concurrentStep(conc: number, out: Int32Array): Promise<boolean> {
+    if (this.revoked) return true;
+    const room = conc - this.inflight;
+    if (room <= 0) {
+      await this.completion();
+      return this.revoked;
+    }
+    const n = conc > 1 ? this.ring.claim(this.c, Math.min(room, out.length), out) : 0;
+    if (n === 0) {
+      if (this.inflight > 0) {
+        // Handlers are waiting on I/O: look again when one finishes, or in 1 ms.
+        await Promise.race([this.completion(), new Promise((r) => setTimeout(r, 1))]);
+      } else {
+        await this.park();
+      }
+      return this.revoked;
+    }
+    const claimedAt = performance.now();
+    const record = this.hw!.refresh();
+    for (let i = 0; i < n; i++) this.startOne(out[i]!, claimedAt, record);
+    return this.revoked;
+  }
+
+  private startOne(unit: number, claimedAt: number, record: boolean): void {
+    const { ring, c } = this;
+    const started = performance.now();
+    const entry: Running = { unit, started, done: false };
+    this.running_.push(entry);
+    if (this.running_.length - this.runningHead === 1) this.setLease(entry);
+    const sentAt = record ? ring.sentAt(unit) : 0;
+    if (record) observe(this.hw!.f64, blockOffset(c, H_QUEUE_WAIT), this.hw!.bounds, this.hw!.n, Math.max(0, (claimedAt - (ring.readyAt(unit) - origin)) / 1000));
+    this.inflight++;
+    let result: unknown;
+    try {
+      const start = ring.payloadStart(unit);
+      const payload = this.codec.decode(ring.buf, ring.u8, start, start + ring.payloadBytes(unit), (ring.flags(unit) & FLAG_ASCII) !== 0);
+      result = this.handler(payload, new MessageContext(this, ring.id(unit), ring.attempt(unit), ring.key(unit), started));
+    } catch (err) {
+      this.finishOne(entry, sentAt, record, true, err);
+      return;
+    }
+    if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+      (result as PromiseLike<unknown>).then(
+        () => this.finishOne(entry, sentAt, record, false, undefined),
+        (err: unknown) => this.finishOne(entry, sentAt, record, true, err),
+      );
+    } else {
+      this.finishOne(entry, sentAt, record, false, undefined);
+    }
+  }
+
+  private finishOne(entry: Running, sentAt: number, record: boolean, threw: boolean, err: unknown): void {
+    const { ring, i32, c } = this;
+    const t = performance.now();
+    if (!threw) {
+      if (ring.ack(c, entry.unit)) Atomics.store(i32, this.wAcked, ++this.acked);
+      else if (Atomics.load(i32, this.wStatus) === SLOT_REVOKED) this.revoked = true;
+    } else {
+      this.nacked++;
+      this.post({ type: 'nack', consumer: c, incarnation: this.task.incarnation, unit: entry.unit, error: toErrorInfo(err), unrecoverable: isUnrecoverable(err) });
+    }
+    if (record) {
+      const hw = this.hw!;
+      observe(hw.f64, blockOffset(c, H_PROCESSING), hw.bounds, hw.n, (t - entry.started) / 1000);
+      if (!threw) observe(hw.f64, blockOffset(c, H_END_TO_END), hw.bounds, hw.n, Math.max(0, (origin + t - sentAt) / 1000));
+    }
+    this.handlerMs = this.handlerMs === 0 ? t - entry.started : this.handlerMs * 0.9 + (t - entry.started) * 0.1;
+    this.f64[this.fHandlerMs] = this.handlerMs;
+    this.inflight--;
+    entry.done = true;
+    // The lease follows the oldest handler still running.
+    const q = this.running_;
+    while (this.runningHead < q.length && q[this.runningHead]!.done) this.runningHead++;
+    if (this.runningHead === q.length) {
+      q.length = 0;
+      this.runningHead = 0;
+      Atomics.store(i32, this.wCurUnit, -1);
+      if (!this.revoked && this.running()) ring.reclaim();
+    } else {
+      this.setLease(q[this.runningHead]!);
+      if (this.runningHead > 64) {
+        q.splice(0, this.runningHead);
+        this.runningHead = 0;
+      }
+    }
+    const w = this.onCompletion;
+    if (w !== null) {
+      this.onCompletion = null;
+      w();
+    }
+  }
+
+  private setLease(entry: Running): void {
+    this.f64[this.fCurStart] = origin + entry.started;
+    Atomics.store(this.i32, this.wCurUnit, entry.unit);
+  }
+
+  private completion(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const prev = this.onCompletion;
+      this.onCompletion = prev === null ? resolve : () => (prev(), resolve());
+    });
+  }
+
+  /** Publish this loop's handler time and event-loop utilisation to its slot, every ~100 ms. */
+  private report(): void {
+    const now = performance.now();
+    if (now - this.reportedAt < 100) return;
+    this.reportedAt = now;
+    const elu = performance.eventLoopUtilization();
+    if (this.eluPrev !== null) this.f64[this.fElu] = performance.eventLoopUtilization(elu, this.eluPrev).utilization;
+    this.eluPrev = elu;
   }
 
   /** Sleep on the wake word until a producer publishes, the slot is stopped, or a timeout. */

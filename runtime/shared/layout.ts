@@ -36,6 +36,7 @@
  *  word 50 WAKE_PENDING  1 while a notify is on its way: producers do not notify again
  *                        (one futex wake per wake-up, not one per message sent meanwhile)
  *  word 64 MAGIC, 65 VERSION, 66 CAPACITY_UNITS, 67 MAX_PAYLOAD_BYTES
+ *  word 68 CONCURRENCY   messages in flight per consumer loop (set by the dispatcher/autoscaler, read each batch)
  * ```
  *
  * Consumer slot (SLOT_WORDS Int32 words, 128 bytes; slot c belongs to the
@@ -48,7 +49,9 @@
  *  word 3 ACKED        records this slot acked (monotonic, wraps)
  *  word 4 GUARD        0 free, 1 inside ctx.send's reserve..publish, 2 revoked by the dispatcher
  *  word 5 THREAD_ID    worker threadId of the loop
- *  word 8-9  f64 CUR_START  when the current handler started (clock.now() ms)
+ *  word 8-9  f64 CUR_START  when the current (oldest running) handler started (clock.now() ms)
+ *  word 10-11 f64 HANDLER_MS EWMA of handler time per message, written by the loop
+ *  word 12-13 f64 ELU        the loop's event-loop utilisation over its last ~100 ms
  * ```
  *
  * Record (at a 16-byte aligned unit; a record never wraps past the end: a
@@ -91,6 +94,7 @@ export const MAGIC_WORD = 64;
 export const VERSION_WORD = 65;
 export const CAPACITY_UNITS_WORD = 66;
 export const MAX_PAYLOAD_WORD = 67;
+export const CONCURRENCY_WORD = 68;
 
 export const HEADER_BYTES = 512;
 export const MAGIC = 0x52_50_4f_4c; // "RPOL"
@@ -111,6 +115,8 @@ export const S_GUARD = 4;
 export const S_THREAD_ID = 5;
 /** f64 index offset inside the slot (word 8 = f64 word 4). */
 export const S_F64_CUR_START = 4;
+export const S_F64_HANDLER_MS = 5;
+export const S_F64_ELU = 6;
 
 export const SLOT_IDLE = 0;
 export const SLOT_RUNNING = 1;

@@ -39,6 +39,7 @@
 import {
   CAPACITY_UNITS_WORD,
   CLAIMED,
+  CONCURRENCY_WORD,
   ENQUEUED,
   FLAG_ASCII,
   HEAD,
@@ -133,6 +134,7 @@ export class Ring {
     i32[VERSION_WORD] = LAYOUT_VERSION;
     i32[CAPACITY_UNITS_WORD] = capacityBytes >>> UNIT_SHIFT;
     i32[MAX_PAYLOAD_WORD] = maxPayloadBytes;
+    i32[CONCURRENCY_WORD] = 1;
     return sab;
   }
 
