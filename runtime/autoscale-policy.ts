@@ -92,6 +92,15 @@ export function decide(cfg: AutoscaleConfig, o: Observation, past: readonly Reco
   });
 
   const S = o.processingSeconds;
+  if (backlog === 0 && o.arrivalRate === 0) {
+    // Known to be idle: no work needs no handler-time data. Down to min, through the window.
+    const history = [...pruned(past, cfg, o.now), { at: o.now, threads: cfg.min }];
+    const ceiling = Math.max(...history.map((h) => h.threads));
+    const to = clamp(Math.min(current, ceiling), cfg.min, cfg.max);
+    const reason =
+      to < current ? `scale down: idle; highest recommendation in ${cfg.scaleDownWindowMs} ms is ${ceiling}` : to > current ? 'below min' : 'idle';
+    return { threads: to, concurrency: c, reason, raw: 0, history };
+  }
   if (S === undefined || !(S > 0)) {
     // No handler time yet: scale up only to serve a backlog (one thread at a time), never down.
     if (backlog > 0 && current < cfg.min) return { ...keep('below min'), threads: cfg.min };

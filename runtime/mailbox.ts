@@ -876,7 +876,8 @@ export class Mailbox {
     this.pinned = null;
     this.autoscaleCfg = this.opts.autoscale === false ? { ...autoscaleDefaults } : this.opts.autoscale;
     this.lastDecisionAt = 0;
-    this.history = [];
+    // The size it had counts as a recommendation: no scale-down before the window has passed.
+    this.history = [{ at: now(), threads: this.desired }];
   }
 
   /** Arrivals per second (publishes, retries included), EWMA over ~5 s. */

@@ -73,6 +73,14 @@ describe('autoscale policy (pure, injected clock)', () => {
     expect(threads.at(-1)).toBe(1);
   });
 
+  it('idle (no backlog, no arrivals) needs no handler-time data to come down, through the window', () => {
+    const history = [{ at: 0, threads: 3 }];
+    const held = decide(cfg, obs({ now: 10_000, threads: 3, processingSeconds: undefined }), history);
+    expect(held.threads).toBe(3);
+    const down = decide(cfg, obs({ now: 31_000, threads: 3, processingSeconds: undefined }), held.history);
+    expect(down.threads).toBe(1);
+  });
+
   it('never above max or below min', () => {
     const [up] = run([{ ready: 1e9 }]);
     expect(up!.threads).toBe(8);
@@ -85,7 +93,7 @@ describe('autoscale policy (pure, injected clock)', () => {
   it('no scale-down on missing data', () => {
     const [a] = run([{ arrivalRate: undefined, processingSeconds: 0.001 }], { threads: 4 });
     expect(a!.threads).toBe(4);
-    const [b] = run([{ processingSeconds: undefined }], { threads: 4 });
+    const [b] = run([{ processingSeconds: undefined, ready: 10 }], { threads: 4 });
     expect(b!.threads).toBe(4);
     expect(b!.reason).toMatch(/no processing-time data/);
   });
