@@ -788,8 +788,9 @@ export class Mailbox {
   }
 
   /**
-   * The autoscaler (runtime/autoscale-policy.ts) every `autoscale.tickMs`:
-   * observe, decide, start or stop loops. With autoscale off (option or
+   * The autoscaler (runtime/autoscale-policy.ts): observe and decide every
+   * dispatcher tick, apply a scale-up at once and anything else every
+   * `autoscale.tickMs`; start or stop loops to match. With autoscale off (option or
    * `rt.resize()`), keep the pinned size (minThreads by default).
    */
   private scale(t: number): void {
@@ -798,11 +799,6 @@ export class Mailbox {
       this.setDesired(this.pinned ?? this.opts.minThreads, this.concurrency, this.pinned === null ? 'autoscale off: minThreads' : 'pinned by resize()');
       return;
     }
-    if (t - this.lastDecisionAt < cfg.tickMs) {
-      this.fillToDesired();
-      return;
-    }
-    this.lastDecisionAt = t;
     const ring = this.ring;
     let handlerMs = 0;
     let elu = 0;
@@ -836,6 +832,14 @@ export class Mailbox {
       },
       this.history,
     );
+    // Up at once (checked every dispatcher tick, so a spike is answered
+    // within one autoscale tick); anything else only every autoscale.tickMs.
+    const up = d.threads > this.desired || d.concurrency > this.concurrency;
+    if (!up && t - this.lastDecisionAt < cfg.tickMs) {
+      this.fillToDesired();
+      return;
+    }
+    this.lastDecisionAt = t;
     this.history = d.history;
     this.lastReason = d.reason;
     this.setDesired(d.threads, d.concurrency, d.reason);
