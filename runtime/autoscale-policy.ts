@@ -130,6 +130,11 @@ export function decide(cfg: AutoscaleConfig, o: Observation, past: readonly Reco
         history,
       };
     }
+    // Not knowing yet whether the threads are CPU- or I/O-bound (their first
+    // ~100 ms), add none: the wrong choice would cost a thread for 30 s.
+    if (o.elu === undefined && current > 0) {
+      return { threads: current, concurrency: c, reason: `waiting for utilisation data before scaling up (${why} = ${fmt(raw)})`, raw, history: [...pruned(past, cfg, o.now)] };
+    }
     const to = Math.min(wanted, current + cfg.maxStepUp, cfg.max);
     if (to > current) return { threads: to, concurrency: c, reason: `scale up: ${why} = ${fmt(raw)}`, raw, history };
     return { threads: current, concurrency: c, reason: `at max (${cfg.max}): ${why} = ${fmt(raw)}`, raw, history };

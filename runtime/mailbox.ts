@@ -801,15 +801,20 @@ export class Mailbox {
     }
     const ring = this.ring;
     let handlerMs = 0;
-    let elu = 0;
     let n = 0;
+    let elu = 0;
+    let ne = 0;
     for (const c of this.consumers.values()) {
       if (c.state !== 'running') continue;
       const h = ring.f64[ring.slotF64(c.slot, S_F64_HANDLER_MS)]!;
       if (h > 0) {
         handlerMs += h;
-        elu += ring.f64[ring.slotF64(c.slot, S_F64_ELU)]!;
         n++;
+      }
+      const e = ring.f64[ring.slotF64(c.slot, S_F64_ELU)]!;
+      if (!Number.isNaN(e)) {
+        elu += e;
+        ne++;
       }
     }
     if (n > 0) this.handlerSeconds = handlerMs / n / 1000;
@@ -826,7 +831,7 @@ export class Mailbox {
         inFlight: s.inFlight,
         arrivalRate: this.arrivalKnown ? this.arrivalRate : undefined,
         processingSeconds: this.handlerSeconds,
-        elu: n > 0 ? elu / n : undefined,
+        elu: ne > 0 ? elu / ne : undefined,
         threads: this.desired,
         concurrency: this.concurrency,
       },

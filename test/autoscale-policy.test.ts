@@ -81,6 +81,12 @@ describe('autoscale policy (pure, injected clock)', () => {
     expect(down.threads).toBe(1);
   });
 
+  it('adds no thread before it knows whether the threads are CPU- or I/O-bound', () => {
+    const [d] = run([{ ready: 5000, elu: undefined }]);
+    expect(d!.threads).toBe(1);
+    expect(d!.reason).toMatch(/waiting for utilisation data/);
+  });
+
   it('never above max or below min', () => {
     const [up] = run([{ ready: 1e9 }]);
     expect(up!.threads).toBe(8);

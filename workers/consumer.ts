@@ -124,6 +124,9 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     this.fCurStart = this.ring.slotF64(this.c, S_F64_CUR_START);
     this.fHandlerMs = this.ring.slotF64(this.c, S_F64_HANDLER_MS);
     this.fElu = this.ring.slotF64(this.c, S_F64_ELU);
+    // Unknown until the first ~100 ms have been measured (the autoscaler then treats the loop as CPU-bound).
+    this.f64[this.fElu] = NaN;
+    this.f64[this.fHandlerMs] = 0;
     this.acked = Atomics.load(this.i32, this.wAcked);
   }
 
