@@ -7,7 +7,11 @@
  *   B = ready + in flight,  S = EWMA of handler time per message (s),
  *   λ = EWMA of arrival rate (msg/s),  c = messages in flight per thread,
  *   one thread drains c / S msg/s, so
- *   raw = max(B·S / (c·targetLag),  λ·S / (c·0.8))
+ *   raw = max(ready·S / (c·targetLag) + inFlight / c,  λ·S / (c·0.8))
+ *
+ * (In-flight messages are being served already: they count by the thread
+ * slots they hold, not as backlog to clear, so one slow message in flight
+ * asks for one thread, not ceil(S / targetLag).)
  *
  * (AWS's backlog-per-instance target and Little's law at 80 % utilisation;
  * the larger wins, as Kubernetes' HPA takes the larger of two metrics.)
@@ -31,8 +35,10 @@ export interface AutoscaleConfig {
   scaleDownWindowMs: number;
   /** Most threads added in one tick. */
   maxStepUp: number;
-  /** Per-thread concurrency bounds (1..maxConcurrency). */
+  /** Per-thread concurrency bounds (minConcurrency..maxConcurrency). */
   maxConcurrency: number;
+  /** The mailbox's own `concurrency`: the autoscaler never goes below it. @default 1 */
+  minConcurrency?: number;
   /** Below this mean event-loop utilisation, threads count as waiting on I/O, not CPU-bound. */
   busyElu: number;
 }
@@ -91,8 +97,11 @@ export function decide(cfg: AutoscaleConfig, o: Observation, past: readonly Reco
     history: hist,
   });
 
-  const S = o.processingSeconds;
-  if (backlog === 0 && o.arrivalRate === 0) {
+  const S = o.processingSeconds !== undefined && Number.isFinite(o.processingSeconds) ? o.processingSeconds : undefined;
+  const arrivals = o.arrivalRate !== undefined && Number.isFinite(o.arrivalRate) ? o.arrivalRate : undefined;
+  const elu = o.elu !== undefined && Number.isFinite(o.elu) ? o.elu : undefined;
+  // Idle: nothing queued or running and (next to) nothing arriving (the arrival EWMA decays slowly toward 0).
+  if (backlog === 0 && arrivals !== undefined && arrivals < 0.5) {
     // Known to be idle: no work needs no handler-time data. Down to min, through the window.
     const history = [...pruned(past, cfg, o.now), { at: o.now, threads: cfg.min }];
     const ceiling = Math.max(...history.map((h) => h.threads));
@@ -108,31 +117,42 @@ export function decide(cfg: AutoscaleConfig, o: Observation, past: readonly Reco
     return keep('no processing-time data yet: hold');
   }
   const perThread = c / S;
-  const forBacklog = backlog / (perThread * cfg.targetLagSeconds);
-  const lambda = o.arrivalRate ?? 0;
+  const forBacklog = o.ready / (perThread * cfg.targetLagSeconds) + o.inFlight / c;
+  const lambda = arrivals ?? 0;
   const forArrivals = lambda / (perThread * 0.8);
   const raw = Math.max(forBacklog, forArrivals);
   const wanted = clamp(Math.ceil(raw - 1e-9), cfg.min, cfg.max);
   const history = [...pruned(past, cfg, o.now), { at: o.now, threads: wanted }];
-  const why = forBacklog >= forArrivals ? `backlog ${backlog} x ${fmt(S)} s / (${c} x ${cfg.targetLagSeconds} s lag)` : `arrivals ${fmt(lambda)}/s x ${fmt(S)} s / (${c} x 0.8)`;
+  const why =
+    forBacklog >= forArrivals
+      ? `ready ${o.ready} x ${fmt(S)} s / (${c} x ${cfg.targetLagSeconds} s lag) + ${o.inFlight} in flight / ${c}`
+      : `arrivals ${fmt(lambda)}/s x ${fmt(S)} s / (${c} x 0.8)`;
+  // Saturated threads gain nothing from running handlers side by side: give
+  // back concurrency first. (0.9, well above busyElu: a band, so it does not
+  // flap with the raise below.)
+  const minC = Math.max(1, cfg.minConcurrency ?? 1);
+  if (elu !== undefined && elu >= Math.max(cfg.busyElu, 0.9) && c > minC) {
+    const to = Math.max(minC, Math.floor(c / 2));
+    return { threads: clamp(current, cfg.min, cfg.max), concurrency: to, reason: `CPU-bound (event-loop utilisation ${fmt(elu)}): concurrency ${c} -> ${to}`, raw, history };
+  }
 
   if (current > 0 && Math.abs(raw / current - 1) <= cfg.tolerance) {
     return { threads: clamp(current, cfg.min, cfg.max), concurrency: c, reason: `within tolerance (${why} = ${fmt(raw)})`, raw, history };
   }
   if (wanted > current) {
     // More capacity needed. Threads waiting on I/O: more messages per thread is cheaper than a thread.
-    if (o.elu !== undefined && o.elu < cfg.busyElu && current > 0 && c < cfg.maxConcurrency) {
+    if (elu !== undefined && elu < cfg.busyElu && current > 0 && c < cfg.maxConcurrency) {
       return {
         threads: current,
         concurrency: Math.min(cfg.maxConcurrency, c * 2),
-        reason: `I/O-bound (event-loop utilisation ${fmt(o.elu)} < ${cfg.busyElu}): concurrency ${c} -> ${Math.min(cfg.maxConcurrency, c * 2)} (${why} = ${fmt(raw)})`,
+        reason: `I/O-bound (event-loop utilisation ${fmt(elu)} < ${cfg.busyElu}): concurrency ${c} -> ${Math.min(cfg.maxConcurrency, c * 2)} (${why} = ${fmt(raw)})`,
         raw,
         history,
       };
     }
     // Not knowing yet whether the threads are CPU- or I/O-bound (their first
     // ~100 ms), add none: the wrong choice would cost a thread for 30 s.
-    if (o.elu === undefined && current > 0) {
+    if (elu === undefined && current > 0) {
       return { threads: current, concurrency: c, reason: `waiting for utilisation data before scaling up (${why} = ${fmt(raw)})`, raw, history: [...pruned(past, cfg, o.now)] };
     }
     const to = Math.min(wanted, current + cfg.maxStepUp, cfg.max);
@@ -140,7 +160,7 @@ export function decide(cfg: AutoscaleConfig, o: Observation, past: readonly Reco
     return { threads: current, concurrency: c, reason: `at max (${cfg.max}): ${why} = ${fmt(raw)}`, raw, history };
   }
   if (wanted < current) {
-    if (o.arrivalRate === undefined) return { ...keep('arrival rate unknown: no scale-down', raw), history };
+    if (arrivals === undefined) return { ...keep('arrival rate unknown: no scale-down', raw), history };
     // Down only to the highest recommendation in the window (this one included).
     const ceiling = Math.max(...history.map((h) => h.threads));
     const to = clamp(Math.max(wanted, ceiling), cfg.min, cfg.max);

@@ -4,12 +4,14 @@
  */
 import type { ErrorInfo } from './shared/errors.js';
 import type { PayloadWriter, Ring } from './shared/ring.js';
-import { FLAG_ASCII, META_MAX_BYTES, ST_DONE, ST_HELD } from './shared/layout.js';
+import { FLAG_ASCII, FLAG_SUSPECT, META_MAX_BYTES, ST_DONE, ST_HELD } from './shared/layout.js';
 
 export class HeldMessage implements PayloadWriter {
   /** When it may go (back) into the ring; a heap key. */
   dueAt = 0;
   lastError: ErrorInfo | undefined;
+  /** Run alone when it comes back (it was running beside others when their thread crashed). */
+  suspect = false;
   private meta: Buffer | null = null;
   private metaOf: ErrorInfo | undefined;
 
@@ -59,7 +61,7 @@ export class HeldMessage implements PayloadWriter {
   /** Publish into `ring`; false when it is full. */
   publishTo(ring: Ring, readyAt: number): boolean {
     const keyBytes = this.key === null ? 0 : Buffer.byteLength(this.key, 'utf8');
-    return ring.write(this, this.payload.byteLength, this.key, keyBytes, this.attempt, this.id, this.sentAt, readyAt, this.ascii, this.metaBytes());
+    return ring.write(this, this.payload.byteLength, this.key, keyBytes, this.attempt, this.id, this.sentAt, readyAt, this.ascii, this.metaBytes(), this.suspect ? FLAG_SUSPECT : 0);
   }
 
   /**
@@ -88,6 +90,7 @@ export class HeldMessage implements PayloadWriter {
       (ring.flags(unit) & FLAG_ASCII) !== 0,
       firstError,
     );
+    held.suspect = (ring.flags(unit) & FLAG_SUSPECT) !== 0;
     Atomics.compareExchange(ring.state, unit, ST_HELD, ST_DONE);
     return held;
   }

@@ -31,6 +31,7 @@ import {
   S_F64_HANDLER_MS,
   S_GUARD,
   S_INCARNATION,
+  S_INFLIGHT,
   S_STATUS,
   SLOT_IDLE,
   SLOT_REVOKED,
@@ -414,13 +415,17 @@ export class Mailbox {
     }
     // Shutting down (close() past its deadline, destroy()): not a crash; what it held stays as leftovers.
     const crashed = err !== null && c.state !== 'revoked' && !this.stopped;
-    const current = crashed ? Atomics.load(i32, ring.slotWord(c.slot, S_CUR_UNIT)) : -1;
+    // With several handlers running at the crash, nobody can tell which one
+    // killed the thread: none is charged an attempt; all come back flagged to
+    // run alone, so a second crash is blamed on the right one.
+    const several = crashed && Atomics.load(i32, ring.slotWord(c.slot, S_INFLIGHT)) > 1;
+    const current = crashed && !several ? Atomics.load(i32, ring.slotWord(c.slot, S_CUR_UNIT)) : -1;
     c.state = 'dead';
     const info: ErrorInfo = {
       name: 'WorkerCrash',
       message: `worker thread ${c.threadId} died while handling this message: ${err?.message ?? 'unknown'}`,
     };
-    const back = this.recover(c.slot, current, info);
+    const back = this.recover(c.slot, current, info, several);
     c.onReady(err ?? new Error('the consumer loop ended before it was ready'));
     if (crashed) {
       this.workerCrashes++;
@@ -502,7 +507,7 @@ export class Mailbox {
    * revoked). The one at `current` failed (crash); the others never started
    * and go back with the same attempt. Returns how many were put back.
    */
-  private recover(slot: number, current: number, crash: ErrorInfo): number {
+  private recover(slot: number, current: number, crash: ErrorInfo, suspect = false): number {
     const ring = this.ring;
     const i32 = ring.i32;
     const state = ring.state;
@@ -542,6 +547,7 @@ export class Mailbox {
             this.fail(held, crash, 'crash');
           } else {
             back++;
+            if (suspect && s === mine) held.suspect = true;
             this.pending.push(held);
           }
         }
@@ -796,7 +802,7 @@ export class Mailbox {
   private scale(t: number): void {
     const cfg = this.autoscaleCfg;
     if (cfg === null) {
-      this.setDesired(this.pinned ?? this.opts.minThreads, this.concurrency, this.pinned === null ? 'autoscale off: minThreads' : 'pinned by resize()');
+      this.setDesired(this.pinned ?? this.opts.minThreads, this.concurrency, this.pinned === null ? 'autoscale off: minThreads' : 'pinned by resize()', false);
       return;
     }
     const ring = this.ring;
@@ -824,6 +830,7 @@ export class Mailbox {
         ...cfg,
         min: this.opts.minThreads,
         max: this.opts.maxThreads,
+        minConcurrency: this.opts.concurrency,
       },
       {
         now: t,
@@ -839,29 +846,32 @@ export class Mailbox {
     );
     // Up at once (checked every dispatcher tick, so a spike is answered
     // within one autoscale tick); anything else only every autoscale.tickMs.
-    const up = d.threads > this.desired || d.concurrency > this.concurrency;
+    // Concurrency moves only at the autoscale cadence: one utilisation reading must not double it several times.
+    const up = d.threads > this.desired && d.concurrency === this.concurrency;
     if (!up && t - this.lastDecisionAt < cfg.tickMs) {
       this.fillToDesired();
       return;
     }
     this.lastDecisionAt = t;
     this.history = d.history;
-    this.lastReason = d.reason;
     this.setDesired(d.threads, d.concurrency, d.reason);
   }
 
   /** Apply a size: emit 'scale' when it changes, count the decision, start or stop loops. */
-  private setDesired(threads: number, concurrency: number, reason: string): void {
+  private setDesired(threads: number, concurrency: number, reason: string, byAutoscaler = true): void {
     const from = this.desired;
     const fromC = this.concurrency;
+    this.lastReason = reason;
     if (concurrency !== fromC) {
       this.concurrency = concurrency;
       Atomics.store(this.ring.i32, CONCURRENCY_WORD, concurrency);
     }
     if (threads !== from) {
       this.desired = threads;
-      if (threads > from) this.decisions.up++;
-      else this.decisions.down++;
+      if (byAutoscaler) {
+        if (threads > from) this.decisions.up++;
+        else this.decisions.down++;
+      }
     }
     if (threads !== from || concurrency !== fromC) {
       this.host.emitScale({ mailbox: this.name, from, to: threads, concurrency, reason });
@@ -873,7 +883,7 @@ export class Mailbox {
   resize(threads: number): void {
     this.pinned = threads;
     this.autoscaleCfg = null;
-    this.setDesired(threads, this.concurrency, 'pinned by resize()');
+    this.setDesired(threads, this.concurrency, 'pinned by resize()', false);
   }
 
   setAutoscale(on: boolean): void {

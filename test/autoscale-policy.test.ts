@@ -115,4 +115,23 @@ describe('autoscale policy (pure, injected clock)', () => {
     // at maxConcurrency it falls back to threads
     expect(io[4]!.threads).toBeGreaterThan(1);
   });
+
+  it('a slow message in flight asks for one thread, not ceil(S / targetLag)', () => {
+    const [d] = run([{ inFlight: 1, processingSeconds: 3, arrivalRate: 0.1 }]);
+    expect(d!.threads).toBe(1);
+  });
+
+  it('saturated threads give concurrency back before anything else', () => {
+    const [d] = run([{ ready: 100, elu: 0.98 }], { concurrency: 8 });
+    expect(d).toMatchObject({ concurrency: 4, threads: 1 });
+    expect(d!.reason).toMatch(/CPU-bound/);
+  });
+
+  it('NaN or infinite inputs are treated as missing data', () => {
+    const [a] = run([{ ready: 100, processingSeconds: Infinity }], { threads: 3 });
+    expect(a!.threads).toBe(3);
+    const [b] = run([{ ready: 0, arrivalRate: NaN }], { threads: 3 });
+    expect(b!.threads).toBe(3);
+    expect(Number.isFinite(a!.threads) && Number.isFinite(b!.threads)).toBe(true);
+  });
 });

@@ -112,4 +112,48 @@ describe('autoscaler with real threads', () => {
     // a thread is added only once concurrency is at its maximum
     for (const e of events.filter((x) => x.to > x.from)) expect(e.concurrency).toBe(16);
   }, 30_000);
+
+  it('concurrency: a crash with several handlers running blames the right message (suspects run alone)', async () => {
+    const rt = runtime({
+      mailboxes: { m: { handler: fixture('io-or-crash.js'), minThreads: 1, maxThreads: 1, concurrency: 4, autoscale: false, maxAttempts: 3, backoff: { baseMs: 1, maxMs: 2 } } },
+    });
+    await rt.start();
+    rt.send('m', { ms: 200, n: 'slow and innocent' });
+    rt.send('m', { ms: 200, crash: true, n: 'poison' });
+    for (let i = 0; i < 10; i++) rt.send('m', { ms: 5, n: i });
+    await rt.onIdle();
+    const dead = rt.deadLetters('m').list();
+    expect(dead.map((d) => (d.payload as { n: string }).n)).toEqual(['poison']);
+    expect(dead[0]).toMatchObject({ reason: 'poison', attempts: 3 });
+    expect(rt.stats('m')).toMatchObject({ processed: 11, deadLettered: 1 });
+  }, 30_000);
+
+  it('concurrency: the event loop still gets turns (control calls answer during a burst of sync handlers)', async () => {
+    const rt = runtime({ mailboxes: { m: { handler: fixture('burn.js'), minThreads: 1, maxThreads: 1, concurrency: 4, autoscale: false } } });
+    await rt.start();
+    for (let i = 0; i < 2000; i++) rt.send('m', { us: 500 });
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    const ws = await rt.workerStats('m');
+    expect(ws).toHaveLength(1);
+    expect(Date.now() - t0).toBeLessThan(1500);
+    await rt.onIdle();
+  }, 30_000);
+
+  it('CPU work after an idle spell adds threads, not concurrency (utilisation is read only over busy windows)', async () => {
+    const rt = runtime({
+      mailboxes: { m: { handler: fixture('burn.js'), minThreads: 1, maxThreads: 2, autoscale: { tickMs: 100, targetLagSeconds: 0.2 } } },
+      tickMs: 20,
+    });
+    const events: ScaleEvent[] = [];
+    rt.on('scale', (e) => events.push(e));
+    await rt.start();
+    rt.send('m', { us: 100 });
+    await rt.onIdle();
+    await new Promise((r) => setTimeout(r, 1000)); // idle: the loop parks
+    for (let i = 0; i < 1500; i++) rt.send('m', { us: 1000 });
+    await until(() => events.length > 0, 5_000, 'a scale decision');
+    expect(events[0]).toMatchObject({ from: 1, to: 2, concurrency: 1 });
+    await rt.onIdle();
+  }, 30_000);
 });

@@ -14,12 +14,14 @@ import { ErrorCodes, RingpoolError, toErrorInfo } from '../runtime/shared/errors
 import {
   CONCURRENCY_WORD,
   FLAG_ASCII,
+  FLAG_SUSPECT,
   S_ACKED,
   S_CUR_UNIT,
   S_F64_CUR_START,
   S_F64_ELU,
   S_F64_HANDLER_MS,
   S_GUARD,
+  S_INFLIGHT,
   S_STATUS,
   S_THREAD_ID,
   SLEEPERS,
@@ -110,6 +112,11 @@ class ConsumerLoop implements ContextHost, WorkerControl {
   private readonly running_: Running[] = [];
   private runningHead = 0;
   private onCompletion: (() => void) | null = null;
+  private completed: Promise<void> | null = null;
+  private finishedCount = 0;
+  private lastYield = 0;
+  private parkedInWindow = true;
+  private readonly wInflight: number;
 
   constructor(private readonly task: ConsumerTask) {
     this.mailbox = task.mailbox;
@@ -124,6 +131,8 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     this.fCurStart = this.ring.slotF64(this.c, S_F64_CUR_START);
     this.fHandlerMs = this.ring.slotF64(this.c, S_F64_HANDLER_MS);
     this.fElu = this.ring.slotF64(this.c, S_F64_ELU);
+    this.wInflight = this.ring.slotWord(this.c, S_INFLIGHT);
+    Atomics.store(this.i32, this.wInflight, 0);
     // Unknown until the first ~100 ms have been measured (the autoscaler then treats the loop as CPU-bound).
     this.f64[this.fElu] = NaN;
     this.f64[this.fHandlerMs] = 0;
@@ -160,7 +169,12 @@ class ConsumerLoop implements ContextHost, WorkerControl {
   }
 
   private running(): boolean {
-    return !this.stopRequested && Atomics.load(this.i32, this.wStatus) === SLOT_RUNNING;
+    // REVOKED alone does not stop the loop: the dispatcher raises it a moment
+    // before it tries to take the running record, and lowers it again when
+    // that fails. A loop stops for it only when one of its own acks fails.
+    if (this.stopRequested) return false;
+    const s = Atomics.load(this.i32, this.wStatus);
+    return s === SLOT_RUNNING || s === SLOT_REVOKED;
   }
 
   private async loop(): Promise<void> {
@@ -241,10 +255,6 @@ class ConsumerLoop implements ContextHost, WorkerControl {
           observe(h64, pBase, hw.bounds, hw.n, (t - started) / 1000);
           if (!threw) observe(h64, eBase, hw.bounds, hw.n, Math.max(0, (origin + t - sentAt) / 1000));
         }
-        if (Atomics.load(i32, this.wStatus) === SLOT_REVOKED) {
-          // Lease expired: the dispatcher takes the rest of the batch back once this thread is gone.
-          return;
-        }
       }
       Atomics.store(i32, this.wCurUnit, -1);
       ring.reclaim();
@@ -278,8 +288,8 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     const n = conc > 1 ? this.ring.claim(this.c, Math.min(room, out.length), out) : 0;
     if (n === 0) {
       if (this.inflight > 0) {
-        // Handlers are waiting on I/O: look again when one finishes, or in 1 ms.
-        await Promise.race([this.completion(), new Promise((r) => setTimeout(r, 1))]);
+        // Handlers are waiting on I/O: look again when one finishes, or in 2 ms.
+        await Promise.race([this.completion(), new Promise((r) => setTimeout(r, 2))]);
       } else {
         await this.park();
       }
@@ -287,7 +297,26 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     }
     const claimedAt = performance.now();
     const record = this.hw!.refresh();
-    for (let i = 0; i < n; i++) this.startOne(out[i]!, claimedAt, record);
+    for (let i = 0; i < n; i++) {
+      const unit = out[i]!;
+      if ((this.ring.flags(unit) & FLAG_SUSPECT) !== 0) {
+        // Back from a crash while several handlers ran: run it alone, so if
+        // it is the one that kills the thread, the blame lands on it.
+        while (this.inflight > 0) await this.completion();
+        if (this.revoked) return true;
+        this.startOne(unit, claimedAt, record);
+        while (this.inflight > 0) await this.completion();
+      } else {
+        this.startOne(unit, claimedAt, record);
+      }
+      if (this.revoked) return true;
+    }
+    // Sync handlers finish inside startOne: give the event loop (comlink, timers) its turn.
+    const now = performance.now();
+    if (now - this.lastYield > YIELD_EVERY_MS) {
+      await yieldToLoop();
+      this.lastYield = performance.now();
+    }
     return this.revoked;
   }
 
@@ -300,6 +329,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     const sentAt = record ? ring.sentAt(unit) : 0;
     if (record) observe(this.hw!.f64, blockOffset(c, H_QUEUE_WAIT), this.hw!.bounds, this.hw!.n, Math.max(0, (claimedAt - (ring.readyAt(unit) - origin)) / 1000));
     this.inflight++;
+    Atomics.store(this.i32, this.wInflight, this.inflight);
     let result: unknown;
     try {
       const start = ring.payloadStart(unit);
@@ -310,7 +340,8 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       return;
     }
     if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
-      (result as PromiseLike<unknown>).then(
+      // Promise.resolve: a thenable that calls back twice, or throws, still finishes exactly once.
+      Promise.resolve(result).then(
         () => this.finishOne(entry, sentAt, record, false, undefined),
         (err: unknown) => this.finishOne(entry, sentAt, record, true, err),
       );
@@ -337,7 +368,10 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     this.handlerMs = this.handlerMs === 0 ? t - entry.started : this.handlerMs * 0.9 + (t - entry.started) * 0.1;
     this.f64[this.fHandlerMs] = this.handlerMs;
     this.inflight--;
+    Atomics.store(i32, this.wInflight, this.inflight);
     entry.done = true;
+    // Free ring space as records finish, not only when the thread runs dry.
+    if ((++this.finishedCount & 15) === 0 && !this.revoked) ring.reclaim();
     // The lease follows the oldest handler still running.
     const q = this.running_;
     while (this.runningHead < q.length && q[this.runningHead]!.done) this.runningHead++;
@@ -356,6 +390,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     const w = this.onCompletion;
     if (w !== null) {
       this.onCompletion = null;
+      this.completed = null;
       w();
     }
   }
@@ -365,11 +400,10 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     Atomics.store(this.i32, this.wCurUnit, entry.unit);
   }
 
+  /** Resolves when the next running handler finishes (one promise shared by every waiter). */
   private completion(): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const prev = this.onCompletion;
-      this.onCompletion = prev === null ? resolve : () => (prev(), resolve());
-    });
+    if (this.completed === null) this.completed = new Promise<void>((resolve) => (this.onCompletion = resolve));
+    return this.completed;
   }
 
   /** Publish this loop's handler time and event-loop utilisation to its slot, every ~100 ms. */
@@ -378,14 +412,20 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     if (now - this.reportedAt < 100) return;
     this.reportedAt = now;
     const elu = performance.eventLoopUtilization();
-    if (this.eluPrev !== null) this.f64[this.fElu] = performance.eventLoopUtilization(elu, this.eluPrev).utilization;
+    // Only a window in which the loop always had work says whether its handlers
+    // are CPU- or I/O-bound: a window with parking in it would read as "idle".
+    if (this.eluPrev !== null && !this.parkedInWindow) {
+      this.f64[this.fElu] = performance.eventLoopUtilization(elu, this.eluPrev).utilization;
+    }
     this.eluPrev = elu;
+    this.parkedInWindow = false;
   }
 
   /** Sleep on the wake word until a producer publishes, the slot is stopped, or a timeout. */
   private async park(): Promise<void> {
     const { ring, i32 } = this;
     if (!this.running()) return;
+    this.parkedInWindow = true;
     ring.reclaim();
     // Spin a little first: under a stream of sends the next record is usually
     // microseconds away, and a parked consumer costs the producer a futex wake

@@ -49,6 +49,7 @@
  *  word 3 ACKED        records this slot acked (monotonic, wraps)
  *  word 4 GUARD        0 free, 1 inside ctx.send's reserve..publish, 2 revoked by the dispatcher
  *  word 5 THREAD_ID    worker threadId of the loop
+ *  word 6 INFLIGHT     handlers running now (concurrent mode); tells the dispatcher whom a crash can be blamed on
  *  word 8-9  f64 CUR_START  when the current (oldest running) handler started (clock.now() ms)
  *  word 10-11 f64 HANDLER_MS EWMA of handler time per message, written by the loop
  *  word 12-13 f64 ELU        the loop's event-loop utilisation over its last ~100 ms
@@ -65,7 +66,8 @@
  *  +16 f64 id
  *  +24 f64 sentAt       first send (clock.now() ms), kept across retries
  *  +32 f64 readyAt      when this delivery was published (queue wait starts)
- *  +40 i32 flags        FLAG_ASCII: the payload is 7-bit (decoder may use latin1)
+ *  +40 i32 flags        FLAG_ASCII: the payload is 7-bit (decoder may use latin1);
+ *                       FLAG_SUSPECT: run alone (put back after a crash with several handlers running)
  *  +44 i32 metaBytes    JSON of the first failure, carried across retries (0 = none)
  *  +48 key bytes (utf8), then payload bytes, then meta bytes
  * ```
@@ -113,6 +115,8 @@ export const S_CUR_UNIT = 2;
 export const S_ACKED = 3;
 export const S_GUARD = 4;
 export const S_THREAD_ID = 5;
+/** Handlers running now in concurrent mode (0 or 1 in one-at-a-time mode). */
+export const S_INFLIGHT = 6;
 /** f64 index offset inside the slot (word 8 = f64 word 4). */
 export const S_F64_CUR_START = 4;
 export const S_F64_HANDLER_MS = 5;
@@ -150,6 +154,8 @@ export const R_FLAGS = 10; // i32 word, byte 40
 export const R_META_BYTES = 11; // i32 word, byte 44
 export const RECORD_HEADER_BYTES = 48;
 export const FLAG_ASCII = 1;
+/** Put back after a thread crashed while several handlers ran on it: run it alone, so a second crash is blamed right. */
+export const FLAG_SUSPECT = 2;
 /** Most meta bytes a record carries: the first error's JSON is cut to fit (held.ts). */
 export const META_MAX_BYTES = 4096;
 

@@ -280,11 +280,12 @@ export class Ring {
     readyAt: number,
     ascii: boolean,
     metaBytes = 0,
+    extraFlags = 0,
   ): boolean {
     const units = recordUnits(keyBytes + metaBytes, payloadBytes);
     const unit = this.reserve(units);
     if (unit < 0) return false;
-    const body = this.writeHeader(unit, units, payloadBytes, keyBytes, attempt, id, sentAt, readyAt, ascii ? FLAG_ASCII : 0, metaBytes);
+    const body = this.writeHeader(unit, units, payloadBytes, keyBytes, attempt, id, sentAt, readyAt, (ascii ? FLAG_ASCII : 0) | extraFlags, metaBytes);
     if (keyBytes !== 0) (this.buf as Buffer & { utf8Write(s: string, o: number, l: number): number }).utf8Write(key!, body, keyBytes);
     payload.write(this.buf, body + keyBytes);
     this.publish(unit);
