@@ -68,17 +68,13 @@ describe('autoscaler with real threads', () => {
       mailboxes: { m: { handler: fixture('io-wait.js'), minThreads: 1, maxThreads: 1, concurrency: 8, autoscale: false, maxAttempts: 1 } },
     });
     await rt.start();
-    const t0 = Date.now();
     for (let i = 0; i < 80; i++) rt.send('m', { ms: 50 });
     await rt.onIdle();
-    const took = Date.now() - t0;
     rt.send('m', { ms: 1, report: true });
     await rt.onIdle();
     const seen = Number(/max concurrent (\d+)/.exec(rt.deadLetters('m').list()[0]!.lastError!.message)![1]);
     expect(seen).toBe(8);
     expect(rt.stats('m')).toMatchObject({ processed: 80, concurrency: 8 });
-    // 80 x 50 ms one at a time would be 4 s
-    expect(took).toBeLessThan(4000);
   });
 
   it('concurrency: a handler that never settles is revoked after leaseMs; the others finish', async () => {
@@ -133,10 +129,9 @@ describe('autoscaler with real threads', () => {
     await rt.start();
     for (let i = 0; i < 2000; i++) rt.send('m', { us: 500 });
     await new Promise((r) => setTimeout(r, 100));
-    const t0 = Date.now();
+    // workerStats gives each thread 2 s to answer over comlink; a starved event loop answers nothing
     const ws = await rt.workerStats('m');
     expect(ws).toHaveLength(1);
-    expect(Date.now() - t0).toBeLessThan(1500);
     await rt.onIdle();
   }, 30_000);
 
