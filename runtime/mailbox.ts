@@ -1003,11 +1003,6 @@ export class Mailbox {
     return n;
   }
 
-  private inFlight(): number {
-    this.foldCounters();
-    return Math.max(0, this.claimed.total - this.processed() - this.finishedHere);
-  }
-
   stats(): MailboxStats {
     this.foldCounters();
     const processed = this.processed();
