@@ -16,7 +16,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Runtime } from '../runtime/runtime.js';
 import type { Mailbox, MailboxStats } from '../runtime/mailbox.js';
 import { DEFAULT_BOUNDS, MAX_BOUNDS, type HistogramSnapshot } from '../runtime/shared/histogram.js';
@@ -185,6 +185,17 @@ class Exporter {
 }
 
 const exporters = new WeakMap<Registry, Map<string, Exporter>>();
+
+/** Duck-typed: a Registry from another copy of prom-client (not deduplicated by npm) works too. */
+function isRegistry(r: unknown): r is Registry {
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    typeof (r as Registry).registerMetric === 'function' &&
+    typeof (r as Registry).metrics === 'function' &&
+    typeof (r as Registry).contentType === 'string'
+  );
+}
 const attached = new WeakMap<Runtime, RuntimeMetrics>();
 
 function checkBuckets(b: unknown): readonly number[] {
@@ -205,7 +216,7 @@ function checkBuckets(b: unknown): readonly number[] {
  * series go away when it closes.
  */
 export function createMetrics(rt: Runtime, options: MetricsOptions): RuntimeMetrics {
-  if (options === null || typeof options !== 'object' || !(options.registry instanceof Registry)) {
+  if (options === null || typeof options !== 'object' || !isRegistry(options.registry)) {
     throw invalidOption('registry', 'a prom-client Registry', options?.registry);
   }
   if (attached.has(rt)) throw new RingpoolError(ErrorCodes.INVALID_STATE, 'this runtime already has metrics attached', {});
@@ -279,7 +290,7 @@ function health(registry: Registry): { status: 'ok' | 'unavailable'; mailboxes: 
  * registry closes.
  */
 export async function serve(registry: Registry, options: ServeOptions = {}): Promise<MetricsServer> {
-  if (!(registry instanceof Registry)) throw invalidOption('registry', 'a prom-client Registry', registry);
+  if (!isRegistry(registry)) throw invalidOption('registry', 'a prom-client Registry', registry);
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 9464;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidOption('port', 'an integer from 0 to 65535', port);
