@@ -16,6 +16,11 @@ describe('smoke: demo and benchmarks', () => {
     expect(processed).toBe(offered - 3);
   }, 60_000);
 
+  it('the orders pipeline ships every order through payments, inventory and shipping', async () => {
+    const { stdout } = await run(process.execPath, ['dist/examples/orders/main.js', '--seconds', '3', '--rate', '200'], { cwd: root, timeout: 60_000 });
+    expect(stdout).toMatch(/every order shipped\s+yes/);
+  }, 60_000);
+
   it('the demo answers --help', async () => {
     const { stdout } = await run(process.execPath, ['dist/examples/demo.js', '--help'], { cwd: root });
     expect(stdout).toMatch(/--duration/);
