@@ -4,7 +4,7 @@
  */
 import type { ErrorInfo } from './shared/errors.js';
 import type { PayloadWriter, Ring } from './shared/ring.js';
-import { FLAG_ASCII, FLAG_SUSPECT, META_MAX_BYTES, ST_DONE, ST_HELD } from './shared/layout.js';
+import { FLAG_ASCII, FLAG_KEYED, FLAG_SUSPECT, META_MAX_BYTES, ST_DONE, ST_HELD } from './shared/layout.js';
 
 export class HeldMessage implements PayloadWriter {
   /** When it may go (back) into the ring; a heap key. */
@@ -12,6 +12,9 @@ export class HeldMessage implements PayloadWriter {
   lastError: ErrorInfo | undefined;
   /** Run alone when it comes back (it was running beside others when their thread crashed). */
   suspect = false;
+  /** Keyed ordering: the key table entry (-1 = not keyed) and this message's place in it. */
+  keySlot = -1;
+  keySeq = 0;
   private meta: Buffer | null = null;
   private metaOf: ErrorInfo | undefined;
 
@@ -58,10 +61,12 @@ export class HeldMessage implements PayloadWriter {
     if (this.meta !== null && this.firstError !== undefined) buf.set(this.meta, offset + this.payload.byteLength);
   }
 
-  /** Publish into `ring`; false when it is full. */
-  publishTo(ring: Ring, readyAt: number): boolean {
+  /** Publish into `ring` (keeping its place in its key's order); false when it is full. */
+  publishTo(ring: Ring, readyAt: number, keyTable: Int32Array): boolean {
     const keyBytes = this.key === null ? 0 : Buffer.byteLength(this.key, 'utf8');
-    return ring.write(this, this.payload.byteLength, this.key, keyBytes, this.attempt, this.id, this.sentAt, readyAt, this.ascii, this.metaBytes(), this.suspect ? FLAG_SUSPECT : 0);
+    const flags = this.suspect ? FLAG_SUSPECT : 0;
+    if (this.keySlot < 0) return ring.write(this, this.payload.byteLength, this.key, keyBytes, this.attempt, this.id, this.sentAt, readyAt, this.ascii, this.metaBytes(), flags);
+    return ring.write(this, this.payload.byteLength, this.key, keyBytes, this.attempt, this.id, this.sentAt, readyAt, this.ascii, this.metaBytes(), flags, keyTable, this.keySlot, this.keySeq);
   }
 
   /**
@@ -90,7 +95,12 @@ export class HeldMessage implements PayloadWriter {
       (ring.flags(unit) & FLAG_ASCII) !== 0,
       firstError,
     );
-    held.suspect = (ring.flags(unit) & FLAG_SUSPECT) !== 0;
+    const flags = ring.flags(unit);
+    held.suspect = (flags & FLAG_SUSPECT) !== 0;
+    if ((flags & FLAG_KEYED) !== 0) {
+      held.keySlot = ring.keySlot(unit);
+      held.keySeq = ring.keySeq(unit);
+    }
     Atomics.compareExchange(ring.state, unit, ST_HELD, ST_DONE);
     return held;
   }

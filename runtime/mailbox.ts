@@ -40,6 +40,12 @@ import {
   SPACE_SEQ,
   SPACE_WAITERS,
   ST_CLAIMED,
+  allocateKeyTable,
+  keySlotOf,
+  KEY_WORDS,
+  K_DONE,
+  K_WAITING,
+  K_SENT,
   ST_HELD,
   ST_READY,
   ST_RECLAIMING,
@@ -257,6 +263,11 @@ export class Mailbox {
   private lastProcessed = 0;
   /** Histogram blocks written by the consumer loops (see shared/histogram.ts). */
   readonly metricsSab = allocateMetricsBuffer();
+  /** Keyed ordering: the key table, and keyed messages held until their turn, by key slot (seq order). */
+  readonly keysSab = allocateKeyTable();
+  private readonly keyTable: Int32Array;
+  private readonly blocked = new Map<number, HeldMessage[]>();
+  private blockedCount = 0;
   private bounds: readonly number[] | null = null;
 
   constructor(
@@ -268,8 +279,14 @@ export class Mailbox {
     this.ring = new Ring(sab);
     const c = opts.codec;
     this.codec = typeof c === 'string' ? builtinCodec(c) : new CustomCodec(c);
-    this.producer = new Producer(this.name, this.ring, this.codec, opts.maxMessageBytes, (_p, bytes, ascii, key, delayMs, id, sentAt) =>
-      this.holdDelayed(new HeldMessage(id, 1, sentAt, key, bytes, ascii, undefined), delayMs),
+    this.keyTable = new Int32Array(this.keysSab);
+    this.producer = new Producer(
+      this.name,
+      this.ring,
+      this.codec,
+      opts.maxMessageBytes,
+      (_p, bytes, ascii, key, delayMs, id, sentAt, keySlot, keySeq) => this.holdDelayed(heldKeyed(new HeldMessage(id, 1, sentAt, key, bytes, ascii, undefined), keySlot, keySeq), delayMs),
+      this.keyTable,
     );
     this.producer.countLocally = true;
     this.desired = opts.minThreads;
@@ -285,7 +302,7 @@ export class Mailbox {
   }
 
   ringRef(): RingRef {
-    return { sab: this.ring.sab, codec: codecSpec(this.opts.codec), maxMessageBytes: this.opts.maxMessageBytes };
+    return { sab: this.ring.sab, keys: this.keysSab, codec: codecSpec(this.opts.codec), maxMessageBytes: this.opts.maxMessageBytes };
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -462,9 +479,22 @@ export class Mailbox {
       case 'delayed-send': {
         // Accepted (counted as enqueued) on the worker: never drop it, whatever became of that thread.
         const target = this.host.mailbox(ev.mailbox);
-        target?.holdDelayed(new HeldMessage(ev.id, 1, ev.sentAt, ev.key, ev.payload, ev.ascii, undefined), ev.delayMs);
+        target?.holdDelayed(heldKeyed(new HeldMessage(ev.id, 1, ev.sentAt, ev.key, ev.payload, ev.ascii, undefined), ev.keySlot, ev.keySeq), ev.delayMs);
         return;
       }
+      case 'defer': {
+        if (c.state === 'dead') return; // recovered already: it went back to the ring
+        const mine = ST_CLAIMED + c.slot;
+        if (Atomics.compareExchange(this.ring.state, ev.unit, mine, ST_HELD) !== mine) return;
+        const held = HeldMessage.takeFrom(this.ring, ev.unit);
+        this.finishedHere++;
+        this.ring.reclaim();
+        this.block(held);
+        return;
+      }
+      case 'key-turn':
+        this.releaseTurns(ev.slot);
+        return;
     }
   }
 
@@ -499,7 +529,44 @@ export class Mailbox {
     this.deadLettered++;
     this.deadBy[reason]++;
     const letter = this.deadLetters.add(held, reason, Date.now());
+    if (held.keySlot >= 0) {
+      // A dead letter is done with, as far as its key's order goes: the next one may run.
+      Atomics.add(this.keyTable, held.keySlot * KEY_WORDS + K_DONE, 1);
+      const slot = held.keySlot;
+      held.keySlot = -1; // a redrive takes a new place at the end of its key's order
+      this.releaseTurns(slot);
+    }
     this.host.emitDeadLetter(letter);
+  }
+
+  // ------------------------------------------------------------------ keyed ordering
+
+  /** Hold a keyed message until its key's turn comes (a consumer claimed it too early). */
+  private block(held: HeldMessage): void {
+    const slot = held.keySlot;
+    let q = this.blocked.get(slot);
+    if (q === undefined) this.blocked.set(slot, (q = []));
+    // Keep seq order (int32, compared as a difference: safe across wrap-around).
+    let i = q.length;
+    while (i > 0 && ((q[i - 1]!.keySeq - held.keySeq) | 0) > 0) i--;
+    q.splice(i, 0, held);
+    this.blockedCount++;
+    // WAITING first, then read DONE: the consumer advances DONE, then reads WAITING, so one of us sees the other.
+    Atomics.add(this.keyTable, slot * KEY_WORDS + K_WAITING, 1);
+    this.releaseTurns(slot);
+  }
+
+  /** Put back the held message of `slot` whose turn has come (one: the next one's turn comes when it is done). */
+  private releaseTurns(slot: number): void {
+    const q = this.blocked.get(slot);
+    if (q === undefined) return;
+    if (q.length > 0 && q[0]!.keySeq === Atomics.load(this.keyTable, slot * KEY_WORDS + K_DONE)) {
+      this.pending.push(q.shift()!);
+      this.blockedCount--;
+      Atomics.sub(this.keyTable, slot * KEY_WORDS + K_WAITING, 1);
+      this.flushPending();
+    }
+    if (q.length === 0) this.blocked.delete(slot);
   }
 
   /**
@@ -638,6 +705,12 @@ export class Mailbox {
 
   private redrive(held: HeldMessage[]): void {
     if (held.length === 0) return;
+    for (const h of held) {
+      if (h.key !== null) {
+        h.keySlot = keySlotOf(h.key);
+        h.keySeq = Atomics.add(this.keyTable, h.keySlot * KEY_WORDS + K_SENT, 1);
+      }
+    }
     this.ring.countEnqueued(held.length);
     for (const h of held) this.pending.push(h);
     this.flushPending();
@@ -671,7 +744,7 @@ export class Mailbox {
     const t = now();
     let i = 0;
     for (; i < this.pending.length; i++) {
-      if (!this.pending[i]!.publishTo(this.ring, t)) break;
+      if (!this.pending[i]!.publishTo(this.ring, t, this.keyTable)) break;
     }
     if (i > 0) this.pending.splice(0, i);
     if (this.pending.length > 0) this.armSpaceWatch();
@@ -788,6 +861,8 @@ export class Mailbox {
     this.measureArrivals(t, this.published.total);
     this.watchLeases(t);
     this.watchStall(t);
+    // Safety net for a missed key-turn event.
+    for (const slot of this.blocked.keys()) this.releaseTurns(slot);
     if (this.pending.length > 0) this.flushPending();
     if (this.heap.size > 0 && this.heapTimer === null) this.armHeapTimer();
     this.scale(t);
@@ -1012,7 +1087,7 @@ export class Mailbox {
     return {
       depth,
       inFlight: Math.max(0, this.claimed.total - processed - this.finishedHere),
-      delayed: this.heap.size,
+      delayed: this.heap.size + this.blockedCount,
       enqueued: this.enqueued.total + this.producer.enqueuedHere,
       processed,
       failed: this.failed,
@@ -1100,6 +1175,12 @@ export class Mailbox {
     const s = this.stats();
     return { ready: s.depth, inFlight: s.inFlight, delayed: s.delayed };
   }
+}
+
+function heldKeyed(held: HeldMessage, keySlot: number, keySeq: number): HeldMessage {
+  held.keySlot = keySlot;
+  held.keySeq = keySeq;
+  return held;
 }
 
 function handlerLoadError(mailbox: string, url: string, cause: unknown): RingpoolError {

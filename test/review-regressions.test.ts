@@ -70,7 +70,7 @@ describe('regressions found in review', () => {
     const rt = runtime({
       mailboxes: {
         // capacity exactly 2 x (header + maxMessageBytes + 4096 meta): a record with more meta than that may not fit
-        m: { handler: fixture('fail.js'), codec: 'v8', capacityBytes: 16384, maxMessageBytes: 4048, maxAttempts: 3, backoff: { baseMs: 1, maxMs: 2 }, minThreads: 1, maxThreads: 1 },
+        m: { handler: fixture('fail.js'), codec: 'v8', capacityBytes: 16384, maxMessageBytes: 4032, maxAttempts: 3, backoff: { baseMs: 1, maxMs: 2 }, minThreads: 1, maxThreads: 1 },
       },
     });
     await rt.start();

@@ -14,6 +14,10 @@ import { ErrorCodes, RingpoolError, toErrorInfo } from '../runtime/shared/errors
 import {
   CONCURRENCY_WORD,
   FLAG_ASCII,
+  FLAG_KEYED,
+  KEY_WORDS,
+  K_DONE,
+  K_WAITING,
   FLAG_SUSPECT,
   S_ACKED,
   S_CUR_UNIT,
@@ -77,6 +81,7 @@ interface Running {
   unit: number;
   started: number;
   done: boolean;
+  keySlot: number;
 }
 
 class ConsumerLoop implements ContextHost, WorkerControl {
@@ -117,6 +122,8 @@ class ConsumerLoop implements ContextHost, WorkerControl {
   private lastYield = 0;
   private parkedInWindow = true;
   private readonly wInflight: number;
+  /** This mailbox's key table (keyed ordering). */
+  private readonly keys: Int32Array;
 
   constructor(private readonly task: ConsumerTask) {
     this.mailbox = task.mailbox;
@@ -132,6 +139,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     this.fHandlerMs = this.ring.slotF64(this.c, S_F64_HANDLER_MS);
     this.fElu = this.ring.slotF64(this.c, S_F64_ELU);
     this.wInflight = this.ring.slotWord(this.c, S_INFLIGHT);
+    this.keys = new Int32Array(task.rings[task.mailbox]!.keys);
     Atomics.store(this.i32, this.wInflight, 0);
     // Unknown until the first ~100 ms have been measured (the autoscaler then treats the loop as CPU-bound).
     this.f64[this.fElu] = NaN;
@@ -211,6 +219,8 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       let t = batchStart;
       for (let i = 0; i < n; i++) {
         const unit = out[i]!;
+        if (!this.turnOrDefer(unit)) continue;
+        const keySlot = (ring.flags(unit) & FLAG_KEYED) !== 0 ? ring.keySlot(unit) : -1;
         // Lease bookkeeping: start time first, then the unit (release); the
         // watchdog loads the unit (acquire) and then reads a start that is
         // this one or a later one, never an older one.
@@ -235,7 +245,10 @@ class ConsumerLoop implements ContextHost, WorkerControl {
           failed = err;
         }
         if (!threw) {
-          if (ring.ack(c, unit)) Atomics.store(i32, this.wAcked, ++this.acked);
+          if (ring.ack(c, unit)) {
+            Atomics.store(i32, this.wAcked, ++this.acked);
+            if (keySlot >= 0) this.keyDone(keySlot);
+          }
           // The dispatcher took the record back (lease expired) and this thread
           // is about to be terminated: touch nothing shared any more.
           else if (Atomics.load(i32, this.wStatus) === SLOT_REVOKED) return;
@@ -268,6 +281,24 @@ class ConsumerLoop implements ContextHost, WorkerControl {
         lastYield = performance.now();
       }
     }
+  }
+
+  // ---- keyed ordering ----
+
+  /** False when `unit` is keyed and its key's turn has not come: it then goes to the dispatcher to wait. */
+  private turnOrDefer(unit: number): boolean {
+    const ring = this.ring;
+    if ((ring.flags(unit) & FLAG_KEYED) === 0) return true;
+    if (Atomics.load(this.keys, ring.keySlot(unit) * KEY_WORDS + K_DONE) === ring.keySeq(unit)) return true;
+    this.post({ type: 'defer', consumer: this.c, incarnation: this.task.incarnation, unit });
+    return false;
+  }
+
+  /** After a keyed record's ack: its key's next message may run; tell the dispatcher if it holds one. */
+  private keyDone(slot: number): void {
+    const w = slot * KEY_WORDS;
+    Atomics.add(this.keys, w + K_DONE, 1);
+    if (Atomics.load(this.keys, w + K_WAITING) > 0) this.post({ type: 'key-turn', slot });
   }
 
   // ---- concurrent mode (concurrency > 1) ----
@@ -322,8 +353,9 @@ class ConsumerLoop implements ContextHost, WorkerControl {
 
   private startOne(unit: number, claimedAt: number, record: boolean): void {
     const { ring, c } = this;
+    if (!this.turnOrDefer(unit)) return;
     const started = performance.now();
-    const entry: Running = { unit, started, done: false };
+    const entry: Running = { unit, started, done: false, keySlot: (ring.flags(unit) & FLAG_KEYED) !== 0 ? ring.keySlot(unit) : -1 };
     this.running_.push(entry);
     if (this.running_.length - this.runningHead === 1) this.setLease(entry);
     const sentAt = record ? ring.sentAt(unit) : 0;
@@ -354,8 +386,10 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     const { ring, i32, c } = this;
     const t = performance.now();
     if (!threw) {
-      if (ring.ack(c, entry.unit)) Atomics.store(i32, this.wAcked, ++this.acked);
-      else if (Atomics.load(i32, this.wStatus) === SLOT_REVOKED) this.revoked = true;
+      if (ring.ack(c, entry.unit)) {
+        Atomics.store(i32, this.wAcked, ++this.acked);
+        if (entry.keySlot >= 0) this.keyDone(entry.keySlot);
+      } else if (Atomics.load(i32, this.wStatus) === SLOT_REVOKED) this.revoked = true;
     } else {
       this.nacked++;
       this.post({ type: 'nack', consumer: c, incarnation: this.task.incarnation, unit: entry.unit, error: toErrorInfo(err), unrecoverable: isUnrecoverable(err) });
@@ -462,8 +496,14 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       throw new RingpoolError(ErrorCodes.UNKNOWN_MAILBOX, `no mailbox named '${mailbox}'`, { mailbox });
     }
     const ring = mailbox === this.mailbox ? this.ring : new Ring(ref.sab);
-    const p = new Producer(mailbox, ring, this.codecs.get(mailbox)!, ref.maxMessageBytes, (_p, bytes, ascii, key, delayMs, id, sentAt) =>
-      this.post({ type: 'delayed-send', mailbox, payload: bytes, ascii, key, delayMs, id, sentAt }),
+    const p = new Producer(
+      mailbox,
+      ring,
+      this.codecs.get(mailbox)!,
+      ref.maxMessageBytes,
+      (_p, bytes, ascii, key, delayMs, id, sentAt, keySlot, keySeq) =>
+        this.post({ type: 'delayed-send', mailbox, payload: bytes, ascii, key, delayMs, id, sentAt, keySlot, keySeq }),
+      mailbox === this.mailbox ? this.keys : new Int32Array(ref.keys),
     );
     p.guard = { i32: this.i32, index: this.ring.slotWord(this.c, S_GUARD) };
     this.producers.set(mailbox, p);

@@ -69,7 +69,18 @@
  *  +40 i32 flags        FLAG_ASCII: the payload is 7-bit (decoder may use latin1);
  *                       FLAG_SUSPECT: run alone (put back after a crash with several handlers running)
  *  +44 i32 metaBytes    JSON of the first failure, carried across retries (0 = none)
- *  +48 key bytes (utf8), then payload bytes, then meta bytes
+ *  +48 i32 keySeq       FLAG_KEYED: this message's place in its key's order (see keys below)
+ *  +52 i32 keySlot      FLAG_KEYED: the key's entry in the mailbox's key table
+ *  +56 8 bytes spare
+ *  +64 key bytes (utf8), then payload bytes, then meta bytes
+ *
+ * Key table (a second small SharedArrayBuffer per mailbox, KEY_SLOTS entries
+ * of KEY_WORDS Int32 words, indexed by a hash of the key; keys that share an
+ * entry are ordered together):
+ *
+ *  word 0 SENT     next sequence number (a keyed send takes one after its reserve succeeds)
+ *  word 1 DONE     sequence number whose turn it is (advanced on ack or dead-letter)
+ *  word 2 WAITING  messages of this entry the dispatcher holds until their turn
  * ```
  */
 
@@ -152,10 +163,31 @@ export const R_F64_SENT_AT = 3; // byte 24
 export const R_F64_READY_AT = 4; // byte 32
 export const R_FLAGS = 10; // i32 word, byte 40
 export const R_META_BYTES = 11; // i32 word, byte 44
-export const RECORD_HEADER_BYTES = 48;
+export const R_KEY_SEQ = 12; // i32 word, byte 48
+export const R_KEY_SLOT = 13; // i32 word, byte 52
+export const RECORD_HEADER_BYTES = 64;
 export const FLAG_ASCII = 1;
 /** Put back after a thread crashed while several handlers ran on it: run it alone, so a second crash is blamed right. */
 export const FLAG_SUSPECT = 2;
+/** Ordered by key: run only when the key table says it is this record's turn. */
+export const FLAG_KEYED = 4;
+
+export const KEY_SLOTS = 4096;
+export const KEY_WORDS = 4;
+export const K_SENT = 0;
+export const K_DONE = 1;
+export const K_WAITING = 2;
+
+export function allocateKeyTable(): SharedArrayBuffer {
+  return new SharedArrayBuffer(KEY_SLOTS * KEY_WORDS * 4);
+}
+
+/** The key table entry of `key` (FNV-1a over its UTF-16 code units). */
+export function keySlotOf(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619);
+  return (h >>> 0) & (KEY_SLOTS - 1);
+}
 /** Most meta bytes a record carries: the first error's JSON is cut to fit (held.ts). */
 export const META_MAX_BYTES = 4096;
 

@@ -6,7 +6,7 @@
  */
 import type { PayloadCodec } from './codec.js';
 import { ErrorCodes, RingpoolError, describeValue } from './errors.js';
-import { GUARD_FREE, GUARD_SENDING } from './layout.js';
+import { GUARD_FREE, GUARD_SENDING, KEY_WORDS, K_SENT, keySlotOf } from './layout.js';
 import { now } from './clock.js';
 import type { Ring } from './ring.js';
 import type { LocalHistogram } from './histogram.js';
@@ -27,6 +27,8 @@ export type DelayedSink = (
   delayMs: number,
   id: number,
   sentAt: number,
+  keySlot: number,
+  keySeq: number,
 ) => void;
 
 export class Producer {
@@ -54,6 +56,8 @@ export class Producer {
     readonly codec: PayloadCodec,
     readonly maxMessageBytes: number,
     private readonly delayed: DelayedSink,
+    /** The target mailbox's key table (keyed ordering). */
+    readonly keyTable: Int32Array,
   ) {}
 
   /** Send or throw: RINGPOOL_QUEUE_FULL when the ring has no room. */
@@ -120,9 +124,12 @@ export class Producer {
       );
     }
     const id = ring.nextId();
+    const keySlot = key === null ? -1 : keySlotOf(key);
     if (delayMs > 0) {
       this.countEnqueued(1);
-      this.delayed(this, codec.preparedBytes(), codec.ascii, key, delayMs, id, t);
+      // A delayed keyed message takes its place in its key's order now, at send time.
+      const keySeq = keySlot < 0 ? 0 : Atomics.add(this.keyTable, keySlot * KEY_WORDS + K_SENT, 1);
+      this.delayed(this, codec.preparedBytes(), codec.ascii, key, delayMs, id, t, keySlot, keySeq);
       return id;
     }
     const guard = this.guard;
@@ -136,7 +143,9 @@ export class Producer {
     this.countEnqueued(1);
     let ok = false;
     try {
-      ok = ring.write(codec, bytes, key, keyBytes, 1, id, t, t, codec.ascii);
+      ok = keySlot < 0
+        ? ring.write(codec, bytes, key, keyBytes, 1, id, t, t, codec.ascii)
+        : ring.write(codec, bytes, key, keyBytes, 1, id, t, t, codec.ascii, 0, 0, this.keyTable, keySlot, null);
     } finally {
       if (guard !== null) Atomics.store(guard.i32, guard.index, GUARD_FREE);
       if (!ok) this.countEnqueued(-1);

@@ -14,6 +14,8 @@ import type { ErrorInfo } from './errors.js';
 
 export interface RingRef {
   sab: SharedArrayBuffer;
+  /** The mailbox's key table (keyed ordering). */
+  keys: SharedArrayBuffer;
   codec: CodecSpec;
   maxMessageBytes: number;
 }
@@ -58,7 +60,13 @@ export type WorkerEvent =
       delayMs: number;
       id: number;
       sentAt: number;
-    };
+      keySlot: number;
+      keySeq: number;
+    }
+  /** A keyed record whose turn has not come: the dispatcher holds it until it has. */
+  | { type: 'defer'; consumer: number; incarnation: number; unit: number }
+  /** A keyed message finished and others of its key are held: release the next. */
+  | { type: 'key-turn'; slot: number };
 
 export interface WorkerStats {
   threadId: number;

@@ -58,7 +58,12 @@ import {
   R_F64_SENT_AT,
   R_FLAGS,
   R_KEY_BYTES,
+  R_KEY_SEQ,
+  R_KEY_SLOT,
   R_META_BYTES,
+  FLAG_KEYED,
+  KEY_WORDS,
+  K_SENT,
   R_PAYLOAD_BYTES,
   REJECTED_BASE,
   type RejectReason,
@@ -281,11 +286,24 @@ export class Ring {
     ascii: boolean,
     metaBytes = 0,
     extraFlags = 0,
+    keyTable: Int32Array | null = null,
+    keySlot = 0,
+    keySeq: number | null = null,
   ): boolean {
     const units = recordUnits(keyBytes + metaBytes, payloadBytes);
     const unit = this.reserve(units);
     if (unit < 0) return false;
-    const body = this.writeHeader(unit, units, payloadBytes, keyBytes, attempt, id, sentAt, readyAt, (ascii ? FLAG_ASCII : 0) | extraFlags, metaBytes);
+    let flags = (ascii ? FLAG_ASCII : 0) | extraFlags;
+    if (keyTable !== null) {
+      // The key's sequence number is taken only now that the record has room:
+      // a send that fails on a full ring must not leave a hole in its key's order.
+      const seq = keySeq ?? Atomics.add(keyTable, keySlot * KEY_WORDS + K_SENT, 1);
+      const w = (this.dataOff >> 2) + (unit << 2);
+      this.i32[w + R_KEY_SEQ] = seq;
+      this.i32[w + R_KEY_SLOT] = keySlot;
+      flags |= FLAG_KEYED;
+    }
+    const body = this.writeHeader(unit, units, payloadBytes, keyBytes, attempt, id, sentAt, readyAt, flags, metaBytes);
     if (keyBytes !== 0) (this.buf as Buffer & { utf8Write(s: string, o: number, l: number): number }).utf8Write(key!, body, keyBytes);
     payload.write(this.buf, body + keyBytes);
     this.publish(unit);
@@ -423,6 +441,12 @@ export class Ring {
   }
   attempt(unit: number): number {
     return this.i32[(this.dataOff >> 2) + (unit << 2) + R_ATTEMPT]!;
+  }
+  keySeq(unit: number): number {
+    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_KEY_SEQ]!;
+  }
+  keySlot(unit: number): number {
+    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_KEY_SLOT]!;
   }
   metaBytes(unit: number): number {
     return this.i32[(this.dataOff >> 2) + (unit << 2) + R_META_BYTES]!;
