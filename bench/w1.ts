@@ -30,7 +30,7 @@ function message(i: number): { id: number; user: string; sku: string; qty: numbe
   return { id: i, user: 'user-000042', sku: 'SKU-ABCDEFGH', qty: 3, price: 19.99, tags: ['a', 'bb', 'ccc'] };
 }
 
-async function ringpool(threads: number, n: number, metrics = false): Promise<number> {
+async function ringpool(threads: number, n: number, metrics = false, keys = 0): Promise<number> {
   const rt = createRuntime({
     mailboxes: { w1: { handler: NOOP, minThreads: threads, maxThreads: threads, capacityBytes: 8 << 20 } },
   });
@@ -40,11 +40,13 @@ async function ringpool(threads: number, n: number, metrics = false): Promise<nu
   // Scraped once a second while it runs, as Prometheus would.
   const scraper = metrics ? setInterval(() => void registry.metrics(), 1000) : undefined;
   const t0 = performance.now();
+  const keyNames = Array.from({ length: keys }, (_, k) => ({ key: `customer-${k}` }));
   for (let i = 0; i < n; i++) {
+    const opts = keys > 0 ? keyNames[i % keys] : undefined;
     try {
-      rt.send('w1', message(i));
+      rt.send('w1', message(i), opts);
     } catch {
-      await rt.sendAsync('w1', message(i));
+      await rt.sendAsync('w1', message(i), opts);
     }
   }
   await rt.onIdle();
@@ -111,8 +113,10 @@ async function main(): Promise<void> {
     ['hand-written SAB ring (ceiling), 1 thread', () => naiveRing(n, message)],
     ['ringpool, 1 thread', () => ringpool(1, n)],
     ['ringpool, 1 thread, metrics on', () => ringpool(1, n, true)],
+    ['ringpool, 1 thread, keyed (1,000 keys)', () => ringpool(1, n, false, 1000)],
     ['ringpool, 2 threads', () => ringpool(2, n)],
     ['ringpool, 2 threads, metrics on', () => ringpool(2, n, true)],
+    ['ringpool, 2 threads, keyed (1,000 keys)', () => ringpool(2, n, false, 1000)],
   ];
   const results: Record<string, number[]> = {};
   for (let r = 0; r < runs; r++) {
@@ -133,6 +137,9 @@ async function main(): Promise<void> {
   const on1 = med['ringpool, 1 thread, metrics on']! / med['ringpool, 1 thread']!;
   const on2 = med['ringpool, 2 threads, metrics on']! / med['ringpool, 2 threads']!;
   console.log(`\nmetrics on / off: ${(on1 * 100).toFixed(1)}% (1 thread), ${(on2 * 100).toFixed(1)}% (2 threads) of the throughput`);
+  const k1 = med['ringpool, 1 thread, keyed (1,000 keys)']! / med['ringpool, 1 thread']!;
+  const k2 = med['ringpool, 2 threads, keyed (1,000 keys)']! / med['ringpool, 2 threads']!;
+  console.log(`keyed (1,000 keys) / unkeyed: ${(k1 * 100).toFixed(1)}% (1 thread), ${(k2 * 100).toFixed(1)}% (2 threads) of the throughput`);
   const burst = await sendLatency(QUICK ? 20_000 : 200_000);
   console.log(`\nW3-lite: send() during a burst of ${QUICK ? 20_000 : 200_000} (µs): p50 ${burst.p50}  p99 ${burst.p99}  p99.9 ${burst.p999}  max ${burst.max}  (${burst.perSecond} sends/s incl. timing)`);
   const file = writeResult('w1', { runs, messages: n, piscinaMessages: np, msgsPerSecond: results, median: med, sendLatencyMicros: burst });

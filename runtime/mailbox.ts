@@ -556,14 +556,27 @@ export class Mailbox {
     this.releaseTurns(slot);
   }
 
-  /** Put back the held message of `slot` whose turn has come (one: the next one's turn comes when it is done). */
+  /**
+   * Put back the held messages of `slot` whose turn has come: the one whose
+   * seq is the turn, and the run of consecutive seqs behind it, in order. They
+   * land next to each other in the ring, so a consumer that claims them
+   * together runs them one after another; putting back one at a time would
+   * leave each behind the key's newer messages and keep the key on this slow
+   * path for good.
+   */
   private releaseTurns(slot: number): void {
     const q = this.blocked.get(slot);
     if (q === undefined) return;
-    if (q.length > 0 && q[0]!.keySeq === Atomics.load(this.keyTable, slot * KEY_WORDS + K_DONE)) {
-      this.pending.push(q.shift()!);
-      this.blockedCount--;
-      Atomics.sub(this.keyTable, slot * KEY_WORDS + K_WAITING, 1);
+    let next = Atomics.load(this.keyTable, slot * KEY_WORDS + K_DONE);
+    let n = 0;
+    while (n < q.length && q[n]!.keySeq === next) {
+      n++;
+      next = (next + 1) | 0;
+    }
+    if (n > 0) {
+      for (const held of q.splice(0, n)) this.pending.push(held);
+      this.blockedCount -= n;
+      Atomics.sub(this.keyTable, slot * KEY_WORDS + K_WAITING, n);
       this.flushPending();
     }
     if (q.length === 0) this.blocked.delete(slot);

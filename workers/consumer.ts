@@ -189,6 +189,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     const { ring, i32, f64, c, handler, codec } = this;
     const out = new Int32Array(Math.max(1, this.task.batchSize));
     const maxBatch = out.length;
+    const again = new Int32Array(maxBatch);
     this.batch = Math.min(this.batch, maxBatch);
     const buf = ring.buf;
     const u8 = ring.u8;
@@ -217,9 +218,23 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       const batchStart = performance.now();
       const record = hw.refresh();
       let t = batchStart;
-      for (let i = 0; i < n; i++) {
-        const unit = out[i]!;
-        if (!this.turnOrDefer(unit)) continue;
+      // A keyed record whose turn has not come is looked at again after the
+      // rest of the batch (its predecessor is usually finishing on another
+      // thread right now); only then is it handed to the dispatcher to wait.
+      let total = n;
+      let m = 0;
+      for (let i = 0; i < total; i++) {
+        const first = i < n;
+        const unit = first ? out[i]! : again[i - n]!;
+        if (!this.isTurn(unit)) {
+          if (first) {
+            again[m++] = unit;
+            total = n + m;
+          } else {
+            this.defer(unit);
+          }
+          continue;
+        }
         const keySlot = (ring.flags(unit) & FLAG_KEYED) !== 0 ? ring.keySlot(unit) : -1;
         // Lease bookkeeping: start time first, then the unit (release); the
         // watchdog loads the unit (acquire) and then reads a start that is
@@ -285,12 +300,21 @@ class ConsumerLoop implements ContextHost, WorkerControl {
 
   // ---- keyed ordering ----
 
-  /** False when `unit` is keyed and its key's turn has not come: it then goes to the dispatcher to wait. */
-  private turnOrDefer(unit: number): boolean {
+  /** True unless `unit` is keyed and its key's turn has not come. */
+  private isTurn(unit: number): boolean {
     const ring = this.ring;
     if ((ring.flags(unit) & FLAG_KEYED) === 0) return true;
-    if (Atomics.load(this.keys, ring.keySlot(unit) * KEY_WORDS + K_DONE) === ring.keySeq(unit)) return true;
+    return Atomics.load(this.keys, ring.keySlot(unit) * KEY_WORDS + K_DONE) === ring.keySeq(unit);
+  }
+
+  /** Hand a keyed record whose turn has not come to the dispatcher, which holds it until it has. */
+  private defer(unit: number): void {
     this.post({ type: 'defer', consumer: this.c, incarnation: this.task.incarnation, unit });
+  }
+
+  private turnOrDefer(unit: number): boolean {
+    if (this.isTurn(unit)) return true;
+    this.defer(unit);
     return false;
   }
 
