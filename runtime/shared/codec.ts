@@ -29,6 +29,22 @@ interface FastBuffer extends Buffer {
   utf8Slice(start: number, end: number): string;
 }
 
+/**
+ * Buffer's latin1/utf8 slice and write methods are undocumented (Node's own
+ * `buf.toString()`/`buf.write()` dispatch to them by encoding name). Call them
+ * directly where they exist (Node 20-24 have them); fall back to the public API
+ * if a future Node drops them. Nothing global is patched.
+ */
+const fast = typeof (Buffer.prototype as Partial<FastBuffer>).latin1Write === 'function' && typeof (Buffer.prototype as Partial<FastBuffer>).latin1Slice === 'function';
+export const writeLatin1: (b: Buffer, s: string, o: number, l: number) => number = fast
+  ? (b, s, o, l) => (b as FastBuffer).latin1Write(s, o, l)
+  : (b, s, o, l) => b.write(s, o, l, 'latin1');
+export const writeUtf8: (b: Buffer, s: string, o: number, l: number) => number = fast
+  ? (b, s, o, l) => (b as FastBuffer).utf8Write(s, o, l)
+  : (b, s, o, l) => b.write(s, o, l, 'utf8');
+const sliceLatin1: (b: Buffer, a: number, e: number) => string = fast ? (b, a, e) => (b as FastBuffer).latin1Slice(a, e) : (b, a, e) => b.toString('latin1', a, e);
+const sliceUtf8: (b: Buffer, a: number, e: number) => string = fast ? (b, a, e) => (b as FastBuffer).utf8Slice(a, e) : (b, a, e) => b.toString('utf8', a, e);
+
 export abstract class PayloadCodec {
   abstract readonly name: string;
   /** True when the last prepared payload is 7-bit (json only). */
@@ -79,15 +95,13 @@ export class JsonCodec extends PayloadCodec {
 
   write(buf: Buffer, offset: number): void {
     if (this.bytes === 0) return;
-    const b = buf as FastBuffer;
-    if (this.ascii) b.latin1Write(this.text, offset, this.bytes);
-    else b.utf8Write(this.text, offset, this.bytes);
+    if (this.ascii) writeLatin1(buf, this.text, offset, this.bytes);
+    else writeUtf8(buf, this.text, offset, this.bytes);
   }
 
   decode(buf: Buffer, _u8: Uint8Array, start: number, end: number, ascii: boolean): unknown {
     if (start === end) return undefined;
-    const b = buf as FastBuffer;
-    return JSON.parse(ascii ? b.latin1Slice(start, end) : b.utf8Slice(start, end));
+    return JSON.parse(ascii ? sliceLatin1(buf, start, end) : sliceUtf8(buf, start, end));
   }
 
   preparedBytes(): Uint8Array {

@@ -88,6 +88,7 @@ import {
   recordUnits,
   regions,
 } from './layout.js';
+import { writeUtf8 } from './codec.js';
 
 /** Anything that can write a payload at a byte offset (a prepared codec, or held bytes). */
 export interface PayloadWriter {
@@ -304,7 +305,7 @@ export class Ring {
       flags |= FLAG_KEYED;
     }
     const body = this.writeHeader(unit, units, payloadBytes, keyBytes, attempt, id, sentAt, readyAt, flags, metaBytes);
-    if (keyBytes !== 0) (this.buf as Buffer & { utf8Write(s: string, o: number, l: number): number }).utf8Write(key!, body, keyBytes);
+    if (keyBytes !== 0) writeUtf8(this.buf, key!, body, keyBytes);
     payload.write(this.buf, body + keyBytes);
     this.publish(unit);
     return true;
