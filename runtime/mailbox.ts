@@ -32,6 +32,9 @@ import {
   S_GUARD,
   S_INCARNATION,
   S_INFLIGHT,
+  S_KEY_ACK,
+  S_KEY_ACK_SEQ,
+  S_KEY_ACK_UNIT,
   S_STATUS,
   SLOT_IDLE,
   SLOT_REVOKED,
@@ -195,6 +198,8 @@ interface Consumer {
   done: Promise<void>;
   /** After a lease kill: resolves when that thread has exited (the slot is not reused before). */
   exited: Promise<unknown> | null;
+  /** The record the lease watchdog took back from this loop (-1: none). */
+  revokedUnit: number;
 }
 
 interface SendWaiter {
@@ -369,6 +374,7 @@ export class Mailbox {
       onReady,
       done: Promise.resolve(),
       exited: null,
+      revokedUnit: -1,
     };
     ev.port1.on('message', (m: WorkerEvent) => this.onEvent(consumer, m));
     ev.port1.unref();
@@ -442,6 +448,8 @@ export class Mailbox {
       name: 'WorkerCrash',
       message: `worker thread ${c.threadId} died while handling this message: ${err?.message ?? 'unknown'}`,
     };
+    // Before recovery: a record still CLAIMED by the slot then means "not acked".
+    this.finishKeyAck(c.slot, c.revokedUnit);
     const back = this.recover(c.slot, current, info, several);
     c.onReady(err ?? new Error('the consumer loop ended before it was ready'));
     if (crashed) {
@@ -531,7 +539,7 @@ export class Mailbox {
     const letter = this.deadLetters.add(held, reason, Date.now());
     if (held.keySlot >= 0) {
       // A dead letter is done with, as far as its key's order goes: the next one may run.
-      Atomics.add(this.keyTable, held.keySlot * KEY_WORDS + K_DONE, 1);
+      Atomics.compareExchange(this.keyTable, held.keySlot * KEY_WORDS + K_DONE, held.keySeq, (held.keySeq + 1) | 0);
       const slot = held.keySlot;
       held.keySlot = -1; // a redrive takes a new place at the end of its key's order
       this.releaseTurns(slot);
@@ -540,6 +548,26 @@ export class Mailbox {
   }
 
   // ------------------------------------------------------------------ keyed ordering
+
+  /**
+   * A loop that died between acking a keyed record and passing its key's turn
+   * on left the KEY_ACK words set. If the ack went through (the record is no
+   * longer CLAIMED by that slot), pass the turn on here; if not, the record was
+   * just recovered and will run again, and the turn stays where it is.
+   */
+  private finishKeyAck(slot: number, revokedUnit: number): void {
+    const ring = this.ring;
+    const i32 = ring.i32;
+    const w = Atomics.load(i32, ring.slotWord(slot, S_KEY_ACK));
+    if (w === 0) return;
+    Atomics.store(i32, ring.slotWord(slot, S_KEY_ACK), 0);
+    const keySlot = w - 1;
+    const seq = Atomics.load(i32, ring.slotWord(slot, S_KEY_ACK_SEQ));
+    const unit = Atomics.load(i32, ring.slotWord(slot, S_KEY_ACK_UNIT));
+    // Not acked: still claimed (recovery will redeliver it), or taken back by the lease watchdog (retried).
+    if (unit === revokedUnit || Atomics.load(ring.state, unit) === ST_CLAIMED + slot) return;
+    if (Atomics.compareExchange(this.keyTable, keySlot * KEY_WORDS + K_DONE, seq, (seq + 1) | 0) === seq) this.releaseTurns(keySlot);
+  }
 
   /** Hold a keyed message until its key's turn comes (a consumer claimed it too early). */
   private block(held: HeldMessage): void {
@@ -664,6 +692,7 @@ export class Mailbox {
         continue;
       }
       c.state = 'revoked';
+      c.revokedUnit = unit;
       const held = HeldMessage.takeFrom(ring, unit);
       this.finishedHere++;
       this.redelivered++;

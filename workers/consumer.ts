@@ -26,6 +26,9 @@ import {
   S_F64_HANDLER_MS,
   S_GUARD,
   S_INFLIGHT,
+  S_KEY_ACK,
+  S_KEY_ACK_SEQ,
+  S_KEY_ACK_UNIT,
   S_STATUS,
   S_THREAD_ID,
   SLEEPERS,
@@ -122,6 +125,10 @@ class ConsumerLoop implements ContextHost, WorkerControl {
   private lastYield = 0;
   private parkedInWindow = true;
   private readonly wInflight: number;
+  private readonly wKeyAck: number;
+  private loopEnded = false;
+  private readonly wKeyAckSeq: number;
+  private readonly wKeyAckUnit: number;
   /** This mailbox's key table (keyed ordering). */
   private readonly keys: Int32Array;
 
@@ -140,6 +147,10 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     this.fElu = this.ring.slotF64(this.c, S_F64_ELU);
     this.wInflight = this.ring.slotWord(this.c, S_INFLIGHT);
     this.keys = new Int32Array(task.rings[task.mailbox]!.keys);
+    this.wKeyAck = this.ring.slotWord(this.c, S_KEY_ACK);
+    this.wKeyAckSeq = this.ring.slotWord(this.c, S_KEY_ACK_SEQ);
+    this.wKeyAckUnit = this.ring.slotWord(this.c, S_KEY_ACK_UNIT);
+    Atomics.store(this.i32, this.wKeyAck, 0);
     Atomics.store(this.i32, this.wInflight, 0);
     // Unknown until the first ~100 ms have been measured (the autoscaler then treats the loop as CPU-bound).
     this.f64[this.fElu] = NaN;
@@ -169,6 +180,10 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       // Stopped with handlers still running (concurrent mode): let them finish and ack.
       while (this.inflight > 0 && !this.revoked) await this.completion();
     } finally {
+      // A handler's timer may still call ctx.send(): refuse it (RINGPOOL_CLOSED)
+      // rather than post to a port that is about to close and lose it.
+      for (const p of this.producers.values()) p.closed = true;
+      this.loopEnded = true;
       Atomics.store(this.i32, this.wCurUnit, -1);
       task.control.close();
       task.events.close();
@@ -260,9 +275,8 @@ class ConsumerLoop implements ContextHost, WorkerControl {
           failed = err;
         }
         if (!threw) {
-          if (ring.ack(c, unit)) {
+          if (this.ackRecord(unit, keySlot)) {
             Atomics.store(i32, this.wAcked, ++this.acked);
-            if (keySlot >= 0) this.keyDone(keySlot);
           }
           // The dispatcher took the record back (lease expired) and this thread
           // is about to be terminated: touch nothing shared any more.
@@ -318,11 +332,28 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     return false;
   }
 
-  /** After a keyed record's ack: its key's next message may run; tell the dispatcher if it holds one. */
-  private keyDone(slot: number): void {
-    const w = slot * KEY_WORDS;
-    Atomics.add(this.keys, w + K_DONE, 1);
-    if (Atomics.load(this.keys, w + K_WAITING) > 0) this.post({ type: 'key-turn', slot });
+  /**
+   * Ack a record and, if keyed, pass its key's turn on. The slot's KEY_ACK
+   * words say a keyed ack is under way, so a thread killed between the ack and
+   * the turn does not leave its key stuck: the dispatcher finishes the job.
+   */
+  private ackRecord(unit: number, keySlot: number): boolean {
+    const { ring, i32 } = this;
+    if (keySlot < 0) return ring.ack(this.c, unit);
+    const seq = ring.keySeq(unit);
+    Atomics.store(i32, this.wKeyAckSeq, seq);
+    Atomics.store(i32, this.wKeyAckUnit, unit);
+    Atomics.store(i32, this.wKeyAck, keySlot + 1);
+    const ok = ring.ack(this.c, unit);
+    if (ok) {
+      const w = keySlot * KEY_WORDS;
+      Atomics.compareExchange(this.keys, w + K_DONE, seq, (seq + 1) | 0);
+      Atomics.store(i32, this.wKeyAck, 0);
+      if (Atomics.load(this.keys, w + K_WAITING) > 0) this.post({ type: 'key-turn', slot: keySlot });
+    } else {
+      Atomics.store(i32, this.wKeyAck, 0);
+    }
+    return ok;
   }
 
   // ---- concurrent mode (concurrency > 1) ----
@@ -410,9 +441,8 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     const { ring, i32, c } = this;
     const t = performance.now();
     if (!threw) {
-      if (ring.ack(c, entry.unit)) {
+      if (this.ackRecord(entry.unit, entry.keySlot)) {
         Atomics.store(i32, this.wAcked, ++this.acked);
-        if (entry.keySlot >= 0) this.keyDone(entry.keySlot);
       } else if (Atomics.load(i32, this.wStatus) === SLOT_REVOKED) this.revoked = true;
     } else {
       this.nacked++;
@@ -530,6 +560,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       mailbox === this.mailbox ? this.keys : new Int32Array(ref.keys),
     );
     p.guard = { i32: this.i32, index: this.ring.slotWord(this.c, S_GUARD) };
+    p.closed = this.loopEnded;
     this.producers.set(mailbox, p);
     return p;
   }

@@ -50,6 +50,8 @@
  *  word 4 GUARD        0 free, 1 inside ctx.send's reserve..publish, 2 revoked by the dispatcher
  *  word 5 THREAD_ID    worker threadId of the loop
  *  word 6 INFLIGHT     handlers running now (concurrent mode); tells the dispatcher whom a crash can be blamed on
+ *  word 7 KEY_ACK      a keyed ack in progress (key slot + 1; seq in word 14, unit in word 15): if the
+ *                      thread dies between its ack and advancing the key's turn, the dispatcher finishes it
  *  word 8-9  f64 CUR_START  when the current (oldest running) handler started (clock.now() ms)
  *  word 10-11 f64 HANDLER_MS EWMA of handler time per message, written by the loop
  *  word 12-13 f64 ELU        the loop's event-loop utilisation over its last ~100 ms
@@ -128,6 +130,10 @@ export const S_GUARD = 4;
 export const S_THREAD_ID = 5;
 /** Handlers running now in concurrent mode (0 or 1 in one-at-a-time mode). */
 export const S_INFLIGHT = 6;
+/** Keyed ack in progress: key slot + 1 (0 = none); its seq and unit in words 14 and 15. */
+export const S_KEY_ACK = 7;
+export const S_KEY_ACK_SEQ = 14;
+export const S_KEY_ACK_UNIT = 15;
 /** f64 index offset inside the slot (word 8 = f64 word 4). */
 export const S_F64_CUR_START = 4;
 export const S_F64_HANDLER_MS = 5;

@@ -125,14 +125,25 @@ export class Producer {
     }
     const id = ring.nextId();
     const keySlot = key === null ? -1 : keySlotOf(key);
+    const guard = this.guard;
     if (delayMs > 0) {
-      this.countEnqueued(1);
-      // A delayed keyed message takes its place in its key's order now, at send time.
-      const keySeq = keySlot < 0 ? 0 : Atomics.add(this.keyTable, keySlot * KEY_WORDS + K_SENT, 1);
-      this.delayed(this, codec.preparedBytes(), codec.ascii, key, delayMs, id, t, keySlot, keySeq);
+      const bytes = codec.preparedBytes();
+      // Taking a key's seq and handing the message over happen under the guard
+      // too: a thread killed between them would leave its key waiting forever.
+      if (guard !== null && Atomics.compareExchange(guard.i32, guard.index, GUARD_FREE, GUARD_SENDING) !== GUARD_FREE) {
+        ring.countRejected('closed');
+        throw new RingpoolError(ErrorCodes.CLOSED, `this thread is being retired; ctx.send() is refused`, { mailbox: this.mailbox });
+      }
+      try {
+        this.countEnqueued(1);
+        // A delayed keyed message takes its place in its key's order now, at send time.
+        const keySeq = keySlot < 0 ? 0 : Atomics.add(this.keyTable, keySlot * KEY_WORDS + K_SENT, 1);
+        this.delayed(this, bytes, codec.ascii, key, delayMs, id, t, keySlot, keySeq);
+      } finally {
+        if (guard !== null) Atomics.store(guard.i32, guard.index, GUARD_FREE);
+      }
       return id;
     }
-    const guard = this.guard;
     if (guard !== null && Atomics.compareExchange(guard.i32, guard.index, GUARD_FREE, GUARD_SENDING) !== GUARD_FREE) {
       ring.countRejected('closed');
       throw new RingpoolError(ErrorCodes.CLOSED, `this thread is being retired; ctx.send() is refused`, {
