@@ -492,10 +492,8 @@ export class Mailbox {
       }
       case 'defer': {
         if (c.state === 'dead') return; // recovered already: it went back to the ring
-        const mine = ST_CLAIMED + c.slot;
-        if (Atomics.compareExchange(this.ring.state, ev.unit, mine, ST_HELD) !== mine) return;
-        const held = HeldMessage.takeFrom(this.ring, ev.unit);
-        this.finishedHere++;
+        const held = this.takeBack(ev.unit, ST_CLAIMED + c.slot);
+        if (held === null) return;
         this.ring.reclaim();
         this.block(held);
         return;
@@ -508,13 +506,22 @@ export class Mailbox {
 
   // ------------------------------------------------------------------ failures
 
-  private onNack(slot: number, unit: number, error: ErrorInfo, unrecoverable: boolean): void {
-    const ring = this.ring;
-    const mine = ST_CLAIMED + slot;
-    if (Atomics.compareExchange(ring.state, unit, mine, ST_HELD) !== mine) return;
-    const held = HeldMessage.takeFrom(ring, unit);
+  /**
+   * Take the record at `unit` away from whoever holds it in state `expected`
+   * (CAS to HELD, copy it out, mark it DONE) and count it as finished by the
+   * dispatcher. Null when the CAS fails (acked meanwhile, or taken already).
+   */
+  private takeBack(unit: number, expected: number): HeldMessage | null {
+    if (Atomics.compareExchange(this.ring.state, unit, expected, ST_HELD) !== expected) return null;
+    const held = HeldMessage.takeFrom(this.ring, unit);
     this.finishedHere++;
-    ring.reclaim();
+    return held;
+  }
+
+  private onNack(slot: number, unit: number, error: ErrorInfo, unrecoverable: boolean): void {
+    const held = this.takeBack(unit, ST_CLAIMED + slot);
+    if (held === null) return;
+    this.ring.reclaim();
     this.fail(held, error, unrecoverable ? 'unrecoverable' : 'error');
   }
 
@@ -647,9 +654,8 @@ export class Mailbox {
       }
       if (!(units >= 1 && units <= ring.capacityUnits - at)) break; // never follow a bad length
       if (s === mine || s === ST_READY) {
-        if (Atomics.compareExchange(state, at, s, ST_HELD) === s) {
-          const held = HeldMessage.takeFrom(ring, at);
-          this.finishedHere++;
+        const held = this.takeBack(at, s);
+        if (held !== null) {
           this.redelivered++;
           if (at === current && s === mine) {
             this.fail(held, crash, 'crash');
@@ -684,8 +690,8 @@ export class Mailbox {
       // finds it and returns at once, so the kill never lands in a reclaim.
       const statusWord = ring.slotWord(c.slot, S_STATUS);
       const before = Atomics.exchange(i32, statusWord, SLOT_REVOKED);
-      const mine = ST_CLAIMED + c.slot;
-      if (Atomics.compareExchange(ring.state, unit, mine, ST_HELD) !== mine) {
+      const held = this.takeBack(unit, ST_CLAIMED + c.slot);
+      if (held === null) {
         // acked just now: the lease did not run out after all
         Atomics.store(i32, statusWord, before);
         Atomics.store(i32, guardWord, GUARD_FREE);
@@ -693,8 +699,6 @@ export class Mailbox {
       }
       c.state = 'revoked';
       c.revokedUnit = unit;
-      const held = HeldMessage.takeFrom(ring, unit);
-      this.finishedHere++;
       this.redelivered++;
       this.handlerTimeouts++;
       this.host.emitHandlerTimeout({ mailbox: this.name, id: held.id, attempt: held.attempt, leaseMs: this.opts.leaseMs, threadId: c.threadId });

@@ -201,13 +201,11 @@ class ConsumerLoop implements ContextHost, WorkerControl {
   }
 
   private async loop(): Promise<void> {
-    const { ring, i32, f64, c, handler, codec } = this;
+    const { ring, i32, f64, c } = this;
     const out = new Int32Array(Math.max(1, this.task.batchSize));
     const maxBatch = out.length;
     const again = new Int32Array(maxBatch);
     this.batch = Math.min(this.batch, maxBatch);
-    const buf = ring.buf;
-    const u8 = ring.u8;
     let lastYield = performance.now();
     const hw = new HistogramWriter(this.task.metricsSab);
     const h64 = hw.f64;
@@ -241,7 +239,8 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       for (let i = 0; i < total; i++) {
         const first = i < n;
         const unit = first ? out[i]! : again[i - n]!;
-        if (!this.isTurn(unit)) {
+        const flags = ring.flags(unit);
+        if (!this.isTurn(unit, flags)) {
           if (first) {
             again[m++] = unit;
             total = n + m;
@@ -250,7 +249,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
           }
           continue;
         }
-        const keySlot = (ring.flags(unit) & FLAG_KEYED) !== 0 ? ring.keySlot(unit) : -1;
+        const keySlot = (flags & FLAG_KEYED) !== 0 ? ring.keySlot(unit) : -1;
         // Lease bookkeeping: start time first, then the unit (release); the
         // watchdog loads the unit (acquire) and then reads a start that is
         // this one or a later one, never an older one.
@@ -263,10 +262,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
         let failed: unknown = undefined;
         let threw = false;
         try {
-          const start = ring.payloadStart(unit);
-          const payload = codec.decode(buf, u8, start, start + ring.payloadBytes(unit), (ring.flags(unit) & FLAG_ASCII) !== 0);
-          const ctx = new MessageContext(this, ring.id(unit), ring.attempt(unit), ring.key(unit), t);
-          const result = handler(payload, ctx) as unknown;
+          const result = this.invoke(unit, flags, t);
           if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
             await result;
           }
@@ -282,15 +278,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
           // is about to be terminated: touch nothing shared any more.
           else if (Atomics.load(i32, this.wStatus) === SLOT_REVOKED) return;
         } else {
-          this.nacked++;
-          this.post({
-            type: 'nack',
-            consumer: c,
-            incarnation: this.task.incarnation,
-            unit,
-            error: toErrorInfo(failed),
-            unrecoverable: isUnrecoverable(failed),
-          });
+          this.nack(unit, failed);
         }
         t = performance.now();
         if (record) {
@@ -315,9 +303,9 @@ class ConsumerLoop implements ContextHost, WorkerControl {
   // ---- keyed ordering ----
 
   /** True unless `unit` is keyed and its key's turn has not come. */
-  private isTurn(unit: number): boolean {
+  private isTurn(unit: number, flags: number): boolean {
+    if ((flags & FLAG_KEYED) === 0) return true;
     const ring = this.ring;
-    if ((ring.flags(unit) & FLAG_KEYED) === 0) return true;
     return Atomics.load(this.keys, ring.keySlot(unit) * KEY_WORDS + K_DONE) === ring.keySeq(unit);
   }
 
@@ -326,10 +314,18 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     this.post({ type: 'defer', consumer: this.c, incarnation: this.task.incarnation, unit });
   }
 
-  private turnOrDefer(unit: number): boolean {
-    if (this.isTurn(unit)) return true;
-    this.defer(unit);
-    return false;
+  /** Decode a record and call the handler (both modes). Throws what decoding or a sync handler throws. */
+  private invoke(unit: number, flags: number, started: number): unknown {
+    const ring = this.ring;
+    const start = ring.payloadStart(unit);
+    const payload = this.codec.decode(ring.buf, ring.u8, start, start + ring.payloadBytes(unit), (flags & FLAG_ASCII) !== 0);
+    return this.handler(payload, new MessageContext(this, ring.id(unit), ring.attempt(unit), ring.key(unit), started));
+  }
+
+  /** A failed attempt: the dispatcher decides between retry and dead letter (the record stays claimed until it has). */
+  private nack(unit: number, err: unknown): void {
+    this.nacked++;
+    this.post({ type: 'nack', consumer: this.c, incarnation: this.task.incarnation, unit, error: toErrorInfo(err), unrecoverable: isUnrecoverable(err) });
   }
 
   /**
@@ -408,9 +404,13 @@ class ConsumerLoop implements ContextHost, WorkerControl {
 
   private startOne(unit: number, claimedAt: number, record: boolean): void {
     const { ring, c } = this;
-    if (!this.turnOrDefer(unit)) return;
+    const flags = ring.flags(unit);
+    if (!this.isTurn(unit, flags)) {
+      this.defer(unit);
+      return;
+    }
     const started = performance.now();
-    const entry: Running = { unit, started, done: false, keySlot: (ring.flags(unit) & FLAG_KEYED) !== 0 ? ring.keySlot(unit) : -1 };
+    const entry: Running = { unit, started, done: false, keySlot: (flags & FLAG_KEYED) !== 0 ? ring.keySlot(unit) : -1 };
     this.running_.push(entry);
     if (this.running_.length - this.runningHead === 1) this.setLease(entry);
     const sentAt = record ? ring.sentAt(unit) : 0;
@@ -419,9 +419,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     Atomics.store(this.i32, this.wInflight, this.inflight);
     let result: unknown;
     try {
-      const start = ring.payloadStart(unit);
-      const payload = this.codec.decode(ring.buf, ring.u8, start, start + ring.payloadBytes(unit), (ring.flags(unit) & FLAG_ASCII) !== 0);
-      result = this.handler(payload, new MessageContext(this, ring.id(unit), ring.attempt(unit), ring.key(unit), started));
+      result = this.invoke(unit, flags, started);
     } catch (err) {
       this.finishOne(entry, sentAt, record, true, err);
       return;
@@ -445,8 +443,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
         Atomics.store(i32, this.wAcked, ++this.acked);
       } else if (Atomics.load(i32, this.wStatus) === SLOT_REVOKED) this.revoked = true;
     } else {
-      this.nacked++;
-      this.post({ type: 'nack', consumer: c, incarnation: this.task.incarnation, unit: entry.unit, error: toErrorInfo(err), unrecoverable: isUnrecoverable(err) });
+      this.nack(entry.unit, err);
     }
     if (record) {
       const hw = this.hw!;

@@ -478,9 +478,6 @@ export class Ring {
 
   // ---------------------------------------------------------------- counters and cursors
 
-  load(word: number): number {
-    return Atomics.load(this.i32, word);
-  }
   /** Ready records not yet claimed. */
   depth(): number {
     const d = (Atomics.load(this.i32, PUBLISHED) - Atomics.load(this.i32, CLAIMED)) | 0;
