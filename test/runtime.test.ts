@@ -185,11 +185,11 @@ describe('runtime: handler modules', () => {
   ] as const) {
     it(`start() rejects with RINGPOOL_HANDLER_LOAD for ${name}`, async () => {
       const rt = runtime({ mailboxes: { ok: { handler: fixture('noop.js') }, m: { handler: fixture(name) } } });
-      const t0 = Date.now();
       const err = await expectCode(rt.start(), 'RINGPOOL_HANDLER_LOAD');
       expect(err.message).toMatch(re);
       expect(err.message).toContain(name);
-      expect(Date.now() - t0).toBeLessThan(5_000);
+      // the load failure itself was reported, not a start that ran into its timeout
+      expect(err.message).not.toMatch(/startTimeoutMs/);
       await expectCode(() => rt.send('ok', 1), 'RINGPOOL_CLOSED');
     });
   }
