@@ -4,7 +4,7 @@
  */
 import type { ErrorInfo } from './shared/errors.js';
 import type { PayloadWriter, Ring } from './shared/ring.js';
-import { FLAG_ASCII, FLAG_KEYED, FLAG_SUSPECT, META_MAX_BYTES, ST_DONE, ST_HELD } from './shared/layout.js';
+import { FLAG_ASCII, FLAG_KEYED, FLAG_SUSPECT, FLAGS_KEPT, META_MAX_BYTES, ST_DONE, ST_HELD } from './shared/layout.js';
 
 export class HeldMessage implements PayloadWriter {
   /** When it may go (back) into the ring; a heap key. */
@@ -15,6 +15,8 @@ export class HeldMessage implements PayloadWriter {
   /** Keyed ordering: the key table entry (-1 = not keyed) and this message's place in it. */
   keySlot = -1;
   keySeq = 0;
+  /** FLAG_ASK / FLAG_CALL: kept across retries. */
+  kept = 0;
   private meta: Buffer | null = null;
   private metaOf: ErrorInfo | undefined;
 
@@ -64,7 +66,7 @@ export class HeldMessage implements PayloadWriter {
   /** Publish into `ring` (keeping its place in its key's order); false when it is full. */
   publishTo(ring: Ring, readyAt: number, keyTable: Int32Array): boolean {
     const keyBytes = this.key === null ? 0 : Buffer.byteLength(this.key, 'utf8');
-    const flags = this.suspect ? FLAG_SUSPECT : 0;
+    const flags = (this.suspect ? FLAG_SUSPECT : 0) | this.kept;
     if (this.keySlot < 0) return ring.write(this, this.payload.byteLength, this.key, keyBytes, this.attempt, this.id, this.sentAt, readyAt, this.ascii, this.metaBytes(), flags);
     return ring.write(this, this.payload.byteLength, this.key, keyBytes, this.attempt, this.id, this.sentAt, readyAt, this.ascii, this.metaBytes(), flags, keyTable, this.keySlot, this.keySeq);
   }
@@ -97,6 +99,7 @@ export class HeldMessage implements PayloadWriter {
     );
     const flags = ring.flags(unit);
     held.suspect = (flags & FLAG_SUSPECT) !== 0;
+    held.kept = flags & FLAGS_KEPT;
     if ((flags & FLAG_KEYED) !== 0) {
       held.keySlot = ring.keySlot(unit);
       held.keySeq = ring.keySeq(unit);

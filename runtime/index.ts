@@ -2,7 +2,8 @@
  * `ringpool`: the public entry (main thread). Everything not exported here is internal.
  */
 export { createRuntime, Runtime } from './runtime.js';
-export type { CloseOptions, CloseReport, DeadLetterEvent, RuntimeEvents, SendAsyncOptions } from './runtime.js';
+export type { ActorRef, ActorRefOptions, AskOptions, CloseOptions, CloseReport, DeadLetterEvent, RuntimeEvents, SendAsyncOptions } from './runtime.js';
+export type { ActorDefinition, ActorMessage, ActorMethods, ActorReply, KeyedMethods } from '../workers/actor.js';
 export type { HandlerTimeoutEvent, MailboxStats, ScaleEvent, WorkerCrashEvent } from './mailbox.js';
 export { decide as autoscalePolicy, autoscaleDefaults } from './autoscale-policy.js';
 export type { AutoscaleConfig, Decision, Observation, Recommendation } from './autoscale-policy.js';

@@ -9,7 +9,7 @@ import { Piscina } from 'piscina';
 import * as Comlink from './shared/comlink.js';
 import { builtinCodec, codecSpec, CustomCodec, type PayloadCodec } from './shared/codec.js';
 import { now } from './shared/clock.js';
-import { ErrorCodes, RingpoolError, type ErrorInfo } from './shared/errors.js';
+import { ErrorCodes, RingpoolError, fromErrorInfo, type ErrorInfo } from './shared/errors.js';
 import {
   CLAIMED,
   CONCURRENCY_WORD,
@@ -49,6 +49,9 @@ import {
   K_DONE,
   K_WAITING,
   K_SENT,
+  K_OWNER,
+  HANDOFF_WORDS,
+  handoffBase,
   ST_HELD,
   ST_READY,
   ST_RECLAIMING,
@@ -57,7 +60,9 @@ import {
   type RejectReason,
 } from './shared/layout.js';
 import { Producer, type SendOptions } from './shared/producer.js';
-import type { ConsumerTask, LoopResult, RingRef, WorkerControl, WorkerEvent, WorkerStats } from './shared/protocol.js';
+import type { ConsumerTask, LoopResult, ProbeResult, RingRef, WorkerControl, WorkerEvent, WorkerStats } from './shared/protocol.js';
+import { assignKeyOwners } from './key-owners.js';
+import { REPLY_RING_BYTES, Replies } from './replies.js';
 import { Ring } from './shared/ring.js';
 import { DeadLetterStore, type DeadLetter, type DeadLetterReason } from './dead-letters.js';
 import { HeldMessage } from './held.js';
@@ -205,6 +210,10 @@ interface Consumer {
 interface SendWaiter {
   payload: unknown;
   opts: SendOptions | undefined;
+  /** FLAG_ASK / FLAG_CALL for asks. */
+  flags: number;
+  /** Called with the id in the same step as the send (an ask opens itself here, before its reply can come). */
+  onSent: ((id: number) => void) | undefined;
   resolve: (id: number) => void;
   reject: (err: unknown) => void;
   cleanup: () => void;
@@ -273,6 +282,14 @@ export class Mailbox {
   private readonly keyTable: Int32Array;
   private readonly blocked = new Map<number, HeldMessage[]>();
   private blockedCount = 0;
+  /** Keyed messages whose key's owner is retiring: held until its loop is over and the key has a new owner. */
+  private readonly ownerWait = new Map<number, HeldMessage[]>();
+  /** Some key table entries wait for a clean point to move to a less loaded thread. */
+  private rebalance = false;
+  /** What the start() probe found: an actor module (a key is required) and its methods. */
+  actorInfo: ProbeResult = { actor: false, methods: [] };
+  /** ask(): open asks and the reply ring. */
+  readonly replies: Replies;
   private bounds: readonly number[] | null = null;
 
   constructor(
@@ -285,6 +302,7 @@ export class Mailbox {
     const c = opts.codec;
     this.codec = typeof c === 'string' ? builtinCodec(c) : new CustomCodec(c);
     this.keyTable = new Int32Array(this.keysSab);
+    this.replies = new Replies(new Ring(Ring.allocate({ capacityBytes: REPLY_RING_BYTES, maxPayloadBytes: opts.maxMessageBytes })), this.codec);
     this.producer = new Producer(
       this.name,
       this.ring,
@@ -307,7 +325,13 @@ export class Mailbox {
   }
 
   ringRef(): RingRef {
-    return { sab: this.ring.sab, keys: this.keysSab, codec: codecSpec(this.opts.codec), maxMessageBytes: this.opts.maxMessageBytes };
+    return {
+      sab: this.ring.sab,
+      keys: this.keysSab,
+      replies: this.replies.ring.sab,
+      codec: codecSpec(this.opts.codec),
+      maxMessageBytes: this.opts.maxMessageBytes,
+    };
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -324,8 +348,8 @@ export class Mailbox {
       ...(o.resourceLimits ? { resourceLimits: o.resourceLimits } : {}),
     });
     this.pool.on('error', (err: Error) => this.host.emitError(err));
-    await withTimeout(
-      this.pool.run({ handlerUrl: o.handlerUrl, codec: codecSpec(o.codec) }, { name: 'probe' }),
+    this.actorInfo = await withTimeout(
+      this.pool.run({ handlerUrl: o.handlerUrl, codec: codecSpec(o.codec) }, { name: 'probe' }) as Promise<ProbeResult>,
       timeoutMs,
       () => handlerLoadError(this.name, o.handlerUrl, new Error(`loading took longer than startTimeoutMs (${timeoutMs} ms)`)),
     ).catch((err: unknown) => {
@@ -392,6 +416,7 @@ export class Mailbox {
       events: ev.port2,
     };
     this.consumers.set(slot, consumer);
+    this.assignKeys();
     consumer.done = pool.run(task, { transferList: [ctl.port2, ev.port2] as never }).then(
       (r: LoopResult) => this.onLoopEnd(consumer, null, r),
       (err: Error) => this.onLoopEnd(consumer, err, null),
@@ -444,6 +469,10 @@ export class Mailbox {
     const several = crashed && Atomics.load(i32, ring.slotWord(c.slot, S_INFLIGHT)) > 1;
     const current = crashed && !several ? Atomics.load(i32, ring.slotWord(c.slot, S_CUR_UNIT)) : -1;
     c.state = 'dead';
+    // Not RUNNING any more before anything is taken back: a thread handing a
+    // keyed record to this slot sees it and takes the record back (route()).
+    Atomics.store(i32, ring.slotWord(c.slot, S_STATUS), SLOT_IDLE);
+    this.resetHandoff(c.slot);
     const info: ErrorInfo = {
       name: 'WorkerCrash',
       message: `worker thread ${c.threadId} died while handling this message: ${err?.message ?? 'unknown'}`,
@@ -462,7 +491,59 @@ export class Mailbox {
     this.slotBusy[c.slot] = 0;
     c.controlPort.close();
     c.events.close();
+    // Its keys go to the threads left (their state died with it, or was passivated as it stopped).
+    this.assignKeys();
     if (!this.stopped && this.host.running()) this.fillToDesired();
+  }
+
+  /** An empty hand-off queue for a slot whose loop is over (a kill may have cut a pop short). */
+  private resetHandoff(slot: number): void {
+    const base = handoffBase(slot);
+    this.keyTable.fill(0, base, base + HANDOFF_WORDS);
+  }
+
+  /** Give keys without a running owner to running loops and even the load out; then release what waited for an owner. */
+  private assignKeys(): void {
+    const live: number[] = [];
+    const retiring = new Set<number>();
+    for (const c of this.consumers.values()) {
+      if (c.state === 'running' || c.state === 'starting') live.push(c.slot);
+      else if (c.state !== 'dead') retiring.add(c.slot);
+    }
+    this.rebalance = assignKeyOwners(this.keyTable, {
+      live,
+      retiring,
+      actor: this.actorInfo.actor,
+      holds: (entry) => this.blocked.has(entry) || this.ownerWait.has(entry),
+    });
+    if (this.ownerWait.size === 0 || live.length === 0) return;
+    for (const [entry, list] of [...this.ownerWait]) {
+      const o = Atomics.load(this.keyTable, entry * KEY_WORDS + K_OWNER);
+      if (!live.includes(o)) continue;
+      this.ownerWait.delete(entry);
+      this.blockedCount -= list.length;
+      for (const held of list) this.block(held);
+    }
+  }
+
+  /** A keyed record a consumer handed back: wait for its turn, or for its key to have a running owner. */
+  private holdKeyed(held: HeldMessage): void {
+    const entry = held.keySlot;
+    let o = Atomics.load(this.keyTable, entry * KEY_WORDS + K_OWNER);
+    let owner = o >= 0 ? this.consumers.get(o) : undefined;
+    if (owner === undefined || owner.state === 'dead') {
+      this.assignKeys();
+      o = Atomics.load(this.keyTable, entry * KEY_WORDS + K_OWNER);
+      owner = o >= 0 ? this.consumers.get(o) : undefined;
+    }
+    if (owner !== undefined && (owner.state === 'running' || owner.state === 'starting')) {
+      this.block(held);
+      return;
+    }
+    let q = this.ownerWait.get(entry);
+    if (q === undefined) this.ownerWait.set(entry, (q = []));
+    q.push(held);
+    this.blockedCount++;
   }
 
   private onEvent(c: Consumer, ev: WorkerEvent): void {
@@ -495,11 +576,14 @@ export class Mailbox {
         const held = this.takeBack(ev.unit, ST_CLAIMED + c.slot);
         if (held === null) return;
         this.ring.reclaim();
-        this.block(held);
+        this.holdKeyed(held);
         return;
       }
       case 'key-turn':
         this.releaseTurns(ev.slot);
+        return;
+      case 'reply':
+        this.replies.fromEvent(ev.id, ev.payload, ev.ascii);
         return;
     }
   }
@@ -544,6 +628,18 @@ export class Mailbox {
     this.deadLettered++;
     this.deadBy[reason]++;
     const letter = this.deadLetters.add(held, reason, Date.now());
+    if (this.replies.size > 0) {
+      const last = held.lastError ?? { name: 'Error', message: reason };
+      this.replies.fail(
+        held.id,
+        new RingpoolError(
+          ErrorCodes.DEAD_LETTERED,
+          `ask to mailbox '${this.name}' failed: message ${held.id} was dead-lettered (${reason}) after ${held.attempt} attempt(s): ${last.message}`,
+          { mailbox: this.name, id: held.id, reason, attempts: held.attempt },
+          { cause: fromErrorInfo(last) },
+        ),
+      );
+    }
     if (held.keySlot >= 0) {
       // A dead letter is done with, as far as its key's order goes: the next one may run.
       Atomics.compareExchange(this.keyTable, held.keySlot * KEY_WORDS + K_DONE, held.keySeq, (held.keySeq + 1) | 0);
@@ -798,10 +894,20 @@ export class Mailbox {
 
   // ------------------------------------------------------------------ overflow: wait for room
 
-  sendAsync(payload: unknown, opts: SendOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<number> {
+  sendAsync(
+    payload: unknown,
+    opts: SendOptions | undefined,
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+    flags = 0,
+    onSent?: (id: number) => void,
+  ): Promise<number> {
     if (this.waiters.length === 0) {
-      const id = this.producer.trySend(payload, opts);
-      if (id >= 0) return Promise.resolve(id);
+      const id = this.producer.trySend(payload, opts, flags);
+      if (id >= 0) {
+        onSent?.(id);
+        return Promise.resolve(id);
+      }
     }
     if (this.opts.overflow === 'reject') {
       return Promise.reject(this.producer.fullError());
@@ -821,6 +927,8 @@ export class Mailbox {
       const w: SendWaiter = {
         payload,
         opts,
+        flags,
+        onSent,
         resolve,
         reject,
         cleanup: () => {
@@ -846,12 +954,64 @@ export class Mailbox {
     });
   }
 
+  /**
+   * Send with FLAG_ASK (and FLAG_CALL for actor methods) and wait for the
+   * handler's result. The ask opens in the same step as the send, so its reply
+   * cannot come before it is waited for.
+   */
+  ask(payload: unknown, key: string | undefined, flags: number, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> {
+    if (key === undefined && this.actorInfo.actor) {
+      return Promise.reject(
+        new RingpoolError(ErrorCodes.KEY_REQUIRED, `mailbox '${this.name}' runs an actor: ask with { key }`, { mailbox: this.name, option: 'key' }),
+      );
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<unknown>((resolve, reject) => {
+      let id = -1;
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      const done = (): void => {
+        settled = true;
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const giveUp = (err: unknown): void => {
+        if (settled) return;
+        if (id >= 0) this.replies.drop(id);
+        done();
+        reject(err);
+      };
+      const onAbort = (): void => giveUp(signal!.reason);
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(
+          () => giveUp(new RingpoolError(ErrorCodes.TIMEOUT, `ask to mailbox '${this.name}' got no reply within ${timeoutMs} ms`, { mailbox: this.name, timeoutMs })),
+          timeoutMs,
+        );
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const open = {
+        resolve: (v: unknown): void => {
+          done();
+          resolve(v);
+        },
+        reject: (e: unknown): void => {
+          done();
+          reject(e);
+        },
+      };
+      this.sendAsync(payload, key === undefined ? undefined : { key }, signal, timeoutMs, flags, (sent) => {
+        id = sent;
+        if (!settled) this.replies.add(sent, open);
+      }).catch(giveUp);
+    });
+  }
+
   private serveWaiters(): void {
     while (this.waiters.length > 0) {
       const w = this.waiters[0]!;
       let id: number;
       try {
-        id = this.producer.trySend(w.payload, w.opts);
+        id = this.producer.trySend(w.payload, w.opts, w.flags);
       } catch (err) {
         this.waiters.shift();
         w.cleanup();
@@ -861,6 +1021,7 @@ export class Mailbox {
       if (id < 0) return;
       this.waiters.shift();
       w.cleanup();
+      w.onSent?.(id);
       w.resolve(id);
     }
   }
@@ -909,6 +1070,7 @@ export class Mailbox {
     this.watchStall(t);
     // Safety net for a missed key-turn event.
     for (const slot of this.blocked.keys()) this.releaseTurns(slot);
+    if (this.rebalance) this.assignKeys();
     if (this.pending.length > 0) this.flushPending();
     if (this.heap.size > 0 && this.heapTimer === null) this.armHeapTimer();
     this.scale(t);
@@ -1206,6 +1368,12 @@ export class Mailbox {
     await this.destroyPool();
   }
 
+  private rejectAsks(): void {
+    this.replies.rejectAll(
+      () => new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.name}' closed before the asked message was processed`, { mailbox: this.name }),
+    );
+  }
+
   async destroyPool(): Promise<void> {
     this.stopped = true;
     if (this.heapTimer !== null) clearTimeout(this.heapTimer);
@@ -1214,6 +1382,7 @@ export class Mailbox {
     this.pool = null;
     this.rejectWaiters(new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.name}' was destroyed`, { mailbox: this.name }));
     if (pool !== null) await pool.destroy();
+    this.rejectAsks();
   }
 
   /** What is left, for close()/destroy() reports. */

@@ -181,7 +181,7 @@ describe('runtime: handler modules', () => {
   for (const [name, re] of [
     ['missing.js', /failed to load/],
     ['syntax-error.js', /failed to load/],
-    ['no-default.js', /must export a function as default/],
+    ['no-default.js', /must export a function or an actor\(\.\.\.\) as default/],
   ] as const) {
     it(`start() rejects with RINGPOOL_HANDLER_LOAD for ${name}`, async () => {
       const rt = runtime({ mailboxes: { ok: { handler: fixture('noop.js') }, m: { handler: fixture(name) } } });

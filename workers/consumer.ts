@@ -8,6 +8,7 @@
  * the dispatcher.
  */
 import { threadId } from 'node:worker_threads';
+import { isActor, type ActorDefinition } from './actor.js';
 import * as Comlink from '../runtime/shared/comlink.js';
 import { loadCodec, type PayloadCodec } from '../runtime/shared/codec.js';
 import { ErrorCodes, RingpoolError, toErrorInfo } from '../runtime/shared/errors.js';
@@ -19,6 +20,13 @@ import {
   K_DONE,
   K_WAITING,
   FLAG_SUSPECT,
+  FLAG_ASK,
+  FLAG_CALL,
+  GUARD_FREE,
+  GUARD_SENDING,
+  K_OWNER,
+  K_STATES,
+  ST_CLAIMED,
   S_ACKED,
   S_CUR_UNIT,
   S_F64_CUR_START,
@@ -37,11 +45,12 @@ import {
   WAKE,
 } from '../runtime/shared/layout.js';
 import { Producer, type SendOptions } from '../runtime/shared/producer.js';
-import type { ConsumerTask, LoopResult, ProbeTask, WorkerControl, WorkerEvent, WorkerStats } from '../runtime/shared/protocol.js';
+import type { ConsumerTask, LoopResult, ProbeResult, ProbeTask, WorkerControl, WorkerEvent, WorkerStats } from '../runtime/shared/protocol.js';
+import { handoffPop, handoffPush, handoffReady } from '../runtime/shared/handoff.js';
 import { Ring } from '../runtime/shared/ring.js';
 import { H_END_TO_END, H_PROCESSING, H_QUEUE_WAIT, HistogramWriter, blockOffset, observe } from '../runtime/shared/histogram.js';
 import { MessageContext, type ContextHost, type Handler } from './context.js';
-import { isUnrecoverable } from './unrecoverable.js';
+import { isUnrecoverable, UnrecoverableError } from './unrecoverable.js';
 
 /** A batch aims at about this much handler time, so slow handlers do not hoard messages other threads could run. */
 const TARGET_BATCH_MS = 1;
@@ -56,28 +65,29 @@ const origin = performance.timeOrigin;
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** Import a handler module and check its default export (also used by the dispatcher's start() probe). */
-async function loadHandler(url: string): Promise<Handler> {
+async function loadHandler(url: string): Promise<Handler | ActorDefinition> {
   let mod: { default?: unknown };
   try {
     mod = (await import(url)) as { default?: unknown };
   } catch (err) {
     throw new RingpoolError(ErrorCodes.HANDLER_LOAD, `handler module ${url} failed to load: ${(err as Error)?.message ?? err}`, { url }, { cause: err });
   }
+  if (isActor(mod.default)) return mod.default;
   if (typeof mod.default !== 'function') {
     throw new RingpoolError(
       ErrorCodes.HANDLER_LOAD,
-      `handler module ${url} must export a function as default, got ${mod.default === undefined ? 'no default export' : typeof mod.default}`,
+      `handler module ${url} must export a function or an actor(...) as default, got ${mod.default === undefined ? 'no default export' : typeof mod.default}`,
       { url },
     );
   }
   return mod.default as Handler;
 }
 
-/** Piscina task `probe`: load the handler and the codec, report what failed. */
-export async function probe(task: ProbeTask): Promise<true> {
-  await loadHandler(task.handlerUrl);
+/** Piscina task `probe`: load the handler and the codec, report what failed and what the module is. */
+export async function probe(task: ProbeTask): Promise<ProbeResult> {
+  const h = await loadHandler(task.handlerUrl);
   await loadCodec(task.codec);
-  return true;
+  return isActor(h) ? { actor: true, methods: Object.keys(h.methods ?? {}) } : { actor: false, methods: [] };
 }
 
 interface Running {
@@ -85,7 +95,20 @@ interface Running {
   started: number;
   done: boolean;
   keySlot: number;
+  flags: number;
 }
+
+/** One key's actor state in this thread. */
+interface StateEntry {
+  state: unknown;
+  keySlot: number;
+  lastUsed: number;
+  /** Handlers of this key running now (0 or 1: a key runs one message at a time). */
+  busy: number;
+}
+
+const isThenable = (x: unknown): x is PromiseLike<unknown> =>
+  x !== null && (typeof x === 'object' || typeof x === 'function') && typeof (x as PromiseLike<unknown>).then === 'function';
 
 class ConsumerLoop implements ContextHost, WorkerControl {
   readonly mailbox: string;
@@ -102,7 +125,18 @@ class ConsumerLoop implements ContextHost, WorkerControl {
   /** One codec instance per mailbox, loaded at start (custom codecs are modules). */
   private readonly codecs = new Map<string, PayloadCodec>();
   private codec!: PayloadCodec;
-  private handler!: Handler;
+  private handler: Handler | null = null;
+  /** Set when the module's default export is an actor definition. */
+  private def: ActorDefinition | null = null;
+  private readonly states = new Map<string, StateEntry>();
+  private sweepTimer: NodeJS.Timeout | null = null;
+  /** The mailbox's reply ring (ask results). */
+  private readonly replies: Ring;
+  private readonly wGuard: number;
+  /** Claims from the ring go here first, then to `out` or to their keys' owners. */
+  private scratch = new Int32Array(1);
+  /** The last take() claimed or popped something (even if all of it went to other threads). */
+  private took = false;
   private acked = 0;
   private nacked = 0;
   /** Claim size; starts small so a slow handler's first batch does not hoard, then follows the handler's speed. */
@@ -150,6 +184,8 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     this.wKeyAck = this.ring.slotWord(this.c, S_KEY_ACK);
     this.wKeyAckSeq = this.ring.slotWord(this.c, S_KEY_ACK_SEQ);
     this.wKeyAckUnit = this.ring.slotWord(this.c, S_KEY_ACK_UNIT);
+    this.wGuard = this.ring.slotWord(this.c, S_GUARD);
+    this.replies = new Ring(task.rings[task.mailbox]!.replies);
     Atomics.store(this.i32, this.wKeyAck, 0);
     Atomics.store(this.i32, this.wInflight, 0);
     // Unknown until the first ~100 ms have been measured (the autoscaler then treats the loop as CPU-bound).
@@ -165,7 +201,9 @@ class ConsumerLoop implements ContextHost, WorkerControl {
   async run(): Promise<LoopResult> {
     const { task } = this;
     try {
-      this.handler = await loadHandler(task.handlerUrl);
+      const h = await loadHandler(task.handlerUrl);
+      if (isActor(h)) this.def = h;
+      else this.handler = h;
       for (const [name, ref] of Object.entries(task.rings)) this.codecs.set(name, await loadCodec(ref.codec));
       this.codec = this.codecs.get(task.mailbox)!;
     } catch (err) {
@@ -179,7 +217,10 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       await this.loop();
       // Stopped with handlers still running (concurrent mode): let them finish and ack.
       while (this.inflight > 0 && !this.revoked) await this.completion();
+      // Retired (not revoked): the keys' states are dropped with their hooks run; the keys move to other threads.
+      if (!this.revoked && Atomics.load(this.i32, this.wStatus) !== SLOT_REVOKED) await this.passivateAll();
     } finally {
+      if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
       // A handler's timer may still call ctx.send(): refuse it (RINGPOOL_CLOSED)
       // rather than post to a port that is about to close and lose it.
       for (const p of this.producers.values()) p.closed = true;
@@ -205,6 +246,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     const out = new Int32Array(Math.max(1, this.task.batchSize));
     const maxBatch = out.length;
     const again = new Int32Array(maxBatch);
+    this.scratch = new Int32Array(maxBatch);
     this.batch = Math.min(this.batch, maxBatch);
     let lastYield = performance.now();
     const hw = new HistogramWriter(this.task.metricsSab);
@@ -222,8 +264,9 @@ class ConsumerLoop implements ContextHost, WorkerControl {
         if (await this.concurrentStep(conc, out)) return;
         continue;
       }
-      const n = ring.claim(c, this.batch, out);
+      let n = this.take(out, this.batch);
       if (n === 0) {
+        if (this.took) continue; // all of it went to the threads that own its keys
         await this.park();
         lastYield = performance.now();
         continue;
@@ -231,73 +274,158 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       const batchStart = performance.now();
       const record = hw.refresh();
       let t = batchStart;
+      let ran = 0;
       // A keyed record whose turn has not come is looked at again after the
-      // rest of the batch (its predecessor is usually finishing on another
-      // thread right now); only then is it handed to the dispatcher to wait.
-      let total = n;
-      let m = 0;
-      for (let i = 0; i < total; i++) {
-        const first = i < n;
-        const unit = first ? out[i]! : again[i - n]!;
-        const flags = ring.flags(unit);
-        if (!this.isTurn(unit, flags)) {
-          if (first) {
-            again[m++] = unit;
-            total = n + m;
+      // rest of the batch and what other threads handed us meanwhile (its
+      // predecessor is usually there, or finishing right now); only then is
+      // it handed to the dispatcher to wait.
+      for (let pass = 0; n > 0; pass++) {
+        let m = 0;
+        for (let i = 0; i < n; i++) {
+          const unit = out[i]!;
+          const flags = ring.flags(unit);
+          if (!this.isTurn(unit, flags)) {
+            if (pass < 2) again[m++] = unit;
+            else this.defer(unit);
+            continue;
+          }
+          ran++;
+          const keySlot = (flags & FLAG_KEYED) !== 0 ? ring.keySlot(unit) : -1;
+          // Lease bookkeeping: start time first, then the unit (release); the
+          // watchdog loads the unit (acquire) and then reads a start that is
+          // this one or a later one, never an older one.
+          f64[this.fCurStart] = origin + t;
+          Atomics.store(i32, this.wCurUnit, unit);
+          // Read before the handler runs: once acked, another loop may reclaim the record.
+          const sentAt = record ? ring.sentAt(unit) : 0;
+          if (record) observe(h64, qBase, hw.bounds, hw.n, Math.max(0, (origin + batchStart - ring.readyAt(unit)) / 1000));
+          const started = t;
+          let failed: unknown = undefined;
+          let threw = false;
+          try {
+            let result = this.invoke(unit, flags, t, keySlot);
+            if (isThenable(result)) result = await result;
+            // The reply goes out before the ack: a crash in between runs the message again, it never loses the reply.
+            if ((flags & FLAG_ASK) !== 0 && !this.reply(unit, result)) return;
+          } catch (err) {
+            threw = true;
+            failed = err;
+          }
+          if (!threw) {
+            if (this.ackRecord(unit, keySlot)) {
+              Atomics.store(i32, this.wAcked, ++this.acked);
+            }
+            // The dispatcher took the record back (lease expired) and this thread
+            // is about to be terminated: touch nothing shared any more.
+            else if (Atomics.load(i32, this.wStatus) === SLOT_REVOKED) return;
           } else {
-            this.defer(unit);
+            this.nack(unit, failed);
           }
-          continue;
-        }
-        const keySlot = (flags & FLAG_KEYED) !== 0 ? ring.keySlot(unit) : -1;
-        // Lease bookkeeping: start time first, then the unit (release); the
-        // watchdog loads the unit (acquire) and then reads a start that is
-        // this one or a later one, never an older one.
-        f64[this.fCurStart] = origin + t;
-        Atomics.store(i32, this.wCurUnit, unit);
-        // Read before the handler runs: once acked, another loop may reclaim the record.
-        const sentAt = record ? ring.sentAt(unit) : 0;
-        if (record) observe(h64, qBase, hw.bounds, hw.n, Math.max(0, (origin + batchStart - ring.readyAt(unit)) / 1000));
-        const started = t;
-        let failed: unknown = undefined;
-        let threw = false;
-        try {
-          const result = this.invoke(unit, flags, t);
-          if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
-            await result;
+          t = performance.now();
+          if (record) {
+            observe(h64, pBase, hw.bounds, hw.n, (t - started) / 1000);
+            if (!threw) observe(h64, eBase, hw.bounds, hw.n, Math.max(0, (origin + t - sentAt) / 1000));
           }
-        } catch (err) {
-          threw = true;
-          failed = err;
         }
-        if (!threw) {
-          if (this.ackRecord(unit, keySlot)) {
-            Atomics.store(i32, this.wAcked, ++this.acked);
-          }
-          // The dispatcher took the record back (lease expired) and this thread
-          // is about to be terminated: touch nothing shared any more.
-          else if (Atomics.load(i32, this.wStatus) === SLOT_REVOKED) return;
-        } else {
-          this.nack(unit, failed);
-        }
-        t = performance.now();
-        if (record) {
-          observe(h64, pBase, hw.bounds, hw.n, (t - started) / 1000);
-          if (!threw) observe(h64, eBase, hw.bounds, hw.n, Math.max(0, (origin + t - sentAt) / 1000));
-        }
+        if (m === 0) break;
+        const k = pass === 0 ? this.popHandoff(out, 0, maxBatch - m) : 0;
+        for (let j = 0; j < m; j++) out[k + j] = again[j]!;
+        n = k + m;
       }
       Atomics.store(i32, this.wCurUnit, -1);
       ring.reclaim();
       // Adapt the batch to the handler's speed (EWMA of per-message time).
-      const perMsg = (t - batchStart) / n;
-      this.handlerMs = this.handlerMs === 0 ? perMsg : this.handlerMs * 0.8 + perMsg * 0.2;
-      f64[this.fHandlerMs] = this.handlerMs;
-      this.batch = Math.max(1, Math.min(maxBatch, Math.floor(TARGET_BATCH_MS / Math.max(this.handlerMs, 1e-6))));
+      if (ran > 0) {
+        const perMsg = (t - batchStart) / ran;
+        this.handlerMs = this.handlerMs === 0 ? perMsg : this.handlerMs * 0.8 + perMsg * 0.2;
+        f64[this.fHandlerMs] = this.handlerMs;
+        this.batch = Math.max(1, Math.min(maxBatch, Math.floor(TARGET_BATCH_MS / Math.max(this.handlerMs, 1e-6))));
+      }
       if (t - lastYield > YIELD_EVERY_MS) {
         await yieldToLoop();
         lastYield = performance.now();
       }
     }
+  }
+
+  // ---- key affinity: a keyed record runs on the thread that owns its key ----
+
+  /**
+   * Fill `out` with up to `max` records this loop runs now: first what other
+   * threads handed over, then fresh claims from the ring. A claimed keyed
+   * record owned by another thread goes to that thread instead. Sets `took`.
+   */
+  private take(out: Int32Array, max: number): number {
+    const { ring, keys, c } = this;
+    let m = handoffReady(keys, c) ? this.popHandoff(out, 0, max) : 0;
+    this.took = m > 0;
+    if (m >= max) return m;
+    const scratch = this.scratch;
+    const n = ring.claim(c, max - m, scratch);
+    if (n > 0) this.took = true;
+    for (let i = 0; i < n; i++) {
+      const u = scratch[i]!;
+      if ((ring.flags(u) & FLAG_KEYED) !== 0) {
+        const owner = Atomics.load(keys, ring.keySlot(u) * KEY_WORDS + K_OWNER);
+        if (owner !== c) {
+          this.route(u, owner);
+          continue;
+        }
+      }
+      out[m++] = u;
+    }
+    return m;
+  }
+
+  /** Pop this slot's hand-off queue into `out` from `at`; entries whose record is no longer claimed by this slot are stale and dropped. */
+  private popHandoff(out: Int32Array, at: number, max: number): number {
+    if (max <= 0) return 0;
+    const got = handoffPop(this.keys, this.c, out, at, max);
+    const mine = ST_CLAIMED + this.c;
+    const state = this.ring.state;
+    let m = at;
+    for (let i = at, end = at + got; i < end; i++) {
+      const u = out[i]!;
+      if (Atomics.load(state, u) === mine) out[m++] = u;
+    }
+    return m - at;
+  }
+
+  /**
+   * Hand a claimed keyed record to the thread that owns its key: move the
+   * claim (CAS of the state byte), push the unit on the owner's queue, wake
+   * it. Under the slot's guard, so a lease kill never lands mid-push. When
+   * the owner is not running (retiring, dead, none yet) or its queue is full,
+   * the record goes to the dispatcher, which holds it until the key has a
+   * running owner.
+   */
+  private route(u: number, owner: number): void {
+    const { ring, keys, i32, c } = this;
+    const mine = ST_CLAIMED + c;
+    if (owner >= 0 && Atomics.load(i32, ring.slotWord(owner, S_STATUS)) === SLOT_RUNNING) {
+      if (Atomics.compareExchange(i32, this.wGuard, GUARD_FREE, GUARD_SENDING) === GUARD_FREE) {
+        const theirs = ST_CLAIMED + owner;
+        let pushed = false;
+        let moved = false;
+        try {
+          moved = Atomics.compareExchange(ring.state, u, mine, theirs) === mine;
+          if (moved) {
+            pushed = handoffPush(keys, owner, u);
+            if (!pushed) Atomics.compareExchange(ring.state, u, theirs, mine);
+          }
+        } finally {
+          Atomics.store(i32, this.wGuard, GUARD_FREE);
+        }
+        if (!moved) return; // the dispatcher took it from us meanwhile
+        if (pushed) {
+          ring.wakeAllIfSleeping();
+          // The owner stopped meanwhile: take the record back if it is still there (recovery may have it already).
+          if (Atomics.load(i32, ring.slotWord(owner, S_STATUS)) === SLOT_RUNNING) return;
+          if (Atomics.compareExchange(ring.state, u, theirs, mine) !== theirs) return;
+        }
+      }
+    }
+    if (Atomics.load(ring.state, u) === mine) this.defer(u);
   }
 
   // ---- keyed ordering ----
@@ -314,12 +442,130 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     this.post({ type: 'defer', consumer: this.c, incarnation: this.task.incarnation, unit });
   }
 
-  /** Decode a record and call the handler (both modes). Throws what decoding or a sync handler throws. */
-  private invoke(unit: number, flags: number, started: number): unknown {
+  /** Decode a record and call the handler or the actor (both modes). Throws what decoding or a sync handler throws. */
+  private invoke(unit: number, flags: number, started: number, keySlot: number): unknown {
     const ring = this.ring;
     const start = ring.payloadStart(unit);
     const payload = this.codec.decode(ring.buf, ring.u8, start, start + ring.payloadBytes(unit), (flags & FLAG_ASCII) !== 0);
-    return this.handler(payload, new MessageContext(this, ring.id(unit), ring.attempt(unit), ring.key(unit), started));
+    const ctx = new MessageContext(this, ring.id(unit), ring.attempt(unit), ring.key(unit), started);
+    if (this.def !== null) return this.actorInvoke(payload, flags, ctx, keySlot);
+    if ((flags & FLAG_CALL) !== 0) {
+      throw new UnrecoverableError(`mailbox '${this.mailbox}' has a plain handler: actor method calls need an actor(...) module`);
+    }
+    return this.handler!(payload, ctx);
+  }
+
+  /**
+   * Write an ask's result to the reply ring (or, if it does not fit, post it).
+   * Under the guard: a lease kill never leaves a reply half-written. False
+   * when this thread is being revoked (the message runs again elsewhere and
+   * that run replies). Throws UnrecoverableError when the codec cannot encode it.
+   */
+  private reply(unit: number, value: unknown): boolean {
+    const codec = this.codec;
+    let bytes: number;
+    try {
+      bytes = codec.prepare(value);
+    } catch (err) {
+      throw new UnrecoverableError(`the reply cannot be encoded by the ${codec.name} codec: ${(err as Error)?.message ?? err}`, { cause: err });
+    }
+    const id = this.ring.id(unit);
+    const { i32, wGuard } = this;
+    if (Atomics.compareExchange(i32, wGuard, GUARD_FREE, GUARD_SENDING) !== GUARD_FREE) return false;
+    let ok = false;
+    try {
+      ok = this.replies.write(codec, bytes, null, 0, 1, id, 0, 0, codec.ascii);
+    } finally {
+      Atomics.store(i32, wGuard, GUARD_FREE);
+    }
+    if (!ok) this.post({ type: 'reply', id, payload: codec.preparedBytes(), ascii: codec.ascii });
+    return true;
+  }
+
+  // ---- actors: per-key state in the thread that owns the key ----
+
+  private actorInvoke(payload: unknown, flags: number, ctx: MessageContext, keySlot: number): unknown {
+    const def = this.def!;
+    const key = ctx.key;
+    if (key === undefined || keySlot < 0) {
+      throw Object.assign(new UnrecoverableError(`mailbox '${this.mailbox}' runs an actor: send with { key } (${ErrorCodes.KEY_REQUIRED})`), {
+        code: ErrorCodes.KEY_REQUIRED,
+      });
+    }
+    let method: ((...a: unknown[]) => unknown) | undefined;
+    if ((flags & FLAG_CALL) !== 0) {
+      const name = Array.isArray(payload) ? payload[0] : undefined;
+      const methods = def.methods;
+      if (typeof name !== 'string' || methods === undefined || !Object.hasOwn(methods, name)) {
+        throw new UnrecoverableError(`the actor of mailbox '${this.mailbox}' has no method ${JSON.stringify(name)}`);
+      }
+      method = methods[name] as (...a: unknown[]) => unknown;
+    } else if (def.handle === undefined) {
+      throw new UnrecoverableError(`the actor of mailbox '${this.mailbox}' has no handle(): call its methods through rt.actor()`);
+    }
+    const e = this.states.get(key);
+    if (e !== undefined) return this.runActor(e, payload, method, ctx);
+    const made = def.init === undefined ? undefined : def.init(key);
+    if (isThenable(made)) return Promise.resolve(made).then((st) => this.runActor(this.addState(key, st, keySlot), payload, method, ctx));
+    return this.runActor(this.addState(key, made, keySlot), payload, method, ctx);
+  }
+
+  private addState(key: string, state: unknown, keySlot: number): StateEntry {
+    const e: StateEntry = { state, keySlot, lastUsed: performance.now(), busy: 0 };
+    this.states.set(key, e);
+    // Counted in the key table: the dispatcher moves a key entry to another thread only when no state of it lives here.
+    Atomics.add(this.keys, keySlot * KEY_WORDS + K_STATES, 1);
+    this.armSweep();
+    return e;
+  }
+
+  private runActor(e: StateEntry, payload: unknown, method: ((...a: unknown[]) => unknown) | undefined, ctx: MessageContext): unknown {
+    e.busy++;
+    let r: unknown;
+    try {
+      r = method !== undefined ? method.apply(ctx, [e.state, ...(payload as unknown[]).slice(1)]) : this.def!.handle!(e.state, payload, ctx);
+    } catch (err) {
+      e.busy--;
+      e.lastUsed = performance.now();
+      throw err;
+    }
+    if (!isThenable(r)) {
+      e.busy--;
+      e.lastUsed = performance.now();
+      return r;
+    }
+    return Promise.resolve(r).finally(() => {
+      e.busy--;
+      e.lastUsed = performance.now();
+    });
+  }
+
+  /** Passivate idle states every quarter of idleMs (at most once a second). */
+  private armSweep(): void {
+    const idleMs = this.def!.idleMs ?? 60_000;
+    if (this.sweepTimer !== null || !Number.isFinite(idleMs)) return;
+    this.sweepTimer = setInterval(() => {
+      const t = performance.now();
+      for (const [key, e] of this.states) if (e.busy === 0 && t - e.lastUsed >= idleMs) void this.passivate(key, e);
+    }, Math.min(1000, Math.max(5, idleMs / 4)));
+    this.sweepTimer.unref();
+  }
+
+  /** Drop one key's state: the hook first, then the count in the key table (so the key cannot move before the hook is done). */
+  private async passivate(key: string, e: StateEntry): Promise<void> {
+    this.states.delete(key);
+    try {
+      const hook = this.def!.passivate;
+      if (hook !== undefined) await hook(e.state, key);
+    } catch (err) {
+      process.emitWarning(`ringpool: passivate() of key ${JSON.stringify(key)} in mailbox '${this.mailbox}' threw: ${(err as Error)?.message ?? err}`);
+    } finally {
+      Atomics.sub(this.keys, e.keySlot * KEY_WORDS + K_STATES, 1);
+    }
+  }
+
+  private async passivateAll(): Promise<void> {
+    await Promise.all([...this.states].map(([key, e]) => this.passivate(key, e)));
   }
 
   /** A failed attempt: the dispatcher decides between retry and dead letter (the record stays claimed until it has). */
@@ -367,7 +613,8 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       await this.completion();
       return this.revoked;
     }
-    const n = conc > 1 ? this.ring.claim(this.c, Math.min(room, out.length), out) : 0;
+    const n = conc > 1 ? this.take(out, Math.min(room, out.length)) : 0;
+    if (n === 0 && this.took) return this.revoked;
     if (n === 0) {
       if (this.inflight > 0) {
         // Handlers are waiting on I/O: look again when one finishes, or in 2 ms.
@@ -410,7 +657,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       return;
     }
     const started = performance.now();
-    const entry: Running = { unit, started, done: false, keySlot: (flags & FLAG_KEYED) !== 0 ? ring.keySlot(unit) : -1 };
+    const entry: Running = { unit, started, done: false, keySlot: (flags & FLAG_KEYED) !== 0 ? ring.keySlot(unit) : -1, flags };
     this.running_.push(entry);
     if (this.running_.length - this.runningHead === 1) this.setLease(entry);
     const sentAt = record ? ring.sentAt(unit) : 0;
@@ -419,26 +666,39 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     Atomics.store(this.i32, this.wInflight, this.inflight);
     let result: unknown;
     try {
-      result = this.invoke(unit, flags, started);
+      result = this.invoke(unit, flags, started, entry.keySlot);
     } catch (err) {
-      this.finishOne(entry, sentAt, record, true, err);
+      this.finishOne(entry, sentAt, record, true, err, undefined);
       return;
     }
-    if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+    if (isThenable(result)) {
       // Promise.resolve: a thenable that calls back twice, or throws, still finishes exactly once.
       Promise.resolve(result).then(
-        () => this.finishOne(entry, sentAt, record, false, undefined),
-        (err: unknown) => this.finishOne(entry, sentAt, record, true, err),
+        (value) => this.finishOne(entry, sentAt, record, false, undefined, value),
+        (err: unknown) => this.finishOne(entry, sentAt, record, true, err, undefined),
       );
     } else {
-      this.finishOne(entry, sentAt, record, false, undefined);
+      this.finishOne(entry, sentAt, record, false, undefined, result);
     }
   }
 
-  private finishOne(entry: Running, sentAt: number, record: boolean, threw: boolean, err: unknown): void {
+  private finishOne(entry: Running, sentAt: number, record: boolean, threw: boolean, err: unknown, value: unknown): void {
     const { ring, i32, c } = this;
     const t = performance.now();
-    if (!threw) {
+    let dropped = false;
+    if (!threw && (entry.flags & FLAG_ASK) !== 0) {
+      try {
+        // False: this thread is being terminated; the record runs again elsewhere and that run replies.
+        dropped = !this.reply(entry.unit, value);
+        if (dropped) this.revoked = true;
+      } catch (e) {
+        threw = true;
+        err = e;
+      }
+    }
+    if (dropped) {
+      // leave the record to the dispatcher
+    } else if (!threw) {
       if (this.ackRecord(entry.unit, entry.keySlot)) {
         Atomics.store(i32, this.wAcked, ++this.acked);
       } else if (Atomics.load(i32, this.wStatus) === SLOT_REVOKED) this.revoked = true;
@@ -516,8 +776,9 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     // microseconds away, and a parked consumer costs the producer a futex wake
     // (tens of µs on a send, and the wake-up latency on the message).
     const spinUntil = performance.now() + SPIN_MS;
+    const { keys, c } = this;
     for (let k = 1; ; k++) {
-      if (ring.hasReady()) return;
+      if (ring.hasReady() || handoffReady(keys, c)) return;
       if ((k & 63) === 0 && performance.now() > spinUntil) break;
     }
     Atomics.add(i32, SLEEPERS, 1);
@@ -525,7 +786,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       const seen = Atomics.load(i32, WAKE);
       // Last look after announcing ourselves: a producer that published before
       // it could see SLEEPERS > 0 left its record for us to find here.
-      if (ring.hasReady() || !this.running()) return;
+      if (ring.hasReady() || handoffReady(keys, c) || !this.running()) return;
       const res = Atomics.waitAsync(i32, WAKE, seen, PARK_TIMEOUT_MS);
       if (res.async) await res.value;
     } finally {

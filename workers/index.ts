@@ -10,6 +10,8 @@
  * ```
  */
 export { UnrecoverableError } from './unrecoverable.js';
+export { actor, isActor } from './actor.js';
+export type { ActorDefinition, ActorMethod, ActorSpec } from './actor.js';
 export type { Handler, HandlerContext, SendOptions } from './context.js';
 export { RingpoolError, ErrorCodes } from '../runtime/shared/errors.js';
 export type { Codec } from '../runtime/shared/codec.js';

@@ -25,6 +25,10 @@ export const ErrorCodes = {
   INVALID_STATE: 'RINGPOOL_INVALID_STATE',
   /** (an 'error' event) A reserved record stayed unpublished for seconds: its producing thread died inside ctx.send(). */
   RING_STALLED: 'RINGPOOL_RING_STALLED',
+  /** ask(): the message was dead-lettered (retries exhausted, unrecoverable, poison); `cause` is the last error. */
+  DEAD_LETTERED: 'RINGPOOL_DEAD_LETTERED',
+  /** (a dead letter's error) An actor mailbox got a message without a key. */
+  KEY_REQUIRED: 'RINGPOOL_KEY_REQUIRED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -84,4 +88,13 @@ export function toErrorInfo(thrown: unknown): ErrorInfo {
     text = String(thrown);
   }
   return { name: 'NonErrorThrown', message: `handler threw a non-Error value: ${text}` };
+}
+
+/** An Error rebuilt from an ErrorInfo (the `cause` of a rejected ask). */
+export function fromErrorInfo(info: ErrorInfo): Error {
+  const err = new Error(info.message);
+  err.name = info.name;
+  if (info.stack !== undefined) err.stack = info.stack;
+  if (info.code !== undefined) (err as Error & { code?: string }).code = info.code;
+  return err;
 }

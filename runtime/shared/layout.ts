@@ -83,6 +83,16 @@
  *  word 0 SENT     next sequence number (a keyed send takes one after its reserve succeeds)
  *  word 1 DONE     sequence number whose turn it is (advanced on ack or dead-letter)
  *  word 2 WAITING  messages of this entry the dispatcher holds until their turn
+ *  word 3 OWNER    the consumer slot that runs this entry's messages (key affinity; actor state
+ *                  lives there), -1 = none, -2 = being moved; written only by the dispatcher
+ *  word 4 STATES   live actor states of this entry's keys on the owner (the owner adds and
+ *                  subtracts); an entry moves to another thread only at 0 and with SENT == DONE
+ *
+ * After the entries, one hand-off queue per consumer slot (HANDOFF_WORDS each):
+ * a consumer that claims a keyed record owned by another slot moves the claim
+ * to the owner (CAS of the state byte) and pushes the unit here; the owner
+ * pops it. Words: 0 HEAD (owner), 1 TAIL (pushers, CAS), then HANDOFF_CAP
+ * entries of unit + 1 (0 = empty).
  * ```
  */
 
@@ -177,15 +187,37 @@ export const FLAG_ASCII = 1;
 export const FLAG_SUSPECT = 2;
 /** Ordered by key: run only when the key table says it is this record's turn. */
 export const FLAG_KEYED = 4;
+/** Sent by ask(): the handler's result goes back in the mailbox's reply ring. */
+export const FLAG_ASK = 8;
+/** An actor method call: the payload is `[method, ...args]`. */
+export const FLAG_CALL = 16;
+/** Flags a retry keeps (the rest are set per write). */
+export const FLAGS_KEPT = FLAG_ASK | FLAG_CALL;
 
 export const KEY_SLOTS = 4096;
-export const KEY_WORDS = 4;
+export const KEY_WORDS = 8;
 export const K_SENT = 0;
 export const K_DONE = 1;
 export const K_WAITING = 2;
+export const K_OWNER = 3;
+export const K_STATES = 4;
+export const OWNER_NONE = -1;
+export const OWNER_MOVING = -2;
+
+export const HANDOFF_CAP = 1024;
+export const HANDOFF_WORDS = 2 + HANDOFF_CAP;
+export const H_HEAD = 0;
+export const H_TAIL = 1;
+/** Int32 word where consumer slot c's hand-off queue starts in the key table buffer. */
+export function handoffBase(c: number): number {
+  return KEY_SLOTS * KEY_WORDS + c * HANDOFF_WORDS;
+}
 
 export function allocateKeyTable(): SharedArrayBuffer {
-  return new SharedArrayBuffer(KEY_SLOTS * KEY_WORDS * 4);
+  const sab = new SharedArrayBuffer((KEY_SLOTS * KEY_WORDS + MAX_CONSUMERS * HANDOFF_WORDS) * 4);
+  const i32 = new Int32Array(sab);
+  for (let s = 0; s < KEY_SLOTS; s++) i32[s * KEY_WORDS + K_OWNER] = OWNER_NONE;
+  return sab;
 }
 
 /** The key table entry of `key` (FNV-1a over its UTF-16 code units). */

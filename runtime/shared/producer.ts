@@ -61,8 +61,8 @@ export class Producer {
   ) {}
 
   /** Send or throw: RINGPOOL_QUEUE_FULL when the ring has no room. */
-  send(payload: unknown, opts: SendOptions | undefined): number {
-    const id = this.trySend(payload, opts);
+  send(payload: unknown, opts: SendOptions | undefined, flags = 0): number {
+    const id = this.trySend(payload, opts, flags);
     if (id < 0) {
       this.ring.countRejected('queue_full');
       throw this.fullError();
@@ -79,8 +79,12 @@ export class Producer {
     );
   }
 
-  /** Send; returns the message id, or -1 when the ring is full now (nothing counted). Throws for anything else. */
-  trySend(payload: unknown, opts: SendOptions | undefined): number {
+  /**
+   * Send; returns the message id, or -1 when the ring is full now (nothing
+   * counted). Throws for anything else. `flags`: FLAG_ASK / FLAG_CALL (ask and
+   * actor calls; never delayed).
+   */
+  trySend(payload: unknown, opts: SendOptions | undefined, flags = 0): number {
     const ring = this.ring;
     // Enqueued-at is taken on entry: end-to-end latency includes encoding.
     const t = now();
@@ -155,8 +159,8 @@ export class Producer {
     let ok = false;
     try {
       ok = keySlot < 0
-        ? ring.write(codec, bytes, key, keyBytes, 1, id, t, t, codec.ascii)
-        : ring.write(codec, bytes, key, keyBytes, 1, id, t, t, codec.ascii, 0, 0, this.keyTable, keySlot, null);
+        ? ring.write(codec, bytes, key, keyBytes, 1, id, t, t, codec.ascii, 0, flags)
+        : ring.write(codec, bytes, key, keyBytes, 1, id, t, t, codec.ascii, 0, flags, this.keyTable, keySlot, null);
     } finally {
       if (guard !== null) Atomics.store(guard.i32, guard.index, GUARD_FREE);
       if (!ok) this.countEnqueued(-1);

@@ -16,6 +16,8 @@ export interface RingRef {
   sab: SharedArrayBuffer;
   /** The mailbox's key table (keyed ordering). */
   keys: SharedArrayBuffer;
+  /** The mailbox's reply ring: ask() results travel back through it (consumers write, the dispatcher reads). */
+  replies: SharedArrayBuffer;
   codec: CodecSpec;
   maxMessageBytes: number;
 }
@@ -38,6 +40,14 @@ export interface ConsumerTask {
 export interface ProbeTask {
   handlerUrl: string;
   codec: CodecSpec;
+}
+
+/** What the probe found in the handler module. */
+export interface ProbeResult {
+  /** The default export is an actor definition (per-key state; a key is required). */
+  actor: boolean;
+  /** The actor's method names (typed proxies call them). */
+  methods: string[];
 }
 
 export type WorkerEvent =
@@ -66,7 +76,9 @@ export type WorkerEvent =
   /** A keyed record whose turn has not come: the dispatcher holds it until it has. */
   | { type: 'defer'; consumer: number; incarnation: number; unit: number }
   /** A keyed message finished and others of its key are held: release the next. */
-  | { type: 'key-turn'; slot: number };
+  | { type: 'key-turn'; slot: number }
+  /** An ask() result that did not fit in the reply ring (rare: the ring full or the value large). */
+  | { type: 'reply'; id: number; payload: Uint8Array; ascii: boolean };
 
 export interface WorkerStats {
   threadId: number;

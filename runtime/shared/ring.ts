@@ -333,6 +333,11 @@ export class Ring {
     Atomics.store(this.i32, WAKE_PENDING, 0);
   }
 
+  /** Wake every parked consumer, if any is parked (a hand-off to a consumer that may be one of them). */
+  wakeAllIfSleeping(): void {
+    if (Atomics.load(this.i32, SLEEPERS) > 0) this.wakeAll();
+  }
+
   /** Wake every parked consumer (stop requests). */
   wakeAll(): void {
     Atomics.add(this.i32, WAKE, 1);
