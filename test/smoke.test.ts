@@ -16,9 +16,11 @@ describe('smoke: demo and benchmarks', () => {
     expect(processed).toBe(offered - 3);
   }, 60_000);
 
-  it('the orders pipeline ships every order through payments, inventory and shipping', async () => {
+  it('the orders pipeline ships every order through payments, the inventory actors and shipping', async () => {
     const { stdout } = await run(process.execPath, ['dist/examples/orders/main.js', '--seconds', '3', '--rate', '200'], { cwd: root, timeout: 60_000 });
     expect(stdout).toMatch(/every order shipped\s+yes/);
+    // the inventory actors' per-SKU stock, read back with typed asks, adds up
+    expect(stdout).toMatch(/units reserved \(50 SKU actors\) (\d+) of \1 ordered: exact/);
   }, 60_000);
 
   it('the demo answers --help', async () => {

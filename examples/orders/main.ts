@@ -1,13 +1,16 @@
 /**
  * The orders pipeline from the user's story: an API-like producer enqueues
  * orders; `payments`, `inventory` and `shipping` are separate mailboxes, each
- * with its own threads and retry policy, chained with ctx.send(). In the
+ * with its own threads and retry policy, chained with ctx.send(). Inventory
+ * is an actor per SKU (its stock is per-key state; see inventory.ts), read
+ * at the end through a typed proxy. In the
  * middle third of the run the payment provider slows from 5 ms to 500 ms a
  * call: payments slows down (and its backlog grows), the producer does not.
  *
  *   npm run build && node dist/examples/orders/main.js [--seconds 9] [--rate 500]
  */
 import { createRuntime } from '../../runtime/index.js';
+import type inventory from './inventory.js';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -21,7 +24,8 @@ const rt = createRuntime({
   mailboxes: {
     // I/O-bound: many payments in flight per thread, generous retries
     payments: { handler: handler('payments'), minThreads: 1, maxThreads: 2, concurrency: 64, maxAttempts: 5, backoff: { baseMs: 50, maxMs: 1000 } },
-    inventory: { handler: handler('inventory'), minThreads: 1, maxThreads: 1, maxAttempts: 3 },
+    // an actor per SKU: stock is per-key state, one SKU's orders run in order
+    inventory: { handler: new URL('./inventory.js', import.meta.url), minThreads: 1, maxThreads: 2, maxAttempts: 3 },
     shipping: { handler: handler('shipping'), minThreads: 1, maxThreads: 1, maxAttempts: 3 },
   },
 });
@@ -63,10 +67,18 @@ while (performance.now() - t0 < SECONDS * 1000) {
 await rt.onIdle();
 clearInterval(status);
 const [p, i, s] = ['payments', 'inventory', 'shipping'].map((m) => rt.stats(m));
+// Ask each SKU's actor for its stock (typed: stock() returns { left, reserved }).
+const stock = rt.actor<typeof inventory>('inventory');
+const skus = Array.from({ length: 50 }, (_, k) => `SKU-${k}`);
+const levels = await Promise.all(skus.map((sku) => stock.ask.stock(sku)));
+const reserved = levels.reduce((a, l) => a + l.reserved, 0);
+let wanted = 0;
+for (let id = 0; id < sent; id++) wanted += 1 + (id % 3);
 console.log('\nsummary');
 console.log(`  orders offered                 ${sent}`);
 console.log(`  payments processed / retried   ${p!.processed} / ${p!.retried} (provider timeouts, retried with backoff)`);
 console.log(`  inventory / shipping processed ${i!.processed} / ${s!.processed}`);
 console.log(`  every order shipped            ${s!.processed === sent ? 'yes' : 'NO'}`);
+console.log(`  units reserved (50 SKU actors) ${reserved} of ${wanted} ordered: ${reserved === wanted ? 'exact' : 'WRONG'}`);
 console.log(`  slowest send() of the producer ${maxSendUs.toFixed(0)} µs (the producer never waited on payments)`);
 await rt.close();
