@@ -223,7 +223,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    * A typed reference to an actor mailbox: `rt.actor<typeof def>('orders').ask.reserve(key, sku, qty)`.
    * `T` is the type of the handler module's default export (`actor({...})`).
    */
-  actor<T extends ActorDefinition>(mailbox: string, defaults: ActorRefOptions = {}): ActorRef<T> {
+  actor<T extends ActorDefinition = ActorDefinition>(mailbox: string, defaults: ActorRefOptions = {}): ActorRef<T> {
     const b = this.box(mailbox);
     checkAsk(defaults);
     const call = (name: string, key: unknown, args: unknown[]): Promise<unknown> => {

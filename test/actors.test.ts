@@ -31,7 +31,7 @@ describe('actors: per-key state in the owning thread', () => {
   it('a counter per key gives exact totals on 2 threads, each key stays on one thread, and both threads own keys', async () => {
     const rt = counters();
     await rt.start();
-    const ref = rt.actor<any>('counter');
+    const ref = rt.actor('counter');
     const K = 200;
     const N = 50;
     for (let j = 0; j < N; j++) for (let k = 0; k < K; k++) await rt.sendAsync('counter', { add: 1 }, { key: `k${k}` });
@@ -52,7 +52,7 @@ describe('actors: per-key state in the owning thread', () => {
     const rt = counters();
     await rt.start();
     expect(await rt.ask('counter', { add: 5 }, { key: 'a' })).toBe(5);
-    const ref = rt.actor<any>('counter');
+    const ref = rt.actor('counter');
     expect(await ref.ask.add('a', 2)).toBe(7);
     expect(await ref.request('a', { add: 3 })).toBe(10);
     expect(await ref.ask.whoami('a')).toEqual({ key: 'a', mailbox: 'counter', attempt: 1 });
@@ -74,7 +74,7 @@ describe('actors: per-key state in the owning thread', () => {
     try {
       const rt = counters('idle-actor.js');
       await rt.start();
-      const ref = rt.actor<any>('counter');
+      const ref = rt.actor('counter');
       await ref.ask.add('p', 3);
       await until(() => seen.list.some((m) => m.passivated === 'p'), 5_000, 'passivate hook');
       expect(seen.list.find((m) => m.passivated === 'p')!.n).toBe(3);
@@ -89,7 +89,7 @@ describe('actors: per-key state in the owning thread', () => {
     const crashes: unknown[] = [];
     rt.on('worker-crash', (e) => crashes.push(e));
     await rt.start();
-    const ref = rt.actor<any>('counter');
+    const ref = rt.actor('counter');
     for (let i = 0; i < 5; i++) await ref.ask.add('a', 1);
     // a key that lives on the other thread
     const a = (await ref.ask.get('a')) as Counter;
@@ -112,7 +112,7 @@ describe('actors: per-key state in the owning thread', () => {
     try {
       const rt = counters();
       await rt.start();
-      const ref = rt.actor<any>('counter');
+      const ref = rt.actor('counter');
       const before = await Promise.all(Array.from({ length: 40 }, (_, k) => ref.ask.add(`r${k}`, 1).then(() => ref.ask.get(`r${k}`)) as Promise<Counter>));
       const threads = [...new Set(before.map((b) => b.thread))];
       expect(threads.length).toBe(2);
@@ -134,7 +134,7 @@ describe('actors: per-key state in the owning thread', () => {
   it('adding a thread never splits a key’s state: live keys stay put (counts exact under load), new keys spread to the new thread', async () => {
     const rt = counters('counter-actor.js', 1);
     await rt.start();
-    const ref = rt.actor<any>('counter');
+    const ref = rt.actor('counter');
     for (let round = 0; round < 40; round++) {
       if (round === 10) rt.resize('counter', 2);
       // keys o0..o99 from the start, n0..n99 only after the resize
@@ -177,7 +177,7 @@ describe('ask', () => {
   it('a handler error after the retries rejects with RINGPOOL_DEAD_LETTERED, the last error as cause', async () => {
     const rt = counters();
     await rt.start();
-    const err = await expectCode(rt.actor<any>('counter').ask.fail('f', 'boom'), 'RINGPOOL_DEAD_LETTERED');
+    const err = await expectCode(rt.actor('counter').ask.fail('f', 'boom'), 'RINGPOOL_DEAD_LETTERED');
     expect((err as Error & { cause: Error }).cause.message).toBe('boom');
     expect(err.message).toContain('2 attempt');
     expect(rt.deadLetters('counter').list().length).toBe(1);
@@ -186,8 +186,8 @@ describe('ask', () => {
   it('timeoutMs rejects with RINGPOOL_TIMEOUT; an abort rejects with the reason; the messages still run', async () => {
     const rt = counters();
     await rt.start();
-    const ref = rt.actor<any>('counter');
-    await expectCode(rt.actor<any>('counter', { timeoutMs: 30 }).ask.slow('t', 300), 'RINGPOOL_TIMEOUT');
+    const ref = rt.actor('counter');
+    await expectCode(rt.actor('counter', { timeoutMs: 30 }).ask.slow('t', 300), 'RINGPOOL_TIMEOUT');
     const ac = new AbortController();
     const p = ref.request('t2', { add: 1 }, { signal: ac.signal });
     ac.abort(new Error('caller went away'));
@@ -209,14 +209,14 @@ describe('ask', () => {
     await rt.start();
     await expectCode(() => rt.send('counter', { add: 1 }), 'RINGPOOL_KEY_REQUIRED');
     await expectCode(rt.ask('counter', { add: 1 }), 'RINGPOOL_KEY_REQUIRED');
-    const ref = rt.actor<any>('counter');
+    const ref = rt.actor('counter');
     await expectCode(ref.ask.add(42, 1), 'RINGPOOL_INVALID_OPTION');
     const unknown = await expectCode(ref.ask.nope('k'), 'RINGPOOL_INVALID_OPTION');
     expect(unknown.message).toContain("no method 'nope'");
     await expectCode(rt.ask('d', 1, { timeoutMs: -1 }), 'RINGPOOL_INVALID_OPTION');
     await expectCode(rt.ask('d', 1, { delayMs: 5 } as never), 'RINGPOOL_INVALID_OPTION');
     await expectCode(rt.ask('nope', 1), 'RINGPOOL_UNKNOWN_MAILBOX');
-    await expectCode(rt.actor<any>('d').ask.add('k', 1), 'RINGPOOL_INVALID_OPTION');
+    await expectCode(rt.actor('d').ask.add('k', 1), 'RINGPOOL_INVALID_OPTION');
     // awaiting the proxy itself sends nothing
     expect(await (ref.ask as unknown as Promise<unknown>)).toBe(ref.ask);
     await rt.onIdle();

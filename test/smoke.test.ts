@@ -35,4 +35,9 @@ describe('smoke: demo and benchmarks', () => {
     }
     expect(stdout).toMatch(/send\(\) during a burst/);
   }, 120_000);
+
+  it('the ask() round-trip benchmark runs one quick iteration of every system', async () => {
+    const { stdout } = await run(process.execPath, ['dist/bench/ask.js', '--quick'], { cwd: root, timeout: 120_000 });
+    for (const system of ['ringpool ask()', 'ringpool actor proxy ask.bump()', 'piscina.run()', 'raw postMessage round trip']) expect(stdout).toContain(system);
+  }, 120_000);
 });
