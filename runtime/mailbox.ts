@@ -12,6 +12,7 @@ import { now } from './shared/clock.js';
 import { ErrorCodes, RingpoolError, fromErrorInfo, type ErrorInfo } from './shared/errors.js';
 import {
   CLAIMED,
+  ACTOR_WORD,
   CONCURRENCY_WORD,
   ENQUEUED,
   PUBLISHED,
@@ -356,6 +357,8 @@ export class Mailbox {
       if (err instanceof RingpoolError && err.code === ErrorCodes.HANDLER_LOAD && err.details.mailbox === this.name) throw err;
       throw handlerLoadError(this.name, o.handlerUrl, err);
     });
+    // Every thread's send path refuses a message without a key to an actor (shared word, read only then).
+    Atomics.store(this.ring.i32, ACTOR_WORD, this.actorInfo.actor ? 1 : 0);
     const starting: Promise<void>[] = [];
     for (let i = 0; i < o.minThreads; i++) {
       const c = this.startConsumer();

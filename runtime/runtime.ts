@@ -195,9 +195,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    * RINGPOOL_UNKNOWN_MAILBOX, RINGPOOL_CLOSED).
    */
   send(mailbox: string, payload: unknown, opts?: SendOptions): number {
-    const b = this.box(mailbox);
-    if (b.actorInfo.actor && (opts === undefined || opts === null || opts.key === undefined)) throw keyRequired(mailbox);
-    return b.producer.send(payload, opts);
+    return this.box(mailbox).producer.send(payload, opts);
   }
 
   /**
@@ -437,10 +435,6 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
 /** Build a runtime. Throws RINGPOOL_INVALID_OPTION naming the option path. */
 export function createRuntime(options: RuntimeOptions): Runtime {
   return new Runtime(options);
-}
-
-function keyRequired(mailbox: string): RingpoolError {
-  return new RingpoolError(ErrorCodes.KEY_REQUIRED, `mailbox '${mailbox}' runs an actor: send with { key }`, { mailbox, option: 'key' });
 }
 
 function keyArgError(mailbox: string, method: string, key: unknown): RingpoolError {

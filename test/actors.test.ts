@@ -204,10 +204,14 @@ describe('ask', () => {
       mailboxes: {
         counter: { handler: fixture('counter-actor.js'), minThreads: 1, maxThreads: 1, autoscale: false, maxAttempts: 1 },
         d: { handler: fixture('double.js'), minThreads: 1, maxThreads: 1, autoscale: false },
+        s: { handler: fixture('send-to-actor.js'), minThreads: 1, maxThreads: 1, autoscale: false },
       },
     });
     await rt.start();
     await expectCode(() => rt.send('counter', { add: 1 }), 'RINGPOOL_KEY_REQUIRED');
+    // from a worker thread too, synchronously, so the handler can act on it
+    expect(await rt.ask('s', {})).toBe('RINGPOOL_KEY_REQUIRED');
+    expect(await rt.ask('s', { key: 'k' })).toBe('sent');
     await expectCode(rt.ask('counter', { add: 1 }), 'RINGPOOL_KEY_REQUIRED');
     const ref = rt.actor('counter');
     await expectCode(ref.ask.add(42, 1), 'RINGPOOL_INVALID_OPTION');
@@ -220,7 +224,7 @@ describe('ask', () => {
     // awaiting the proxy itself sends nothing
     expect(await (ref.ask as unknown as Promise<unknown>)).toBe(ref.ask);
     await rt.onIdle();
-    expect(rt.stats('counter').enqueued).toBe(0);
+    expect(rt.stats('counter').enqueued).toBe(1); // only the keyed ctx.send
   });
 
   it('close() rejects asks whose messages were never processed with RINGPOOL_CLOSED', async () => {

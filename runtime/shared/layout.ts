@@ -120,6 +120,8 @@ export const VERSION_WORD = 65;
 export const CAPACITY_UNITS_WORD = 66;
 export const MAX_PAYLOAD_WORD = 67;
 export const CONCURRENCY_WORD = 68;
+/** 1 when the mailbox's handler is an actor (set after the start() probe): a send without a key is refused. */
+export const ACTOR_WORD = 69;
 
 export const HEADER_BYTES = 512;
 export const MAGIC = 0x52_50_4f_4c; // "RPOL"

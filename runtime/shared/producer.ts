@@ -6,7 +6,7 @@
  */
 import type { PayloadCodec } from './codec.js';
 import { ErrorCodes, RingpoolError, describeValue } from './errors.js';
-import { GUARD_FREE, GUARD_SENDING, KEY_WORDS, K_SENT, keySlotOf } from './layout.js';
+import { ACTOR_WORD, GUARD_FREE, GUARD_SENDING, KEY_WORDS, K_SENT, keySlotOf } from './layout.js';
 import { now } from './clock.js';
 import type { Ring } from './ring.js';
 import type { LocalHistogram } from './histogram.js';
@@ -109,6 +109,9 @@ export class Producer {
         if (typeof d !== 'number' || !(d >= 0) || d === Infinity) throw badSendOption('delayMs', 'a finite number >= 0', d);
         delayMs = d;
       }
+    }
+    if (key === null && ring.i32[ACTOR_WORD] === 1) {
+      throw new RingpoolError(ErrorCodes.KEY_REQUIRED, `mailbox '${this.mailbox}' runs an actor: send with { key }`, { mailbox: this.mailbox, option: 'key' });
     }
     const codec = this.codec;
     let bytes: number;
