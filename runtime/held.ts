@@ -4,7 +4,7 @@
  */
 import type { ErrorInfo } from './shared/errors.js';
 import type { PayloadWriter, Ring } from './shared/ring.js';
-import { FLAG_ASCII, FLAG_KEYED, FLAG_SUSPECT, FLAGS_KEPT, META_MAX_BYTES, ST_DONE, ST_HELD } from './shared/layout.js';
+import { FLAG_ASCII, FLAG_KEYED, FLAG_SUSPECT, FLAGS_KEPT, META_MAX_BYTES, ST_DONE, ST_HELD, recordUnits } from './shared/layout.js';
 
 export class HeldMessage implements PayloadWriter {
   /** When it may go (back) into the ring; a heap key. */
@@ -61,6 +61,11 @@ export class HeldMessage implements PayloadWriter {
   write(buf: Buffer, offset: number): void {
     buf.set(this.payload, offset);
     if (this.meta !== null && this.firstError !== undefined) buf.set(this.meta, offset + this.payload.byteLength);
+  }
+
+  /** Ring units it takes (header, key and payload; meta left out): what it counts against capacity while held. */
+  get units(): number {
+    return recordUnits(this.key === null ? 0 : Buffer.byteLength(this.key, 'utf8'), this.payload.byteLength);
   }
 
   /** Publish into `ring` (keeping its place in its key's order); false when it is full. */

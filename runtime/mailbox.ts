@@ -13,6 +13,7 @@ import { ErrorCodes, RingpoolError, fromErrorInfo, type ErrorInfo } from './shar
 import {
   CLAIMED,
   ACTOR_WORD,
+  HELD_UNITS_WORD,
   CONCURRENCY_WORD,
   ENQUEUED,
   PUBLISHED,
@@ -283,6 +284,10 @@ export class Mailbox {
   private readonly keyTable: Int32Array;
   private readonly blocked = new Map<number, HeldMessage[]>();
   private blockedCount = 0;
+  /** Ring units of the keyed messages held outside the ring (published in HELD_UNITS_WORD). */
+  private heldUnits = 0;
+  /** The same ring, for putting held messages back: it does not count the held units (they are the ones going in). */
+  private readonly republish: Ring;
   /** Keyed messages whose key's owner is retiring: held until its loop is over and the key has a new owner. */
   private readonly ownerWait = new Map<number, HeldMessage[]>();
   /** Some key table entries wait for a clean point to move to a less loaded thread. */
@@ -303,6 +308,8 @@ export class Mailbox {
     const c = opts.codec;
     this.codec = typeof c === 'string' ? builtinCodec(c) : new CustomCodec(c);
     this.keyTable = new Int32Array(this.keysSab);
+    this.republish = new Ring(sab);
+    this.republish.countHeld = false;
     this.replies = new Replies(new Ring(Ring.allocate({ capacityBytes: REPLY_RING_BYTES, maxPayloadBytes: opts.maxMessageBytes })), this.codec);
     this.producer = new Producer(
       this.name,
@@ -524,7 +531,7 @@ export class Mailbox {
       const o = Atomics.load(this.keyTable, entry * KEY_WORDS + K_OWNER);
       if (!live.includes(o)) continue;
       this.ownerWait.delete(entry);
-      this.blockedCount -= list.length;
+      for (const held of list) this.unhold(held);
       for (const held of list) this.block(held);
     }
   }
@@ -546,7 +553,20 @@ export class Mailbox {
     let q = this.ownerWait.get(entry);
     if (q === undefined) this.ownerWait.set(entry, (q = []));
     q.push(held);
+    this.hold(held);
+  }
+
+  /** Count a keyed message held outside the ring (stats' delayed, and against capacity for producers). */
+  private hold(held: HeldMessage): void {
     this.blockedCount++;
+    this.heldUnits += held.units;
+    Atomics.store(this.ring.i32, HELD_UNITS_WORD, this.heldUnits);
+  }
+
+  private unhold(held: HeldMessage): void {
+    this.blockedCount--;
+    this.heldUnits -= held.units;
+    Atomics.store(this.ring.i32, HELD_UNITS_WORD, this.heldUnits);
   }
 
   private onEvent(c: Consumer, ev: WorkerEvent): void {
@@ -684,7 +704,7 @@ export class Mailbox {
     let i = q.length;
     while (i > 0 && ((q[i - 1]!.keySeq - held.keySeq) | 0) > 0) i--;
     q.splice(i, 0, held);
-    this.blockedCount++;
+    this.hold(held);
     // WAITING first, then read DONE: the consumer advances DONE, then reads WAITING, so one of us sees the other.
     Atomics.add(this.keyTable, slot * KEY_WORDS + K_WAITING, 1);
     this.releaseTurns(slot);
@@ -708,8 +728,10 @@ export class Mailbox {
       next = (next + 1) | 0;
     }
     if (n > 0) {
-      for (const held of q.splice(0, n)) this.pending.push(held);
-      this.blockedCount -= n;
+      for (const held of q.splice(0, n)) {
+        this.unhold(held);
+        this.pending.push(held);
+      }
       Atomics.sub(this.keyTable, slot * KEY_WORDS + K_WAITING, n);
       this.flushPending();
     }
@@ -889,7 +911,7 @@ export class Mailbox {
     const t = now();
     let i = 0;
     for (; i < this.pending.length; i++) {
-      if (!this.pending[i]!.publishTo(this.ring, t, this.keyTable)) break;
+      if (!this.pending[i]!.publishTo(this.republish, t, this.keyTable)) break;
     }
     if (i > 0) this.pending.splice(0, i);
     if (this.pending.length > 0) this.armSpaceWatch();

@@ -72,4 +72,34 @@ describe('keyed ordering', () => {
     expect(rt.stats('m').processed).toBe(500);
     expect(perKey(rt).get('A')).toEqual(Array.from({ length: 250 }, (_, j) => 2 * j + 1));
   });
+
+  it('a paused key’s backlog held by the dispatcher counts against capacityBytes: senders get RINGPOOL_QUEUE_FULL, then it drains in order', async () => {
+    const rt = runtime({
+      mailboxes: {
+        m: { handler: fixture('ordered.js'), minThreads: 2, maxThreads: 2, autoscale: false, capacityBytes: 64 << 10, maxMessageBytes: 4096 },
+        log: { handler: fixture('order-log.js'), minThreads: 1, maxThreads: 1, autoscale: false, deadLetterLimit: 100_000, capacityBytes: 16 << 20 },
+      },
+    });
+    await rt.start();
+    // The key's first message is delayed: the key pauses until it runs, its later messages wait outside the ring.
+    rt.send('m', { key: 'K', i: 0 }, { key: 'K', delayMs: 1500 });
+    let sent = 1;
+    let full = false;
+    for (; sent < 50_000 && !full; ) {
+      try {
+        rt.send('m', { key: 'K', i: sent }, { key: 'K' });
+        sent++;
+      } catch (err) {
+        expect((err as { code: string }).code).toBe('RINGPOOL_QUEUE_FULL');
+        full = true;
+      }
+      if (sent % 200 === 0) await new Promise((r) => setTimeout(r, 1)); // let consumers claim and defer
+    }
+    expect(full).toBe(true);
+    // 64 KiB of ring: each record takes 96 bytes (64 header + key + payload, rounded to 16): about 680 fit
+    expect(sent).toBeLessThan(2 * (64 << 10) / 96);
+    await rt.onIdle();
+    expect(rt.stats('m')).toMatchObject({ processed: sent, deadLettered: 0, delayed: 0 });
+    expect(perKey(rt).get('K')).toEqual(Array.from({ length: sent }, (_, j) => j));
+  });
 });

@@ -122,6 +122,12 @@ export const MAX_PAYLOAD_WORD = 67;
 export const CONCURRENCY_WORD = 68;
 /** 1 when the mailbox's handler is an actor (set after the start() probe): a send without a key is refused. */
 export const ACTOR_WORD = 69;
+/**
+ * Units of keyed messages the dispatcher holds outside the ring (waiting for
+ * their key's turn or owner): producers count them as used, so a paused key's
+ * backlog pushes back on senders instead of growing the main thread's memory.
+ */
+export const HELD_UNITS_WORD = 70;
 
 export const HEADER_BYTES = 512;
 export const MAGIC = 0x52_50_4f_4c; // "RPOL"

@@ -63,6 +63,7 @@ import {
   R_META_BYTES,
   FLAG_KEYED,
   KEY_WORDS,
+  HELD_UNITS_WORD,
   K_SENT,
   R_PAYLOAD_BYTES,
   REJECTED_BASE,
@@ -118,6 +119,11 @@ export class Ring {
   readonly maxPayloadBytes: number;
   private idNext = 0;
   private idEnd = 0;
+  /**
+   * Count the units the dispatcher holds outside the ring (HELD_UNITS_WORD) as
+   * used. Off only for the dispatcher's own re-publishing of held messages.
+   */
+  countHeld = true;
   /** This thread's last look at TAIL (see reserve). */
   private cachedTail: number;
 
@@ -201,7 +207,8 @@ export class Ring {
       const at = h & this.indexMask;
       const toEnd = cap - at;
       const need = units <= toEnd ? units : toEnd + units;
-      if (((h - t) >>> 0) + need > cap) {
+      const held = this.countHeld ? i32[HELD_UNITS_WORD]! : 0;
+      if (((h - t) >>> 0) + need + held > cap) {
         if (!fresh) {
           // Reload TAIL, then read HEAD again (next turn): HEAD read after TAIL is never behind it.
           this.cachedTail = Atomics.load(i32, TAIL);
