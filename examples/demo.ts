@@ -264,6 +264,7 @@ async function main(): Promise<void> {
   const dead: DeadLetterEvent[] = [];
   const scales: Array<ScaleEvent & { t: number }> = [];
   const log = (s: string): void => console.log(s);
+  rt.on('error', (err) => console.error(`runtime error: ${err.message}`));
   rt.on('dead-letter', (e) => {
     dead.push(e);
     log(`      » ${now().toFixed(1)}s dead letter: request ${(e.letter.payload as { id: number }).id} after ${e.letter.attempts} attempts (${e.letter.reason}): ${e.letter.lastError?.message ?? ''}`);
