@@ -139,8 +139,9 @@ export function decide(cfg: AutoscaleConfig, o: Observation, past: readonly Reco
   if (current > 0 && Math.abs(raw / current - 1) <= cfg.tolerance) {
     return { threads: clamp(current, cfg.min, cfg.max), concurrency: c, reason: `within tolerance (${why} = ${fmt(raw)})`, raw, history };
   }
-  if (wanted > current) {
-    // More capacity needed. Threads waiting on I/O: more messages per thread is cheaper than a thread.
+  // More capacity needed (raw, not clamped to max: at max threads, I/O-bound threads can still take more at once).
+  if (Math.ceil(raw - 1e-9) > current) {
+    // Threads waiting on I/O: more messages per thread is cheaper than a thread.
     if (elu !== undefined && elu < cfg.busyElu && current > 0 && c < cfg.maxConcurrency) {
       return {
         threads: current,
@@ -157,7 +158,7 @@ export function decide(cfg: AutoscaleConfig, o: Observation, past: readonly Reco
     }
     const to = Math.min(wanted, current + cfg.maxStepUp, cfg.max);
     if (to > current) return { threads: to, concurrency: c, reason: `scale up: ${why} = ${fmt(raw)}`, raw, history };
-    return { threads: current, concurrency: c, reason: `at max (${cfg.max}): ${why} = ${fmt(raw)}`, raw, history };
+    if (wanted >= current) return { threads: current, concurrency: c, reason: `at max (${cfg.max}): ${why} = ${fmt(raw)}`, raw, history };
   }
   if (wanted < current) {
     if (arrivals === undefined) return { ...keep('arrival rate unknown: no scale-down', raw), history };

@@ -116,6 +116,20 @@ describe('autoscale policy (pure, injected clock)', () => {
     expect(io[4]!.threads).toBeGreaterThan(1);
   });
 
+  it('at max threads, I/O-bound threads still get more concurrency (the slow downstream arrives after the scale-up)', () => {
+    const full = { ...cfg, max: 2 };
+    const io = run(Array.from({ length: 3 }, () => ({ arrivalRate: 500, processingSeconds: 0.05, elu: 0.05 })), { threads: 2, concurrency: 1 }, full);
+    expect(io.map((d) => [d.threads, d.concurrency])).toEqual([
+      [2, 2],
+      [2, 4],
+      [2, 8],
+    ]);
+    // CPU-bound at max: nothing to gain, it holds and says why
+    const [cpu] = run([{ arrivalRate: 500, processingSeconds: 0.05, elu: 0.97 }], { threads: 2 }, full);
+    expect(cpu).toMatchObject({ threads: 2, concurrency: 1 });
+    expect(cpu!.reason).toMatch(/at max/);
+  });
+
   it('a slow message in flight asks for one thread, not ceil(S / targetLag)', () => {
     const [d] = run([{ inFlight: 1, processingSeconds: 3, arrivalRate: 0.1 }]);
     expect(d!.threads).toBe(1);
