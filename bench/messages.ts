@@ -56,20 +56,22 @@ export interface BurnCalibration {
 }
 
 /**
- * Calibrate W2's handler: the fastest of several timed runs (least disturbed
- * by other work on the machine) sets iterations per microsecond. The handler
- * then does a fixed amount of work, so a thread that loses its core takes
- * longer rather than the benchmark looking better.
+ * Calibrate W2's handler: the fastest of 20 timed runs spread over ~200 ms
+ * (the least disturbed by other work on the machine) sets iterations per
+ * microsecond. The handler then does a fixed amount of work, so a thread
+ * that loses its core takes longer rather than the benchmark looking better.
+ * The suite calibrates right before W2 runs.
  */
 export async function calibrateBurn(targetMicros = 50): Promise<BurnCalibration> {
   const { burn } = (await import(fixture('work.js').href)) as WorkModule;
   for (let i = 0; i < 5; i++) burn(1_000_000); // JIT
   const probe = 200_000;
   let best = Infinity;
-  for (let i = 0; i < 15; i++) {
+  for (let i = 0; i < 20; i++) {
     const t = performance.now();
     burn(probe);
     best = Math.min(best, (performance.now() - t) * 1000);
+    await new Promise((r) => setTimeout(r, 10));
   }
   const iterations = Math.max(1, Math.round((targetMicros * probe) / best));
   const calls = new Float64Array(200);

@@ -31,7 +31,8 @@ export interface SuiteResult {
   quick: boolean;
   runs: number;
   options: Record<string, unknown>;
-  calibration: { iterations: number; targetMicros: number; measuredMicros: number };
+  /** W2's burn, calibrated right before W2 ran (null if it did not). */
+  calibration: { iterations: number; targetMicros: number; measuredMicros: number } | null;
   clock: { skewMicros: number };
   /** Every subject the run was asked for, with the workloads it applies to. */
   subjects: Array<{ id: string; label: string; system: string; threads: number; workloads: WorkloadId[] }>;
@@ -88,7 +89,7 @@ export function tables(r: SuiteResult): Table[] {
       notes: [runsNote, 'ns/msg = wall time per message (1e9 / msgs/s); x piscina.run compares with piscina.run per message on as many threads; x ring with the hand-written ring (1 consumer).'],
     });
   }
-  if (r.workloads.w2) {
+  if (r.workloads.w2 && r.calibration) {
     const columns = ['system', 'msgs/s', `% of ideal (threads x ${IDEAL_PER_THREAD.toLocaleString('en-US')}/s)`];
     t.push({
       title: `W2 cpu: handler burns ${r.calibration.targetMicros} µs (${r.calibration.iterations.toLocaleString('en-US')} iterations, ${r.calibration.measuredMicros} µs measured on the main thread)`,

@@ -113,9 +113,8 @@ async function main(): Promise<number> {
   const m = machine();
   console.log(`# ringpool benchmark suite (issue #6)${o.quick ? ': QUICK MODE, one tiny iteration, figures mean nothing' : ''}`);
   console.log(`# ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, Node ${m.node}, ${started.toISOString()}`);
-  const calibration = await calibrateBurn(50);
   const clock = await checkClocks();
-  console.log(`# runs: ${o.runs}; W2 burn: ${calibration.iterations.toLocaleString('en-US')} iterations = ${calibration.measuredMicros} µs; thread clock skew ${clock.skewMicros} µs${gc ? '' : '; no --expose-gc: rows are not separated by a GC'}`);
+  console.log(`# runs: ${o.runs}; thread clock skew ${clock.skewMicros} µs${gc ? '' : '; no --expose-gc: rows are not separated by a GC'}`);
 
   const subjects = lineup({ bullmqConcurrency: o.bullmqConcurrency }).filter(
     (s) => o.systems.length === 0 || o.systems.some((f) => s.id.includes(f) || s.system.toLowerCase().includes(f.toLowerCase())),
@@ -127,7 +126,7 @@ async function main(): Promise<number> {
     quick: o.quick,
     runs: o.runs,
     options: { ...o },
-    calibration,
+    calibration: null,
     clock,
     subjects: subjects.map((s) => ({ id: s.id, label: s.label, system: s.system, threads: s.threads, workloads: s.workloads.filter((w) => o.workloads.includes(w)) })),
     skipped: [],
@@ -148,6 +147,11 @@ async function main(): Promise<number> {
   for (const w of o.workloads) {
     const rows = subjects.filter((s) => s.workloads.includes(w) && !skipped.has(s.id));
     console.log(`\n# ${TITLES[w]}: ${rows.length} rows x ${o.runs} run${o.runs === 1 ? '' : 's'}`);
+    if (w === 'w2') {
+      // Calibrated now rather than at start: closest in time to the runs that use it.
+      const c = (result.calibration = await calibrateBurn(50));
+      console.log(`# W2 burn: ${c.iterations.toLocaleString('en-US')} iterations = ${c.measuredMicros} µs on the main thread (target ${c.targetMicros} µs)`);
+    }
     const results: RowResult[] = rows.map((s) => ({ subject: s.id, label: s.label, system: s.system, threads: s.threads, runs: [], median: null, errors: [] }));
     for (let run = 1; run <= o.runs; run++) {
       for (const [i, s] of rows.entries()) {
@@ -155,7 +159,7 @@ async function main(): Promise<number> {
         const w1Median = result.workloads.w1?.find((x) => x.subject === s.id)?.median?.msgsPerSec;
         const t0 = performance.now();
         try {
-          const f = await within(runOne(w, s, o, calibration.iterations, w1Median), rowTimeoutMs, `${w} ${s.label}`);
+          const f = await within(runOne(w, s, o, result.calibration?.iterations ?? 0, w1Median), rowTimeoutMs, `${w} ${s.label}`);
           row.runs.push(f);
           console.log(`${w} run ${run}/${o.runs}  ${s.label}: ${summary(w, f)}  (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
         } catch (err) {

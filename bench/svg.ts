@@ -157,7 +157,7 @@ export function benchChart(r: SuiteResult): string {
       format: fmtInt,
     },
     {
-      title: `W2 CPU-bound (${r.calibration.targetMicros} µs handler): % of ideal (threads x ${IDEAL_PER_THREAD.toLocaleString('en-US')}/s)`,
+      title: `W2 CPU-bound (${r.calibration?.targetMicros ?? 50} µs handler): % of ideal (threads x ${IDEAL_PER_THREAD.toLocaleString('en-US')}/s)`,
       series: ['% of ideal'],
       rows: rows('w2', (s) => [num(med(r, 'w2', s, 'shareOfIdeal')) * 100]),
       format: (v) => `${v.toFixed(0)} %`,
