@@ -10,7 +10,9 @@
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { createRuntime, type ActorDefinition } from '../runtime/index.js';
-import { header, median, percentile, table, writeResult } from './machine.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { header, machine, median, percentile, table } from './machine.js';
+import { defaultResultsDir, fixture } from './paths.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: number): number => {
@@ -20,8 +22,8 @@ const arg = (name: string, def: number): number => {
 const QUICK = args.includes('--quick');
 const CALLS = QUICK ? 500 : arg('calls', 5000);
 const RUNS = QUICK ? 1 : arg('runs', 3);
-const ECHO = new URL('../../bench/fixtures/echo.js', import.meta.url);
-const ECHO_ACTOR = new URL('../../bench/fixtures/echo-actor.js', import.meta.url);
+const ECHO = fixture('echo.js');
+const ECHO_ACTOR = fixture('echo-actor.js');
 /** The type of bench/fixtures/echo-actor.js's default export. */
 type EchoActor = ActorDefinition<{ n: number }, unknown, unknown, { bump: (state: { n: number }, by: number) => { n: number } }>;
 const MSG = { id: 1, user: 'user-000042', sku: 'SKU-ABCDEFGH', qty: 3 };
@@ -127,7 +129,12 @@ async function main(): Promise<void> {
     });
   }
   table(rows);
-  console.log(`\nwrote ${writeResult('ask', { calls: CALLS, runs: RUNS, raw, rows })}`);
+  mkdirSync(defaultResultsDir, { recursive: true });
+  const file = new URL(`ask-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, defaultResultsDir);
+  const data = JSON.stringify({ machine: machine(), calls: CALLS, runs: RUNS, raw, rows }, null, 2);
+  writeFileSync(file, data);
+  writeFileSync(new URL('ask-latest.json', defaultResultsDir), data);
+  console.log(`\nwrote ${file.pathname}`);
 }
 
 await main();

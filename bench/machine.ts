@@ -1,5 +1,4 @@
 import { cpus, totalmem } from 'node:os';
-import { mkdirSync, writeFileSync } from 'node:fs';
 
 export function machine(): { cpu: string; cores: number; memGiB: number; node: string } {
   const c = cpus();
@@ -18,14 +17,6 @@ export function table(rows: Array<Record<string, string | number>>): void {
   const line = (vals: string[]): string => vals.map((v, i) => v.padStart(w[i]!)).join('  ');
   console.log(line(cols));
   for (const r of rows) console.log(line(cols.map((c) => String(r[c]))));
-}
-
-export function writeResult(name: string, data: unknown): string {
-  const dir = new URL('../../bench/results/', import.meta.url);
-  mkdirSync(dir, { recursive: true });
-  const file = new URL(`${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, dir);
-  writeFileSync(file, JSON.stringify({ machine: machine(), ...(data as object) }, null, 2));
-  return file.pathname;
 }
 
 export function percentile(sorted: Float64Array | number[], p: number): number {

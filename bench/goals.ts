@@ -1,0 +1,66 @@
+/**
+ * The issue's targets (#6), checked against one run's medians: each line
+ * says what was asked, what was measured, and by how much it was met or
+ * missed. Nothing here fails the run: a benchmark reports, it does not judge.
+ */
+import { med, type SuiteResult } from './report.js';
+
+export interface GoalLine {
+  goal: string;
+  measured: string;
+  met: boolean | null; // null: not measured in this run
+}
+
+const f = (x: number, d = 1): string => x.toLocaleString('en-US', { maximumFractionDigits: Math.abs(x) >= 100 ? 0 : d });
+
+/** `got` against `want` where higher is better (or lower, with `lowerIsBetter`). */
+function check(goal: string, got: number | undefined, want: number | undefined, unit: string, lowerIsBetter = false): GoalLine {
+  if (got === undefined || want === undefined || !Number.isFinite(got) || !Number.isFinite(want)) return { goal, measured: 'not measured', met: null };
+  const met = lowerIsBetter ? got <= want : got >= want;
+  const by = lowerIsBetter ? got / want : want / got;
+  const measured = `${f(got, 2)}${unit} vs ${f(want, 2)}${unit}` + (met ? '' : ` (missed: ${f(by, 2)}x ${lowerIsBetter ? 'over' : 'short'})`);
+  return { goal, measured, met };
+}
+
+export function goals(r: SuiteResult): GoalLine[] {
+  const out: GoalLine[] = [];
+  for (const t of [1, 2]) {
+    const rp = med(r, 'w1', `ringpool-${t}t`, 'msgsPerSec');
+    const th = t === 1 ? 'thread' : 'threads';
+    if (t === 1) out.push(check('W1 ringpool 1 thread >= hand-written ring (msgs/s)', rp, med(r, 'w1', 'ring-1t', 'msgsPerSec'), ''));
+    const batched = med(r, 'w1', `piscina-batch-${t}t`, 'msgsPerSec');
+    out.push(check(`W1 ringpool ${t} ${th} >= 3x piscina batched`, rp, batched === undefined ? undefined : 3 * batched, ''));
+    const run = med(r, 'w1', `piscina-run-${t}t`, 'msgsPerSec');
+    out.push(check(`W1 ringpool ${t} ${th} >= 70x piscina.run`, rp, run === undefined ? undefined : 70 * run, ''));
+  }
+  for (const t of [1, 2]) {
+    const share = med(r, 'w2', `ringpool-${t}t`, 'shareOfIdeal');
+    out.push(check(`W2 ringpool ${t} thread${t === 1 ? '' : 's'} >= 95 % of ideal`, share === undefined ? undefined : share * 100, 95, ' %'));
+    const peers = (r.workloads.w2 ?? []).filter((row) => row.system !== 'ringpool' && row.threads === t && row.median !== null);
+    const best = peers.reduce<{ label: string; v: number } | null>((b, row) => {
+      const v = row.median!.msgsPerSec!;
+      return b === null || v > b.v ? { label: row.label, v } : b;
+    }, null);
+    const g = check(`W2 ringpool ${t} thread${t === 1 ? '' : 's'} beats every peer on as many threads`, med(r, 'w2', `ringpool-${t}t`, 'msgsPerSec'), best?.v, ' msg/s');
+    if (best !== null) g.measured += ` (best peer: ${best.label})`;
+    out.push(g);
+  }
+  for (const t of [1, 2]) {
+    out.push(check(`W3 ringpool ${t}t send p99 <= 2 µs`, med(r, 'w3', `ringpool-${t}t`, 'sendP99Us'), 2, ' µs', true));
+    out.push(check(`W3 ringpool ${t}t burst drained in < 500 ms`, med(r, 'w3', `ringpool-${t}t`, 'drainMs'), 500, ' ms', true));
+  }
+  for (const t of [1, 2]) {
+    out.push(check(`W4 ringpool ${t}t e2e p50 <= 30 µs at the fixed rate`, med(r, 'w4', `ringpool-${t}t`, 'fixed.p50Us'), 30, ' µs', true));
+    out.push(check(`W4 ringpool ${t}t e2e p99 <= 100 µs at the fixed rate`, med(r, 'w4', `ringpool-${t}t`, 'fixed.p99Us'), 100, ' µs', true));
+  }
+  for (const t of [1, 2]) {
+    out.push(check(`W5 ringpool ${t}t MB/s >= raw postMessage ${t}t`, med(r, 'w5', `ringpool-${t}t`, 'mbPerSec'), med(r, 'w5', `postmessage-${t}t`, 'mbPerSec'), ' MB/s'));
+  }
+  return out;
+}
+
+export function goalsText(lines: GoalLine[], quick: boolean): string {
+  const mark = (m: boolean | null): string => (m === null ? '  -  ' : m ? ' met ' : 'MISSED');
+  const title = `## Targets from issue #6 (this run${quick ? '; quick mode: the figures mean nothing' : ''})`;
+  return [title, ...lines.map((l) => `${mark(l.met)}  ${l.goal}: ${l.measured}`)].join('\n');
+}

@@ -1,0 +1,141 @@
+/**
+ * The rows of the benchmark: each system in each configuration, and which
+ * workloads it runs. ringpool's knobs (codec, metrics, keys) are rows of
+ * their own on the workloads where they matter.
+ */
+import { openNaiveRing } from './naive-ring.js';
+import type { Subject, WorkloadId } from './session.js';
+import { openBullmq, redisAvailable, redisUrl } from './systems/bullmq.js';
+import { openPiscina } from './systems/piscina.js';
+import { openPostMessage } from './systems/post-message.js';
+import { openRingpool, type RingpoolConfig } from './systems/ringpool.js';
+import { openTinypool } from './systems/tinypool.js';
+import { openWorkerpool } from './systems/workerpool.js';
+
+const ALL: readonly WorkloadId[] = ['w1', 'w2', 'w3', 'w4', 'w5'];
+const always = async (): Promise<null> => null;
+const threadsLabel = (n: number): string => (n === 1 ? '1 thread' : `${n} threads`);
+
+export interface LineupOptions {
+  /** BullMQ worker concurrency. */
+  bullmqConcurrency: number;
+}
+
+function ringpool(threads: number, knobs: Partial<RingpoolConfig>, workloads: readonly WorkloadId[]): Subject {
+  const cfg: RingpoolConfig = { threads, codec: 'json', metrics: false, keys: 0, ...knobs };
+  const parts = [
+    cfg.codec !== 'json' ? `codec ${cfg.codec}` : '',
+    cfg.metrics ? 'metrics on' : '',
+    cfg.keys > 0 ? `keyed (${cfg.keys.toLocaleString('en-US')} keys)` : '',
+  ].filter(Boolean);
+  const suffix = [cfg.codec !== 'json' ? cfg.codec : '', cfg.metrics ? 'metrics' : '', cfg.keys > 0 ? 'keyed' : ''].filter(Boolean);
+  return {
+    id: ['ringpool', `${threads}t`, ...suffix].join('-'),
+    label: ['ringpool', threadsLabel(threads), ...parts].join(', '),
+    system: 'ringpool',
+    threads,
+    speed: 'fast',
+    payload: cfg.codec === 'raw' ? 'bytes' : 'object',
+    workloads,
+    available: always,
+    open: (spec) => openRingpool(cfg, spec),
+  };
+}
+
+export function lineup(o: LineupOptions): Subject[] {
+  const rows: Subject[] = [];
+  for (const t of [1, 2]) rows.push(ringpool(t, {}, ALL));
+  for (const t of [1, 2]) rows.push(ringpool(t, { metrics: true }, ['w1', 'w3']));
+  for (const t of [1, 2]) rows.push(ringpool(t, { codec: 'v8' }, t === 1 ? ['w1', 'w5'] : ['w1']));
+  for (const t of [1, 2]) rows.push(ringpool(t, { codec: 'raw' }, t === 1 ? ['w1', 'w5'] : ['w1']));
+  for (const t of [1, 2]) rows.push(ringpool(t, { keys: 1000 }, ['w1']));
+
+  rows.push({
+    id: 'ring-1t',
+    label: 'hand-written SAB ring (the ceiling), 1 thread',
+    system: 'ring',
+    threads: 1,
+    speed: 'fast',
+    payload: 'object',
+    workloads: ALL,
+    available: always,
+    open: (spec) => openNaiveRing(spec.handler, spec.burst ? 16 << 20 : 8 << 20),
+  });
+  for (const t of [1, 2]) {
+    rows.push({
+      id: `piscina-run-${t}t`,
+      label: `piscina.run per message, ${threadsLabel(t)}`,
+      system: 'piscina.run',
+      threads: t,
+      speed: 'task',
+      payload: 'object',
+      workloads: ALL,
+      available: always,
+      open: (spec) => openPiscina({ threads: t, batch: 1, lingerMs: 0, window: spec.burst ? Infinity : 1024 }, spec.handler),
+    });
+  }
+  for (const t of [1, 2]) {
+    rows.push({
+      id: `piscina-batch-${t}t`,
+      label: `piscina, 100 messages per run(), ${threadsLabel(t)}`,
+      system: 'piscina batched',
+      threads: t,
+      speed: 'fast',
+      payload: 'object',
+      workloads: ALL,
+      available: always,
+      open: (spec) => openPiscina({ threads: t, batch: 100, lingerMs: 1, window: spec.burst ? Infinity : 64 }, spec.handler),
+    });
+  }
+  for (const t of [1, 2]) {
+    rows.push({
+      id: `tinypool-${t}t`,
+      label: `tinypool.run per message, ${threadsLabel(t)}`,
+      system: 'tinypool',
+      threads: t,
+      speed: 'task',
+      payload: 'object',
+      workloads: ALL,
+      available: always,
+      open: (spec) => openTinypool({ threads: t, batch: 1, lingerMs: 0, window: spec.burst ? Infinity : 1024 }, spec.handler),
+    });
+  }
+  for (const t of [1, 2]) {
+    rows.push({
+      id: `workerpool-${t}t`,
+      label: `workerpool.exec per message, ${threadsLabel(t)}`,
+      system: 'workerpool',
+      threads: t,
+      speed: 'task',
+      payload: 'object',
+      workloads: ALL,
+      available: always,
+      open: (spec) => openWorkerpool({ threads: t, batch: 1, lingerMs: 0, window: spec.burst ? Infinity : 1024 }, spec.handler),
+    });
+  }
+  for (const t of [1, 2]) {
+    rows.push({
+      id: `postmessage-${t}t`,
+      label: `raw worker_threads postMessage + ack, ${threadsLabel(t)}`,
+      system: 'postMessage',
+      threads: t,
+      speed: 'fast',
+      payload: 'object',
+      workloads: ALL,
+      available: always,
+      open: (spec) => openPostMessage(t, spec.handler, spec.burst ? Infinity : 1024),
+    });
+  }
+  rows.push({
+    id: 'bullmq',
+    label: `BullMQ on local Redis, in-process worker, concurrency ${o.bullmqConcurrency}`,
+    system: 'BullMQ',
+    threads: 1,
+    speed: 'redis',
+    payload: 'object',
+    workloads: ALL,
+    available: () => redisAvailable(redisUrl()),
+    open: (spec) => openBullmq(o.bullmqConcurrency, spec.handler, spec.burst ? Infinity : 1000),
+  });
+  return rows;
+}
