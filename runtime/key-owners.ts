@@ -14,7 +14,7 @@
  * - A move goes through OWNER_MOVING (CAS), so a consumer never reads a
  *   half-made decision: it defers what it claims meanwhile.
  */
-import { KEY_SLOTS, KEY_WORDS, K_DONE, K_OWNER, K_SENT, K_STATES, MAX_CONSUMERS, OWNER_MOVING } from './shared/layout.js';
+import { KEY_SLOTS, KEY_WORDS, K_DONE, K_OWNER, K_SENT, K_STATES, MAX_CONSUMERS, OWNER_MOVING, OWNER_NONE } from './shared/layout.js';
 
 export interface OwnerView {
   /** Slots whose loops run now and may take keys. */
@@ -25,6 +25,16 @@ export interface OwnerView {
   actor: boolean;
   /** True when the dispatcher holds messages of this entry (they would be out of order across a move). */
   holds(entry: number): boolean;
+}
+
+/** A slot's loop is over: its entries have no owner (and no live state) any more. */
+export function releaseOwner(kt: Int32Array, slot: number): void {
+  for (let s = 0; s < KEY_SLOTS; s++) {
+    const w = s * KEY_WORDS;
+    if (Atomics.load(kt, w + K_OWNER) !== slot) continue;
+    Atomics.store(kt, w + K_STATES, 0);
+    Atomics.store(kt, w + K_OWNER, OWNER_NONE);
+  }
 }
 
 /**
@@ -79,10 +89,15 @@ export function assignKeyOwners(kt: Int32Array, view: OwnerView): boolean {
         if (pass === 0 && !u) continue;
         const to = least(by);
         if (by[to]! + 1 >= by[o]!) break;
-        if (Atomics.compareExchange(kt, w + K_OWNER, o, OWNER_MOVING) !== o) continue;
-        const clean =
+        const clean = (): boolean =>
           !view.holds(s) && (!view.actor || (Atomics.load(kt, w + K_SENT) === Atomics.load(kt, w + K_DONE) && Atomics.load(kt, w + K_STATES) === 0));
-        if (!clean) {
+        // A first look without the CAS (no churn on entries that are busy), then the real check under OWNER_MOVING.
+        if (!clean()) {
+          waiting = true;
+          continue;
+        }
+        if (Atomics.compareExchange(kt, w + K_OWNER, o, OWNER_MOVING) !== o) continue;
+        if (!clean()) {
           Atomics.store(kt, w + K_OWNER, o);
           waiting = true;
           continue;

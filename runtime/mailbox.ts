@@ -63,7 +63,7 @@ import {
 } from './shared/layout.js';
 import { Producer, type SendOptions } from './shared/producer.js';
 import type { ConsumerTask, LoopResult, ProbeResult, RingRef, WorkerControl, WorkerEvent, WorkerStats } from './shared/protocol.js';
-import { assignKeyOwners } from './key-owners.js';
+import { assignKeyOwners, releaseOwner } from './key-owners.js';
 import { REPLY_RING_BYTES, Replies } from './replies.js';
 import { Ring } from './shared/ring.js';
 import { DeadLetterStore, type DeadLetter, type DeadLetterReason } from './dead-letters.js';
@@ -480,9 +480,13 @@ export class Mailbox {
     const current = crashed && !several ? Atomics.load(i32, ring.slotWord(c.slot, S_CUR_UNIT)) : -1;
     c.state = 'dead';
     // Not RUNNING any more before anything is taken back: a thread handing a
-    // keyed record to this slot sees it and takes the record back (route()).
+    // keyed record to this slot checks that under its guard (route()), so once
+    // no guard is SENDING, no push to this slot is under way or can start.
     Atomics.store(i32, ring.slotWord(c.slot, S_STATUS), SLOT_IDLE);
+    this.waitForGuards(c.slot);
     this.resetHandoff(c.slot);
+    // Its keys have no owner now (their state died with the thread, or was passivated as it stopped).
+    releaseOwner(this.keyTable, c.slot);
     const info: ErrorInfo = {
       name: 'WorkerCrash',
       message: `worker thread ${c.threadId} died while handling this message: ${err?.message ?? 'unknown'}`,
@@ -504,6 +508,20 @@ export class Mailbox {
     // Its keys go to the threads left (their state died with it, or was passivated as it stopped).
     this.assignKeys();
     if (!this.stopped && this.host.running()) this.fillToDesired();
+  }
+
+  /** Wait (a few µs: guards cover a few instructions) until no other loop is inside its guard. */
+  private waitForGuards(except: number): void {
+    const ring = this.ring;
+    const until = performance.now() + 10;
+    for (let s = 0; s < MAX_CONSUMERS; s++) {
+      if (s === except || this.slotBusy[s] === 0) continue;
+      const w = ring.slotWord(s, S_GUARD);
+      while (Atomics.load(ring.i32, w) === GUARD_SENDING) {
+        // A thread that died inside its guard never lets go: do not wait for it forever.
+        if (performance.now() > until) break;
+      }
+    }
   }
 
   /** An empty hand-off queue for a slot whose loop is over (a kill may have cut a pop short). */
@@ -1024,10 +1042,14 @@ export class Mailbox {
           reject(e);
         },
       };
-      this.sendAsync(payload, key === undefined ? undefined : { key }, signal, timeoutMs, flags, (sent) => {
-        id = sent;
-        if (!settled) this.replies.add(sent, open);
-      }).catch(giveUp);
+      try {
+        this.sendAsync(payload, key === undefined ? undefined : { key }, signal, timeoutMs, flags, (sent) => {
+          id = sent;
+          if (!settled) this.replies.add(sent, open);
+        }).catch(giveUp);
+      } catch (err) {
+        giveUp(err); // refused at once (too large, unserializable, ...): no timer or listener left behind
+      }
     });
   }
 

@@ -10,7 +10,6 @@ import type { RingRef, WorkerStats } from './shared/protocol.js';
 import type { DeadLetter, DeadLetters } from './dead-letters.js';
 import { Mailbox, type HandlerTimeoutEvent, type MailboxHost, type MailboxStats, type ScaleEvent, type WorkerCrashEvent } from './mailbox.js';
 import { resolveRuntime, type ResolvedRuntime, type RuntimeOptions } from './options.js';
-import type * as ComlinkTypes from 'comlink';
 import { FLAG_ASK, FLAG_CALL } from './shared/layout.js';
 import { describeValue } from './shared/errors.js';
 import type { ActorDefinition, ActorMessage, ActorMethods, ActorReply, KeyedMethods, MethodArgs } from '../workers/actor.js';
@@ -31,15 +30,14 @@ export interface ActorRefOptions {
 }
 
 /**
- * A typed reference to an actor mailbox, in comlink's shape: `ask.method(key, ...args)`
- * returns a Promise of the method's result (comlink's `RemoteObject` type over
- * the actor's methods bound to a key); `tell.method(key, ...args)` sends and
- * returns the message id.
+ * A typed reference to an actor mailbox, in comlink's `Remote` shape:
+ * `ask.method(key, ...args)` returns a Promise of the method's result;
+ * `tell.method(key, ...args)` sends and returns the message id.
  */
 export interface ActorRef<T extends ActorDefinition> {
   readonly mailbox: string;
   /** Call a method and wait for its result. */
-  readonly ask: ComlinkTypes.RemoteObject<KeyedMethods<T>>;
+  readonly ask: KeyedMethods<T>;
   /** Call a method, fire and forget (the message id; throws RINGPOOL_QUEUE_FULL when the ring is full). */
   readonly tell: { [K in keyof ActorMethods<T>]: (key: string, ...args: MethodArgs<ActorMethods<T>[K]>) => number };
   /** Send `msg` to the actor's handle() for `key` and wait for its result. */

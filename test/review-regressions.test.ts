@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { DeadLetterEvent, WorkerCrashEvent } from 'ringpool';
-import { fixture, runtime } from './helpers.js';
+import { expectCode, fixture, runtime, until } from './helpers.js';
 
 describe('regressions found in review', () => {
   it('a delayed ctx.send made just before the thread dies is not lost', async () => {
@@ -81,5 +81,50 @@ describe('regressions found in review', () => {
     const [dl] = rt.deadLetters('m').list();
     expect(dl!.attempts).toBe(3);
     expect(dl!.firstError!.message.length).toBeGreaterThan(100);
+  });
+
+  it('actors: a message for a key whose passivate hook is still running waits for the hook before init() runs again', async () => {
+    const bc = new BroadcastChannel('ringpool-test-passivate');
+    const hooks: Array<{ hook: string; key: string; at: number }> = [];
+    bc.onmessage = (ev: MessageEvent) => hooks.push(ev.data);
+    try {
+      const rt = runtime({ mailboxes: { a: { handler: fixture('slow-passivate-actor.js'), minThreads: 1, maxThreads: 1, autoscale: false } } });
+      await rt.start();
+      expect(await rt.ask('a', {}, { key: 'K' })).toMatchObject({ n: 1 });
+      await until(() => hooks.some((h) => h.hook === 'start'), 5_000, 'the hook to start');
+      const r = (await rt.ask('a', {}, { key: 'K' })) as { n: number; at: number };
+      const end = hooks.find((h) => h.hook === 'end');
+      expect(end).toBeDefined(); // the reply came after the hook ended
+      expect(r.n).toBe(1); // a fresh state from init()
+      expect(r.at).toBeGreaterThanOrEqual(end!.at);
+    } finally {
+      bc.close();
+    }
+  });
+
+  it('actors: a passivate hook that never settles does not keep the retired thread’s keys from moving (bounded by leaseMs)', async () => {
+    const rt = runtime({
+      mailboxes: { a: { handler: fixture('hang-passivate-actor.js'), minThreads: 2, maxThreads: 2, autoscale: false, leaseMs: 500 } },
+    });
+    await rt.start();
+    const keys = Array.from({ length: 20 }, (_, k) => `k${k}`);
+    const first = (await Promise.all(keys.map((k) => rt.ask('a', {}, { key: k })))) as Array<{ thread: number }>;
+    expect(new Set(first.map((f) => f.thread)).size).toBe(2);
+    rt.resize('a', 1);
+    await until(() => rt.stats('a').threads === 1, 10_000, 'one thread');
+    // every key answers, those of the retired thread from a fresh state on the thread left
+    const after = (await Promise.all(keys.map((k) => rt.ask('a', {}, { key: k, timeoutMs: 5_000 })))) as Array<{ n: number; thread: number }>;
+    expect(new Set(after.map((a) => a.thread)).size).toBe(1);
+    after.forEach((a, i) => expect(a.n).toBe(first[i]!.thread === after[0]!.thread ? 2 : 1));
+  });
+
+  it('ask: a send refused at once (unserializable) leaves no timer or abort listener behind', async () => {
+    const rt = runtime({ mailboxes: { d: { handler: fixture('double.js'), minThreads: 1, maxThreads: 1, autoscale: false } } });
+    await rt.start();
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    const ac = new AbortController();
+    await expectCode(rt.ask('d', { n: 1n }, { timeoutMs: 60_000, signal: ac.signal }), 'RINGPOOL_UNSERIALIZABLE');
+    expect(timers()).toBe(before);
   });
 });

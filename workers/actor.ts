@@ -31,8 +31,8 @@ export interface ActorSpec<S, M, R, Methods extends Record<string, ActorMethod<S
   init?: (key: string) => S | Promise<S>;
   /** Runs a message sent with send()/ask(): mutate `state` in place; the return value is ask()'s reply. */
   handle?: (state: S, msg: M, ctx: HandlerContext) => R | Promise<R>;
-  /** Named operations for typed proxies: `rt.actor<typeof def>(mailbox).ask.name(key, ...args)`. */
-  methods?: Methods;
+  /** Named operations for typed proxies: `rt.actor<typeof def>(mailbox).ask.name(key, ...args)`. `this` is the message context. */
+  methods?: Methods & { [K in keyof Methods]: (this: HandlerContext, state: S, ...args: any[]) => unknown } & ThisType<HandlerContext>;
   /** Drop a key's state after this long without a message (the passivate hook runs first). @default 60000; Infinity keeps it. */
   idleMs?: number;
   /** Called when a key's state is dropped: after idleMs, and when the thread is retired (not on a crash). */
@@ -46,7 +46,7 @@ export interface ActorDefinition<S = any, M = any, R = any, Methods extends Reco
 
 /** Define an actor: the default export of a handler module. */
 export function actor<S, M = unknown, R = unknown, Methods extends Record<string, ActorMethod<S>> = {}>(
-  spec: ActorSpec<S, M, R, Methods> & ThisType<HandlerContext>,
+  spec: ActorSpec<S, M, R, Methods>,
 ): ActorDefinition<S, M, R, Methods> {
   if (spec === null || typeof spec !== 'object') throw new TypeError('actor(spec): spec must be an object');
   for (const name of ['init', 'handle', 'passivate'] as const) {
@@ -80,5 +80,10 @@ export type ActorMethods<T> = T extends ActorDefinition<any, any, any, infer Met
 export type ActorMessage<T> = T extends ActorDefinition<any, infer M, any, any> ? M : never;
 /** The reply type of `handle`. */
 export type ActorReply<T> = T extends ActorDefinition<any, any, infer R, any> ? Awaited<R> : never;
-/** Each method, bound to a key: `(key, ...args) => result`. comlink's Remote<> of this is the ask proxy. */
-export type KeyedMethods<T> = { [K in keyof ActorMethods<T>]: (key: string, ...args: MethodArgs<ActorMethods<T>[K]>) => ReturnType<ActorMethods<T>[K]> };
+/**
+ * The ask proxy's type, in comlink's `Remote` shape: each method bound to a key,
+ * returning a promise of its (awaited) result: `(key, ...args) => Promise<R>`.
+ */
+export type KeyedMethods<T> = {
+  [K in keyof ActorMethods<T>]: (key: string, ...args: MethodArgs<ActorMethods<T>[K]>) => Promise<Awaited<ReturnType<ActorMethods<T>[K]>>>;
+};

@@ -22,8 +22,6 @@ import {
   FLAG_SUSPECT,
   FLAG_ASK,
   FLAG_CALL,
-  GUARD_FREE,
-  GUARD_SENDING,
   K_OWNER,
   K_STATES,
   ST_CLAIMED,
@@ -47,6 +45,7 @@ import {
 import { Producer, type SendOptions } from '../runtime/shared/producer.js';
 import type { ConsumerTask, LoopResult, ProbeResult, ProbeTask, WorkerControl, WorkerEvent, WorkerStats } from '../runtime/shared/protocol.js';
 import { handoffPop, handoffPush, handoffReady } from '../runtime/shared/handoff.js';
+import { acquireGuard, releaseGuard } from '../runtime/shared/guard.js';
 import { Ring } from '../runtime/shared/ring.js';
 import { H_END_TO_END, H_PROCESSING, H_QUEUE_WAIT, HistogramWriter, blockOffset, observe } from '../runtime/shared/histogram.js';
 import { MessageContext, type ContextHost, type Handler } from './context.js';
@@ -63,6 +62,7 @@ const YIELD_EVERY_MS = 5;
 
 const origin = performance.timeOrigin;
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Import a handler module and check its default export (also used by the dispatcher's start() probe). */
 async function loadHandler(url: string): Promise<Handler | ActorDefinition> {
@@ -137,6 +137,15 @@ class ConsumerLoop implements ContextHost, WorkerControl {
   private scratch = new Int32Array(1);
   /** The last take() claimed or popped something (even if all of it went to other threads). */
   private took = false;
+  /** Records this loop claimed for another thread whose hand-off queue was full: pushed again before anything new is claimed. */
+  private stalled = new Int32Array(1);
+  private stalledN = 0;
+  /** This take() handed something over: wake parked threads once, at its end. */
+  private handedOff = false;
+  /** Keys whose passivate hook is running: a message for one waits for it before init() runs again. */
+  private readonly passivating = new Map<string, Promise<void>>();
+  /** Set when the loop has ended: a passivation finishing later no longer touches the key table. */
+  private statesReleased = false;
   private acked = 0;
   private nacked = 0;
   /** Claim size; starts small so a slow handler's first batch does not hoard, then follows the handler's speed. */
@@ -247,6 +256,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     const maxBatch = out.length;
     const again = new Int32Array(maxBatch);
     this.scratch = new Int32Array(maxBatch);
+    this.stalled = new Int32Array(maxBatch);
     this.batch = Math.min(this.batch, maxBatch);
     let lastYield = performance.now();
     const hw = new HistogramWriter(this.task.metricsSab);
@@ -266,7 +276,14 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       }
       let n = this.take(out, this.batch);
       if (n === 0) {
-        if (this.took) continue; // all of it went to the threads that own its keys
+        if (this.took || this.stalledN > 0) {
+          // All of it went to the threads that own its keys, or waits for room in an owner's queue.
+          if (!this.took) await sleep(1);
+          else if (performance.now() - lastYield > YIELD_EVERY_MS) await yieldToLoop();
+          else continue;
+          lastYield = performance.now();
+          continue;
+        }
         await this.park();
         lastYield = performance.now();
         continue;
@@ -359,7 +376,9 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     const { ring, keys, c } = this;
     let m = handoffReady(keys, c) ? this.popHandoff(out, 0, max) : 0;
     this.took = m > 0;
-    if (m >= max) return m;
+    if (this.stalledN > 0) m = this.retryStalled(out, m, max);
+    // While an owner's queue is full, claim nothing new: the owner is the bottleneck, and this is its backpressure.
+    if (m >= max || this.stalledN > 0) return this.endTake(m);
     const scratch = this.scratch;
     const n = ring.claim(c, max - m, scratch);
     if (n > 0) this.took = true;
@@ -368,12 +387,42 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       if ((ring.flags(u) & FLAG_KEYED) !== 0) {
         const owner = Atomics.load(keys, ring.keySlot(u) * KEY_WORDS + K_OWNER);
         if (owner !== c) {
-          this.route(u, owner);
+          if (!this.route(u, owner)) this.stalled[this.stalledN++] = u;
           continue;
         }
       }
       out[m++] = u;
     }
+    return this.endTake(m);
+  }
+
+  private endTake(m: number): number {
+    if (this.handedOff) {
+      this.handedOff = false;
+      this.ring.wakeAllIfSleeping();
+    }
+    return m;
+  }
+
+  /** Push again what did not fit in an owner's queue (or run it, if the key is ours now). */
+  private retryStalled(out: Int32Array, m: number, max: number): number {
+    const { ring, keys, c, stalled } = this;
+    const mine = ST_CLAIMED + c;
+    let k = 0;
+    for (let i = 0; i < this.stalledN; i++) {
+      const u = stalled[i]!;
+      if (Atomics.load(ring.state, u) !== mine) continue; // taken back by the dispatcher
+      const owner = Atomics.load(keys, ring.keySlot(u) * KEY_WORDS + K_OWNER);
+      if (owner === c && m < max) {
+        out[m++] = u;
+        this.took = true;
+      } else if (owner === c || !this.route(u, owner)) {
+        stalled[k++] = u;
+      } else {
+        this.took = true;
+      }
+    }
+    this.stalledN = k;
     return m;
   }
 
@@ -393,39 +442,42 @@ class ConsumerLoop implements ContextHost, WorkerControl {
 
   /**
    * Hand a claimed keyed record to the thread that owns its key: move the
-   * claim (CAS of the state byte), push the unit on the owner's queue, wake
-   * it. Under the slot's guard, so a lease kill never lands mid-push. When
-   * the owner is not running (retiring, dead, none yet) or its queue is full,
-   * the record goes to the dispatcher, which holds it until the key has a
-   * running owner.
+   * claim (CAS of the state byte), push the unit on the owner's queue. Under
+   * this thread's guard, with the owner's status and ownership checked inside
+   * it: the dispatcher, after it marks a slot IDLE, waits until no guard is
+   * SENDING before it resets that slot's queue and recovers it, so a push
+   * either lands before that recovery (which takes the record back) or sees
+   * the owner gone. When the owner is not running, or the key is moving, the
+   * record goes to the dispatcher, which holds it until the key has a running
+   * owner. Returns false when the owner's queue is full: the record stays
+   * claimed by this loop, to be pushed again.
    */
-  private route(u: number, owner: number): void {
+  private route(u: number, owner: number): boolean {
     const { ring, keys, i32, c } = this;
     const mine = ST_CLAIMED + c;
-    if (owner >= 0 && Atomics.load(i32, ring.slotWord(owner, S_STATUS)) === SLOT_RUNNING) {
-      if (Atomics.compareExchange(i32, this.wGuard, GUARD_FREE, GUARD_SENDING) === GUARD_FREE) {
-        const theirs = ST_CLAIMED + owner;
-        let pushed = false;
-        let moved = false;
-        try {
-          moved = Atomics.compareExchange(ring.state, u, mine, theirs) === mine;
-          if (moved) {
-            pushed = handoffPush(keys, owner, u);
-            if (!pushed) Atomics.compareExchange(ring.state, u, theirs, mine);
+    if (owner >= 0 && acquireGuard(i32, this.wGuard)) {
+      let full = false;
+      try {
+        if (
+          Atomics.load(i32, ring.slotWord(owner, S_STATUS)) === SLOT_RUNNING &&
+          Atomics.load(keys, ring.keySlot(u) * KEY_WORDS + K_OWNER) === owner
+        ) {
+          const theirs = ST_CLAIMED + owner;
+          if (Atomics.compareExchange(ring.state, u, mine, theirs) !== mine) return true; // the dispatcher took it from us
+          if (handoffPush(keys, owner, u)) {
+            this.handedOff = true;
+            return true;
           }
-        } finally {
-          Atomics.store(i32, this.wGuard, GUARD_FREE);
+          Atomics.compareExchange(ring.state, u, theirs, mine);
+          full = true;
         }
-        if (!moved) return; // the dispatcher took it from us meanwhile
-        if (pushed) {
-          ring.wakeAllIfSleeping();
-          // The owner stopped meanwhile: take the record back if it is still there (recovery may have it already).
-          if (Atomics.load(i32, ring.slotWord(owner, S_STATUS)) === SLOT_RUNNING) return;
-          if (Atomics.compareExchange(ring.state, u, theirs, mine) !== theirs) return;
-        }
+      } finally {
+        releaseGuard(i32, this.wGuard);
       }
+      if (full) return false;
     }
     if (Atomics.load(ring.state, u) === mine) this.defer(u);
+    return true;
   }
 
   // ---- keyed ordering ----
@@ -471,12 +523,12 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     }
     const id = this.ring.id(unit);
     const { i32, wGuard } = this;
-    if (Atomics.compareExchange(i32, wGuard, GUARD_FREE, GUARD_SENDING) !== GUARD_FREE) return false;
+    if (!acquireGuard(i32, wGuard)) return false;
     let ok = false;
     try {
       ok = this.replies.write(codec, bytes, null, 0, 1, id, 0, 0, codec.ascii);
     } finally {
-      Atomics.store(i32, wGuard, GUARD_FREE);
+      releaseGuard(i32, wGuard);
     }
     if (!ok) this.post({ type: 'reply', id, payload: codec.preparedBytes(), ascii: codec.ascii });
     return true;
@@ -505,6 +557,9 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     }
     const e = this.states.get(key);
     if (e !== undefined) return this.runActor(e, payload, method, ctx);
+    // The key's passivate hook is still running (it may be saving the state init() will load): wait for it.
+    const pending = this.passivating.get(key);
+    if (pending !== undefined) return pending.then(() => this.actorInvoke(payload, flags, ctx, keySlot));
     const made = def.init === undefined ? undefined : def.init(key);
     if (isThenable(made)) return Promise.resolve(made).then((st) => this.runActor(this.addState(key, st, keySlot), payload, method, ctx));
     return this.runActor(this.addState(key, made, keySlot), payload, method, ctx);
@@ -523,7 +578,13 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     e.busy++;
     let r: unknown;
     try {
-      r = method !== undefined ? method.apply(ctx, [e.state, ...(payload as unknown[]).slice(1)]) : this.def!.handle!(e.state, payload, ctx);
+      if (method !== undefined) {
+        // [name, ...args] -> (state, ...args): the decoded array is ours to reuse.
+        (payload as unknown[])[0] = e.state;
+        r = method.apply(ctx, payload as unknown[]);
+      } else {
+        r = this.def!.handle!(e.state, payload, ctx);
+      }
     } catch (err) {
       e.busy--;
       e.lastUsed = performance.now();
@@ -552,20 +613,40 @@ class ConsumerLoop implements ContextHost, WorkerControl {
   }
 
   /** Drop one key's state: the hook first, then the count in the key table (so the key cannot move before the hook is done). */
-  private async passivate(key: string, e: StateEntry): Promise<void> {
+  private passivate(key: string, e: StateEntry): Promise<void> {
     this.states.delete(key);
-    try {
-      const hook = this.def!.passivate;
-      if (hook !== undefined) await hook(e.state, key);
-    } catch (err) {
-      process.emitWarning(`ringpool: passivate() of key ${JSON.stringify(key)} in mailbox '${this.mailbox}' threw: ${(err as Error)?.message ?? err}`);
-    } finally {
-      Atomics.sub(this.keys, e.keySlot * KEY_WORDS + K_STATES, 1);
-    }
+    const done = (async () => {
+      try {
+        const hook = this.def!.passivate;
+        if (hook !== undefined) await hook(e.state, key);
+      } catch (err) {
+        process.emitWarning(`ringpool: passivate() of key ${JSON.stringify(key)} in mailbox '${this.mailbox}' threw: ${(err as Error)?.message ?? err}`);
+      } finally {
+        this.passivating.delete(key);
+        if (!this.statesReleased) Atomics.sub(this.keys, e.keySlot * KEY_WORDS + K_STATES, 1);
+      }
+    })();
+    this.passivating.set(key, done);
+    return done;
   }
 
+  /**
+   * A retiring loop passivates every state, and waits for hooks already
+   * running, for up to leaseMs: a hook that never settles must not keep the
+   * keys from moving to the threads left (they are told so in a warning).
+   */
   private async passivateAll(): Promise<void> {
-    await Promise.all([...this.states].map(([key, e]) => this.passivate(key, e)));
+    for (const [key, e] of [...this.states]) void this.passivate(key, e);
+    const all = Promise.all([...this.passivating.values()]);
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([all.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), this.leaseMs)))]);
+    clearTimeout(timer);
+    if (late) {
+      process.emitWarning(
+        `ringpool: ${this.passivating.size} passivate() hook(s) in mailbox '${this.mailbox}' still running after leaseMs (${this.leaseMs} ms); their keys move on without them`,
+      );
+    }
+    this.statesReleased = true;
   }
 
   /** A failed attempt: the dispatcher decides between retry and dead letter (the record stays claimed until it has). */
@@ -614,7 +695,18 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       return this.revoked;
     }
     const n = conc > 1 ? this.take(out, Math.min(room, out.length)) : 0;
-    if (n === 0 && this.took) return this.revoked;
+    if (n === 0 && this.took) {
+      const now = performance.now();
+      if (now - this.lastYield > YIELD_EVERY_MS) {
+        await yieldToLoop();
+        this.lastYield = performance.now();
+      }
+      return this.revoked;
+    }
+    if (n === 0 && this.stalledN > 0) {
+      await Promise.race([this.completion(), sleep(1)]);
+      return this.revoked;
+    }
     if (n === 0) {
       if (this.inflight > 0) {
         // Handlers are waiting on I/O: look again when one finishes, or in 2 ms.

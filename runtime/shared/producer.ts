@@ -6,7 +6,8 @@
  */
 import type { PayloadCodec } from './codec.js';
 import { ErrorCodes, RingpoolError, describeValue } from './errors.js';
-import { ACTOR_WORD, GUARD_FREE, GUARD_SENDING, KEY_WORDS, K_SENT, keySlotOf } from './layout.js';
+import { ACTOR_WORD, GUARD_FREE, KEY_WORDS, K_SENT, keySlotOf } from './layout.js';
+import { acquireGuard } from './guard.js';
 import { now } from './clock.js';
 import type { Ring } from './ring.js';
 import type { LocalHistogram } from './histogram.js';
@@ -137,7 +138,7 @@ export class Producer {
       const bytes = codec.preparedBytes();
       // Taking a key's seq and handing the message over happen under the guard
       // too: a thread killed between them would leave its key waiting forever.
-      if (guard !== null && Atomics.compareExchange(guard.i32, guard.index, GUARD_FREE, GUARD_SENDING) !== GUARD_FREE) {
+      if (guard !== null && !acquireGuard(guard.i32, guard.index)) {
         ring.countRejected('closed');
         throw new RingpoolError(ErrorCodes.CLOSED, `this thread is being retired; ctx.send() is refused`, { mailbox: this.mailbox });
       }
@@ -151,7 +152,7 @@ export class Producer {
       }
       return id;
     }
-    if (guard !== null && Atomics.compareExchange(guard.i32, guard.index, GUARD_FREE, GUARD_SENDING) !== GUARD_FREE) {
+    if (guard !== null && !acquireGuard(guard.i32, guard.index)) {
       ring.countRejected('closed');
       throw new RingpoolError(ErrorCodes.CLOSED, `this thread is being retired; ctx.send() is refused`, {
         mailbox: this.mailbox,

@@ -11,7 +11,9 @@ export default actor({
     return state.bySku.get(msg.sku) ?? 0;
   },
   methods: {
-    reserve(state: Stock, sku: string, qty: number) {
+    // `state` is typed from init(), `this` is the message context
+    reserve(state, sku: string, qty: number) {
+      if (this.key === undefined) throw new Error('keyed only');
       const left = (state.bySku.get(sku) ?? 0) - qty;
       state.bySku.set(sku, left);
       return { ok: left >= 0, left };
