@@ -20,6 +20,7 @@ import {
   HEAD,
   ST_FREE,
   GUARD_FREE,
+  GUARD_KILLED,
   GUARD_REVOKED,
   GUARD_SENDING,
   MAX_CONSUMERS,
@@ -85,6 +86,8 @@ import {
 const CONSUMER_URL = new URL('../workers/consumer.js', import.meta.url);
 /** How long READ may sit on an unpublished record before the runtime reports it. */
 const STALL_REPORT_MS = 5_000;
+/** A live loop inside its send guard is waited for this long at most before a slot is retired anyway (see whenGuardsFree). */
+const GUARD_GIVE_UP_MS = 10_000;
 
 /** What the mailbox needs from its runtime. */
 export interface MailboxHost {
@@ -483,7 +486,16 @@ export class Mailbox {
     // keyed record to this slot checks that under its guard (route()), so once
     // no guard is SENDING, no push to this slot is under way or can start.
     Atomics.store(i32, ring.slotWord(c.slot, S_STATUS), SLOT_IDLE);
-    this.waitForGuards(c.slot);
+    this.whenGuardsFree(c.slot, performance.now(), () => this.finishRetire(c, err, crashed, several, current));
+  }
+
+  private finishRetire(c: Consumer, err: Error | null, crashed: boolean, several: boolean, current: number): void {
+    const ring = this.ring;
+    const i32 = ring.i32;
+    // Whatever it posted while a guard was waited for.
+    for (let m = receiveMessageOnPort(c.events); m !== undefined; m = receiveMessageOnPort(c.events)) {
+      this.onEvent(c, m.message as WorkerEvent);
+    }
     this.resetHandoff(c.slot);
     // Its keys have no owner now (their state died with the thread, or was passivated as it stopped).
     releaseOwner(this.keyTable, c.slot);
@@ -510,18 +522,36 @@ export class Mailbox {
     if (!this.stopped && this.host.running()) this.fillToDesired();
   }
 
-  /** Wait (a few µs: guards cover a few instructions) until no other loop is inside its guard. */
-  private waitForGuards(except: number): void {
+  /**
+   * Run `then` once no other live loop is inside its guard. Guards cover a
+   * few instructions, so this is nearly always at once (a short spin); a
+   * loop descheduled inside one is waited for off the main thread's back (a
+   * timer), never given up on, or its push could land in the slot after its
+   * recovery. A guard held by a thread that died inside it (an OOM) stays
+   * SENDING: that thread's own retire marks it dead, and it is skipped from
+   * then on; GUARD_GIVE_UP_MS is only the last resort against a hang.
+   */
+  private whenGuardsFree(except: number, since: number, then: () => void): void {
     const ring = this.ring;
-    const until = performance.now() + 10;
+    const spinUntil = performance.now() + 0.5;
     for (let s = 0; s < MAX_CONSUMERS; s++) {
-      if (s === except || this.slotBusy[s] === 0) continue;
+      if (s === except || this.slotBusy[s] === 0 || this.consumers.get(s)?.state === 'dead') continue;
       const w = ring.slotWord(s, S_GUARD);
       while (Atomics.load(ring.i32, w) === GUARD_SENDING) {
-        // A thread that died inside its guard never lets go: do not wait for it forever.
-        if (performance.now() > until) break;
+        if (performance.now() < spinUntil) continue;
+        if (performance.now() - since > GUARD_GIVE_UP_MS) {
+          this.host.emitError(
+            new RingpoolError(ErrorCodes.RING_STALLED, `mailbox '${this.name}': consumer slot ${s} held its send guard for ${GUARD_GIVE_UP_MS} ms; retiring slot ${except} anyway`, {
+              mailbox: this.name,
+            }),
+          );
+          break;
+        }
+        setTimeout(() => this.whenGuardsFree(except, since, then), 1);
+        return;
       }
     }
+    then();
   }
 
   /** An empty hand-off queue for a slot whose loop is over (a kill may have cut a pop short). */
@@ -836,6 +866,8 @@ export class Mailbox {
         Atomics.store(i32, guardWord, GUARD_FREE);
         continue;
       }
+      // Final: a guard the thread waits for while REVOKED is now refused (touch nothing shared any more).
+      Atomics.store(i32, guardWord, GUARD_KILLED);
       c.state = 'revoked';
       c.revokedUnit = unit;
       this.redelivered++;

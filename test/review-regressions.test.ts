@@ -129,3 +129,52 @@ describe('regressions found in review', () => {
     expect(timers()).toBe(before);
   });
 });
+
+describe('regressions found in the second review', () => {
+  for (const handler of ['idle-nohook-actor.js', 'idle-throwing-hook-actor.js']) {
+    it(`actors: a key passivated with ${handler === 'idle-nohook-actor.js' ? 'no passivate hook' : 'a hook that throws at once'} answers again, from a fresh state`, async () => {
+      const rt = runtime({ mailboxes: { a: { handler: fixture(handler), minThreads: 1, maxThreads: 1, autoscale: false } } });
+      await rt.start();
+      // Bounded, so the bug fails the test instead of hanging it.
+      const ref = rt.actor('a', { timeoutMs: 5_000 });
+      expect(await ref.ask.add('k', 3)).toBe(3);
+      // Passivated several times over (idleMs 50, swept every 12.5 ms); before the fix the next message waited forever.
+      for (let round = 0; round < 3; round++) {
+        await new Promise((r) => setTimeout(r, 150));
+        expect(((await ref.ask.get('k')) as { n: number }).n).toBe(0);
+        expect(await ref.ask.add('k', 2)).toBe(2);
+      }
+    });
+  }
+
+  it('a steady stream of messages a few ms apart still gives the worker’s event loop its turns (timers fire, control calls answer)', async () => {
+    const bc = new BroadcastChannel('ringpool-test-timers');
+    const fired: number[] = [];
+    bc.onmessage = (ev: MessageEvent) => fired.push((ev.data as { fired: number }).fired);
+    try {
+      const rt = runtime({ mailboxes: { m: { handler: fixture('timer-beacon.js'), minThreads: 1, maxThreads: 1, autoscale: false } } });
+      await rt.start();
+      let stop = false;
+      let sent = 0;
+      const stream = (async () => {
+        // One message every ~2 ms: each wakes the parked loop, which used to count that wake-up as an event-loop turn.
+        while (!stop) {
+          rt.send('m', { n: sent++ });
+          await new Promise((r) => setTimeout(r, 2));
+        }
+      })();
+      await new Promise((r) => setTimeout(r, 100));
+      rt.send('m', { arm: 1 });
+      // The 20 ms timer fires while the stream goes on, and a control call answers (the stream runs until both did, or 10 s).
+      const stats = await rt.workerStats('m');
+      await until(() => fired.includes(1), 10_000, 'the handler’s timer');
+      stop = true;
+      await stream;
+      expect(stats.length).toBe(1);
+      await rt.onIdle();
+      expect(rt.stats('m')).toMatchObject({ processed: sent + 1 });
+    } finally {
+      bc.close();
+    }
+  });
+});

@@ -232,6 +232,8 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       if (!this.revoked && Atomics.load(this.i32, this.wStatus) !== SLOT_REVOKED) await this.passivateAll();
     } finally {
       if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+      // The dispatcher resets this slot's key counts once the loop is over: a hook finishing later must not touch them.
+      this.statesReleased = true;
       // A handler's timer may still call ctx.send(): refuse it (RINGPOOL_CLOSED)
       // rather than post to a port that is about to close and lose it.
       for (const p of this.producers.values()) p.closed = true;
@@ -260,7 +262,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     this.scratch = new Int32Array(maxBatch);
     this.stalled = new Int32Array(maxBatch);
     this.batch = Math.min(this.batch, maxBatch);
-    let lastYield = performance.now();
+    this.lastYield = performance.now();
     const hw = new HistogramWriter(this.task.metricsSab);
     const h64 = hw.f64;
     const qBase = blockOffset(c, H_QUEUE_WAIT);
@@ -281,13 +283,13 @@ class ConsumerLoop implements ContextHost, WorkerControl {
         if (this.took || this.stalledN > 0) {
           // All of it went to the threads that own its keys, or waits for room in an owner's queue.
           if (!this.took) await sleep(1);
-          else if (performance.now() - lastYield > YIELD_EVERY_MS) await yieldToLoop();
+          else if (performance.now() - this.lastYield > YIELD_EVERY_MS) await yieldToLoop();
           else continue;
-          lastYield = performance.now();
+          this.lastYield = performance.now();
           continue;
         }
+        // park() keeps lastYield itself: a wake-up from the blocking wait is not an event-loop turn.
         await this.park();
-        lastYield = performance.now();
         continue;
       }
       const batchStart = performance.now();
@@ -360,9 +362,9 @@ class ConsumerLoop implements ContextHost, WorkerControl {
         f64[this.fHandlerMs] = this.handlerMs;
         this.batch = Math.max(1, Math.min(maxBatch, Math.floor(TARGET_BATCH_MS / Math.max(this.handlerMs, 1e-6))));
       }
-      if (t - lastYield > YIELD_EVERY_MS) {
+      if (t - this.lastYield > YIELD_EVERY_MS) {
         await yieldToLoop();
-        lastYield = performance.now();
+        this.lastYield = performance.now();
       }
     }
   }
@@ -617,18 +619,24 @@ class ConsumerLoop implements ContextHost, WorkerControl {
   /** Drop one key's state: the hook first, then the count in the key table (so the key cannot move before the hook is done). */
   private passivate(key: string, e: StateEntry): Promise<void> {
     this.states.delete(key);
-    const done = (async () => {
+    // Registered before the body runs: with no hook (or one that throws at
+    // once) the body would otherwise finish, and unregister, before the
+    // entry exists, leaving a settled promise that actorInvoke waits on forever.
+    let finish!: () => void;
+    const done = new Promise<void>((resolve) => (finish = resolve));
+    this.passivating.set(key, done);
+    void (async () => {
       try {
         const hook = this.def!.passivate;
         if (hook !== undefined) await hook(e.state, key);
       } catch (err) {
         process.emitWarning(`ringpool: passivate() of key ${JSON.stringify(key)} in mailbox '${this.mailbox}' threw: ${(err as Error)?.message ?? err}`);
       } finally {
-        this.passivating.delete(key);
+        if (this.passivating.get(key) === done) this.passivating.delete(key);
         if (!this.statesReleased) Atomics.sub(this.keys, e.keySlot * KEY_WORDS + K_STATES, 1);
+        finish();
       }
     })();
-    this.passivating.set(key, done);
     return done;
   }
 
@@ -696,7 +704,10 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       await this.completion();
       return this.revoked;
     }
-    const n = conc > 1 ? this.take(out, Math.min(room, out.length)) : 0;
+    let n = 0;
+    if (conc > 1) n = this.take(out, Math.min(room, out.length));
+    // Concurrency went back to 1 with handlers still in flight: take nothing, wait for them (not a stale `took` spin).
+    else this.took = false;
     if (n === 0 && this.took) {
       const now = performance.now();
       if (now - this.lastYield > YIELD_EVERY_MS) {
@@ -866,6 +877,14 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     if (!this.running()) return;
     this.parkedInWindow = true;
     ring.reclaim();
+    // Messages arriving every few ms would wake the blocking wait below each
+    // time, and the event loop (comlink calls, handler timers, ctx.send's
+    // delayed posts) would never run: give it its turn first when it is due.
+    if (performance.now() - this.lastYield > YIELD_EVERY_MS) {
+      await yieldToLoop();
+      this.lastYield = performance.now();
+      if (!this.running()) return;
+    }
     // Spin a little first: under a stream of sends the next record is usually
     // microseconds away, and a parked consumer costs the producer a futex wake
     // (tens of µs on a send, and the wake-up latency on the message).
@@ -886,10 +905,16 @@ class ConsumerLoop implements ContextHost, WorkerControl {
         // A wake-up then costs the futex alone, not also a task through the
         // event loop (Atomics.waitAsync: ~40 µs more at p50 in bench W4).
         // Back to the event loop every PARK_SYNC_MS, for control calls and timers.
-        if (Atomics.wait(i32, WAKE, seen, PARK_SYNC_MS) === 'timed-out') await yieldToLoop();
+        if (Atomics.wait(i32, WAKE, seen, PARK_SYNC_MS) === 'timed-out') {
+          await yieldToLoop();
+          this.lastYield = performance.now();
+        }
       } else {
         const res = Atomics.waitAsync(i32, WAKE, seen, PARK_TIMEOUT_MS);
-        if (res.async) await res.value;
+        if (res.async) {
+          await res.value;
+          this.lastYield = performance.now();
+        }
       }
     } finally {
       Atomics.sub(i32, SLEEPERS, 1);

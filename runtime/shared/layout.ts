@@ -47,7 +47,8 @@
  *  word 1 INCARNATION  bumped by the dispatcher each time a loop is started in the slot
  *  word 2 CUR_UNIT     data unit of the record whose handler runs now, or -1
  *  word 3 ACKED        records this slot acked (monotonic, wraps)
- *  word 4 GUARD        0 free, 1 inside ctx.send's reserve..publish, 2 revoked by the dispatcher
+ *  word 4 GUARD        0 free, 1 inside a guarded write (ctx.send, hand-off push, reply), 2 revoked (transient),
+ *                      3 killed (the thread is being terminated)
  *  word 5 THREAD_ID    worker threadId of the loop
  *  word 6 INFLIGHT     handlers running now (concurrent mode); tells the dispatcher whom a crash can be blamed on
  *  word 7 KEY_ACK      a keyed ack in progress (key slot + 1; seq in word 14, unit in word 15): if the
@@ -165,7 +166,10 @@ export const SLOT_REVOKED = 3;
 
 export const GUARD_FREE = 0;
 export const GUARD_SENDING = 1;
+/** Raised by the lease watchdog while it tries to take the running record back; lowered (FREE) if the handler acked meanwhile. */
 export const GUARD_REVOKED = 2;
+/** The record was taken back and the thread is being terminated: the guard is never given again. */
+export const GUARD_KILLED = 3;
 
 // ---- state bytes (one per data unit; non-zero only at the start of a live record) ----
 export const ST_FREE = 0;
