@@ -486,16 +486,12 @@ export class Mailbox {
     // keyed record to this slot checks that under its guard (route()), so once
     // no guard is SENDING, no push to this slot is under way or can start.
     Atomics.store(i32, ring.slotWord(c.slot, S_STATUS), SLOT_IDLE);
-    this.whenGuardsFree(c.slot, performance.now(), () => this.finishRetire(c, err, crashed, several, current));
+    this.whenGuardsFree(c.slot, -1, () => this.finishRetire(c, err, crashed, several, current));
   }
 
   private finishRetire(c: Consumer, err: Error | null, crashed: boolean, several: boolean, current: number): void {
     const ring = this.ring;
     const i32 = ring.i32;
-    // Whatever it posted while a guard was waited for.
-    for (let m = receiveMessageOnPort(c.events); m !== undefined; m = receiveMessageOnPort(c.events)) {
-      this.onEvent(c, m.message as WorkerEvent);
-    }
     this.resetHandoff(c.slot);
     // Its keys have no owner now (their state died with the thread, or was passivated as it stopped).
     releaseOwner(this.keyTable, c.slot);
@@ -524,17 +520,23 @@ export class Mailbox {
 
   /**
    * Run `then` once no other live loop is inside its guard. Guards cover a
-   * few instructions, so this is nearly always at once (a short spin); a
-   * loop descheduled inside one is waited for off the main thread's back (a
-   * timer), never given up on, or its push could land in the slot after its
-   * recovery. A guard held by a thread that died inside it (an OOM) stays
-   * SENDING: that thread's own retire marks it dead, and it is skipped from
-   * then on; GUARD_GIVE_UP_MS is only the last resort against a hang.
+   * few instructions, so this is nearly always at once (a short spin, on the
+   * first look only); a loop descheduled inside one is waited for off the
+   * main thread's back (a timer, one plain look a millisecond), never given
+   * up on, or its push could land in the slot after its recovery. A guard
+   * held by a thread that died inside it (an OOM) stays SENDING: that
+   * thread's own retire marks it dead, and it is skipped from then on;
+   * GUARD_GIVE_UP_MS is only the last resort against a hang. Once the
+   * mailbox is stopping, its threads are being terminated: no waiting then.
+   * `since` is -1 on the first look.
    */
   private whenGuardsFree(except: number, since: number, then: () => void): void {
     const ring = this.ring;
-    const spinUntil = performance.now() + 0.5;
-    for (let s = 0; s < MAX_CONSUMERS; s++) {
+    const now = performance.now();
+    const first = since < 0;
+    if (first) since = now;
+    const spinUntil = first ? now + 0.5 : 0;
+    for (let s = 0; s < MAX_CONSUMERS && !this.stopped; s++) {
       if (s === except || this.slotBusy[s] === 0 || this.consumers.get(s)?.state === 'dead') continue;
       const w = ring.slotWord(s, S_GUARD);
       while (Atomics.load(ring.i32, w) === GUARD_SENDING) {
@@ -547,7 +549,7 @@ export class Mailbox {
           );
           break;
         }
-        setTimeout(() => this.whenGuardsFree(except, since, then), 1);
+        setTimeout(() => this.whenGuardsFree(except, since, then), 1).unref();
         return;
       }
     }

@@ -151,12 +151,13 @@ describe('regressions found in the second review', () => {
     const bc = new BroadcastChannel('ringpool-test-timers');
     const fired: number[] = [];
     bc.onmessage = (ev: MessageEvent) => fired.push((ev.data as { fired: number }).fired);
+    let stop = false;
+    let stream: Promise<void> = Promise.resolve();
     try {
       const rt = runtime({ mailboxes: { m: { handler: fixture('timer-beacon.js'), minThreads: 1, maxThreads: 1, autoscale: false } } });
       await rt.start();
-      let stop = false;
       let sent = 0;
-      const stream = (async () => {
+      stream = (async () => {
         // One message every ~2 ms: each wakes the parked loop, which used to count that wake-up as an event-loop turn.
         while (!stop) {
           rt.send('m', { n: sent++ });
@@ -174,6 +175,9 @@ describe('regressions found in the second review', () => {
       await rt.onIdle();
       expect(rt.stats('m')).toMatchObject({ processed: sent + 1 });
     } finally {
+      // A failure above must not leave the send loop running past the runtime's teardown.
+      stop = true;
+      await stream;
       bc.close();
     }
   });

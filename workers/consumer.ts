@@ -704,10 +704,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       await this.completion();
       return this.revoked;
     }
-    let n = 0;
-    if (conc > 1) n = this.take(out, Math.min(room, out.length));
-    // Concurrency went back to 1 with handlers still in flight: take nothing, wait for them (not a stale `took` spin).
-    else this.took = false;
+    const n = this.take(out, Math.min(room, out.length));
     if (n === 0 && this.took) {
       const now = performance.now();
       if (now - this.lastYield > YIELD_EVERY_MS) {
