@@ -71,6 +71,17 @@ describe('bench suite (npm run bench), quick mode', () => {
     expect(code).toBe(0);
   });
 
+  it('npm run bench hands its flags to the suite (bench/run.ts), not to the ask benchmark after it', async () => {
+    const r = await new Promise<{ code: number; stdout: string }>((resolve) => {
+      execFile(process.execPath, ['dist/bench/run.js', '--help'], { cwd: root, timeout: 30_000 }, (err, stdout) => {
+        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout });
+      });
+    });
+    expect(r.stdout).toMatch(/--runs N[\s\S]*--docs/);
+    expect(r.stdout).not.toContain('ask() round trip');
+    expect(r.code).toBe(0);
+  });
+
   it('answers --help and refuses an unknown flag', async () => {
     expect((await suite(['--help'])).stdout).toMatch(/--runs N[\s\S]*--quick/);
     const bad = await suite(['--frobnicate']);
