@@ -5,26 +5,22 @@
  * ask.js alone; this runner routes them.
  *
  * ask runs after a whole-suite run only: not with --help, --only or --systems
- * (a narrowed look); it gets --quick and --runs when the suite did.
+ * (a narrowed look); it gets the suite's --quick and --runs.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { parseOptions } from './options.js';
 
 const args = process.argv.slice(2);
-const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
 
 function run(script: string, flags: string[], nodeFlags: string[] = []): number {
-  const r = spawnSync(process.execPath, [...nodeFlags, here(script), ...flags], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, [...nodeFlags, fileURLToPath(new URL(script, import.meta.url)), ...flags], { stdio: 'inherit' });
   return r.status ?? 1;
 }
 
+// The suite validates the flags and prints their errors; once it has passed, they parse.
 const suite = run('./suite.js', args, ['--expose-gc']);
-const narrowed = args.some((a) => a === '--help' || a === '-h' || /^--(only|systems)(=|$)/.test(a));
-if (suite !== 0 || narrowed) process.exit(suite);
-
-const askFlags: string[] = [];
-if (args.includes('--quick')) askFlags.push('--quick');
-const runs = args.findIndex((a) => a === '--runs' || a.startsWith('--runs='));
-const runsValue = runs < 0 ? undefined : args[runs]!.includes('=') ? args[runs]!.split('=')[1] : args[runs + 1];
-if (runsValue !== undefined) askFlags.push('--runs', runsValue);
-process.exit(run('./ask.js', askFlags));
+if (suite !== 0) process.exit(suite);
+const o = parseOptions(args);
+if (o.help || o.workloads.length < 5 || o.systems.length > 0) process.exit(0);
+process.exit(run('./ask.js', [...(o.quick ? ['--quick'] : []), '--runs', String(o.runs)]));

@@ -9,15 +9,18 @@ const root = new URL('..', import.meta.url).pathname;
 const out = mkdtempSync(join(tmpdir(), 'ringpool-bench-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
-/** Run the built suite; resolves with its exit code and output whatever the code. */
-function suite(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Run a built bench script; resolves with its exit code and output whatever the code. */
+function node(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const opts = { cwd: root, timeout: 110_000, maxBuffer: 16 << 20, env: { ...process.env, ...env } };
-    execFile(process.execPath, ['--expose-gc', 'dist/bench/suite.js', ...args], opts, (err, stdout, stderr) => {
+    execFile(process.execPath, args, opts, (err, stdout, stderr) => {
       resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr });
     });
   });
 }
+
+/** Run the built suite. */
+const suite = (args: string[], env: Record<string, string> = {}) => node(['--expose-gc', 'dist/bench/suite.js', ...args], env);
 
 /** A loopback port nothing listens on (bound, then closed). */
 async function freePort(): Promise<number> {
@@ -72,11 +75,7 @@ describe('bench suite (npm run bench), quick mode', () => {
   });
 
   it('npm run bench hands its flags to the suite (bench/run.ts), not to the ask benchmark after it', async () => {
-    const r = await new Promise<{ code: number; stdout: string }>((resolve) => {
-      execFile(process.execPath, ['dist/bench/run.js', '--help'], { cwd: root, timeout: 30_000 }, (err, stdout) => {
-        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout });
-      });
-    });
+    const r = await node(['dist/bench/run.js', '--help']);
     expect(r.stdout).toMatch(/--runs N[\s\S]*--docs/);
     expect(r.stdout).not.toContain('ask() round trip');
     expect(r.code).toBe(0);
