@@ -151,7 +151,7 @@ class Exporter {
       counter('messages_retried_total', 'Failed attempts scheduled again after a backoff. Counts attempts, not messages.', this.each((s) => s.retried)),
       counter('messages_redelivered_total', 'Messages put back after a thread crash or lease expiry.', this.each((s) => s.redelivered)),
       counter('messages_rejected_total', 'Refused sends, by reason.', this.byLabel('reason', REJECT_REASONS, (s, r) => s.rejectedBy[r])),
-      counter('messages_dead_lettered_total', 'Messages moved to the dead-letter store, by reason.', this.byLabel('reason', ['max_attempts', 'poison', 'unrecoverable'] as const, (s, r) => s.deadLetteredBy[r])),
+      counter('messages_dead_lettered_total', 'Messages moved to the dead-letter store, by reason.', this.byLabel('reason', ['max_attempts', 'poison', 'timeout', 'unrecoverable'] as const, (s, r) => s.deadLetteredBy[r])),
       counter('worker_crashes_total', 'Consumer threads that died (exit, uncaught error, OOM) and were replaced.', this.each((s) => s.workerCrashes)),
       counter('handler_timeouts_total', 'Handlers that ran past leaseMs; their thread was replaced.', this.each((s) => s.handlerTimeouts)),
       counter('autoscaler_decisions_total', 'Thread-count decisions, by direction.', this.byLabel('direction', ['up', 'down'] as const, (s, d) => s.scaleDecisions[d])),

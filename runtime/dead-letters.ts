@@ -6,7 +6,7 @@
 import type { ErrorInfo } from './shared/errors.js';
 import type { HeldMessage } from './held.js';
 
-export type DeadLetterReason = 'max_attempts' | 'poison' | 'unrecoverable';
+export type DeadLetterReason = 'max_attempts' | 'poison' | 'timeout' | 'unrecoverable';
 
 export interface DeadLetter {
   id: number;

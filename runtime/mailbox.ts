@@ -69,6 +69,7 @@ import { REPLY_RING_BYTES, Replies } from './replies.js';
 import { Ring } from './shared/ring.js';
 import { DeadLetterStore, type DeadLetter, type DeadLetterReason } from './dead-letters.js';
 import { HeldMessage } from './held.js';
+import { deadWrites, repairHandoff, repairReservation, type Reservation } from './holes.js';
 import type { ResolvedAutoscale, ResolvedMailbox } from './options.js';
 import { autoscaleDefaults, decide, type Recommendation } from './autoscale-policy.js';
 import { backoffDelay, TimerHeap } from './timer-heap.js';
@@ -93,6 +94,10 @@ const GUARD_GIVE_UP_MS = 10_000;
 export interface MailboxHost {
   ringRefs(): Record<string, RingRef>;
   mailbox(name: string): Mailbox | undefined;
+  /** The mailbox at `index` in the runtime's order (ring tags, holes.ts). */
+  mailboxAt(index: number): Mailbox | undefined;
+  /** Whether a live thread of any mailbox is inside its guard now. */
+  guardsHeld(): boolean;
   running(): boolean;
   emitDeadLetter(letter: DeadLetter): void;
   emitWorkerCrash(ev: WorkerCrashEvent): void;
@@ -210,6 +215,13 @@ interface Consumer {
   exited: Promise<unknown> | null;
   /** The record the lease watchdog took back from this loop (-1: none). */
   revokedUnit: number;
+  /**
+   * Its lease expired while several handlers ran on it: the one that blocked
+   * the thread may be any of them (a busy loop in a younger handler starves
+   * the oldest, whose lease then runs out), so none is charged and all go back
+   * flagged to run alone, as after a crash with several in flight.
+   */
+  revokedSeveral: boolean;
 }
 
 interface SendWaiter {
@@ -263,7 +275,7 @@ export class Mailbox {
   private readonly claimed = new Folded();
   /** PUBLISHED - CLAIMED at the last fold. */
   private readyInRing = 0;
-  private readonly deadBy: Record<DeadLetterReason, number> = { max_attempts: 0, poison: 0, unrecoverable: 0 };
+  private readonly deadBy: Record<DeadLetterReason, number> = { max_attempts: 0, poison: 0, timeout: 0, unrecoverable: 0 };
   private readonly decisions = { up: 0, down: 0 };
   private autoscaleCfg: ResolvedAutoscale | null;
   private pinned: number | null = null;
@@ -295,6 +307,10 @@ export class Mailbox {
   private readonly ownerWait = new Map<number, HeldMessage[]>();
   /** Some key table entries wait for a clean point to move to a less loaded thread. */
   private rebalance = false;
+  /** Holes in this mailbox's rings left by threads that died inside a guard, to repair once consumers reach them (holes.ts). */
+  private repairs: Array<{ reply: boolean; r: Reservation }> = [];
+  /** Keyed seqs taken by sends that died before publishing: each key's turn passes over them. */
+  private readonly voids = new Map<number, number[]>();
   /** What the start() probe found: an actor module (a key is required) and its methods. */
   actorInfo: ProbeResult = { actor: false, methods: [] };
   /** ask(): open asks and the reply ring. */
@@ -412,6 +428,7 @@ export class Mailbox {
       done: Promise.resolve(),
       exited: null,
       revokedUnit: -1,
+      revokedSeveral: false,
     };
     ev.port1.on('message', (m: WorkerEvent) => this.onEvent(consumer, m));
     ev.port1.unref();
@@ -499,9 +516,11 @@ export class Mailbox {
       name: 'WorkerCrash',
       message: `worker thread ${c.threadId} died while handling this message: ${err?.message ?? 'unknown'}`,
     };
+    // A thread that died inside its guard left a write half done: repair it (holes.ts).
+    if (!this.stopped && Atomics.load(i32, ring.slotWord(c.slot, S_GUARD)) === GUARD_SENDING) this.repairDeadWrites(c.slot);
     // Before recovery: a record still CLAIMED by the slot then means "not acked".
     this.finishKeyAck(c.slot, c.revokedUnit);
-    const back = this.recover(c.slot, current, info, several);
+    const back = this.recover(c.slot, current, info, several || c.revokedSeveral);
     c.onReady(err ?? new Error('the consumer loop ended before it was ready'));
     if (crashed) {
       this.workerCrashes++;
@@ -516,6 +535,76 @@ export class Mailbox {
     // Its keys go to the threads left (their state died with it, or was passivated as it stopped).
     this.assignKeys();
     if (!this.stopped && this.host.running()) this.fillToDesired();
+  }
+
+  /** What the dead thread of `slot` was writing inside its guard (holes.ts). */
+  private repairDeadWrites(slot: number): void {
+    const dw = deadWrites(this.ring, slot);
+    if (dw.handoff !== null) {
+      repairHandoff(
+        this.ring,
+        this.keyTable,
+        dw.handoff,
+        (unit, expected) => {
+          const held = this.takeBack(unit, expected);
+          if (held === null) return;
+          this.redelivered++;
+          this.pending.push(held);
+          this.flushPending();
+        },
+        (s) => ST_CLAIMED + s,
+      );
+    }
+    if (dw.reservation !== null) this.host.mailboxAt(dw.reservation.box)?.addRepair(dw.reservation.reply, dw.reservation.r);
+    if (dw.delayed !== null) this.host.mailboxAt(dw.delayed.box)?.dropDelayed(dw.delayed.keySlot, dw.delayed.seq);
+  }
+
+  /** A reservation in this mailbox's ring (or reply ring) that a dead thread may have left unpublished. */
+  addRepair(reply: boolean, r: Reservation): void {
+    this.repairs.push({ reply, r });
+    queueMicrotask(() => this.runRepairs());
+  }
+
+  /** A delayed send a dead thread counted (and keyed: gave a seq) but never handed over: it was never accepted. */
+  dropDelayed(keySlot: number, seq: number): void {
+    Atomics.sub(this.ring.i32, ENQUEUED, 1);
+    if (keySlot >= 0) this.voidSeq(keySlot, seq);
+  }
+
+  private runRepairs(): void {
+    if (this.repairs.length === 0 || this.stopped) return;
+    const inside = this.host.guardsHeld();
+    this.repairs = this.repairs.filter(({ reply, r }) => {
+      const ring = reply ? this.replies.ring : this.ring;
+      const res = repairReservation(ring, r, inside);
+      if (res === 'wait') return true;
+      if (res === 'done') {
+        // Never accepted (ctx.send never returned): out of the enqueued count, and out of its key's order.
+        if (!reply) {
+          Atomics.sub(this.ring.i32, ENQUEUED, 1);
+          if (r.keySlot >= 0) this.voidSeq(r.keySlot, r.seq);
+        }
+        ring.wakeAll();
+      }
+      return false;
+    });
+  }
+
+  /** Pass key `slot`'s turn over `seq` when it comes (a seq no message will ever carry). */
+  private voidSeq(slot: number, seq: number): void {
+    let v = this.voids.get(slot);
+    if (v === undefined) this.voids.set(slot, (v = []));
+    v.push(seq);
+    this.releaseTurns(slot);
+  }
+
+  /** Whether a live loop of this mailbox is inside its guard now. */
+  guardHeld(): boolean {
+    const i32 = this.ring.i32;
+    for (const c of this.consumers.values()) {
+      if (c.state !== 'dead' && Atomics.load(i32, this.ring.slotWord(c.slot, S_GUARD)) === GUARD_SENDING) return true;
+    }
+    return false;
   }
 
   /**
@@ -682,19 +771,30 @@ export class Mailbox {
     this.fail(held, error, unrecoverable ? 'unrecoverable' : 'error');
   }
 
-  /** One failed attempt of `held`: retry after backoff, or dead-letter. */
-  private fail(held: HeldMessage, error: ErrorInfo, kind: 'error' | 'unrecoverable' | 'crash' | 'timeout'): void {
+  /**
+   * One failed attempt of `held`: retry after backoff (true), or dead-letter
+   * (false). The reason names the last failure: an error (`max_attempts`), a
+   * crash (`poison`), a lease expiry (`timeout`).
+   */
+  private fail(held: HeldMessage, error: ErrorInfo, kind: 'error' | 'unrecoverable' | 'crash' | 'timeout'): boolean {
     this.failed++;
     if (held.firstError === undefined) held.firstError = error;
     held.lastError = error;
-    if (kind === 'unrecoverable') return this.deadLetter(held, 'unrecoverable');
-    if (held.attempt >= this.opts.maxAttempts) return this.deadLetter(held, kind === 'error' ? 'max_attempts' : 'poison');
+    if (kind === 'unrecoverable') {
+      this.deadLetter(held, 'unrecoverable');
+      return false;
+    }
+    if (held.attempt >= this.opts.maxAttempts) {
+      this.deadLetter(held, kind === 'error' ? 'max_attempts' : kind === 'crash' ? 'poison' : 'timeout');
+      return false;
+    }
     this.retried++;
     const { baseMs, maxMs } = this.opts.backoff;
     held.dueAt = now() + backoffDelay(held.attempt, baseMs, maxMs);
     held.attempt++;
     this.heap.push(held);
     this.armHeapTimer();
+    return true;
   }
 
   private deadLetter(held: HeldMessage, reason: DeadLetterReason): void {
@@ -769,6 +869,17 @@ export class Mailbox {
    * path for good.
    */
   private releaseTurns(slot: number): void {
+    const v = this.voids.get(slot);
+    if (v !== undefined) {
+      for (;;) {
+        const done = Atomics.load(this.keyTable, slot * KEY_WORDS + K_DONE);
+        const i = v.indexOf(done);
+        if (i < 0) break;
+        v.splice(i, 1);
+        Atomics.compareExchange(this.keyTable, slot * KEY_WORDS + K_DONE, done, (done + 1) | 0);
+      }
+      if (v.length === 0) this.voids.delete(slot);
+    }
     const q = this.blocked.get(slot);
     if (q === undefined) return;
     let next = Atomics.load(this.keyTable, slot * KEY_WORDS + K_DONE);
@@ -827,10 +938,10 @@ export class Mailbox {
       if (s === mine || s === ST_READY) {
         const held = this.takeBack(at, s);
         if (held !== null) {
-          this.redelivered++;
           if (at === current && s === mine) {
-            this.fail(held, crash, 'crash');
+            if (this.fail(held, crash, 'crash')) this.redelivered++;
           } else {
+            this.redelivered++;
             back++;
             if (suspect && s === mine) held.suspect = true;
             this.pending.push(held);
@@ -854,6 +965,9 @@ export class Mailbox {
       if (unit < 0) continue;
       const started = ring.f64[ring.slotF64(c.slot, S_F64_CUR_START)]!;
       if (t - started <= this.opts.leaseMs) continue;
+      // Read before the take: with several handlers running, the lease's
+      // holder (the oldest) is not necessarily the one that blocks the thread.
+      const several = Atomics.load(i32, ring.slotWord(c.slot, S_INFLIGHT)) > 1;
       const guardWord = ring.slotWord(c.slot, S_GUARD);
       // Never kill a thread between reserve and publish of a ctx.send(): try again next tick.
       if (Atomics.compareExchange(i32, guardWord, GUARD_FREE, GUARD_REVOKED) === GUARD_SENDING) continue;
@@ -872,10 +986,20 @@ export class Mailbox {
       Atomics.store(i32, guardWord, GUARD_KILLED);
       c.state = 'revoked';
       c.revokedUnit = unit;
-      this.redelivered++;
+      c.revokedSeveral = several;
       this.handlerTimeouts++;
       this.host.emitHandlerTimeout({ mailbox: this.name, id: held.id, attempt: held.attempt, leaseMs: this.opts.leaseMs, threadId: c.threadId });
-      this.fail(held, { name: 'LeaseExpired', message: `handler ran past leaseMs (${this.opts.leaseMs} ms)` }, 'timeout');
+      if (several) {
+        // Nobody can tell which handler held the thread: charge none; all of
+        // the slot's records come back flagged to run alone (the rest at
+        // retire), so the next expiry lands on the one that blocks.
+        held.suspect = true;
+        this.redelivered++;
+        this.pending.push(held);
+        this.flushPending();
+      } else if (this.fail(held, { name: 'LeaseExpired', message: `handler ran past leaseMs (${this.opts.leaseMs} ms)` }, 'timeout')) {
+        this.redelivered++;
+      }
       const worker = this.pool?.threads.find((w) => w.threadId === c.threadId);
       if (worker !== undefined) {
         c.exited = once(worker, 'exit').catch(() => {});
@@ -1151,6 +1275,8 @@ export class Mailbox {
     this.watchStall(t);
     // Safety net for a missed key-turn event.
     for (const slot of this.blocked.keys()) this.releaseTurns(slot);
+    for (const slot of [...this.voids.keys()]) this.releaseTurns(slot);
+    this.runRepairs();
     if (this.rebalance) this.assignKeys();
     if (this.pending.length > 0) this.flushPending();
     if (this.heap.size > 0 && this.heapTimer === null) this.armHeapTimer();

@@ -117,6 +117,15 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
   mailbox(name: string): Mailbox | undefined {
     return this.boxes.get(name);
   }
+  mailboxAt(index: number): Mailbox | undefined {
+    // The order worker threads see (Object.keys of the ring refs they get).
+    const name = Object.keys(this.refs)[index];
+    return name === undefined ? undefined : this.boxes.get(name);
+  }
+  guardsHeld(): boolean {
+    for (const b of this.boxes.values()) if (b.guardHeld()) return true;
+    return false;
+  }
   running(): boolean {
     return this.state_ === 'running' || this.state_ === 'closing';
   }

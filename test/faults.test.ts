@@ -1,3 +1,4 @@
+import { BroadcastChannel } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import type { WorkerCrashEvent, HandlerTimeoutEvent } from 'ringpool';
 import { fixture, runtime } from './helpers.js';
@@ -88,6 +89,63 @@ describe('faults: handlers that hang', () => {
       expect(timeouts[0]).toMatchObject({ mailbox: 'm', attempt: 1, leaseMs: 300 });
     }, 30_000);
   }
+});
+
+describe('faults: concurrent handlers and a crash', () => {
+  it('an async handler that finished at once is acked before the next one starts, so a crash in that one does not run it again', async () => {
+    const runs: Array<{ i: number; attempt: number }> = [];
+    const ch = new BroadcastChannel('ringpool-test-runs');
+    ch.onmessage = (e) => runs.push((e as { data: { i: number; attempt: number } }).data);
+    try {
+      const rt = runtime({
+        mailboxes: { m: { handler: fixture('count-runs.js'), minThreads: 1, maxThreads: 1, concurrency: 4, autoscale: false, maxAttempts: 3, backoff: { baseMs: 1, maxMs: 2 } } },
+        tickMs: 20,
+      });
+      // One batch: two instant successes, then one that kills the thread on its first attempt.
+      rt.send('m', { i: 0 });
+      rt.send('m', { i: 1 });
+      rt.send('m', { i: 2, exit: true });
+      await rt.start();
+      await rt.onIdle();
+      await new Promise((r) => setTimeout(r, 50)); // the channel delivers the last reports
+      expect(rt.stats('m')).toMatchObject({ processed: 3, workerCrashes: 1, failed: 1 });
+      expect(runs.filter((r) => r.i === 0)).toEqual([{ i: 0, attempt: 1 }]);
+      expect(runs.filter((r) => r.i === 1)).toEqual([{ i: 1, attempt: 1 }]);
+      // Blamed alone (it ran alone when it crashed): attempt 2 succeeded.
+      expect(runs.filter((r) => r.i === 2)).toEqual([
+        { i: 2, attempt: 1 },
+        { i: 2, attempt: 2 },
+      ]);
+    } finally {
+      ch.close();
+    }
+  }, 30_000);
+});
+
+describe('faults: a lease expiry with several handlers on the thread', () => {
+  it('blames none of them: all come back to run alone, so the busy loop is charged and the innocent sleeper is not', async () => {
+    const rt = runtime({
+      mailboxes: {
+        m: { handler: fixture('sleep-or-spin.js'), minThreads: 1, maxThreads: 1, concurrency: 4, autoscale: false, leaseMs: 300, maxAttempts: 1, batchSize: 8 },
+      },
+      tickMs: 20,
+    });
+    const timeouts: HandlerTimeoutEvent[] = [];
+    rt.on('handler-timeout', (e) => timeouts.push(e));
+    // Both in the ring before the thread claims: one batch, the sleeper (the lease's holder, the oldest) first.
+    rt.send('m', { sleep: 20 });
+    rt.send('m', { spin: true, always: true });
+    await rt.start();
+    await rt.onIdle();
+    // maxAttempts 1: any charge on the sleeper would have dead-lettered it.
+    const s = rt.stats('m');
+    expect(s).toMatchObject({ enqueued: 2, processed: 1, deadLettered: 1, failed: 1 });
+    const [dl] = rt.deadLetters('m').list();
+    expect(dl).toMatchObject({ payload: { spin: true, always: true }, reason: 'timeout', attempts: 1 });
+    expect(s.deadLetteredBy.timeout).toBe(1);
+    // First expiry: two in flight, nobody charged; second: the spinner alone.
+    expect(timeouts.length).toBe(2);
+  }, 30_000);
 });
 
 describe('faults: a record reserved and never published', () => {

@@ -20,6 +20,11 @@ import {
   K_DONE,
   K_WAITING,
   FLAG_SUSPECT,
+  GUARD_KILLED,
+  S_HO_UNIT,
+  S_INCARNATION,
+  S_RESV_TAG,
+  ringTag,
   FLAG_ASK,
   FLAG_CALL,
   K_OWNER,
@@ -46,6 +51,7 @@ import { Producer, type SendOptions } from '../runtime/shared/producer.js';
 import type { ConsumerTask, LoopResult, ProbeResult, ProbeTask, WorkerControl, WorkerEvent, WorkerStats } from '../runtime/shared/protocol.js';
 import { handoffPop, handoffPush, handoffReady } from '../runtime/shared/handoff.js';
 import { acquireGuard, releaseGuard } from '../runtime/shared/guard.js';
+import { faultHook } from '../runtime/shared/faults.js';
 import { Ring } from '../runtime/shared/ring.js';
 import { H_END_TO_END, H_PROCESSING, H_QUEUE_WAIT, HistogramWriter, blockOffset, observe } from '../runtime/shared/histogram.js';
 import { MessageContext, type ContextHost, type Handler } from './context.js';
@@ -135,6 +141,10 @@ class ConsumerLoop implements ContextHost, WorkerControl {
   /** The mailbox's reply ring (ask results). */
   private readonly replies: Ring;
   private readonly wGuard: number;
+  /** The slot's HO_* words: a hand-off push under way (holes.ts). */
+  private readonly wHandoff: number;
+  /** This mailbox's index in the runtime (ring tags for the dispatcher, holes.ts). */
+  private readonly boxIndex: number;
   /** Claims from the ring go here first, then to `out` or to their keys' owners. */
   private scratch = new Int32Array(1);
   /** The last take() claimed or popped something (even if all of it went to other threads). */
@@ -196,7 +206,13 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     this.wKeyAckSeq = this.ring.slotWord(this.c, S_KEY_ACK_SEQ);
     this.wKeyAckUnit = this.ring.slotWord(this.c, S_KEY_ACK_UNIT);
     this.wGuard = this.ring.slotWord(this.c, S_GUARD);
+    this.wHandoff = this.ring.slotWord(this.c, S_HO_UNIT);
+    this.boxIndex = Object.keys(task.rings).indexOf(task.mailbox);
     this.replies = new Ring(task.rings[task.mailbox]!.replies);
+    // Reservations this thread makes (ctx.send, replies) are written down in its slot (holes.ts).
+    this.replies.markIn(this.i32, this.ring.slotWord(this.c, S_RESV_TAG), ringTag(this.boxIndex, true));
+    Atomics.store(this.i32, this.wHandoff, 0);
+    Atomics.store(this.i32, this.ring.slotWord(this.c, S_RESV_TAG), 0);
     Atomics.store(this.i32, this.wKeyAck, 0);
     Atomics.store(this.i32, this.wInflight, 0);
     // Unknown until the first ~100 ms have been measured (the autoscaler then treats the loop as CPU-bound).
@@ -248,8 +264,12 @@ class ConsumerLoop implements ContextHost, WorkerControl {
   private running(): boolean {
     // REVOKED alone does not stop the loop: the dispatcher raises it a moment
     // before it tries to take the running record, and lowers it again when
-    // that fails. A loop stops for it only when one of its own acks fails.
+    // that fails. A loop stops for it only when one of its own acks fails, or
+    // when its guard reads KILLED: the take worked and this thread is being
+    // terminated. It claims nothing more then: a message it started now would
+    // be cut off by the kill and run again.
     if (this.stopRequested) return false;
+    if (Atomics.load(this.i32, this.wGuard) === GUARD_KILLED) return false;
     const s = Atomics.load(this.i32, this.wStatus);
     return s === SLOT_RUNNING || s === SLOT_REVOKED;
   }
@@ -467,12 +487,25 @@ class ConsumerLoop implements ContextHost, WorkerControl {
           Atomics.load(keys, ring.keySlot(u) * KEY_WORDS + K_OWNER) === owner
         ) {
           const theirs = ST_CLAIMED + owner;
-          if (Atomics.compareExchange(ring.state, u, mine, theirs) !== mine) return true; // the dispatcher took it from us
-          if (handoffPush(keys, owner, u)) {
+          // Written down first: should this thread die before the entry is
+          // written, the dispatcher takes the record back and voids the entry (holes.ts).
+          const ho = this.wHandoff;
+          i32[ho + 1] = owner;
+          i32[ho + 2] = Atomics.load(i32, ring.slotWord(owner, S_INCARNATION));
+          i32[ho + 3] = -1;
+          i32[ho] = u + 1;
+          if (Atomics.compareExchange(ring.state, u, mine, theirs) !== mine) {
+            i32[ho] = 0;
+            return true; // the dispatcher took it from us
+          }
+          if (faultHook !== null) faultHook('handoff-claimed', owner);
+          if (handoffPush(keys, owner, u, i32, ho + 3)) {
+            i32[ho] = 0;
             this.handedOff = true;
             return true;
           }
           Atomics.compareExchange(ring.state, u, theirs, mine);
+          i32[ho] = 0;
           full = true;
         }
       } finally {
@@ -737,8 +770,12 @@ class ConsumerLoop implements ContextHost, WorkerControl {
         if (this.revoked) return true;
         this.startOne(unit, claimedAt, record);
         while (this.inflight > 0) await this.completion();
-      } else {
-        this.startOne(unit, claimedAt, record);
+      } else if (this.startOne(unit, claimedAt, record) && i < n - 1) {
+        // An async handler that finished at once (no await inside) acks in a
+        // promise reaction: give it that microtask before the next handler
+        // starts, so a next one that kills the thread does not take an
+        // already finished message down with it (it would run again).
+        await undefined;
       }
       if (this.revoked) return true;
     }
@@ -751,12 +788,13 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     return this.revoked;
   }
 
-  private startOne(unit: number, claimedAt: number, record: boolean): void {
+  /** Start one handler; true when it returned a promise (it finishes, and acks, in a reaction). */
+  private startOne(unit: number, claimedAt: number, record: boolean): boolean {
     const { ring, c } = this;
     const flags = ring.flags(unit);
     if (!this.isTurn(unit, flags)) {
       this.defer(unit);
-      return;
+      return false;
     }
     const started = performance.now();
     const entry: Running = { unit, started, done: false, keySlot: (flags & FLAG_KEYED) !== 0 ? ring.keySlot(unit) : -1, flags };
@@ -771,7 +809,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       result = this.invoke(unit, flags, started, entry.keySlot);
     } catch (err) {
       this.finishOne(entry, sentAt, record, true, err, undefined);
-      return;
+      return false;
     }
     if (isThenable(result)) {
       // Promise.resolve: a thenable that calls back twice, or throws, still finishes exactly once.
@@ -779,9 +817,10 @@ class ConsumerLoop implements ContextHost, WorkerControl {
         (value) => this.finishOne(entry, sentAt, record, false, undefined, value),
         (err: unknown) => this.finishOne(entry, sentAt, record, true, err, undefined),
       );
-    } else {
-      this.finishOne(entry, sentAt, record, false, undefined, result);
+      return true;
     }
+    this.finishOne(entry, sentAt, record, false, undefined, result);
+    return false;
   }
 
   private finishOne(entry: Running, sentAt: number, record: boolean, threw: boolean, err: unknown, value: unknown): void {
@@ -931,7 +970,9 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     if (ref === undefined) {
       throw new RingpoolError(ErrorCodes.UNKNOWN_MAILBOX, `no mailbox named '${mailbox}'`, { mailbox });
     }
-    const ring = mailbox === this.mailbox ? this.ring : new Ring(ref.sab);
+    // A ring of its own even for this mailbox: its reservations are written down (markIn), the loop's claims are not.
+    const ring = new Ring(ref.sab);
+    ring.markIn(this.i32, this.ring.slotWord(this.c, S_RESV_TAG), ringTag(Object.keys(this.task.rings).indexOf(mailbox), false));
     const p = new Producer(
       mailbox,
       ring,

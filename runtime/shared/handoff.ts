@@ -13,19 +13,31 @@
  * it back like any other. A queue entry whose record is no longer claimed by
  * the popping slot is stale and skipped.
  */
-import { HANDOFF_CAP, H_HEAD, H_TAIL, handoffBase } from './layout.js';
+import { HANDOFF_CAP, HANDOFF_VOID, H_HEAD, H_TAIL, handoffBase } from './layout.js';
+import { faultHook } from './faults.js';
 
-/** Push `unit` onto slot `c`'s queue; false when it is full. */
-export function handoffPush(keys: Int32Array, c: number, unit: number): boolean {
+/**
+ * Push `unit` onto slot `c`'s queue; false when it is full. The position
+ * reserved is written to `mark[at]` right after its CAS, so the dispatcher can
+ * void an entry a pusher reserved and died before writing (holes.ts).
+ */
+export function handoffPush(keys: Int32Array, c: number, unit: number, mark: Int32Array, at: number): boolean {
   const base = handoffBase(c);
   for (;;) {
     const t = Atomics.load(keys, base + H_TAIL);
     if (((t - Atomics.load(keys, base + H_HEAD)) | 0) >= HANDOFF_CAP) return false;
     if (Atomics.compareExchange(keys, base + H_TAIL, t, (t + 1) | 0) === t) {
-      Atomics.store(keys, base + 2 + ((t >>> 0) % HANDOFF_CAP), unit + 1);
+      mark[at] = t;
+      if (faultHook !== null) faultHook('handoff-reserved', c);
+      Atomics.store(keys, handoffEntry(c, t), unit + 1);
       return true;
     }
   }
+}
+
+/** Word index of slot `c`'s queue entry at position `pos`. */
+export function handoffEntry(c: number, pos: number): number {
+  return handoffBase(c) + 2 + ((pos >>> 0) % HANDOFF_CAP);
 }
 
 /**
@@ -35,17 +47,18 @@ export function handoffPush(keys: Int32Array, c: number, unit: number): boolean 
  */
 export function handoffPop(keys: Int32Array, c: number, out: Int32Array, at: number, max: number): number {
   const base = handoffBase(c);
-  let h = Atomics.load(keys, base + H_HEAD);
+  const h0 = Atomics.load(keys, base + H_HEAD);
+  let h = h0;
   let n = 0;
   while (n < max) {
     const w = base + 2 + ((h >>> 0) % HANDOFF_CAP);
     const v = Atomics.load(keys, w);
     if (v === 0) break;
     Atomics.store(keys, w, 0);
-    out[at + n++] = v - 1;
     h = (h + 1) | 0;
+    if (v !== HANDOFF_VOID) out[at + n++] = v - 1;
   }
-  if (n > 0) Atomics.store(keys, base + H_HEAD, h);
+  if (h !== h0) Atomics.store(keys, base + H_HEAD, h);
   return n;
 }
 

@@ -56,7 +56,15 @@
  *  word 8-9  f64 CUR_START  when the current (oldest running) handler started (clock.now() ms)
  *  word 10-11 f64 HANDLER_MS EWMA of handler time per message, written by the loop
  *  word 12-13 f64 ELU        the loop's event-loop utilisation over its last ~100 ms
+ *  word 16-20 RESV_*    the thread's last reservation in a ring (written before its CAS; see holes.ts):
+ *                       16 TAG (which ring: 1 + 2 * mailbox index + 1 for its reply ring; DELAYED_TAG
+ *                       for a delayed send handed to the dispatcher), 17 HEAD, 18 NEED (units),
+ *                       19 KEY (key slot + 1 once a keyed send took its seq, else 0), 20 SEQ
+ *  word 21-24 HO_*      a hand-off push under way: 21 UNIT + 1 (0 none), 22 OWNER slot,
+ *                       23 the owner's INCARNATION, 24 POS in the owner's queue (-1 until reserved)
  * ```
+ * Only a thread that dies inside its guard leaves RESV/HO words that matter:
+ * the dispatcher reads them after that thread is gone and repairs the hole.
  *
  * Record (at a 16-byte aligned unit; a record never wraps past the end: a
  * producer that would cross it reserves the rest of the ring as a SKIP):
@@ -153,6 +161,23 @@ export const S_INFLIGHT = 6;
 export const S_KEY_ACK = 7;
 export const S_KEY_ACK_SEQ = 14;
 export const S_KEY_ACK_UNIT = 15;
+/** The last ring reservation of a worker thread's producers (see holes.ts). */
+export const S_RESV_TAG = 16;
+export const S_RESV_HEAD = 17;
+export const S_RESV_NEED = 18;
+export const S_RESV_KEY = 19;
+export const S_RESV_SEQ = 20;
+/** A hand-off push under way (see holes.ts). */
+export const S_HO_UNIT = 21;
+export const S_HO_OWNER = 22;
+export const S_HO_INC = 23;
+export const S_HO_POS = 24;
+/** S_RESV_TAG of a delayed send between taking its seq (or its enqueued count) and its post. */
+export const DELAYED_TAG = 1 << 20;
+/** The tag of a mailbox's ring (reply = false) or reply ring, by the mailbox's index in the runtime. */
+export function ringTag(index: number, reply: boolean): number {
+  return 1 + 2 * index + (reply ? 1 : 0);
+}
 /** f64 index offset inside the slot (word 8 = f64 word 4). */
 export const S_F64_CUR_START = 4;
 export const S_F64_HANDLER_MS = 5;
@@ -220,6 +245,8 @@ export const HANDOFF_CAP = 1024;
 export const HANDOFF_WORDS = 2 + HANDOFF_CAP;
 export const H_HEAD = 0;
 export const H_TAIL = 1;
+/** A hand-off entry the dispatcher voided: reserved by a pusher that died before writing it; popped and dropped. */
+export const HANDOFF_VOID = -1;
 /** Int32 word where consumer slot c's hand-off queue starts in the key table buffer. */
 export function handoffBase(c: number): number {
   return KEY_SLOTS * KEY_WORDS + c * HANDOFF_WORDS;

@@ -86,10 +86,16 @@ import {
   VERSION_WORD,
   WAKE,
   WAKE_PENDING,
+  S_RESV_HEAD,
+  S_RESV_KEY,
+  S_RESV_NEED,
+  S_RESV_SEQ,
+  S_RESV_TAG,
   recordUnits,
   regions,
 } from './layout.js';
 import { writeUtf8 } from './codec.js';
+import { faultHook } from './faults.js';
 
 /** Anything that can write a payload at a byte offset (a prepared codec, or held bytes). */
 export interface PayloadWriter {
@@ -126,6 +132,15 @@ export class Ring {
   countHeld = true;
   /** This thread's last look at TAIL (see reserve). */
   private cachedTail: number;
+  /**
+   * Worker threads: the slot words where each reservation is written down
+   * before its CAS (see markIn), so the dispatcher can repair a hole left by
+   * a thread that dies before it publishes. Null on the main thread.
+   */
+  private mark: Int32Array | null = null;
+  private markAt = 0;
+  /** Which ring this is, for the dispatcher (layout.ringTag). */
+  markTag = 0;
 
   static allocate(init: RingInit): SharedArrayBuffer {
     const { capacityBytes, maxPayloadBytes } = init;
@@ -167,6 +182,28 @@ export class Ring {
     this.dataOff = dataOff;
     this.maxPayloadBytes = this.i32[MAX_PAYLOAD_WORD]!;
     this.cachedTail = Atomics.load(this.i32, TAIL);
+  }
+
+  /** Write this thread's reservations down in the words of its slot from `at` (the S_RESV_* words), as ring `tag`. */
+  markIn(i32: Int32Array, at: number, tag: number): void {
+    this.mark = i32;
+    this.markAt = at;
+    this.markTag = tag;
+  }
+
+  /** A delayed send counted and (keyed) given its seq, about to be handed to the dispatcher: written down. */
+  markDelayed(tag: number, keySlot: number, seq: number): void {
+    const m = this.mark;
+    if (m === null) return;
+    const b = this.markAt;
+    m[b + S_RESV_KEY - S_RESV_TAG] = keySlot + 1;
+    m[b + S_RESV_SEQ - S_RESV_TAG] = seq;
+    m[b] = tag;
+  }
+
+  /** The delayed send was handed over. */
+  unmark(): void {
+    if (this.mark !== null) this.mark[this.markAt] = 0;
   }
 
   get capacityBytes(): number {
@@ -223,6 +260,15 @@ export class Ring {
           continue;
         }
         return -1;
+      }
+      const m = this.mark;
+      if (m !== null) {
+        // Written before the CAS: a thread that dies after it leaves its hole described (holes.ts).
+        const b = this.markAt;
+        m[b + S_RESV_KEY - S_RESV_TAG] = 0;
+        m[b + S_RESV_HEAD - S_RESV_TAG] = h;
+        m[b + S_RESV_NEED - S_RESV_TAG] = need;
+        m[b] = this.markTag;
       }
       if (Atomics.compareExchange(i32, HEAD, h, (h + need) | 0) === h) {
         if (need !== units) {
@@ -306,6 +352,12 @@ export class Ring {
       // The key's sequence number is taken only now that the record has room:
       // a send that fails on a full ring must not leave a hole in its key's order.
       const seq = keySeq ?? Atomics.add(keyTable, keySlot * KEY_WORDS + K_SENT, 1);
+      const m = this.mark;
+      if (m !== null && keySeq === null) {
+        // The seq is taken: a thread that dies before publishing leaves a hole in its key's order too.
+        m[this.markAt + S_RESV_SEQ - S_RESV_TAG] = seq;
+        m[this.markAt + S_RESV_KEY - S_RESV_TAG] = keySlot + 1;
+      }
       const w = (this.dataOff >> 2) + (unit << 2);
       this.i32[w + R_KEY_SEQ] = seq;
       this.i32[w + R_KEY_SLOT] = keySlot;
@@ -314,6 +366,7 @@ export class Ring {
     const body = this.writeHeader(unit, units, payloadBytes, keyBytes, attempt, id, sentAt, readyAt, flags, metaBytes);
     if (keyBytes !== 0) writeUtf8(this.buf, key!, body, keyBytes);
     payload.write(this.buf, body + keyBytes);
+    if (faultHook !== null) faultHook('ring-reserved', this.markTag);
     this.publish(unit);
     return true;
   }

@@ -1,0 +1,148 @@
+/**
+ * Holes a dying thread leaves in shared memory, and their repair. Main thread.
+ *
+ * A worker thread writes to shared memory in a few multi-step windows, each
+ * under its slot's guard (guard.ts): a ctx.send's reserve..publish, a reply's
+ * reserve..publish, a delayed send's count..hand-over, a hand-off push. The
+ * dispatcher never terminates a thread inside one, but a thread can still die
+ * there (an OOM). What it leaves:
+ * - a ring reservation never published: consumers stop at its FREE state
+ *   byte, and the ring stops for good;
+ * - a keyed send's seq taken and never used: its key's turn never comes again;
+ * - a delayed send counted as enqueued and never handed over: onIdle() waits forever;
+ * - a keyed record whose claim moved to its owner, with no entry on the
+ *   owner's queue (never run), or a queue entry reserved and never written
+ *   (the owner's queue stops at it).
+ * Each window writes down what it is doing in the thread's slot first
+ * (layout.ts, RESV_* and HO_*; a few plain stores). When the thread is gone
+ * with its guard still held, its retire reads those words and repairs:
+ * - the reservation becomes a DONE record of its length (and a SKIP for the
+ *   padding of one that wrapped), READ moves over it, and the send is taken
+ *   out of the enqueued count: it was never accepted (ctx.send never returned);
+ * - its seq is voided: the dispatcher passes the key's turn over it;
+ * - the record goes back to the ring, and the entry is voided (the owner pops
+ *   and drops it).
+ *
+ * Nothing here runs unless a thread died inside a guard.
+ */
+import {
+  DELAYED_TAG,
+  HANDOFF_VOID,
+  READ,
+  R_UNITS,
+  S_HO_INC,
+  S_HO_OWNER,
+  S_HO_POS,
+  S_HO_UNIT,
+  S_INCARNATION,
+  S_RESV_HEAD,
+  S_RESV_KEY,
+  S_RESV_NEED,
+  S_RESV_SEQ,
+  S_RESV_TAG,
+  ST_DONE,
+  ST_FREE,
+  ST_SKIP,
+} from './shared/layout.js';
+import { handoffEntry } from './shared/handoff.js';
+import type { Ring } from './shared/ring.js';
+
+/** A reservation a dead thread made in some ring (and, for a keyed send, the seq it took: keySlot -1 when none). */
+export interface Reservation {
+  h: number;
+  need: number;
+  keySlot: number;
+  seq: number;
+}
+
+/** What a dead thread's slot says it was doing inside its guard. */
+export interface DeadWrites {
+  /** A ring reservation: in the ring of mailbox `box` (its reply ring when `reply`). */
+  reservation: { box: number; reply: boolean; r: Reservation } | null;
+  /** A delayed send counted (and keyed: its seq taken) and not handed over, to mailbox `box`. */
+  delayed: { box: number; keySlot: number; seq: number } | null;
+  /** A hand-off of the record at `unit` to slot `owner` (incarnation `inc`); `pos` its queue entry, -1 if not reserved. */
+  handoff: { unit: number; owner: number; inc: number; pos: number } | null;
+}
+
+/** Read the RESV_* and HO_* words of `slot` (its thread is gone, its guard still held). */
+export function deadWrites(ring: Ring, slot: number): DeadWrites {
+  const i32 = ring.i32;
+  const w = (n: number): number => i32[ring.slotWord(slot, n)]!;
+  const out: DeadWrites = { reservation: null, delayed: null, handoff: null };
+  const tag = w(S_RESV_TAG);
+  if (tag !== 0) {
+    const t = (tag & ~DELAYED_TAG) - 1;
+    const keySlot = w(S_RESV_KEY) - 1;
+    const seq = w(S_RESV_SEQ);
+    if ((tag & DELAYED_TAG) !== 0) out.delayed = { box: t >> 1, keySlot, seq };
+    else out.reservation = { box: t >> 1, reply: (t & 1) === 1, r: { h: w(S_RESV_HEAD), need: w(S_RESV_NEED), keySlot, seq } };
+  }
+  const u = w(S_HO_UNIT);
+  if (u !== 0) out.handoff = { unit: u - 1, owner: w(S_HO_OWNER), inc: w(S_HO_INC), pos: w(S_HO_POS) };
+  return out;
+}
+
+/**
+ * Repair reservation `r` in `ring` if it is a hole: 'done' (repaired),
+ * 'gone' (no hole: it was published, or the thread's CAS lost and another
+ * producer's record is there), or 'wait' (consumers have not reached it yet,
+ * or a live thread is inside a guard: a reservation at the same place could
+ * be that thread's, about to be published). `othersInside` says the latter.
+ *
+ * Why this is safe: consumers never pass a FREE state byte, so once READ sits
+ * at the reservation and no live producer is inside its window (the main
+ * thread is not: this runs on it), a FREE state byte there can only be the
+ * dead thread's unpublished record.
+ */
+export function repairReservation(ring: Ring, r: Reservation, othersInside: boolean): 'done' | 'gone' | 'wait' {
+  const i32 = ring.i32;
+  const at = r.h & ring.indexMask;
+  const toEnd = ring.capacityUnits - at;
+  const wraps = r.need > toEnd;
+  // A reservation that crossed the end is padding [at, end) and the record at unit 0.
+  const hole = wraps ? (r.h + toEnd) | 0 : r.h;
+  const end = (r.h + r.need) | 0;
+  const read = Atomics.load(i32, READ);
+  if (((read - r.h) | 0) < 0) return 'wait'; // ready records ahead of it: consumers get there first
+  if (read !== r.h && read !== hole) return 'gone';
+  if (othersInside) return 'wait';
+  const hu = hole & ring.indexMask;
+  if (Atomics.load(ring.state, hu) !== ST_FREE) return 'gone';
+  if (wraps && read === r.h) {
+    const s = Atomics.load(ring.state, at);
+    if (s !== ST_FREE && s !== ST_SKIP) return 'gone';
+    if (s === ST_FREE) Atomics.store(ring.state, at, ST_SKIP);
+  }
+  // A DONE record of the hole's length: consumers do not claim it, reclaimers free it.
+  i32[(ring.dataOff >> 2) + (hu << 2) + R_UNITS] = wraps ? r.need - toEnd : r.need;
+  Atomics.store(ring.state, hu, ST_DONE);
+  // Consumers may move READ from the padding to the hole meanwhile; never past it.
+  for (;;) {
+    const r0 = Atomics.load(i32, READ);
+    if (r0 !== r.h && r0 !== hole) break;
+    if (Atomics.compareExchange(i32, READ, r0, end) === r0) break;
+  }
+  ring.reclaim();
+  return 'done';
+}
+
+/**
+ * A dead thread was handing the record at `ho.unit` to slot `ho.owner`. If the
+ * claim had moved to the owner (and the owner is the loop it was then), the
+ * owner never got the entry: take the record back with `takeBack` (it goes
+ * back to the ring; it never ran). A queue entry reserved and never written is
+ * voided: the owner cannot pass it before, and pops and drops it after.
+ */
+export function repairHandoff(
+  ring: Ring,
+  keys: Int32Array,
+  ho: NonNullable<DeadWrites['handoff']>,
+  takeBack: (unit: number, expected: number) => void,
+  claimedBy: (slot: number) => number,
+): void {
+  if (Atomics.load(ring.i32, ring.slotWord(ho.owner, S_INCARNATION)) !== ho.inc) return; // the owner was recovered since: its queue was reset, the record taken back
+  const theirs = claimedBy(ho.owner);
+  if (Atomics.load(ring.state, ho.unit) === theirs) takeBack(ho.unit, theirs);
+  if (ho.pos >= 0) Atomics.compareExchange(keys, handoffEntry(ho.owner, ho.pos), 0, HANDOFF_VOID);
+}
