@@ -141,6 +141,7 @@ class Exporter {
       gauge('oldest_message_age_seconds', 'Age of the oldest ready message, since it became ready (SQS ApproximateAgeOfOldestMessage).', this.each((s) => s.oldestAgeSeconds)),
       gauge('estimated_lag_seconds', 'Queue depth divided by the recent drain rate (EWMA over ~5 s): how long the backlog takes to clear.', this.each((s) => s.estimatedLagSeconds)),
       gauge('dead_letters', 'Dead letters held in the store now.', this.each((s) => s.deadLetterSize)),
+      counter('dead_letters_dropped_total', 'Dead letters dropped because the store was at deadLetterLimit (oldest first).', this.each((s) => s.deadLettersDropped)),
       gauge('worker_threads', 'Consumer threads running.', this.each((s) => s.threads)),
       gauge('worker_threads_desired', 'Consumer threads the scaler wants.', this.each((s) => s.desiredThreads)),
       gauge('worker_threads_min', 'minThreads of the mailbox.', this.each((s) => s.minThreads)),
@@ -185,6 +186,8 @@ class Exporter {
 }
 
 const exporters = new WeakMap<Registry, Map<string, Exporter>>();
+/** serve() calls on a registry, told of each runtime exported there (also after they started). */
+const watchers = new WeakMap<Registry, Set<(rt: Runtime) => void>>();
 
 /** Duck-typed: a Registry from another copy of prom-client (not deduplicated by npm) works too. */
 function isRegistry(r: unknown): r is Registry {
@@ -236,6 +239,7 @@ export function createMetrics(rt: Runtime, options: MetricsOptions): RuntimeMetr
   }
   const e = exp;
   e.attach(rt);
+  for (const watch of watchers.get(registry) ?? []) watch(rt);
   for (const m of rt.mailboxes) rt.mailbox(m)!.enableMetrics(bounds);
   const handle: RuntimeMetrics = {
     registry,
@@ -328,14 +332,21 @@ export async function serve(registry: Registry, options: ServeOptions = {}): Pro
     }
     return closed;
   };
-  // Close with the last runtime on this registry.
-  const runtimes = [...(exporters.get(registry)?.values() ?? [])].flatMap((e) => [...e.runtimes]);
-  let open = runtimes.length;
-  for (const rt of runtimes) {
+  // Close with the last runtime on this registry: those exported now, and those exported later.
+  const open = new Set<Runtime>();
+  const watch = (rt: Runtime): void => {
+    if (open.has(rt) || rt.state === 'closed') return;
+    open.add(rt);
     rt.once('close', () => {
-      if (--open === 0) void close();
+      open.delete(rt);
+      if (open.size === 0) void close();
     });
-  }
+  };
+  let set = watchers.get(registry);
+  if (set === undefined) watchers.set(registry, (set = new Set()));
+  set.add(watch);
+  void server.once('close', () => set!.delete(watch));
+  for (const e of exporters.get(registry)?.values() ?? []) for (const rt of e.runtimes) watch(rt);
   server.unref();
   return { port: actual, url: `http://${host.includes(':') ? `[${host}]` : host}:${actual}`, close };
 }

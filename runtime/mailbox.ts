@@ -9,7 +9,7 @@ import { Piscina } from 'piscina';
 import * as Comlink from './shared/comlink.js';
 import { builtinCodec, codecSpec, CustomCodec, type PayloadCodec } from './shared/codec.js';
 import { now } from './shared/clock.js';
-import { ErrorCodes, RingpoolError, fromErrorInfo, type ErrorInfo } from './shared/errors.js';
+import { ErrorCodes, RingpoolError, fromErrorInfo, safeString, type ErrorInfo } from './shared/errors.js';
 import {
   CLAIMED,
   ACTOR_WORD,
@@ -72,7 +72,7 @@ import { HeldMessage } from './held.js';
 import { deadWrites, repairHandoff, repairReservation, type Reservation } from './holes.js';
 import type { ResolvedAutoscale, ResolvedMailbox } from './options.js';
 import { autoscaleDefaults, decide, type Recommendation } from './autoscale-policy.js';
-import { backoffDelay, TimerHeap } from './timer-heap.js';
+import { backoffDelay, TimerHeap, timerDelay } from './timer-heap.js';
 import {
   allocateMetricsBuffer,
   enableRecording,
@@ -181,6 +181,8 @@ export interface MailboxStats {
   handlerTimeouts: number;
   /** Dead letters held now. */
   deadLetterSize: number;
+  /** Dead letters dropped (oldest first) because the store was at deadLetterLimit. */
+  deadLettersDropped: number;
   capacityBytes: number;
   usedBytes: number;
 }
@@ -299,8 +301,10 @@ export class Mailbox {
   private readonly keyTable: Int32Array;
   private readonly blocked = new Map<number, HeldMessage[]>();
   private blockedCount = 0;
-  /** Ring units of the keyed messages held outside the ring (published in HELD_UNITS_WORD). */
+  /** Ring units of the keyed messages held outside the ring (published in HELD_UNITS_WORD, with pendingUnits). */
   private heldUnits = 0;
+  /** Ring units of the pending messages left waiting for room at the last flushPending. */
+  private pendingUnits = 0;
   /** The same ring, for putting held messages back: it does not count the held units (they are the ones going in). */
   private readonly republish: Ring;
   /** Keyed messages whose key's owner is retiring: held until its loop is over and the key has a new owner. */
@@ -699,13 +703,13 @@ export class Mailbox {
   private hold(held: HeldMessage): void {
     this.blockedCount++;
     this.heldUnits += held.units;
-    Atomics.store(this.ring.i32, HELD_UNITS_WORD, this.heldUnits);
+    Atomics.store(this.ring.i32, HELD_UNITS_WORD, this.heldUnits + this.pendingUnits);
   }
 
   private unhold(held: HeldMessage): void {
     this.blockedCount--;
     this.heldUnits -= held.units;
-    Atomics.store(this.ring.i32, HELD_UNITS_WORD, this.heldUnits);
+    Atomics.store(this.ring.i32, HELD_UNITS_WORD, this.heldUnits + this.pendingUnits);
   }
 
   private onEvent(c: Consumer, ev: WorkerEvent): void {
@@ -1065,10 +1069,11 @@ export class Mailbox {
     if (this.heapTimer !== null && this.heapTimerAt <= top.dueAt) return;
     if (this.heapTimer !== null) clearTimeout(this.heapTimer);
     this.heapTimerAt = top.dueAt;
+    // A delay past setTimeout's limit is waited for in steps (releaseDue re-arms for what is not due yet).
     this.heapTimer = setTimeout(() => {
       this.heapTimer = null;
       this.releaseDue();
-    }, Math.max(0, top.dueAt - now()));
+    }, timerDelay(top.dueAt, now()));
     this.heapTimer.unref();
   }
 
@@ -1081,15 +1086,26 @@ export class Mailbox {
     this.armHeapTimer();
   }
 
-  /** Put held messages back into the ring, oldest first, while there is room. */
+  /**
+   * Put held messages back into the ring, oldest first, while there is room.
+   * What is left waiting counts as used space for every producer (with the
+   * held keyed messages, in HELD_UNITS_WORD): freed room goes to retries and
+   * redeliveries first, never to fresh sends that would starve them.
+   */
   private flushPending(): void {
-    if (this.pending.length === 0) return;
+    if (this.pending.length === 0 && this.pendingUnits === 0) return;
     const t = now();
     let i = 0;
     for (; i < this.pending.length; i++) {
       if (!this.pending[i]!.publishTo(this.republish, t, this.keyTable)) break;
     }
     if (i > 0) this.pending.splice(0, i);
+    let units = 0;
+    for (const h of this.pending) units += h.units;
+    if (units !== this.pendingUnits) {
+      this.pendingUnits = units;
+      Atomics.store(this.ring.i32, HELD_UNITS_WORD, this.heldUnits + units);
+    }
     if (this.pending.length > 0) this.armSpaceWatch();
   }
 
@@ -1103,6 +1119,10 @@ export class Mailbox {
     flags = 0,
     onSent?: (id: number) => void,
   ): Promise<number> {
+    // Aborted before it began: nothing is sent, even if there is room.
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    // Retries and redeliveries waiting for room go first (their units count as used for every producer: flushPending).
+    if (this.pending.length > 0) this.flushPending();
     if (this.waiters.length === 0) {
       const id = this.producer.trySend(payload, opts, flags);
       if (id >= 0) {
@@ -1111,9 +1131,9 @@ export class Mailbox {
       }
     }
     if (this.opts.overflow === 'reject') {
+      this.ring.countRejected('queue_full');
       return Promise.reject(this.producer.fullError());
     }
-    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<number>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const onAbort = (): void => {
@@ -1212,7 +1232,7 @@ export class Mailbox {
   }
 
   private serveWaiters(): void {
-    while (this.waiters.length > 0) {
+    while (this.waiters.length > 0 && this.pending.length === 0) {
       const w = this.waiters[0]!;
       let id: number;
       try {
@@ -1527,6 +1547,7 @@ export class Mailbox {
       workerCrashes: this.workerCrashes,
       handlerTimeouts: this.handlerTimeouts,
       deadLetterSize: this.deadLetters.size,
+      deadLettersDropped: this.deadLetters.dropped,
       capacityBytes: this.ring.capacityBytes,
       usedBytes: this.ring.usedUnits() * 16,
     };
@@ -1606,7 +1627,7 @@ function heldKeyed(held: HeldMessage, keySlot: number, keySeq: number): HeldMess
 }
 
 function handlerLoadError(mailbox: string, url: string, cause: unknown): RingpoolError {
-  const msg = cause instanceof Error ? cause.message : String(cause);
+  const msg = cause instanceof Error ? cause.message : safeString(cause);
   return new RingpoolError(ErrorCodes.HANDLER_LOAD, `mailbox '${mailbox}': handler ${url} cannot be used: ${msg}`, { mailbox, url }, { cause });
 }
 

@@ -3,6 +3,7 @@
  * validation per option whose error names the option's path and the value.
  * README's config table is checked against `mailboxDefaults` by a test.
  */
+import { MAX_TIMER_MS } from './shared/clock.js';
 import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -214,7 +215,7 @@ export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
   if (typeof baseMs !== 'number' || !(baseMs >= 0) || !Number.isFinite(baseMs)) throw invalidOption(`${p}.backoff.baseMs`, 'a finite number >= 0', baseMs);
   if (typeof maxMs !== 'number' || !(maxMs >= baseMs) || !Number.isFinite(maxMs)) throw invalidOption(`${p}.backoff.maxMs`, `a finite number >= backoff.baseMs (${baseMs})`, maxMs);
   const leaseMs = pick('leaseMs', d.leaseMs);
-  if (typeof leaseMs !== 'number' || !(leaseMs > 0) || !Number.isFinite(leaseMs)) throw invalidOption(`${p}.leaseMs`, 'a finite number > 0', leaseMs);
+  if (typeof leaseMs !== 'number' || !(leaseMs > 0) || !(leaseMs <= MAX_TIMER_MS)) throw invalidOption(`${p}.leaseMs`, `a number > 0 and <= ${MAX_TIMER_MS} (setTimeout's limit)`, leaseMs);
   const overflow = pick('overflow', d.overflow);
   if (overflow !== 'wait' && overflow !== 'reject') throw invalidOption(`${p}.overflow`, "'wait' or 'reject'", overflow);
   const resourceLimits = pick('resourceLimits', d.resourceLimits);
@@ -273,7 +274,7 @@ export function resolveRuntime(o: unknown): ResolvedRuntime {
     if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) throw invalidOption(`mailboxes['${name}']`, 'a name of 1-64 letters, digits, _ . : -', name);
     return resolveMailbox(name, m);
   });
-  const startTimeoutMs = o.startTimeoutMs === undefined ? runtimeDefaults.startTimeoutMs : int('startTimeoutMs', o.startTimeoutMs, 1);
+  const startTimeoutMs = o.startTimeoutMs === undefined ? runtimeDefaults.startTimeoutMs : int('startTimeoutMs', o.startTimeoutMs, 1, MAX_TIMER_MS);
   const tickMs = o.tickMs === undefined ? runtimeDefaults.tickMs : int('tickMs', o.tickMs, 1, 60_000);
   return Object.assign(Object.create(null) as ResolvedRuntime, { mailboxes, startTimeoutMs, tickMs });
 }

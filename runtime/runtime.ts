@@ -3,7 +3,7 @@
  * Main thread only.
  */
 import { EventEmitter } from 'node:events';
-import { now } from './shared/clock.js';
+import { MAX_TIMER_MS, now } from './shared/clock.js';
 import { ErrorCodes, RingpoolError } from './shared/errors.js';
 import type { SendOptions } from './shared/producer.js';
 import type { RingRef, WorkerStats } from './shared/protocol.js';
@@ -171,7 +171,11 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     } catch (err) {
       this.state_ = 'closed';
       for (const b of this.boxes.values()) b.closeIntake();
+      const left = this.leftovers();
       await Promise.allSettled([...this.boxes.values()].map((b) => b.destroyPool()));
+      // Finished: nothing will move any more, so onIdle() waiters are released
+      // and 'close' reports what was sent before start() and is now lost.
+      this.finish({ drained: this.isIdle(), left });
       throw err;
     }
     if ((this.state_ as State) !== 'starting') return; // destroyed meanwhile
@@ -186,9 +190,12 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
   }
 
   private box(name: string): Mailbox {
+    if (typeof name !== 'string') {
+      throw new RingpoolError(ErrorCodes.INVALID_OPTION, `the mailbox name must be a string, got ${describeValue(name)}`, { option: 'mailbox' });
+    }
     const b = this.boxes.get(name);
     if (b === undefined) {
-      throw new RingpoolError(ErrorCodes.UNKNOWN_MAILBOX, `no mailbox named '${String(name)}' (have: ${this.mailboxes.join(', ')})`, {
+      throw new RingpoolError(ErrorCodes.UNKNOWN_MAILBOX, `no mailbox named '${name}' (have: ${this.mailboxes.join(', ')})`, {
         mailbox: name,
       });
     }
@@ -288,10 +295,14 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     let timeoutMs: number | undefined;
     if (opts !== undefined && opts !== null) {
       ({ signal, timeoutMs } = opts);
-      if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0))) {
-        throw new RingpoolError(ErrorCodes.INVALID_OPTION, `sendAsync options.timeoutMs must be a number >= 0, got ${String(timeoutMs)}`, {
+      if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS))) {
+        throw new RingpoolError(ErrorCodes.INVALID_OPTION, `sendAsync options.timeoutMs must be a number from 0 to ${MAX_TIMER_MS} (setTimeout's limit), got ${describeValue(timeoutMs)}`, {
           option: 'timeoutMs',
+          limit: MAX_TIMER_MS,
         });
+      }
+      if (signal !== undefined && !(signal instanceof AbortSignal)) {
+        throw new RingpoolError(ErrorCodes.INVALID_OPTION, `sendAsync options.signal must be an AbortSignal, got ${describeValue(signal)}`, { option: 'signal' });
       }
       sendOpts = { key: opts.key, delayMs: opts.delayMs } as SendOptions;
       if (opts.key === undefined) delete sendOpts.key;
@@ -312,7 +323,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
   resize(mailbox: string, threads: number): void {
     const b = this.box(mailbox);
     if (!Number.isInteger(threads) || threads < 0 || threads > b.opts.maxThreads) {
-      throw new RingpoolError(ErrorCodes.INVALID_OPTION, `resize(): threads must be an integer from 0 to maxThreads (${b.opts.maxThreads}), got ${String(threads)}`, {
+      throw new RingpoolError(ErrorCodes.INVALID_OPTION, `resize(): threads must be an integer from 0 to maxThreads (${b.opts.maxThreads}), got ${describeValue(threads)}`, {
         option: 'threads',
       });
     }
@@ -378,7 +389,15 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    */
   close(opts: CloseOptions = {}): Promise<CloseReport> {
     if (this.closing !== null) return this.closing;
-    const timeoutMs = opts.timeoutMs ?? 30_000;
+    const timeoutMs = opts?.timeoutMs ?? 30_000;
+    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS)) {
+      return Promise.reject(
+        new RingpoolError(ErrorCodes.INVALID_OPTION, `close options.timeoutMs must be a number from 0 to ${MAX_TIMER_MS}, got ${describeValue(timeoutMs)}`, {
+          option: 'timeoutMs',
+          limit: MAX_TIMER_MS,
+        }),
+      );
+    }
     this.closing = this.doClose(timeoutMs);
     return this.closing;
   }
@@ -397,7 +416,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
       clearTimeout(timer);
     }
     const left = this.leftovers();
-    await Promise.all([...this.boxes.values()].map((b) => b.stop(drained ? 5_000 : 1_000)));
+    // Drained: loops return at once, unless actor passivate hooks run (a loop
+    // waits up to leaseMs for them): give them that long. Not drained: the
+    // deadline has passed, 1 s for the threads to return, then terminate.
+    await Promise.all([...this.boxes.values()].map((b) => b.stop(drained ? Math.max(5_000, b.opts.leaseMs + 1_000) : 1_000)));
     const report = { drained, left };
     this.finish(report);
     return report;
@@ -455,8 +477,11 @@ function checkAsk(opts: AskOptions | ActorRefOptions | undefined): void {
   if (opts === undefined || opts === null) return;
   if (typeof opts !== 'object') throw new RingpoolError(ErrorCodes.INVALID_OPTION, `ask options must be an object, got ${describeValue(opts)}`, { option: 'options' });
   const { timeoutMs, signal } = opts;
-  if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0))) {
-    throw new RingpoolError(ErrorCodes.INVALID_OPTION, `ask options.timeoutMs must be a number >= 0, got ${describeValue(timeoutMs)}`, { option: 'timeoutMs' });
+  if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS))) {
+    throw new RingpoolError(ErrorCodes.INVALID_OPTION, `ask options.timeoutMs must be a number from 0 to ${MAX_TIMER_MS} (setTimeout's limit), got ${describeValue(timeoutMs)}`, {
+      option: 'timeoutMs',
+      limit: MAX_TIMER_MS,
+    });
   }
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new RingpoolError(ErrorCodes.INVALID_OPTION, `ask options.signal must be an AbortSignal, got ${describeValue(signal)}`, { option: 'signal' });

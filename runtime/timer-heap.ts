@@ -2,6 +2,7 @@
  * A binary min-heap of held messages by `dueAt`, for retry backoffs and
  * delayed sends. One timer for the earliest entry. Main thread.
  */
+import { MAX_TIMER_MS } from './shared/clock.js';
 import type { HeldMessage } from './held.js';
 
 export class TimerHeap {
@@ -58,4 +59,9 @@ export class TimerHeap {
 export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
   const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
   return random() * ceiling;
+}
+
+/** How long to arm a timer for `dueAt` at time `t`: never past setTimeout's limit (a longer delay is waited for in steps). */
+export function timerDelay(dueAt: number, t: number): number {
+  return Math.min(MAX_TIMER_MS, Math.max(0, dueAt - t));
 }

@@ -159,6 +159,8 @@ class ConsumerLoop implements ContextHost, WorkerControl {
   /** Set when the loop has ended: a passivation finishing later no longer touches the key table. */
   private statesReleased = false;
   private acked = 0;
+  /** ACKED as this loop found it: the acks of the loops before it in this slot. */
+  private ackedBefore = 0;
   private nacked = 0;
   /** Claim size; starts small so a slow handler's first batch does not hoard, then follows the handler's speed. */
   private batch = 8;
@@ -218,7 +220,9 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     // Unknown until the first ~100 ms have been measured (the autoscaler then treats the loop as CPU-bound).
     this.f64[this.fElu] = NaN;
     this.f64[this.fHandlerMs] = 0;
+    // The slot's word counts across the loops that ran in it (the dispatcher folds it): this loop's own start from here.
     this.acked = Atomics.load(this.i32, this.wAcked);
+    this.ackedBefore = this.acked;
   }
 
   private post(ev: WorkerEvent): void {
@@ -1000,7 +1004,7 @@ class ConsumerLoop implements ContextHost, WorkerControl {
       threadId,
       consumer: this.c,
       incarnation: this.task.incarnation,
-      acked: this.acked,
+      acked: (this.acked - this.ackedBefore) | 0,
       nacked: this.nacked,
       batchSize: this.batch,
       handlerMs: this.handlerMs,

@@ -6,6 +6,9 @@
  */
 const origin = performance.timeOrigin;
 
+/** The longest delay setTimeout holds (2^31 - 1 ms, ~24.8 days); past it Node fires after 1 ms instead. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export function now(): number {
   return origin + performance.now();
 }

@@ -9,7 +9,7 @@
  * back; it never returns a view into shared memory.
  */
 import * as v8 from 'node:v8';
-import { ErrorCodes, RingpoolError } from './errors.js';
+import { ErrorCodes, RingpoolError, safeString } from './errors.js';
 
 /** A user codec. `url` names a module whose default export is this codec, so worker threads can load it. */
 export interface Codec<T = unknown> {
@@ -159,7 +159,7 @@ export class CustomCodec extends BytesCodec {
     try {
       out = this.codec.encode(value);
     } catch (err) {
-      throw unserializable(this.name, err, (err as Error)?.message ?? String(err));
+      throw unserializable(this.name, err, (err as Error)?.message ?? safeString(err));
     }
     if (!(out instanceof Uint8Array)) throw unserializable(this.name, undefined, 'encode() did not return a Uint8Array');
     this.bytes = out;

@@ -54,7 +54,16 @@ export function describeValue(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'object') return `an object`;
   if (typeof value === 'function') return 'a function';
-  return `\`${String(value)}\` (${typeof value})`;
+  return `\`${safeString(value)}\` (${typeof value})`;
+}
+
+/** String(value), or its Object.prototype.toString tag when that throws (a null-prototype object, a throwing toString). */
+export function safeString(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
 }
 
 export function invalidOption(path: string, expected: string, value: unknown): RingpoolError {
@@ -83,9 +92,9 @@ export function toErrorInfo(thrown: unknown): ErrorInfo {
   }
   let text: string;
   try {
-    text = typeof thrown === 'string' ? thrown : JSON.stringify(thrown) ?? String(thrown);
+    text = typeof thrown === 'string' ? thrown : JSON.stringify(thrown) ?? safeString(thrown);
   } catch {
-    text = String(thrown);
+    text = safeString(thrown);
   }
   return { name: 'NonErrorThrown', message: `handler threw a non-Error value: ${text}` };
 }
