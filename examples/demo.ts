@@ -447,6 +447,8 @@ async function main(): Promise<void> {
   const deadReasons = Object.entries(s.deadLetteredBy).filter(([, n]) => n > 0).map(([r, n]) => `${r} x${n}`).join(', ') || '-';
   const poisonDead = dead.filter((d) => (d.letter.payload as { poison?: boolean }).poison === true).length;
   const producerBlocked = queueFull > 0 || otherRefusals > 0 || s.enqueued !== offered;
+  // A scale-up shorter than the 100 ms sampler still counts: the decisions say how many threads ran.
+  for (const e of scales) peakThreads = Math.max(peakThreads, e.to);
   const firstUp = scales.find((e) => e.to > e.from);
   const lastDown = [...scales].reverse().find((e) => e.to < e.from);
   const e2eP50 = quantile(0.5, e2eAll);

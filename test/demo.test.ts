@@ -77,9 +77,12 @@ describe('demo (npm start --short)', () => {
     expect(s.poisonDeadLettered).toBe(s.poison);
 
     // The autoscaler added the second thread and retired it within the run.
+    // (The demo itself waits for the scale-down, bounded, before it summarises: no timing is assumed here.)
     expect(s.maxThreads).toBe(2);
     expect(s.peakThreads).toBe(2);
+    expect(s.firstScaleUpAtSeconds).not.toBeNull();
     expect(s.finalThreads).toBe(1);
+    expect(s.backToOneThreadAtSeconds).not.toBeNull();
 
     // Status lines while it ran, the summary table, /metrics answered.
     expect(run.stdout.match(/^\s+\d+\.\d\s+(base|BURST|slow|drain)\s+[\d,]+\s+[\d,]+\s+[\d,]+/gm)?.length ?? 0).toBeGreaterThanOrEqual(3);

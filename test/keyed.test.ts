@@ -50,10 +50,11 @@ describe('keyed ordering', () => {
   }
 
   it('a poison message of key K is dead-lettered after maxAttempts, then K’s later messages flow in order; other keys never wait', async () => {
-    const rt = mk();
+    const rt = mk({ concurrency: 4 });
     await rt.start();
     rt.send('m', { key: 'K', i: 0 }, { key: 'K' });
-    rt.send('m', { key: 'K', i: 1, poison: true }, { key: 'K' });
+    // Each of its 3 attempts takes 200 ms: K is held for 600 ms or more.
+    rt.send('m', { key: 'K', i: 1, poison: true, delay: 200 }, { key: 'K' });
     for (let i = 2; i < 20; i++) rt.send('m', { key: 'K', i }, { key: 'K' });
     for (let i = 0; i < 20; i++) rt.send('m', { key: 'other', i }, { key: 'other' });
     await rt.onIdle();
@@ -62,6 +63,10 @@ describe('keyed ordering', () => {
     expect(got.get('other')).toEqual(Array.from({ length: 20 }, (_, j) => j));
     const [dl] = rt.deadLetters('m').list();
     expect(dl).toMatchObject({ key: 'K', attempts: 3, reason: 'max_attempts' });
+    // 'other' did not wait for K's retries: all of it was handled before K's poison gave up.
+    const otherDone = Math.max(...rt.deadLetters('log').list().filter((d) => (d.payload as { key: string }).key === 'other').map((d) => (d.payload as { end: number }).end));
+    expect(otherDone).toBeLessThan(dl!.deadAt);
+    expect(dl!.deadAt - otherDone).toBeGreaterThan(300);
   });
 
   it('unkeyed messages keep full parallelism next to keyed ones', async () => {
@@ -71,6 +76,18 @@ describe('keyed ordering', () => {
     await rt.onIdle();
     expect(rt.stats('m').processed).toBe(500);
     expect(perKey(rt).get('A')).toEqual(Array.from({ length: 250 }, (_, j) => 2 * j + 1));
+    // Full parallelism for the unkeyed: at some moment more of their handlers ran at once than one thread runs one at a time
+    // (2 threads x concurrency 4 allow 8); key A's ran one at a time, never overlapping.
+    const runs = rt.deadLetters('log').list().map((d) => d.payload as { key: string | null; start: number; end: number });
+    const peak = (xs: typeof runs): number => {
+      const ev = xs.flatMap((r) => [[r.start, 1] as const, [r.end, -1] as const]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      let cur = 0;
+      let max = 0;
+      for (const [, d] of ev) max = Math.max(max, (cur += d));
+      return max;
+    };
+    expect(peak(runs.filter((r) => r.key === null))).toBeGreaterThanOrEqual(4);
+    expect(peak(runs.filter((r) => r.key === 'A'))).toBe(1);
   });
 
   it('a paused key’s backlog held by the dispatcher counts against capacityBytes: senders get RINGPOOL_QUEUE_FULL, then it drains in order', async () => {

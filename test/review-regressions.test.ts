@@ -58,7 +58,7 @@ describe('regressions found in review', () => {
     rt.on('worker-crash', (e) => crashes.push(e));
     await rt.start();
     rt.send('m', { ms: 3000 });
-    await new Promise((r) => setTimeout(r, 100));
+    await until(() => rt.stats('m').inFlight === 1, 5_000, 'the handler to start');
     const report = await rt.close({ timeoutMs: 50 });
     expect(report).toMatchObject({ drained: false, left: { m: { inFlight: 1 } } });
     expect(dead).toEqual([]);
@@ -140,8 +140,14 @@ describe('regressions found in the second review', () => {
       expect(await ref.ask.add('k', 3)).toBe(3);
       // Passivated several times over (idleMs 50, swept every 12.5 ms); before the fix the next message waited forever.
       for (let round = 0; round < 3; round++) {
-        await new Promise((r) => setTimeout(r, 150));
-        expect(((await ref.ask.get('k')) as { n: number }).n).toBe(0);
+        // Wait for the passivation (a fresh state reads n 0), however long a loaded machine takes to sweep.
+        let n = -1;
+        for (const end = Date.now() + 5_000; n !== 0 && Date.now() < end; ) {
+          // Longer than idleMs (50) + a sweep: each get() is a use that restarts the idle clock.
+          await new Promise((r) => setTimeout(r, 120));
+          n = ((await ref.ask.get('k')) as { n: number }).n;
+        }
+        expect(n).toBe(0);
         expect(await ref.ask.add('k', 2)).toBe(2);
       }
     });
