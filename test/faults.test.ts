@@ -70,7 +70,7 @@ describe('faults: threads that die mid-message', () => {
 
 describe('faults: handlers that hang', () => {
   for (const hang of ['promise', 'busy'] as const) {
-    it(`${hang}: after leaseMs the thread is replaced and the message redelivered; no double count`, async () => {
+    it(`${hang}: after leaseMs the thread is replaced and the message redelivered`, async () => {
       const rt = runtime({
         mailboxes: { m: { handler: fixture('hang.js'), minThreads: 1, maxThreads: 1, leaseMs: 300, maxAttempts: 3, backoff: { baseMs: 1, maxMs: 2 } } },
         tickMs: 20,
@@ -89,6 +89,30 @@ describe('faults: handlers that hang', () => {
       expect(timeouts[0]).toMatchObject({ mailbox: 'm', attempt: 1, leaseMs: 300 });
     }, 30_000);
   }
+});
+
+describe('faults: a result that comes as the lease ends', () => {
+  it('is either the ack (no timeout) or late and ignored (a timeout, a retry): each message counted once', async () => {
+    const rt = runtime({
+      mailboxes: { m: { handler: fixture('late.js'), minThreads: 1, maxThreads: 1, autoscale: false, leaseMs: 120, maxAttempts: 3, backoff: { baseMs: 1, maxMs: 2 } } },
+      tickMs: 10,
+    });
+    const timeouts: HandlerTimeoutEvent[] = [];
+    rt.on('handler-timeout', (e) => timeouts.push(e));
+    await rt.start();
+    // Spread over the tick: some finish just before the watchdog looks, some just after.
+    const N = 12;
+    for (let i = 0; i < N; i++) rt.send('m', { extraMs: i % 4 === 0 ? 0 : i % 4 === 1 ? 5 : i % 4 === 2 ? 10 : 30 });
+    await rt.onIdle();
+    const s = rt.stats('m');
+    // A late ack counted too would make processed > N (or enqueued != processed + deadLettered).
+    expect(s).toMatchObject({ enqueued: N, processed: N, deadLettered: 0 });
+    expect(s.handlerTimeouts).toBe(timeouts.length);
+    expect(s.failed).toBe(s.handlerTimeouts);
+    expect(s.retried).toBe(s.handlerTimeouts);
+    // The 30 ms ones always finish after the watchdog has looked (tick 10 ms): some lateness was exercised.
+    expect(s.handlerTimeouts).toBeGreaterThanOrEqual(N / 4);
+  }, 30_000);
 });
 
 describe('faults: concurrent handlers and a crash', () => {
