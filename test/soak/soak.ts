@@ -49,7 +49,7 @@ export interface SoakOptions {
 export interface SoakReport {
   seed: number;
   /** The mix this seed chose. */
-  config: { looseConcurrency: number; keyedConcurrency: number; keys: number; leaseMs: number; maxAttempts: number };
+  config: { looseConcurrency: number; keyedConcurrency: number; keys: number; leaseMs: number; maxAttempts: number; churn: boolean };
   /** The most messages in flight per thread each mailbox had (the autoscaler raises it for I/O-bound handlers). */
   peakConcurrency: Record<string, number>;
   messages: number;
@@ -96,7 +96,15 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   const total = opts.messages ?? 24_000;
   const sendMs = opts.sendMs ?? 4_000;
   const int = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
-  const config = { looseConcurrency: int(2, 8), keyedConcurrency: int(1, 4), keys: int(16, 100), leaseMs: int(300, 500), maxAttempts: int(3, 5) };
+  const config = {
+    looseConcurrency: int(2, 8),
+    keyedConcurrency: int(1, 4),
+    keys: int(16, 100),
+    leaseMs: int(300, 500),
+    maxAttempts: int(3, 5),
+    // Odd seeds also retire and restart the keyed mailbox's threads every 150 ms while it runs (rt.resize 1 <-> 2).
+    churn: (opts.seed & 1) === 1,
+  };
   const common = {
     handler: HANDLER,
     minThreads: 1,
@@ -217,7 +225,14 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
         if (j % perTick === perTick - 1) await sleep(10);
       }
     };
+    let churning = config.churn;
+    const churn = (async () => {
+      for (let n = 2; churning; await sleep(150)) rt.resize('keyed', (n = 3 - n));
+      if (config.churn) rt.autoscale('keyed', true);
+    })();
     await Promise.all([sendAll('loose'), sendAll('keyed'), sendAll('tight')]);
+    churning = false;
+    await churn;
     const idleTimeout = opts.idleTimeoutMs ?? 90_000;
     const idle = await Promise.race([rt.onIdle().then(() => true), sleep(idleTimeout).then(() => false)]);
     if (!idle) {
