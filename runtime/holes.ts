@@ -143,6 +143,9 @@ export function repairHandoff(
 ): void {
   if (Atomics.load(ring.i32, ring.slotWord(ho.owner, S_INCARNATION)) !== ho.inc) return; // the owner was recovered since: its queue was reset, the record taken back
   const theirs = claimedBy(ho.owner);
+  // An entry reserved and written means the push went through: the owner pops it (or has, and runs the
+  // record): take nothing then. Only an entry still 0 (voided here, atomically) or none at all means the
+  // owner can never see the record.
+  if (ho.pos >= 0 && Atomics.compareExchange(keys, handoffEntry(ho.owner, ho.pos), 0, HANDOFF_VOID) !== 0) return;
   if (Atomics.load(ring.state, ho.unit) === theirs) takeBack(ho.unit, theirs);
-  if (ho.pos >= 0) Atomics.compareExchange(keys, handoffEntry(ho.owner, ho.pos), 0, HANDOFF_VOID);
 }

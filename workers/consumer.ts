@@ -508,8 +508,10 @@ class ConsumerLoop implements ContextHost, WorkerControl {
             this.handedOff = true;
             return true;
           }
-          Atomics.compareExchange(ring.state, u, theirs, mine);
+          // The owner cannot have it (no entry was written), so this cannot fail; if it ever did, the record is not ours to keep.
+          const back = Atomics.compareExchange(ring.state, u, theirs, mine) === theirs;
           i32[ho] = 0;
+          if (!back) return true;
           full = true;
         }
       } finally {
