@@ -63,9 +63,11 @@ export class HeldMessage implements PayloadWriter {
     if (this.meta !== null && this.firstError !== undefined) buf.set(this.meta, offset + this.payload.byteLength);
   }
 
+  private units_ = -1;
   /** Ring units it takes (header, key and payload; meta left out): what it counts against capacity while held. */
   get units(): number {
-    return recordUnits(this.key === null ? 0 : Buffer.byteLength(this.key, 'utf8'), this.payload.byteLength);
+    if (this.units_ < 0) this.units_ = recordUnits(this.key === null ? 0 : Buffer.byteLength(this.key, 'utf8'), this.payload.byteLength);
+    return this.units_;
   }
 
   /** Publish into `ring` (keeping its place in its key's order); false when it is full. */

@@ -40,6 +40,7 @@ import {
   S_RESV_NEED,
   S_RESV_SEQ,
   S_RESV_TAG,
+  ST_CLAIMED,
   ST_DONE,
   ST_FREE,
   ST_SKIP,
@@ -139,10 +140,9 @@ export function repairHandoff(
   keys: Int32Array,
   ho: NonNullable<DeadWrites['handoff']>,
   takeBack: (unit: number, expected: number) => void,
-  claimedBy: (slot: number) => number,
 ): void {
   if (Atomics.load(ring.i32, ring.slotWord(ho.owner, S_INCARNATION)) !== ho.inc) return; // the owner was recovered since: its queue was reset, the record taken back
-  const theirs = claimedBy(ho.owner);
+  const theirs = ST_CLAIMED + ho.owner;
   // An entry reserved and written means the push went through: the owner pops it (or has, and runs the
   // record): take nothing then. Only an entry still 0 (voided here, atomically) or none at all means the
   // owner can never see the record.

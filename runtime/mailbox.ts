@@ -303,7 +303,7 @@ export class Mailbox {
   private blockedCount = 0;
   /** Ring units of the keyed messages held outside the ring (published in HELD_UNITS_WORD, with pendingUnits). */
   private heldUnits = 0;
-  /** Ring units of the pending messages left waiting for room at the last flushPending. */
+  /** Ring units of the pending messages (waiting for room): counted as used in HELD_UNITS_WORD. */
   private pendingUnits = 0;
   /** The same ring, for putting held messages back: it does not count the held units (they are the ones going in). */
   private readonly republish: Ring;
@@ -553,14 +553,13 @@ export class Mailbox {
           const held = this.takeBack(unit, expected);
           if (held === null) return;
           this.redelivered++;
-          this.pending.push(held);
+          this.pend(held);
           this.flushPending();
         },
-        (s) => ST_CLAIMED + s,
       );
     }
     if (dw.reservation !== null) this.host.mailboxAt(dw.reservation.box)?.addRepair(dw.reservation.reply, dw.reservation.r);
-    if (dw.delayed !== null) this.host.mailboxAt(dw.delayed.box)?.dropDelayed(dw.delayed.keySlot, dw.delayed.seq);
+    if (dw.delayed !== null) this.host.mailboxAt(dw.delayed.box)?.unaccept(dw.delayed.keySlot, dw.delayed.seq);
   }
 
   /** A reservation in this mailbox's ring (or reply ring) that a dead thread may have left unpublished. */
@@ -569,8 +568,12 @@ export class Mailbox {
     queueMicrotask(() => this.runRepairs());
   }
 
-  /** A delayed send a dead thread counted (and keyed: gave a seq) but never handed over: it was never accepted. */
-  dropDelayed(keySlot: number, seq: number): void {
+  /**
+   * A send a dead thread counted as enqueued (and keyed: gave a seq) and never
+   * made (its reservation a hole, or its delayed hand-over never posted): it was
+   * never accepted, ctx.send() did not return. Out of the count and of its key's order.
+   */
+  unaccept(keySlot: number, seq: number): void {
     Atomics.sub(this.ring.i32, ENQUEUED, 1);
     if (keySlot >= 0) this.voidSeq(keySlot, seq);
   }
@@ -583,11 +586,7 @@ export class Mailbox {
       const res = repairReservation(ring, r, inside);
       if (res === 'wait') return true;
       if (res === 'done') {
-        // Never accepted (ctx.send never returned): out of the enqueued count, and out of its key's order.
-        if (!reply) {
-          Atomics.sub(this.ring.i32, ENQUEUED, 1);
-          if (r.keySlot >= 0) this.voidSeq(r.keySlot, r.seq);
-        }
+        if (!reply) this.unaccept(r.keySlot, r.seq);
         ring.wakeAll();
       }
       return false;
@@ -895,7 +894,7 @@ export class Mailbox {
     if (n > 0) {
       for (const held of q.splice(0, n)) {
         this.unhold(held);
-        this.pending.push(held);
+        this.pend(held);
       }
       Atomics.sub(this.keyTable, slot * KEY_WORDS + K_WAITING, n);
       this.flushPending();
@@ -948,7 +947,7 @@ export class Mailbox {
             this.redelivered++;
             back++;
             if (suspect && s === mine) held.suspect = true;
-            this.pending.push(held);
+            this.pend(held);
           }
         }
       }
@@ -999,7 +998,7 @@ export class Mailbox {
         // retire), so the next expiry lands on the one that blocks.
         held.suspect = true;
         this.redelivered++;
-        this.pending.push(held);
+        this.pend(held);
         this.flushPending();
       } else if (this.fail(held, { name: 'LeaseExpired', message: `handler ran past leaseMs (${this.opts.leaseMs} ms)` }, 'timeout')) {
         this.redelivered++;
@@ -1059,7 +1058,7 @@ export class Mailbox {
       }
     }
     this.ring.countEnqueued(held.length);
-    for (const h of held) this.pending.push(h);
+    for (const h of held) this.pend(h);
     this.flushPending();
   }
 
@@ -1080,7 +1079,7 @@ export class Mailbox {
   private releaseDue(): void {
     const t = now();
     for (let top = this.heap.peek(); top !== undefined && top.dueAt <= t; top = this.heap.peek()) {
-      this.pending.push(this.heap.pop()!);
+      this.pend(this.heap.pop()!);
     }
     this.flushPending();
     this.armHeapTimer();
@@ -1093,21 +1092,30 @@ export class Mailbox {
    * redeliveries first, never to fresh sends that would starve them.
    */
   private flushPending(): void {
-    if (this.pending.length === 0 && this.pendingUnits === 0) return;
+    if (this.pending.length === 0) return;
     const t = now();
     let i = 0;
+    let freed = 0;
     for (; i < this.pending.length; i++) {
-      if (!this.pending[i]!.publishTo(this.republish, t, this.keyTable)) break;
+      const h = this.pending[i]!;
+      if (!h.publishTo(this.republish, t, this.keyTable)) break;
+      freed += h.units;
     }
-    if (i > 0) this.pending.splice(0, i);
-    let units = 0;
-    for (const h of this.pending) units += h.units;
-    if (units !== this.pendingUnits) {
-      this.pendingUnits = units;
-      Atomics.store(this.ring.i32, HELD_UNITS_WORD, this.heldUnits + units);
+    if (i > 0) {
+      this.pending.splice(0, i);
+      this.pendingUnits -= freed;
+      Atomics.store(this.ring.i32, HELD_UNITS_WORD, this.heldUnits + this.pendingUnits);
     }
     if (this.pending.length > 0) this.armSpaceWatch();
   }
+
+  /** Queue a held message to go back into the ring (flushPending); its units count as used meanwhile. */
+  private pend(held: HeldMessage): void {
+    this.pending.push(held);
+    this.pendingUnits += held.units;
+    Atomics.store(this.ring.i32, HELD_UNITS_WORD, this.heldUnits + this.pendingUnits);
+  }
+
 
   // ------------------------------------------------------------------ overflow: wait for room
 
@@ -1121,8 +1129,6 @@ export class Mailbox {
   ): Promise<number> {
     // Aborted before it began: nothing is sent, even if there is room.
     if (signal?.aborted) return Promise.reject(signal.reason);
-    // Retries and redeliveries waiting for room go first (their units count as used for every producer: flushPending).
-    if (this.pending.length > 0) this.flushPending();
     if (this.waiters.length === 0) {
       const id = this.producer.trySend(payload, opts, flags);
       if (id >= 0) {
@@ -1232,7 +1238,8 @@ export class Mailbox {
   }
 
   private serveWaiters(): void {
-    while (this.waiters.length > 0 && this.pending.length === 0) {
+    // (Retries and redeliveries waiting for room go first: their units count as used in every producer's reserve, see pend.)
+    while (this.waiters.length > 0) {
       const w = this.waiters[0]!;
       let id: number;
       try {

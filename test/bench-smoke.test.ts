@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { freePort } from './net.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const out = mkdtempSync(join(tmpdir(), 'ringpool-bench-'));
@@ -22,14 +22,6 @@ function node(args: string[], env: Record<string, string> = {}): Promise<{ code:
 /** Run the built suite. */
 const suite = (args: string[], env: Record<string, string> = {}) => node(['--expose-gc', 'dist/bench/suite.js', ...args], env);
 
-/** A loopback port nothing listens on (bound, then closed). */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 interface Result {
   subjects: Array<{ id: string; label: string; workloads: string[] }>;

@@ -66,7 +66,6 @@ describe('keyed ordering', () => {
     // 'other' did not wait for K's retries: all of it was handled before K's poison gave up.
     const otherDone = Math.max(...rt.deadLetters('log').list().filter((d) => (d.payload as { key: string }).key === 'other').map((d) => (d.payload as { end: number }).end));
     expect(otherDone).toBeLessThan(dl!.deadAt);
-    expect(dl!.deadAt - otherDone).toBeGreaterThan(300);
   });
 
   it('unkeyed messages keep full parallelism next to keyed ones', async () => {

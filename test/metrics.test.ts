@@ -1,7 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from './net.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -23,17 +23,6 @@ function parse(text: string): Map<string, number> {
 async function scrape(url: string): Promise<{ text: string; type: string | null }> {
   const res = await fetch(`${url}/metrics`);
   return { text: await res.text(), type: res.headers.get('content-type') };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
 }
 
 /** 1000 messages: 10 always fail (dead-lettered after 3 attempts), 90 fail once, 900 succeed. */

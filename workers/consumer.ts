@@ -143,8 +143,6 @@ class ConsumerLoop implements ContextHost, WorkerControl {
   private readonly wGuard: number;
   /** The slot's HO_* words: a hand-off push under way (holes.ts). */
   private readonly wHandoff: number;
-  /** This mailbox's index in the runtime (ring tags for the dispatcher, holes.ts). */
-  private readonly boxIndex: number;
   /** Claims from the ring go here first, then to `out` or to their keys' owners. */
   private scratch = new Int32Array(1);
   /** The last take() claimed or popped something (even if all of it went to other threads). */
@@ -209,10 +207,10 @@ class ConsumerLoop implements ContextHost, WorkerControl {
     this.wKeyAckUnit = this.ring.slotWord(this.c, S_KEY_ACK_UNIT);
     this.wGuard = this.ring.slotWord(this.c, S_GUARD);
     this.wHandoff = this.ring.slotWord(this.c, S_HO_UNIT);
-    this.boxIndex = Object.keys(task.rings).indexOf(task.mailbox);
+    const boxIndex = Object.keys(task.rings).indexOf(task.mailbox); // ring tags name mailboxes by this index
     this.replies = new Ring(task.rings[task.mailbox]!.replies);
     // Reservations this thread makes (ctx.send, replies) are written down in its slot (holes.ts).
-    this.replies.markIn(this.i32, this.ring.slotWord(this.c, S_RESV_TAG), ringTag(this.boxIndex, true));
+    this.replies.markIn(this.i32, this.ring.slotWord(this.c, S_RESV_TAG), ringTag(boxIndex, true));
     Atomics.store(this.i32, this.wHandoff, 0);
     Atomics.store(this.i32, this.ring.slotWord(this.c, S_RESV_TAG), 0);
     Atomics.store(this.i32, this.wKeyAck, 0);

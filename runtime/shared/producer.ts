@@ -6,7 +6,7 @@
  */
 import type { PayloadCodec } from './codec.js';
 import { ErrorCodes, RingpoolError, describeValue } from './errors.js';
-import { ACTOR_WORD, DELAYED_TAG, GUARD_FREE, KEY_WORDS, K_SENT, keySlotOf } from './layout.js';
+import { ACTOR_WORD, GUARD_FREE, KEY_WORDS, K_SENT, keySlotOf } from './layout.js';
 import { faultHook } from './faults.js';
 import { acquireGuard } from './guard.js';
 import { now } from './clock.js';
@@ -148,7 +148,7 @@ export class Producer {
         // A delayed keyed message takes its place in its key's order now, at send time.
         const keySeq = keySlot < 0 ? 0 : Atomics.add(this.keyTable, keySlot * KEY_WORDS + K_SENT, 1);
         // Counted and in its key's order, not yet handed over: written down for the dispatcher, should this thread die here (holes.ts).
-        ring.markDelayed(DELAYED_TAG | ring.markTag, keySlot, keySeq);
+        ring.markDelayed(keySlot, keySeq);
         if (faultHook !== null) faultHook('delayed-counted', ring.markTag);
         this.delayed(this, bytes, codec.ascii, key, delayMs, id, t, keySlot, keySeq);
         ring.unmark();

@@ -86,6 +86,7 @@ import {
   VERSION_WORD,
   WAKE,
   WAKE_PENDING,
+  DELAYED_TAG,
   S_RESV_HEAD,
   S_RESV_KEY,
   S_RESV_NEED,
@@ -191,14 +192,14 @@ export class Ring {
     this.markTag = tag;
   }
 
-  /** A delayed send counted and (keyed) given its seq, about to be handed to the dispatcher: written down. */
-  markDelayed(tag: number, keySlot: number, seq: number): void {
+  /** A delayed send to this ring counted and (keyed) given its seq, about to be handed to the dispatcher: written down. */
+  markDelayed(keySlot: number, seq: number): void {
     const m = this.mark;
     if (m === null) return;
     const b = this.markAt;
     m[b + S_RESV_KEY - S_RESV_TAG] = keySlot + 1;
     m[b + S_RESV_SEQ - S_RESV_TAG] = seq;
-    m[b] = tag;
+    m[b] = DELAYED_TAG | this.markTag;
   }
 
   /** The delayed send was handed over. */
