@@ -149,3 +149,58 @@ export function repairHandoff(
   if (ho.pos >= 0 && Atomics.compareExchange(keys, handoffEntry(ho.owner, ho.pos), 0, HANDOFF_VOID) !== 0) return;
   if (Atomics.load(ring.state, ho.unit) === theirs) takeBack(ho.unit, theirs);
 }
+
+/** What a mailbox gives its HoleRepairs. */
+export interface RepairHost {
+  readonly ring: Ring;
+  readonly replyRing: Ring;
+  readonly keys: Int32Array;
+  stopped(): boolean;
+  /** A live thread of any mailbox is inside its guard now. */
+  othersInside(): boolean;
+  /** Take the record at `unit` (in state `expected`) back to the ring; it never ran. */
+  takeBack(unit: number, expected: number): void;
+  /** A send counted and never made: out of the enqueued count (and its key's order, keySlot >= 0). */
+  unaccept(keySlot: number, seq: number): void;
+  /** The repairs of the mailbox at `index` (a dead thread may have written to any mailbox's ring). */
+  holesAt(index: number): HoleRepairs | undefined;
+}
+
+/** One mailbox's holes: what its dead threads left, and the reservations in its rings waiting to be repaired. */
+export class HoleRepairs {
+  private waiting: Array<{ reply: boolean; r: Reservation }> = [];
+
+  constructor(private readonly host: RepairHost) {}
+
+  /** The thread of `slot` is gone with its guard held: repair what it was writing. */
+  afterDeath(slot: number): void {
+    const h = this.host;
+    const dw = deadWrites(h.ring, slot);
+    if (dw.handoff !== null) repairHandoff(h.ring, h.keys, dw.handoff, (unit, expected) => h.takeBack(unit, expected));
+    if (dw.reservation !== null) h.holesAt(dw.reservation.box)?.add(dw.reservation.reply, dw.reservation.r);
+    if (dw.delayed !== null) h.holesAt(dw.delayed.box)?.host.unaccept(dw.delayed.keySlot, dw.delayed.seq);
+  }
+
+  /** A reservation in this mailbox's ring (or reply ring) that a dead thread may have left unpublished. */
+  add(reply: boolean, r: Reservation): void {
+    this.waiting.push({ reply, r });
+    queueMicrotask(() => this.run());
+  }
+
+  /** Repair what consumers have reached (every dispatcher tick, and once after each add). */
+  run(): void {
+    const h = this.host;
+    if (this.waiting.length === 0 || h.stopped()) return;
+    const inside = h.othersInside();
+    this.waiting = this.waiting.filter(({ reply, r }) => {
+      const ring = reply ? h.replyRing : h.ring;
+      const res = repairReservation(ring, r, inside);
+      if (res === 'wait') return true;
+      if (res === 'done') {
+        if (!reply) h.unaccept(r.keySlot, r.seq);
+        ring.wakeAll();
+      }
+      return false;
+    });
+  }
+}

@@ -69,7 +69,7 @@ import { REPLY_RING_BYTES, Replies } from './replies.js';
 import { Ring } from './shared/ring.js';
 import { DeadLetterStore, type DeadLetter, type DeadLetterReason } from './dead-letters.js';
 import { HeldMessage } from './held.js';
-import { deadWrites, repairHandoff, repairReservation, type Reservation } from './holes.js';
+import { HoleRepairs } from './holes.js';
 import type { ResolvedAutoscale, ResolvedMailbox } from './options.js';
 import { autoscaleDefaults, decide, type Recommendation } from './autoscale-policy.js';
 import { backoffDelay, TimerHeap, timerDelay } from './timer-heap.js';
@@ -311,8 +311,8 @@ export class Mailbox {
   private readonly ownerWait = new Map<number, HeldMessage[]>();
   /** Some key table entries wait for a clean point to move to a less loaded thread. */
   private rebalance = false;
-  /** Holes in this mailbox's rings left by threads that died inside a guard, to repair once consumers reach them (holes.ts). */
-  private repairs: Array<{ reply: boolean; r: Reservation }> = [];
+  /** Holes left by threads that died inside a guard, repaired once consumers reach them (holes.ts). */
+  readonly holes: HoleRepairs;
   /** Keyed seqs taken by sends that died before publishing: each key's turn passes over them. */
   private readonly voids = new Map<number, number[]>();
   /** What the start() probe found: an actor module (a key is required) and its methods. */
@@ -343,6 +343,22 @@ export class Mailbox {
       this.keyTable,
     );
     this.producer.countLocally = true;
+    this.holes = new HoleRepairs({
+      ring: this.ring,
+      replyRing: this.replies.ring,
+      keys: this.keyTable,
+      stopped: () => this.stopped,
+      othersInside: () => this.host.guardsHeld(),
+      takeBack: (unit, expected) => {
+        const held = this.takeBack(unit, expected);
+        if (held === null) return;
+        this.redelivered++;
+        this.pend(held);
+        this.flushPending();
+      },
+      unaccept: (keySlot, seq) => this.unaccept(keySlot, seq),
+      holesAt: (index) => this.host.mailboxAt(index)?.holes,
+    });
     this.desired = opts.minThreads;
     this.autoscaleCfg = opts.autoscale === false ? null : opts.autoscale;
     this.concurrency = opts.concurrency;
@@ -521,7 +537,7 @@ export class Mailbox {
       message: `worker thread ${c.threadId} died while handling this message: ${err?.message ?? 'unknown'}`,
     };
     // A thread that died inside its guard left a write half done: repair it (holes.ts).
-    if (!this.stopped && Atomics.load(i32, ring.slotWord(c.slot, S_GUARD)) === GUARD_SENDING) this.repairDeadWrites(c.slot);
+    if (!this.stopped && Atomics.load(i32, ring.slotWord(c.slot, S_GUARD)) === GUARD_SENDING) this.holes.afterDeath(c.slot);
     // Before recovery: a record still CLAIMED by the slot then means "not acked".
     this.finishKeyAck(c.slot, c.revokedUnit);
     const back = this.recover(c.slot, current, info, several || c.revokedSeveral);
@@ -541,56 +557,14 @@ export class Mailbox {
     if (!this.stopped && this.host.running()) this.fillToDesired();
   }
 
-  /** What the dead thread of `slot` was writing inside its guard (holes.ts). */
-  private repairDeadWrites(slot: number): void {
-    const dw = deadWrites(this.ring, slot);
-    if (dw.handoff !== null) {
-      repairHandoff(
-        this.ring,
-        this.keyTable,
-        dw.handoff,
-        (unit, expected) => {
-          const held = this.takeBack(unit, expected);
-          if (held === null) return;
-          this.redelivered++;
-          this.pend(held);
-          this.flushPending();
-        },
-      );
-    }
-    if (dw.reservation !== null) this.host.mailboxAt(dw.reservation.box)?.addRepair(dw.reservation.reply, dw.reservation.r);
-    if (dw.delayed !== null) this.host.mailboxAt(dw.delayed.box)?.unaccept(dw.delayed.keySlot, dw.delayed.seq);
-  }
-
-  /** A reservation in this mailbox's ring (or reply ring) that a dead thread may have left unpublished. */
-  addRepair(reply: boolean, r: Reservation): void {
-    this.repairs.push({ reply, r });
-    queueMicrotask(() => this.runRepairs());
-  }
-
   /**
    * A send a dead thread counted as enqueued (and keyed: gave a seq) and never
    * made (its reservation a hole, or its delayed hand-over never posted): it was
    * never accepted, ctx.send() did not return. Out of the count and of its key's order.
    */
-  unaccept(keySlot: number, seq: number): void {
+  private unaccept(keySlot: number, seq: number): void {
     Atomics.sub(this.ring.i32, ENQUEUED, 1);
     if (keySlot >= 0) this.voidSeq(keySlot, seq);
-  }
-
-  private runRepairs(): void {
-    if (this.repairs.length === 0 || this.stopped) return;
-    const inside = this.host.guardsHeld();
-    this.repairs = this.repairs.filter(({ reply, r }) => {
-      const ring = reply ? this.replies.ring : this.ring;
-      const res = repairReservation(ring, r, inside);
-      if (res === 'wait') return true;
-      if (res === 'done') {
-        if (!reply) this.unaccept(r.keySlot, r.seq);
-        ring.wakeAll();
-      }
-      return false;
-    });
   }
 
   /** Pass key `slot`'s turn over `seq` when it comes (a seq no message will ever carry). */
@@ -1303,7 +1277,7 @@ export class Mailbox {
     // Safety net for a missed key-turn event.
     for (const slot of this.blocked.keys()) this.releaseTurns(slot);
     for (const slot of [...this.voids.keys()]) this.releaseTurns(slot);
-    this.runRepairs();
+    this.holes.run();
     if (this.rebalance) this.assignKeys();
     if (this.pending.length > 0) this.flushPending();
     if (this.heap.size > 0 && this.heapTimer === null) this.armHeapTimer();
