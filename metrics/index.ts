@@ -18,7 +18,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Runtime } from '../runtime/runtime.js';
-import type { Mailbox, MailboxStats } from '../runtime/mailbox.js';
+import type { Mailbox, MailboxStats } from '../runtime/mailbox/index.js';
 import { DEFAULT_BOUNDS, MAX_BOUNDS, type HistogramSnapshot } from '../runtime/shared/histogram.js';
 import { ErrorCodes, RingpoolError, invalidOption } from '../runtime/shared/errors.js';
 import { REJECT_REASONS } from '../runtime/shared/layout.js';

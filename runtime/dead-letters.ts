@@ -51,6 +51,8 @@ export class DeadLetterStore implements DeadLetters {
     private readonly limit: number,
     private readonly decode: (held: HeldMessage) => unknown,
     private readonly putBack: (held: HeldMessage[]) => void,
+    /** Dead letters that leave the store for good (purged, or dropped at the limit): the outcome feed's `purged`. */
+    private readonly gone: ((held: HeldMessage[]) => void) | null = null,
   ) {}
 
   get size(): number {
@@ -62,11 +64,13 @@ export class DeadLetterStore implements DeadLetters {
     if (this.limit > 0) {
       this.entries.push(e);
       if (this.entries.length > this.limit) {
-        this.entries.shift();
+        const old = this.entries.shift()!;
         this.dropped++;
+        this.gone?.([old.held]);
       }
     } else {
       this.dropped++;
+      this.gone?.([held]);
     }
     return this.toLetter(e);
   }
@@ -117,6 +121,8 @@ export class DeadLetterStore implements DeadLetters {
   }
 
   purge(filter?: (letter: DeadLetter) => boolean): number {
-    return this.take(filter).length;
+    const out = this.take(filter);
+    if (out.length > 0) this.gone?.(out.map((e) => e.held));
+    return out.length;
   }
 }

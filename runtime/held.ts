@@ -4,7 +4,7 @@
  */
 import type { ErrorInfo } from './shared/errors.js';
 import type { PayloadWriter, Ring } from './shared/ring.js';
-import { FLAG_ASCII, FLAG_KEYED, FLAG_SUSPECT, FLAGS_KEPT, META_MAX_BYTES, ST_DONE, ST_HELD, recordUnits } from './shared/layout.js';
+import { FLAG_AGAIN, FLAG_ASCII, FLAG_KEYED, FLAG_SUSPECT, FLAGS_KEPT, META_MAX_BYTES, ST_HELD, ST_TAKEN, recordUnits } from './shared/layout.js';
 
 export class HeldMessage implements PayloadWriter {
   /** When it may go (back) into the ring; a heap key. */
@@ -73,7 +73,7 @@ export class HeldMessage implements PayloadWriter {
   /** Publish into `ring` (keeping its place in its key's order); false when it is full. */
   publishTo(ring: Ring, readyAt: number, keyTable: Int32Array): boolean {
     const keyBytes = this.key === null ? 0 : Buffer.byteLength(this.key, 'utf8');
-    const flags = (this.suspect ? FLAG_SUSPECT : 0) | this.kept;
+    const flags = (this.suspect ? FLAG_SUSPECT : 0) | this.kept | FLAG_AGAIN;
     if (this.keySlot < 0) return ring.write(this, this.payload.byteLength, this.key, keyBytes, this.attempt, this.id, this.sentAt, readyAt, this.ascii, this.metaBytes(), flags);
     return ring.write(this, this.payload.byteLength, this.key, keyBytes, this.attempt, this.id, this.sentAt, readyAt, this.ascii, this.metaBytes(), flags, keyTable, this.keySlot, this.keySeq);
   }
@@ -81,7 +81,7 @@ export class HeldMessage implements PayloadWriter {
   /**
    * Copy the record at `unit` out of the ring. The caller has made the record
    * HELD (a CAS from CLAIMED or READY), so nobody reclaims it meanwhile; this
-   * marks it DONE afterwards so it can be.
+   * marks it TAKEN afterwards so it can be (reclaimed, and not reported as acked).
    */
   static takeFrom(ring: Ring, unit: number): HeldMessage {
     const start = ring.payloadStart(unit);
@@ -111,7 +111,7 @@ export class HeldMessage implements PayloadWriter {
       held.keySlot = ring.keySlot(unit);
       held.keySeq = ring.keySeq(unit);
     }
-    Atomics.compareExchange(ring.state, unit, ST_HELD, ST_DONE);
+    Atomics.compareExchange(ring.state, unit, ST_HELD, ST_TAKEN);
     return held;
   }
 }

@@ -41,7 +41,9 @@ import {
   S_RESV_SEQ,
   S_RESV_TAG,
   ST_CLAIMED,
-  ST_DONE,
+  ST_TAKEN,
+  FLAG_VOID,
+  R_FLAGS,
   ST_FREE,
   ST_SKIP,
 } from './shared/layout.js';
@@ -115,9 +117,10 @@ export function repairReservation(ring: Ring, r: Reservation, othersInside: bool
     if (s !== ST_FREE && s !== ST_SKIP) return 'gone';
     if (s === ST_FREE) Atomics.store(ring.state, at, ST_SKIP);
   }
-  // A DONE record of the hole's length: consumers do not claim it, reclaimers free it.
+  // A TAKEN record of the hole's length: consumers do not claim it, reclaimers free it, the outcome feed passes it by.
   i32[(ring.dataOff >> 2) + (hu << 2) + R_UNITS] = wraps ? r.need - toEnd : r.need;
-  Atomics.store(ring.state, hu, ST_DONE);
+  i32[(ring.dataOff >> 2) + (hu << 2) + R_FLAGS] = FLAG_VOID;
+  Atomics.store(ring.state, hu, ST_TAKEN);
   // Consumers may move READ from the padding to the hole meanwhile; never past it.
   for (;;) {
     const r0 = Atomics.load(i32, READ);

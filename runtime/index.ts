@@ -4,7 +4,11 @@
 export { createRuntime, Runtime } from './runtime.js';
 export type { ActorRef, ActorRefOptions, AskOptions, CloseOptions, CloseReport, DeadLetterEvent, RuntimeEvents, SendAsyncOptions } from './runtime.js';
 export type { ActorDefinition, ActorMessage, ActorMethods, ActorReply, KeyedMethods } from '../workers/actor.js';
-export type { HandlerTimeoutEvent, MailboxStats, ScaleEvent, WorkerCrashEvent } from './mailbox.js';
+export type { HandlerTimeoutEvent, MailboxStats, ScaleEvent, WorkerCrashEvent } from './mailbox/index.js';
+export { Outcome, DEAD_LETTER_REASONS } from './mailbox/outcomes.js';
+export type { AcceptedMessage, OutcomeBatch, OutcomeKind, OutcomeListener } from './mailbox/outcomes.js';
+export type { MessageStore, StoredMessage } from './store/store.js';
+export type { MessageSource, SourceIntake } from './source/source.js';
 export { decide as autoscalePolicy, autoscaleDefaults } from './autoscale-policy.js';
 export type { AutoscaleConfig, Decision, Observation, Recommendation } from './autoscale-policy.js';
 export type { DeadLetter, DeadLetterReason, DeadLetters } from './dead-letters.js';

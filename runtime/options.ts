@@ -9,8 +9,10 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ResourceLimits } from 'node:worker_threads';
 import type { Codec, CodecOption } from './shared/codec.js';
-import { invalidOption } from './shared/errors.js';
+import { ErrorCodes, RingpoolError, describeValue, invalidOption } from './shared/errors.js';
 import { autoscaleDefaults } from './autoscale-policy.js';
+import type { MessageStore } from './store/store.js';
+import type { MessageSource } from './source/source.js';
 import {
   MAX_CAPACITY_BYTES,
   MAX_CONSUMERS,
@@ -57,6 +59,18 @@ export interface MailboxOptions {
   concurrency?: number;
   /** Thread count from backlog and drain rate, between minThreads and maxThreads; `false` keeps minThreads (or what `rt.resize()` pins). @default {} (on, with the defaults below) */
   autoscale?: AutoscaleOptions | false;
+  /**
+   * Where the mailbox keeps its messages beyond memory (runtime/store/store.ts):
+   * told every outcome in batches, asked at start() what to deliver again.
+   * @default undefined (in memory only)
+   */
+  store?: MessageStore;
+  /**
+   * Where records come from besides local sends (runtime/source/source.ts):
+   * fed while the ring has room, told each message's outcome.
+   * @default undefined (local sends only)
+   */
+  source?: MessageSource;
 }
 
 export interface AutoscaleOptions {
@@ -126,6 +140,8 @@ export interface ResolvedMailbox {
   resourceLimits: ResourceLimits | undefined;
   concurrency: number;
   autoscale: ResolvedAutoscale | false;
+  store: MessageStore | null;
+  source: MessageSource | null;
 }
 
 export interface ResolvedAutoscale {
@@ -180,7 +196,7 @@ function codec(path: string, v: unknown): CodecOption {
 export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
   const p = `mailboxes.${name}`;
   if (!isPlainObject(o)) throw invalidOption(p, 'an object', o);
-  const known = new Set([...Object.keys(mailboxDefaults), 'handler']);
+  const known = new Set([...Object.keys(mailboxDefaults), 'handler', 'store', 'source']);
   for (const k of Object.keys(o)) if (!known.has(k)) throw invalidOption(`${p}.${k}`, `one of ${[...known].join(', ')} (unknown option)`, o[k]);
   const d = mailboxDefaults;
   const pick = <T>(k: string, def: T): unknown => (o[k] === undefined ? def : o[k]);
@@ -237,7 +253,19 @@ export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
     resourceLimits: resourceLimits as ResourceLimits | undefined,
     concurrency: int(`${p}.concurrency`, pick('concurrency', d.concurrency), 1, 1024),
     autoscale: resolveAutoscale(`${p}.autoscale`, pick('autoscale', d.autoscale)),
+    store: seam<MessageStore>(`${p}.store`, o.store, ['open', 'outcomes', 'close']),
+    source: seam<MessageSource>(`${p}.source`, o.source, ['start', 'outcomes', 'stop']),
   });
+}
+
+/** A store or source: undefined, or an object with these methods. */
+function seam<T>(path: string, v: unknown, methods: readonly string[]): T | null {
+  if (v === undefined) return null;
+  if (v === null || typeof v !== 'object') throw invalidOption(path, `an object with ${methods.join(', ')}()`, v);
+  for (const k of methods) {
+    if (typeof (v as Record<string, unknown>)[k] !== 'function') throw invalidOption(`${path}.${k}`, 'a function', (v as Record<string, unknown>)[k]);
+  }
+  return v as T;
 }
 
 function resolveAutoscale(path: string, v: unknown): ResolvedAutoscale | false {
@@ -277,4 +305,17 @@ export function resolveRuntime(o: unknown): ResolvedRuntime {
   const startTimeoutMs = o.startTimeoutMs === undefined ? runtimeDefaults.startTimeoutMs : int('startTimeoutMs', o.startTimeoutMs, 1, MAX_TIMER_MS);
   const tickMs = o.tickMs === undefined ? runtimeDefaults.tickMs : int('tickMs', o.tickMs, 1, 60_000);
   return Object.assign(Object.create(null) as ResolvedRuntime, { mailboxes, startTimeoutMs, tickMs });
+}
+
+/** The wait options of sendAsync() and ask(): `timeoutMs` within setTimeout's limit, `signal` an AbortSignal. */
+export function checkWaitOptions(what: string, timeoutMs: unknown, signal: unknown): void {
+  if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS))) {
+    throw new RingpoolError(ErrorCodes.INVALID_OPTION, `${what} options.timeoutMs must be a number from 0 to ${MAX_TIMER_MS} (setTimeout's limit), got ${describeValue(timeoutMs)}`, {
+      option: 'timeoutMs',
+      limit: MAX_TIMER_MS,
+    });
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new RingpoolError(ErrorCodes.INVALID_OPTION, `${what} options.signal must be an AbortSignal, got ${describeValue(signal)}`, { option: 'signal' });
+  }
 }

@@ -8,43 +8,14 @@ import { ErrorCodes, RingpoolError } from './shared/errors.js';
 import type { SendOptions } from './shared/producer.js';
 import type { RingRef, WorkerStats } from './shared/protocol.js';
 import type { DeadLetter, DeadLetters } from './dead-letters.js';
-import { Mailbox, type HandlerTimeoutEvent, type MailboxHost, type MailboxStats, type ScaleEvent, type WorkerCrashEvent } from './mailbox.js';
-import { resolveRuntime, type ResolvedRuntime, type RuntimeOptions } from './options.js';
-import { FLAG_ASK, FLAG_CALL } from './shared/layout.js';
+import { Mailbox, type HandlerTimeoutEvent, type MailboxHost, type MailboxStats, type ScaleEvent, type WorkerCrashEvent } from './mailbox/index.js';
+import { checkWaitOptions, resolveRuntime, type ResolvedRuntime, type RuntimeOptions } from './options.js';
+import { FLAG_ASK } from './shared/layout.js';
+import { actorRef, checkAsk, type ActorRef, type ActorRefOptions, type AskOptions } from './actor-ref.js';
 import { describeValue } from './shared/errors.js';
-import type { ActorDefinition, ActorMessage, ActorMethods, ActorReply, KeyedMethods, MethodArgs } from '../workers/actor.js';
+import type { ActorDefinition } from '../workers/actor.js';
 
-export interface AskOptions {
-  /** Keyed ordering (and, for an actor, the key whose state handles it). Required by actor mailboxes. */
-  key?: string;
-  /** Reject with RINGPOOL_TIMEOUT after this long (waiting for room included). The message itself still runs. */
-  timeoutMs?: number;
-  /** Abort the wait: the promise rejects with the signal's reason. The message itself still runs. */
-  signal?: AbortSignal;
-}
-
-/** Options a typed actor reference applies to each call. */
-export interface ActorRefOptions {
-  timeoutMs?: number;
-  signal?: AbortSignal;
-}
-
-/**
- * A typed reference to an actor mailbox, in comlink's `Remote` shape:
- * `ask.method(key, ...args)` returns a Promise of the method's result;
- * `tell.method(key, ...args)` sends and returns the message id.
- */
-export interface ActorRef<T extends ActorDefinition> {
-  readonly mailbox: string;
-  /** Call a method and wait for its result. */
-  readonly ask: KeyedMethods<T>;
-  /** Call a method, fire and forget (the message id; throws RINGPOOL_QUEUE_FULL when the ring is full). */
-  readonly tell: { [K in keyof ActorMethods<T>]: (key: string, ...args: MethodArgs<ActorMethods<T>[K]>) => number };
-  /** Send `msg` to the actor's handle() for `key` and wait for its result. */
-  request(key: string, msg: ActorMessage<T>, opts?: ActorRefOptions): Promise<ActorReply<T>>;
-  /** Send `msg` to the actor's handle() for `key` (the message id). */
-  send(key: string, msg: ActorMessage<T>): number;
-}
+export type { ActorRef, ActorRefOptions, AskOptions } from './actor-ref.js';
 
 export interface SendAsyncOptions extends SendOptions {
   /** Abort the wait for room; the promise rejects with the signal's reason. */
@@ -236,50 +207,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    * `T` is the type of the handler module's default export (`actor({...})`).
    */
   actor<T extends ActorDefinition = ActorDefinition>(mailbox: string, defaults: ActorRefOptions = {}): ActorRef<T> {
-    const b = this.box(mailbox);
-    checkAsk(defaults);
-    const call = (name: string, key: unknown, args: unknown[]): Promise<unknown> => {
-      if (typeof key !== 'string') return Promise.reject(keyArgError(mailbox, name, key));
-      const info = b.actorInfo;
-      if (this.state_ !== 'created' && this.state_ !== 'starting' && !info.methods.includes(name)) {
-        return Promise.reject(
-          new RingpoolError(ErrorCodes.INVALID_OPTION, `the actor of mailbox '${mailbox}' has no method '${name}' (has: ${info.methods.join(', ') || 'none'})`, {
-            mailbox,
-            option: 'method',
-          }),
-        );
-      }
-      return b.ask([name, ...args], key, FLAG_ASK | FLAG_CALL, defaults.signal, defaults.timeoutMs);
-    };
-    const tell = (name: string, key: unknown, args: unknown[]): number => {
-      if (typeof key !== 'string') throw keyArgError(mailbox, name, key);
-      return b.producer.send([name, ...args], { key }, FLAG_CALL);
-    };
-    const methods = <F>(make: (name: string) => F): Record<string, F> => {
-      const cache = new Map<string, F>();
-      return new Proxy(Object.create(null) as Record<string, F>, {
-        get(_t, name) {
-          // Not a method: symbols, and 'then' (so that awaiting the proxy itself does not send anything).
-          if (typeof name !== 'string' || name === 'then') return undefined;
-          let f = cache.get(name);
-          if (f === undefined) cache.set(name, (f = make(name)));
-          return f;
-        },
-      });
-    };
-    return {
-      mailbox,
-      ask: methods((name) => (key: unknown, ...args: unknown[]) => call(name, key, args)) as unknown as ActorRef<T>['ask'],
-      tell: methods((name) => (key: unknown, ...args: unknown[]) => tell(name, key, args)) as unknown as ActorRef<T>['tell'],
-      request: (key, msg, opts) => {
-        if (typeof key !== 'string') return Promise.reject(keyArgError(mailbox, 'request', key));
-        return b.ask(msg, key, FLAG_ASK, opts?.signal ?? defaults.signal, opts?.timeoutMs ?? defaults.timeoutMs) as Promise<ActorReply<T>>;
-      },
-      send: (key, msg) => {
-        if (typeof key !== 'string') throw keyArgError(mailbox, 'send', key);
-        return b.producer.send(msg, { key });
-      },
-    };
+    return actorRef<T>(this.box(mailbox), defaults, () => this.state_ !== 'created' && this.state_ !== 'starting');
   }
 
   /**
@@ -295,15 +223,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     let timeoutMs: number | undefined;
     if (opts !== undefined && opts !== null) {
       ({ signal, timeoutMs } = opts);
-      if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS))) {
-        throw new RingpoolError(ErrorCodes.INVALID_OPTION, `sendAsync options.timeoutMs must be a number from 0 to ${MAX_TIMER_MS} (setTimeout's limit), got ${describeValue(timeoutMs)}`, {
-          option: 'timeoutMs',
-          limit: MAX_TIMER_MS,
-        });
-      }
-      if (signal !== undefined && !(signal instanceof AbortSignal)) {
-        throw new RingpoolError(ErrorCodes.INVALID_OPTION, `sendAsync options.signal must be an AbortSignal, got ${describeValue(signal)}`, { option: 'signal' });
-      }
+      checkWaitOptions('sendAsync', timeoutMs, signal);
       sendOpts = { key: opts.key, delayMs: opts.delayMs } as SendOptions;
       if (opts.key === undefined) delete sendOpts.key;
       if (opts.delayMs === undefined) delete sendOpts.delayMs;
@@ -464,33 +384,4 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
 /** Build a runtime. Throws RINGPOOL_INVALID_OPTION naming the option path. */
 export function createRuntime(options: RuntimeOptions): Runtime {
   return new Runtime(options);
-}
-
-function keyArgError(mailbox: string, method: string, key: unknown): RingpoolError {
-  return new RingpoolError(ErrorCodes.INVALID_OPTION, `actor '${mailbox}'.${method}(key, ...): key must be a string, got ${describeValue(key)}`, {
-    mailbox,
-    option: 'key',
-  });
-}
-
-function checkAsk(opts: AskOptions | ActorRefOptions | undefined): void {
-  if (opts === undefined || opts === null) return;
-  if (typeof opts !== 'object') throw new RingpoolError(ErrorCodes.INVALID_OPTION, `ask options must be an object, got ${describeValue(opts)}`, { option: 'options' });
-  const { timeoutMs, signal } = opts;
-  if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS))) {
-    throw new RingpoolError(ErrorCodes.INVALID_OPTION, `ask options.timeoutMs must be a number from 0 to ${MAX_TIMER_MS} (setTimeout's limit), got ${describeValue(timeoutMs)}`, {
-      option: 'timeoutMs',
-      limit: MAX_TIMER_MS,
-    });
-  }
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw new RingpoolError(ErrorCodes.INVALID_OPTION, `ask options.signal must be an AbortSignal, got ${describeValue(signal)}`, { option: 'signal' });
-  }
-  if ('delayMs' in opts && (opts as { delayMs?: unknown }).delayMs !== undefined) {
-    throw new RingpoolError(ErrorCodes.INVALID_OPTION, `ask options.delayMs is not supported: an ask is sent now`, { option: 'delayMs' });
-  }
-  const key = (opts as AskOptions).key;
-  if (key !== undefined && typeof key !== 'string') {
-    throw new RingpoolError(ErrorCodes.INVALID_OPTION, `ask options.key must be a string, got ${describeValue(key)}`, { option: 'key' });
-  }
 }

@@ -31,12 +31,16 @@
  *  word 32 TAIL          reclaim cursor (one reclaimer at a time per record, see ring.ts)
  *  word 33 SPACE_SEQ     bumped when TAIL moves while SPACE_WAITERS > 0
  *  word 34 SPACE_WAITERS producers parked on SPACE_SEQ (main thread, Atomics.waitAsync)
+ *  word 35 FOLLOWED      the outcome feed's cursor (TAIL <= FOLLOWED <= READ): with FOLLOW_WORD set,
+ *                        reclaim stops here, so a finished record is freed only once the feed has seen it
  *  word 48 WAKE          bumped + notified by producers when SLEEPERS > 0
  *  word 49 SLEEPERS      consumers parked on WAKE
  *  word 50 WAKE_PENDING  1 while a notify is on its way: producers do not notify again
  *                        (one futex wake per wake-up, not one per message sent meanwhile)
  *  word 64 MAGIC, 65 VERSION, 66 CAPACITY_UNITS, 67 MAX_PAYLOAD_BYTES
  *  word 68 CONCURRENCY   messages in flight per consumer loop (set by the dispatcher/autoscaler, read each batch)
+ *  word 69 ACTOR, 70 HELD_UNITS (below)
+ *  word 71 FOLLOW        1: an outcome feed follows this ring (set at allocation, read once by each Ring)
  * ```
  *
  * Consumer slot (SLOT_WORDS Int32 words, 128 bytes; slot c belongs to the
@@ -78,7 +82,9 @@
  *  +24 f64 sentAt       first send (clock.now() ms), kept across retries
  *  +32 f64 readyAt      when this delivery was published (queue wait starts)
  *  +40 i32 flags        FLAG_ASCII: the payload is 7-bit (decoder may use latin1);
- *                       FLAG_SUSPECT: run alone (put back after a crash with several handlers running)
+ *                       FLAG_SUSPECT: run alone (put back after a crash with several handlers running);
+ *                       FLAG_KEYED, FLAG_ASK, FLAG_CALL (below); FLAG_AGAIN: put back by the dispatcher
+ *                       (not a new acceptance); FLAG_VOID: a repaired hole, no message
  *  +44 i32 metaBytes    JSON of the first failure, carried across retries (0 = none)
  *  +48 i32 keySeq       FLAG_KEYED: this message's place in its key's order (see keys below)
  *  +52 i32 keySlot      FLAG_KEYED: the key's entry in the mailbox's key table
@@ -121,6 +127,8 @@ export const CLAIMED = 17;
 export const TAIL = 32;
 export const SPACE_SEQ = 33;
 export const SPACE_WAITERS = 34;
+/** The outcome feed's cursor: reclaim stops here when FOLLOW_WORD is 1 (runtime/mailbox/outcomes.ts). */
+export const FOLLOWED = 35;
 export const WAKE = 48;
 export const SLEEPERS = 49;
 export const WAKE_PENDING = 50;
@@ -137,6 +145,8 @@ export const ACTOR_WORD = 69;
  * backlog pushes back on senders instead of growing the main thread's memory.
  */
 export const HELD_UNITS_WORD = 70;
+/** 1 when an outcome feed follows the ring: set at allocation, before any Ring wraps the buffer. */
+export const FOLLOW_WORD = 71;
 
 export const HEADER_BYTES = 512;
 export const MAGIC = 0x52_50_4f_4c; // "RPOL"
@@ -203,6 +213,12 @@ export const ST_DONE = 2;
 export const ST_SKIP = 3;
 export const ST_RECLAIMING = 4;
 export const ST_HELD = 5;
+/**
+ * Finished by the dispatcher, not acked (taken back for a retry, a
+ * redelivery or a dead letter; or a repaired hole): reclaimed like DONE, but
+ * the outcome feed reports no ack for it.
+ */
+export const ST_TAKEN = 6;
 /** CLAIMED by consumer c is `ST_CLAIMED + c` (64..127). */
 export const ST_CLAIMED = 64;
 
@@ -228,6 +244,10 @@ export const FLAG_KEYED = 4;
 export const FLAG_ASK = 8;
 /** An actor method call: the payload is `[method, ...args]`. */
 export const FLAG_CALL = 16;
+/** Put back by the dispatcher (a retry, a redelivery, a keyed turn, a redrive, a delayed send): not a new acceptance. */
+export const FLAG_AGAIN = 32;
+/** A repaired hole (holes.ts): no message in it. */
+export const FLAG_VOID = 64;
 /** Flags a retry keeps (the rest are set per write). */
 export const FLAGS_KEPT = FLAG_ASK | FLAG_CALL;
 

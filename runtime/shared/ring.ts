@@ -27,30 +27,21 @@
  *             already took the record back (lease expired, thread revoked):
  *             a late result from a dead lease is ignored, never double-counted.
  *    nack     the consumer reports to the dispatcher; the record stays CLAIMED
- *             until the dispatcher has copied it out, then the dispatcher
- *             marks it DONE.
+ *             until the dispatcher has copied it out (HELD), then the
+ *             dispatcher marks it TAKEN.
  * 6. reclaim  (anyone, usually the acking consumer) at TAIL t: CAS the state
- *             DONE|SKIP -> RECLAIMING (one winner), store FREE, store TAIL.
+ *             DONE|TAKEN|SKIP -> RECLAIMING (one winner), store FREE, store TAIL.
+ *             Up to READ; or, when an outcome feed follows the ring, up to its
+ *             FOLLOWED cursor (the feed reports each finished record, then lets
+ *             it go: runtime/mailbox/outcomes.ts).
  *             Only the start unit of a record ever has a non-zero state byte,
  *             so resetting it restores the invariant "every state byte in
  *             free space is FREE". A record that is not DONE stops reclaiming:
  *             a slow message holds the space behind it (bounded by leaseMs).
  */
 import {
-  CAPACITY_UNITS_WORD,
   CLAIMED,
-  CONCURRENCY_WORD,
-  ENQUEUED,
   FLAG_ASCII,
-  HEAD,
-  ID_BLOCK,
-  ID_BLOCK_SIZE,
-  LAYOUT_VERSION,
-  MAGIC,
-  MAGIC_WORD,
-  MAX_PAYLOAD_WORD,
-  PUBLISHED,
-  READ,
   RECORD_HEADER_BYTES,
   R_ATTEMPT,
   R_F64_ID,
@@ -58,21 +49,23 @@ import {
   R_F64_SENT_AT,
   R_FLAGS,
   R_KEY_BYTES,
+  R_META_BYTES,
+  R_PAYLOAD_BYTES,
+  UNIT_SHIFT,
+  FLAG_KEYED,
+  FOLLOWED,
+  FOLLOW_WORD,
+  HEAD,
+  HELD_UNITS_WORD,
+  ID_BLOCK,
+  ID_BLOCK_SIZE,
+  KEY_WORDS,
+  K_SENT,
+  PUBLISHED,
+  READ,
   R_KEY_SEQ,
   R_KEY_SLOT,
-  R_META_BYTES,
-  FLAG_KEYED,
-  KEY_WORDS,
-  HELD_UNITS_WORD,
-  K_SENT,
-  R_PAYLOAD_BYTES,
-  REJECTED_BASE,
-  type RejectReason,
-  REJECT_REASONS,
   R_UNITS,
-  SLEEPERS,
-  SLOTS_OFF,
-  SLOT_WORDS,
   SPACE_SEQ,
   SPACE_WAITERS,
   ST_CLAIMED,
@@ -81,11 +74,8 @@ import {
   ST_READY,
   ST_RECLAIMING,
   ST_SKIP,
+  ST_TAKEN,
   TAIL,
-  UNIT_SHIFT,
-  VERSION_WORD,
-  WAKE,
-  WAKE_PENDING,
   DELAYED_TAG,
   S_RESV_HEAD,
   S_RESV_KEY,
@@ -93,37 +83,19 @@ import {
   S_RESV_SEQ,
   S_RESV_TAG,
   recordUnits,
-  regions,
 } from './layout.js';
 import { writeUtf8 } from './codec.js';
 import { faultHook } from './faults.js';
+import { RingView } from './ring-view.js';
+
+export type { RingInit } from './ring-view.js';
 
 /** Anything that can write a payload at a byte offset (a prepared codec, or held bytes). */
 export interface PayloadWriter {
   write(buf: Buffer, offset: number): void;
 }
 
-export interface RingInit {
-  /** Data region size in bytes; a power of two. */
-  capacityBytes: number;
-  /** Largest payload + key accepted. */
-  maxPayloadBytes: number;
-  /** Start value of every cursor (tests start near 2^32 to cross the wrap). */
-  initialCursor?: number;
-}
-
-export class Ring {
-  readonly sab: SharedArrayBuffer;
-  readonly i32: Int32Array;
-  readonly f64: Float64Array;
-  readonly u8: Uint8Array;
-  readonly buf: Buffer;
-  /** One byte per data unit. */
-  readonly state: Uint8Array;
-  readonly capacityUnits: number;
-  readonly indexMask: number;
-  readonly dataOff: number;
-  readonly maxPayloadBytes: number;
+export class Ring extends RingView {
   private idNext = 0;
   private idEnd = 0;
   /**
@@ -133,6 +105,8 @@ export class Ring {
   countHeld = true;
   /** This thread's last look at TAIL (see reserve). */
   private cachedTail: number;
+  /** Where reclaim stops: READ, or FOLLOWED when an outcome feed follows the ring (read once, here). */
+  private readonly reclaimLimit: number;
   /**
    * Worker threads: the slot words where each reservation is written down
    * before its CAS (see markIn), so the dispatcher can repair a hole left by
@@ -143,46 +117,10 @@ export class Ring {
   /** Which ring this is, for the dispatcher (layout.ringTag). */
   markTag = 0;
 
-  static allocate(init: RingInit): SharedArrayBuffer {
-    const { capacityBytes, maxPayloadBytes } = init;
-    if (capacityBytes <= 0 || (capacityBytes & (capacityBytes - 1)) !== 0) {
-      throw new RangeError(`capacityBytes must be a power of two, got ${capacityBytes}`);
-    }
-    const { total } = regions(capacityBytes);
-    const sab = new SharedArrayBuffer(total);
-    const i32 = new Int32Array(sab);
-    // Touch every page now: a first-lap page fault costs microseconds, and it
-    // would land on a send() in the middle of a burst.
-    for (let w = 0; w < i32.length; w += 1024) i32[w] = 0;
-    const c = (init.initialCursor ?? 0) | 0;
-    i32[HEAD] = c;
-    i32[READ] = c;
-    i32[TAIL] = c;
-    i32[MAGIC_WORD] = MAGIC;
-    i32[VERSION_WORD] = LAYOUT_VERSION;
-    i32[CAPACITY_UNITS_WORD] = capacityBytes >>> UNIT_SHIFT;
-    i32[MAX_PAYLOAD_WORD] = maxPayloadBytes;
-    i32[CONCURRENCY_WORD] = 1;
-    return sab;
-  }
-
   constructor(sab: SharedArrayBuffer) {
-    this.sab = sab;
-    this.i32 = new Int32Array(sab);
-    if (this.i32[MAGIC_WORD] !== MAGIC || this.i32[VERSION_WORD] !== LAYOUT_VERSION) {
-      throw new TypeError('not a ringpool ring (bad magic or layout version)');
-    }
-    this.f64 = new Float64Array(sab, 0, sab.byteLength >>> 3);
-    this.u8 = new Uint8Array(sab);
-    this.buf = Buffer.from(sab);
-    this.capacityUnits = this.i32[CAPACITY_UNITS_WORD]!;
-    this.indexMask = this.capacityUnits - 1;
-    const capacityBytes = this.capacityUnits << UNIT_SHIFT;
-    const { stateOff, dataOff } = regions(capacityBytes);
-    this.state = new Uint8Array(sab, stateOff, this.capacityUnits);
-    this.dataOff = dataOff;
-    this.maxPayloadBytes = this.i32[MAX_PAYLOAD_WORD]!;
+    super(sab);
     this.cachedTail = Atomics.load(this.i32, TAIL);
+    this.reclaimLimit = Atomics.load(this.i32, FOLLOW_WORD) === 1 ? FOLLOWED : READ;
   }
 
   /** Write this thread's reservations down in the words of its slot from `at` (the S_RESV_* words), as ring `tag`. */
@@ -207,10 +145,6 @@ export class Ring {
     if (this.mark !== null) this.mark[this.markAt] = 0;
   }
 
-  get capacityBytes(): number {
-    return this.capacityUnits << UNIT_SHIFT;
-  }
-
   // ---------------------------------------------------------------- producer
 
   /** A message id unique in this ring: ids come in blocks of 2^16 per producer thread. */
@@ -221,10 +155,6 @@ export class Ring {
       this.idEnd = this.idNext + ID_BLOCK_SIZE;
     }
     return this.idNext++;
-  }
-
-  countEnqueued(n: number): void {
-    Atomics.add(this.i32, ENQUEUED, n);
   }
 
   /**
@@ -280,11 +210,6 @@ export class Ring {
         return at;
       }
     }
-  }
-
-  /** Byte offset of a unit in the buffer. */
-  offsetOf(unit: number): number {
-    return this.dataOff + (unit << UNIT_SHIFT);
   }
 
   /** Write a record header (step 2). */
@@ -372,39 +297,6 @@ export class Ring {
     return true;
   }
 
-  countRejected(reason: RejectReason): void {
-    Atomics.add(this.i32, REJECTED_BASE + REJECT_REASONS.indexOf(reason), 1);
-  }
-
-  private wakeIfSleeping(): boolean {
-    const i32 = this.i32;
-    // Seq-cst: a consumer increments SLEEPERS before its last look for work,
-    // so either we see it here or it sees the record we just published.
-    if (Atomics.load(i32, SLEEPERS) === 0) return false;
-    // A wake-up already on its way will find this record too (the woken
-    // consumer claims until the ring is empty before it parks again).
-    if (Atomics.compareExchange(i32, WAKE_PENDING, 0, 1) !== 0) return false;
-    Atomics.add(i32, WAKE, 1);
-    if (Atomics.notify(i32, WAKE, 1) === 0) Atomics.store(i32, WAKE_PENDING, 0);
-    return true;
-  }
-
-  /** A consumer leaving park(): the next publish may notify again. */
-  wakeConsumed(): void {
-    Atomics.store(this.i32, WAKE_PENDING, 0);
-  }
-
-  /** Wake every parked consumer, if any is parked (a hand-off to a consumer that may be one of them). */
-  wakeAllIfSleeping(): void {
-    if (Atomics.load(this.i32, SLEEPERS) > 0) this.wakeAll();
-  }
-
-  /** Wake every parked consumer (stop requests). */
-  wakeAll(): void {
-    Atomics.add(this.i32, WAKE, 1);
-    Atomics.notify(this.i32, WAKE);
-  }
-
   // ---------------------------------------------------------------- consumer
 
   /** True when the record at READ is ready to claim (or padding before one). */
@@ -469,11 +361,11 @@ export class Ring {
     let freed = 0;
     for (;;) {
       const t = Atomics.load(i32, TAIL);
-      if (t === Atomics.load(i32, READ)) break;
+      if (t === Atomics.load(i32, this.reclaimLimit)) break;
       const at = t & this.indexMask;
       const s = Atomics.load(state, at);
       let units: number;
-      if (s === ST_DONE) units = i32[(this.dataOff >> 2) + (at << 2) + R_UNITS]!;
+      if (s === ST_DONE || s === ST_TAKEN) units = i32[(this.dataOff >> 2) + (at << 2) + R_UNITS]!;
       else if (s === ST_SKIP) units = this.capacityUnits - at;
       else break;
       if (Atomics.compareExchange(state, at, s, ST_RECLAIMING) !== s) break;
@@ -493,73 +385,5 @@ export class Ring {
       Atomics.notify(i32, SPACE_SEQ);
     }
     return freed;
-  }
-
-  // ---------------------------------------------------------------- record fields
-
-  units(unit: number): number {
-    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_UNITS]!;
-  }
-  payloadBytes(unit: number): number {
-    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_PAYLOAD_BYTES]!;
-  }
-  keyBytes(unit: number): number {
-    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_KEY_BYTES]!;
-  }
-  attempt(unit: number): number {
-    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_ATTEMPT]!;
-  }
-  keySeq(unit: number): number {
-    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_KEY_SEQ]!;
-  }
-  keySlot(unit: number): number {
-    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_KEY_SLOT]!;
-  }
-  metaBytes(unit: number): number {
-    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_META_BYTES]!;
-  }
-  flags(unit: number): number {
-    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_FLAGS]!;
-  }
-  id(unit: number): number {
-    return this.f64[(this.dataOff >> 3) + (unit << 1) + R_F64_ID]!;
-  }
-  sentAt(unit: number): number {
-    return this.f64[(this.dataOff >> 3) + (unit << 1) + R_F64_SENT_AT]!;
-  }
-  readyAt(unit: number): number {
-    return this.f64[(this.dataOff >> 3) + (unit << 1) + R_F64_READY_AT]!;
-  }
-  /** The record's key, or undefined. Allocates a string: only for keyed records. */
-  key(unit: number): string | undefined {
-    const n = this.keyBytes(unit);
-    if (n === 0) return undefined;
-    const start = this.offsetOf(unit) + RECORD_HEADER_BYTES;
-    return this.buf.toString('utf8', start, start + n);
-  }
-  /** Byte range of the payload. */
-  payloadStart(unit: number): number {
-    return this.offsetOf(unit) + RECORD_HEADER_BYTES + this.keyBytes(unit);
-  }
-
-  // ---------------------------------------------------------------- counters and cursors
-
-  /** Ready records not yet claimed. */
-  depth(): number {
-    const d = (Atomics.load(this.i32, PUBLISHED) - Atomics.load(this.i32, CLAIMED)) | 0;
-    return d > 0 ? d : 0;
-  }
-  /** Units in use (reserved and not yet reclaimed). */
-  usedUnits(): number {
-    const t = Atomics.load(this.i32, TAIL);
-    return (Atomics.load(this.i32, HEAD) - t) >>> 0;
-  }
-  /** Int32 index of word `w` of consumer slot `c`. */
-  slotWord(c: number, w: number): number {
-    return (SLOTS_OFF >> 2) + c * SLOT_WORDS + w;
-  }
-  /** Float64 index of f64 word `w` of consumer slot `c`. */
-  slotF64(c: number, w: number): number {
-    return ((SLOTS_OFF >> 2) + c * SLOT_WORDS) / 2 + w;
   }
 }

@@ -1,0 +1,113 @@
+/**
+ * Asks from the main thread: the options an ask or an actor call takes
+ * (checked here), and the typed actor reference rt.actor() returns, whose
+ * methods send `[method, ...args]` calls to the actor's key.
+ */
+import { ErrorCodes, RingpoolError, describeValue } from './shared/errors.js';
+import { FLAG_ASK, FLAG_CALL } from './shared/layout.js';
+import type { ActorDefinition, ActorMessage, ActorMethods, ActorReply, KeyedMethods, MethodArgs } from '../workers/actor.js';
+import type { Mailbox } from './mailbox/index.js';
+import { checkWaitOptions } from './options.js';
+
+export interface AskOptions {
+  /** Keyed ordering (and, for an actor, the key whose state handles it). Required by actor mailboxes. */
+  key?: string;
+  /** Reject with RINGPOOL_TIMEOUT after this long (waiting for room included). The message itself still runs. */
+  timeoutMs?: number;
+  /** Abort the wait: the promise rejects with the signal's reason. The message itself still runs. */
+  signal?: AbortSignal;
+}
+
+/** Options a typed actor reference applies to each call. */
+export interface ActorRefOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * A typed reference to an actor mailbox, in comlink's `Remote` shape:
+ * `ask.method(key, ...args)` returns a Promise of the method's result;
+ * `tell.method(key, ...args)` sends and returns the message id.
+ */
+export interface ActorRef<T extends ActorDefinition> {
+  readonly mailbox: string;
+  /** Call a method and wait for its result. */
+  readonly ask: KeyedMethods<T>;
+  /** Call a method, fire and forget (the message id; throws RINGPOOL_QUEUE_FULL when the ring is full). */
+  readonly tell: { [K in keyof ActorMethods<T>]: (key: string, ...args: MethodArgs<ActorMethods<T>[K]>) => number };
+  /** Send `msg` to the actor's handle() for `key` and wait for its result. */
+  request(key: string, msg: ActorMessage<T>, opts?: ActorRefOptions): Promise<ActorReply<T>>;
+  /** Send `msg` to the actor's handle() for `key` (the message id). */
+  send(key: string, msg: ActorMessage<T>): number;
+}
+
+/**
+ * A typed reference to an actor mailbox (rt.actor()): `T` is the type of the
+ * handler module's default export (`actor({...})`).
+ */
+export function actorRef<T extends ActorDefinition>(b: Mailbox, defaults: ActorRefOptions, started: () => boolean): ActorRef<T> {
+const mailbox = b.name;
+  checkAsk(defaults);
+  const call = (name: string, key: unknown, args: unknown[]): Promise<unknown> => {
+    if (typeof key !== 'string') return Promise.reject(keyArgError(mailbox, name, key));
+    const info = b.actorInfo;
+    if (started() && !info.methods.includes(name)) {
+      return Promise.reject(
+        new RingpoolError(ErrorCodes.INVALID_OPTION, `the actor of mailbox '${mailbox}' has no method '${name}' (has: ${info.methods.join(', ') || 'none'})`, {
+          mailbox,
+          option: 'method',
+        }),
+      );
+    }
+    return b.ask([name, ...args], key, FLAG_ASK | FLAG_CALL, defaults.signal, defaults.timeoutMs);
+  };
+  const tell = (name: string, key: unknown, args: unknown[]): number => {
+    if (typeof key !== 'string') throw keyArgError(mailbox, name, key);
+    return b.producer.send([name, ...args], { key }, FLAG_CALL);
+  };
+  const methods = <F>(make: (name: string) => F): Record<string, F> => {
+    const cache = new Map<string, F>();
+    return new Proxy(Object.create(null) as Record<string, F>, {
+      get(_t, name) {
+        // Not a method: symbols, and 'then' (so that awaiting the proxy itself does not send anything).
+        if (typeof name !== 'string' || name === 'then') return undefined;
+        let f = cache.get(name);
+        if (f === undefined) cache.set(name, (f = make(name)));
+        return f;
+      },
+    });
+  };
+  return {
+    mailbox,
+    ask: methods((name) => (key: unknown, ...args: unknown[]) => call(name, key, args)) as unknown as ActorRef<T>['ask'],
+    tell: methods((name) => (key: unknown, ...args: unknown[]) => tell(name, key, args)) as unknown as ActorRef<T>['tell'],
+    request: (key, msg, opts) => {
+      if (typeof key !== 'string') return Promise.reject(keyArgError(mailbox, 'request', key));
+      return b.ask(msg, key, FLAG_ASK, opts?.signal ?? defaults.signal, opts?.timeoutMs ?? defaults.timeoutMs) as Promise<ActorReply<T>>;
+    },
+    send: (key, msg) => {
+      if (typeof key !== 'string') throw keyArgError(mailbox, 'send', key);
+      return b.producer.send(msg, { key });
+    },
+  };
+}
+
+function keyArgError(mailbox: string, method: string, key: unknown): RingpoolError {
+  return new RingpoolError(ErrorCodes.INVALID_OPTION, `actor '${mailbox}'.${method}(key, ...): key must be a string, got ${describeValue(key)}`, {
+    mailbox,
+    option: 'key',
+  });
+}
+
+export function checkAsk(opts: AskOptions | ActorRefOptions | undefined): void {
+  if (opts === undefined || opts === null) return;
+  if (typeof opts !== 'object') throw new RingpoolError(ErrorCodes.INVALID_OPTION, `ask options must be an object, got ${describeValue(opts)}`, { option: 'options' });
+  checkWaitOptions('ask', opts.timeoutMs, opts.signal);
+  if ('delayMs' in opts && (opts as { delayMs?: unknown }).delayMs !== undefined) {
+    throw new RingpoolError(ErrorCodes.INVALID_OPTION, `ask options.delayMs is not supported: an ask is sent now`, { option: 'delayMs' });
+  }
+  const key = (opts as AskOptions).key;
+  if (key !== undefined && typeof key !== 'string') {
+    throw new RingpoolError(ErrorCodes.INVALID_OPTION, `ask options.key must be a string, got ${describeValue(key)}`, { option: 'key' });
+  }
+}

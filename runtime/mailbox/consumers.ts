@@ -1,0 +1,371 @@
+/**
+ * A mailbox's consumer threads (main thread): the Piscina pool, starting a
+ * consumer loop in a free slot, stopping it, and retiring its slot when the
+ * loop ends (a stop, a crash, a lease kill): what the slot still holds is
+ * taken back, its keys move on, and the pool is filled to the desired size.
+ */
+import { once } from 'node:events';
+import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import * as Comlink from '../shared/comlink.js';
+import { codecSpec } from '../shared/codec.js';
+import { ErrorCodes, RingpoolError, safeString, type ErrorInfo } from '../shared/errors.js';
+import {
+  ACTOR_WORD,
+  GUARD_FREE,
+  GUARD_SENDING,
+  HANDOFF_WORDS,
+  MAX_CONSUMERS,
+  S_CUR_UNIT,
+  S_GUARD,
+  S_INCARNATION,
+  S_INFLIGHT,
+  S_STATUS,
+  SLOT_IDLE,
+  SLOT_RUNNING,
+  SLOT_STOP,
+  handoffBase,
+} from '../shared/layout.js';
+import type { ConsumerTask, LoopResult, ProbeResult, WorkerControl, WorkerEvent, WorkerStats } from '../shared/protocol.js';
+import { releaseOwner } from '../key-owners.js';
+import type { Mailbox } from './index.js';
+
+const CONSUMER_URL = new URL('../../workers/loop/index.js', import.meta.url);
+/** A live loop inside its send guard is waited for this long at most before a slot is retired anyway (see whenGuardsFree). */
+const GUARD_GIVE_UP_MS = 10_000;
+
+/** `revoked`: its lease expired and its thread is being terminated; `dead`: its slot was recovered (late events are ignored). */
+export type ConsumerState = 'starting' | 'running' | 'stopping' | 'revoked' | 'dead';
+
+export interface Consumer {
+  slot: number;
+  incarnation: number;
+  state: ConsumerState;
+  threadId: number;
+  control: Comlink.Remote<WorkerControl>;
+  controlPort: MessagePort;
+  events: MessagePort;
+  ready: Promise<void>;
+  onReady: (err?: Error) => void;
+  done: Promise<void>;
+  /** After a lease kill: resolves when that thread has exited (the slot is not reused before). */
+  exited: Promise<unknown> | null;
+  /** The record the lease watchdog took back from this loop (-1: none). */
+  revokedUnit: number;
+  /**
+   * Its lease expired while several handlers ran on it: the one that blocked
+   * the thread may be any of them (a busy loop in a younger handler starves
+   * the oldest, whose lease then runs out), so none is charged and all go back
+   * flagged to run alone, as after a crash with several in flight.
+   */
+  revokedSeveral: boolean;
+}
+
+export class Consumers {
+  private pool: Piscina | null = null;
+  private readonly consumers = new Map<number, Consumer>();
+  private readonly slotBusy = new Uint8Array(MAX_CONSUMERS);
+  private incarnations = 0;
+
+  constructor(private readonly m: Mailbox) {}
+
+  all(): IterableIterator<Consumer> {
+    return this.consumers.values();
+  }
+
+  get(slot: number): Consumer | undefined {
+    return this.consumers.get(slot);
+  }
+
+  /** Start the pool, probe the handler module (what it is, whether it loads), start minThreads loops. */
+  async start(timeoutMs: number): Promise<ProbeResult> {
+    const m = this.m;
+    const o = m.opts;
+    this.pool = new Piscina({
+      filename: CONSUMER_URL.href,
+      minThreads: o.minThreads,
+      maxThreads: o.maxThreads + 1, // one spare while a terminated thread exits
+      idleTimeout: 10_000,
+      atomics: 'disabled',
+      concurrentTasksPerWorker: 1,
+      ...(o.resourceLimits ? { resourceLimits: o.resourceLimits } : {}),
+    });
+    this.pool.on('error', (err: Error) => m.host.emitError(err));
+    const info = await withTimeout(
+      this.pool.run({ handlerUrl: o.handlerUrl, codec: codecSpec(o.codec) }, { name: 'probe' }) as Promise<ProbeResult>,
+      timeoutMs,
+      () => handlerLoadError(m.name, o.handlerUrl, new Error(`loading took longer than startTimeoutMs (${timeoutMs} ms)`)),
+    ).catch((err: unknown) => {
+      if (err instanceof RingpoolError && err.code === ErrorCodes.HANDLER_LOAD && err.details.mailbox === m.name) throw err;
+      throw handlerLoadError(m.name, o.handlerUrl, err);
+    });
+    m.actorInfo = info;
+    // Every thread's send path refuses a message without a key to an actor (shared word, read only then).
+    Atomics.store(m.ring.i32, ACTOR_WORD, info.actor ? 1 : 0);
+    const starting: Promise<void>[] = [];
+    for (let i = 0; i < o.minThreads; i++) {
+      const c = this.startOne();
+      if (c) starting.push(c.ready);
+    }
+    await withTimeout(Promise.all(starting), timeoutMs, () =>
+      handlerLoadError(m.name, o.handlerUrl, new Error(`threads not ready within startTimeoutMs (${timeoutMs} ms)`)),
+    );
+    return info;
+  }
+
+  private startOne(): Consumer | null {
+    const m = this.m;
+    const pool = this.pool;
+    if (pool === null || m.stopped) return null;
+    const slot = this.slotBusy.indexOf(0);
+    if (slot < 0) return null;
+    this.slotBusy[slot] = 1;
+    const ring = m.ring;
+    const i32 = ring.i32;
+    const incarnation = ++this.incarnations;
+    Atomics.store(i32, ring.slotWord(slot, S_INCARNATION), incarnation);
+    Atomics.store(i32, ring.slotWord(slot, S_CUR_UNIT), -1);
+    Atomics.store(i32, ring.slotWord(slot, S_GUARD), GUARD_FREE);
+    Atomics.store(i32, ring.slotWord(slot, S_STATUS), SLOT_RUNNING);
+    const ctl = new MessageChannel();
+    const ev = new MessageChannel();
+    let onReady!: (err?: Error) => void;
+    const ready = new Promise<void>((resolve, reject) => {
+      onReady = (err) => (err ? reject(err) : resolve());
+    });
+    ready.catch(() => {});
+    const consumer: Consumer = {
+      slot,
+      incarnation,
+      state: 'starting',
+      threadId: -1,
+      control: Comlink.wrap<WorkerControl>(Comlink.endpoint(ctl.port1)),
+      controlPort: ctl.port1,
+      events: ev.port1,
+      ready,
+      onReady,
+      done: Promise.resolve(),
+      exited: null,
+      revokedUnit: -1,
+      revokedSeveral: false,
+    };
+    ev.port1.on('message', (e: WorkerEvent) => m.onEvent(consumer, e));
+    ev.port1.unref();
+    ctl.port1.unref();
+    const task: ConsumerTask = {
+      mailbox: m.name,
+      consumer: slot,
+      incarnation,
+      handlerUrl: m.opts.handlerUrl,
+      leaseMs: m.opts.leaseMs,
+      batchSize: m.opts.batchSize,
+      rings: m.host.ringRefs(),
+      metricsSab: m.metricsSab,
+      control: ctl.port2,
+      events: ev.port2,
+    };
+    this.consumers.set(slot, consumer);
+    m.keyed.assignKeys();
+    consumer.done = pool.run(task, { transferList: [ctl.port2, ev.port2] as never }).then(
+      (r: LoopResult) => this.onLoopEnd(consumer, null, r),
+      (err: Error) => this.onLoopEnd(consumer, err, null),
+    );
+    return consumer;
+  }
+
+  private stopOne(c: Consumer): void {
+    if (c.state === 'stopping' || c.state === 'revoked' || c.state === 'dead') return;
+    c.state = 'stopping';
+    // The shared flag reaches a loop parked on the wake word or busy in a batch;
+    // the comlink call is the control plane's record of it (and wakes the loop's event loop).
+    Atomics.store(this.m.ring.i32, this.m.ring.slotWord(c.slot, S_STATUS), SLOT_STOP);
+    this.m.ring.wakeAll();
+    c.control.stop().catch(() => {});
+  }
+
+  /** After a lease kill: terminate the loop's thread (its slot is reused only once that thread is gone). */
+  terminate(c: Consumer): void {
+    const worker = this.pool?.threads.find((w) => w.threadId === c.threadId);
+    if (worker !== undefined) {
+      c.exited = once(worker, 'exit').catch(() => {});
+      void worker.terminate();
+    }
+  }
+
+  /** Per-thread figures, asked of each running loop over its comlink control port. */
+  async workerStats(): Promise<WorkerStats[]> {
+    const live = [...this.consumers.values()].filter((c) => c.state === 'running');
+    // A thread that dies mid-call never answers: bound each call.
+    const settled = await Promise.allSettled(live.map((c) => withTimeout(c.control.stats(), 2_000, () => new Error('no answer'))));
+    return settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  }
+
+  private onLoopEnd(c: Consumer, err: Error | null, result: LoopResult | null): void {
+    if (result?.reason === 'load-error') {
+      c.onReady(handlerLoadError(this.m.name, this.m.opts.handlerUrl, new Error('handler failed to load in a consumer thread')));
+    }
+    // A revoked loop may have returned by itself just before the kill landed:
+    // never hand its slot (or its Piscina worker) to a new loop before that thread is gone.
+    if (c.exited !== null) void c.exited.then(() => this.retire(c, err));
+    else this.retire(c, err);
+  }
+
+  /** The loop of `c` is over: take back what its slot still holds, free the slot, replace it if needed. */
+  private retire(c: Consumer, err: Error | null): void {
+    const m = this.m;
+    const ring = m.ring;
+    const i32 = ring.i32;
+    // Events the loop posted before it ended are queued on the port: handle
+    // them first (a delayed ctx.send must not be lost, a nack not forgotten).
+    for (let e = receiveMessageOnPort(c.events); e !== undefined; e = receiveMessageOnPort(c.events)) {
+      m.onEvent(c, e.message as WorkerEvent);
+    }
+    // Shutting down (close() past its deadline, destroy()): not a crash; what it held stays as leftovers.
+    const crashed = err !== null && c.state !== 'revoked' && !m.stopped;
+    // With several handlers running at the crash, nobody can tell which one
+    // killed the thread: none is charged an attempt; all come back flagged to
+    // run alone, so a second crash is blamed on the right one.
+    const several = crashed && Atomics.load(i32, ring.slotWord(c.slot, S_INFLIGHT)) > 1;
+    const current = crashed && !several ? Atomics.load(i32, ring.slotWord(c.slot, S_CUR_UNIT)) : -1;
+    c.state = 'dead';
+    // Not RUNNING any more before anything is taken back: a thread handing a
+    // keyed record to this slot checks that under its guard (route()), so once
+    // no guard is SENDING, no push to this slot is under way or can start.
+    Atomics.store(i32, ring.slotWord(c.slot, S_STATUS), SLOT_IDLE);
+    this.whenGuardsFree(c.slot, -1, () => this.finishRetire(c, err, crashed, several, current));
+  }
+
+  private finishRetire(c: Consumer, err: Error | null, crashed: boolean, several: boolean, current: number): void {
+    const m = this.m;
+    const ring = m.ring;
+    const i32 = ring.i32;
+    // An empty hand-off queue for the slot (a kill may have cut a pop short).
+    const base = handoffBase(c.slot);
+    m.keyed.table.fill(0, base, base + HANDOFF_WORDS);
+    // Its keys have no owner now (their state died with the thread, or was passivated as it stopped).
+    releaseOwner(m.keyed.table, c.slot);
+    const info: ErrorInfo = {
+      name: 'WorkerCrash',
+      message: `worker thread ${c.threadId} died while handling this message: ${err?.message ?? 'unknown'}`,
+    };
+    // A thread that died inside its guard left a write half done: repair it (holes.ts).
+    if (!m.stopped && Atomics.load(i32, ring.slotWord(c.slot, S_GUARD)) === GUARD_SENDING) m.holes.afterDeath(c.slot);
+    // Before recovery: a record still CLAIMED by the slot then means "not acked".
+    m.keyed.finishKeyAck(c.slot, c.revokedUnit);
+    const back = m.failures.recover(c.slot, current, info, several || c.revokedSeveral);
+    c.onReady(err ?? new Error('the consumer loop ended before it was ready'));
+    if (crashed) {
+      m.counters.workerCrashes++;
+      m.host.emitWorkerCrash({ mailbox: m.name, threadId: c.threadId, error: info, redelivered: back });
+    }
+    Atomics.store(i32, ring.slotWord(c.slot, S_STATUS), SLOT_IDLE);
+    Atomics.store(i32, ring.slotWord(c.slot, S_CUR_UNIT), -1);
+    this.consumers.delete(c.slot);
+    this.slotBusy[c.slot] = 0;
+    c.controlPort.close();
+    c.events.close();
+    // Its keys go to the threads left (their state died with it, or was passivated as it stopped).
+    m.keyed.assignKeys();
+    if (!m.stopped && m.host.running()) this.fillToDesired();
+  }
+
+  /** Whether a live loop of this mailbox is inside its guard now. */
+  guardHeld(): boolean {
+    const ring = this.m.ring;
+    for (const c of this.consumers.values()) {
+      if (c.state !== 'dead' && Atomics.load(ring.i32, ring.slotWord(c.slot, S_GUARD)) === GUARD_SENDING) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Run `then` once no other live loop is inside its guard. Guards cover a
+   * few instructions, so this is nearly always at once (a short spin, on the
+   * first look only); a loop descheduled inside one is waited for off the
+   * main thread's back (a timer, one plain look a millisecond), never given
+   * up on, or its push could land in the slot after its recovery. A guard
+   * held by a thread that died inside it (an OOM) stays SENDING: that
+   * thread's own retire marks it dead, and it is skipped from then on;
+   * GUARD_GIVE_UP_MS is only the last resort against a hang. Once the
+   * mailbox is stopping, its threads are being terminated: no waiting then.
+   * `since` is -1 on the first look.
+   */
+  private whenGuardsFree(except: number, since: number, then: () => void): void {
+    const m = this.m;
+    const ring = m.ring;
+    const now = performance.now();
+    const first = since < 0;
+    if (first) since = now;
+    const spinUntil = first ? now + 0.5 : 0;
+    for (let s = 0; s < MAX_CONSUMERS && !m.stopped; s++) {
+      if (s === except || this.slotBusy[s] === 0 || this.consumers.get(s)?.state === 'dead') continue;
+      const w = ring.slotWord(s, S_GUARD);
+      while (Atomics.load(ring.i32, w) === GUARD_SENDING) {
+        if (performance.now() < spinUntil) continue;
+        if (performance.now() - since > GUARD_GIVE_UP_MS) {
+          m.host.emitError(
+            new RingpoolError(ErrorCodes.RING_STALLED, `mailbox '${m.name}': consumer slot ${s} held its send guard for ${GUARD_GIVE_UP_MS} ms; retiring slot ${except} anyway`, {
+              mailbox: m.name,
+            }),
+          );
+          break;
+        }
+        setTimeout(() => this.whenGuardsFree(except, since, then), 1).unref();
+        return;
+      }
+    }
+    then();
+  }
+
+  runningCount(): number {
+    let n = 0;
+    for (const c of this.consumers.values()) if (c.state === 'running' || c.state === 'starting') n++;
+    return n;
+  }
+
+  /** Start or stop loops until as many run as the scaler wants. */
+  fillToDesired(): void {
+    const desired = this.m.scaling.desired;
+    let running = this.runningCount();
+    while (running < desired && this.startOne() !== null) running++;
+    if (running > desired) {
+      for (const c of [...this.consumers.values()].reverse()) {
+        if (running <= desired) break;
+        if (c.state === 'running') {
+          this.stopOne(c);
+          running--;
+        }
+      }
+    }
+  }
+
+  /** Ask every loop to return after its batch; wait up to `graceMs`. */
+  async stopAll(graceMs: number): Promise<void> {
+    for (const c of this.consumers.values()) this.stopOne(c);
+    const all = Promise.all([...this.consumers.values()].map((c) => c.done));
+    await Promise.race([all, new Promise((r) => setTimeout(r, graceMs).unref())]);
+  }
+
+  /** Terminate the threads now. */
+  async destroy(): Promise<void> {
+    const pool = this.pool;
+    this.pool = null;
+    if (pool !== null) await pool.destroy();
+  }
+}
+
+export function handlerLoadError(mailbox: string, url: string, cause: unknown): RingpoolError {
+  const msg = cause instanceof Error ? cause.message : safeString(cause);
+  return new RingpoolError(ErrorCodes.HANDLER_LOAD, `mailbox '${mailbox}': handler ${url} cannot be used: ${msg}`, { mailbox, url }, { cause });
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(onTimeout()), ms);
+      timer.unref();
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,362 @@
+/**
+ * The dispatcher of one mailbox (main thread): the façade the runtime talks
+ * to. It builds the ring and the parts that work on it, routes what the
+ * consumer loops report to them, and runs them every tick. The parts, one
+ * concept a file in this folder:
+ *
+ *   consumers.ts  threads: start, stop, retire, recover a slot
+ *   leases.ts     the lease watchdog and the stall watch
+ *   failures.ts   a failed attempt: retry after backoff, or dead letter
+ *   delays.ts     the timer heap and messages waiting for room
+ *   keyed.ts      key turns, held keyed messages, key owners
+ *   intake.ts     sendAsync and ask waiting for room
+ *   counters.ts   counts, rates, stats()
+ *   scaling.ts    the autoscaler and resize()
+ *   outcomes.ts   the outcome feed for a store and a source (only when attached)
+ */
+import { builtinCodec, codecSpec, CustomCodec, type PayloadCodec } from '../shared/codec.js';
+import { ErrorCodes, RingpoolError } from '../shared/errors.js';
+import { ID_BLOCK, ID_BLOCK_SIZE, KEY_WORDS, K_SENT, ST_CLAIMED, keySlotOf } from '../shared/layout.js';
+import { Producer, type SendOptions } from '../shared/producer.js';
+import type { ProbeResult, RingRef, WorkerEvent, WorkerStats } from '../shared/protocol.js';
+import { Ring } from '../shared/ring.js';
+import { allocateMetricsBuffer, enableRecording, H_END_TO_END, H_PROCESSING, H_QUEUE_WAIT, LocalHistogram, readHistogram, type HistogramSnapshot } from '../shared/histogram.js';
+import { DeadLetterStore } from '../dead-letters.js';
+import { HeldMessage } from '../held.js';
+import { HoleRepairs } from '../holes.js';
+import type { ResolvedMailbox } from '../options.js';
+import { REPLY_RING_BYTES, Replies } from '../replies.js';
+import type { StoredMessage } from '../store/store.js';
+import type { SourceIntake } from '../source/source.js';
+import { Consumers, type Consumer } from './consumers.js';
+import { Counters } from './counters.js';
+import { Delays } from './delays.js';
+import { Failures } from './failures.js';
+import { Intake } from './intake.js';
+import { Keyed } from './keyed.js';
+import { Leases } from './leases.js';
+import { OutcomeFeed } from './outcomes.js';
+import { Scaling } from './scaling.js';
+import type { MailboxHost, MailboxStats } from './types.js';
+
+export type { HandlerTimeoutEvent, MailboxHost, MailboxStats, ScaleEvent, WorkerCrashEvent } from './types.js';
+
+export class Mailbox {
+  readonly name: string;
+  readonly ring: Ring;
+  /** The same ring, for putting held messages back: it does not count the held units (they are the ones going in). */
+  readonly republish: Ring;
+  readonly producer: Producer;
+  readonly codec: PayloadCodec;
+  readonly deadLetters: DeadLetterStore;
+  /** ask(): open asks and the reply ring. */
+  readonly replies: Replies;
+  /** Holes left by threads that died inside a guard, repaired once consumers reach them (holes.ts). */
+  readonly holes: HoleRepairs;
+  /** Histogram blocks written by the consumer loops (see shared/histogram.ts). */
+  readonly metricsSab = allocateMetricsBuffer();
+  readonly keyed: Keyed;
+  readonly counters: Counters;
+  readonly delays: Delays;
+  readonly failures: Failures;
+  readonly leases: Leases;
+  readonly consumers: Consumers;
+  readonly intake: Intake;
+  readonly scaling: Scaling;
+  /** The outcome feed, when a store or a source is attached (null: the in-memory mailbox, which pays nothing for it). */
+  readonly outcomes: OutcomeFeed | null;
+  /** What the start() probe found: an actor module (a key is required) and its methods. */
+  actorInfo: ProbeResult = { actor: false, methods: [] };
+  stopped = false;
+  private bounds: readonly number[] | null = null;
+  private sourceStopped: Promise<void> | null = null;
+
+  constructor(
+    readonly host: MailboxHost,
+    readonly opts: ResolvedMailbox,
+  ) {
+    this.name = opts.name;
+    const followed = opts.store !== null || opts.source !== null;
+    const sab = Ring.allocate({ capacityBytes: opts.capacityBytes, maxPayloadBytes: opts.maxMessageBytes, followed });
+    this.ring = new Ring(sab);
+    this.republish = new Ring(sab);
+    this.republish.countHeld = false;
+    const c = opts.codec;
+    this.codec = typeof c === 'string' ? builtinCodec(c) : new CustomCodec(c);
+    this.keyed = new Keyed(this);
+    this.counters = new Counters(this);
+    this.delays = new Delays(this);
+    this.failures = new Failures(this);
+    this.leases = new Leases(this);
+    this.consumers = new Consumers(this);
+    this.intake = new Intake(this);
+    this.scaling = new Scaling(this);
+    const listeners = [opts.store, opts.source].filter((l) => l !== null);
+    this.outcomes = followed ? new OutcomeFeed(this.name, this.ring, listeners, (err) => host.emitError(err as Error)) : null;
+    this.replies = new Replies(new Ring(Ring.allocate({ capacityBytes: REPLY_RING_BYTES, maxPayloadBytes: opts.maxMessageBytes })), this.codec);
+    this.producer = new Producer(
+      this.name,
+      this.ring,
+      this.codec,
+      opts.maxMessageBytes,
+      (_p, bytes, ascii, key, delayMs, id, sentAt, keySlot, keySeq) => this.acceptDelayed(heldKeyed(new HeldMessage(id, 1, sentAt, key, bytes, ascii, undefined), keySlot, keySeq), delayMs),
+      this.keyed.table,
+    );
+    this.producer.countLocally = true;
+    this.holes = new HoleRepairs({
+      ring: this.ring,
+      replyRing: this.replies.ring,
+      keys: this.keyed.table,
+      stopped: () => this.stopped,
+      othersInside: () => this.host.guardsHeld(),
+      takeBack: (unit, expected) => {
+        const held = this.failures.takeBack(unit, expected);
+        if (held === null) return;
+        this.counters.redelivered++;
+        this.delays.pend(held);
+        this.delays.flushPending();
+      },
+      unaccept: (keySlot, seq) => this.keyed.unaccept(keySlot, seq),
+      holesAt: (index) => this.host.mailboxAt(index)?.holes,
+    });
+    this.deadLetters = new DeadLetterStore(
+      this.name,
+      opts.deadLetterLimit,
+      (held) => this.codec.decode(Buffer.from(held.payload.buffer, held.payload.byteOffset, held.payload.byteLength), held.payload, 0, held.payload.byteLength, held.ascii),
+      (held) => {
+        this.outcomes?.redriven(held);
+        this.delays.redrive(held);
+      },
+      this.outcomes === null ? null : (held) => this.outcomes!.purged(held),
+    );
+  }
+
+  ringRef(): RingRef {
+    return {
+      sab: this.ring.sab,
+      keys: this.keyed.sab,
+      replies: this.replies.ring.sab,
+      codec: codecSpec(this.opts.codec),
+      maxMessageBytes: this.opts.maxMessageBytes,
+    };
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  /** Replay what the store kept, start the threads, then the outcome feed and the source. */
+  async start(timeoutMs: number): Promise<void> {
+    const { store, source } = this.opts;
+    if (store !== null) this.replay(await store.open(this.name));
+    await this.consumers.start(timeoutMs);
+    this.outcomes?.start();
+    if (source !== null) await source.start(this.sourceIntake());
+  }
+
+  /** Messages a store gave back: accepted anew (counted, keyed ones at the end of their key's order), ids kept. */
+  private replay(stored: readonly StoredMessage[]): void {
+    if (stored.length === 0) return;
+    let maxId = -1;
+    const held: HeldMessage[] = [];
+    for (const s of stored) {
+      const h = new HeldMessage(s.id, s.attempt, s.sentAt, s.key, s.payload, s.ascii, undefined);
+      if (s.key !== null) {
+        h.keySlot = keySlotOf(s.key);
+        h.keySeq = Atomics.add(this.keyed.table, h.keySlot * KEY_WORDS + K_SENT, 1);
+      }
+      held.push(h);
+      if (s.id > maxId) maxId = s.id;
+    }
+    // New ids start past the replayed ones.
+    const block = Math.floor(maxId / ID_BLOCK_SIZE) + 1;
+    if ((Atomics.load(this.ring.i32, ID_BLOCK) >>> 0) < block) Atomics.store(this.ring.i32, ID_BLOCK, block);
+    this.ring.countEnqueued(held.length);
+    for (const h of held) this.delays.pend(h);
+    this.delays.flushPending();
+  }
+
+  private sourceIntake(): SourceIntake {
+    const box = this;
+    return {
+      mailbox: this.name,
+      offer: (payload: unknown, opts?: SendOptions) => this.producer.trySend(payload, opts, 0),
+      whenRoom: () => this.intake.whenRoom(),
+      get open() {
+        return !box.stopped && !box.producer.closed;
+      },
+    };
+  }
+
+  /** A delayed send (from any thread) was accepted: hold it until it is due. */
+  acceptDelayed(held: HeldMessage, delayMs: number): void {
+    this.outcomes?.acceptedHeld(held);
+    this.delays.holdDelayed(held, delayMs);
+  }
+
+  /** What a consumer loop reports (its event port; see shared/protocol.ts). */
+  onEvent(c: Consumer, ev: WorkerEvent): void {
+    switch (ev.type) {
+      case 'ready':
+        c.threadId = ev.threadId;
+        if (c.state === 'starting') c.state = 'running';
+        c.onReady();
+        return;
+      case 'load-error':
+        c.onReady(new RingpoolError(ErrorCodes.HANDLER_LOAD, `mailbox '${this.name}': ${ev.error.message}`, { mailbox: this.name, url: this.opts.handlerUrl }));
+        return;
+      case 'nack':
+        if (c.state === 'dead') return; // its slot was recovered already: a late result of a dead thread
+        this.failures.onNack(c.slot, ev.unit, ev.error, ev.unrecoverable);
+        return;
+      case 'delayed-send': {
+        // Accepted (counted as enqueued) on the worker: never drop it, whatever became of that thread.
+        const target = this.host.mailbox(ev.mailbox);
+        target?.acceptDelayed(heldKeyed(new HeldMessage(ev.id, 1, ev.sentAt, ev.key, ev.payload, ev.ascii, undefined), ev.keySlot, ev.keySeq), ev.delayMs);
+        return;
+      }
+      case 'defer': {
+        if (c.state === 'dead') return; // recovered already: it went back to the ring
+        const held = this.failures.takeBack(ev.unit, ST_CLAIMED + c.slot);
+        if (held === null) return;
+        this.ring.reclaim();
+        this.keyed.holdKeyed(held);
+        return;
+      }
+      case 'key-turn':
+        this.keyed.releaseTurns(ev.slot);
+        return;
+      case 'reply':
+        this.replies.fromEvent(ev.id, ev.payload, ev.ascii);
+        return;
+    }
+  }
+
+  /** Every dispatcher tick (runtime tickMs). */
+  tick(t: number): void {
+    if (this.stopped) return;
+    this.counters.tick(t);
+    this.leases.watch(t);
+    this.leases.watchStall(t);
+    this.keyed.tick();
+    this.holes.run();
+    this.keyed.rebalanceIfDue();
+    this.delays.tick();
+    this.outcomes?.follow();
+    this.scaling.tick(t);
+  }
+
+  // ------------------------------------------------------------------ what the runtime asks
+
+  sendAsync(payload: unknown, opts: SendOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined, flags = 0, onSent?: (id: number) => void): Promise<number> {
+    return this.intake.sendAsync(payload, opts, signal, timeoutMs, flags, onSent);
+  }
+
+  ask(payload: unknown, key: string | undefined, flags: number, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> {
+    return this.intake.ask(payload, key, flags, signal, timeoutMs);
+  }
+
+  stats(): MailboxStats {
+    return this.counters.stats();
+  }
+
+  oldestAgeSeconds(t?: number): number {
+    return this.counters.oldestAgeSeconds(t);
+  }
+
+  resize(threads: number): void {
+    this.scaling.resize(threads);
+  }
+
+  setAutoscale(on: boolean): void {
+    this.scaling.setAutoscale(on);
+  }
+
+  workerStats(): Promise<WorkerStats[]> {
+    return this.consumers.workerStats();
+  }
+
+  /** Whether a live loop of this mailbox is inside its guard now. */
+  guardHeld(): boolean {
+    return this.consumers.guardHeld();
+  }
+
+  /** Start recording histograms (metrics attached): consumer loops pick the bounds up at their next batch. */
+  enableMetrics(bounds: readonly number[]): void {
+    this.bounds = bounds;
+    enableRecording(this.metricsSab, bounds);
+    this.producer.timing = new LocalHistogram(bounds);
+  }
+
+  /** Histogram snapshots (cumulative buckets), or null while metrics are off. */
+  histograms(): { bounds: readonly number[]; enqueue: HistogramSnapshot; queueWait: HistogramSnapshot; processing: HistogramSnapshot; endToEnd: HistogramSnapshot } | null {
+    const b = this.bounds;
+    if (b === null || this.producer.timing === null) return null;
+    return {
+      bounds: b,
+      enqueue: this.producer.timing.snapshot(),
+      queueWait: readHistogram(this.metricsSab, H_QUEUE_WAIT, b.length),
+      processing: readHistogram(this.metricsSab, H_PROCESSING, b.length),
+      endToEnd: readHistogram(this.metricsSab, H_END_TO_END, b.length),
+    };
+  }
+
+  /** Every accepted message is accounted for: processed or dead-lettered, nothing ready, in flight or delayed. */
+  idle(): boolean {
+    const s = this.stats();
+    return s.depth === 0 && s.inFlight === 0 && s.delayed === 0 && s.enqueued === s.processed + s.deadLettered;
+  }
+
+  /** Stop intake: sends throw RINGPOOL_CLOSED; waiting sendAsync calls reject with it; a source stops reading. */
+  closeIntake(): void {
+    this.producer.closed = true;
+    this.intake.rejectWaiters(new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.name}' closed while waiting for room`, { mailbox: this.name }));
+    const source = this.opts.source;
+    if (source !== null && this.sourceStopped === null) {
+      this.sourceStopped = Promise.resolve()
+        .then(() => source.stop())
+        .catch((err: unknown) => this.host.emitError(err as Error));
+    }
+  }
+
+  /** Ask every loop to return after its batch; wait up to `graceMs`, then terminate the threads. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopped = true;
+    this.delays.stop();
+    await this.consumers.stopAll(graceMs);
+    await this.destroyPool();
+  }
+
+  async destroyPool(): Promise<void> {
+    this.stopped = true;
+    this.delays.stop();
+    this.intake.rejectWaiters(new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.name}' was destroyed`, { mailbox: this.name }));
+    await this.consumers.destroy();
+    this.replies.rejectAll(() => new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.name}' closed before the asked message was processed`, { mailbox: this.name }));
+    await this.closeSeams();
+  }
+
+  /** The feed's last walk reaches the listeners, then the source has stopped and the store closes (once). */
+  private async closeSeams(): Promise<void> {
+    const o = this.outcomes;
+    if (o === null) return;
+    o.stop();
+    await this.sourceStopped;
+    const store = this.opts.store;
+    if (store !== null && !this.storeClosed) {
+      this.storeClosed = true;
+      await store.close().catch((err: unknown) => this.host.emitError(err as Error));
+    }
+  }
+  private storeClosed = false;
+
+  /** What is left, for close()/destroy() reports. */
+  leftovers(): { ready: number; inFlight: number; delayed: number } {
+    const s = this.stats();
+    return { ready: s.depth, inFlight: s.inFlight, delayed: s.delayed };
+  }
+}
+
+function heldKeyed(held: HeldMessage, keySlot: number, keySeq: number): HeldMessage {
+  held.keySlot = keySlot;
+  held.keySeq = keySeq;
+  return held;
+}

@@ -1,0 +1,224 @@
+/**
+ * Sends that wait for room (main thread): sendAsync and ask waiters, served
+ * in order as consumers free space, and the space watch that tells when they
+ * do (Atomics.waitAsync on SPACE_SEQ, never blocking the main thread).
+ */
+import { ErrorCodes, RingpoolError } from '../shared/errors.js';
+import { SPACE_SEQ, SPACE_WAITERS } from '../shared/layout.js';
+import type { SendOptions } from '../shared/producer.js';
+import type { Mailbox } from './index.js';
+
+interface SendWaiter {
+  payload: unknown;
+  opts: SendOptions | undefined;
+  /** FLAG_ASK / FLAG_CALL for asks. */
+  flags: number;
+  /** Called with the id in the same step as the send (an ask opens itself here, before its reply can come). */
+  onSent: ((id: number) => void) | undefined;
+  resolve: (id: number) => void;
+  reject: (err: unknown) => void;
+  cleanup: () => void;
+}
+
+export class Intake {
+  private readonly waiters: SendWaiter[] = [];
+  private spaceWatch = false;
+  /** Sources waiting for room (whenRoom): resolved at the next space signal. */
+  private roomWaiters: Array<() => void> = [];
+
+  constructor(private readonly m: Mailbox) {}
+
+  sendAsync(
+    payload: unknown,
+    opts: SendOptions | undefined,
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+    flags = 0,
+    onSent?: (id: number) => void,
+  ): Promise<number> {
+    const m = this.m;
+    // Aborted before it began: nothing is sent, even if there is room.
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.waiters.length === 0) {
+      const id = m.producer.trySend(payload, opts, flags);
+      if (id >= 0) {
+        onSent?.(id);
+        return Promise.resolve(id);
+      }
+    }
+    if (m.opts.overflow === 'reject') {
+      m.ring.countRejected('queue_full');
+      return Promise.reject(m.producer.fullError());
+    }
+    return new Promise<number>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = (): void => {
+        remove();
+        reject(signal!.reason);
+      };
+      const remove = (): void => {
+        const i = this.waiters.indexOf(w);
+        if (i >= 0) this.waiters.splice(i, 1);
+        w.cleanup();
+      };
+      const w: SendWaiter = {
+        payload,
+        opts,
+        flags,
+        onSent,
+        resolve,
+        reject,
+        cleanup: () => {
+          if (timer) clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+        },
+      };
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          remove();
+          m.ring.countRejected('queue_full');
+          reject(
+            new RingpoolError(ErrorCodes.TIMEOUT, `sendAsync to '${m.name}' found no room within ${timeoutMs} ms`, {
+              mailbox: m.name,
+              timeoutMs,
+            }),
+          );
+        }, timeoutMs);
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(w);
+      this.armSpaceWatch();
+    });
+  }
+
+  /**
+   * Send with FLAG_ASK (and FLAG_CALL for actor methods) and wait for the
+   * handler's result. The ask opens in the same step as the send, so its reply
+   * cannot come before it is waited for.
+   */
+  ask(payload: unknown, key: string | undefined, flags: number, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> {
+    const m = this.m;
+    if (key === undefined && m.actorInfo.actor) {
+      return Promise.reject(new RingpoolError(ErrorCodes.KEY_REQUIRED, `mailbox '${m.name}' runs an actor: ask with { key }`, { mailbox: m.name, option: 'key' }));
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<unknown>((resolve, reject) => {
+      let id = -1;
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      const done = (): void => {
+        settled = true;
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const giveUp = (err: unknown): void => {
+        if (settled) return;
+        if (id >= 0) m.replies.drop(id);
+        done();
+        reject(err);
+      };
+      const onAbort = (): void => giveUp(signal!.reason);
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(
+          () => giveUp(new RingpoolError(ErrorCodes.TIMEOUT, `ask to mailbox '${m.name}' got no reply within ${timeoutMs} ms`, { mailbox: m.name, timeoutMs })),
+          timeoutMs,
+        );
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const open = {
+        resolve: (v: unknown): void => {
+          done();
+          resolve(v);
+        },
+        reject: (e: unknown): void => {
+          done();
+          reject(e);
+        },
+      };
+      try {
+        this.sendAsync(payload, key === undefined ? undefined : { key }, signal, timeoutMs, flags, (sent) => {
+          id = sent;
+          if (!settled) m.replies.add(sent, open);
+        }).catch(giveUp);
+      } catch (err) {
+        giveUp(err); // refused at once (too large, unserializable, ...): no timer or listener left behind
+      }
+    });
+  }
+
+  /** Resolves at the next sign of freed space (a source reading only while the ring has room). */
+  whenRoom(): Promise<void> {
+    if (this.m.stopped) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.roomWaiters.push(resolve);
+      this.armSpaceWatch();
+    });
+  }
+
+  private serveWaiters(): void {
+    // (Retries and redeliveries waiting for room go first: their units count as used in every producer's reserve, see delays.pend.)
+    const producer = this.m.producer;
+    while (this.waiters.length > 0) {
+      const w = this.waiters[0]!;
+      let id: number;
+      try {
+        id = producer.trySend(w.payload, w.opts, w.flags);
+      } catch (err) {
+        this.waiters.shift();
+        w.cleanup();
+        w.reject(err);
+        continue;
+      }
+      if (id < 0) return;
+      this.waiters.shift();
+      w.cleanup();
+      w.onSent?.(id);
+      w.resolve(id);
+    }
+  }
+
+  /** Refuse every waiting send with `err` (closed, destroyed). */
+  rejectWaiters(err: RingpoolError): void {
+    for (const w of this.waiters.splice(0)) {
+      w.cleanup();
+      w.reject(err);
+    }
+    this.wakeRoomWaiters();
+  }
+
+  private wakeRoomWaiters(): void {
+    if (this.roomWaiters.length === 0) return;
+    const ws = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const w of ws) w();
+  }
+
+  /** Wait (without blocking the main thread) until a consumer frees space, then retry what waits. */
+  armSpaceWatch(): void {
+    if (this.spaceWatch || this.m.stopped) return;
+    this.spaceWatch = true;
+    const i32 = this.m.ring.i32;
+    Atomics.add(i32, SPACE_WAITERS, 1);
+    const seq = Atomics.load(i32, SPACE_SEQ);
+    const after = (): void => {
+      Atomics.sub(i32, SPACE_WAITERS, 1);
+      this.spaceWatch = false;
+      this.onSpace();
+    };
+    // The timeout bounds the wait if a reclaim raced our SPACE_WAITERS increment.
+    const r = Atomics.waitAsync(i32, SPACE_SEQ, seq, 20);
+    if (r.async) void r.value.then(after);
+    else queueMicrotask(after);
+  }
+
+  private onSpace(): void {
+    const m = this.m;
+    if (m.stopped) return;
+    m.outcomes?.follow();
+    m.ring.reclaim();
+    m.delays.flushPending();
+    this.serveWaiters();
+    this.wakeRoomWaiters();
+    if (this.waiters.length > 0 || m.delays.pendingCount > 0) this.armSpaceWatch();
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * The lease watchdog and the stall watch (main thread, every tick). A handler
+ * running past leaseMs loses its message and its thread; a record reserved
+ * and never published, which stops every consumer at it, is reported.
+ */
+import { ErrorCodes, RingpoolError } from '../shared/errors.js';
+import {
+  GUARD_FREE,
+  GUARD_KILLED,
+  GUARD_REVOKED,
+  GUARD_SENDING,
+  HEAD,
+  READ,
+  S_CUR_UNIT,
+  S_F64_CUR_START,
+  S_GUARD,
+  S_INFLIGHT,
+  S_STATUS,
+  SLOT_REVOKED,
+  ST_CLAIMED,
+  ST_FREE,
+} from '../shared/layout.js';
+import type { Mailbox } from './index.js';
+
+/** How long READ may sit on an unpublished record before the runtime reports it. */
+const STALL_REPORT_MS = 5_000;
+
+export class Leases {
+  /** Stall watch: READ sitting on an unpublished record. */
+  private stallAt = 0;
+  private stallSince = 0;
+  private stallReported = false;
+
+  constructor(private readonly m: Mailbox) {}
+
+  /** Lease watchdog: a handler running past leaseMs loses its message and its thread. */
+  watch(t: number): void {
+    const m = this.m;
+    const ring = m.ring;
+    const i32 = ring.i32;
+    const leaseMs = m.opts.leaseMs;
+    for (const c of m.consumers.all()) {
+      if (c.state !== 'running' && c.state !== 'stopping') continue;
+      const unit = Atomics.load(i32, ring.slotWord(c.slot, S_CUR_UNIT));
+      if (unit < 0) continue;
+      const started = ring.f64[ring.slotF64(c.slot, S_F64_CUR_START)]!;
+      if (t - started <= leaseMs) continue;
+      // Read before the take: with several handlers running, the lease's
+      // holder (the oldest) is not necessarily the one that blocks the thread.
+      const several = Atomics.load(i32, ring.slotWord(c.slot, S_INFLIGHT)) > 1;
+      const guardWord = ring.slotWord(c.slot, S_GUARD);
+      // Never kill a thread between reserve and publish of a ctx.send(): try again next tick.
+      if (Atomics.compareExchange(i32, guardWord, GUARD_FREE, GUARD_REVOKED) === GUARD_SENDING) continue;
+      // REVOKED goes up before the record is taken: a loop whose ack then fails
+      // finds it and returns at once, so the kill never lands in a reclaim.
+      const statusWord = ring.slotWord(c.slot, S_STATUS);
+      const before = Atomics.exchange(i32, statusWord, SLOT_REVOKED);
+      const held = m.failures.takeBack(unit, ST_CLAIMED + c.slot);
+      if (held === null) {
+        // acked just now: the lease did not run out after all
+        Atomics.store(i32, statusWord, before);
+        Atomics.store(i32, guardWord, GUARD_FREE);
+        continue;
+      }
+      // Final: a guard the thread waits for while REVOKED is now refused (touch nothing shared any more).
+      Atomics.store(i32, guardWord, GUARD_KILLED);
+      c.state = 'revoked';
+      c.revokedUnit = unit;
+      c.revokedSeveral = several;
+      m.counters.handlerTimeouts++;
+      m.host.emitHandlerTimeout({ mailbox: m.name, id: held.id, attempt: held.attempt, leaseMs, threadId: c.threadId });
+      if (several) {
+        // Nobody can tell which handler held the thread: charge none; all of
+        // the slot's records come back flagged to run alone (the rest at
+        // retire), so the next expiry lands on the one that blocks.
+        held.suspect = true;
+        m.counters.redelivered++;
+        m.delays.pend(held);
+        m.delays.flushPending();
+      } else if (m.failures.fail(held, { name: 'LeaseExpired', message: `handler ran past leaseMs (${leaseMs} ms)` }, 'timeout')) {
+        m.counters.redelivered++;
+      }
+      m.consumers.terminate(c);
+      ring.reclaim();
+    }
+  }
+
+  /**
+   * A record reserved and never published stops every consumer at it. Only a
+   * thread that died inside ctx.send()'s reserve..publish window (an OOM there)
+   * can leave one; say so loudly rather than stall in silence.
+   */
+  watchStall(t: number): void {
+    const m = this.m;
+    const i32 = m.ring.i32;
+    const r = Atomics.load(i32, READ);
+    if (r === Atomics.load(i32, HEAD) || Atomics.load(m.ring.state, r & m.ring.indexMask) !== ST_FREE) {
+      this.stallSince = 0;
+      return;
+    }
+    if (this.stallSince === 0 || this.stallAt !== r) {
+      this.stallAt = r;
+      this.stallSince = t;
+      this.stallReported = false;
+    } else if (!this.stallReported && t - this.stallSince > STALL_REPORT_MS) {
+      this.stallReported = true;
+      m.host.emitError(
+        new RingpoolError(
+          ErrorCodes.RING_STALLED,
+          `mailbox '${m.name}': a reserved record has not been published for ${STALL_REPORT_MS} ms; consumers cannot pass it ` +
+            `(a thread died inside ctx.send()). ${m.ring.depth()} messages are behind it.`,
+          { mailbox: m.name },
+        ),
+      );
+    }
+  }
+}

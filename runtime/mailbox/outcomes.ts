@@ -1,0 +1,272 @@
+/**
+ * The outcome feed (main thread): every moment of a message's life, in
+ * batches, for the mailbox's store and source (runtime/store/, runtime/source/).
+ * Built only when one is attached; the in-memory mailbox has none and pays
+ * nothing (its rings are allocated unfollowed, so reclaim never looks here).
+ *
+ * What the consumers do is read from the ring itself, not sent: the feed
+ * follows the ring with three cursors, as the Disruptor's journaller follows
+ * its ring buffer, and reclaim may not pass the last of them (FOLLOWED):
+ *
+ * ```
+ *   TAIL ≤ FOLLOWED ≤ claimed ≤ READ,  claimed ≤ accepted ≤ HEAD
+ *   [TAIL, FOLLOWED)        finished, seen by the feed: reclaimable
+ *   [FOLLOWED, claimed)     reported claimed; an ack is reported when the record reads DONE
+ *   [claimed, accepted)     reported accepted, not yet claimed
+ * ```
+ *
+ * So an ack costs the consumer nothing more than today's CAS to DONE: the
+ * feed finds DONE records in a walk over shared memory, a batch at a time.
+ * What only the dispatcher sees (a retry's due time, a dead letter, a
+ * redrive, a purge, a delayed send) it appends as it happens. Listeners get
+ * the entries in the order the main thread saw them.
+ */
+import type { DeadLetterReason } from '../dead-letters.js';
+import type { HeldMessage } from '../held.js';
+import { FLAG_AGAIN, FLAG_ASCII, FLAG_VOID, FOLLOWED, HEAD, READ, ST_DONE, ST_FREE, ST_SKIP, ST_TAKEN } from '../shared/layout.js';
+import type { Ring } from '../shared/ring.js';
+
+/** The kinds of OutcomeBatch entries. */
+export const Outcome = Object.freeze({
+  /** A first send made it into the mailbox (from any thread; a delayed one when it was accepted). */
+  ACCEPTED: 1,
+  /** A delivery passed the claim cursor: a consumer took it (each attempt, each redelivery). */
+  CLAIMED: 2,
+  /** The handler succeeded: final. */
+  ACKED: 3,
+  /** An attempt failed and will run again: `value` is when (clock.now() ms), `attempt` the next attempt. */
+  RETRY: 4,
+  /** Moved to the dead-letter store: final unless redriven. `value` is the reason's index in DEAD_LETTER_REASONS. */
+  DEAD_LETTERED: 5,
+  /** A dead letter sent again (attempt 1). */
+  REDRIVEN: 6,
+  /** A dead letter dropped for good (purged, or pushed out at deadLetterLimit). */
+  PURGED: 7,
+});
+export type OutcomeKind = (typeof Outcome)[keyof typeof Outcome];
+export const DEAD_LETTER_REASONS: readonly DeadLetterReason[] = ['max_attempts', 'poison', 'timeout', 'unrecoverable'];
+
+/** What an ACCEPTED entry carries, for a store that keeps messages (a copy; `message(i)` makes it on demand). */
+export interface AcceptedMessage {
+  id: number;
+  key: string | null;
+  payload: Uint8Array;
+  /** The payload is 7-bit text (the codec may decode it as latin1). */
+  ascii: boolean;
+  /** First send, clock.now() ms. */
+  sentAt: number;
+  /** A delayed send: when it is due (clock.now() ms); 0 otherwise. */
+  dueAt: number;
+}
+
+/** One batch of outcomes. The arrays are reused for the next batch: copy what you keep. */
+export interface OutcomeBatch {
+  readonly mailbox: string;
+  /** Entries [0, n) are this batch's. */
+  readonly n: number;
+  readonly kind: Uint8Array;
+  readonly id: Float64Array;
+  readonly attempt: Int32Array;
+  /** RETRY: due time; DEAD_LETTERED: reason index; else 0. */
+  readonly value: Float64Array;
+  /** An ACCEPTED entry's message (copied out; only during the call). Null for other kinds. */
+  message(i: number): AcceptedMessage | null;
+}
+
+/** Anything the feed delivers to: a store, a source. Synchronous; an error it throws goes to the runtime's 'error' event. */
+export interface OutcomeListener {
+  outcomes(batch: OutcomeBatch): void;
+}
+
+const CAPACITY = 4096;
+
+export class OutcomeFeed implements OutcomeBatch {
+  n = 0;
+  readonly kind = new Uint8Array(CAPACITY);
+  readonly id = new Float64Array(CAPACITY);
+  readonly attempt = new Int32Array(CAPACITY);
+  readonly value = new Float64Array(CAPACITY);
+  /** ACCEPTED entries: the ring unit (>= 0) or -1 with the held message in `held`. */
+  private readonly unit = new Int32Array(CAPACITY);
+  private readonly held: (HeldMessage | null)[] = new Array<HeldMessage | null>(CAPACITY).fill(null);
+  private accepted: number;
+  private claimed: number;
+  /** Where FOLLOWED goes once the current batch is delivered. */
+  private final: number;
+  private timer: NodeJS.Timeout | null = null;
+  private following = false;
+
+  constructor(
+    readonly mailbox: string,
+    private readonly ring: Ring,
+    private readonly listeners: readonly OutcomeListener[],
+    private readonly onError: (err: unknown) => void,
+  ) {
+    const f = Atomics.load(ring.i32, FOLLOWED);
+    this.accepted = f;
+    this.claimed = f;
+    this.final = f;
+  }
+
+  /** Follow the ring every `everyMs` while the mailbox runs (and on every tick and space signal). */
+  start(everyMs = 1): void {
+    if (this.timer !== null) return;
+    this.timer = setInterval(() => this.follow(), everyMs);
+    this.timer.unref();
+  }
+
+  /** Stop the timer, after a last walk: what the consumers finished is reported before the listeners close. */
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.follow();
+  }
+
+  // ---- what only the dispatcher sees ----
+  // Each first catches up with the ring, so a message's entries come in the
+  // order of its life (its ACCEPTED and CLAIMED before the RETRY of that attempt).
+
+  /** A delayed send was accepted (it reaches the ring when due, flagged AGAIN). */
+  acceptedHeld(held: HeldMessage): void {
+    this.walk();
+    const i = this.push(Outcome.ACCEPTED, held.id, held.attempt, 0);
+    this.unit[i] = -1;
+    this.held[i] = held;
+  }
+
+  retry(id: number, attempt: number, dueAt: number): void {
+    this.walk();
+    this.push(Outcome.RETRY, id, attempt, dueAt);
+  }
+
+  deadLettered(id: number, attempt: number, reason: DeadLetterReason): void {
+    this.walk();
+    this.push(Outcome.DEAD_LETTERED, id, attempt, DEAD_LETTER_REASONS.indexOf(reason));
+  }
+
+  redriven(held: readonly HeldMessage[]): void {
+    this.walk();
+    for (const h of held) this.push(Outcome.REDRIVEN, h.id, 1, 0);
+  }
+
+  purged(held: readonly HeldMessage[]): void {
+    this.walk();
+    for (const h of held) this.push(Outcome.PURGED, h.id, h.attempt, 0);
+  }
+
+  // ---- what the consumers did, read from the ring ----
+
+  /** Walk the ring from the feed's cursors, report what moved, let reclaim pass what is finished. */
+  follow(): void {
+    if (this.following) return; // a listener's call back into the mailbox
+    this.following = true;
+    try {
+      this.walk();
+      // Listeners may read the records of this batch (message()): let reclaim pass them only afterwards.
+      this.flush();
+      Atomics.store(this.ring.i32, FOLLOWED, this.final);
+    } finally {
+      this.following = false;
+    }
+    this.ring.reclaim();
+  }
+
+  /** Report what moved since the last walk; `final` is where FOLLOWED may go once the batch is delivered. */
+  private walk(): void {
+    const ring = this.ring;
+    const i32 = ring.i32;
+    const state = ring.state;
+    const mask = ring.indexMask;
+    const cap = ring.capacityUnits;
+    const head = Atomics.load(i32, HEAD);
+    // Published records: their headers stay as written until reclaimed, and reclaim stops at FOLLOWED.
+    let a = this.accepted;
+    while (a !== head) {
+      const at = a & mask;
+      const s = Atomics.load(state, at);
+      if (s === ST_FREE) break; // reserved, not yet published
+      if (s === ST_SKIP) {
+        a = (a + cap - at) | 0;
+        continue;
+      }
+      if ((ring.flags(at) & (FLAG_AGAIN | FLAG_VOID)) === 0) {
+        const i = this.push(Outcome.ACCEPTED, ring.id(at), ring.attempt(at), 0);
+        this.unit[i] = at;
+      }
+      a = (a + ring.units(at)) | 0;
+    }
+    this.accepted = a;
+    const read = Atomics.load(i32, READ);
+    let c = this.claimed;
+    while (c !== read && c !== a) {
+      const at = c & mask;
+      const s = Atomics.load(state, at);
+      if (s === ST_SKIP) {
+        c = (c + cap - at) | 0;
+        continue;
+      }
+      if (s === ST_FREE) break;
+      if ((ring.flags(at) & FLAG_VOID) === 0) this.push(Outcome.CLAIMED, ring.id(at), ring.attempt(at), 0);
+      c = (c + ring.units(at)) | 0;
+    }
+    this.claimed = c;
+    let f = this.final;
+    while (f !== c) {
+      const at = f & mask;
+      const s = Atomics.load(state, at);
+      if (s === ST_SKIP) {
+        f = (f + cap - at) | 0;
+        continue;
+      }
+      if (s === ST_DONE) this.push(Outcome.ACKED, ring.id(at), ring.attempt(at), 0);
+      else if (s !== ST_TAKEN) break; // claimed, running: the feed waits here, as reclaim would
+      f = (f + ring.units(at)) | 0;
+    }
+    this.final = f;
+  }
+
+  private push(kind: OutcomeKind, id: number, attempt: number, value: number): number {
+    if (this.n === CAPACITY) this.flush();
+    const i = this.n++;
+    this.kind[i] = kind;
+    this.id[i] = id;
+    this.attempt[i] = attempt;
+    this.value[i] = value;
+    this.unit[i] = -1;
+    return i;
+  }
+
+  /** Hand the batch to every listener, then start a new one. */
+  flush(): void {
+    if (this.n === 0) return;
+    for (const l of this.listeners) {
+      try {
+        l.outcomes(this);
+      } catch (err) {
+        this.onError(err);
+      }
+    }
+    this.held.fill(null, 0, this.n);
+    this.n = 0;
+  }
+
+  message(i: number): AcceptedMessage | null {
+    if (i < 0 || i >= this.n || this.kind[i] !== Outcome.ACCEPTED) return null;
+    const h = this.held[i];
+    if (h !== null && h !== undefined) {
+      return { id: h.id, key: h.key, payload: h.payload.slice(), ascii: h.ascii, sentAt: h.sentAt, dueAt: h.dueAt };
+    }
+    const ring = this.ring;
+    const at = this.unit[i]!;
+    if (at < 0) return null;
+    const start = ring.payloadStart(at);
+    return {
+      id: ring.id(at),
+      key: ring.key(at) ?? null,
+      payload: ring.u8.slice(start, start + ring.payloadBytes(at)),
+      ascii: (ring.flags(at) & FLAG_ASCII) !== 0,
+      sentAt: ring.sentAt(at),
+      dueAt: 0,
+    };
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * A mailbox's size (main thread): the autoscaler's wiring (observe and decide
+ * every tick, runtime/autoscale-policy.ts), resize() pins, and how many loops
+ * and messages in flight per loop that gives.
+ */
+import { now } from '../shared/clock.js';
+import { CONCURRENCY_WORD, S_F64_ELU, S_F64_HANDLER_MS } from '../shared/layout.js';
+import type { ResolvedAutoscale } from '../options.js';
+import { autoscaleDefaults, decide, type Recommendation } from '../autoscale-policy.js';
+import type { Mailbox } from './index.js';
+
+export class Scaling {
+  /** Threads wanted now. */
+  desired: number;
+  /** Messages in flight per thread. */
+  concurrency: number;
+  lastReason = '';
+  readonly decisions = { up: 0, down: 0 };
+  private cfg: ResolvedAutoscale | null;
+  private pinned: number | null = null;
+  private history: Recommendation[] = [];
+  private lastDecisionAt = 0;
+  private handlerSeconds: number | undefined = undefined;
+
+  constructor(private readonly m: Mailbox) {
+    const o = m.opts;
+    this.desired = o.minThreads;
+    this.cfg = o.autoscale === false ? null : o.autoscale;
+    this.concurrency = o.concurrency;
+    Atomics.store(m.ring.i32, CONCURRENCY_WORD, o.concurrency);
+  }
+
+  /** Whether the autoscaler sizes the mailbox now. */
+  get autoscaling(): boolean {
+    return this.cfg !== null;
+  }
+
+  /**
+   * Observe and decide every dispatcher tick, apply a scale-up at once and
+   * anything else every `autoscale.tickMs`; start or stop loops to match.
+   * With autoscale off (option or `rt.resize()`), keep the pinned size
+   * (minThreads by default).
+   */
+  tick(t: number): void {
+    const m = this.m;
+    const cfg = this.cfg;
+    if (cfg === null) {
+      this.setDesired(this.pinned ?? m.opts.minThreads, this.concurrency, this.pinned === null ? 'autoscale off: minThreads' : 'pinned by resize()', false);
+      return;
+    }
+    const ring = m.ring;
+    let handlerMs = 0;
+    let n = 0;
+    let elu = 0;
+    let ne = 0;
+    for (const c of m.consumers.all()) {
+      if (c.state !== 'running') continue;
+      const h = ring.f64[ring.slotF64(c.slot, S_F64_HANDLER_MS)]!;
+      if (h > 0) {
+        handlerMs += h;
+        n++;
+      }
+      const e = ring.f64[ring.slotF64(c.slot, S_F64_ELU)]!;
+      if (!Number.isNaN(e)) {
+        elu += e;
+        ne++;
+      }
+    }
+    if (n > 0) this.handlerSeconds = handlerMs / n / 1000;
+    const s = m.stats();
+    const d = decide(
+      { ...cfg, min: m.opts.minThreads, max: m.opts.maxThreads, minConcurrency: m.opts.concurrency },
+      {
+        now: t,
+        ready: s.depth,
+        inFlight: s.inFlight,
+        arrivalRate: m.counters.arrivalKnown ? m.counters.arrivalRate : undefined,
+        processingSeconds: this.handlerSeconds,
+        elu: ne > 0 ? elu / ne : undefined,
+        threads: this.desired,
+        concurrency: this.concurrency,
+      },
+      this.history,
+    );
+    // Up at once (checked every dispatcher tick, so a spike is answered
+    // within one autoscale tick); anything else only every autoscale.tickMs.
+    // Concurrency moves only at the autoscale cadence: one utilisation reading must not double it several times.
+    const up = d.threads > this.desired && d.concurrency === this.concurrency;
+    if (!up && t - this.lastDecisionAt < cfg.tickMs) {
+      m.consumers.fillToDesired();
+      return;
+    }
+    this.lastDecisionAt = t;
+    this.history = d.history;
+    this.setDesired(d.threads, d.concurrency, d.reason);
+  }
+
+  /** Apply a size: emit 'scale' when it changes, count the decision, start or stop loops. */
+  private setDesired(threads: number, concurrency: number, reason: string, byAutoscaler = true): void {
+    const m = this.m;
+    const from = this.desired;
+    const fromC = this.concurrency;
+    this.lastReason = reason;
+    if (concurrency !== fromC) {
+      this.concurrency = concurrency;
+      Atomics.store(m.ring.i32, CONCURRENCY_WORD, concurrency);
+    }
+    if (threads !== from) {
+      this.desired = threads;
+      if (byAutoscaler) {
+        if (threads > from) this.decisions.up++;
+        else this.decisions.down++;
+      }
+    }
+    if (threads !== from || concurrency !== fromC) {
+      m.host.emitScale({ mailbox: m.name, from, to: threads, concurrency, reason });
+    }
+    m.consumers.fillToDesired();
+  }
+
+  /** Pin the thread count (autoscale off). */
+  resize(threads: number): void {
+    this.pinned = threads;
+    this.cfg = null;
+    this.setDesired(threads, this.concurrency, 'pinned by resize()', false);
+  }
+
+  /** Turn the autoscaler off (keeping the size it had) or hand the size back to it. */
+  setAutoscale(on: boolean): void {
+    if (!on) {
+      this.pinned ??= this.desired;
+      this.cfg = null;
+      return;
+    }
+    this.pinned = null;
+    this.cfg = this.m.opts.autoscale === false ? { ...autoscaleDefaults } : this.m.opts.autoscale;
+    this.lastDecisionAt = 0;
+    // The size it had counts as a recommendation: no scale-down before the window has passed.
+    this.history = [{ at: now(), threads: this.desired }];
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * What a mailbox shows the rest of the runtime (main thread): the host it
+ * needs, the events it raises, and its stats() snapshot. Types only.
+ */
+import type { ErrorInfo } from '../shared/errors.js';
+import type { RejectReason } from '../shared/layout.js';
+import type { DeadLetter, DeadLetterReason } from '../dead-letters.js';
+import type { RingRef } from '../shared/protocol.js';
+import type { Mailbox } from './index.js';
+
+/** What the mailbox needs from its runtime. */
+export interface MailboxHost {
+  ringRefs(): Record<string, RingRef>;
+  mailbox(name: string): Mailbox | undefined;
+  /** The mailbox at `index` in the runtime's order (ring tags, holes.ts). */
+  mailboxAt(index: number): Mailbox | undefined;
+  /** Whether a live thread of any mailbox is inside its guard now. */
+  guardsHeld(): boolean;
+  running(): boolean;
+  emitDeadLetter(letter: DeadLetter): void;
+  emitWorkerCrash(ev: WorkerCrashEvent): void;
+  emitHandlerTimeout(ev: HandlerTimeoutEvent): void;
+  emitScale(ev: ScaleEvent): void;
+  emitError(err: Error): void;
+}
+
+export interface WorkerCrashEvent {
+  mailbox: string;
+  threadId: number;
+  error: ErrorInfo;
+  /** Message ids put back (the one whose handler ran is retried or dead-lettered). */
+  redelivered: number;
+}
+
+export interface ScaleEvent {
+  mailbox: string;
+  /** Desired threads before and after. */
+  from: number;
+  to: number;
+  /** Messages in flight per thread after the decision. */
+  concurrency: number;
+  reason: string;
+}
+
+export interface HandlerTimeoutEvent {
+  mailbox: string;
+  id: number;
+  attempt: number;
+  leaseMs: number;
+  threadId: number;
+}
+
+/** `rt.stats(mailbox)`. Counters count since the runtime was created. */
+export interface MailboxStats {
+  /** Ready messages not yet claimed (including redeliveries waiting for room). */
+  depth: number;
+  /** Claimed by a thread, not yet acked or failed. */
+  inFlight: number;
+  /** Waiting for a retry backoff or a delayMs. */
+  delayed: number;
+  /** Accepted sends (first sends and redriven dead letters; not retries). */
+  enqueued: number;
+  /** Messages whose handler succeeded (acked). */
+  processed: number;
+  /** Failed attempts: handler threw, its thread crashed, or its lease expired. */
+  failed: number;
+  /** Failed attempts scheduled again. */
+  retried: number;
+  /** Messages put back after a thread crash or lease expiry (the running one and its unstarted batch). */
+  redelivered: number;
+  /** Messages moved to the dead-letter store (all time). */
+  deadLettered: number;
+  deadLetteredBy: Record<DeadLetterReason, number>;
+  /** Refused sends (full, too large, unserializable, closed). */
+  rejected: number;
+  rejectedBy: Record<RejectReason, number>;
+  /** Consumer threads running now. */
+  threads: number;
+  desiredThreads: number;
+  minThreads: number;
+  maxThreads: number;
+  /** Age of the oldest ready message (time since it became ready), seconds; 0 when none. */
+  oldestAgeSeconds: number;
+  /** depth / recent drain rate (EWMA over ~5 s), seconds; with no drain yet, the oldest age. */
+  estimatedLagSeconds: number;
+  /** Messages acked per second, EWMA over ~5 s. */
+  drainRate: number;
+  /** Thread-count decisions taken, by direction. */
+  scaleDecisions: { up: number; down: number };
+  /** Messages in flight per thread. */
+  concurrency: number;
+  /** Publishes per second (sends, retries and redeliveries), EWMA over ~5 s. */
+  arrivalRate: number;
+  /** Whether the autoscaler sizes this mailbox now (false when off or pinned by resize()). */
+  autoscale: boolean;
+  /** The autoscaler's last reason, in words. */
+  scaleReason: string;
+  workerCrashes: number;
+  handlerTimeouts: number;
+  /** Dead letters held now. */
+  deadLetterSize: number;
+  /** Dead letters dropped (oldest first) because the store was at deadLetterLimit. */
+  deadLettersDropped: number;
+  capacityBytes: number;
+  usedBytes: number;
+}

@@ -1,0 +1,231 @@
+/**
+ * What every Ring is over its SharedArrayBuffer: the typed views, the
+ * allocation of a new buffer, the record header's fields, the counters and
+ * cursors read for stats, and the wake words. Thread-neutral. The protocol
+ * that moves records through the ring (reserve, publish, claim, ack,
+ * reclaim) is ring.ts, which extends this.
+ */
+import {
+  CAPACITY_UNITS_WORD,
+  CLAIMED,
+  CONCURRENCY_WORD,
+  ENQUEUED,
+  FOLLOWED,
+  FOLLOW_WORD,
+  HEAD,
+  LAYOUT_VERSION,
+  MAGIC,
+  MAGIC_WORD,
+  MAX_PAYLOAD_WORD,
+  PUBLISHED,
+  READ,
+  RECORD_HEADER_BYTES,
+  REJECTED_BASE,
+  REJECT_REASONS,
+  R_ATTEMPT,
+  R_F64_ID,
+  R_F64_READY_AT,
+  R_F64_SENT_AT,
+  R_FLAGS,
+  R_KEY_BYTES,
+  R_KEY_SEQ,
+  R_KEY_SLOT,
+  R_META_BYTES,
+  R_PAYLOAD_BYTES,
+  R_UNITS,
+  SLEEPERS,
+  SLOTS_OFF,
+  SLOT_WORDS,
+  TAIL,
+  UNIT_SHIFT,
+  VERSION_WORD,
+  WAKE,
+  WAKE_PENDING,
+  regions,
+  type RejectReason,
+} from './layout.js';
+
+export interface RingInit {
+  /** Data region size in bytes; a power of two. */
+  capacityBytes: number;
+  /** Largest payload + key accepted. */
+  maxPayloadBytes: number;
+  /** Start value of every cursor (tests start near 2^32 to cross the wrap). */
+  initialCursor?: number;
+  /** An outcome feed follows the ring: reclaim stops at FOLLOWED (runtime/mailbox/outcomes.ts). */
+  followed?: boolean;
+}
+
+export class RingView {
+  readonly sab: SharedArrayBuffer;
+  readonly i32: Int32Array;
+  readonly f64: Float64Array;
+  readonly u8: Uint8Array;
+  readonly buf: Buffer;
+  /** One byte per data unit. */
+  readonly state: Uint8Array;
+  readonly capacityUnits: number;
+  readonly indexMask: number;
+  readonly dataOff: number;
+  readonly maxPayloadBytes: number;
+
+  static allocate(init: RingInit): SharedArrayBuffer {
+    const { capacityBytes, maxPayloadBytes } = init;
+    if (capacityBytes <= 0 || (capacityBytes & (capacityBytes - 1)) !== 0) {
+      throw new RangeError(`capacityBytes must be a power of two, got ${capacityBytes}`);
+    }
+    const { total } = regions(capacityBytes);
+    const sab = new SharedArrayBuffer(total);
+    const i32 = new Int32Array(sab);
+    // Touch every page now: a first-lap page fault costs microseconds, and it
+    // would land on a send() in the middle of a burst.
+    for (let w = 0; w < i32.length; w += 1024) i32[w] = 0;
+    const c = (init.initialCursor ?? 0) | 0;
+    i32[HEAD] = c;
+    i32[READ] = c;
+    i32[TAIL] = c;
+    i32[MAGIC_WORD] = MAGIC;
+    i32[VERSION_WORD] = LAYOUT_VERSION;
+    i32[CAPACITY_UNITS_WORD] = capacityBytes >>> UNIT_SHIFT;
+    i32[MAX_PAYLOAD_WORD] = maxPayloadBytes;
+    i32[CONCURRENCY_WORD] = 1;
+    i32[FOLLOWED] = c;
+    // Before any Ring wraps the buffer: each reads it once (see Ring's reclaim limit).
+    i32[FOLLOW_WORD] = init.followed === true ? 1 : 0;
+    return sab;
+  }
+
+  constructor(sab: SharedArrayBuffer) {
+    this.sab = sab;
+    this.i32 = new Int32Array(sab);
+    if (this.i32[MAGIC_WORD] !== MAGIC || this.i32[VERSION_WORD] !== LAYOUT_VERSION) {
+      throw new TypeError('not a ringpool ring (bad magic or layout version)');
+    }
+    this.f64 = new Float64Array(sab, 0, sab.byteLength >>> 3);
+    this.u8 = new Uint8Array(sab);
+    this.buf = Buffer.from(sab);
+    this.capacityUnits = this.i32[CAPACITY_UNITS_WORD]!;
+    this.indexMask = this.capacityUnits - 1;
+    const capacityBytes = this.capacityUnits << UNIT_SHIFT;
+    const { stateOff, dataOff } = regions(capacityBytes);
+    this.state = new Uint8Array(sab, stateOff, this.capacityUnits);
+    this.dataOff = dataOff;
+    this.maxPayloadBytes = this.i32[MAX_PAYLOAD_WORD]!;
+  }
+
+  get capacityBytes(): number {
+    return this.capacityUnits << UNIT_SHIFT;
+  }
+
+  /** Byte offset of a unit in the buffer. */
+  offsetOf(unit: number): number {
+    return this.dataOff + (unit << UNIT_SHIFT);
+  }
+
+  countEnqueued(n: number): void {
+    Atomics.add(this.i32, ENQUEUED, n);
+  }
+
+  countRejected(reason: RejectReason): void {
+    Atomics.add(this.i32, REJECTED_BASE + REJECT_REASONS.indexOf(reason), 1);
+  }
+
+  // ---------------------------------------------------------------- record fields
+
+  units(unit: number): number {
+    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_UNITS]!;
+  }
+  payloadBytes(unit: number): number {
+    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_PAYLOAD_BYTES]!;
+  }
+  keyBytes(unit: number): number {
+    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_KEY_BYTES]!;
+  }
+  attempt(unit: number): number {
+    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_ATTEMPT]!;
+  }
+  keySeq(unit: number): number {
+    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_KEY_SEQ]!;
+  }
+  keySlot(unit: number): number {
+    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_KEY_SLOT]!;
+  }
+  metaBytes(unit: number): number {
+    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_META_BYTES]!;
+  }
+  flags(unit: number): number {
+    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_FLAGS]!;
+  }
+  id(unit: number): number {
+    return this.f64[(this.dataOff >> 3) + (unit << 1) + R_F64_ID]!;
+  }
+  sentAt(unit: number): number {
+    return this.f64[(this.dataOff >> 3) + (unit << 1) + R_F64_SENT_AT]!;
+  }
+  readyAt(unit: number): number {
+    return this.f64[(this.dataOff >> 3) + (unit << 1) + R_F64_READY_AT]!;
+  }
+  /** The record's key, or undefined. Allocates a string: only for keyed records. */
+  key(unit: number): string | undefined {
+    const n = this.keyBytes(unit);
+    if (n === 0) return undefined;
+    const start = this.offsetOf(unit) + RECORD_HEADER_BYTES;
+    return this.buf.toString('utf8', start, start + n);
+  }
+  /** Byte range of the payload. */
+  payloadStart(unit: number): number {
+    return this.offsetOf(unit) + RECORD_HEADER_BYTES + this.keyBytes(unit);
+  }
+
+  // ---------------------------------------------------------------- counters and cursors
+
+  /** Ready records not yet claimed. */
+  depth(): number {
+    const d = (Atomics.load(this.i32, PUBLISHED) - Atomics.load(this.i32, CLAIMED)) | 0;
+    return d > 0 ? d : 0;
+  }
+  /** Units in use (reserved and not yet reclaimed). */
+  usedUnits(): number {
+    const t = Atomics.load(this.i32, TAIL);
+    return (Atomics.load(this.i32, HEAD) - t) >>> 0;
+  }
+  /** Int32 index of word `w` of consumer slot `c`. */
+  slotWord(c: number, w: number): number {
+    return (SLOTS_OFF >> 2) + c * SLOT_WORDS + w;
+  }
+  /** Float64 index of f64 word `w` of consumer slot `c`. */
+  slotF64(c: number, w: number): number {
+    return ((SLOTS_OFF >> 2) + c * SLOT_WORDS) / 2 + w;
+  }
+
+  // ---------------------------------------------------------------- wake words
+
+  protected wakeIfSleeping(): boolean {
+    const i32 = this.i32;
+    // Seq-cst: a consumer increments SLEEPERS before its last look for work,
+    // so either we see it here or it sees the record we just published.
+    if (Atomics.load(i32, SLEEPERS) === 0) return false;
+    // A wake-up already on its way will find this record too (the woken
+    // consumer claims until the ring is empty before it parks again).
+    if (Atomics.compareExchange(i32, WAKE_PENDING, 0, 1) !== 0) return false;
+    Atomics.add(i32, WAKE, 1);
+    if (Atomics.notify(i32, WAKE, 1) === 0) Atomics.store(i32, WAKE_PENDING, 0);
+    return true;
+  }
+
+  /** A consumer leaving park(): the next publish may notify again. */
+  wakeConsumed(): void {
+    Atomics.store(this.i32, WAKE_PENDING, 0);
+  }
+
+  /** Wake every parked consumer, if any is parked (a hand-off to a consumer that may be one of them). */
+  wakeAllIfSleeping(): void {
+    if (Atomics.load(this.i32, SLEEPERS) > 0) this.wakeAll();
+  }
+
+  /** Wake every parked consumer (stop requests). */
+  wakeAll(): void {
+    Atomics.add(this.i32, WAKE, 1);
+    Atomics.notify(this.i32, WAKE);
+  }
+}

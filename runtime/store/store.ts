@@ -1,0 +1,34 @@
+/**
+ * The message store seam (main thread): where a mailbox keeps its messages
+ * beyond memory. The in-memory mailbox has none. A store learns every moment
+ * of a message's life from the outcome feed (runtime/mailbox/outcomes.ts),
+ * in batches, and gives back at start() what an earlier run left unfinished.
+ *
+ * Call order, per mailbox:
+ *   1. open(mailbox)       at rt.start(), before any consumer thread: the
+ *                          messages to deliver again (each is accepted anew,
+ *                          keyed ones at the end of their key's order)
+ *   2. outcomes(batch)...  while it runs: ACCEPTED, CLAIMED, ACKED, RETRY
+ *                          (due time), DEAD_LETTERED, REDRIVEN, PURGED
+ *   3. close()             after the threads stopped and the feed's last
+ *                          batch was delivered (close() or destroy())
+ *
+ * A durable store (the journal, its own folder) writes ACCEPTED records
+ * before it lets consumers claim them and replays what has no final outcome
+ * (ACKED, DEAD_LETTERED then PURGED) at open(). Nothing here is called for a
+ * mailbox without a store.
+ */
+import type { AcceptedMessage, OutcomeListener } from '../mailbox/outcomes.js';
+
+/** A message a store gives back at open(): delivered again with this attempt. */
+export interface StoredMessage extends AcceptedMessage {
+  /** The attempt it runs as (1 for a message never tried). */
+  attempt: number;
+}
+
+export interface MessageStore extends OutcomeListener {
+  /** At start(): what survives from before, to deliver again. */
+  open(mailbox: string): Promise<readonly StoredMessage[]>;
+  /** After the mailbox stopped: flush what is buffered and let go of files. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,202 @@
+/**
+ * The concurrent mode of a consumer loop (concurrency > 1): async handlers
+ * side by side, each acked as it finishes, the lease following the oldest
+ * one still running so the watchdog still sees a hung handler.
+ */
+import { FLAG_ASK, FLAG_KEYED, FLAG_SUSPECT, SLOT_REVOKED } from '../../runtime/shared/layout.js';
+import { H_END_TO_END, H_PROCESSING, H_QUEUE_WAIT, blockOffset, observe } from '../../runtime/shared/histogram.js';
+import { isThenable } from './actors.js';
+import { park, sleep, yieldToLoop, YIELD_EVERY_MS } from './park.js';
+import type { ConsumerLoop } from './loop.js';
+
+const origin = performance.timeOrigin;
+
+interface Running {
+  unit: number;
+  started: number;
+  done: boolean;
+  keySlot: number;
+  flags: number;
+}
+
+export class Concurrent {
+  /** Handlers running now (also in the slot's INFLIGHT word: whom a crash can be blamed on). */
+  inflight = 0;
+  /** A failed ack found the slot REVOKED, or a reply was refused: the loop must end now. */
+  revoked = false;
+  private readonly running: Running[] = [];
+  private runningHead = 0;
+  private onCompletion: (() => void) | null = null;
+  private completed: Promise<void> | null = null;
+  private finishedCount = 0;
+
+  constructor(private readonly loop: ConsumerLoop) {}
+
+  /**
+   * One step: start handlers while fewer than `conc` run, else wait for one
+   * to finish. Returns true when the loop must end now (revoked).
+   */
+  async step(conc: number, out: Int32Array): Promise<boolean> {
+    const loop = this.loop;
+    const router = loop.router;
+    if (this.revoked) return true;
+    const room = conc - this.inflight;
+    if (room <= 0) {
+      await this.completion();
+      return this.revoked;
+    }
+    const n = router.take(out, Math.min(room, out.length));
+    if (n === 0 && router.took) {
+      if (performance.now() - loop.lastYield > YIELD_EVERY_MS) {
+        await yieldToLoop();
+        loop.lastYield = performance.now();
+      }
+      return this.revoked;
+    }
+    if (n === 0 && router.stalledN > 0) {
+      await Promise.race([this.completion(), sleep(1)]);
+      return this.revoked;
+    }
+    if (n === 0) {
+      if (this.inflight > 0) {
+        // Handlers are waiting on I/O: look again when one finishes, or in 2 ms.
+        await Promise.race([this.completion(), new Promise((r) => setTimeout(r, 2))]);
+      } else {
+        await park(loop);
+      }
+      return this.revoked;
+    }
+    const claimedAt = performance.now();
+    const record = loop.hw!.refresh();
+    for (let i = 0; i < n; i++) {
+      const unit = out[i]!;
+      if ((loop.ring.flags(unit) & FLAG_SUSPECT) !== 0) {
+        // Back from a crash while several handlers ran: run it alone, so if
+        // it is the one that kills the thread, the blame lands on it.
+        while (this.inflight > 0) await this.completion();
+        if (this.revoked) return true;
+        this.startOne(unit, claimedAt, record);
+        while (this.inflight > 0) await this.completion();
+      } else if (this.startOne(unit, claimedAt, record) && i < n - 1) {
+        // An async handler that finished at once (no await inside) acks in a
+        // promise reaction: give it that microtask before the next handler
+        // starts, so a next one that kills the thread does not take an
+        // already finished message down with it (it would run again).
+        await undefined;
+      }
+      if (this.revoked) return true;
+    }
+    // Sync handlers finish inside startOne: give the event loop (comlink, timers) its turn.
+    if (performance.now() - loop.lastYield > YIELD_EVERY_MS) {
+      await yieldToLoop();
+      loop.lastYield = performance.now();
+    }
+    return this.revoked;
+  }
+
+  /** Start one handler; true when it returned a promise (it finishes, and acks, in a reaction). */
+  private startOne(unit: number, claimedAt: number, record: boolean): boolean {
+    const loop = this.loop;
+    const { ring, c } = loop;
+    const flags = ring.flags(unit);
+    if (!loop.router.isTurn(unit, flags)) {
+      loop.router.defer(unit);
+      return false;
+    }
+    const started = performance.now();
+    const entry: Running = { unit, started, done: false, keySlot: (flags & FLAG_KEYED) !== 0 ? ring.keySlot(unit) : -1, flags };
+    this.running.push(entry);
+    if (this.running.length - this.runningHead === 1) this.setLease(entry);
+    const sentAt = record ? ring.sentAt(unit) : 0;
+    const hw = loop.hw!;
+    if (record) observe(hw.f64, blockOffset(c, H_QUEUE_WAIT), hw.bounds, hw.n, Math.max(0, (claimedAt - (ring.readyAt(unit) - origin)) / 1000));
+    this.inflight++;
+    Atomics.store(loop.i32, loop.wInflight, this.inflight);
+    let result: unknown;
+    try {
+      result = loop.invoke(unit, flags, started, entry.keySlot);
+    } catch (err) {
+      this.finishOne(entry, sentAt, record, true, err, undefined);
+      return false;
+    }
+    if (isThenable(result)) {
+      // Promise.resolve: a thenable that calls back twice, or throws, still finishes exactly once.
+      Promise.resolve(result).then(
+        (value) => this.finishOne(entry, sentAt, record, false, undefined, value),
+        (err: unknown) => this.finishOne(entry, sentAt, record, true, err, undefined),
+      );
+      return true;
+    }
+    this.finishOne(entry, sentAt, record, false, undefined, result);
+    return false;
+  }
+
+  private finishOne(entry: Running, sentAt: number, record: boolean, threw: boolean, err: unknown, value: unknown): void {
+    const loop = this.loop;
+    const { ring, i32, c } = loop;
+    const t = performance.now();
+    let dropped = false;
+    if (!threw && (entry.flags & FLAG_ASK) !== 0) {
+      try {
+        // False: this thread is being terminated; the record runs again elsewhere and that run replies.
+        dropped = !loop.out.reply(entry.unit, value);
+        if (dropped) this.revoked = true;
+      } catch (e) {
+        threw = true;
+        err = e;
+      }
+    }
+    if (dropped) {
+      // leave the record to the dispatcher
+    } else if (!threw) {
+      if (loop.router.ack(entry.unit, entry.keySlot)) loop.countAck();
+      else if (Atomics.load(i32, loop.wStatus) === SLOT_REVOKED) this.revoked = true;
+    } else {
+      loop.nack(entry.unit, err);
+    }
+    if (record) {
+      const hw = loop.hw!;
+      observe(hw.f64, blockOffset(c, H_PROCESSING), hw.bounds, hw.n, (t - entry.started) / 1000);
+      if (!threw) observe(hw.f64, blockOffset(c, H_END_TO_END), hw.bounds, hw.n, Math.max(0, (origin + t - sentAt) / 1000));
+    }
+    loop.observeHandler(t - entry.started);
+    this.inflight--;
+    Atomics.store(i32, loop.wInflight, this.inflight);
+    entry.done = true;
+    // Free ring space as records finish, not only when the thread runs dry.
+    if ((++this.finishedCount & 15) === 0 && !this.revoked) ring.reclaim();
+    // The lease follows the oldest handler still running.
+    const q = this.running;
+    while (this.runningHead < q.length && q[this.runningHead]!.done) this.runningHead++;
+    if (this.runningHead === q.length) {
+      q.length = 0;
+      this.runningHead = 0;
+      Atomics.store(i32, loop.wCurUnit, -1);
+      if (!this.revoked && loop.running()) ring.reclaim();
+    } else {
+      this.setLease(q[this.runningHead]!);
+      if (this.runningHead > 64) {
+        q.splice(0, this.runningHead);
+        this.runningHead = 0;
+      }
+    }
+    const w = this.onCompletion;
+    if (w !== null) {
+      this.onCompletion = null;
+      this.completed = null;
+      w();
+    }
+  }
+
+  private setLease(entry: Running): void {
+    const loop = this.loop;
+    loop.f64[loop.fCurStart] = origin + entry.started;
+    Atomics.store(loop.i32, loop.wCurUnit, entry.unit);
+  }
+
+  /** Resolves when the next running handler finishes (one promise shared by every waiter). */
+  completion(): Promise<void> {
+    if (this.completed === null) this.completed = new Promise<void>((resolve) => (this.onCompletion = resolve));
+    return this.completed;
+  }
+}

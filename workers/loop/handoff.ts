@@ -1,0 +1,199 @@
+/**
+ * Keyed records on the consumer side: a keyed record runs on the thread that
+ * owns its key (claims of other threads' keys are handed over through their
+ * hand-off queues), only when its key's turn has come, and its ack passes
+ * the turn on. The dispatcher's side is runtime/mailbox/keyed.ts.
+ */
+import { FLAG_KEYED, KEY_WORDS, K_DONE, K_OWNER, K_WAITING, S_INCARNATION, S_STATUS, SLOT_RUNNING, ST_CLAIMED } from '../../runtime/shared/layout.js';
+import { handoffPop, handoffPush, handoffReady } from '../../runtime/shared/handoff.js';
+import { acquireGuard, releaseGuard } from '../../runtime/shared/guard.js';
+import { faultHook } from '../../runtime/shared/faults.js';
+import type { ConsumerLoop } from './loop.js';
+
+export class KeyRouter {
+  /** Claims from the ring go here first, then to `out` or to their keys' owners. */
+  private scratch = new Int32Array(1);
+  /** The last take() claimed or popped something (even if all of it went to other threads). */
+  took = false;
+  /** Records this loop claimed for another thread whose hand-off queue was full: pushed again before anything new is claimed. */
+  private stalled = new Int32Array(1);
+  stalledN = 0;
+  /** This take() handed something over: wake parked threads once, at its end. */
+  private handedOff = false;
+
+  constructor(private readonly loop: ConsumerLoop) {}
+
+  /** Size the buffers for claims of up to `maxBatch` records. */
+  size(maxBatch: number): void {
+    this.scratch = new Int32Array(maxBatch);
+    this.stalled = new Int32Array(maxBatch);
+  }
+
+  /**
+   * Fill `out` with up to `max` records this loop runs now: first what other
+   * threads handed over, then fresh claims from the ring. A claimed keyed
+   * record owned by another thread goes to that thread instead. Sets `took`.
+   */
+  take(out: Int32Array, max: number): number {
+    const { ring, keys, c } = this.loop;
+    let m = handoffReady(keys, c) ? this.popHandoff(out, 0, max) : 0;
+    this.took = m > 0;
+    if (this.stalledN > 0) m = this.retryStalled(out, m, max);
+    // While an owner's queue is full, claim nothing new: the owner is the bottleneck, and this is its backpressure.
+    if (m >= max || this.stalledN > 0) return this.endTake(m);
+    const scratch = this.scratch;
+    const n = ring.claim(c, max - m, scratch);
+    if (n > 0) this.took = true;
+    for (let i = 0; i < n; i++) {
+      const u = scratch[i]!;
+      if ((ring.flags(u) & FLAG_KEYED) !== 0) {
+        const owner = Atomics.load(keys, ring.keySlot(u) * KEY_WORDS + K_OWNER);
+        if (owner !== c) {
+          if (!this.route(u, owner)) this.stalled[this.stalledN++] = u;
+          continue;
+        }
+      }
+      out[m++] = u;
+    }
+    return this.endTake(m);
+  }
+
+  private endTake(m: number): number {
+    if (this.handedOff) {
+      this.handedOff = false;
+      this.loop.ring.wakeAllIfSleeping();
+    }
+    return m;
+  }
+
+  /** Push again what did not fit in an owner's queue (or run it, if the key is ours now). */
+  private retryStalled(out: Int32Array, m: number, max: number): number {
+    const { ring, keys, c } = this.loop;
+    const stalled = this.stalled;
+    const mine = ST_CLAIMED + c;
+    let k = 0;
+    for (let i = 0; i < this.stalledN; i++) {
+      const u = stalled[i]!;
+      if (Atomics.load(ring.state, u) !== mine) continue; // taken back by the dispatcher
+      const owner = Atomics.load(keys, ring.keySlot(u) * KEY_WORDS + K_OWNER);
+      if (owner === c && m < max) {
+        out[m++] = u;
+        this.took = true;
+      } else if (owner === c || !this.route(u, owner)) {
+        stalled[k++] = u;
+      } else {
+        this.took = true;
+      }
+    }
+    this.stalledN = k;
+    return m;
+  }
+
+  /** Pop this slot's hand-off queue into `out` from `at`; entries whose record is no longer claimed by this slot are stale and dropped. */
+  popHandoff(out: Int32Array, at: number, max: number): number {
+    if (max <= 0) return 0;
+    const { ring, keys, c } = this.loop;
+    const got = handoffPop(keys, c, out, at, max);
+    const mine = ST_CLAIMED + c;
+    const state = ring.state;
+    let m = at;
+    for (let i = at, end = at + got; i < end; i++) {
+      const u = out[i]!;
+      if (Atomics.load(state, u) === mine) out[m++] = u;
+    }
+    return m - at;
+  }
+
+  /**
+   * Hand a claimed keyed record to the thread that owns its key: move the
+   * claim (CAS of the state byte), push the unit on the owner's queue. Under
+   * this thread's guard, with the owner's status and ownership checked inside
+   * it: the dispatcher, after it marks a slot IDLE, waits until no guard is
+   * SENDING before it resets that slot's queue and recovers it, so a push
+   * either lands before that recovery (which takes the record back) or sees
+   * the owner gone. When the owner is not running, or the key is moving, the
+   * record goes to the dispatcher, which holds it until the key has a running
+   * owner. Returns false when the owner's queue is full: the record stays
+   * claimed by this loop, to be pushed again.
+   */
+  private route(u: number, owner: number): boolean {
+    const { ring, keys, i32, c, wGuard, wHandoff } = this.loop;
+    const mine = ST_CLAIMED + c;
+    if (owner >= 0 && acquireGuard(i32, wGuard)) {
+      let full = false;
+      try {
+        if (
+          Atomics.load(i32, ring.slotWord(owner, S_STATUS)) === SLOT_RUNNING &&
+          Atomics.load(keys, ring.keySlot(u) * KEY_WORDS + K_OWNER) === owner
+        ) {
+          const theirs = ST_CLAIMED + owner;
+          // Written down first: should this thread die before the entry is
+          // written, the dispatcher takes the record back and voids the entry (holes.ts).
+          const ho = wHandoff;
+          i32[ho + 1] = owner;
+          i32[ho + 2] = Atomics.load(i32, ring.slotWord(owner, S_INCARNATION));
+          i32[ho + 3] = -1;
+          i32[ho] = u + 1;
+          if (Atomics.compareExchange(ring.state, u, mine, theirs) !== mine) {
+            i32[ho] = 0;
+            return true; // the dispatcher took it from us
+          }
+          if (faultHook !== null) faultHook('handoff-claimed', owner);
+          if (handoffPush(keys, owner, u, i32, ho + 3)) {
+            i32[ho] = 0;
+            this.handedOff = true;
+            return true;
+          }
+          // The owner cannot have it (no entry was written), so this cannot fail; if it ever did, the record is not ours to keep.
+          const back = Atomics.compareExchange(ring.state, u, theirs, mine) === theirs;
+          i32[ho] = 0;
+          if (!back) return true;
+          full = true;
+        }
+      } finally {
+        releaseGuard(i32, wGuard);
+      }
+      if (full) return false;
+    }
+    if (Atomics.load(ring.state, u) === mine) this.defer(u);
+    return true;
+  }
+
+  /** True unless `unit` is keyed and its key's turn has not come. */
+  isTurn(unit: number, flags: number): boolean {
+    if ((flags & FLAG_KEYED) === 0) return true;
+    const ring = this.loop.ring;
+    return Atomics.load(this.loop.keys, ring.keySlot(unit) * KEY_WORDS + K_DONE) === ring.keySeq(unit);
+  }
+
+  /** Hand a keyed record whose turn has not come to the dispatcher, which holds it until it has. */
+  defer(unit: number): void {
+    const loop = this.loop;
+    loop.post({ type: 'defer', consumer: loop.c, incarnation: loop.task.incarnation, unit });
+  }
+
+  /**
+   * Ack a record and, if keyed, pass its key's turn on. The slot's KEY_ACK
+   * words say a keyed ack is under way, so a thread killed between the ack and
+   * the turn does not leave its key stuck: the dispatcher finishes the job.
+   */
+  ack(unit: number, keySlot: number): boolean {
+    const loop = this.loop;
+    const { ring, i32 } = loop;
+    if (keySlot < 0) return ring.ack(loop.c, unit);
+    const seq = ring.keySeq(unit);
+    Atomics.store(i32, loop.wKeyAckSeq, seq);
+    Atomics.store(i32, loop.wKeyAckUnit, unit);
+    Atomics.store(i32, loop.wKeyAck, keySlot + 1);
+    const ok = ring.ack(loop.c, unit);
+    if (ok) {
+      const w = keySlot * KEY_WORDS;
+      Atomics.compareExchange(loop.keys, w + K_DONE, seq, (seq + 1) | 0);
+      Atomics.store(i32, loop.wKeyAck, 0);
+      if (Atomics.load(loop.keys, w + K_WAITING) > 0) loop.post({ type: 'key-turn', slot: keySlot });
+    } else {
+      Atomics.store(i32, loop.wKeyAck, 0);
+    }
+    return ok;
+  }
+}

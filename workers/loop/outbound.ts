@@ -1,0 +1,95 @@
+/**
+ * What a handler sends from a consumer thread: ctx.send() into any
+ * mailbox's ring (one producer per mailbox, its reservations written down in
+ * the loop's slot for hole repair), and an ask's reply into the reply ring.
+ */
+import { ErrorCodes, RingpoolError } from '../../runtime/shared/errors.js';
+import { S_GUARD, S_RESV_TAG, ringTag } from '../../runtime/shared/layout.js';
+import { Producer, type SendOptions } from '../../runtime/shared/producer.js';
+import { Ring } from '../../runtime/shared/ring.js';
+import { acquireGuard, releaseGuard } from '../../runtime/shared/guard.js';
+import { UnrecoverableError } from '../unrecoverable.js';
+import type { ConsumerLoop } from './loop.js';
+
+export class Outbound {
+  private readonly producers = new Map<string, Producer>();
+  /** The mailbox's reply ring (ask results). */
+  private readonly replies: Ring;
+  private ended = false;
+
+  constructor(private readonly loop: ConsumerLoop) {
+    const { task } = loop;
+    const boxIndex = Object.keys(task.rings).indexOf(task.mailbox); // ring tags name mailboxes by this index
+    this.replies = new Ring(task.rings[task.mailbox]!.replies);
+    // Reservations this thread makes (ctx.send, replies) are written down in its slot (holes.ts).
+    this.replies.markIn(loop.i32, loop.ring.slotWord(loop.c, S_RESV_TAG), ringTag(boxIndex, true));
+  }
+
+  /** ctx.send(): straight into the target mailbox's ring. */
+  send(mailbox: string, payload: unknown, opts?: SendOptions): number {
+    let p = this.producers.get(mailbox);
+    if (p === undefined) p = this.producerFor(mailbox);
+    return p.send(payload, opts);
+  }
+
+  private producerFor(mailbox: string): Producer {
+    const loop = this.loop;
+    const ref = loop.task.rings[mailbox];
+    if (ref === undefined) {
+      throw new RingpoolError(ErrorCodes.UNKNOWN_MAILBOX, `no mailbox named '${mailbox}'`, { mailbox });
+    }
+    // A ring of its own even for this mailbox: its reservations are written down (markIn), the loop's claims are not.
+    const ring = new Ring(ref.sab);
+    ring.markIn(loop.i32, loop.ring.slotWord(loop.c, S_RESV_TAG), ringTag(Object.keys(loop.task.rings).indexOf(mailbox), false));
+    const p = new Producer(
+      mailbox,
+      ring,
+      loop.codecs.get(mailbox)!,
+      ref.maxMessageBytes,
+      (_p, bytes, ascii, key, delayMs, id, sentAt, keySlot, keySeq) =>
+        loop.post({ type: 'delayed-send', mailbox, payload: bytes, ascii, key, delayMs, id, sentAt, keySlot, keySeq }),
+      mailbox === loop.mailbox ? loop.keys : new Int32Array(ref.keys),
+    );
+    p.guard = { i32: loop.i32, index: loop.ring.slotWord(loop.c, S_GUARD) };
+    p.closed = this.ended;
+    this.producers.set(mailbox, p);
+    return p;
+  }
+
+  /**
+   * A handler's timer may still call ctx.send() after the loop ended: refuse
+   * it (RINGPOOL_CLOSED) rather than post to a port that is about to close and lose it.
+   */
+  end(): void {
+    this.ended = true;
+    for (const p of this.producers.values()) p.closed = true;
+  }
+
+  /**
+   * Write an ask's result to the reply ring (or, if it does not fit, post it).
+   * Under the guard: a lease kill never leaves a reply half-written. False
+   * when this thread is being revoked (the message runs again elsewhere and
+   * that run replies). Throws UnrecoverableError when the codec cannot encode it.
+   */
+  reply(unit: number, value: unknown): boolean {
+    const loop = this.loop;
+    const codec = loop.codec;
+    let bytes: number;
+    try {
+      bytes = codec.prepare(value);
+    } catch (err) {
+      throw new UnrecoverableError(`the reply cannot be encoded by the ${codec.name} codec: ${(err as Error)?.message ?? err}`, { cause: err });
+    }
+    const id = loop.ring.id(unit);
+    const { i32, wGuard } = loop;
+    if (!acquireGuard(i32, wGuard)) return false;
+    let ok = false;
+    try {
+      ok = this.replies.write(codec, bytes, null, 0, 1, id, 0, 0, codec.ascii);
+    } finally {
+      releaseGuard(i32, wGuard);
+    }
+    if (!ok) loop.post({ type: 'reply', id, payload: codec.preparedBytes(), ascii: codec.ascii });
+    return true;
+  }
+}
