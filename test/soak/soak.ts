@@ -17,7 +17,7 @@
  * Run by test/soak.test.ts (bounded, in CI) and test/soak/cli.ts (long runs).
  */
 import { BroadcastChannel } from 'node:worker_threads';
-import { createRuntime, type Runtime } from '../../runtime/index.js';
+import { createRuntime, Outcome, type MessageStore, type OutcomeBatch, type Runtime } from '../../runtime/index.js';
 
 const HANDLER = new URL('../../../test/fixtures/soak.js', import.meta.url);
 
@@ -49,7 +49,7 @@ export interface SoakOptions {
 export interface SoakReport {
   seed: number;
   /** The mix this seed chose. */
-  config: { looseConcurrency: number; keyedConcurrency: number; keys: number; leaseMs: number; maxAttempts: number; churn: boolean };
+  config: { looseConcurrency: number; keyedConcurrency: number; keys: number; leaseMs: number; maxAttempts: number; churn: boolean; feed: boolean };
   /** The most messages in flight per thread each mailbox had (the autoscaler raises it for I/O-bound handlers). */
   peakConcurrency: Record<string, number>;
   messages: number;
@@ -61,6 +61,23 @@ export interface SoakReport {
   ms: number;
   /** What broke the promise; empty when the run is clean. */
   violations: string[];
+}
+
+/** A store that keeps each id's outcome kinds (the feed's check). */
+class FeedCheck implements MessageStore {
+  readonly kinds = new Map<number, number[]>();
+  async open(): Promise<[]> {
+    return [];
+  }
+  outcomes(b: OutcomeBatch): void {
+    for (let i = 0; i < b.n; i++) {
+      const id = b.id[i]!;
+      const k = this.kinds.get(id);
+      if (k === undefined) this.kinds.set(id, [b.kind[i]!]);
+      else k.push(b.kind[i]!);
+    }
+  }
+  async close(): Promise<void> {}
 }
 
 /** mulberry32: a small seeded PRNG. */
@@ -81,6 +98,8 @@ interface Msg {
   ms?: number;
   k?: string;
   s?: number;
+  /** The id send() gave it. */
+  id?: number;
 }
 
 interface Run {
@@ -104,7 +123,11 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     maxAttempts: int(3, 5),
     // Odd seeds also retire and restart the keyed mailbox's threads every 150 ms while it runs (rt.resize 1 <-> 2).
     churn: (opts.seed & 1) === 1,
+    // Seeds 2, 3 (mod 4) attach a store to every mailbox: its outcome feed must give each message one final outcome, the right one.
+    feed: ((opts.seed >> 1) & 1) === 1,
   };
+  const stores = { loose: new FeedCheck(), keyed: new FeedCheck(), tight: new FeedCheck() };
+  const seams = (box: keyof typeof stores): { store?: MessageStore } => (config.feed ? { store: stores[box] } : {});
   const common = {
     handler: HANDLER,
     minThreads: 1,
@@ -115,9 +138,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   };
   const rt: Runtime = createRuntime({
     mailboxes: {
-      loose: { ...common, concurrency: config.looseConcurrency },
-      keyed: { ...common, concurrency: config.keyedConcurrency },
-      tight: { ...common, capacityBytes: 64 << 10, maxMessageBytes: 4096, overflow: 'wait' },
+      loose: { ...common, concurrency: config.looseConcurrency, ...seams('loose') },
+      keyed: { ...common, concurrency: config.keyedConcurrency, ...seams('keyed') },
+      tight: { ...common, capacityBytes: 64 << 10, maxMessageBytes: 4096, overflow: 'wait', ...seams('tight') },
     },
   });
 
@@ -213,13 +236,13 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       for (let j = 0; j < mine.length; j++) {
         const m = mine[j]!;
         const o = m.k !== undefined ? { key: m.k } : undefined;
-        if (box === 'tight') await rt.sendAsync(box, payload(m), o);
+        if (box === 'tight') m.id = await rt.sendAsync(box, payload(m), o);
         else {
           try {
-            rt.send(box, payload(m), o);
+            m.id = rt.send(box, payload(m), o);
           } catch (err) {
             if ((err as { code?: string }).code !== 'RINGPOOL_QUEUE_FULL') throw err;
-            await rt.sendAsync(box, payload(m), o);
+            m.id = await rt.sendAsync(box, payload(m), o);
           }
         }
         if (j % perTick === perTick - 1) await sleep(10);
@@ -283,6 +306,17 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
               `(${runs.map((x) => `attempt ${x.attempt} on thread ${x.thread}`).join(', ')}), and thread ${runs[r]!.thread} did not die`,
           );
           break;
+        }
+      }
+    }
+    if (config.feed) {
+      await rt.close({ timeoutMs: 5_000 }); // the feed's last batch reaches the stores
+      for (const m of msgs) {
+        const k = stores[m.box].kinds.get(m.id!) ?? [];
+        const count = (x: number): number => k.filter((y) => y === x).length;
+        const want = isPoison(m.f) ? [0, 1] : [1, 0];
+        if (count(Outcome.ACCEPTED) !== 1 || count(Outcome.ACKED) !== want[0] || count(Outcome.DEAD_LETTERED) !== want[1]) {
+          violate(`${m.box}: message ${m.i} (${FATE_NAMES[m.f]}) got outcomes [${k.join(',')}] from the feed; expected one ACCEPTED and one ${isPoison(m.f) ? 'DEAD_LETTERED' : 'ACKED'}`);
         }
       }
     }
