@@ -139,6 +139,35 @@ describe('the store seam: the outcome feed tells a store every moment of a messa
     expect(rec.kinds(poison[4]!)).toEqual([Outcome.ACCEPTED, Outcome.CLAIMED, Outcome.DEAD_LETTERED, Outcome.PURGED]);
   });
 
+  it('what a listener causes from inside outcomes() (a redrive, a delayed send) comes in the next batch, nothing dropped', async () => {
+    let rt!: ReturnType<typeof runtime>;
+    const redriven = new Set<number>();
+    const followUps = new Map<number, number>();
+    class Busy extends MapStore {
+      override outcomes(b: OutcomeBatch): void {
+        super.outcomes(b);
+        for (let i = 0; i < b.n; i++) {
+          const id = b.id[i]!;
+          if (b.kind[i] === Outcome.DEAD_LETTERED && !redriven.has(id)) {
+            redriven.add(id);
+            rt.deadLetters('m').redrive((l) => l.id === id);
+          } else if (b.kind[i] === Outcome.ACKED && !followUps.has(id) && ![...followUps.values()].includes(id)) {
+            followUps.set(id, rt.send('m', { n: -1 }, { delayMs: 1 }));
+          }
+        }
+      }
+    }
+    const store = new Busy();
+    rt = runtime({ mailboxes: { m: { handler: fixture('fail.js'), minThreads: 1, maxThreads: 1, autoscale: false, maxAttempts: 1, store } }, tickMs: 20 });
+    await rt.start();
+    const poison = Array.from({ length: 50 }, (_, n) => rt.send('m', { n, failures: 'always' }));
+    const fine = Array.from({ length: 50 }, (_, n) => rt.send('m', { n }));
+    await until(() => followUps.size === 50 && [...followUps.values()].every((f) => store.kinds(f).at(-1) === Outcome.ACKED), 10_000, 'follow-ups acked');
+    await until(() => poison.every((id) => store.kinds(id).length === 6), 10_000, 'redriven letters dead again');
+    for (const id of poison) expect(store.kinds(id)).toEqual([Outcome.ACCEPTED, Outcome.CLAIMED, Outcome.DEAD_LETTERED, Outcome.REDRIVEN, Outcome.CLAIMED, Outcome.DEAD_LETTERED]);
+    for (const id of fine) expect(store.kinds(followUps.get(id)!)).toEqual([Outcome.ACCEPTED, Outcome.CLAIMED, Outcome.ACKED]);
+  });
+
   it('a second runtime with the same store delivers again what the first left unfinished (ids kept, new ids past them)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ringpool-seam-'));
     const flag = join(dir, 'fixed');

@@ -22,61 +22,10 @@
  * the entries in the order the main thread saw them.
  */
 import type { DeadLetterReason } from '../dead-letters.js';
+import { DEAD_LETTER_REASONS, Outcome, type AcceptedMessage, type OutcomeBatch, type OutcomeKind, type OutcomeListener } from '../outcome.js';
 import type { HeldMessage } from '../held.js';
 import { FLAG_AGAIN, FLAG_ASCII, FLAG_VOID, FOLLOWED, HEAD, READ, ST_DONE, ST_FREE, ST_SKIP, ST_TAKEN } from '../shared/layout.js';
 import type { Ring } from '../shared/ring.js';
-
-/** The kinds of OutcomeBatch entries. */
-export const Outcome = Object.freeze({
-  /** A first send made it into the mailbox (from any thread; a delayed one when it was accepted). */
-  ACCEPTED: 1,
-  /** A delivery passed the claim cursor: a consumer took it (each attempt, each redelivery). */
-  CLAIMED: 2,
-  /** The handler succeeded: final. */
-  ACKED: 3,
-  /** An attempt failed and will run again: `value` is when (clock.now() ms), `attempt` the next attempt. */
-  RETRY: 4,
-  /** Moved to the dead-letter store: final unless redriven. `value` is the reason's index in DEAD_LETTER_REASONS. */
-  DEAD_LETTERED: 5,
-  /** A dead letter sent again (attempt 1). */
-  REDRIVEN: 6,
-  /** A dead letter dropped for good (purged, or pushed out at deadLetterLimit). */
-  PURGED: 7,
-});
-export type OutcomeKind = (typeof Outcome)[keyof typeof Outcome];
-export const DEAD_LETTER_REASONS: readonly DeadLetterReason[] = ['max_attempts', 'poison', 'timeout', 'unrecoverable'];
-
-/** What an ACCEPTED entry carries, for a store that keeps messages (a copy; `message(i)` makes it on demand). */
-export interface AcceptedMessage {
-  id: number;
-  key: string | null;
-  payload: Uint8Array;
-  /** The payload is 7-bit text (the codec may decode it as latin1). */
-  ascii: boolean;
-  /** First send, clock.now() ms. */
-  sentAt: number;
-  /** A delayed send: when it is due (clock.now() ms); 0 otherwise. */
-  dueAt: number;
-}
-
-/** One batch of outcomes. The arrays are reused for the next batch: copy what you keep. */
-export interface OutcomeBatch {
-  readonly mailbox: string;
-  /** Entries [0, n) are this batch's. */
-  readonly n: number;
-  readonly kind: Uint8Array;
-  readonly id: Float64Array;
-  readonly attempt: Int32Array;
-  /** RETRY: due time; DEAD_LETTERED: reason index; else 0. */
-  readonly value: Float64Array;
-  /** An ACCEPTED entry's message (copied out; only during the call). Null for other kinds. */
-  message(i: number): AcceptedMessage | null;
-}
-
-/** Anything the feed delivers to: a store, a source. Synchronous; an error it throws goes to the runtime's 'error' event. */
-export interface OutcomeListener {
-  outcomes(batch: OutcomeBatch): void;
-}
 
 const CAPACITY = 4096;
 
@@ -95,6 +44,9 @@ export class OutcomeFeed implements OutcomeBatch {
   private final: number;
   private timer: NodeJS.Timeout | null = null;
   private following = false;
+  private flushing = false;
+  /** Entries pushed while a flush was delivering (a listener's call back into the mailbox). */
+  private later: Array<{ kind: number; id: number; attempt: number; value: number; unit: number; held: HeldMessage | null }> = [];
 
   constructor(
     readonly mailbox: string,
@@ -129,9 +81,7 @@ export class OutcomeFeed implements OutcomeBatch {
   /** A delayed send was accepted (it reaches the ring when due, flagged AGAIN). */
   acceptedHeld(held: HeldMessage): void {
     this.walk();
-    const i = this.push(Outcome.ACCEPTED, held.id, held.attempt, 0);
-    this.unit[i] = -1;
-    this.held[i] = held;
+    this.push(Outcome.ACCEPTED, held.id, held.attempt, 0, -1, held);
   }
 
   retry(id: number, attempt: number, dueAt: number): void {
@@ -189,10 +139,7 @@ export class OutcomeFeed implements OutcomeBatch {
         a = (a + cap - at) | 0;
         continue;
       }
-      if ((ring.flags(at) & (FLAG_AGAIN | FLAG_VOID)) === 0) {
-        const i = this.push(Outcome.ACCEPTED, ring.id(at), ring.attempt(at), 0);
-        this.unit[i] = at;
-      }
+      if ((ring.flags(at) & (FLAG_AGAIN | FLAG_VOID)) === 0) this.push(Outcome.ACCEPTED, ring.id(at), ring.attempt(at), 0, at);
       a = (a + ring.units(at)) | 0;
     }
     this.accepted = a;
@@ -225,29 +172,52 @@ export class OutcomeFeed implements OutcomeBatch {
     this.final = f;
   }
 
-  private push(kind: OutcomeKind, id: number, attempt: number, value: number): number {
+  private push(kind: OutcomeKind, id: number, attempt: number, value: number, unit = -1, held: HeldMessage | null = null): void {
+    if (this.flushing) {
+      // A listener made something happen (a send, a redrive): the outer flush delivers it next.
+      this.later.push({ kind, id, attempt, value, unit, held });
+      return;
+    }
     if (this.n === CAPACITY) this.flush();
+    this.put(kind, id, attempt, value, unit, held);
+  }
+
+  private put(kind: number, id: number, attempt: number, value: number, unit: number, held: HeldMessage | null): void {
     const i = this.n++;
     this.kind[i] = kind;
     this.id[i] = id;
     this.attempt[i] = attempt;
     this.value[i] = value;
-    this.unit[i] = -1;
-    return i;
+    this.unit[i] = unit;
+    this.held[i] = held;
   }
 
-  /** Hand the batch to every listener, then start a new one. */
+  /** Hand the batch to every listener, then start a new one (with what they caused meanwhile, if anything). */
   flush(): void {
-    if (this.n === 0) return;
-    for (const l of this.listeners) {
-      try {
-        l.outcomes(this);
-      } catch (err) {
-        this.onError(err);
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.n > 0) {
+        for (const l of this.listeners) {
+          try {
+            l.outcomes(this);
+          } catch (err) {
+            this.onError(err);
+          }
+        }
+        this.held.fill(null, 0, this.n);
+        this.n = 0;
+        const later = this.later;
+        const k = Math.min(later.length, CAPACITY);
+        for (let j = 0; j < k; j++) {
+          const e = later[j]!;
+          this.put(e.kind, e.id, e.attempt, e.value, e.unit, e.held);
+        }
+        later.splice(0, k);
       }
+    } finally {
+      this.flushing = false;
     }
-    this.held.fill(null, 0, this.n);
-    this.n = 0;
   }
 
   message(i: number): AcceptedMessage | null {

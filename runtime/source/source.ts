@@ -18,7 +18,7 @@
  * offer() returned. Nothing here is called for a mailbox without a source.
  */
 import type { SendOptions } from '../shared/producer.js';
-import type { OutcomeListener } from '../mailbox/outcomes.js';
+import type { OutcomeListener } from '../outcome.js';
 
 export interface SourceIntake {
   readonly mailbox: string;

@@ -18,7 +18,7 @@
  * (ACKED, DEAD_LETTERED then PURGED) at open(). Nothing here is called for a
  * mailbox without a store.
  */
-import type { AcceptedMessage, OutcomeListener } from '../mailbox/outcomes.js';
+import type { AcceptedMessage, OutcomeListener } from '../outcome.js';
 
 /** A message a store gives back at open(): delivered again with this attempt. */
 export interface StoredMessage extends AcceptedMessage {

@@ -1,0 +1,59 @@
+/**
+ * What the outcome feed says (types and constants, main thread): the kinds
+ * of a message's moments, a batch of them, and what listens to batches. The
+ * store and source seams (runtime/store/, runtime/source/) speak it; the feed
+ * that produces it is runtime/mailbox/outcomes.ts.
+ */
+import type { DeadLetterReason } from './dead-letters.js';
+
+/** The kinds of OutcomeBatch entries. */
+export const Outcome = Object.freeze({
+  /** A first send made it into the mailbox (from any thread; a delayed one when it was accepted). */
+  ACCEPTED: 1,
+  /** A delivery passed the claim cursor: a consumer took it (each attempt, each redelivery). */
+  CLAIMED: 2,
+  /** The handler succeeded: final. */
+  ACKED: 3,
+  /** An attempt failed and will run again: `value` is when (clock.now() ms), `attempt` the next attempt. */
+  RETRY: 4,
+  /** Moved to the dead-letter store: final unless redriven. `value` is the reason's index in DEAD_LETTER_REASONS. */
+  DEAD_LETTERED: 5,
+  /** A dead letter sent again (attempt 1). */
+  REDRIVEN: 6,
+  /** A dead letter dropped for good (purged, or pushed out at deadLetterLimit). */
+  PURGED: 7,
+});
+export type OutcomeKind = (typeof Outcome)[keyof typeof Outcome];
+export const DEAD_LETTER_REASONS: readonly DeadLetterReason[] = ['max_attempts', 'poison', 'timeout', 'unrecoverable'];
+
+/** What an ACCEPTED entry carries, for a store that keeps messages (a copy; `message(i)` makes it on demand). */
+export interface AcceptedMessage {
+  id: number;
+  key: string | null;
+  payload: Uint8Array;
+  /** The payload is 7-bit text (the codec may decode it as latin1). */
+  ascii: boolean;
+  /** First send, clock.now() ms. */
+  sentAt: number;
+  /** A delayed send: when it is due (clock.now() ms); 0 otherwise. */
+  dueAt: number;
+}
+
+/** One batch of outcomes. The arrays are reused for the next batch: copy what you keep. */
+export interface OutcomeBatch {
+  readonly mailbox: string;
+  /** Entries [0, n) are this batch's. */
+  readonly n: number;
+  readonly kind: Uint8Array;
+  readonly id: Float64Array;
+  readonly attempt: Int32Array;
+  /** RETRY: due time; DEAD_LETTERED: reason index; else 0. */
+  readonly value: Float64Array;
+  /** An ACCEPTED entry's message (copied out; only during the call). Null for other kinds. */
+  message(i: number): AcceptedMessage | null;
+}
+
+/** Anything the feed delivers to: a store, a source. Synchronous; an error it throws goes to the runtime's 'error' event. */
+export interface OutcomeListener {
+  outcomes(batch: OutcomeBatch): void;
+}
