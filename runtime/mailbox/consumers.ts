@@ -30,7 +30,8 @@ import type { ConsumerTask, LoopResult, ProbeResult, WorkerControl, WorkerEvent,
 import { releaseOwner } from '../key-owners.js';
 import type { Mailbox } from './index.js';
 
-const CONSUMER_URL = new URL('../../workers/loop/index.js', import.meta.url);
+/** The file Piscina loads in each consumer thread (CommonJS: see workers/loop/entry.cts). */
+export const CONSUMER_ENTRY = new URL('../../workers/loop/entry.cjs', import.meta.url);
 /** A live loop inside its send guard is waited for this long at most before a slot is retired anyway (see whenGuardsFree). */
 const GUARD_GIVE_UP_MS = 10_000;
 
@@ -82,7 +83,7 @@ export class Consumers {
     const m = this.m;
     const o = m.opts;
     this.pool = new Piscina({
-      filename: CONSUMER_URL.href,
+      filename: CONSUMER_ENTRY.href,
       minThreads: o.minThreads,
       maxThreads: o.maxThreads + 1, // one spare while a terminated thread exits
       idleTimeout: 10_000,

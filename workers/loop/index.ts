@@ -1,7 +1,7 @@
 /**
- * The consumer thread's Piscina task file: the default export runs one
- * consumer loop (loop.ts) until the dispatcher stops it; `probe` loads the
- * handler module once at start(). Nothing under workers/ runs on the main
+ * The consumer thread's task functions (entry.cts, the file Piscina loads,
+ * imports this): the default export runs one consumer loop (loop.ts) until
+ * the dispatcher stops it; `probe` loads the handler module once at start(). Nothing under workers/ runs on the main
  * thread, and nothing here loads prom-client or the dispatcher.
  */
 import type { ConsumerTask, LoopResult } from '../../runtime/shared/protocol.js';
