@@ -29,6 +29,12 @@ export const ErrorCodes = {
   DEAD_LETTERED: 'RINGPOOL_DEAD_LETTERED',
   /** (a dead letter's error) An actor mailbox got a message without a key. */
   KEY_REQUIRED: 'RINGPOOL_KEY_REQUIRED',
+  /** A durable mailbox's journal directory is in use by another live runtime (its LOCK names the pid). */
+  JOURNAL_LOCKED: 'RINGPOOL_JOURNAL_LOCKED',
+  /** A journal segment is damaged in the middle (a bad record with good records after it): start() refuses. */
+  JOURNAL_CORRUPT: 'RINGPOOL_JOURNAL_CORRUPT',
+  /** A journal write or fsync failed (EIO, ENOSPC): the mailbox stops accepting. */
+  JOURNAL_IO: 'RINGPOOL_JOURNAL_IO',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

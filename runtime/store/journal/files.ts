@@ -1,0 +1,80 @@
+/**
+ * The journal's file calls, behind one small interface (journal thread).
+ * The real one is node:fs, synchronous (the journal runs on a thread of its
+ * own). Tests give a recording or failing one: every write and fsync is seen,
+ * so a crash can be cut at any point of the sequence (ALICE, CrashMonkey) and
+ * EIO or ENOSPC injected where they hurt.
+ */
+import * as fs from 'node:fs';
+
+export interface JournalFiles {
+  /** Create `dir` and its parents if missing. */
+  mkdirp(dir: string): void;
+  /** File names in `dir` (not paths), any order. */
+  list(dir: string): string[];
+  /** The whole file. */
+  read(path: string): Buffer;
+  /** Open for appending, creating it if missing: a file descriptor. */
+  openAppend(path: string): number;
+  /** Write these buffers at the end of `fd`, in order; the bytes written. */
+  append(fd: number, bufs: readonly Uint8Array[]): number;
+  /** fdatasync(2): the file's data (and its size) on stable storage. */
+  datasync(fd: number): void;
+  close(fd: number): void;
+  /** fsync(2) of a directory: its entries (a created, renamed or deleted file) on stable storage. */
+  syncDir(dir: string): void;
+  /** Cut the file to `bytes` (a torn tail). */
+  truncate(path: string, bytes: number): void;
+  rename(from: string, to: string): void;
+  unlink(path: string): void;
+  /** Create `path` with `data` only if it does not exist; false if it does. */
+  createExclusive(path: string, data: string): boolean;
+}
+
+export const nodeFiles: JournalFiles = {
+  mkdirp: (dir) => void fs.mkdirSync(dir, { recursive: true }),
+  list: (dir) => fs.readdirSync(dir),
+  read: (path) => fs.readFileSync(path),
+  openAppend: (path) => fs.openSync(path, 'a'),
+  append: (fd, bufs) => {
+    let total = 0;
+    for (const b of bufs) total += b.byteLength;
+    const done = fs.writevSync(fd, bufs as Uint8Array[]);
+    if (done === total) return done;
+    // A short write (a signal, a nearly full disk): finish it buffer by buffer, or throw trying.
+    let skip = done;
+    for (const b of bufs) {
+      if (skip >= b.byteLength) {
+        skip -= b.byteLength;
+        continue;
+      }
+      let off = skip;
+      skip = 0;
+      while (off < b.byteLength) off += fs.writeSync(fd, b, off, b.byteLength - off);
+    }
+    return total;
+  },
+  datasync: (fd) => fs.fdatasyncSync(fd),
+  close: (fd) => fs.closeSync(fd),
+  syncDir: (dir) => {
+    const fd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+  truncate: (path, bytes) => fs.truncateSync(path, bytes),
+  rename: (from, to) => fs.renameSync(from, to),
+  unlink: (path) => fs.unlinkSync(path),
+  createExclusive: (path, data) => {
+    try {
+      fs.writeFileSync(path, data, { flag: 'wx' });
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    }
+  },
+};
+

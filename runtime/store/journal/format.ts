@@ -1,0 +1,99 @@
+/**
+ * The journal's bytes on disk (thread-neutral): segment file names and the
+ * record frame, and the scan that recovery runs over a segment: where the
+ * good records end, whether what follows is a torn tail (truncate it) or
+ * corruption (refuse to start).
+ *
+ * ```
+ *  segment  <20-digit sequence of its first record>.log, records back to back
+ *  record   +0 u32 LE  body bytes (the type byte included)
+ *           +4 u32 LE  CRC-32 (zlib) of the body
+ *           +8 u8      type
+ *           +9 ...     the rest of the body
+ * ```
+ * A record's sequence is its segment's first sequence plus its index there.
+ */
+import { crc32 } from 'node:zlib';
+
+export const FRAME_BYTES = 8;
+/** Larger bodies are not records: a length field this big is damage. */
+export const MAX_BODY_BYTES = 1 << 30;
+const NAME = /^(\d{20})\.log$/;
+
+/** `00000000000000000042.log` for the segment whose first record has sequence 42. */
+export function segmentName(firstSeq: number): string {
+  return `${String(firstSeq).padStart(20, '0')}.log`;
+}
+
+/** The first sequence of a segment file name, or -1 if the name is not a segment's. */
+export function segmentSeq(name: string): number {
+  const m = NAME.exec(name);
+  return m === null ? -1 : Number(m[1]);
+}
+
+/** The segment names of a directory listing, oldest first. */
+export function segmentsOf(names: readonly string[]): string[] {
+  return names.filter((n) => segmentSeq(n) >= 0).sort((a, b) => segmentSeq(a) - segmentSeq(b));
+}
+
+/** The frame of one record: write it, then the body (type byte first). */
+export function frame(body: Uint8Array): Buffer {
+  const f = Buffer.allocUnsafe(FRAME_BYTES);
+  f.writeUInt32LE(body.byteLength, 0);
+  f.writeUInt32LE(crc32(body), 4);
+  return f;
+}
+
+export interface ScannedRecord {
+  /** Byte offset of the frame in the segment. */
+  offset: number;
+  type: number;
+  /** The body after the type byte (a view into the scanned buffer). */
+  data: Buffer;
+}
+
+export interface Scan {
+  records: ScannedRecord[];
+  /** Where the good records end: the segment's length when nothing is wrong. */
+  goodBytes: number;
+  /**
+   * What follows the good records: `none`; `torn` (a partial or bad record
+   * with no good record after it: a write cut short, truncate at goodBytes);
+   * `corrupt` (a bad record with a good one after it: refuse).
+   */
+  damage: 'none' | 'torn' | 'corrupt';
+  /** Offset of the first bad byte (damage != none). */
+  badOffset: number;
+}
+
+/** The record whose frame starts at `at`, if it is whole and its checksum holds. */
+function recordAt(buf: Buffer, at: number): ScannedRecord | null {
+  if (at + FRAME_BYTES + 1 > buf.length) return null;
+  const len = buf.readUInt32LE(at);
+  if (len < 1 || len > MAX_BODY_BYTES || at + FRAME_BYTES + len > buf.length) return null;
+  const body = buf.subarray(at + FRAME_BYTES, at + FRAME_BYTES + len);
+  if (crc32(body) !== buf.readUInt32LE(at + 4)) return null;
+  return { offset: at, type: body[0]!, data: body.subarray(1) };
+}
+
+/**
+ * Read a segment's records in order. At the first record that is not whole
+ * or fails its checksum, look for any good record further on (every byte
+ * offset: a flipped length can hide where the next frame starts): one found
+ * means the damage is in the middle (corrupt), none means a torn tail.
+ */
+export function scanSegment(buf: Buffer): Scan {
+  const records: ScannedRecord[] = [];
+  let at = 0;
+  while (at < buf.length) {
+    const r = recordAt(buf, at);
+    if (r === null) break;
+    records.push(r);
+    at += FRAME_BYTES + 1 + r.data.length;
+  }
+  if (at === buf.length) return { records, goodBytes: at, damage: 'none', badOffset: -1 };
+  for (let p = at + 1; p + FRAME_BYTES < buf.length; p++) {
+    if (recordAt(buf, p) !== null) return { records, goodBytes: at, damage: 'corrupt', badOffset: at };
+  }
+  return { records, goodBytes: at, damage: 'torn', badOffset: at };
+}
