@@ -168,6 +168,42 @@ describe('the store seam: the outcome feed tells a store every moment of a messa
     for (const id of fine) expect(store.kinds(followUps.get(id)!)).toEqual([Outcome.ACCEPTED, Outcome.CLAIMED, Outcome.ACKED]);
   });
 
+  it('a listener calling back in while a batch of over 4,096 entries is delivered mid-walk gets each entry once', async () => {
+    let rt!: ReturnType<typeof runtime>;
+    let calls = 0;
+    class CallsBack extends MapStore {
+      override outcomes(b: OutcomeBatch): void {
+        super.outcomes(b);
+        // A delayed send and a purge from inside the delivery: both re-enter the feed.
+        if (calls++ < 3) {
+          rt.send('m', { n: -1 }, { delayMs: 1 });
+          rt.deadLetters('m').purge();
+        }
+      }
+    }
+    const store = new CallsBack();
+    rt = runtime({ mailboxes: { m: { handler: fixture('noop.js'), minThreads: 1, maxThreads: 1, autoscale: false, capacityBytes: 4 << 20, store } }, tickMs: 20 });
+    const ids = Array.from({ length: 6000 }, (_, n) => rt.send('m', { n })); // before start(): the feed's first walk meets all of them
+    await rt.start();
+    await rt.onIdle();
+    await rt.close();
+    for (const id of ids) expect(store.kinds(id), `message ${id}`).toEqual([Outcome.ACCEPTED, Outcome.CLAIMED, Outcome.ACKED]);
+    const followUps = [...store.log.keys()].filter((id) => !ids.includes(id));
+    expect(followUps.length).toBe(3);
+    for (const id of followUps) expect(store.kinds(id)).toEqual([Outcome.ACCEPTED, Outcome.CLAIMED, Outcome.ACKED]);
+  });
+
+  it('with deadLetterLimit 0 a dead letter is told DEAD_LETTERED, then PURGED', async () => {
+    const store = new MapStore();
+    const rt = runtime({ mailboxes: { m: { handler: fixture('fail.js'), minThreads: 1, maxThreads: 1, autoscale: false, maxAttempts: 1, deadLetterLimit: 0, store } }, tickMs: 20 });
+    await rt.start();
+    const id = rt.send('m', { n: 1, failures: 'always' });
+    await rt.onIdle();
+    await rt.close();
+    expect(store.kinds(id)).toEqual([Outcome.ACCEPTED, Outcome.CLAIMED, Outcome.DEAD_LETTERED, Outcome.PURGED]);
+    expect(store.live.size).toBe(0);
+  });
+
   it('a second runtime with the same store delivers again what the first left unfinished (ids kept, new ids past them)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ringpool-seam-'));
     const flag = join(dir, 'fixed');

@@ -70,8 +70,9 @@ export class Failures {
     const m = this.m;
     m.counters.deadLettered++;
     m.counters.deadBy[reason]++;
-    const letter = m.deadLetters.add(held, reason, Date.now());
+    // Told first: with deadLetterLimit 0 (or a full store) add() drops a letter at once, and its PURGED must come after.
     m.outcomes?.deadLettered(held.id, held.attempt, reason);
+    const letter = m.deadLetters.add(held, reason, Date.now());
     if (m.replies.size > 0) {
       const last = held.lastError ?? { name: 'Error', message: reason };
       m.replies.fail(

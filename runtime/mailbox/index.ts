@@ -169,6 +169,8 @@ export class Mailbox {
     // New ids start past the replayed ones.
     const block = Math.floor(maxId / ID_BLOCK_SIZE) + 1;
     if ((Atomics.load(this.ring.i32, ID_BLOCK) >>> 0) < block) Atomics.store(this.ring.i32, ID_BLOCK, block);
+    // A send before start() took a block already: drop it, so the next id comes from past the replayed ones.
+    this.ring.dropIdBlock();
     this.ring.countEnqueued(held.length);
     for (const h of held) this.delays.pend(h);
     this.delays.flushPending();
@@ -188,8 +190,8 @@ export class Mailbox {
 
   /** A delayed send (from any thread) was accepted: hold it until it is due. */
   acceptDelayed(held: HeldMessage, delayMs: number): void {
-    this.outcomes?.acceptedHeld(held);
     this.delays.holdDelayed(held, delayMs);
+    this.outcomes?.acceptedHeld(held);
   }
 
   /** What a consumer loop reports (its event port; see shared/protocol.ts). */

@@ -44,6 +44,8 @@ export class OutcomeFeed implements OutcomeBatch {
   private final: number;
   private timer: NodeJS.Timeout | null = null;
   private following = false;
+  /** A walk is under way: a listener's call back into the mailbox during a delivery inside it must not walk again from the same cursors. */
+  private walking = false;
   private flushing = false;
   /** Entries pushed while a flush was delivering (a listener's call back into the mailbox). */
   private later: Array<{ kind: number; id: number; attempt: number; value: number; unit: number; held: HeldMessage | null }> = [];
@@ -81,7 +83,8 @@ export class OutcomeFeed implements OutcomeBatch {
   /** A delayed send was accepted (it reaches the ring when due, flagged AGAIN). */
   acceptedHeld(held: HeldMessage): void {
     this.walk();
-    this.push(Outcome.ACCEPTED, held.id, held.attempt, 0, -1, held);
+    // value: its due time as it was accepted (a later retry moves held.dueAt).
+    this.push(Outcome.ACCEPTED, held.id, held.attempt, held.dueAt, -1, held);
   }
 
   retry(id: number, attempt: number, dueAt: number): void {
@@ -123,6 +126,16 @@ export class OutcomeFeed implements OutcomeBatch {
 
   /** Report what moved since the last walk; `final` is where FOLLOWED may go once the batch is delivered. */
   private walk(): void {
+    if (this.walking) return;
+    this.walking = true;
+    try {
+      this.walkRing();
+    } finally {
+      this.walking = false;
+    }
+  }
+
+  private walkRing(): void {
     const ring = this.ring;
     const i32 = ring.i32;
     const state = ring.state;
@@ -224,7 +237,7 @@ export class OutcomeFeed implements OutcomeBatch {
     if (i < 0 || i >= this.n || this.kind[i] !== Outcome.ACCEPTED) return null;
     const h = this.held[i];
     if (h !== null && h !== undefined) {
-      return { id: h.id, key: h.key, payload: h.payload.slice(), ascii: h.ascii, sentAt: h.sentAt, dueAt: h.dueAt };
+      return { id: h.id, key: h.key, payload: h.payload.slice(), ascii: h.ascii, sentAt: h.sentAt, dueAt: this.value[i]! };
     }
     const ring = this.ring;
     const at = this.unit[i]!;

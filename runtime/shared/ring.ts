@@ -147,6 +147,11 @@ export class Ring extends RingView {
 
   // ---------------------------------------------------------------- producer
 
+  /** Forget this thread's id block: the next id starts a new one (after ids were handed out elsewhere, a replay). */
+  dropIdBlock(): void {
+    this.idNext = this.idEnd = 0;
+  }
+
   /** A message id unique in this ring: ids come in blocks of 2^16 per producer thread. */
   nextId(): number {
     if (this.idNext === this.idEnd) {

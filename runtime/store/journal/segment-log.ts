@@ -1,0 +1,191 @@
+/**
+ * The journal's append-only log (journal thread): segment files in one
+ * directory, opened by recovering what is there (torn tail truncated,
+ * mid-segment damage refused), appended to in batches with one fdatasync a
+ * batch, rolled over at segmentBytes, and old segments deleted. Every file
+ * call goes through JournalFiles, so a test sees (and can cut or fail) each.
+ */
+import { join } from 'node:path';
+import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
+import type { JournalFiles } from './files.js';
+import { frame, scanSegment, segmentName, segmentSeq, segmentsOf, type ScannedRecord } from './format.js';
+
+export interface SegmentInfo {
+  name: string;
+  firstSeq: number;
+  /** Records in it. */
+  count: number;
+  bytes: number;
+}
+
+export interface Recovered {
+  /** Every good record, oldest first, with its sequence. */
+  records: Array<ScannedRecord & { seq: number; segment: string }>;
+  /** A torn tail was cut off the newest segment (bytes dropped), or 0. */
+  tornBytes: number;
+}
+
+export class SegmentLog {
+  private segments: SegmentInfo[] = [];
+  private fd = -1;
+  /** Sequence the next appended record gets. */
+  nextSeq = 0;
+  fsyncs = 0;
+  lastFsyncMs = 0;
+
+  constructor(
+    private readonly files: JournalFiles,
+    readonly dir: string,
+    private readonly segmentBytes: number,
+    private readonly mailbox: string,
+  ) {}
+
+  /**
+   * Read every segment. The newest may end in a torn record (a write cut
+   * short by a crash): cut it off and go on. Damage with good records after
+   * it, or in an older segment, is RINGPOOL_JOURNAL_CORRUPT naming file and offset.
+   */
+  open(): Recovered {
+    const files = this.files;
+    files.mkdirp(this.dir);
+    const names = segmentsOf(files.list(this.dir));
+    const out: Recovered = { records: [], tornBytes: 0 };
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      const path = join(this.dir, name);
+      const buf = files.read(path);
+      const scan = scanSegment(buf);
+      const newest = i === names.length - 1;
+      if (scan.damage === 'corrupt' || (scan.damage === 'torn' && !newest)) {
+        throw new RingpoolError(
+          ErrorCodes.JOURNAL_CORRUPT,
+          `mailbox '${this.mailbox}': journal segment ${path} is damaged at byte ${scan.badOffset} with ${scan.damage === 'corrupt' ? 'good records after it' : 'newer segments after it'}; refusing to start`,
+          { mailbox: this.mailbox, file: path, offset: scan.badOffset },
+        );
+      }
+      if (scan.damage === 'torn') {
+        out.tornBytes = buf.length - scan.goodBytes;
+        files.truncate(path, scan.goodBytes);
+      }
+      const firstSeq = segmentSeq(name);
+      scan.records.forEach((r, k) => out.records.push({ ...r, seq: firstSeq + k, segment: name }));
+      this.segments.push({ name, firstSeq, count: scan.records.length, bytes: scan.goodBytes });
+    }
+    const last = this.segments.at(-1);
+    this.nextSeq = last === undefined ? 0 : last.firstSeq + last.count;
+    return out;
+  }
+
+  /**
+   * Append records (each body starts with its type byte) and, when `sync`,
+   * fdatasync once for all of them. Returns the sequence of the first. A
+   * failure throws RINGPOOL_JOURNAL_IO: nothing of this batch may be called durable.
+   */
+  append(bodies: readonly Uint8Array[], sync: boolean): number {
+    const first = this.nextSeq;
+    if (bodies.length === 0) return first;
+    try {
+      let cur = this.current();
+      const bufs: Uint8Array[] = [];
+      let bytes = 0;
+      for (const b of bodies) {
+        const size = 8 + b.byteLength;
+        if (cur.count > 0 && cur.bytes + bytes + size > this.segmentBytes) {
+          this.write(bufs, bytes);
+          bufs.length = 0;
+          bytes = 0;
+          cur = this.roll();
+        }
+        bufs.push(frame(b), b);
+        bytes += size;
+        cur.count++;
+        this.nextSeq++;
+      }
+      this.write(bufs, bytes);
+      if (sync) this.sync();
+    } catch (err) {
+      if (err instanceof RingpoolError) throw err;
+      throw this.ioError(err);
+    }
+    return first;
+  }
+
+  /** fdatasync the open segment. */
+  sync(): void {
+    if (this.fd < 0) return;
+    const t = performance.now();
+    try {
+      this.files.datasync(this.fd);
+    } catch (err) {
+      throw this.ioError(err);
+    }
+    this.fsyncs++;
+    this.lastFsyncMs = performance.now() - t;
+  }
+
+  /** Delete whole segments whose every record is dead (`live(firstSeq, count)` false); never the open one. */
+  dropDead(live: (firstSeq: number, count: number) => boolean): number {
+    let dropped = 0;
+    const keep: SegmentInfo[] = [];
+    for (let i = 0; i < this.segments.length; i++) {
+      const s = this.segments[i]!;
+      if (i < this.segments.length - 1 && !live(s.firstSeq, s.count)) {
+        this.files.unlink(join(this.dir, s.name));
+        dropped++;
+      } else keep.push(s);
+    }
+    if (dropped > 0) {
+      this.segments = keep;
+      this.files.syncDir(this.dir);
+    }
+    return dropped;
+  }
+
+  stats(): { segments: number; bytes: number } {
+    let bytes = 0;
+    for (const s of this.segments) bytes += s.bytes;
+    return { segments: this.segments.length, bytes };
+  }
+
+  close(): void {
+    if (this.fd >= 0) this.files.close(this.fd);
+    this.fd = -1;
+  }
+
+  private write(bufs: Uint8Array[], bytes: number): void {
+    if (bufs.length === 0) return;
+    this.files.append(this.fd, bufs);
+    this.segments.at(-1)!.bytes += bytes;
+  }
+
+  /** The segment appended to: the newest, opened on first use (a new one if there is none). */
+  private current(): SegmentInfo {
+    const last = this.segments.at(-1);
+    if (last === undefined) return this.roll();
+    if (this.fd < 0) this.fd = this.files.openAppend(join(this.dir, last.name));
+    return last;
+  }
+
+  /** Start a new segment at nextSeq: the old one synced and closed, the directory entry made durable. */
+  private roll(): SegmentInfo {
+    if (this.fd >= 0) {
+      this.sync();
+      this.files.close(this.fd);
+    }
+    const s: SegmentInfo = { name: segmentName(this.nextSeq), firstSeq: this.nextSeq, count: 0, bytes: 0 };
+    this.fd = this.files.openAppend(join(this.dir, s.name));
+    this.files.syncDir(this.dir);
+    this.segments.push(s);
+    return s;
+  }
+
+  private ioError(err: unknown): RingpoolError {
+    const e = err as NodeJS.ErrnoException;
+    return new RingpoolError(
+      ErrorCodes.JOURNAL_IO,
+      `mailbox '${this.mailbox}': journal write to ${this.dir} failed (${e?.code ?? 'error'}: ${e?.message ?? String(err)}); the mailbox stops accepting`,
+      { mailbox: this.mailbox, dir: this.dir, errno: e?.code },
+      { cause: err },
+    );
+  }
+}

@@ -1,0 +1,199 @@
+import { describe, expect, it } from 'vitest';
+import { ErrorCodes } from 'ringpool';
+import type { JournalFiles } from '../dist/runtime/store/journal/files.js';
+import { SegmentLog } from '../dist/runtime/store/journal/segment-log.js';
+import { expectCode } from './helpers.js';
+
+/**
+ * An in-memory file system that knows what a power cut keeps: a file's bytes
+ * up to its last fdatasync, and a file at all only once a directory sync
+ * followed its creation. Every call is recorded, so a run can be replayed up
+ * to any call and cut there.
+ */
+class MemFiles implements JournalFiles {
+  files = new Map<string, { data: Buffer; synced: number; entryDurable: boolean }>();
+  fds = new Map<number, string>();
+  nextFd = 3;
+  ops = 0;
+  failOn: ((op: string) => NodeJS.ErrnoException | null) | null = null;
+  private op(name: string): void {
+    this.ops++;
+    const e = this.failOn?.(name);
+    if (e) throw e;
+  }
+  mkdirp(): void {}
+  list(): string[] {
+    return [...this.files.keys()].map((p) => p.slice(p.lastIndexOf('/') + 1));
+  }
+  read(path: string): Buffer {
+    const f = this.files.get(path);
+    if (!f) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+    return Buffer.from(f.data);
+  }
+  openAppend(path: string): number {
+    this.op('open');
+    if (!this.files.has(path)) this.files.set(path, { data: Buffer.alloc(0), synced: 0, entryDurable: false });
+    const fd = this.nextFd++;
+    this.fds.set(fd, path);
+    return fd;
+  }
+  append(fd: number, bufs: readonly Uint8Array[]): number {
+    this.op('append');
+    const f = this.files.get(this.fds.get(fd)!)!;
+    f.data = Buffer.concat([f.data, ...bufs]);
+    return bufs.reduce((a, b) => a + b.byteLength, 0);
+  }
+  datasync(fd: number): void {
+    this.op('datasync');
+    const f = this.files.get(this.fds.get(fd)!)!;
+    f.synced = f.data.length;
+  }
+  close(fd: number): void {
+    this.fds.delete(fd);
+  }
+  syncDir(): void {
+    this.op('syncDir');
+    for (const f of this.files.values()) f.entryDurable = true;
+  }
+  truncate(path: string, bytes: number): void {
+    const f = this.files.get(path)!;
+    f.data = f.data.subarray(0, bytes);
+    f.synced = Math.min(f.synced, bytes);
+  }
+  rename(): void {
+    throw new Error('not used');
+  }
+  unlink(path: string): void {
+    this.op('unlink');
+    this.files.delete(path);
+  }
+  createExclusive(): boolean {
+    throw new Error('not used');
+  }
+  /** What a power cut now leaves: durable entries, each with its synced bytes plus `keep` of the unsynced ones. */
+  afterPowerCut(keep: (unsynced: number) => number): MemFiles {
+    const m = new MemFiles();
+    for (const [p, f] of this.files) {
+      if (!f.entryDurable) continue;
+      const extra = Math.min(f.data.length - f.synced, keep(f.data.length - f.synced));
+      const data = Buffer.from(f.data.subarray(0, f.synced + extra));
+      m.files.set(p, { data, synced: data.length, entryDurable: true });
+    }
+    return m;
+  }
+}
+
+const body = (i: number): Buffer => Buffer.from(`\u0001message ${i} ${'x'.repeat(i % 13)}`, 'latin1');
+const text = (r: { data: Buffer }): string => r.data.toString('latin1');
+
+describe('the journal log: segments, group commit, recovery', () => {
+  it('appends in batches, rolls segments at segmentBytes, and reopens with every record and sequence in order', () => {
+    const fs = new MemFiles();
+    const log = new SegmentLog(fs, '/j', 512, 'm');
+    expect(log.open().records).toEqual([]);
+    let n = 0;
+    for (let b = 0; b < 30; b++) {
+      const batch = Array.from({ length: 1 + (b % 5) }, () => body(n++));
+      expect(log.append(batch, true)).toBe(n - batch.length);
+    }
+    expect(log.stats().segments).toBeGreaterThan(3);
+    expect(log.fsyncs).toBeGreaterThanOrEqual(30);
+    log.close();
+    const again = new SegmentLog(fs, '/j', 512, 'm');
+    const rec = again.open();
+    expect(rec.records.map((r) => r.seq)).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(rec.records.map(text)).toEqual(Array.from({ length: n }, (_, i) => text({ data: body(i).subarray(1) })));
+    expect(again.nextSeq).toBe(n);
+    expect(again.append([body(n)], true)).toBe(n);
+  });
+
+  it('a power cut after any call keeps every record whose batch was synced, whatever part of the unsynced bytes survives', () => {
+    // Run once to count the calls, then again cutting after each one.
+    const run = (cutAfter: number): { fs: MemFiles; acked: number } => {
+      const fs = new MemFiles();
+      let acked = 0;
+      fs.failOn = () => (fs.ops > cutAfter ? Object.assign(new Error('power cut'), { code: 'CUT' }) : null);
+      const log = new SegmentLog(fs, '/j', 400, 'm');
+      log.open();
+      let n = 0;
+      try {
+        for (let b = 0; b < 25; b++) {
+          const k = 1 + (b % 4);
+          log.append(Array.from({ length: k }, () => body(n++)), true);
+          acked = n; // append returned: the batch is synced
+        }
+      } catch (err) {
+        expect((err as { code?: string }).code).toBe(ErrorCodes.JOURNAL_IO);
+      }
+      return { fs, acked };
+    };
+    const total = (() => {
+      const fs = new MemFiles();
+      const log = new SegmentLog(fs, '/j', 400, 'm');
+      log.open();
+      let n = 0;
+      for (let b = 0; b < 25; b++) log.append(Array.from({ length: 1 + (b % 4) }, () => body(n++)), true);
+      return fs.ops;
+    })();
+    let cuts = 0;
+    for (let cut = 0; cut <= total; cut++) {
+      const { fs, acked } = run(cut);
+      for (const keep of [() => 0, (u: number) => Math.floor(u / 2), (u: number) => u, (u: number) => (u > 3 ? u - 3 : 0)]) {
+        const state = fs.afterPowerCut(keep);
+        const log = new SegmentLog(state, '/j', 400, 'm');
+        const rec = log.open();
+        const got = rec.records.map(text);
+        // Everything acknowledged is there, in order, and nothing else but a prefix of what came after.
+        expect(got.length, `cut after call ${cut}`).toBeGreaterThanOrEqual(acked);
+        expect(got).toEqual(Array.from({ length: got.length }, (_, i) => text({ data: body(i).subarray(1) })));
+        cuts++;
+      }
+    }
+    expect(cuts).toBeGreaterThan(100);
+  });
+
+  it('an fdatasync that fails (EIO) or a full disk (ENOSPC) is RINGPOOL_JOURNAL_IO, and the batch is not reported written', async () => {
+    for (const [op, code] of [
+      ['datasync', 'EIO'],
+      ['append', 'ENOSPC'],
+    ] as const) {
+      const fs = new MemFiles();
+      const log = new SegmentLog(fs, '/j', 1 << 20, 'm');
+      log.open();
+      log.append([body(0)], true);
+      fs.failOn = (o) => (o === op ? Object.assign(new Error(code), { code }) : null);
+      const err = await expectCode(() => log.append([body(1)], true), ErrorCodes.JOURNAL_IO);
+      expect(err.message).toContain(code);
+    }
+  });
+
+  it('damage in an older segment, or mid-segment with good records after it, is RINGPOOL_JOURNAL_CORRUPT naming file and offset', async () => {
+    const fs = new MemFiles();
+    const log = new SegmentLog(fs, '/j', 300, 'm');
+    log.open();
+    for (let i = 0; i < 40; i++) log.append([body(i)], true);
+    log.close();
+    const [first] = [...fs.files.keys()].sort();
+    fs.files.get(first!)!.data[20]! ^= 0xff;
+    const err = await expectCode(() => new SegmentLog(fs, '/j', 300, 'm').open(), ErrorCodes.JOURNAL_CORRUPT);
+    expect(err.message).toContain(first!);
+    expect(err.message).toMatch(/at byte \d+/);
+  });
+
+  it('a torn tail of the newest segment is cut off and counted; the log goes on from there', () => {
+    const fs = new MemFiles();
+    const log = new SegmentLog(fs, '/j', 1 << 20, 'm');
+    log.open();
+    for (let i = 0; i < 10; i++) log.append([body(i)], true);
+    log.close();
+    const f = [...fs.files.values()][0]!;
+    f.data = f.data.subarray(0, f.data.length - 5);
+    const again = new SegmentLog(fs, '/j', 1 << 20, 'm');
+    const rec = again.open();
+    expect(rec.records.length).toBe(9);
+    expect(rec.tornBytes).toBeGreaterThan(0);
+    expect(again.append([body(9)], true)).toBe(9);
+    again.close();
+    expect(new SegmentLog(fs, '/j', 1 << 20, 'm').open().records.map((r) => r.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i));
+  });
+});
