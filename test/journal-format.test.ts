@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCodes } from 'ringpool';
-import { frame, scanSegment, segmentName, segmentSeq, segmentsOf } from '../dist/runtime/store/journal/format.js';
+import { FRAME_BYTES, scanSegment, segmentName, segmentSeq, segmentsOf, writeFrame } from '../dist/runtime/store/journal/format.js';
 import { nodeFiles } from '../dist/runtime/store/journal/files.js';
 import { lockDir } from '../dist/runtime/store/journal/lock.js';
 import { expectCode } from './helpers.js';
@@ -24,7 +24,9 @@ function segment(n: number): Buffer {
   const parts: Buffer[] = [];
   for (let i = 0; i < n; i++) {
     const body = Buffer.from(`\u0001record ${i}${i % 7 === 0 ? ' '.repeat(300) : ''}`, 'latin1');
-    parts.push(frame(body), body);
+    const f = Buffer.alloc(FRAME_BYTES);
+    writeFrame(f, 0, body);
+    parts.push(f, body);
   }
   return Buffer.concat(parts);
 }

@@ -180,6 +180,35 @@ describe('the journal log: segments, group commit, recovery', () => {
     expect(err.message).toMatch(/at byte \d+/);
   });
 
+  it('segments with no live record are deleted (never the open one), the directory synced; the log reopens from the first kept', () => {
+    const fs = new MemFiles();
+    const log = new SegmentLog(fs, '/j', 300, 'm');
+    log.open();
+    for (let i = 0; i < 40; i++) log.append([body(i)], true);
+    const before = log.stats().segments;
+    let syncs = 0;
+    fs.failOn = (op) => {
+      if (op === 'syncDir') syncs++;
+      return null;
+    };
+    // Records below 20 are dead (acked); a segment is live if any of its records is 20 or above.
+    const dropped = log.dropDead((first, count) => first + count > 20);
+    expect(dropped).toBeGreaterThan(0);
+    expect(syncs).toBe(1);
+    expect(log.stats().segments).toBe(before - dropped);
+    const kept = new SegmentLog(fs, '/j', 300, 'm').open().records;
+    expect(kept[0]!.seq).toBeGreaterThan(0);
+    expect(kept[0]!.seq).toBeLessThanOrEqual(20);
+    // Everything dead but the open segment: it stays.
+    log.dropDead(() => false);
+    expect(log.stats().segments).toBe(1);
+    log.close();
+    const rec = new SegmentLog(fs, '/j', 300, 'm').open();
+    expect(rec.records.at(-1)!.seq).toBe(39);
+    expect(rec.records[0]!.seq).toBeGreaterThan(20);
+    expect(rec.records.map((r) => r.seq)).toEqual(Array.from({ length: rec.records.length }, (_, i) => rec.records[0]!.seq + i));
+  });
+
   it('a torn tail of the newest segment is cut off and counted; the log goes on from there', () => {
     const fs = new MemFiles();
     const log = new SegmentLog(fs, '/j', 1 << 20, 'm');

@@ -355,7 +355,7 @@ export class Consumers {
   }
 }
 
-export function handlerLoadError(mailbox: string, url: string, cause: unknown): RingpoolError {
+function handlerLoadError(mailbox: string, url: string, cause: unknown): RingpoolError {
   const msg = cause instanceof Error ? cause.message : safeString(cause);
   return new RingpoolError(ErrorCodes.HANDLER_LOAD, `mailbox '${mailbox}': handler ${url} cannot be used: ${msg}`, { mailbox, url }, { cause });
 }

@@ -70,6 +70,7 @@ export class Mailbox {
   stopped = false;
   private bounds: readonly number[] | null = null;
   private sourceStopped: Promise<void> | null = null;
+  private storeClosed = false;
 
   constructor(
     readonly host: MailboxHost,
@@ -260,10 +261,6 @@ export class Mailbox {
     return this.counters.stats();
   }
 
-  oldestAgeSeconds(t?: number): number {
-    return this.counters.oldestAgeSeconds(t);
-  }
-
   resize(threads: number): void {
     this.scaling.resize(threads);
   }
@@ -348,7 +345,6 @@ export class Mailbox {
       await store.close().catch((err: unknown) => this.host.emitError(err as Error));
     }
   }
-  private storeClosed = false;
 
   /** What is left, for close()/destroy() reports. */
   leftovers(): { ready: number; inFlight: number; delayed: number } {

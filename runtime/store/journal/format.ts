@@ -36,12 +36,10 @@ export function segmentsOf(names: readonly string[]): string[] {
   return names.filter((n) => segmentSeq(n) >= 0).sort((a, b) => segmentSeq(a) - segmentSeq(b));
 }
 
-/** The frame of one record: write it, then the body (type byte first). */
-export function frame(body: Uint8Array): Buffer {
-  const f = Buffer.allocUnsafe(FRAME_BYTES);
-  f.writeUInt32LE(body.byteLength, 0);
-  f.writeUInt32LE(crc32(body), 4);
-  return f;
+/** Write the frame of `body` (type byte first) at `at` in `target`; the body follows it on disk. */
+export function writeFrame(target: Buffer, at: number, body: Uint8Array): void {
+  target.writeUInt32LE(body.byteLength, at);
+  target.writeUInt32LE(crc32(body), at + 4);
 }
 
 export interface ScannedRecord {

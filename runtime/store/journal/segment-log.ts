@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
 import type { JournalFiles } from './files.js';
-import { frame, scanSegment, segmentName, segmentSeq, segmentsOf, type ScannedRecord } from './format.js';
+import { FRAME_BYTES, scanSegment, segmentName, segmentSeq, segmentsOf, writeFrame, type ScannedRecord } from './format.js';
 
 export interface SegmentInfo {
   name: string;
@@ -86,17 +86,22 @@ export class SegmentLog {
     if (bodies.length === 0) return first;
     try {
       let cur = this.current();
+      // One buffer for the batch's frames (a frame a record, not an allocation a record).
+      const frames = Buffer.allocUnsafe(FRAME_BYTES * bodies.length);
+      let f = 0;
       const bufs: Uint8Array[] = [];
       let bytes = 0;
       for (const b of bodies) {
-        const size = 8 + b.byteLength;
+        const size = FRAME_BYTES + b.byteLength;
         if (cur.count > 0 && cur.bytes + bytes + size > this.segmentBytes) {
           this.write(bufs, bytes);
           bufs.length = 0;
           bytes = 0;
           cur = this.roll();
         }
-        bufs.push(frame(b), b);
+        writeFrame(frames, f, b);
+        bufs.push(frames.subarray(f, f + FRAME_BYTES), b);
+        f += FRAME_BYTES;
         bytes += size;
         cur.count++;
         this.nextSeq++;
