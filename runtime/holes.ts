@@ -121,6 +121,11 @@ export function repairReservation(ring: Ring, r: Reservation, othersInside: bool
   i32[(ring.dataOff >> 2) + (hu << 2) + R_UNITS] = wraps ? r.need - toEnd : r.need;
   i32[(ring.dataOff >> 2) + (hu << 2) + R_FLAGS] = FLAG_VOID;
   Atomics.store(ring.state, hu, ST_TAKEN);
+  // A journal passes the hole itself and consumers step over it below JOURNALED (READ may not pass JOURNALED).
+  if (ring.journaled) {
+    ring.wakeJournal();
+    return 'done';
+  }
   // Consumers may move READ from the padding to the hole meanwhile; never past it.
   for (;;) {
     const r0 = Atomics.load(i32, READ);

@@ -7,6 +7,7 @@ import { MAX_TIMER_MS } from './shared/clock.js';
 import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { resolve as resolvePath } from 'node:path';
 import type { ResourceLimits } from 'node:worker_threads';
 import type { Codec, CodecOption } from './shared/codec.js';
 import { ErrorCodes, RingpoolError, describeValue, invalidOption } from './shared/errors.js';
@@ -71,6 +72,33 @@ export interface MailboxOptions {
    * @default undefined (local sends only)
    */
   source?: MessageSource;
+  /**
+   * `'memory'` (today's in-memory mailbox) or an on-disk journal that survives
+   * a crash (runtime/store/journal/). @default 'memory'
+   */
+  durability?: 'memory' | DurabilityOptions;
+}
+
+export interface DurabilityOptions {
+  /** The journal's directory, one per mailbox; created if missing. */
+  dir: string;
+  /**
+   * `'always'`: a send is durable once fdatasynced (group commit); `'interval'`:
+   * written at once, fdatasynced every intervalMs; `'never'`: written, the OS
+   * decides when it reaches the disk (survives a process crash only). @default 'always'
+   */
+  fsync?: 'always' | 'interval' | 'never';
+  /** fsync 'interval': how often. @default 5 */
+  intervalMs?: number;
+  /** A segment file is rolled over at this size. @default 64 MiB */
+  segmentBytes?: number;
+}
+
+export interface ResolvedDurability {
+  dir: string;
+  fsync: 'always' | 'interval' | 'never';
+  intervalMs: number;
+  segmentBytes: number;
 }
 
 export interface AutoscaleOptions {
@@ -142,6 +170,8 @@ export interface ResolvedMailbox {
   autoscale: ResolvedAutoscale | false;
   store: MessageStore | null;
   source: MessageSource | null;
+  /** null: in memory. */
+  durability: ResolvedDurability | null;
 }
 
 export interface ResolvedAutoscale {
@@ -196,7 +226,7 @@ function codec(path: string, v: unknown): CodecOption {
 export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
   const p = `mailboxes.${name}`;
   if (!isPlainObject(o)) throw invalidOption(p, 'an object', o);
-  const known = new Set([...Object.keys(mailboxDefaults), 'handler', 'store', 'source']);
+  const known = new Set([...Object.keys(mailboxDefaults), 'handler', 'store', 'source', 'durability']);
   for (const k of Object.keys(o)) if (!known.has(k)) throw invalidOption(`${p}.${k}`, `one of ${[...known].join(', ')} (unknown option)`, o[k]);
   const d = mailboxDefaults;
   const pick = <T>(k: string, def: T): unknown => (o[k] === undefined ? def : o[k]);
@@ -255,7 +285,23 @@ export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
     autoscale: resolveAutoscale(`${p}.autoscale`, pick('autoscale', d.autoscale)),
     store: seam<MessageStore>(`${p}.store`, o.store, ['open', 'outcomes', 'close']),
     source: seam<MessageSource>(`${p}.source`, o.source, ['start', 'outcomes', 'stop']),
+    durability: durability(`${p}.durability`, o.durability, o.store),
   });
+}
+
+function durability(path: string, v: unknown, store: unknown): ResolvedDurability | null {
+  if (v === undefined || v === 'memory') return null;
+  if (!isPlainObject(v)) throw invalidOption(path, "'memory' or an object { dir, fsync, intervalMs, segmentBytes }", v);
+  if (store !== undefined) throw invalidOption(path, 'absent when a store is given (the journal is the mailbox\'s store)', v);
+  const known = ['dir', 'fsync', 'intervalMs', 'segmentBytes'];
+  for (const k of Object.keys(v)) if (!known.includes(k)) throw invalidOption(`${path}.${k}`, `one of ${known.join(', ')} (unknown option)`, v[k]);
+  if (typeof v.dir !== 'string' || v.dir === '') throw invalidOption(`${path}.dir`, 'a directory path (a non-empty string)', v.dir);
+  const fsync = v.fsync === undefined ? 'always' : v.fsync;
+  if (fsync !== 'always' && fsync !== 'interval' && fsync !== 'never') throw invalidOption(`${path}.fsync`, "'always', 'interval' or 'never'", fsync);
+  const intervalMs = v.intervalMs === undefined ? 5 : v.intervalMs;
+  if (typeof intervalMs !== 'number' || !(intervalMs >= 1) || !(intervalMs <= 60_000)) throw invalidOption(`${path}.intervalMs`, 'a number from 1 to 60000', intervalMs);
+  const segmentBytes = int(`${path}.segmentBytes`, v.segmentBytes === undefined ? 64 << 20 : v.segmentBytes, 4096, 1 << 30);
+  return { dir: resolvePath(v.dir), fsync, intervalMs, segmentBytes };
 }
 
 /** A store or source: undefined, or an object with these methods. */

@@ -26,7 +26,10 @@ import { HeldMessage } from '../held.js';
 import { HoleRepairs } from '../holes.js';
 import type { ResolvedMailbox } from '../options.js';
 import { REPLY_RING_BYTES, Replies } from '../replies.js';
-import type { StoredMessage } from '../store/store.js';
+import type { MessageStore, StoredMessage } from '../store/store.js';
+import { Journal } from '../store/journal/index.js';
+import { DEAD_LETTER_REASONS } from '../outcome.js';
+import { now } from '../shared/clock.js';
 import type { SourceIntake } from '../source/source.js';
 import { Consumers, type Consumer } from './consumers.js';
 import { Counters } from './counters.js';
@@ -65,6 +68,10 @@ export class Mailbox {
   readonly scaling: Scaling;
   /** The outcome feed, when a store or a source is attached (null: the in-memory mailbox, which pays nothing for it). */
   readonly outcomes: OutcomeFeed | null;
+  /** The on-disk journal of a durable mailbox (runtime/store/journal/), or null. */
+  readonly journal: Journal | null;
+  /** The store: the user's, or the journal. */
+  private readonly store: MessageStore | null;
   /** What the start() probe found: an actor module (a key is required) and its methods. */
   actorInfo: ProbeResult = { actor: false, methods: [] };
   stopped = false;
@@ -77,9 +84,12 @@ export class Mailbox {
     readonly opts: ResolvedMailbox,
   ) {
     this.name = opts.name;
-    const followed = opts.store !== null || opts.source !== null;
-    const sab = Ring.allocate({ capacityBytes: opts.capacityBytes, maxPayloadBytes: opts.maxMessageBytes, followed });
+    const journaled = opts.durability !== null;
+    const followed = opts.store !== null || opts.source !== null || journaled;
+    const sab = Ring.allocate({ capacityBytes: opts.capacityBytes, maxPayloadBytes: opts.maxMessageBytes, followed, journaled });
     this.ring = new Ring(sab);
+    this.journal = journaled ? new Journal(this.name, opts.durability!, this.ring, (err) => host.emitError(err)) : null;
+    this.store = opts.store ?? this.journal;
     this.republish = new Ring(sab);
     this.republish.countHeld = false;
     const c = opts.codec;
@@ -92,7 +102,7 @@ export class Mailbox {
     this.consumers = new Consumers(this);
     this.intake = new Intake(this);
     this.scaling = new Scaling(this);
-    const listeners = [opts.store, opts.source].filter((l) => l !== null);
+    const listeners = [this.store, opts.source].filter((l) => l !== null);
     this.outcomes = followed ? new OutcomeFeed(this.name, this.ring, listeners, (err) => host.emitError(err as Error)) : null;
     this.replies = new Replies(new Ring(Ring.allocate({ capacityBytes: REPLY_RING_BYTES, maxPayloadBytes: opts.maxMessageBytes })), this.codec);
     this.producer = new Producer(
@@ -146,8 +156,10 @@ export class Mailbox {
 
   /** Replay what the store kept, start the threads, then the outcome feed and the source. */
   async start(timeoutMs: number): Promise<void> {
-    const { store, source } = this.opts;
+    const { source } = this.opts;
+    const store = this.store;
     if (store !== null) this.replay(await store.open(this.name));
+    if (this.journal !== null) this.restoreDead();
     await this.consumers.start(timeoutMs);
     this.outcomes?.start();
     if (source !== null) await source.start(this.sourceIntake());
@@ -158,12 +170,16 @@ export class Mailbox {
     if (stored.length === 0) return;
     let maxId = -1;
     const held: HeldMessage[] = [];
+    const t = now();
     for (const s of stored) {
-      const h = new HeldMessage(s.id, s.attempt, s.sentAt, s.key, s.payload, s.ascii, undefined);
+      const h = new HeldMessage(s.id, s.attempt, s.sentAt, s.key, s.payload, s.ascii, s.firstError);
+      h.kept = s.kept ?? 0;
       if (s.key !== null) {
         h.keySlot = keySlotOf(s.key);
         h.keySeq = Atomics.add(this.keyed.table, h.keySlot * KEY_WORDS + K_SENT, 1);
       }
+      // A delayed send or a retry's backoff not yet over: it waits for its time again.
+      h.dueAt = s.dueAt > t ? s.dueAt : 0;
       held.push(h);
       if (s.id > maxId) maxId = s.id;
     }
@@ -173,8 +189,23 @@ export class Mailbox {
     // A send before start() took a block already: drop it, so the next id comes from past the replayed ones.
     this.ring.dropIdBlock();
     this.ring.countEnqueued(held.length);
-    for (const h of held) this.delays.pend(h);
+    for (const h of held) {
+      if (h.dueAt > 0) this.delays.schedule(h);
+      else this.delays.pend(h);
+    }
     this.delays.flushPending();
+  }
+
+  /** The journal's dead letters back in the dead-letter store. */
+  private restoreDead(): void {
+    const j = this.journal!;
+    for (const d of j.recoveredDead) {
+      const h = new HeldMessage(d.id, d.attempt, d.sentAt, d.key, d.payload, d.ascii, d.firstError);
+      h.lastError = d.lastError;
+      h.kept = d.kept;
+      this.deadLetters.add(h, DEAD_LETTER_REASONS[d.reason] ?? 'max_attempts', d.deadAt);
+    }
+    j.recoveredDead = [];
   }
 
   private sourceIntake(): SourceIntake {
@@ -249,8 +280,21 @@ export class Mailbox {
 
   // ------------------------------------------------------------------ what the runtime asks
 
+  /** Resolves with the id once the message is accepted; on a durable mailbox, once it is on disk as the fsync mode says. */
   sendAsync(payload: unknown, opts: SendOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined, flags = 0, onSent?: (id: number) => void): Promise<number> {
-    return this.intake.sendAsync(payload, opts, signal, timeoutMs, flags, onSent);
+    const j = this.journal;
+    if (j === null) return this.intake.sendAsync(payload, opts, signal, timeoutMs, flags, onSent);
+    let durable: Promise<void> | null = null;
+    const delayed = opts !== undefined && opts !== null && typeof opts.delayMs === 'number' && opts.delayMs > 0;
+    const sent = this.intake.sendAsync(payload, opts, signal, timeoutMs, flags, (id) => {
+      onSent?.(id);
+      if (delayed) {
+        // Its ACCEPTED entry goes to the journal in the feed's next post: post now, wait for that one.
+        this.outcomes!.follow();
+        durable = j.whenPosted(j.posted);
+      } else durable = j.whenJournaled(this.ring.lastEnd);
+    });
+    return sent.then((id) => (durable === null ? id : durable.then(() => id)));
   }
 
   ask(payload: unknown, key: string | undefined, flags: number, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> {
@@ -339,7 +383,7 @@ export class Mailbox {
     if (o === null) return;
     o.stop();
     await this.sourceStopped;
-    const store = this.opts.store;
+    const store = this.store;
     if (store !== null && !this.storeClosed) {
       this.storeClosed = true;
       await store.close().catch((err: unknown) => this.host.emitError(err as Error));

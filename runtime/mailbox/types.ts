@@ -2,6 +2,7 @@
  * What a mailbox shows the rest of the runtime (main thread): the host it
  * needs, the events it raises, and its stats() snapshot. Types only.
  */
+import type { JournalStats } from '../store/journal/index.js';
 import type { ErrorInfo } from '../shared/errors.js';
 import type { RejectReason } from '../shared/layout.js';
 import type { DeadLetter, DeadLetterReason } from '../dead-letters.js';
@@ -103,4 +104,6 @@ export interface MailboxStats {
   deadLettersDropped: number;
   capacityBytes: number;
   usedBytes: number;
+  /** A durable mailbox's journal (absent in memory). */
+  journal?: JournalStats;
 }

@@ -41,6 +41,16 @@
  *  word 68 CONCURRENCY   messages in flight per consumer loop (set by the dispatcher/autoscaler, read each batch)
  *  word 69 ACTOR, 70 HELD_UNITS (below)
  *  word 71 FOLLOW        1: an outcome feed follows this ring (set at allocation, read once by each Ring)
+ *  word 72 JOURNAL       1: a journal thread follows this ring and consumers claim only below JOURNALED
+ *                        (set at allocation, read once by each Ring; runtime/store/journal/)
+ *  word 73 JOURNAL_FAILED 1 once a journal write or fdatasync failed: sends are refused (RINGPOOL_JOURNAL_IO)
+ *  word 80 JOURNALED     the journal's cursor (READ <= JOURNALED <= HEAD): records below it are on disk
+ *                        ('always': fdatasynced; 'interval', 'never': written)
+ *  word 81 JOURNAL_SEQ   bumped (and notified while JOURNAL_WATCHERS > 0) after each journal batch
+ *  word 82 JOURNAL_WATCHERS  threads waiting on JOURNAL_SEQ (sendAsync on the main thread; a handler's chained ctx.send)
+ *  word 83 OUTCOMES_DONE  outcome batches (posts from the main thread) the journal has written
+ *  word 96 JOURNAL_WAKE  bumped + notified by producers when JOURNAL_IDLE is 1
+ *  word 97 JOURNAL_IDLE  1 while the journal thread is parked (the producer that clears it notifies)
  * ```
  *
  * Consumer slot (SLOT_WORDS Int32 words, 128 bytes; slot c belongs to the
@@ -147,6 +157,17 @@ export const ACTOR_WORD = 69;
 export const HELD_UNITS_WORD = 70;
 /** 1 when an outcome feed follows the ring: set at allocation, before any Ring wraps the buffer. */
 export const FOLLOW_WORD = 71;
+/** 1 when a journal gates the consumers (claims stop at JOURNALED): set at allocation, read once by each Ring. */
+export const JOURNAL_WORD = 72;
+/** 1 once the journal failed to write: sends are refused with RINGPOOL_JOURNAL_IO. */
+export const JOURNAL_FAILED = 73;
+/** The journal's cursor: records below it are on disk; consumers claim only below it. */
+export const JOURNALED = 80;
+export const JOURNAL_SEQ = 81;
+export const JOURNAL_WATCHERS = 82;
+export const OUTCOMES_DONE = 83;
+export const JOURNAL_WAKE = 96;
+export const JOURNAL_IDLE = 97;
 
 export const HEADER_BYTES = 512;
 export const MAGIC = 0x52_50_4f_4c; // "RPOL"

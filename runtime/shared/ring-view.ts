@@ -12,6 +12,8 @@ import {
   ENQUEUED,
   FOLLOWED,
   FOLLOW_WORD,
+  JOURNALED,
+  JOURNAL_WORD,
   HEAD,
   LAYOUT_VERSION,
   MAGIC,
@@ -54,6 +56,8 @@ export interface RingInit {
   initialCursor?: number;
   /** An outcome feed follows the ring: reclaim stops at FOLLOWED (runtime/mailbox/outcomes.ts). */
   followed?: boolean;
+  /** A journal thread follows the ring: claims stop at JOURNALED (runtime/store/journal/). */
+  journaled?: boolean;
 }
 
 export class RingView {
@@ -92,6 +96,8 @@ export class RingView {
     i32[FOLLOWED] = c;
     // Before any Ring wraps the buffer: each reads it once (see Ring's reclaim limit).
     i32[FOLLOW_WORD] = init.followed === true ? 1 : 0;
+    i32[JOURNALED] = c;
+    i32[JOURNAL_WORD] = init.journaled === true ? 1 : 0;
     return sab;
   }
 
@@ -200,7 +206,8 @@ export class RingView {
 
   // ---------------------------------------------------------------- wake words
 
-  protected wakeIfSleeping(): boolean {
+  /** Notify one parked consumer, if any is parked and no wake-up is on its way already. */
+  wakeIfSleeping(): boolean {
     const i32 = this.i32;
     // Seq-cst: a consumer increments SLEEPERS before its last look for work,
     // so either we see it here or it sees the record we just published.

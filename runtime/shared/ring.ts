@@ -17,7 +17,8 @@
  *             Atomics.load (acquire) sees every byte written in step 2.
  *             Then, only if SLEEPERS > 0: bump WAKE and Atomics.notify it.
  * 4. claim    (consumer) load READ, walk forward over READY/SKIP records up to
- *             a batch, CAS READ to the end of the walk (one CAS a batch), then
+ *             a batch (and, when a journal follows the ring, only below its
+ *             JOURNALED cursor: no handler acts on a record not yet on disk), CAS READ to the end of the walk (one CAS a batch), then
  *             CAS each record's state READY -> CLAIMED+c. The per-record CAS
  *             fails only when the dispatcher, recovering after a thread died,
  *             took a READY record behind READ first (it cannot tell a claim cut
@@ -56,6 +57,10 @@ import {
   FOLLOWED,
   FOLLOW_WORD,
   HEAD,
+  JOURNALED,
+  JOURNAL_IDLE,
+  JOURNAL_WAKE,
+  JOURNAL_WORD,
   HELD_UNITS_WORD,
   ID_BLOCK,
   ID_BLOCK_SIZE,
@@ -107,6 +112,12 @@ export class Ring extends RingView {
   private cachedTail: number;
   /** Where reclaim stops: READ, or FOLLOWED when an outcome feed follows the ring (read once, here). */
   private readonly reclaimLimit: number;
+  /** Where claims stop: HEAD, or JOURNALED when a journal follows the ring (read once, here). */
+  private readonly claimLimit: number;
+  /** A journal follows the ring: publish wakes it (it wakes the consumers once the record is on disk). */
+  readonly journaled: boolean;
+  /** The cursor just past the last record this Ring wrote (write()): sendAsync waits for JOURNALED to pass it. */
+  lastEnd = 0;
   /**
    * Worker threads: the slot words where each reservation is written down
    * before its CAS (see markIn), so the dispatcher can repair a hole left by
@@ -121,6 +132,8 @@ export class Ring extends RingView {
     super(sab);
     this.cachedTail = Atomics.load(this.i32, TAIL);
     this.reclaimLimit = Atomics.load(this.i32, FOLLOW_WORD) === 1 ? FOLLOWED : READ;
+    this.journaled = Atomics.load(this.i32, JOURNAL_WORD) === 1;
+    this.claimLimit = this.journaled ? JOURNALED : HEAD;
   }
 
   /** Write this thread's reservations down in the words of its slot from `at` (the S_RESV_* words), as ring `tag`. */
@@ -207,6 +220,7 @@ export class Ring extends RingView {
         m[b] = this.markTag;
       }
       if (Atomics.compareExchange(i32, HEAD, h, (h + need) | 0) === h) {
+        this.lastEnd = (h + need) | 0;
         if (need !== units) {
           // The rest of the region is padding; a consumer passes over it.
           Atomics.store(this.state, at, ST_SKIP);
@@ -251,7 +265,24 @@ export class Ring extends RingView {
   publish(unit: number): boolean {
     Atomics.add(this.i32, PUBLISHED, 1);
     Atomics.store(this.state, unit, ST_READY);
+    if (this.journaled) {
+      this.wakeJournal();
+      return false;
+    }
     return this.wakeIfSleeping();
+  }
+
+  /**
+   * Wake the journal thread if it is parked (seq-cst: it sets JOURNAL_IDLE
+   * before its last look, so either we see 1 here or it sees our record).
+   * The one that turns IDLE 1 -> 0 notifies: one futex wake per wake-up.
+   */
+  wakeJournal(): void {
+    const i32 = this.i32;
+    if (Atomics.load(i32, JOURNAL_IDLE) === 0) return;
+    if (Atomics.compareExchange(i32, JOURNAL_IDLE, 1, 0) !== 1) return;
+    Atomics.add(i32, JOURNAL_WAKE, 1);
+    Atomics.notify(i32, JOURNAL_WAKE, 1);
   }
 
   /**
@@ -307,9 +338,9 @@ export class Ring extends RingView {
   /** True when the record at READ is ready to claim (or padding before one). */
   hasReady(): boolean {
     const r = Atomics.load(this.i32, READ);
-    if (r === Atomics.load(this.i32, HEAD)) return false;
+    if (r === Atomics.load(this.i32, this.claimLimit)) return false;
     const s = Atomics.load(this.state, r & this.indexMask);
-    return s === ST_READY || s === ST_SKIP;
+    return s === ST_READY || s === ST_SKIP || (s === ST_TAKEN && this.journaled);
   }
 
   /**
@@ -322,7 +353,7 @@ export class Ring extends RingView {
     const mask = this.indexMask;
     for (;;) {
       const r = Atomics.load(i32, READ);
-      const h = Atomics.load(i32, HEAD);
+      const h = Atomics.load(i32, this.claimLimit);
       let p = r;
       let k = 0;
       while (p !== h && k < max) {
@@ -333,6 +364,9 @@ export class Ring extends RingView {
           p = (p + i32[(this.dataOff >> 2) + (at << 2) + R_UNITS]!) | 0;
         } else if (s === ST_SKIP) {
           p = (p + (this.capacityUnits - at)) | 0;
+        } else if (s === ST_TAKEN && this.journaled) {
+          // A repaired hole (holes.ts) the journal passed: READ was left at it, step over.
+          p = (p + i32[(this.dataOff >> 2) + (at << 2) + R_UNITS]!) | 0;
         } else {
           break; // reserved, not yet published
         }

@@ -19,11 +19,16 @@
  * mailbox without a store.
  */
 import type { AcceptedMessage, OutcomeListener } from '../outcome.js';
+import type { ErrorInfo } from '../shared/errors.js';
 
-/** A message a store gives back at open(): delivered again with this attempt. */
+/** A message a store gives back at open(): delivered again with this attempt (at dueAt, if that is still ahead). */
 export interface StoredMessage extends AcceptedMessage {
   /** The attempt it runs as (1 for a message never tried). */
   attempt: number;
+  /** FLAG_ASK / FLAG_CALL as it was sent (an actor call's payload is `[method, ...args]`). @default 0 */
+  kept?: number;
+  /** Its first failure, when it failed before. */
+  firstError?: ErrorInfo;
 }
 
 export interface MessageStore extends OutcomeListener {

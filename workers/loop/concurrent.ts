@@ -146,6 +146,14 @@ export class Concurrent {
         err = e;
       }
     }
+    // Chained work: a ctx.send() to a durable mailbox is on disk before this message counts as acked.
+    if (!dropped && loop.out.pendingDurable) {
+      const e = loop.out.awaitDurable();
+      if (!threw && e !== undefined) {
+        threw = true;
+        err = e;
+      }
+    }
     if (dropped) {
       // leave the record to the dispatcher
     } else if (!threw) {

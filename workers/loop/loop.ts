@@ -265,6 +265,14 @@ export class ConsumerLoop implements ContextHost, WorkerControl {
             threw = true;
             failed = err;
           }
+          // Chained work: a ctx.send() to a durable mailbox is on disk before this message counts as acked.
+          if (this.out.pendingDurable) {
+            const e = this.out.awaitDurable();
+            if (!threw && e !== undefined) {
+              threw = true;
+              failed = e;
+            }
+          }
           if (!threw) {
             if (router.ack(unit, keySlot)) this.countAck();
             // The dispatcher took the record back (lease expired) and this thread

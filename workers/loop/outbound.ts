@@ -4,7 +4,7 @@
  * the loop's slot for hole repair), and an ask's reply into the reply ring.
  */
 import { ErrorCodes, RingpoolError } from '../../runtime/shared/errors.js';
-import { S_GUARD, S_RESV_TAG, ringTag } from '../../runtime/shared/layout.js';
+import { JOURNALED, JOURNAL_FAILED, JOURNAL_SEQ, JOURNAL_WATCHERS, S_GUARD, S_RESV_TAG, ringTag } from '../../runtime/shared/layout.js';
 import { Producer, type SendOptions } from '../../runtime/shared/producer.js';
 import { Ring } from '../../runtime/shared/ring.js';
 import { acquireGuard, releaseGuard } from '../../runtime/shared/guard.js';
@@ -25,11 +25,57 @@ export class Outbound {
     this.replies.markIn(loop.i32, loop.ring.slotWord(loop.c, S_RESV_TAG), ringTag(boxIndex, true));
   }
 
+  /** Durable target rings this handler sent to, and the cursor each must reach before the handler's message is acked. */
+  private readonly durable: Ring[] = [];
+  private readonly durableEnd: number[] = [];
+
   /** ctx.send(): straight into the target mailbox's ring. */
   send(mailbox: string, payload: unknown, opts?: SendOptions): number {
     let p = this.producers.get(mailbox);
     if (p === undefined) p = this.producerFor(mailbox);
-    return p.send(payload, opts);
+    const id = p.send(payload, opts);
+    const r = p.ring;
+    if (r.journaled && !(opts?.delayMs! > 0)) {
+      const i = this.durable.indexOf(r);
+      if (i < 0) {
+        this.durable.push(r);
+        this.durableEnd.push(r.lastEnd);
+      } else this.durableEnd[i] = r.lastEnd;
+    }
+    return id;
+  }
+
+  /** A handler sent to a durable mailbox: its message may be acked only once that send is on disk. */
+  get pendingDurable(): boolean {
+    return this.durable.length > 0;
+  }
+
+  /**
+   * Wait (blocking this thread: an fdatasync, ~0.5 ms) until every durable
+   * send made since the last call is journaled. Returns an error to nack the
+   * handler's message with when a target's journal failed: the chained step
+   * is not on disk, so the message that made it runs again.
+   */
+  awaitDurable(): Error | undefined {
+    let failed: Error | undefined;
+    for (let k = 0; k < this.durable.length && failed === undefined; k++) {
+      const i32 = this.durable[k]!.i32;
+      const end = this.durableEnd[k]!;
+      while (((Atomics.load(i32, JOURNALED) - end) | 0) < 0) {
+        if (Atomics.load(i32, JOURNAL_FAILED) !== 0) {
+          failed = new RingpoolError(ErrorCodes.JOURNAL_IO, 'a ctx.send() to a durable mailbox was not journaled (its journal failed): the message runs again', {});
+          break;
+        }
+        const seq = Atomics.load(i32, JOURNAL_SEQ);
+        if (((Atomics.load(i32, JOURNALED) - end) | 0) >= 0) break;
+        Atomics.add(i32, JOURNAL_WATCHERS, 1);
+        Atomics.wait(i32, JOURNAL_SEQ, seq, 10);
+        Atomics.sub(i32, JOURNAL_WATCHERS, 1);
+      }
+    }
+    this.durable.length = 0;
+    this.durableEnd.length = 0;
+    return failed;
   }
 
   private producerFor(mailbox: string): Producer {

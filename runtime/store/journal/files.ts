@@ -6,6 +6,7 @@
  * EIO or ENOSPC injected where they hurt.
  */
 import * as fs from 'node:fs';
+import { dirname } from 'node:path';
 
 export interface JournalFiles {
   /** Create `dir` and its parents if missing. */
@@ -29,6 +30,8 @@ export interface JournalFiles {
   unlink(path: string): void;
   /** Create `path` with `data` only if it does not exist; false if it does. */
   createExclusive(path: string, data: string): boolean;
+  /** Replace `path` by `data` as one step: a temporary file (fdatasynced when `sync`), renamed over it, the directory synced. */
+  replace(path: string, data: Uint8Array, sync: boolean): void;
 }
 
 export const nodeFiles: JournalFiles = {
@@ -67,6 +70,18 @@ export const nodeFiles: JournalFiles = {
   truncate: (path, bytes) => fs.truncateSync(path, bytes),
   rename: (from, to) => fs.renameSync(from, to),
   unlink: (path) => fs.unlinkSync(path),
+  replace: (path, data, sync) => {
+    const tmp = `${path}.tmp`;
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeSync(fd, data);
+      if (sync) fs.fdatasyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, path);
+    if (sync) nodeFiles.syncDir(dirname(path));
+  },
   createExclusive: (path, data) => {
     try {
       fs.writeFileSync(path, data, { flag: 'wx' });

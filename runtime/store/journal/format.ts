@@ -16,6 +16,8 @@
 import { crc32 } from 'node:zlib';
 
 export const FRAME_BYTES = 8;
+/** The frame and the type byte: what goes in front of a record's data when the data is written from where it lies (a ring). */
+export const HEAD_BYTES = FRAME_BYTES + 1;
 /** Larger bodies are not records: a length field this big is damage. */
 export const MAX_BODY_BYTES = 1 << 30;
 const NAME = /^(\d{20})\.log$/;
@@ -40,6 +42,17 @@ export function segmentsOf(names: readonly string[]): string[] {
 export function writeFrame(target: Buffer, at: number, body: Uint8Array): void {
   target.writeUInt32LE(body.byteLength, at);
   target.writeUInt32LE(crc32(body), at + 4);
+}
+
+/**
+ * Write the frame and the type byte of a record of `type` whose data is
+ * `data` (HEAD_BYTES at `at`; the data follows on disk, written from where
+ * it lies). The same bytes as writeFrame of the joined body.
+ */
+export function writeHead(target: Buffer, at: number, type: number, data: Uint8Array): void {
+  target[at + FRAME_BYTES] = type;
+  target.writeUInt32LE(data.byteLength + 1, at);
+  target.writeUInt32LE(crc32(data, crc32(target.subarray(at + FRAME_BYTES, at + HEAD_BYTES))), at + 4);
 }
 
 export interface ScannedRecord {

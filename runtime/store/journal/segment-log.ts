@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
 import type { JournalFiles } from './files.js';
-import { FRAME_BYTES, scanSegment, segmentName, segmentSeq, segmentsOf, writeFrame, type ScannedRecord } from './format.js';
+import { HEAD_BYTES, scanSegment, segmentName, segmentSeq, segmentsOf, writeHead, type ScannedRecord } from './format.js';
 
 export interface SegmentInfo {
   name: string;
@@ -78,30 +78,42 @@ export class SegmentLog {
 
   /**
    * Append records (each body starts with its type byte) and, when `sync`,
-   * fdatasync once for all of them. Returns the sequence of the first. A
-   * failure throws RINGPOOL_JOURNAL_IO: nothing of this batch may be called durable.
+   * fdatasync once for all of them. Returns the sequence of the first.
    */
   append(bodies: readonly Uint8Array[], sync: boolean): number {
+    const types = bodies.map((b) => b[0]!);
+    return this.appendRecords(types, bodies.map((b) => b.subarray(1)), sync);
+  }
+
+  /**
+   * Append records of `types[i]` with data `datas[i]` (written from where it
+   * lies: a view into a ring is not copied) and, when `sync`, fdatasync once
+   * for all of them. Returns the sequence of the first. A failure throws
+   * RINGPOOL_JOURNAL_IO: nothing of this batch may be called durable.
+   */
+  appendRecords(types: ArrayLike<number>, datas: readonly Uint8Array[], sync: boolean): number {
     const first = this.nextSeq;
-    if (bodies.length === 0) return first;
+    const n = datas.length;
+    if (n === 0) return first;
     try {
       let cur = this.current();
       // One buffer for the batch's frames (a frame a record, not an allocation a record).
-      const frames = Buffer.allocUnsafe(FRAME_BYTES * bodies.length);
+      const heads = Buffer.allocUnsafe(HEAD_BYTES * n);
       let f = 0;
       const bufs: Uint8Array[] = [];
       let bytes = 0;
-      for (const b of bodies) {
-        const size = FRAME_BYTES + b.byteLength;
+      for (let i = 0; i < n; i++) {
+        const d = datas[i]!;
+        const size = HEAD_BYTES + d.byteLength;
         if (cur.count > 0 && cur.bytes + bytes + size > this.segmentBytes) {
           this.write(bufs, bytes);
           bufs.length = 0;
           bytes = 0;
           cur = this.roll();
         }
-        writeFrame(frames, f, b);
-        bufs.push(frames.subarray(f, f + FRAME_BYTES), b);
-        f += FRAME_BYTES;
+        writeHead(heads, f, types[i]!, d);
+        bufs.push(heads.subarray(f, f + HEAD_BYTES), d);
+        f += HEAD_BYTES;
         bytes += size;
         cur.count++;
         this.nextSeq++;
@@ -144,6 +156,16 @@ export class SegmentLog {
       this.files.syncDir(this.dir);
     }
     return dropped;
+  }
+
+  /** The first sequence of each segment, oldest first. */
+  firsts(): number[] {
+    return this.segments.map((s) => s.firstSeq);
+  }
+
+  /** How many segments there are (the last is the one appended to). */
+  get segmentCount(): number {
+    return this.segments.length;
   }
 
   stats(): { segments: number; bytes: number } {

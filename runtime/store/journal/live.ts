@@ -1,0 +1,188 @@
+/**
+ * Which messages the journal still holds, and in which records (journal
+ * thread). Recovery feeds it every record in order and collects each
+ * unfinished message's state; afterwards the journal thread feeds it what it
+ * writes, so it knows per segment how many references are live: a segment
+ * with none is deleted, a mostly-dead one is copied forward (compaction).
+ *
+ * A live message has a content reference (the record holding its payload:
+ * RING, a delayed ACCEPTED, a DEAD_LETTERED letter, a STATE) and maybe a
+ * state reference (the last RETRY or REDRIVEN that changed it).
+ */
+import { Outcome } from '../../outcome.js';
+import { RT_OUTCOMES, RT_RING, RT_STATE, eachRingMessage, readState, ringMessage, type JournaledMessage } from './records.js';
+
+export interface LiveRef {
+  /** Sequence of the record with its content. */
+  c: number;
+  /** Sequence of the record with its last change of state, or -1. */
+  s: number;
+  attempt: number;
+  dueAt: number;
+  dead: boolean;
+}
+
+export class LiveIndex {
+  readonly refs = new Map<number, LiveRef>();
+  /** Recovery only: each live message's whole state. */
+  collected: Map<number, JournaledMessage> | null = null;
+  /** Live references per segment (by its first sequence), and references ever made there. */
+  private readonly live = new Map<number, number>();
+  private readonly made = new Map<number, number>();
+  /** Segment first sequences, oldest first. */
+  private firsts: number[] = [];
+  /** Messages whose content was read at recovery (the `recovered` figure counts what was left of them). */
+  highestId = -1;
+
+  setSegments(firsts: readonly number[]): void {
+    this.firsts = firsts.slice();
+  }
+
+  /** The first sequence of the segment holding `seq`. */
+  segmentOf(seq: number): number {
+    const f = this.firsts;
+    let lo = 0;
+    let hi = f.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (f[mid]! <= seq) lo = mid;
+      else hi = mid - 1;
+    }
+    return f[lo] ?? 0;
+  }
+
+  liveIn(first: number): number {
+    return this.live.get(first) ?? 0;
+  }
+  madeIn(first: number): number {
+    return this.made.get(first) ?? 0;
+  }
+
+  private inc(seq: number): void {
+    const s = this.segmentOf(seq);
+    this.live.set(s, (this.live.get(s) ?? 0) + 1);
+    this.made.set(s, (this.made.get(s) ?? 0) + 1);
+  }
+  private dec(seq: number): void {
+    if (seq < 0) return;
+    const s = this.segmentOf(seq);
+    this.live.set(s, (this.live.get(s) ?? 1) - 1);
+  }
+  /** A dropped segment's counts go with it. */
+  forget(first: number): void {
+    this.live.delete(first);
+    this.made.delete(first);
+  }
+
+  /** One record, in journal order. */
+  record(seq: number, type: number, data: Buffer): void {
+    if (type === RT_RING) this.ring(seq, data);
+    else if (type === RT_OUTCOMES) this.outcomes(seq, data);
+    else if (type === RT_STATE) this.states(seq, data);
+  }
+
+  private content(seq: number, m: JournaledMessage): void {
+    const old = this.refs.get(m.id);
+    if (old !== undefined) {
+      this.dec(old.c);
+      this.dec(old.s);
+    }
+    this.refs.set(m.id, { c: seq, s: -1, attempt: m.attempt, dueAt: m.dueAt, dead: m.reason >= 0 });
+    this.inc(seq);
+    this.collected?.set(m.id, m);
+    if (m.id > this.highestId) this.highestId = m.id;
+  }
+
+  private drop(id: number): void {
+    const r = this.refs.get(id);
+    if (r === undefined) return;
+    this.dec(r.c);
+    this.dec(r.s);
+    this.refs.delete(id);
+    this.collected?.delete(id);
+  }
+
+  private restate(seq: number, id: number, attempt: number, dueAt: number): void {
+    const r = this.refs.get(id);
+    if (r === undefined) return;
+    this.dec(r.s);
+    r.s = seq;
+    this.inc(seq);
+    r.attempt = attempt;
+    r.dueAt = dueAt;
+    r.dead = false;
+    const m = this.collected?.get(id);
+    if (m !== undefined) {
+      m.attempt = attempt;
+      m.dueAt = dueAt;
+      m.reason = -1;
+    }
+  }
+
+  private ring(seq: number, data: Buffer): void {
+    const collecting = this.collected !== null;
+    eachRingMessage(data, (at) => {
+      if (collecting) {
+        this.content(seq, ringMessage(data, at));
+        return;
+      }
+      // Live: no copy of the payload, only the reference.
+      const id = data.readDoubleLE(at + 16);
+      const old = this.refs.get(id);
+      if (old !== undefined) {
+        this.dec(old.c);
+        this.dec(old.s);
+      }
+      this.refs.set(id, { c: seq, s: -1, attempt: data.readInt32LE(at + 12), dueAt: 0, dead: false });
+      this.inc(seq);
+      if (id > this.highestId) this.highestId = id;
+    });
+  }
+
+  private outcomes(seq: number, data: Buffer): void {
+    const n = data.readUInt32LE(0);
+    let p = 4;
+    for (let i = 0; i < n; i++) {
+      const kind = data[p]!;
+      const id = data.readDoubleLE(p + 1);
+      p += 9;
+      switch (kind) {
+        case Outcome.ACKED:
+        case Outcome.PURGED:
+          this.drop(id);
+          break;
+        case Outcome.RETRY:
+          this.restate(seq, id, data.readInt32LE(p), data.readDoubleLE(p + 4));
+          p += 12;
+          break;
+        case Outcome.REDRIVEN: {
+          this.restate(seq, id, 1, 0);
+          const m = this.collected?.get(id);
+          if (m !== undefined) m.firstError = m.lastError = undefined;
+          break;
+        }
+        case Outcome.ACCEPTED:
+        case Outcome.DEAD_LETTERED: {
+          const r = readState(data, p);
+          p = r.end;
+          if (this.collected !== null) r.m.payload = r.m.payload.slice();
+          this.content(seq, r.m);
+          break;
+        }
+        default:
+          throw new Error(`unknown outcome kind ${kind} in journal record ${seq}`);
+      }
+    }
+  }
+
+  private states(seq: number, data: Buffer): void {
+    const n = data.readUInt32LE(0);
+    let p = 4;
+    for (let i = 0; i < n; i++) {
+      const r = readState(data, p);
+      p = r.end;
+      if (this.collected !== null) r.m.payload = r.m.payload.slice();
+      this.content(seq, r.m);
+    }
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * What the journal's records hold (thread-neutral): the record types, the
+ * ring records inside a RING record, and the one encoding of a message's
+ * whole state (STATE records, outcome posts' extras, and what recovery hands
+ * the main thread).
+ *
+ * ```
+ *  RING      the ring's bytes as they lie, [JOURNALED, p) of one lap: records
+ *            back to back (layout.ts); those flagged AGAIN (put back by the
+ *            dispatcher) or VOID (a repaired hole) are not new messages
+ *  OUTCOMES  one post of the main thread's outcome feed: u32 count, then
+ *            entries: u8 kind, f64 id, then by kind
+ *              RETRY          i32 next attempt, f64 due (ms since the epoch)
+ *              ACCEPTED       a delayed send: a state
+ *              DEAD_LETTERED  a state (the letter, its payload and errors)
+ *              ACKED, REDRIVEN, PURGED  nothing more
+ *  STATE     u32 count, then states: a message copied forward by compaction
+ *  state     f64 id, i32 attempt, f64 due, f64 sentAt, f64 deadAt, u8 flags
+ *            (bit 0 ascii, bit 1 dead, bit 2 keyed), u8 reason, u8 kept (ASK/CALL), u8 0,
+ *            u32 key bytes, u32 payload bytes, u32 errors bytes (JSON of
+ *            [firstError, lastError]), then key, payload, errors
+ * ```
+ */
+import type { ErrorInfo } from '../../shared/errors.js';
+import {
+  FLAG_AGAIN,
+  FLAG_ASCII,
+  FLAG_VOID,
+  FLAGS_KEPT,
+  RECORD_HEADER_BYTES,
+  UNIT_SHIFT,
+} from '../../shared/layout.js';
+
+export const RT_RING = 1;
+export const RT_OUTCOMES = 2;
+export const RT_STATE = 3;
+
+/** A message as the journal knows it: what recovery gives back. */
+export interface JournaledMessage {
+  id: number;
+  attempt: number;
+  /** When it may run (ms since the epoch): a delayed send or a retry's backoff; 0 = now. */
+  dueAt: number;
+  sentAt: number;
+  key: string | null;
+  payload: Uint8Array;
+  ascii: boolean;
+  /** FLAG_ASK / FLAG_CALL. */
+  kept: number;
+  /** A dead letter: its reason index (DEAD_LETTER_REASONS) and when; else reason -1. */
+  reason: number;
+  deadAt: number;
+  firstError: ErrorInfo | undefined;
+  lastError: ErrorInfo | undefined;
+}
+
+const STATE_HEAD = 8 + 4 + 8 + 8 + 8 + 4 + 12;
+
+/** Bytes the state of `m` takes (errs: its errors' JSON, or null). */
+export function stateBytes(m: JournaledMessage, key: Buffer | null, errs: Buffer | null): number {
+  return STATE_HEAD + (key?.byteLength ?? 0) + m.payload.byteLength + (errs?.byteLength ?? 0);
+}
+
+export function errorsJson(m: JournaledMessage): Buffer | null {
+  if (m.firstError === undefined && m.lastError === undefined) return null;
+  return Buffer.from(JSON.stringify([m.firstError ?? null, m.lastError ?? null]), 'utf8');
+}
+
+/** Write the state of `m` at `at`; returns where it ends. */
+export function writeState(buf: Buffer, at: number, m: JournaledMessage, key: Buffer | null, errs: Buffer | null): number {
+  buf.writeDoubleLE(m.id, at);
+  buf.writeInt32LE(m.attempt, at + 8);
+  buf.writeDoubleLE(m.dueAt, at + 12);
+  buf.writeDoubleLE(m.sentAt, at + 20);
+  buf.writeDoubleLE(m.deadAt, at + 28);
+  buf[at + 36] = (m.ascii ? 1 : 0) | (m.reason >= 0 ? 2 : 0) | (key !== null ? 4 : 0);
+  buf[at + 37] = m.reason >= 0 ? m.reason : 0;
+  buf[at + 38] = m.kept & FLAGS_KEPT;
+  buf[at + 39] = 0;
+  const kb = key?.byteLength ?? 0;
+  const eb = errs?.byteLength ?? 0;
+  buf.writeUInt32LE(kb, at + 40);
+  buf.writeUInt32LE(m.payload.byteLength, at + 44);
+  buf.writeUInt32LE(eb, at + 48);
+  let p = at + STATE_HEAD;
+  if (key !== null) p += key.copy(buf, p);
+  buf.set(m.payload, p);
+  p += m.payload.byteLength;
+  if (errs !== null) p += errs.copy(buf, p);
+  return p;
+}
+
+/** Read a state at `at` of `buf` (the payload is a view: copy it to keep it past `buf`). */
+export function readState(buf: Buffer, at: number): { m: JournaledMessage; end: number } {
+  const flags = buf[at + 36]!;
+  const kb = buf.readUInt32LE(at + 40);
+  const pb = buf.readUInt32LE(at + 44);
+  const eb = buf.readUInt32LE(at + 48);
+  let p = at + STATE_HEAD;
+  const key = (flags & 4) === 0 ? null : buf.toString('utf8', p, p + kb);
+  p += kb;
+  const payload = buf.subarray(p, p + pb);
+  p += pb;
+  let firstError: ErrorInfo | undefined;
+  let lastError: ErrorInfo | undefined;
+  if (eb > 0) {
+    const [f, l] = JSON.parse(buf.toString('utf8', p, p + eb)) as [ErrorInfo | null, ErrorInfo | null];
+    firstError = f ?? undefined;
+    lastError = l ?? undefined;
+  }
+  p += eb;
+  const dead = (flags & 2) !== 0;
+  return {
+    m: {
+      id: buf.readDoubleLE(at),
+      attempt: buf.readInt32LE(at + 8),
+      dueAt: buf.readDoubleLE(at + 12),
+      sentAt: buf.readDoubleLE(at + 20),
+      deadAt: buf.readDoubleLE(at + 28),
+      ascii: (flags & 1) !== 0,
+      reason: dead ? buf[at + 37]! : -1,
+      kept: buf[at + 38]!,
+      key,
+      payload,
+      firstError,
+      lastError,
+    },
+    end: p,
+  };
+}
+
+/** Encode states back to back after a u32 count (STATE records, recovery's hand-over). */
+export function encodeStates(ms: readonly JournaledMessage[]): Buffer {
+  const keys = ms.map((m) => (m.key === null ? null : Buffer.from(m.key, 'utf8')));
+  const errs = ms.map(errorsJson);
+  let bytes = 4;
+  for (let i = 0; i < ms.length; i++) bytes += stateBytes(ms[i]!, keys[i]!, errs[i]!);
+  const buf = Buffer.allocUnsafe(bytes);
+  buf.writeUInt32LE(ms.length, 0);
+  let p = 4;
+  for (let i = 0; i < ms.length; i++) p = writeState(buf, p, ms[i]!, keys[i]!, errs[i]!);
+  return buf;
+}
+
+export function decodeStates(buf: Buffer): JournaledMessage[] {
+  const n = buf.readUInt32LE(0);
+  const out: JournaledMessage[] = [];
+  let p = 4;
+  for (let i = 0; i < n; i++) {
+    const r = readState(buf, p);
+    out.push(r.m);
+    p = r.end;
+  }
+  return out;
+}
+
+/**
+ * The new messages in a RING record's data (`data`: ring records back to
+ * back). `each` gets the record's offset in `data`; AGAIN and VOID records
+ * are passed over.
+ */
+export function eachRingMessage(data: Buffer, each: (at: number) => void): void {
+  let at = 0;
+  while (at + RECORD_HEADER_BYTES <= data.length) {
+    const units = data.readInt32LE(at);
+    if (units <= 0) break;
+    const flags = data.readInt32LE(at + 40);
+    if ((flags & (FLAG_AGAIN | FLAG_VOID)) === 0) each(at);
+    at += units << UNIT_SHIFT;
+  }
+}
+
+/** The ring record at `at` of `data` as a journaled message (payload copied). */
+export function ringMessage(data: Buffer, at: number): JournaledMessage {
+  const payloadBytes = data.readInt32LE(at + 4);
+  const keyBytes = data.readInt32LE(at + 8);
+  const body = at + RECORD_HEADER_BYTES;
+  const flags = data.readInt32LE(at + 40);
+  return {
+    id: data.readDoubleLE(at + 16),
+    attempt: data.readInt32LE(at + 12),
+    dueAt: 0,
+    sentAt: data.readDoubleLE(at + 24),
+    key: keyBytes === 0 ? null : data.toString('utf8', body, body + keyBytes),
+    payload: Uint8Array.prototype.slice.call(data, body + keyBytes, body + keyBytes + payloadBytes),
+    ascii: (flags & FLAG_ASCII) !== 0,
+    kept: flags & FLAGS_KEPT,
+    reason: -1,
+    deadAt: 0,
+    firstError: undefined,
+    lastError: undefined,
+  };
+}

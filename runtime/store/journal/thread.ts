@@ -1,0 +1,110 @@
+/**
+ * The journal thread of one durable mailbox: a plain worker thread (not a
+ * Piscina handler thread) that opens the journal, hands what it recovered to
+ * the main thread, then runs the journaller (writer.ts) until told to close.
+ *
+ * Its loop is synchronous: outcome posts are taken with
+ * receiveMessageOnPort, and it parks on JOURNAL_WAKE with Atomics.wait, so
+ * nothing here waits for an event-loop turn. Producers (publish) and the main
+ * thread (after a post) wake it when it is parked.
+ */
+import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import { RingpoolError } from '../../shared/errors.js';
+import { JOURNAL_IDLE, JOURNAL_WAKE } from '../../shared/layout.js';
+import { nodeFiles } from './files.js';
+import { encodeStates } from './records.js';
+import { JournalWriter, type WriterOptions } from './writer.js';
+
+export interface JournalThreadData extends WriterOptions {
+  sab: SharedArrayBuffer;
+  stats: SharedArrayBuffer;
+  port: MessagePort;
+}
+
+/** Main thread -> journal thread. */
+export type ToJournal = { t: 'outcomes'; buf: Uint8Array } | { t: 'close' };
+/** Journal thread -> main thread. */
+export type FromJournal =
+  | { t: 'opened'; states: Uint8Array; tornBytes: number }
+  | { t: 'error'; fatal: boolean; code: string; message: string; details: Record<string, unknown> }
+  | { t: 'closed' };
+
+/** Park at most this long: stats and compaction run at least this often. */
+const PARK_MS = 100;
+const COMPACT_EVERY_MS = 1000;
+
+function errorOf(err: unknown, fatal: boolean): FromJournal {
+  if (err instanceof RingpoolError) return { t: 'error', fatal, code: err.code, message: err.message, details: { ...err.details } };
+  const e = err as Error;
+  return { t: 'error', fatal, code: 'RINGPOOL_JOURNAL_IO', message: String(e?.message ?? err), details: {} };
+}
+
+function run(d: JournalThreadData): void {
+  const port = d.port;
+  const writer = new JournalWriter(nodeFiles, d.sab, d, new Float64Array(d.stats));
+  try {
+    const opened = writer.open();
+    const states = encodeStates(opened.messages);
+    port.postMessage({ t: 'opened', states, tornBytes: opened.tornBytes } satisfies FromJournal, [states.buffer as ArrayBuffer]);
+  } catch (err) {
+    port.postMessage(errorOf(err, true));
+    port.close();
+    return;
+  }
+  const i32 = writer.ring.i32;
+  const posts: Uint8Array[] = [];
+  let closing = false;
+  let broken = false;
+  let lastCompact = performance.now();
+  const drain = (): void => {
+    for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) {
+      const msg = m.message as ToJournal;
+      // A Buffer arrives as a plain Uint8Array: give it Buffer's readers again (no copy).
+      if (msg.t === 'outcomes') posts.push(Buffer.from(msg.buf.buffer, msg.buf.byteOffset, msg.buf.byteLength));
+      else closing = true;
+    }
+  };
+  for (;;) {
+    drain();
+    let wrote = false;
+    if (!broken) {
+      try {
+        wrote = writer.pass(posts);
+        posts.length = 0;
+        const t = performance.now();
+        writer.syncIfDue(t);
+        if (t - lastCompact > COMPACT_EVERY_MS) {
+          lastCompact = t;
+          writer.compact();
+        }
+      } catch (err) {
+        // Nothing more is written: JOURNAL_FAILED refuses sends; what was not on disk is never called durable.
+        broken = true;
+        posts.length = 0;
+        port.postMessage(errorOf(err, false));
+      }
+    } else posts.length = 0;
+    if (wrote) continue;
+    if (closing) break;
+    // Park: IDLE first, then the last look (seq-cst with the producers' publish-then-load).
+    const seq = Atomics.load(i32, JOURNAL_WAKE);
+    Atomics.store(i32, JOURNAL_IDLE, 1);
+    drain();
+    if (posts.length > 0 || closing || (!broken && writer.hasWork())) {
+      Atomics.store(i32, JOURNAL_IDLE, 0);
+      continue;
+    }
+    const due = broken ? Infinity : writer.syncWait(performance.now());
+    Atomics.wait(i32, JOURNAL_WAKE, seq, Math.min(PARK_MS, Math.max(0, due)));
+    Atomics.store(i32, JOURNAL_IDLE, 0);
+  }
+  try {
+    writer.close();
+  } catch (err) {
+    port.postMessage(errorOf(err, false));
+  }
+  port.postMessage({ t: 'closed' } satisfies FromJournal);
+  port.close();
+}
+
+run(workerData as JournalThreadData);

@@ -1,0 +1,370 @@
+/**
+ * The journaller (journal thread): one more consumer of the ring, the
+ * Disruptor's way. It follows the published records from JOURNALED, writes
+ * them as they lie in the ring (one RING record per contiguous run, no copy)
+ * with the outcome posts the main thread sent meanwhile, fdatasyncs once for
+ * the batch ('always'), and only then moves JOURNALED: consumers claim below
+ * it, so no handler acts on a message that is not on disk, and a batch is
+ * whatever arrived during the previous fsync (group commit).
+ *
+ * Files go through JournalFiles, so tests run it in-process on recorded files.
+ */
+import { join } from 'node:path';
+import { Outcome } from '../../outcome.js';
+import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
+import {
+  HEAD,
+  ID_BLOCK,
+  ID_BLOCK_SIZE,
+  JOURNALED,
+  JOURNAL_FAILED,
+  JOURNAL_SEQ,
+  JOURNAL_WATCHERS,
+  OUTCOMES_DONE,
+  ST_READY,
+  ST_SKIP,
+  ST_TAKEN,
+  UNIT_SHIFT,
+} from '../../shared/layout.js';
+import { Ring } from '../../shared/ring.js';
+import type { JournalFiles } from './files.js';
+import { scanSegment, segmentName } from './format.js';
+import { LiveIndex } from './live.js';
+import { lockDir } from './lock.js';
+import { RT_OUTCOMES, RT_RING, RT_STATE, eachRingMessage, encodeStates, readState, ringMessage, type JournaledMessage } from './records.js';
+import { SegmentLog } from './segment-log.js';
+
+export interface WriterOptions {
+  mailbox: string;
+  dir: string;
+  fsync: 'always' | 'interval' | 'never';
+  intervalMs: number;
+  segmentBytes: number;
+}
+
+/** The file in `dir` holding an id no journaled message reaches (ids after a restart start there). */
+export const IDS_NAME = 'ids';
+/** Stats words (Float64) the journal thread writes and stats() reads. */
+export const J_SEGMENTS = 0;
+export const J_BYTES = 1;
+export const J_FSYNCS = 2;
+export const J_LAST_FSYNC_MS = 3;
+export const J_RECOVERED = 4;
+export const J_COMPACTIONS = 5;
+export const J_STATS_WORDS = 8;
+
+/** Most ring bytes one batch writes. */
+const MAX_BATCH_BYTES = 4 << 20;
+/** A segment with fewer live references than this share of those ever made in it is copied forward. */
+const LIVE_SHARE = 0.5;
+
+export interface Opened {
+  messages: JournaledMessage[];
+  tornBytes: number;
+}
+
+export class JournalWriter {
+  readonly ring: Ring;
+  private readonly i32: Int32Array;
+  private readonly log: SegmentLog;
+  private readonly index = new LiveIndex();
+  private unlock: (() => void) | null = null;
+  /** The journal's cursor here (JOURNALED once the batch is on disk). */
+  private pos: number;
+  private idMark = 0;
+  private dirty = false;
+  private lastSync = 0;
+  private failed = false;
+  private readonly types: number[] = [];
+  private readonly datas: Uint8Array[] = [];
+  private readonly data: Buffer;
+
+  constructor(
+    private readonly files: JournalFiles,
+    sab: SharedArrayBuffer,
+    private readonly opts: WriterOptions,
+    private readonly stats: Float64Array,
+  ) {
+    this.ring = new Ring(sab);
+    this.i32 = this.ring.i32;
+    this.pos = Atomics.load(this.i32, JOURNALED);
+    this.data = this.ring.buf.subarray(this.ring.dataOff, this.ring.dataOff + this.ring.capacityBytes);
+    this.log = new SegmentLog(files, opts.dir, opts.segmentBytes, opts.mailbox);
+  }
+
+  /** Take the lock, recover the segments, and return what is unfinished in them. */
+  open(): Opened {
+    this.files.mkdirp(this.opts.dir);
+    this.unlock = lockDir(this.files, this.opts.dir, this.opts.mailbox);
+    const rec = this.log.open();
+    const index = this.index;
+    index.setSegments(this.log.firsts());
+    index.collected = new Map();
+    for (const r of rec.records) index.record(r.seq, r.type, r.data);
+    const messages = [...index.collected.values()];
+    index.collected = null;
+    this.stats[J_RECOVERED] = messages.length;
+    this.publishStats();
+    return { messages, tornBytes: rec.tornBytes };
+  }
+
+  /**
+   * One batch: the ring's new records and `posts` (outcome batches), written
+   * and synced as the mode says, then JOURNALED moved. False when there was
+   * nothing to write. A failure sets JOURNAL_FAILED and throws RINGPOOL_JOURNAL_IO.
+   */
+  pass(posts: readonly Uint8Array[]): boolean {
+    if (this.failed) return false;
+    const { ring, i32, types, datas } = this;
+    const state = ring.state;
+    const mask = ring.indexMask;
+    const cap = ring.capacityUnits;
+    const head = Atomics.load(i32, HEAD);
+    let p = this.pos;
+    let run = -1;
+    let bytes = 0;
+    types.length = 0;
+    datas.length = 0;
+    while (p !== head && bytes < MAX_BATCH_BYTES) {
+      const at = p & mask;
+      const s = Atomics.load(state, at);
+      if (s === ST_READY || s === ST_TAKEN) {
+        // TAKEN past JOURNALED is a repaired hole (holes.ts): written, skipped at recovery (VOID).
+        if (run < 0) run = at;
+        const units = ring.units(at);
+        p = (p + units) | 0;
+        bytes += units << UNIT_SHIFT;
+        if (at + units === cap) {
+          this.pushRun(run, cap);
+          run = -1;
+        }
+      } else if (s === ST_SKIP) {
+        if (run >= 0) this.pushRun(run, at);
+        run = -1;
+        p = (p + cap - at) | 0;
+      } else break; // reserved, not yet published
+    }
+    if (run >= 0) this.pushRun(run, p & mask);
+    for (const post of posts) {
+      types.push(RT_OUTCOMES);
+      datas.push(post);
+    }
+    if (datas.length === 0) {
+      if (p !== this.pos) this.advance(p, 0); // only padding
+      return false;
+    }
+    try {
+      this.markIds();
+      const segs = this.log.segmentCount;
+      const first = this.log.appendRecords(types, datas, this.opts.fsync === 'always');
+      if (this.log.segmentCount !== segs) this.index.setSegments(this.log.firsts());
+      if (this.opts.fsync === 'interval') this.dirty = true;
+      // Before JOURNALED moves: past it, consumers may finish and reclaim these records.
+      for (let i = 0; i < datas.length; i++) this.index.record(first + i, types[i]!, datas[i] as Buffer);
+    } catch (err) {
+      this.fail();
+      throw err;
+    } finally {
+      datas.length = 0;
+    }
+    this.advance(p, posts.length);
+    this.publishStats();
+    return true;
+  }
+
+  /** fsync 'interval': fdatasync what was written, when intervalMs has passed. Returns ms until the next is due (Infinity: none). */
+  syncIfDue(t: number): number {
+    if (!this.dirty || this.failed) return Infinity;
+    const wait = this.lastSync + this.opts.intervalMs - t;
+    if (wait > 0) return wait;
+    try {
+      this.log.sync();
+    } catch (err) {
+      this.fail();
+      throw err;
+    }
+    this.dirty = false;
+    this.lastSync = t;
+    this.publishStats();
+    return Infinity;
+  }
+
+  /** Ms until syncIfDue has work (Infinity: nothing unsynced). */
+  syncWait(t: number): number {
+    if (!this.dirty || this.failed) return Infinity;
+    return Math.max(0, this.lastSync + this.opts.intervalMs - t);
+  }
+
+  /** True when the ring has a record past the journal's cursor. */
+  hasWork(): boolean {
+    const p = this.pos;
+    if (p === Atomics.load(this.i32, HEAD)) return false;
+    return Atomics.load(this.ring.state, p & this.ring.indexMask) !== 0;
+  }
+
+  /**
+   * Delete segments with nothing live; copy the live records of the oldest
+   * mostly-dead one forward (then it is deleted too). Never the open segment.
+   */
+  compact(): void {
+    if (this.failed) return;
+    try {
+      this.dropDead();
+      const firsts = this.log.firsts();
+      for (let i = 0; i < firsts.length - 1; i++) {
+        const f = firsts[i]!;
+        const live = this.index.liveIn(f);
+        if (live > 0 && live < this.index.madeIn(f) * LIVE_SHARE) {
+          this.copyForward(f, firsts[i + 1]!);
+          this.dropDead();
+          break;
+        }
+      }
+    } catch (err) {
+      this.fail();
+      throw err;
+    }
+    this.publishStats();
+  }
+
+  /** A clean stop: what is written is synced (every mode), files closed, the lock let go. */
+  close(): void {
+    try {
+      if (!this.failed) this.log.sync();
+    } finally {
+      this.log.close();
+      this.unlock?.();
+      this.unlock = null;
+    }
+  }
+
+  private pushRun(from: number, to: number): void {
+    this.types.push(RT_RING);
+    this.datas.push(this.data.subarray(from << UNIT_SHIFT, to << UNIT_SHIFT));
+  }
+
+  private advance(p: number, posts: number): void {
+    const i32 = this.i32;
+    this.pos = p;
+    Atomics.store(i32, JOURNALED, p);
+    if (posts > 0) Atomics.add(i32, OUTCOMES_DONE, posts);
+    Atomics.add(i32, JOURNAL_SEQ, 1);
+    if (Atomics.load(i32, JOURNAL_WATCHERS) > 0) Atomics.notify(i32, JOURNAL_SEQ);
+    this.ring.wakeIfSleeping();
+  }
+
+  /** Every id handed out so far stays below the mark on disk: a restart's first sends start past it. */
+  private markIds(): void {
+    const next = ((Atomics.load(this.i32, ID_BLOCK) >>> 0) + 1) * ID_BLOCK_SIZE;
+    if (next <= this.idMark) return;
+    this.idMark = next + 64 * ID_BLOCK_SIZE;
+    const b = Buffer.alloc(8);
+    b.writeDoubleLE(this.idMark);
+    this.files.replace(join(this.opts.dir, IDS_NAME), b, this.opts.fsync !== 'never');
+  }
+
+  private fail(): void {
+    this.failed = true;
+    const i32 = this.i32;
+    Atomics.store(i32, JOURNAL_FAILED, 1);
+    Atomics.add(i32, JOURNAL_SEQ, 1);
+    Atomics.notify(i32, JOURNAL_SEQ);
+  }
+
+  private dropDead(): void {
+    const before = this.log.firsts();
+    const dropped = this.log.dropDead((first) => this.index.liveIn(first) > 0);
+    if (dropped === 0) return;
+    const after = new Set(this.log.firsts());
+    for (const f of before) if (!after.has(f)) this.index.forget(f);
+    this.index.setSegments([...after]);
+    this.stats[J_COMPACTIONS]! += dropped;
+  }
+
+  /** Rewrite the live messages whose records are in segment [first, end) as STATE records at the end of the log. */
+  private copyForward(first: number, end: number): void {
+    const index = this.index;
+    const name = segmentName(first);
+    const scan = scanSegment(this.files.read(join(this.opts.dir, name)));
+    const bySeq = new Map<number, { type: number; data: Buffer }>();
+    scan.records.forEach((r, k) => bySeq.set(first + k, r));
+    const states: JournaledMessage[] = [];
+    const restated: Array<[number, number, number]> = [];
+    for (const [id, r] of index.refs) {
+      const inC = r.c >= first && r.c < end;
+      if (inC) {
+        const m = findMessage(bySeq.get(r.c), id);
+        if (m === null) throw new RingpoolError(ErrorCodes.JOURNAL_CORRUPT, `mailbox '${this.opts.mailbox}': message ${id} is not in journal record ${r.c} of ${name}`, { mailbox: this.opts.mailbox, file: name });
+        m.attempt = r.attempt;
+        m.dueAt = r.dueAt;
+        if (!r.dead) m.reason = -1;
+        states.push(m);
+      } else if (r.s >= first && r.s < end) restated.push([id, r.attempt, r.dueAt]);
+    }
+    const types: number[] = [];
+    const datas: Uint8Array[] = [];
+    if (states.length > 0) {
+      types.push(RT_STATE);
+      datas.push(encodeStates(states));
+    }
+    if (restated.length > 0) {
+      // Their content is elsewhere: only the state moves, as a RETRY entry (attempt, due; not dead).
+      const b = Buffer.allocUnsafe(4 + restated.length * 21);
+      b.writeUInt32LE(restated.length, 0);
+      let p = 4;
+      for (const [id, attempt, dueAt] of restated) {
+        b[p] = Outcome.RETRY;
+        b.writeDoubleLE(id, p + 1);
+        b.writeInt32LE(attempt, p + 9);
+        b.writeDoubleLE(dueAt, p + 13);
+        p += 21;
+      }
+      types.push(RT_OUTCOMES);
+      datas.push(b);
+    }
+    const segs = this.log.segmentCount;
+    // Synced in every mode: the old segment is deleted next.
+    const at = this.log.appendRecords(types, datas, true);
+    if (this.log.segmentCount !== segs) index.setSegments(this.log.firsts());
+    for (let i = 0; i < datas.length; i++) index.record(at + i, types[i]!, datas[i] as Buffer);
+  }
+
+  private publishStats(): void {
+    const s = this.log.stats();
+    const st = this.stats;
+    st[J_SEGMENTS] = s.segments;
+    st[J_BYTES] = s.bytes;
+    st[J_FSYNCS] = this.log.fsyncs;
+    st[J_LAST_FSYNC_MS] = this.log.lastFsyncMs;
+  }
+}
+
+/** Message `id`'s content in a journal record (a copy). */
+function findMessage(rec: { type: number; data: Buffer } | undefined, id: number): JournaledMessage | null {
+  if (rec === undefined) return null;
+  const { type, data } = rec;
+  let found: JournaledMessage | null = null;
+  if (type === RT_RING) {
+    eachRingMessage(data, (at) => {
+      if (found === null && data.readDoubleLE(at + 16) === id) found = ringMessage(data, at);
+    });
+    return found;
+  }
+  const n = data.readUInt32LE(0);
+  let p = 4;
+  for (let i = 0; i < n; i++) {
+    if (type === RT_OUTCOMES) {
+      const kind = data[p]!;
+      p += 9;
+      if (kind === Outcome.RETRY) {
+        p += 12;
+        continue;
+      }
+      if (kind !== Outcome.ACCEPTED && kind !== Outcome.DEAD_LETTERED) continue; // ACKED, REDRIVEN, PURGED: nothing more
+    }
+    const r = readState(data, p);
+    p = r.end;
+    if (r.m.id === id) return { ...r.m, payload: r.m.payload.slice() };
+  }
+  return null;
+}
