@@ -1,0 +1,94 @@
+import type { JournalFiles } from '../dist/runtime/store/journal/files.js';
+
+/**
+ * An in-memory file system that knows what a power cut keeps: a file's bytes
+ * up to its last fdatasync, and a file at all only once a directory sync
+ * followed its creation. Every call is recorded, so a run can be replayed up
+ * to any call and cut there.
+ */
+export class MemFiles implements JournalFiles {
+  files = new Map<string, { data: Buffer; synced: number; entryDurable: boolean }>();
+  fds = new Map<number, string>();
+  nextFd = 3;
+  ops = 0;
+  failOn: ((op: string) => NodeJS.ErrnoException | null) | null = null;
+  private op(name: string): void {
+    this.ops++;
+    const e = this.failOn?.(name);
+    if (e) throw e;
+  }
+  mkdirp(): void {}
+  list(): string[] {
+    return [...this.files.keys()].map((p) => p.slice(p.lastIndexOf('/') + 1));
+  }
+  read(path: string): Buffer {
+    const f = this.files.get(path);
+    if (!f) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+    return Buffer.from(f.data);
+  }
+  openAppend(path: string): number {
+    this.op('open');
+    if (!this.files.has(path)) this.files.set(path, { data: Buffer.alloc(0), synced: 0, entryDurable: false });
+    const fd = this.nextFd++;
+    this.fds.set(fd, path);
+    return fd;
+  }
+  append(fd: number, bufs: readonly Uint8Array[]): number {
+    this.op('append');
+    const f = this.files.get(this.fds.get(fd)!)!;
+    f.data = Buffer.concat([f.data, ...bufs]);
+    return bufs.reduce((a, b) => a + b.byteLength, 0);
+  }
+  datasync(fd: number): void {
+    this.op('datasync');
+    const f = this.files.get(this.fds.get(fd)!)!;
+    f.synced = f.data.length;
+  }
+  close(fd: number): void {
+    this.fds.delete(fd);
+  }
+  syncDir(): void {
+    this.op('syncDir');
+    for (const f of this.files.values()) f.entryDurable = true;
+  }
+  truncate(path: string, bytes: number): void {
+    const f = this.files.get(path)!;
+    f.data = f.data.subarray(0, bytes);
+    f.synced = Math.min(f.synced, bytes);
+  }
+  rename(from: string, to: string): void {
+    this.op('rename');
+    const f = this.files.get(from);
+    if (!f) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+    this.files.delete(from);
+    this.files.set(to, { ...f, entryDurable: false });
+  }
+  unlink(path: string): void {
+    this.op('unlink');
+    this.files.delete(path);
+  }
+  createExclusive(path: string, data: string): boolean {
+    this.op('create');
+    if (this.files.has(path)) return false;
+    const b = Buffer.from(data);
+    this.files.set(path, { data: b, synced: b.length, entryDurable: false });
+    return true;
+  }
+  replace(path: string, data: Uint8Array, sync: boolean): void {
+    this.op('replace');
+    const b = Buffer.from(data);
+    this.files.set(path, { data: b, synced: sync ? b.length : 0, entryDurable: sync });
+  }
+  /** What a power cut now leaves: durable entries, each with its synced bytes plus `keep` of the unsynced ones. */
+  afterPowerCut(keep: (unsynced: number) => number): MemFiles {
+    const m = new MemFiles();
+    for (const [p, f] of this.files) {
+      if (!f.entryDurable) continue;
+      const extra = Math.min(f.data.length - f.synced, keep(f.data.length - f.synced));
+      const data = Buffer.from(f.data.subarray(0, f.synced + extra));
+      m.files.set(p, { data, synced: data.length, entryDurable: true });
+    }
+    return m;
+  }
+}
+
