@@ -3,6 +3,7 @@
  * says what was asked, what was measured, and by how much it was met or
  * missed. Nothing here fails the run: a benchmark reports, it does not judge.
  */
+import { journalGoals } from './journal.js';
 import { med, type SuiteResult } from './report.js';
 
 export interface GoalLine {
@@ -56,6 +57,7 @@ export function goals(r: SuiteResult): GoalLine[] {
   for (const t of [1, 2]) {
     out.push(check(`W5 ringpool ${t}t MB/s >= raw postMessage ${t}t`, med(r, 'w5', `ringpool-${t}t`, 'mbPerSec'), med(r, 'w5', `postmessage-${t}t`, 'mbPerSec'), ' MB/s'));
   }
+  out.push(...journalGoals(r, r.journal ?? null));
   return out;
 }
 

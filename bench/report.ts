@@ -2,6 +2,7 @@
  * The suite's results: their JSON shape, and the tables printed to the
  * console and written as Markdown (for the README).
  */
+import type { JournalFigures } from './journal.js';
 import type { Figures } from './workloads.js';
 import type { WorkloadId } from './session.js';
 import { IDEAL_PER_THREAD } from './workloads.js';
@@ -38,6 +39,8 @@ export interface SuiteResult {
   subjects: Array<{ id: string; label: string; system: string; threads: number; workloads: WorkloadId[] }>;
   skipped: Skip[];
   workloads: Partial<Record<WorkloadId, RowResult[]>>;
+  /** Durable mailboxes (issue #15): fdatasync here and recovery time, when journal rows ran. */
+  journal?: JournalFigures | null;
 }
 
 export interface Table {

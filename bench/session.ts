@@ -31,8 +31,12 @@ export interface Session {
    * handled messages, once they are all in (in arrival order, not send order).
    */
   latencies(count: number): Promise<Float64Array>;
+  /** Figures of the system's own to add to the workload's (a journal's fsyncs/s), read before close. */
+  extra?(): Figures;
   close(): Promise<void>;
 }
+
+export type Figures = Record<string, number>;
 
 /** Where a message count comes from: how fast the system is, roughly. */
 export type SpeedClass = 'fast' | 'task' | 'redis';

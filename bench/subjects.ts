@@ -22,13 +22,14 @@ export interface LineupOptions {
 }
 
 function ringpool(threads: number, knobs: Partial<RingpoolConfig>, workloads: readonly WorkloadId[]): Subject {
-  const cfg: RingpoolConfig = { threads, codec: 'json', metrics: false, keys: 0, ...knobs };
+  const cfg: RingpoolConfig = { threads, codec: 'json', metrics: false, keys: 0, durability: 'memory', ...knobs };
   const parts = [
+    cfg.durability !== 'memory' ? `journal fsync ${cfg.durability}${cfg.durability === 'interval' ? ' 5 ms' : ''}, sendAsync` : '',
     cfg.codec !== 'json' ? `codec ${cfg.codec}` : '',
     cfg.metrics ? 'metrics on' : '',
     cfg.keys > 0 ? `keyed (${cfg.keys.toLocaleString('en-US')} keys)` : '',
   ].filter(Boolean);
-  const suffix = [cfg.codec !== 'json' ? cfg.codec : '', cfg.metrics ? 'metrics' : '', cfg.keys > 0 ? 'keyed' : ''].filter(Boolean);
+  const suffix = [cfg.codec !== 'json' ? cfg.codec : '', cfg.metrics ? 'metrics' : '', cfg.keys > 0 ? 'keyed' : '', cfg.durability !== 'memory' ? `journal-${cfg.durability}` : ''].filter(Boolean);
   return {
     id: ['ringpool', `${threads}t`, ...suffix].join('-'),
     label: ['ringpool', threadsLabel(threads), ...parts].join(', '),
@@ -49,6 +50,9 @@ export function lineup(o: LineupOptions): Subject[] {
   for (const t of [1, 2]) rows.push(ringpool(t, { codec: 'v8' }, t === 1 ? ['w1', 'w5'] : ['w1']));
   for (const t of [1, 2]) rows.push(ringpool(t, { codec: 'raw' }, t === 1 ? ['w1', 'w5'] : ['w1']));
   for (const t of [1, 2]) rows.push(ringpool(t, { keys: 1000 }, ['w1']));
+  // Durable mailboxes (issue #15): each fsync mode, against the in-memory rows above and BullMQ below.
+  for (const d of ['never', 'interval', 'always'] as const) rows.push(ringpool(1, { durability: d }, ['w1', 'w4']));
+  rows.push(ringpool(2, { durability: 'always' }, ['w1']));
 
   rows.push({
     id: 'ring-1t',

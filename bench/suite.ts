@@ -20,11 +20,12 @@ import { fileURLToPath } from 'node:url';
 import { checkClocks } from './clock.js';
 import { goals, goalsText } from './goals.js';
 import { machine, median } from './machine.js';
+import { bigJournalBench, durabilityTable, fdatasyncProbe, recoveryBench } from './journal.js';
 import { calibrateBurn } from './messages.js';
 import { parseOptions, USAGE, type BenchOptions } from './options.js';
 import { docsChart } from './paths.js';
 import { consoleTable, markdownTable, summaryTables, tables, type RowResult, type SuiteResult } from './report.js';
-import type { Subject, WorkloadId } from './session.js';
+import type { Session, Subject, WorkloadId } from './session.js';
 import { lineup } from './subjects.js';
 import { benchChart } from './svg.js';
 import { w1, w2, w3, w4, w5, type Figures } from './workloads.js';
@@ -43,20 +44,25 @@ const gc = (globalThis as { gc?: () => void }).gc;
 async function runOne(w: WorkloadId, s: Subject, o: BenchOptions, iterations: number, w1Median: number | undefined): Promise<Figures> {
   const session = await s.open({ handler: w === 'w2' ? 'burn' : w === 'w4' ? 'stamp' : 'noop', burst: w === 'w3' });
   try {
-    switch (w) {
-      case 'w1':
-        return await w1(session, o.w1[s.speed], s.payload);
-      case 'w2':
-        return await w2(session, o.w2[s.speed], s.threads, iterations);
-      case 'w3':
-        return await w3(session, o.w3[s.speed]);
-      case 'w4':
-        return await w4(session, o.w4Rate, w1Median === undefined ? null : Math.max(1, Math.round(w1Median * o.w4Load)), o.w4Seconds);
-      case 'w5':
-        return await w5(session, o.w5[s.speed], s.payload);
-    }
+    const f = await measure(session, w, s, o, iterations, w1Median);
+    return { ...f, ...session.extra?.() };
   } finally {
     await session.close();
+  }
+}
+
+function measure(session: Session, w: WorkloadId, s: Subject, o: BenchOptions, iterations: number, w1Median: number | undefined): Promise<Figures> {
+  switch (w) {
+    case 'w1':
+      return w1(session, o.w1[s.speed], s.payload);
+    case 'w2':
+      return w2(session, o.w2[s.speed], s.threads, iterations);
+    case 'w3':
+      return w3(session, o.w3[s.speed]);
+    case 'w4':
+      return w4(session, o.w4Rate, w1Median === undefined ? null : Math.max(1, Math.round(w1Median * o.w4Load)), o.w4Seconds);
+    case 'w5':
+      return w5(session, o.w5[s.speed], s.payload);
   }
 }
 
@@ -142,6 +148,13 @@ async function main(): Promise<number> {
     }
   }
 
+  const journalRows = subjects.some((s) => s.id.includes('journal') && !skipped.has(s.id));
+  if (journalRows) {
+    const p = fdatasyncProbe();
+    result.journal = { fdatasyncP50Ms: p.p50Ms, fdatasyncP99Ms: p.p99Ms, recovery: null, big: null };
+    console.log(`# fdatasync after a 16 KiB append here: p50 ${p.p50Ms.toFixed(3)} ms, p99 ${p.p99Ms.toFixed(3)} ms`);
+  }
+
   let errors = 0;
   const rowTimeoutMs = o.quick ? 60_000 : 300_000;
   for (const w of o.workloads) {
@@ -175,9 +188,22 @@ async function main(): Promise<number> {
     for (const row of results) row.median = medians(row.runs);
     result.workloads[w] = results;
   }
+  if (journalRows && result.journal) {
+    const n = o.quick ? 10_000 : 1_000_000;
+    try {
+      result.journal.recovery = await recoveryBench(n);
+      console.log(`# recovery: ${n.toLocaleString('en-US')} journaled messages, start() ${result.journal.recovery.startMs.toFixed(0)} ms`);
+      result.journal.big = await bigJournalBench(o.quick ? 16 << 20 : 2 ** 30);
+      console.log(`# recovery: a ${(result.journal.big.bytes / 2 ** 30).toFixed(2)} GiB journal, mostly acked, start() ${result.journal.big.startMs.toFixed(0)} ms`);
+    } catch (err) {
+      errors++;
+      console.log(`# recovery: ERROR ${(err as Error).message}`);
+    }
+  }
   result.finishedAt = new Date().toISOString();
 
-  const ts = [...tables(result), ...summaryTables(result)];
+  const dt = durabilityTable(result, result.journal ?? null);
+  const ts = [...tables(result), ...summaryTables(result), ...(dt === null ? [] : [dt])];
   console.log('');
   for (const t of ts) console.log(`${consoleTable(t)}\n`);
   const g = goals(result);
@@ -188,7 +214,7 @@ async function main(): Promise<number> {
   const stamp = started.toISOString().replace(/[:.]/g, '-');
   const json = `${JSON.stringify({ ...result, goals: g }, null, 2)}\n`;
   // Markdown for the README: the summary tables first, then every workload's table.
-  const md = `${[...summaryTables(result), ...tables(result)].map(markdownTable).join('\n\n')}\n`;
+  const md = `${[...summaryTables(result), ...(dt === null ? [] : [dt]), ...tables(result)].map(markdownTable).join('\n\n')}\n`;
   const svg = benchChart(result);
   for (const name of [stamp, 'latest']) {
     writeFileSync(join(dir, `${name}.json`), json);

@@ -14,7 +14,8 @@ import { percentile } from './machine.js';
 import { LARGE_BYTES, LARGE_BYTES_PER_MESSAGE, TINY_BYTES, cpu, large, stamped, tiny } from './messages.js';
 import type { PayloadForm, Session } from './session.js';
 
-export type Figures = Record<string, number>;
+export type { Figures } from './session.js';
+import type { Figures } from './session.js';
 
 /** The main thread's clock for send times; work.js `now()` is the same expression on the consumer side. */
 const now = (): number => performance.timeOrigin + performance.now();

@@ -7,6 +7,7 @@ import { JOURNALED, JOURNAL_FAILED, allocateKeyTable } from '../dist/runtime/sha
 import { Producer } from '../dist/runtime/shared/producer.js';
 import { Ring } from '../dist/runtime/shared/ring.js';
 import { JournalWriter, J_STATS_WORDS } from '../dist/runtime/store/journal/writer.js';
+import { recoveredMessages } from '../dist/runtime/store/journal/recovery.js';
 import { expectCode } from './helpers.js';
 import { MemFiles } from './mem-files.js';
 
@@ -107,7 +108,7 @@ describe('the journaller: power cuts, I/O errors, compaction', () => {
         const after = files.afterPowerCut(keep);
         after.files.delete(`${DIR}/LOCK`); // its pid is "dead" after the cut
         const r = rig(after, 2048);
-        const got = new Set(r.writer.open().messages.map((m) => m.id));
+        const got = new Set(recoveredMessages(r.writer.open()).map((m) => m.id));
         if (before !== undefined) {
           // Processed, and their ack was on its way to the disk: gone or not, nothing is lost.
           const acked = new Set(run.tried.filter((t) => t.ops < cut).flatMap((t) => t.ids));
@@ -165,7 +166,7 @@ describe('the journaller: power cuts, I/O errors, compaction', () => {
     expect(segs()).toBeLessThan(3);
     r.writer.close();
     const again = rig(files, 4096);
-    const back = again.writer.open().messages;
+    const back = recoveredMessages(again.writer.open());
     expect(back.map((m) => [m.id, m.attempt, m.dueAt])).toEqual([[old, 2, 12345]]);
     expect(JSON.parse(Buffer.from(back[0]!.payload).toString())).toEqual({ old: true });
   });

@@ -4,12 +4,15 @@
  * thread count is the one the row names), the knobs the issue asks about
  * (codec, metrics, keys) as options.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { BroadcastChannel } from 'node:worker_threads';
 import { Registry } from 'prom-client';
 import { createRuntime, ErrorCodes, type CodecOption, type SendOptions } from '../../runtime/index.js';
 import { createMetrics } from '../../metrics/index.js';
 import { fixture } from '../paths.js';
-import { LatencySink, type HandlerKind, type Session, type SessionSpec } from '../session.js';
+import { LatencySink, Window, type HandlerKind, type Session, type SessionSpec } from '../session.js';
 
 export interface RingpoolConfig {
   threads: number;
@@ -18,6 +21,12 @@ export interface RingpoolConfig {
   metrics: boolean;
   /** Send with `{ key }` over this many keys (0: unkeyed). */
   keys: number;
+  /**
+   * 'memory' (plain send) or a journal with this fsync mode (in a fresh
+   * directory under the OS temp dir, on disk: ext4 here); durable rows send
+   * with sendAsync, up to 1,024 in flight.
+   */
+  durability: 'memory' | 'never' | 'interval' | 'always';
 }
 
 /** Must match bench/fixtures/ringpool-stamp.js. */
@@ -30,6 +39,7 @@ const HANDLERS: Record<HandlerKind, URL> = {
 };
 
 export async function openRingpool(cfg: RingpoolConfig, spec: SessionSpec): Promise<Session> {
+  const dir = cfg.durability === 'memory' ? null : mkdtempSync(join(tmpdir(), 'ringpool-bench-journal-'));
   const rt = createRuntime({
     mailboxes: {
       bench: {
@@ -40,6 +50,7 @@ export async function openRingpool(cfg: RingpoolConfig, spec: SessionSpec): Prom
         codec: cfg.codec,
         // W3 asks for a ring of 16 MiB or less; the rest run on the default 8 MiB.
         capacityBytes: spec.burst ? 16 << 20 : 8 << 20,
+        ...(dir === null ? {} : { durability: { dir, fsync: cfg.durability as 'never' | 'interval' | 'always', intervalMs: 5 } }),
       },
     },
   });
@@ -57,6 +68,28 @@ export async function openRingpool(cfg: RingpoolConfig, spec: SessionSpec): Prom
 
   const keyed: SendOptions[] = Array.from({ length: cfg.keys }, (_, k) => ({ key: `customer-${k}` }));
   let sent = 0;
+  const opened = performance.now();
+  const window = new Window<number>(1024, () => undefined);
+  const durableSession: Session = {
+    send: (message) => window.track(rt.sendAsync('bench', message)),
+    drain: async () => {
+      await window.all();
+      await rt.onIdle();
+    },
+    latencies: (count) => sink.take(count),
+    // What the journal did over the session (warm-up included).
+    extra: () => {
+      const j = rt.stats('bench').journal!;
+      const s = (performance.now() - opened) / 1000;
+      return { fsyncsPerSec: j.fsyncs / s, journalMBPerSec: j.bytes / s / 1e6 };
+    },
+    async close() {
+      channel?.close();
+      await rt.close({ timeoutMs: 10_000 });
+      rmSync(dir!, { recursive: true, force: true });
+    },
+  };
+  if (dir !== null) return durableSession;
   return {
     send(message) {
       const opts = cfg.keys > 0 ? keyed[sent++ % cfg.keys] : undefined;

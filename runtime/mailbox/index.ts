@@ -284,17 +284,25 @@ export class Mailbox {
   sendAsync(payload: unknown, opts: SendOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined, flags = 0, onSent?: (id: number) => void): Promise<number> {
     const j = this.journal;
     if (j === null) return this.intake.sendAsync(payload, opts, signal, timeoutMs, flags, onSent);
-    let durable: Promise<void> | null = null;
     const delayed = opts !== undefined && opts !== null && typeof opts.delayMs === 'number' && opts.delayMs > 0;
+    if (!delayed && !this.intake.waiting && !signal?.aborted) {
+      // The common case, with one promise: room now, resolved when JOURNALED passes the record.
+      const id = this.producer.trySend(payload, opts, flags);
+      if (id >= 0) {
+        onSent?.(id);
+        return j.whenJournaled(this.ring.lastEnd, id);
+      }
+    }
+    let durable: Promise<number> | null = null;
     const sent = this.intake.sendAsync(payload, opts, signal, timeoutMs, flags, (id) => {
       onSent?.(id);
       if (delayed) {
         // Its ACCEPTED entry goes to the journal in the feed's next post: post now, wait for that one.
         this.outcomes!.follow();
-        durable = j.whenPosted(j.posted);
-      } else durable = j.whenJournaled(this.ring.lastEnd);
+        durable = j.whenPosted(j.posted, id);
+      } else durable = j.whenJournaled(this.ring.lastEnd, id);
     });
-    return sent.then((id) => (durable === null ? id : durable.then(() => id)));
+    return sent.then((id) => durable ?? id);
   }
 
   ask(payload: unknown, key: string | undefined, flags: number, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> {

@@ -28,6 +28,11 @@ export class Intake {
 
   constructor(private readonly m: Mailbox) {}
 
+  /** Sends wait for room: a new one queues behind them. */
+  get waiting(): boolean {
+    return this.waiters.length > 0;
+  }
+
   sendAsync(
     payload: unknown,
     opts: SendOptions | undefined,

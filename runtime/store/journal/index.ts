@@ -18,7 +18,8 @@ import type { Ring } from '../../shared/ring.js';
 import type { HeldMessage } from '../../held.js';
 import type { ResolvedDurability } from '../../options.js';
 import type { MessageStore, StoredMessage } from '../store.js';
-import { decodeStates, errorsJson, stateBytes, writeState, type JournaledMessage } from './records.js';
+import { errorsJson, stateBytes, writeState, type JournaledMessage } from './records.js';
+import { recoveredMessages } from './recovery.js';
 import type { FromJournal, JournalThreadData } from './thread.js';
 import { IDS_NAME, J_BYTES, J_COMPACTIONS, J_FSYNCS, J_LAST_FSYNC_MS, J_RECOVERED, J_SEGMENTS, J_STATS_WORDS } from './writer.js';
 
@@ -36,8 +37,27 @@ export interface JournalStats {
 interface Waiter {
   /** A ring cursor (JOURNALED must reach it) or an outcome post count (OUTCOMES_DONE must reach it). */
   at: number;
-  resolve: () => void;
+  /** The message id the promise resolves with. */
+  id: number;
+  resolve: (id: number) => void;
   reject: (err: unknown) => void;
+}
+
+/** Resolve the waiters from `head` on while `passed`; returns the new head (the array is compacted now and then, not shifted each time). */
+function release(q: Waiter[], head: number, passed: (w: Waiter) => boolean): number {
+  while (head < q.length && passed(q[head]!)) {
+    const w = q[head++]!;
+    w.resolve(w.id);
+  }
+  if (head === q.length) {
+    q.length = 0;
+    return 0;
+  }
+  if (head > 1024 && head * 2 > q.length) {
+    q.splice(0, head);
+    return 0;
+  }
+  return head;
 }
 
 export class Journal implements MessageStore {
@@ -50,8 +70,11 @@ export class Journal implements MessageStore {
   recoveredDead: JournaledMessage[] = [];
   /** Dead letters told by the mailbox, until their DEAD_LETTERED entry is posted. */
   private readonly dead = new Map<number, { held: HeldMessage; reason: number; deadAt: number }>();
+  /** Waiters in the order their cursors come (sends from the main thread), from the head index on. */
   private readonly ringWaiters: Waiter[] = [];
   private readonly postWaiters: Waiter[] = [];
+  private ringHead = 0;
+  private postHead = 0;
   private watching = false;
   /** Outcome posts sent to the journal thread. */
   posted = 0;
@@ -92,7 +115,7 @@ export class Journal implements MessageStore {
           if (msg.tornBytes > 0) {
             this.onError(new RingpoolError(ErrorCodes.JOURNAL_TORN, `mailbox '${this.mailbox}': the newest journal segment in ${this.opts.dir} ended in a partial record (${msg.tornBytes} bytes, a write cut short by a crash); cut off at the last good record`, { mailbox: this.mailbox, dir: this.opts.dir, bytes: msg.tornBytes }));
           }
-          resolve(this.split(decodeStates(Buffer.from(msg.states.buffer, msg.states.byteOffset, msg.states.byteLength))));
+          resolve(this.split(recoveredMessages(msg)));
         } else if (msg.t === 'error') {
           const err = new RingpoolError(msg.code as ErrorCode, msg.message, msg.details);
           if (!opened) reject(err);
@@ -120,7 +143,7 @@ export class Journal implements MessageStore {
     const live: StoredMessage[] = [];
     for (const m of all) {
       if (m.reason >= 0) this.recoveredDead.push(m);
-      else live.push({ id: m.id, key: m.key, payload: m.payload, ascii: m.ascii, sentAt: m.sentAt, dueAt: m.dueAt, attempt: m.attempt, kept: m.kept, firstError: m.firstError });
+      else live.push(m); // a JournaledMessage is a StoredMessage (and more)
     }
     return live;
   }
@@ -185,21 +208,21 @@ export class Journal implements MessageStore {
     this.ring.wakeJournal();
   }
 
-  /** Resolves once JOURNALED passes ring cursor `end` (the record before it is on disk, as the mode says). */
-  whenJournaled(end: number): Promise<void> {
-    return this.wait(this.ringWaiters, end);
+  /** Resolves with `id` once JOURNALED passes ring cursor `end` (the record before it is on disk, as the mode says). */
+  whenJournaled(end: number, id: number): Promise<number> {
+    return this.wait(this.ringWaiters, end, id);
   }
 
-  /** Resolves once the journal wrote outcome post number `n` (a delayed send's ACCEPTED). */
-  whenPosted(n: number): Promise<void> {
-    return this.wait(this.postWaiters, n);
+  /** Resolves with `id` once the journal wrote outcome post number `n` (a delayed send's ACCEPTED). */
+  whenPosted(n: number, id: number): Promise<number> {
+    return this.wait(this.postWaiters, n, id);
   }
 
-  private wait(q: Waiter[], at: number): Promise<void> {
+  private wait(q: Waiter[], at: number, id: number): Promise<number> {
     if (Atomics.load(this.i32, JOURNAL_FAILED) !== 0) return Promise.reject(this.ioError());
-    return new Promise<void>((resolve, reject) => {
-      q.push({ at, resolve, reject });
-      this.watch();
+    return new Promise<number>((resolve, reject) => {
+      q.push({ at, id, resolve, reject });
+      if (!this.watching) this.watch();
     });
   }
 
@@ -209,12 +232,15 @@ export class Journal implements MessageStore {
     this.watching = true;
     const i32 = this.i32;
     Atomics.add(i32, JOURNAL_WATCHERS, 1);
+    // A pending Atomics.waitAsync does not keep the process alive: the journal thread does, while anyone waits.
+    this.worker?.ref();
     const step = (): void => {
       const seq = Atomics.load(i32, JOURNAL_SEQ);
       this.settle();
-      if ((this.ringWaiters.length === 0 && this.postWaiters.length === 0) || this.worker === null) {
+      if ((this.ringWaiters.length === this.ringHead && this.postWaiters.length === this.postHead) || this.worker === null) {
         this.watching = false;
         Atomics.sub(i32, JOURNAL_WATCHERS, 1);
+        if (this.closed === null) this.worker?.unref();
         return;
       }
       const r = Atomics.waitAsync(i32, JOURNAL_SEQ, seq, 1000);
@@ -232,20 +258,15 @@ export class Journal implements MessageStore {
       return;
     }
     const j = Atomics.load(i32, JOURNALED);
-    const rw = this.ringWaiters;
-    let k = 0;
-    while (k < rw.length && ((j - rw[k]!.at) | 0) >= 0) rw[k++]!.resolve();
-    if (k > 0) rw.splice(0, k);
+    this.ringHead = release(this.ringWaiters, this.ringHead, (w) => ((j - w.at) | 0) >= 0);
     const done = Atomics.load(i32, OUTCOMES_DONE);
-    const pw = this.postWaiters;
-    k = 0;
-    while (k < pw.length && done >= pw[k]!.at) pw[k++]!.resolve();
-    if (k > 0) pw.splice(0, k);
+    this.postHead = release(this.postWaiters, this.postHead, (w) => done >= w.at);
   }
 
   private rejectAll(err: Error): void {
-    for (const w of this.ringWaiters.splice(0)) w.reject(err);
-    for (const w of this.postWaiters.splice(0)) w.reject(err);
+    for (const w of this.ringWaiters.splice(0).slice(this.ringHead)) w.reject(err);
+    for (const w of this.postWaiters.splice(0).slice(this.postHead)) w.reject(err);
+    this.ringHead = this.postHead = 0;
   }
 
   private ioError(): RingpoolError {

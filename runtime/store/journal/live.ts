@@ -1,7 +1,7 @@
 /**
  * Which messages the journal still holds, and in which records (journal
- * thread). Recovery feeds it every record in order and collects each
- * unfinished message's state; afterwards the journal thread feeds it what it
+ * thread). Recovery feeds it every record in order (and a Collector,
+ * recovery.ts, keeps each unfinished message's bytes); afterwards the journal thread feeds it what it
  * writes, so it knows per segment how many references are live: a segment
  * with none is deleted, a mostly-dead one is copied forward (compaction).
  *
@@ -10,7 +10,7 @@
  * state reference (the last RETRY or REDRIVEN that changed it).
  */
 import { Outcome } from '../../outcome.js';
-import { RT_OUTCOMES, RT_RING, RT_STATE, eachRingMessage, readState, ringMessage, type JournaledMessage } from './records.js';
+import { RT_OUTCOMES, RT_RING, RT_STATE, eachRingMessage, readState, type JournaledMessage } from './records.js';
 
 export interface LiveRef {
   /** Sequence of the record with its content. */
@@ -22,10 +22,22 @@ export interface LiveRef {
   dead: boolean;
 }
 
+/** What recovery collects as the records go by (recovery.ts); the live index calls it only while recovering. */
+export interface Collector {
+  /** Message `id`'s content is the ring record at `at` of `data` (a RING record of sequence `seq`). */
+  ring(id: number, seq: number, data: Buffer, at: number): void;
+  /** Its content is this whole state (a delayed send, a dead letter, a STATE record); payload a view into the record. */
+  state(m: JournaledMessage): void;
+  /** Finished (acked, purged). */
+  drop(id: number): void;
+  /** Redriven: its errors go. */
+  redriven(id: number): void;
+}
+
 export class LiveIndex {
   readonly refs = new Map<number, LiveRef>();
-  /** Recovery only: each live message's whole state. */
-  collected: Map<number, JournaledMessage> | null = null;
+  /** Set while recovering: told every message's content and fate. */
+  collector: Collector | null = null;
   /** Live references per segment (by its first sequence), and references ever made there. */
   private readonly live = new Map<number, number>();
   private readonly made = new Map<number, number>();
@@ -41,6 +53,8 @@ export class LiveIndex {
   /** The first sequence of the segment holding `seq`. */
   segmentOf(seq: number): number {
     const f = this.firsts;
+    // Most sequences are in the newest segment.
+    if (f.length > 0 && seq >= f[f.length - 1]!) return f[f.length - 1]!;
     let lo = 0;
     let hi = f.length - 1;
     while (lo < hi) {
@@ -89,7 +103,7 @@ export class LiveIndex {
     }
     this.refs.set(m.id, { c: seq, s: -1, attempt: m.attempt, dueAt: m.dueAt, dead: m.reason >= 0 });
     this.inc(seq);
-    this.collected?.set(m.id, m);
+    this.collector?.state(m);
     if (m.id > this.highestId) this.highestId = m.id;
   }
 
@@ -99,7 +113,7 @@ export class LiveIndex {
     this.dec(r.c);
     this.dec(r.s);
     this.refs.delete(id);
-    this.collected?.delete(id);
+    this.collector?.drop(id);
   }
 
   private restate(seq: number, id: number, attempt: number, dueAt: number): void {
@@ -111,23 +125,14 @@ export class LiveIndex {
     r.attempt = attempt;
     r.dueAt = dueAt;
     r.dead = false;
-    const m = this.collected?.get(id);
-    if (m !== undefined) {
-      m.attempt = attempt;
-      m.dueAt = dueAt;
-      m.reason = -1;
-    }
   }
 
   private ring(seq: number, data: Buffer): void {
-    const collecting = this.collected !== null;
+    const collector = this.collector;
     eachRingMessage(data, (at) => {
-      if (collecting) {
-        this.content(seq, ringMessage(data, at));
-        return;
-      }
-      // Live: no copy of the payload, only the reference.
+      // No copy of the payload here: only the reference (recovery copies what is still live later).
       const id = data.readDoubleLE(at + 16);
+      collector?.ring(id, seq, data, at);
       const old = this.refs.get(id);
       if (old !== undefined) {
         this.dec(old.c);
@@ -155,17 +160,14 @@ export class LiveIndex {
           this.restate(seq, id, data.readInt32LE(p), data.readDoubleLE(p + 4));
           p += 12;
           break;
-        case Outcome.REDRIVEN: {
+        case Outcome.REDRIVEN:
           this.restate(seq, id, 1, 0);
-          const m = this.collected?.get(id);
-          if (m !== undefined) m.firstError = m.lastError = undefined;
+          this.collector?.redriven(id);
           break;
-        }
         case Outcome.ACCEPTED:
         case Outcome.DEAD_LETTERED: {
           const r = readState(data, p);
           p = r.end;
-          if (this.collected !== null) r.m.payload = r.m.payload.slice();
           this.content(seq, r.m);
           break;
         }
@@ -181,7 +183,6 @@ export class LiveIndex {
     for (let i = 0; i < n; i++) {
       const r = readState(data, p);
       p = r.end;
-      if (this.collected !== null) r.m.payload = r.m.payload.slice();
       this.content(seq, r.m);
     }
   }

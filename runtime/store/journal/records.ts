@@ -135,7 +135,8 @@ export function encodeStates(ms: readonly JournaledMessage[]): Buffer {
   const errs = ms.map(errorsJson);
   let bytes = 4;
   for (let i = 0; i < ms.length; i++) bytes += stateBytes(ms[i]!, keys[i]!, errs[i]!);
-  const buf = Buffer.allocUnsafe(bytes);
+  // Its own ArrayBuffer (not the pool's): it is transferred to the main thread.
+  const buf = Buffer.allocUnsafeSlow(bytes);
   buf.writeUInt32LE(ms.length, 0);
   let p = 4;
   for (let i = 0; i < ms.length; i++) p = writeState(buf, p, ms[i]!, keys[i]!, errs[i]!);

@@ -1,7 +1,8 @@
 /**
  * The journaller (journal thread): one more consumer of the ring, the
  * Disruptor's way. It follows the published records from JOURNALED, writes
- * them as they lie in the ring (one RING record per contiguous run, no copy)
+ * the new ones as they lie in the ring (one RING record per contiguous run
+ * of them, no copy; records the dispatcher put back are in the journal already)
  * with the outcome posts the main thread sent meanwhile, fdatasyncs once for
  * the batch ('always'), and only then moves JOURNALED: consumers claim below
  * it, so no handler acts on a message that is not on disk, and a batch is
@@ -13,6 +14,8 @@ import { join } from 'node:path';
 import { Outcome } from '../../outcome.js';
 import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
 import {
+  FLAG_AGAIN,
+  FLAG_VOID,
   HEAD,
   ID_BLOCK,
   ID_BLOCK_SIZE,
@@ -30,6 +33,7 @@ import { Ring } from '../../shared/ring.js';
 import type { JournalFiles } from './files.js';
 import { scanSegment, segmentName } from './format.js';
 import { LiveIndex } from './live.js';
+import { Recovery, type RecoveredParts } from './recovery.js';
 import { lockDir } from './lock.js';
 import { RT_OUTCOMES, RT_RING, RT_STATE, eachRingMessage, encodeStates, readState, ringMessage, type JournaledMessage } from './records.js';
 import { SegmentLog } from './segment-log.js';
@@ -58,8 +62,9 @@ const MAX_BATCH_BYTES = 4 << 20;
 /** A segment with fewer live references than this share of those ever made in it is copied forward. */
 const LIVE_SHARE = 0.5;
 
-export interface Opened {
-  messages: JournaledMessage[];
+export interface Opened extends RecoveredParts {
+  /** Live messages and dead letters found. */
+  count: number;
   tornBytes: number;
 }
 
@@ -89,23 +94,35 @@ export class JournalWriter {
     this.i32 = this.ring.i32;
     this.pos = Atomics.load(this.i32, JOURNALED);
     this.data = this.ring.buf.subarray(this.ring.dataOff, this.ring.dataOff + this.ring.capacityBytes);
-    this.log = new SegmentLog(files, opts.dir, opts.segmentBytes, opts.mailbox);
+    this.log = new SegmentLog(files, opts.dir, opts.segmentBytes, opts.mailbox, opts.fsync !== 'never');
   }
 
   /** Take the lock, recover the segments, and return what is unfinished in them. */
   open(): Opened {
     this.files.mkdirp(this.opts.dir);
     this.unlock = lockDir(this.files, this.opts.dir, this.opts.mailbox);
-    const rec = this.log.open();
     const index = this.index;
-    index.setSegments(this.log.firsts());
-    index.collected = new Map();
-    for (const r of rec.records) index.record(r.seq, r.type, r.data);
-    const messages = [...index.collected.values()];
-    index.collected = null;
-    this.stats[J_RECOVERED] = messages.length;
+    const log = this.log;
+    const recovery = new Recovery(index.refs);
+    index.collector = recovery;
+    let known = 0;
+    const rec = log.open(
+      (seq, type, data) => {
+        if (log.segmentCount !== known) {
+          known = log.segmentCount;
+          index.setSegments(log.firsts());
+        }
+        index.record(seq, type, data);
+      },
+      () => recovery.segmentDone(),
+    );
+    index.setSegments(log.firsts());
+    index.collector = null;
+    const parts = recovery.finish();
+    const count = recovery.size;
+    this.stats[J_RECOVERED] = count;
     this.publishStats();
-    return { messages, tornBytes: rec.tornBytes };
+    return { ...parts, count, tornBytes: rec.tornBytes };
   }
 
   /**
@@ -129,10 +146,16 @@ export class JournalWriter {
       const at = p & mask;
       const s = Atomics.load(state, at);
       if (s === ST_READY || s === ST_TAKEN) {
-        // TAKEN past JOURNALED is a repaired hole (holes.ts): written, skipped at recovery (VOID).
-        if (run < 0) run = at;
         const units = ring.units(at);
         p = (p + units) | 0;
+        // Put back by the dispatcher (a retry, a redelivery, a replay: the journal has it already) or
+        // a repaired hole (TAKEN past JOURNALED, holes.ts): passed over, not written.
+        if (s === ST_TAKEN || (ring.flags(at) & (FLAG_AGAIN | FLAG_VOID)) !== 0) {
+          if (run >= 0) this.pushRun(run, at);
+          run = -1;
+          continue;
+        }
+        if (run < 0) run = at;
         bytes += units << UNIT_SHIFT;
         if (at + units === cap) {
           this.pushRun(run, cap);
@@ -167,8 +190,9 @@ export class JournalWriter {
     } finally {
       datas.length = 0;
     }
-    this.advance(p, posts.length);
+    // Stats first: whoever sees JOURNALED move also sees the fsync that made it.
     this.publishStats();
+    this.advance(p, posts.length);
     return true;
   }
 
