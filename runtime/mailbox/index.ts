@@ -103,7 +103,9 @@ export class Mailbox {
     this.intake = new Intake(this);
     this.scaling = new Scaling(this);
     const listeners = [this.store, opts.source].filter((l) => l !== null);
-    this.outcomes = followed ? new OutcomeFeed(this.name, this.ring, listeners, (err) => host.emitError(err as Error)) : null;
+    // The journal alone needs no ring ACCEPTED or CLAIMED entries: it reads the records from the ring itself.
+    const ringEntries = listeners.some((l) => l !== this.journal);
+    this.outcomes = followed ? new OutcomeFeed(this.name, this.ring, listeners, (err) => host.emitError(err as Error), ringEntries) : null;
     this.replies = new Replies(new Ring(Ring.allocate({ capacityBytes: REPLY_RING_BYTES, maxPayloadBytes: opts.maxMessageBytes })), this.codec);
     this.producer = new Producer(
       this.name,

@@ -55,6 +55,12 @@ export class OutcomeFeed implements OutcomeBatch {
     private readonly ring: Ring,
     private readonly listeners: readonly OutcomeListener[],
     private readonly onError: (err: unknown) => void,
+    /**
+     * Report a ring record's ACCEPTED and each CLAIMED. False when the only
+     * listener is the journal, which has the records from the ring itself and
+     * needs only what finishes them (and what only the dispatcher sees).
+     */
+    private readonly ringEntries = true,
   ) {
     const f = Atomics.load(ring.i32, FOLLOWED);
     this.accepted = f;
@@ -141,6 +147,11 @@ export class OutcomeFeed implements OutcomeBatch {
     const state = ring.state;
     const mask = ring.indexMask;
     const cap = ring.capacityUnits;
+    if (!this.ringEntries) {
+      // Everything below READ was published and claimed: only the finished ones matter.
+      this.walkFinished(Atomics.load(i32, READ));
+      return;
+    }
     const head = Atomics.load(i32, HEAD);
     // Published records: their headers stay as written until reclaimed, and reclaim stops at FOLLOWED.
     let a = this.accepted;
@@ -170,6 +181,15 @@ export class OutcomeFeed implements OutcomeBatch {
       c = (c + ring.units(at)) | 0;
     }
     this.claimed = c;
+    this.walkFinished(c);
+  }
+
+  /** Over finished records from FOLLOWED's next place up to `c`: DONE is an ack, TAKEN is not. */
+  private walkFinished(c: number): void {
+    const ring = this.ring;
+    const state = ring.state;
+    const mask = ring.indexMask;
+    const cap = ring.capacityUnits;
     let f = this.final;
     while (f !== c) {
       const at = f & mask;

@@ -16,6 +16,9 @@
  *
  * Run by test/soak.test.ts (bounded, in CI) and test/soak/cli.ts (long runs).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { BroadcastChannel } from 'node:worker_threads';
 import { createRuntime, Outcome, type MessageStore, type OutcomeBatch, type Runtime } from '../../runtime/index.js';
 
@@ -49,7 +52,7 @@ export interface SoakOptions {
 export interface SoakReport {
   seed: number;
   /** The mix this seed chose. */
-  config: { looseConcurrency: number; keyedConcurrency: number; keys: number; leaseMs: number; maxAttempts: number; churn: boolean; feed: boolean };
+  config: { looseConcurrency: number; keyedConcurrency: number; keys: number; leaseMs: number; maxAttempts: number; churn: boolean; feed: boolean; journal: boolean };
   /** The most messages in flight per thread each mailbox had (the autoscaler raises it for I/O-bound handlers). */
   peakConcurrency: Record<string, number>;
   messages: number;
@@ -125,9 +128,14 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     churn: (opts.seed & 1) === 1,
     // Seeds 2, 3 (mod 4) attach a store to every mailbox: its outcome feed must give each message one final outcome, the right one.
     feed: ((opts.seed >> 1) & 1) === 1,
+    // Seeds 4, 5 (mod 8) make every mailbox durable (a journal, fsync 'always'): after the run, a restart on the
+    // same directories must give back the dead letters and nothing else (every ack reached the journal).
+    journal: ((opts.seed >> 1) & 3) === 2,
   };
   const stores = { loose: new FeedCheck(), keyed: new FeedCheck(), tight: new FeedCheck() };
-  const seams = (box: keyof typeof stores): { store?: MessageStore } => (config.feed ? { store: stores[box] } : {});
+  const journalRoot = config.journal ? mkdtempSync(join(tmpdir(), 'ringpool-soak-journal-')) : null;
+  const seams = (box: keyof typeof stores): { store?: MessageStore; durability?: { dir: string; fsync: 'always' } } =>
+    config.feed ? { store: stores[box] } : journalRoot !== null ? { durability: { dir: join(journalRoot, box), fsync: 'always' } } : {};
   const common = {
     handler: HANDLER,
     minThreads: 1,
@@ -320,10 +328,36 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
         }
       }
     }
+    if (journalRoot !== null) {
+      await rt.close({ timeoutMs: 5_000 });
+      await checkJournals(journalRoot, msgs, violate);
+    }
     for (const e of errors) violate(`runtime error event: ${e}`);
     return { seed: opts.seed, config, peakConcurrency, messages: total, fates, crashes, timeouts, duplicates, ms: Math.round(performance.now() - t0), violations };
   } finally {
     ch.close();
     await rt.destroy();
+    if (journalRoot !== null) rmSync(journalRoot, { recursive: true, force: true });
+  }
+}
+
+/** A restart on the soak's journals: the dead letters come back, exactly the poison messages, and no message that was acked. */
+async function checkJournals(root: string, msgs: readonly Msg[], violate: (s: string) => void): Promise<void> {
+  const boxes = ['loose', 'keyed', 'tight'] as const;
+  const again = createRuntime({
+    mailboxes: Object.fromEntries(boxes.map((b) => [b, { handler: HANDLER, minThreads: 0, maxThreads: 1, autoscale: false, durability: { dir: join(root, b), fsync: 'always' as const } }])),
+  });
+  try {
+    await again.start();
+    for (const b of boxes) {
+      const poison = new Set(msgs.filter((m) => m.box === b && isPoison(m.f)).map((m) => m.id!));
+      const dead = new Set(again.deadLetters(b).list().map((d) => d.id));
+      const s = again.stats(b);
+      if (s.depth + s.delayed !== 0) violate(`${b}: after a clean close, the journal gave back ${s.depth + s.delayed} messages to run again (every one was acked or dead-lettered)`);
+      for (const id of poison) if (!dead.has(id)) violate(`${b}: dead letter ${id} did not survive the restart`);
+      for (const id of dead) if (!poison.has(id)) violate(`${b}: message ${id} came back as a dead letter but was not poison`);
+    }
+  } finally {
+    await again.destroy();
   }
 }

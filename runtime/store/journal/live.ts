@@ -26,8 +26,8 @@ export interface LiveRef {
 export interface Collector {
   /** Message `id`'s content is the ring record at `at` of `data` (a RING record of sequence `seq`). */
   ring(id: number, seq: number, data: Buffer, at: number): void;
-  /** Its content is this whole state (a delayed send, a dead letter, a STATE record); payload a view into the record. */
-  state(m: JournaledMessage): void;
+  /** Its content is this whole state (a delayed send, a dead letter, a STATE record) in record `seq`; payload a view into the record. */
+  state(m: JournaledMessage, seq: number): void;
   /** Finished (acked, purged). */
   drop(id: number): void;
   /** Redriven: its errors go. */
@@ -103,7 +103,7 @@ export class LiveIndex {
     }
     this.refs.set(m.id, { c: seq, s: -1, attempt: m.attempt, dueAt: m.dueAt, dead: m.reason >= 0 });
     this.inc(seq);
-    this.collector?.state(m);
+    this.collector?.state(m, seq);
     if (m.id > this.highestId) this.highestId = m.id;
   }
 

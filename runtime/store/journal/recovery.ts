@@ -34,10 +34,13 @@ export class Recovery implements Collector {
   private readonly loc = new Map<number, number>();
   private readonly others: JournaledMessage[] = [];
   private readonly chunks: Buffer[] = [];
+  /** The segment being read, in journal order: ring records (where they lie) and whole states. */
   private readonly pIds: number[] = [];
   private readonly pSeq: number[] = [];
+  /** A ring record's offset in pData[k], or -1 - its state's index in pStates. */
   private readonly pAt: number[] = [];
-  private readonly pData: Buffer[] = [];
+  private readonly pData: Array<Buffer | null> = [];
+  private readonly pStates: JournaledMessage[] = [];
 
   constructor(private readonly refs: ReadonlyMap<number, LiveRef>) {}
 
@@ -49,14 +52,13 @@ export class Recovery implements Collector {
     this.pData.push(data);
   }
 
-  state(m: JournaledMessage): void {
+  state(m: JournaledMessage, seq: number): void {
     m.payload = m.payload.slice(); // out of the segment's buffer
-    const v = this.loc.get(m.id);
-    if (v !== undefined && v <= -2) this.others[-2 - v] = m;
-    else {
-      this.loc.set(m.id, -2 - this.others.length);
-      this.others.push(m);
-    }
+    this.pIds.push(m.id);
+    this.pSeq.push(seq);
+    this.pAt.push(-1 - this.pStates.length);
+    this.pData.push(null);
+    this.pStates.push(m);
   }
 
   drop(id: number): void {
@@ -65,46 +67,54 @@ export class Recovery implements Collector {
 
   redriven(id: number): void {
     const v = this.loc.get(id);
-    if (v !== undefined && v <= -2) {
-      const m = this.others[-2 - v]!;
-      m.firstError = m.lastError = undefined;
-    }
+    let m: JournaledMessage | undefined = v !== undefined && v <= -2 ? this.others[-2 - v] : undefined;
+    for (let i = this.pStates.length - 1; m === undefined && i >= 0; i--) if (this.pStates[i]!.id === id) m = this.pStates[i];
+    if (m !== undefined) m.firstError = m.lastError = undefined;
   }
 
   /**
    * The segment is done: copy out the messages of it still live, so its
-   * buffer can go. Neighbours in one RING record are copied as one run.
+   * buffer can go (neighbours in one RING record as one run), in journal order.
    */
   segmentDone(): void {
-    const { pIds, pSeq, pAt, pData, loc, refs } = this;
+    const { pIds, pSeq, pAt, pData, pStates, loc, refs, others } = this;
     let bytes = 0;
     for (let k = 0; k < pIds.length; k++) {
-      if (refs.get(pIds[k]!)?.c === pSeq[k]) bytes += pData[k]!.readInt32LE(pAt[k]!) << UNIT_SHIFT;
+      const d = pData[k];
+      if (d !== null && refs.get(pIds[k]!)?.c === pSeq[k]) bytes += d!.readInt32LE(pAt[k]!) << UNIT_SHIFT;
     }
-    if (bytes > 0) {
-      const chunk = Buffer.allocUnsafeSlow(bytes);
-      const base = this.chunks.length * CHUNK;
-      this.chunks.push(chunk);
-      let used = 0;
-      let runData: Buffer | null = null;
-      let runFrom = 0;
-      let runTo = 0;
-      for (let k = 0; k < pIds.length; k++) {
-        const id = pIds[k]!;
-        if (refs.get(id)?.c !== pSeq[k]) continue; // finished, or its content is a later record
-        const data = pData[k]!;
-        const at = pAt[k]!;
-        if (runData !== data || runTo !== at) {
-          if (runData !== null) used += runData.copy(chunk, used, runFrom, runTo);
-          runData = data;
-          runFrom = at;
+    const chunk = bytes > 0 ? Buffer.allocUnsafeSlow(bytes) : null;
+    const base = this.chunks.length * CHUNK;
+    if (chunk !== null) this.chunks.push(chunk);
+    let used = 0;
+    let runData: Buffer | null = null;
+    let runFrom = 0;
+    let runTo = 0;
+    for (let k = 0; k < pIds.length; k++) {
+      const id = pIds[k]!;
+      if (refs.get(id)?.c !== pSeq[k]) continue; // finished, or its content is a later record
+      const data = pData[k]!;
+      const at = pAt[k]!;
+      if (data === null) {
+        const m = pStates[-1 - at]!;
+        const v = loc.get(id);
+        if (v !== undefined && v <= -2) others[-2 - v] = m;
+        else {
+          loc.set(id, -2 - others.length);
+          others.push(m);
         }
-        loc.set(id, base + used + (at - runFrom));
-        runTo = at + (data.readInt32LE(at) << UNIT_SHIFT);
+        continue;
       }
-      if (runData !== null) runData.copy(chunk, used, runFrom, runTo);
+      if (runData !== data || runTo !== at) {
+        if (runData !== null) used += runData.copy(chunk!, used, runFrom, runTo);
+        runData = data;
+        runFrom = at;
+      }
+      loc.set(id, base + used + (at - runFrom));
+      runTo = at + (data.readInt32LE(at) << UNIT_SHIFT);
     }
-    pIds.length = pSeq.length = pAt.length = pData.length = 0;
+    if (runData !== null) runData.copy(chunk!, used, runFrom, runTo);
+    pIds.length = pSeq.length = pAt.length = pData.length = pStates.length = 0;
   }
 
   /** Every live message, in journal order, with its attempt and due time as the journal last said. */
