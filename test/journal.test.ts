@@ -1,5 +1,5 @@
 // Durable mailboxes on real files with real fsync: what survives a restart, and the journal's errors.
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -107,6 +107,21 @@ describe('durable mailboxes', () => {
     const err = (await expectCode(b.start(), ErrorCodes.JOURNAL_CORRUPT)) as Error & { details: { file: string; offset: number } };
     expect(err.details.file).toBe(seg);
     expect(err.details.offset).toBe(0);
+  });
+
+  it('a write that fails (ENOSPC: the segment is /dev/full) stops the mailbox with RINGPOOL_JOURNAL_IO; nothing is reported durable', async () => {
+    const dir = freshDir();
+    const rt = durable(dir, 'noop.js');
+    const errors: Array<{ code: string }> = [];
+    rt.on('error', (e) => errors.push(e as { code: string }));
+    await rt.start();
+    // No segment yet: the first batch creates this one, and every write to it fails with ENOSPC.
+    symlinkSync('/dev/full', join(dir, '00000000000000000000.log'));
+    await expectCode(rt.sendAsync('m', { a: 1 }), ErrorCodes.JOURNAL_IO);
+    await until(() => errors.some((e) => e.code === ErrorCodes.JOURNAL_IO));
+    await expectCode(() => rt.send('m', { a: 2 }), ErrorCodes.JOURNAL_IO);
+    await expectCode(rt.sendAsync('m', { a: 3 }), ErrorCodes.JOURNAL_IO);
+    expect(rt.stats('m').processed).toBe(0); // no handler ran a message that is not on disk
   });
 
   it('bad durability options are refused with the option named', async () => {

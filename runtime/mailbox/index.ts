@@ -160,7 +160,11 @@ export class Mailbox {
   async start(timeoutMs: number): Promise<void> {
     const { source } = this.opts;
     const store = this.store;
-    if (store !== null) this.replay(await store.open(this.name));
+    if (store !== null) {
+      const stored = await store.open(this.name);
+      if (this.stopped) return; // destroyed while the store opened (another mailbox's start failed)
+      this.replay(stored);
+    }
     if (this.journal !== null) this.restoreDead();
     await this.consumers.start(timeoutMs);
     this.outcomes?.start();

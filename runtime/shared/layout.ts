@@ -43,7 +43,8 @@
  *  word 71 FOLLOW        1: an outcome feed follows this ring (set at allocation, read once by each Ring)
  *  word 72 JOURNAL       1: a journal thread follows this ring and consumers claim only below JOURNALED
  *                        (set at allocation, read once by each Ring; runtime/store/journal/)
- *  word 73 JOURNAL_FAILED 1 once a journal write or fdatasync failed: sends are refused (RINGPOOL_JOURNAL_IO)
+ *  word 73 JOURNAL_FAILED 1 once a journal write or fdatasync failed: sends are refused (RINGPOOL_JOURNAL_IO);
+ *                        2 once the journal closed (RINGPOOL_CLOSED)
  *  word 80 JOURNALED     the journal's cursor (READ <= JOURNALED <= HEAD): records below it are on disk
  *                        ('always': fdatasynced; 'interval', 'never': written)
  *  word 81 JOURNAL_SEQ   bumped (and notified while JOURNAL_WATCHERS > 0) after each journal batch
@@ -159,8 +160,10 @@ export const HELD_UNITS_WORD = 70;
 export const FOLLOW_WORD = 71;
 /** 1 when a journal gates the consumers (claims stop at JOURNALED): set at allocation, read once by each Ring. */
 export const JOURNAL_WORD = 72;
-/** 1 once the journal failed to write: sends are refused with RINGPOOL_JOURNAL_IO. */
+/** 1 once the journal failed to write: sends are refused with RINGPOOL_JOURNAL_IO; 2 once it closed (RINGPOOL_CLOSED). */
 export const JOURNAL_FAILED = 73;
+export const JOURNAL_BROKEN = 1;
+export const JOURNAL_CLOSED = 2;
 /** The journal's cursor: records below it are on disk; consumers claim only below it. */
 export const JOURNALED = 80;
 export const JOURNAL_SEQ = 81;

@@ -4,7 +4,7 @@
  * the loop's slot for hole repair), and an ask's reply into the reply ring.
  */
 import { ErrorCodes, RingpoolError } from '../../runtime/shared/errors.js';
-import { JOURNALED, JOURNAL_FAILED, JOURNAL_SEQ, JOURNAL_WATCHERS, S_GUARD, S_RESV_TAG, ringTag } from '../../runtime/shared/layout.js';
+import { JOURNALED, JOURNAL_CLOSED, JOURNAL_FAILED, JOURNAL_SEQ, JOURNAL_WATCHERS, S_GUARD, S_RESV_TAG, ringTag } from '../../runtime/shared/layout.js';
 import { Producer, type SendOptions } from '../../runtime/shared/producer.js';
 import { Ring } from '../../runtime/shared/ring.js';
 import { acquireGuard, releaseGuard } from '../../runtime/shared/guard.js';
@@ -62,8 +62,11 @@ export class Outbound {
       const i32 = this.durable[k]!.i32;
       const end = this.durableEnd[k]!;
       while (((Atomics.load(i32, JOURNALED) - end) | 0) < 0) {
-        if (Atomics.load(i32, JOURNAL_FAILED) !== 0) {
-          failed = new RingpoolError(ErrorCodes.JOURNAL_IO, 'a ctx.send() to a durable mailbox was not journaled (its journal failed): the message runs again', {});
+        const broken = Atomics.load(i32, JOURNAL_FAILED);
+        if (broken !== 0) {
+          failed = broken === JOURNAL_CLOSED
+            ? new RingpoolError(ErrorCodes.CLOSED, 'a ctx.send() to a durable mailbox was not journaled (its journal closed first): the message runs again', {})
+            : new RingpoolError(ErrorCodes.JOURNAL_IO, 'a ctx.send() to a durable mailbox was not journaled (its journal failed): the message runs again', {});
           break;
         }
         const seq = Atomics.load(i32, JOURNAL_SEQ);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { Outcome, type OutcomeBatch } from '../../outcome.js';
 import { ErrorCodes, RingpoolError, type ErrorCode } from '../../shared/errors.js';
-import { ID_BLOCK, ID_BLOCK_SIZE, JOURNALED, JOURNAL_FAILED, JOURNAL_SEQ, JOURNAL_WATCHERS, OUTCOMES_DONE } from '../../shared/layout.js';
+import { ID_BLOCK, ID_BLOCK_SIZE, JOURNALED, JOURNAL_CLOSED, JOURNAL_FAILED, JOURNAL_SEQ, JOURNAL_WATCHERS, OUTCOMES_DONE } from '../../shared/layout.js';
 import type { Ring } from '../../shared/ring.js';
 import type { HeldMessage } from '../../held.js';
 import type { ResolvedDurability } from '../../options.js';
@@ -219,7 +219,8 @@ export class Journal implements MessageStore {
   }
 
   private wait(q: Waiter[], at: number, id: number): Promise<number> {
-    if (Atomics.load(this.i32, JOURNAL_FAILED) !== 0) return Promise.reject(this.ioError());
+    const failed = Atomics.load(this.i32, JOURNAL_FAILED);
+    if (failed !== 0) return Promise.reject(failed === JOURNAL_CLOSED ? this.closedError() : this.ioError());
     return new Promise<number>((resolve, reject) => {
       q.push({ at, id, resolve, reject });
       if (!this.watching) this.watch();
@@ -253,8 +254,12 @@ export class Journal implements MessageStore {
   /** Resolve what the journal passed; reject everything once it failed. */
   private settle(): void {
     const i32 = this.i32;
-    if (Atomics.load(i32, JOURNAL_FAILED) !== 0) {
-      this.rejectAll(this.ioError());
+    const failed = Atomics.load(i32, JOURNAL_FAILED);
+    if (failed !== 0) {
+      // What it passed is settled first: a clean close journaled it.
+      this.ringHead = release(this.ringWaiters, this.ringHead, (w) => ((Atomics.load(i32, JOURNALED) - w.at) | 0) >= 0);
+      this.postHead = release(this.postWaiters, this.postHead, (w) => Atomics.load(i32, OUTCOMES_DONE) >= w.at);
+      this.rejectAll(failed === JOURNAL_CLOSED ? this.closedError() : this.ioError());
       return;
     }
     const j = Atomics.load(i32, JOURNALED);

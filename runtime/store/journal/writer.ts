@@ -20,6 +20,8 @@ import {
   ID_BLOCK,
   ID_BLOCK_SIZE,
   JOURNALED,
+  JOURNAL_BROKEN,
+  JOURNAL_CLOSED,
   JOURNAL_FAILED,
   JOURNAL_SEQ,
   JOURNAL_WATCHERS,
@@ -251,7 +253,11 @@ export class JournalWriter {
     this.publishStats();
   }
 
-  /** A clean stop: what is written is synced (every mode), files closed, the lock let go. */
+  /**
+   * A clean stop: what is written is synced (every mode), files closed, the
+   * lock let go; the ring says the journal closed (a late send is refused, a
+   * handler waiting for a chained send stops waiting).
+   */
   close(): void {
     try {
       if (!this.failed) this.log.sync();
@@ -259,6 +265,10 @@ export class JournalWriter {
       this.log.close();
       this.unlock?.();
       this.unlock = null;
+      const i32 = this.i32;
+      Atomics.compareExchange(i32, JOURNAL_FAILED, 0, JOURNAL_CLOSED);
+      Atomics.add(i32, JOURNAL_SEQ, 1);
+      Atomics.notify(i32, JOURNAL_SEQ);
     }
   }
 
@@ -290,7 +300,7 @@ export class JournalWriter {
   private fail(): void {
     this.failed = true;
     const i32 = this.i32;
-    Atomics.store(i32, JOURNAL_FAILED, 1);
+    Atomics.store(i32, JOURNAL_FAILED, JOURNAL_BROKEN);
     Atomics.add(i32, JOURNAL_SEQ, 1);
     Atomics.notify(i32, JOURNAL_SEQ);
   }
