@@ -144,6 +144,29 @@ describe('the journaller: power cuts, I/O errors, compaction', () => {
     }
   });
 
+  it('keyed messages come back in send order after compaction copied the oldest forward', () => {
+    const files = new MemFiles();
+    const r = rig(files, 4096);
+    r.writer.open();
+    // Key k: its first message is stuck in retry (never acked), its next ones follow in later segments.
+    const first = r.producer.send({ k: 0 }, { key: 'k' });
+    r.writer.pass([]);
+    consume(r);
+    r.writer.pass([post([[RETRY, first, 2, 0]])]);
+    const later: number[] = [];
+    for (let round = 0; round < 40; round++) {
+      for (let k = 0; k < 4; k++) r.producer.send({ round, k, pad: 'y'.repeat(40) }, undefined);
+      if (round % 10 === 9) later.push(r.producer.send({ k: later.length + 1 }, { key: 'k' }));
+      r.writer.pass([]);
+      const acked = consume(r).filter((id) => !later.includes(id));
+      r.writer.pass([post(acked.map((id) => [ACKED, id]))]);
+    }
+    r.writer.compact(); // the first segment is mostly dead: the stuck message moves to the end of the log
+    r.writer.close();
+    const back = recoveredMessages(rig(files, 4096).writer.open()).filter((m) => m.key === 'k');
+    expect(back.map((m) => m.id)).toEqual([first, ...later]);
+  });
+
   it('copies the live records of a mostly-dead segment forward, so one old unacked message does not pin it', () => {
     const files = new MemFiles();
     const r = rig(files, 4096);

@@ -13,10 +13,11 @@
  *   counters.ts   counts, rates, stats()
  *   scaling.ts    the autoscaler and resize()
  *   outcomes.ts   the outcome feed for a store and a source (only when attached)
+ *   replay.ts     what a store (the journal) gave back at start()
  */
 import { builtinCodec, codecSpec, CustomCodec, type PayloadCodec } from '../shared/codec.js';
 import { ErrorCodes, RingpoolError } from '../shared/errors.js';
-import { ID_BLOCK, ID_BLOCK_SIZE, KEY_WORDS, K_SENT, ST_CLAIMED, keySlotOf } from '../shared/layout.js';
+import { ST_CLAIMED } from '../shared/layout.js';
 import { Producer, type SendOptions } from '../shared/producer.js';
 import type { ProbeResult, RingRef, WorkerEvent, WorkerStats } from '../shared/protocol.js';
 import { Ring } from '../shared/ring.js';
@@ -26,10 +27,9 @@ import { HeldMessage } from '../held.js';
 import { HoleRepairs } from '../holes.js';
 import type { ResolvedMailbox } from '../options.js';
 import { REPLY_RING_BYTES, Replies } from '../replies.js';
-import type { MessageStore, StoredMessage } from '../store/store.js';
+import type { MessageStore } from '../store/store.js';
 import { Journal } from '../store/journal/index.js';
-import { DEAD_LETTER_REASONS } from '../outcome.js';
-import { now } from '../shared/clock.js';
+import { replay, restoreDead } from './replay.js';
 import type { SourceIntake } from '../source/source.js';
 import { Consumers, type Consumer } from './consumers.js';
 import { Counters } from './counters.js';
@@ -163,55 +163,12 @@ export class Mailbox {
     if (store !== null) {
       const stored = await store.open(this.name);
       if (this.stopped) return; // destroyed while the store opened (another mailbox's start failed)
-      this.replay(stored);
+      replay(this, stored);
     }
-    if (this.journal !== null) this.restoreDead();
+    if (this.journal !== null) restoreDead(this, this.journal);
     await this.consumers.start(timeoutMs);
     this.outcomes?.start();
     if (source !== null) await source.start(this.sourceIntake());
-  }
-
-  /** Messages a store gave back: accepted anew (counted, keyed ones at the end of their key's order), ids kept. */
-  private replay(stored: readonly StoredMessage[]): void {
-    if (stored.length === 0) return;
-    let maxId = -1;
-    const held: HeldMessage[] = [];
-    const t = now();
-    for (const s of stored) {
-      const h = new HeldMessage(s.id, s.attempt, s.sentAt, s.key, s.payload, s.ascii, s.firstError);
-      h.kept = s.kept ?? 0;
-      if (s.key !== null) {
-        h.keySlot = keySlotOf(s.key);
-        h.keySeq = Atomics.add(this.keyed.table, h.keySlot * KEY_WORDS + K_SENT, 1);
-      }
-      // A delayed send or a retry's backoff not yet over: it waits for its time again.
-      h.dueAt = s.dueAt > t ? s.dueAt : 0;
-      held.push(h);
-      if (s.id > maxId) maxId = s.id;
-    }
-    // New ids start past the replayed ones.
-    const block = Math.floor(maxId / ID_BLOCK_SIZE) + 1;
-    if ((Atomics.load(this.ring.i32, ID_BLOCK) >>> 0) < block) Atomics.store(this.ring.i32, ID_BLOCK, block);
-    // A send before start() took a block already: drop it, so the next id comes from past the replayed ones.
-    this.ring.dropIdBlock();
-    this.ring.countEnqueued(held.length);
-    for (const h of held) {
-      if (h.dueAt > 0) this.delays.schedule(h);
-      else this.delays.pend(h);
-    }
-    this.delays.flushPending();
-  }
-
-  /** The journal's dead letters back in the dead-letter store. */
-  private restoreDead(): void {
-    const j = this.journal!;
-    for (const d of j.recoveredDead) {
-      const h = new HeldMessage(d.id, d.attempt, d.sentAt, d.key, d.payload, d.ascii, d.firstError);
-      h.lastError = d.lastError;
-      h.kept = d.kept;
-      this.deadLetters.add(h, DEAD_LETTER_REASONS[d.reason] ?? 'max_attempts', d.deadAt);
-    }
-    j.recoveredDead = [];
   }
 
   private sourceIntake(): SourceIntake {

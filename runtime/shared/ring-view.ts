@@ -1,7 +1,7 @@
 /**
  * What every Ring is over its SharedArrayBuffer: the typed views, the
  * allocation of a new buffer, the record header's fields, the counters and
- * cursors read for stats, and the wake words. Thread-neutral. The protocol
+ * cursors read for stats, message ids, and the wake words. Thread-neutral. The protocol
  * that moves records through the ring (reserve, publish, claim, ack,
  * reclaim) is ring.ts, which extends this.
  */
@@ -12,7 +12,11 @@ import {
   ENQUEUED,
   FOLLOWED,
   FOLLOW_WORD,
+  ID_BLOCK,
+  ID_BLOCK_SIZE,
   JOURNALED,
+  JOURNAL_IDLE,
+  JOURNAL_WAKE,
   JOURNAL_WORD,
   HEAD,
   LAYOUT_VERSION,
@@ -204,6 +208,26 @@ export class RingView {
     return ((SLOTS_OFF >> 2) + c * SLOT_WORDS) / 2 + w;
   }
 
+  // ---------------------------------------------------------------- ids
+
+  private idNext = 0;
+  private idEnd = 0;
+
+  /** Forget this thread's id block: the next id starts a new one (after ids were handed out elsewhere, a replay). */
+  dropIdBlock(): void {
+    this.idNext = this.idEnd = 0;
+  }
+
+  /** A message id unique in this ring: ids come in blocks of 2^16 per producer thread. */
+  nextId(): number {
+    if (this.idNext === this.idEnd) {
+      const block = Atomics.add(this.i32, ID_BLOCK, 1) >>> 0;
+      this.idNext = block * ID_BLOCK_SIZE;
+      this.idEnd = this.idNext + ID_BLOCK_SIZE;
+    }
+    return this.idNext++;
+  }
+
   // ---------------------------------------------------------------- wake words
 
   /** Notify one parked consumer, if any is parked and no wake-up is on its way already. */
@@ -218,6 +242,19 @@ export class RingView {
     Atomics.add(i32, WAKE, 1);
     if (Atomics.notify(i32, WAKE, 1) === 0) Atomics.store(i32, WAKE_PENDING, 0);
     return true;
+  }
+
+  /**
+   * Wake the journal thread if it is parked (seq-cst: it sets JOURNAL_IDLE
+   * before its last look, so either we see 1 here or it sees our record).
+   * The one that turns IDLE 1 -> 0 notifies: one futex wake per wake-up.
+   */
+  wakeJournal(): void {
+    const i32 = this.i32;
+    if (Atomics.load(i32, JOURNAL_IDLE) === 0) return;
+    if (Atomics.compareExchange(i32, JOURNAL_IDLE, 1, 0) !== 1) return;
+    Atomics.add(i32, JOURNAL_WAKE, 1);
+    Atomics.notify(i32, JOURNAL_WAKE, 1);
   }
 
   /** A consumer leaving park(): the next publish may notify again. */

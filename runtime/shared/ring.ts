@@ -58,12 +58,8 @@ import {
   FOLLOW_WORD,
   HEAD,
   JOURNALED,
-  JOURNAL_IDLE,
-  JOURNAL_WAKE,
   JOURNAL_WORD,
   HELD_UNITS_WORD,
-  ID_BLOCK,
-  ID_BLOCK_SIZE,
   KEY_WORDS,
   K_SENT,
   PUBLISHED,
@@ -101,8 +97,6 @@ export interface PayloadWriter {
 }
 
 export class Ring extends RingView {
-  private idNext = 0;
-  private idEnd = 0;
   /**
    * Count the units the dispatcher holds outside the ring (HELD_UNITS_WORD) as
    * used. Off only for the dispatcher's own re-publishing of held messages.
@@ -160,20 +154,6 @@ export class Ring extends RingView {
 
   // ---------------------------------------------------------------- producer
 
-  /** Forget this thread's id block: the next id starts a new one (after ids were handed out elsewhere, a replay). */
-  dropIdBlock(): void {
-    this.idNext = this.idEnd = 0;
-  }
-
-  /** A message id unique in this ring: ids come in blocks of 2^16 per producer thread. */
-  nextId(): number {
-    if (this.idNext === this.idEnd) {
-      const block = Atomics.add(this.i32, ID_BLOCK, 1) >>> 0;
-      this.idNext = block * ID_BLOCK_SIZE;
-      this.idEnd = this.idNext + ID_BLOCK_SIZE;
-    }
-    return this.idNext++;
-  }
 
   /**
    * Reserve `units` contiguous units. Returns the unit index of the record,
@@ -270,19 +250,6 @@ export class Ring extends RingView {
       return false;
     }
     return this.wakeIfSleeping();
-  }
-
-  /**
-   * Wake the journal thread if it is parked (seq-cst: it sets JOURNAL_IDLE
-   * before its last look, so either we see 1 here or it sees our record).
-   * The one that turns IDLE 1 -> 0 notifies: one futex wake per wake-up.
-   */
-  wakeJournal(): void {
-    const i32 = this.i32;
-    if (Atomics.load(i32, JOURNAL_IDLE) === 0) return;
-    if (Atomics.compareExchange(i32, JOURNAL_IDLE, 1, 0) !== 1) return;
-    Atomics.add(i32, JOURNAL_WAKE, 1);
-    Atomics.notify(i32, JOURNAL_WAKE, 1);
   }
 
   /**

@@ -187,5 +187,8 @@ export function recoveredMessages(parts: RecoveredParts): JournaledMessage[] {
       lastError: undefined,
     };
   }
+  // Journal order is send order, except for messages compaction copied forward: keys take their order from
+  // the replay, so put them back in first-send order (a stable sort; a key's sends from one thread are in it).
+  if (out.some((m) => m.key !== null)) out.sort((a, b) => a.sentAt - b.sentAt);
   return out;
 }

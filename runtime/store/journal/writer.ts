@@ -11,8 +11,6 @@
  * Files go through JournalFiles, so tests run it in-process on recorded files.
  */
 import { join } from 'node:path';
-import { Outcome } from '../../outcome.js';
-import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
 import {
   FLAG_AGAIN,
   FLAG_VOID,
@@ -33,11 +31,12 @@ import {
 } from '../../shared/layout.js';
 import { Ring } from '../../shared/ring.js';
 import type { JournalFiles } from './files.js';
-import { scanSegment, segmentName } from './format.js';
+import { copyForward } from './compact.js';
+import { segmentName } from './format.js';
 import { LiveIndex } from './live.js';
 import { Recovery, type RecoveredParts } from './recovery.js';
 import { lockDir } from './lock.js';
-import { RT_OUTCOMES, RT_RING, RT_STATE, eachRingMessage, encodeStates, readState, ringMessage, type JournaledMessage } from './records.js';
+import { RT_OUTCOMES, RT_RING } from './records.js';
 import { SegmentLog } from './segment-log.js';
 
 export interface WriterOptions {
@@ -241,7 +240,7 @@ export class JournalWriter {
         const f = firsts[i]!;
         const live = this.index.liveIn(f);
         if (live > 0 && live < this.index.madeIn(f) * LIVE_SHARE) {
-          this.copyForward(f, firsts[i + 1]!);
+          copyForward(this.log, this.index, this.files, join(this.opts.dir, segmentName(f)), f, firsts[i + 1]!, this.opts.mailbox);
           this.dropDead();
           break;
         }
@@ -315,54 +314,6 @@ export class JournalWriter {
     this.stats[J_COMPACTIONS]! += dropped;
   }
 
-  /** Rewrite the live messages whose records are in segment [first, end) as STATE records at the end of the log. */
-  private copyForward(first: number, end: number): void {
-    const index = this.index;
-    const name = segmentName(first);
-    const scan = scanSegment(this.files.read(join(this.opts.dir, name)));
-    const bySeq = new Map<number, { type: number; data: Buffer }>();
-    scan.records.forEach((r, k) => bySeq.set(first + k, r));
-    const states: JournaledMessage[] = [];
-    const restated: Array<[number, number, number]> = [];
-    for (const [id, r] of index.refs) {
-      const inC = r.c >= first && r.c < end;
-      if (inC) {
-        const m = findMessage(bySeq.get(r.c), id);
-        if (m === null) throw new RingpoolError(ErrorCodes.JOURNAL_CORRUPT, `mailbox '${this.opts.mailbox}': message ${id} is not in journal record ${r.c} of ${name}`, { mailbox: this.opts.mailbox, file: name });
-        m.attempt = r.attempt;
-        m.dueAt = r.dueAt;
-        if (!r.dead) m.reason = -1;
-        states.push(m);
-      } else if (r.s >= first && r.s < end) restated.push([id, r.attempt, r.dueAt]);
-    }
-    const types: number[] = [];
-    const datas: Uint8Array[] = [];
-    if (states.length > 0) {
-      types.push(RT_STATE);
-      datas.push(encodeStates(states));
-    }
-    if (restated.length > 0) {
-      // Their content is elsewhere: only the state moves, as a RETRY entry (attempt, due; not dead).
-      const b = Buffer.allocUnsafe(4 + restated.length * 21);
-      b.writeUInt32LE(restated.length, 0);
-      let p = 4;
-      for (const [id, attempt, dueAt] of restated) {
-        b[p] = Outcome.RETRY;
-        b.writeDoubleLE(id, p + 1);
-        b.writeInt32LE(attempt, p + 9);
-        b.writeDoubleLE(dueAt, p + 13);
-        p += 21;
-      }
-      types.push(RT_OUTCOMES);
-      datas.push(b);
-    }
-    const segs = this.log.segmentCount;
-    // Synced in every mode: the old segment is deleted next.
-    const at = this.log.appendRecords(types, datas, true);
-    if (this.log.segmentCount !== segs) index.setSegments(this.log.firsts());
-    for (let i = 0; i < datas.length; i++) index.record(at + i, types[i]!, datas[i] as Buffer);
-  }
-
   private publishStats(): void {
     const s = this.log.stats();
     const st = this.stats;
@@ -371,34 +322,4 @@ export class JournalWriter {
     st[J_FSYNCS] = this.log.fsyncs;
     st[J_LAST_FSYNC_MS] = this.log.lastFsyncMs;
   }
-}
-
-/** Message `id`'s content in a journal record (a copy). */
-function findMessage(rec: { type: number; data: Buffer } | undefined, id: number): JournaledMessage | null {
-  if (rec === undefined) return null;
-  const { type, data } = rec;
-  let found: JournaledMessage | null = null;
-  if (type === RT_RING) {
-    eachRingMessage(data, (at) => {
-      if (found === null && data.readDoubleLE(at + 16) === id) found = ringMessage(data, at);
-    });
-    return found;
-  }
-  const n = data.readUInt32LE(0);
-  let p = 4;
-  for (let i = 0; i < n; i++) {
-    if (type === RT_OUTCOMES) {
-      const kind = data[p]!;
-      p += 9;
-      if (kind === Outcome.RETRY) {
-        p += 12;
-        continue;
-      }
-      if (kind !== Outcome.ACCEPTED && kind !== Outcome.DEAD_LETTERED) continue; // ACKED, REDRIVEN, PURGED: nothing more
-    }
-    const r = readState(data, p);
-    p = r.end;
-    if (r.m.id === id) return { ...r.m, payload: r.m.payload.slice() };
-  }
-  return null;
 }

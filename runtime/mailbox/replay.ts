@@ -1,0 +1,53 @@
+/**
+ * What a store gave back at start() (main thread): messages an earlier run
+ * left unfinished, accepted anew, and (from the journal) its dead letters.
+ */
+import { DEAD_LETTER_REASONS } from '../outcome.js';
+import { HeldMessage } from '../held.js';
+import { now } from '../shared/clock.js';
+import { ID_BLOCK, ID_BLOCK_SIZE, KEY_WORDS, K_SENT, keySlotOf } from '../shared/layout.js';
+import type { Journal } from '../store/journal/index.js';
+import type { StoredMessage } from '../store/store.js';
+import type { Mailbox } from './index.js';
+
+/** Accepted anew (counted, keyed ones at the end of their key's order, in the order given), ids kept. */
+export function replay(m: Mailbox, stored: readonly StoredMessage[]): void {
+  if (stored.length === 0) return;
+  let maxId = -1;
+  const held: HeldMessage[] = [];
+  const t = now();
+  for (const s of stored) {
+    const h = new HeldMessage(s.id, s.attempt, s.sentAt, s.key, s.payload, s.ascii, s.firstError);
+    h.kept = s.kept ?? 0;
+    if (s.key !== null) {
+      h.keySlot = keySlotOf(s.key);
+      h.keySeq = Atomics.add(m.keyed.table, h.keySlot * KEY_WORDS + K_SENT, 1);
+    }
+    // A delayed send or a retry's backoff not yet over: it waits for its time again.
+    h.dueAt = s.dueAt > t ? s.dueAt : 0;
+    held.push(h);
+    if (s.id > maxId) maxId = s.id;
+  }
+  // New ids start past the replayed ones.
+  const block = Math.floor(maxId / ID_BLOCK_SIZE) + 1;
+  if ((Atomics.load(m.ring.i32, ID_BLOCK) >>> 0) < block) Atomics.store(m.ring.i32, ID_BLOCK, block);
+  // A send before start() took a block already: drop it, so the next id comes from past the replayed ones.
+  m.ring.dropIdBlock();
+  m.ring.countEnqueued(held.length);
+  for (const h of held) {
+    if (h.dueAt > 0) m.delays.schedule(h);
+    else m.delays.pend(h);
+  }
+  m.delays.flushPending();
+}
+
+/** The journal's dead letters back in the dead-letter store. */
+export function restoreDead(m: Mailbox, j: Journal): void {
+  for (const d of j.recoveredDead) {
+    const h = new HeldMessage(d.id, d.attempt, d.sentAt, d.key, d.payload, d.ascii, d.firstError);
+    h.lastError = d.lastError;
+    h.kept = d.kept;
+    m.deadLetters.add(h, DEAD_LETTER_REASONS[d.reason] ?? 'max_attempts', d.deadAt);
+  }
+  j.recoveredDead = [];
+}
