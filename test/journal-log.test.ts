@@ -120,6 +120,11 @@ describe('the journal log: segments, group commit, recovery', () => {
     const kept = new SegmentLog(fs, '/j', 300, 'm').open().records;
     expect(kept[0]!.seq).toBeGreaterThan(0);
     expect(kept[0]!.seq).toBeLessThanOrEqual(20);
+    // A dead segment after a live one stays (its acks may cancel records of the live one).
+    const segs = log.stats().segments;
+    let seen = 0;
+    expect(log.dropDead(() => seen++ === 0)).toBe(0);
+    expect(log.stats().segments).toBe(segs);
     // Everything dead but the open segment: it stays.
     log.dropDead(() => false);
     expect(log.stats().segments).toBe(1);

@@ -144,6 +144,29 @@ describe('the journaller: power cuts, I/O errors, compaction', () => {
     }
   });
 
+  it('compaction deletes only from the oldest segment: acks in a dead segment still cancel messages of a live older one', () => {
+    const files = new MemFiles();
+    const r = rig(files, 4096);
+    r.writer.open();
+    // Ten messages in the first segment; six stay unfinished, four are acked later (their acks land in later segments).
+    const ids = Array.from({ length: 10 }, (_, i) => r.producer.send({ i, pad: 'p'.repeat(300) }, undefined)); // they fill the first segment
+    r.writer.pass([]);
+    consume(r);
+    const stay = ids.slice(0, 6);
+    const acked = ids.slice(6);
+    for (let round = 0; round < 30; round++) {
+      for (let k = 0; k < 4; k++) r.producer.send({ round, k, pad: 'y'.repeat(40) }, undefined);
+      r.writer.pass([]);
+      const done = consume(r);
+      if (round === 5) done.push(...acked);
+      r.writer.pass([post(done.map((id) => [ACKED, id]))]);
+    }
+    for (let i = 0; i < 5; i++) r.writer.compact();
+    r.writer.close();
+    const back = recoveredMessages(rig(files, 4096).writer.open()).map((m) => m.id).sort((a, b) => a - b);
+    expect(back).toEqual(stay);
+  });
+
   it('keyed messages come back in send order after compaction copied the oldest forward', () => {
     const files = new MemFiles();
     const r = rig(files, 4096);

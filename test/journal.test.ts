@@ -55,16 +55,37 @@ describe('durable mailboxes', () => {
 
   it('a delayed message and a retry waiting for its backoff come back delayed, with their attempt', async () => {
     const dir = freshDir();
-    const a = durable(dir, 'fail.js', { maxAttempts: 5, backoff: { baseMs: 60_000, maxMs: 60_000 } });
+    const a = durable(dir, 'fail.js', { maxAttempts: 5, backoff: { baseMs: 300, maxMs: 300 } });
     await a.start();
     await a.sendAsync('m', { late: true }, { delayMs: 60_000 });
     await a.sendAsync('m', { failures: 'always' });
     await until(() => a.stats('m').retried === 1);
-    await new Promise((r) => setTimeout(r, 50)); // the RETRY entry reaches the journal in the feed's next post
     await a.destroy();
-    const b = durable(dir, 'fail.js', { maxAttempts: 5 });
+    // Its attempt came back as 2: with maxAttempts 2 the next failure is its last (as attempt 1 it would be retried).
+    const b = durable(dir, 'fail.js', { maxAttempts: 2, backoff: { baseMs: 60_000, maxMs: 60_000 } });
     await b.start();
+    expect(b.stats('m').journal!.recovered).toBe(2);
     expect(b.stats('m').delayed).toBe(2);
+    await until(() => b.deadLetters('m').size === 1, 5_000, 'the retried message dead-lettered at attempt 2');
+    expect(b.deadLetters('m').list()[0]!.attempts).toBe(2);
+    expect(b.stats('m').retried).toBe(0);
+    expect(b.stats('m').delayed).toBe(1); // the delayed send: still a minute away
+  });
+
+  it('sends before start() are journaled once it runs: sendAsync (plain and delayed) resolves then', async () => {
+    const dir = freshDir();
+    const a = durable(dir, 'hang.js');
+    const plain = a.sendAsync('m', { early: 1, hang: 'promise' });
+    const delayed = a.sendAsync('m', { early: 2 }, { delayMs: 60_000 });
+    let settled = false;
+    void Promise.allSettled([plain, delayed]).then(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(settled).toBe(false); // nothing is on disk before start()
+    await a.start();
+    await Promise.all([plain, delayed]);
+    await a.destroy();
+    const b = durable(dir, 'hang.js');
+    await b.start();
     expect(b.stats('m').journal!.recovered).toBe(2);
   });
 
@@ -107,6 +128,11 @@ describe('durable mailboxes', () => {
     const err = (await expectCode(b.start(), ErrorCodes.JOURNAL_CORRUPT)) as Error & { details: { file: string; offset: number } };
     expect(err.details.file).toBe(seg);
     expect(err.details.offset).toBe(0);
+    // The refusal let the directory go: once the operator removed the bad segment, this process opens it.
+    rmSync(seg);
+    const c = durable(dir, 'hang.js');
+    await c.start();
+    expect(c.stats('m').journal!.recovered).toBe(0);
   });
 
   it('a write that fails (ENOSPC: the segment is /dev/full) stops the mailbox with RINGPOOL_JOURNAL_IO; nothing is reported durable', async () => {

@@ -21,15 +21,30 @@ export interface HandlerContext {
 
 export type Handler<P = any, R = unknown> = (payload: P, ctx: HandlerContext) => R | Promise<R>;
 
+/** Durable target rings a handler sent to, and the cursor each must reach before its message is acked. */
+export class DurableMarks {
+  readonly rings: Array<{ i32: Int32Array }> = [];
+  readonly ends: number[] = [];
+  add(ring: { i32: Int32Array }, end: number): void {
+    const i = this.rings.indexOf(ring);
+    if (i < 0) {
+      this.rings.push(ring);
+      this.ends.push(end);
+    } else this.ends[i] = end;
+  }
+}
+
 /** What the consumer loop gives each context. */
 export interface ContextHost {
   readonly mailbox: string;
   readonly leaseMs: number;
-  send(mailbox: string, payload: unknown, opts?: SendOptions): number;
+  send(mailbox: string, payload: unknown, opts: SendOptions | undefined, from: MessageContext): number;
 }
 
 export class MessageContext implements HandlerContext {
   private abort: AbortSignal | undefined;
+  /** Sends of this handler to durable mailboxes (made on the first one): on disk before its message is acked. */
+  marks: DurableMarks | null = null;
   constructor(
     private readonly host: ContextHost,
     readonly id: number,
@@ -51,6 +66,6 @@ export class MessageContext implements HandlerContext {
   }
 
   send(mailbox: string, payload: unknown, opts?: SendOptions): number {
-    return this.host.send(mailbox, payload, opts);
+    return this.host.send(mailbox, payload, opts, this);
   }
 }

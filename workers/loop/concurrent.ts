@@ -8,6 +8,7 @@ import { H_END_TO_END, H_PROCESSING, H_QUEUE_WAIT, blockOffset, observe } from '
 import { isThenable } from './actors.js';
 import { park, sleep, yieldToLoop, YIELD_EVERY_MS } from './park.js';
 import type { ConsumerLoop } from './loop.js';
+import type { MessageContext } from '../context.js';
 
 const origin = performance.timeOrigin;
 
@@ -17,6 +18,8 @@ interface Running {
   done: boolean;
   keySlot: number;
   flags: number;
+  /** Its ctx (null until invoked, or when decoding threw): its durable sends are awaited before its ack. */
+  ctx: MessageContext | null;
 }
 
 export class Concurrent {
@@ -104,7 +107,7 @@ export class Concurrent {
       return false;
     }
     const started = performance.now();
-    const entry: Running = { unit, started, done: false, keySlot: (flags & FLAG_KEYED) !== 0 ? ring.keySlot(unit) : -1, flags };
+    const entry: Running = { unit, started, done: false, keySlot: (flags & FLAG_KEYED) !== 0 ? ring.keySlot(unit) : -1, flags, ctx: null };
     this.running.push(entry);
     if (this.running.length - this.runningHead === 1) this.setLease(entry);
     const sentAt = record ? ring.sentAt(unit) : 0;
@@ -114,7 +117,9 @@ export class Concurrent {
     Atomics.store(loop.i32, loop.wInflight, this.inflight);
     let result: unknown;
     try {
+      loop.lastCtx = null;
       result = loop.invoke(unit, flags, started, entry.keySlot);
+      entry.ctx = loop.lastCtx as MessageContext | null; // set by invoke()
     } catch (err) {
       this.finishOne(entry, sentAt, record, true, err, undefined);
       return false;
@@ -146,10 +151,11 @@ export class Concurrent {
         err = e;
       }
     }
-    // Chained work: a ctx.send() to a durable mailbox is on disk before this message counts as acked.
-    if (!dropped && loop.out.pendingDurable) {
-      const e = loop.out.awaitDurable();
-      if (!threw && e !== undefined) {
+    // Chained work: this handler's ctx.send() to a durable mailbox is on disk before its message counts as acked.
+    const marks = entry.ctx?.marks ?? null;
+    if (!dropped && !threw && marks !== null) {
+      const e = loop.out.awaitDurable(marks);
+      if (e !== undefined) {
         threw = true;
         err = e;
       }

@@ -256,8 +256,11 @@ export class ConsumerLoop implements ContextHost, WorkerControl {
           const started = t;
           let failed: unknown = undefined;
           let threw = false;
+          let ctx: MessageContext | null = null;
           try {
+            this.lastCtx = null;
             let result = this.invoke(unit, flags, t, keySlot);
+            ctx = this.lastCtx as MessageContext | null; // set by invoke()
             if (isThenable(result)) result = await result;
             // The reply goes out before the ack: a crash in between runs the message again, it never loses the reply.
             if ((flags & FLAG_ASK) !== 0 && !this.out.reply(unit, result)) return;
@@ -266,9 +269,9 @@ export class ConsumerLoop implements ContextHost, WorkerControl {
             failed = err;
           }
           // Chained work: a ctx.send() to a durable mailbox is on disk before this message counts as acked.
-          if (this.out.pendingDurable) {
-            const e = this.out.awaitDurable();
-            if (!threw && e !== undefined) {
+          if (!threw && ctx !== null && ctx.marks !== null) {
+            const e = this.out.awaitDurable(ctx.marks);
+            if (e !== undefined) {
               threw = true;
               failed = e;
             }
@@ -308,12 +311,16 @@ export class ConsumerLoop implements ContextHost, WorkerControl {
     }
   }
 
+  /** The ctx the last invoke() made (its durable marks are checked before that message's ack). */
+  lastCtx: MessageContext | null = null;
+
   /** Decode a record and call the handler or the actor (both modes). Throws what decoding or a sync handler throws. */
   invoke(unit: number, flags: number, started: number, keySlot: number): unknown {
     const ring = this.ring;
     const start = ring.payloadStart(unit);
     const payload = this.codec.decode(ring.buf, ring.u8, start, start + ring.payloadBytes(unit), (flags & FLAG_ASCII) !== 0);
     const ctx = new MessageContext(this, ring.id(unit), ring.attempt(unit), ring.key(unit), started);
+    this.lastCtx = ctx;
     if (this.actors !== null) return this.actors.invoke(payload, flags, ctx, keySlot);
     if ((flags & FLAG_CALL) !== 0) {
       throw new UnrecoverableError(`mailbox '${this.mailbox}' has a plain handler: actor method calls need an actor(...) module`);
@@ -354,8 +361,8 @@ export class ConsumerLoop implements ContextHost, WorkerControl {
   }
 
   // ---- ContextHost: ctx.send from the handler ----
-  send(mailbox: string, payload: unknown, opts?: SendOptions): number {
-    return this.out.send(mailbox, payload, opts);
+  send(mailbox: string, payload: unknown, opts: SendOptions | undefined, from: MessageContext): number {
+    return this.out.send(mailbox, payload, opts, from);
   }
 
   // ---- WorkerControl (comlink) ----

@@ -8,6 +8,7 @@ import { JOURNALED, JOURNAL_CLOSED, JOURNAL_FAILED, JOURNAL_SEQ, JOURNAL_WATCHER
 import { Producer, type SendOptions } from '../../runtime/shared/producer.js';
 import { Ring } from '../../runtime/shared/ring.js';
 import { acquireGuard, releaseGuard } from '../../runtime/shared/guard.js';
+import { DurableMarks, type MessageContext } from '../context.js';
 import { UnrecoverableError } from '../unrecoverable.js';
 import type { ConsumerLoop } from './loop.js';
 
@@ -25,49 +26,32 @@ export class Outbound {
     this.replies.markIn(loop.i32, loop.ring.slotWord(loop.c, S_RESV_TAG), ringTag(boxIndex, true));
   }
 
-  /** Durable target rings this handler sent to, and the cursor each must reach before the handler's message is acked. */
-  private readonly durable: Ring[] = [];
-  private readonly durableEnd: number[] = [];
-
-  /** ctx.send(): straight into the target mailbox's ring. */
-  send(mailbox: string, payload: unknown, opts?: SendOptions): number {
+  /** ctx.send(): straight into the target mailbox's ring; a send to a durable one is marked on the sender's ctx. */
+  send(mailbox: string, payload: unknown, opts: SendOptions | undefined, from: MessageContext | null): number {
     let p = this.producers.get(mailbox);
     if (p === undefined) p = this.producerFor(mailbox);
     const id = p.send(payload, opts);
     const r = p.ring;
-    if (r.journaled && !(opts?.delayMs! > 0)) {
-      const i = this.durable.indexOf(r);
-      if (i < 0) {
-        this.durable.push(r);
-        this.durableEnd.push(r.lastEnd);
-      } else this.durableEnd[i] = r.lastEnd;
-    }
+    if (r.journaled && from !== null && !(opts?.delayMs! > 0)) (from.marks ??= new DurableMarks()).add(r, r.lastEnd);
     return id;
   }
 
-  /** A handler sent to a durable mailbox: its message may be acked only once that send is on disk. */
-  get pendingDurable(): boolean {
-    return this.durable.length > 0;
-  }
-
   /**
-   * Wait (blocking this thread: an fdatasync, ~0.5 ms) until every durable
-   * send made since the last call is journaled. Returns an error to nack the
-   * handler's message with when a target's journal failed: the chained step
-   * is not on disk, so the message that made it runs again.
+   * Wait (blocking this thread: an fdatasync, ~0.5 ms) until the handler's
+   * durable sends are journaled. Returns an error to nack the handler's
+   * message with when a target's journal failed or closed first: the chained
+   * step is not on disk, so the message that made it runs again.
    */
-  awaitDurable(): Error | undefined {
-    let failed: Error | undefined;
-    for (let k = 0; k < this.durable.length && failed === undefined; k++) {
-      const i32 = this.durable[k]!.i32;
-      const end = this.durableEnd[k]!;
+  awaitDurable(marks: DurableMarks): Error | undefined {
+    for (let k = 0; k < marks.rings.length; k++) {
+      const i32 = marks.rings[k]!.i32;
+      const end = marks.ends[k]!;
       while (((Atomics.load(i32, JOURNALED) - end) | 0) < 0) {
         const broken = Atomics.load(i32, JOURNAL_FAILED);
         if (broken !== 0) {
-          failed = broken === JOURNAL_CLOSED
+          return broken === JOURNAL_CLOSED
             ? new RingpoolError(ErrorCodes.CLOSED, 'a ctx.send() to a durable mailbox was not journaled (its journal closed first): the message runs again', {})
             : new RingpoolError(ErrorCodes.JOURNAL_IO, 'a ctx.send() to a durable mailbox was not journaled (its journal failed): the message runs again', {});
-          break;
         }
         const seq = Atomics.load(i32, JOURNAL_SEQ);
         if (((Atomics.load(i32, JOURNALED) - end) | 0) >= 0) break;
@@ -76,9 +60,7 @@ export class Outbound {
         Atomics.sub(i32, JOURNAL_WATCHERS, 1);
       }
     }
-    this.durable.length = 0;
-    this.durableEnd.length = 0;
-    return failed;
+    return undefined;
   }
 
   private producerFor(mailbox: string): Producer {

@@ -13,12 +13,12 @@ import { join } from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { Outcome, type OutcomeBatch } from '../../outcome.js';
 import { ErrorCodes, RingpoolError, type ErrorCode } from '../../shared/errors.js';
-import { ID_BLOCK, ID_BLOCK_SIZE, JOURNALED, JOURNAL_CLOSED, JOURNAL_FAILED, JOURNAL_SEQ, JOURNAL_WATCHERS, OUTCOMES_DONE } from '../../shared/layout.js';
+import { ID_BLOCK, ID_BLOCK_SIZE, JOURNALED, JOURNAL_BROKEN, JOURNAL_CLOSED, JOURNAL_FAILED, JOURNAL_SEQ, JOURNAL_WATCHERS, OUTCOMES_DONE } from '../../shared/layout.js';
 import type { Ring } from '../../shared/ring.js';
 import type { HeldMessage } from '../../held.js';
 import type { ResolvedDurability } from '../../options.js';
 import type { MessageStore, StoredMessage } from '../store.js';
-import { errorsJson, stateBytes, writeState, type JournaledMessage } from './records.js';
+import { PLAIN_BYTES, RETRY_BYTES, errorsJson, stateBytes, writeRetry, writeState, type JournaledMessage } from './records.js';
 import { recoveredMessages } from './recovery.js';
 import type { FromJournal, JournalThreadData } from './thread.js';
 import { IDS_NAME, J_BYTES, J_COMPACTIONS, J_FSYNCS, J_LAST_FSYNC_MS, J_RECOVERED, J_SEGMENTS, J_STATS_WORDS } from './writer.js';
@@ -78,6 +78,11 @@ export class Journal implements MessageStore {
   private watching = false;
   /** Outcome posts sent to the journal thread. */
   posted = 0;
+  /** The thread said it opened (posts go straight to it from then on); it exited (nothing more will move). */
+  private opened = false;
+  private exited = false;
+  /** Posts made before the thread opened (sends before start()). */
+  private readonly early: Buffer[] = [];
   private closed: Promise<void> | null = null;
   private closedResolve: (() => void) | null = null;
 
@@ -106,19 +111,23 @@ export class Journal implements MessageStore {
     this.worker = worker;
     this.port = port1;
     return new Promise<StoredMessage[]>((resolve, reject) => {
-      let opened = false;
       port1.on('message', (msg: FromJournal) => {
         if (msg.t === 'opened') {
-          opened = true;
-          worker.unref();
-          port1.unref();
+          this.opened = true;
+          // Closing already (another mailbox failed to start): stay referenced until 'closed'.
+          if (this.closed === null) {
+            worker.unref();
+            port1.unref();
+          }
+          for (const buf of this.early.splice(0)) port1.postMessage({ t: 'outcomes', buf }, [buf.buffer as ArrayBuffer]);
+          this.ring.wakeJournal();
           if (msg.tornBytes > 0) {
             this.onError(new RingpoolError(ErrorCodes.JOURNAL_TORN, `mailbox '${this.mailbox}': the newest journal segment in ${this.opts.dir} ended in a partial record (${msg.tornBytes} bytes, a write cut short by a crash); cut off at the last good record`, { mailbox: this.mailbox, dir: this.opts.dir, bytes: msg.tornBytes }));
           }
           resolve(this.split(recoveredMessages(msg)));
         } else if (msg.t === 'error') {
           const err = new RingpoolError(msg.code as ErrorCode, msg.message, msg.details);
-          if (!opened) reject(err);
+          if (!this.opened) reject(err);
           else {
             this.onError(err);
             this.settle();
@@ -126,13 +135,21 @@ export class Journal implements MessageStore {
         } else this.closedResolve?.();
       });
       worker.on('error', (err) => {
-        if (!opened) reject(err);
+        if (!this.opened) reject(err);
         else this.onError(err);
       });
-      worker.on('exit', () => {
+      worker.on('exit', (code) => {
         this.worker = null;
-        if (!opened) reject(new RingpoolError(ErrorCodes.JOURNAL_IO, `mailbox '${this.mailbox}': the journal thread exited before it opened ${this.opts.dir}`, { mailbox: this.mailbox }));
+        this.exited = true;
+        if (!this.opened) reject(new RingpoolError(ErrorCodes.JOURNAL_IO, `mailbox '${this.mailbox}': the journal thread exited before it opened ${this.opts.dir}`, { mailbox: this.mailbox }));
+        else if (this.closedResolve === null && Atomics.compareExchange(this.i32, JOURNAL_FAILED, 0, JOURNAL_BROKEN) === 0) {
+          // It died (not a clean close): nothing more reaches the disk, so nothing more is accepted.
+          Atomics.add(this.i32, JOURNAL_SEQ, 1);
+          Atomics.notify(this.i32, JOURNAL_SEQ);
+          this.onError(new RingpoolError(ErrorCodes.JOURNAL_IO, `mailbox '${this.mailbox}': the journal thread exited (code ${code}); the mailbox stops accepting`, { mailbox: this.mailbox }));
+        }
         this.closedResolve?.();
+        this.settle();
         this.rejectAll(this.closedError());
       });
     });
@@ -153,58 +170,74 @@ export class Journal implements MessageStore {
     this.dead.set(held.id, { held, reason, deadAt });
   }
 
-  /** The feed's batch: what recovery needs of it, in one post. */
+  /**
+   * The feed's batch: what recovery needs of it, in one post (its own
+   * ArrayBuffer, transferred). Before the thread runs (sends before start()),
+   * posts wait here and go first once it opened.
+   */
   outcomes(b: OutcomeBatch): void {
-    const port = this.port;
-    if (port === null) return;
-    const parts: Buffer[] = [];
+    // First pass: the size, and the whole states (rare: delayed sends, dead letters).
     let count = 0;
-    let fixed = Buffer.allocUnsafe(4096);
-    let f = 0;
-    const flushFixed = (): void => {
-      if (f > 0) parts.push(fixed.subarray(0, f));
-      fixed = Buffer.allocUnsafe(4096);
-      f = 0;
-    };
+    let bytes = 4;
+    const states: Array<{ m: JournaledMessage; key: Buffer | null; errs: Buffer | null } | null> = [];
     for (let i = 0; i < b.n; i++) {
       const kind = b.kind[i]!;
-      let state: JournaledMessage | null = null;
+      let m: JournaledMessage | null = null;
       if (kind === Outcome.ACCEPTED) {
         if (b.value[i]! === 0) continue; // a ring record: the journal thread wrote it already
         const a = b.message(i)!;
-        state = { id: a.id, attempt: 1, dueAt: a.dueAt, sentAt: a.sentAt, key: a.key, payload: a.payload, ascii: a.ascii, kept: 0, reason: -1, deadAt: 0, firstError: undefined, lastError: undefined };
+        m = { id: a.id, attempt: 1, dueAt: a.dueAt, sentAt: a.sentAt, key: a.key, payload: a.payload, ascii: a.ascii, kept: 0, reason: -1, deadAt: 0, firstError: undefined, lastError: undefined };
       } else if (kind === Outcome.DEAD_LETTERED) {
         const d = this.dead.get(b.id[i]!);
         if (d === undefined) continue;
         this.dead.delete(b.id[i]!);
         const h = d.held;
-        state = { id: h.id, attempt: h.attempt, dueAt: 0, sentAt: h.sentAt, key: h.key, payload: h.payload, ascii: h.ascii, kept: h.kept, reason: d.reason, deadAt: d.deadAt, firstError: h.firstError, lastError: h.lastError };
+        m = { id: h.id, attempt: h.attempt, dueAt: 0, sentAt: h.sentAt, key: h.key, payload: h.payload, ascii: h.ascii, kept: h.kept, reason: d.reason, deadAt: d.deadAt, firstError: h.firstError, lastError: h.lastError };
       } else if (kind === Outcome.CLAIMED) continue;
-      if (f + 21 > fixed.length) flushFixed();
-      fixed[f] = kind;
-      fixed.writeDoubleLE(b.id[i]!, f + 1);
-      f += 9;
       count++;
-      if (kind === Outcome.RETRY) {
-        fixed.writeInt32LE(b.attempt[i]!, f);
-        fixed.writeDoubleLE(b.value[i]!, f + 4);
-        f += 12;
-      } else if (state !== null) {
-        flushFixed();
-        const key = state.key === null ? null : Buffer.from(state.key, 'utf8');
-        const errs = errorsJson(state);
-        const buf = Buffer.allocUnsafe(stateBytes(state, key, errs));
-        writeState(buf, 0, state, key, errs);
-        parts.push(buf);
-      }
+      if (m !== null) {
+        const key = m.key === null ? null : Buffer.from(m.key, 'utf8');
+        const errs = errorsJson(m);
+        states.push({ m, key, errs });
+        bytes += PLAIN_BYTES + stateBytes(m, key, errs);
+      } else bytes += kind === Outcome.RETRY ? RETRY_BYTES : PLAIN_BYTES;
     }
     if (count === 0) return;
-    flushFixed();
-    const head = Buffer.allocUnsafe(4);
-    head.writeUInt32LE(count, 0);
-    const post = Buffer.concat([head, ...parts]);
-    port.postMessage({ t: 'outcomes', buf: post }, [post.buffer as ArrayBuffer]);
+    // Second pass: write. Not from Node's pool: a pooled ArrayBuffer cannot be transferred (Node >= 21 throws).
+    const post = Buffer.allocUnsafeSlow(bytes);
+    post.writeUInt32LE(count, 0);
+    let p = 4;
+    let k = 0;
+    for (let i = 0; i < b.n; i++) {
+      const kind = b.kind[i]!;
+      if (kind === Outcome.CLAIMED || (kind === Outcome.ACCEPTED && b.value[i]! === 0)) continue;
+      if (kind === Outcome.RETRY) {
+        p = writeRetry(post, p, b.id[i]!, b.attempt[i]!, b.value[i]!);
+        continue;
+      }
+      if (kind === Outcome.ACCEPTED || kind === Outcome.DEAD_LETTERED) {
+        const st = states[k];
+        if (st === undefined || st === null || st.m.id !== b.id[i]!) continue; // a dead letter not told to us (none in practice)
+        k++;
+        post[p] = kind;
+        post.writeDoubleLE(b.id[i]!, p + 1);
+        p = writeState(post, p + PLAIN_BYTES, st.m, st.key, st.errs);
+        continue;
+      }
+      post[p] = kind;
+      post.writeDoubleLE(b.id[i]!, p + 1);
+      p += PLAIN_BYTES;
+    }
+    this.post(post);
+  }
+
+  private post(buf: Buffer): void {
     this.posted++;
+    if (this.port === null || !this.opened) {
+      this.early.push(buf);
+      return;
+    }
+    this.port.postMessage({ t: 'outcomes', buf }, [buf.buffer as ArrayBuffer]);
     this.ring.wakeJournal();
   }
 
@@ -238,7 +271,7 @@ export class Journal implements MessageStore {
     const step = (): void => {
       const seq = Atomics.load(i32, JOURNAL_SEQ);
       this.settle();
-      if ((this.ringWaiters.length === this.ringHead && this.postWaiters.length === this.postHead) || this.worker === null) {
+      if ((this.ringWaiters.length === this.ringHead && this.postWaiters.length === this.postHead) || this.exited) {
         this.watching = false;
         Atomics.sub(i32, JOURNAL_WATCHERS, 1);
         if (this.closed === null) this.worker?.unref();
@@ -299,7 +332,11 @@ export class Journal implements MessageStore {
     if (this.closed !== null) return this.closed;
     const worker = this.worker;
     const port = this.port;
-    if (worker === null || port === null) return (this.closed = Promise.resolve());
+    if (worker === null || port === null) {
+      // Never started (or already gone): whoever waits for the disk waits in vain.
+      this.rejectAll(this.closedError());
+      return (this.closed = Promise.resolve());
+    }
     worker.ref();
     port.ref();
     this.closed = new Promise<void>((resolve) => {

@@ -10,7 +10,7 @@
  * state reference (the last RETRY or REDRIVEN that changed it).
  */
 import { Outcome } from '../../outcome.js';
-import { RT_OUTCOMES, RT_RING, RT_STATE, eachRingMessage, readState, type JournaledMessage } from './records.js';
+import { RT_OUTCOMES, RT_RING, RT_STATE, eachEntry, eachRingMessage, type JournaledMessage } from './records.js';
 
 export interface LiveRef {
   /** Sequence of the record with its content. */
@@ -91,8 +91,7 @@ export class LiveIndex {
   /** One record, in journal order. */
   record(seq: number, type: number, data: Buffer): void {
     if (type === RT_RING) this.ring(seq, data);
-    else if (type === RT_OUTCOMES) this.outcomes(seq, data);
-    else if (type === RT_STATE) this.states(seq, data);
+    else if (type === RT_OUTCOMES || type === RT_STATE) this.entries(seq, type, data);
   }
 
   private content(seq: number, m: JournaledMessage): void {
@@ -144,46 +143,17 @@ export class LiveIndex {
     });
   }
 
-  private outcomes(seq: number, data: Buffer): void {
-    const n = data.readUInt32LE(0);
-    let p = 4;
-    for (let i = 0; i < n; i++) {
-      const kind = data[p]!;
-      const id = data.readDoubleLE(p + 1);
-      p += 9;
-      switch (kind) {
-        case Outcome.ACKED:
-        case Outcome.PURGED:
-          this.drop(id);
-          break;
-        case Outcome.RETRY:
-          this.restate(seq, id, data.readInt32LE(p), data.readDoubleLE(p + 4));
-          p += 12;
-          break;
-        case Outcome.REDRIVEN:
+  /** An OUTCOMES or STATE record's entries. */
+  private entries(seq: number, type: number, data: Buffer): void {
+    eachEntry(type, data, {
+      plain: (kind, id) => {
+        if (kind === Outcome.REDRIVEN) {
           this.restate(seq, id, 1, 0);
           this.collector?.redriven(id);
-          break;
-        case Outcome.ACCEPTED:
-        case Outcome.DEAD_LETTERED: {
-          const r = readState(data, p);
-          p = r.end;
-          this.content(seq, r.m);
-          break;
-        }
-        default:
-          throw new Error(`unknown outcome kind ${kind} in journal record ${seq}`);
-      }
-    }
-  }
-
-  private states(seq: number, data: Buffer): void {
-    const n = data.readUInt32LE(0);
-    let p = 4;
-    for (let i = 0; i < n; i++) {
-      const r = readState(data, p);
-      p = r.end;
-      this.content(seq, r.m);
-    }
+        } else this.drop(id); // ACKED, PURGED
+      },
+      retry: (id, attempt, dueAt) => this.restate(seq, id, attempt, dueAt),
+      state: (m) => this.content(seq, m),
+    });
   }
 }

@@ -21,6 +21,7 @@
  *            [firstError, lastError]), then key, payload, errors
  * ```
  */
+import { Outcome } from '../../outcome.js';
 import type { ErrorInfo } from '../../shared/errors.js';
 import {
   FLAG_AGAIN,
@@ -192,3 +193,51 @@ export function ringMessage(data: Buffer, at: number): JournaledMessage {
     lastError: undefined,
   };
 }
+
+/** What an OUTCOMES or STATE record says, entry by entry (a STATE record's entries are all whole states). */
+export interface EntryVisitor {
+  /** ACKED, PURGED, REDRIVEN: an id. */
+  plain(kind: number, id: number): void;
+  retry(id: number, attempt: number, dueAt: number): void;
+  /** A whole state (ACCEPTED delayed send, DEAD_LETTERED letter, STATE); its payload is a view into `data`. */
+  state(m: JournaledMessage): void;
+}
+
+/** Walk the entries of an OUTCOMES (type RT_OUTCOMES) or STATE record. */
+export function eachEntry(type: number, data: Buffer, v: EntryVisitor): void {
+  const n = data.readUInt32LE(0);
+  let p = 4;
+  for (let i = 0; i < n; i++) {
+    if (type === RT_OUTCOMES) {
+      const kind = data[p]!;
+      const id = data.readDoubleLE(p + 1);
+      p += 9;
+      if (kind === Outcome.RETRY) {
+        v.retry(id, data.readInt32LE(p), data.readDoubleLE(p + 4));
+        p += 12;
+        continue;
+      }
+      if (kind === Outcome.ACKED || kind === Outcome.PURGED || kind === Outcome.REDRIVEN) {
+        v.plain(kind, id);
+        continue;
+      }
+      if (kind !== Outcome.ACCEPTED && kind !== Outcome.DEAD_LETTERED) throw new Error(`unknown outcome kind ${kind} in a journal record`);
+    }
+    const r = readState(data, p);
+    p = r.end;
+    v.state(r.m);
+  }
+}
+
+/** RETRY entries (id, next attempt, due time) as they go in an OUTCOMES record, at `p`; returns where they end. */
+export function writeRetry(buf: Buffer, p: number, id: number, attempt: number, dueAt: number): number {
+  buf[p] = Outcome.RETRY;
+  buf.writeDoubleLE(id, p + 1);
+  buf.writeInt32LE(attempt, p + 9);
+  buf.writeDoubleLE(dueAt, p + 13);
+  return p + RETRY_BYTES;
+}
+
+/** Bytes of a RETRY entry; a plain entry (ACKED, PURGED, REDRIVEN) is its first PLAIN_BYTES. */
+export const RETRY_BYTES = 21;
+export const PLAIN_BYTES = 9;

@@ -66,9 +66,11 @@ export class Recovery implements Collector {
   }
 
   redriven(id: number): void {
-    const v = this.loc.get(id);
-    let m: JournaledMessage | undefined = v !== undefined && v <= -2 ? this.others[-2 - v] : undefined;
+    // The newest copy of its letter: one in this segment (not yet settled), else the settled one.
+    let m: JournaledMessage | undefined;
     for (let i = this.pStates.length - 1; m === undefined && i >= 0; i--) if (this.pStates[i]!.id === id) m = this.pStates[i];
+    const v = this.loc.get(id);
+    if (m === undefined && v !== undefined && v <= -2) m = this.others[-2 - v];
     if (m !== undefined) m.firstError = m.lastError = undefined;
   }
 

@@ -147,19 +147,23 @@ export class SegmentLog {
     this.lastFsyncMs = performance.now() - t;
   }
 
-  /** Delete whole segments whose every record is dead (`live(firstSeq, count)` false); never the open one. */
+  /**
+   * Delete the oldest segments while every record in them is dead
+   * (`live(firstSeq, count)` false), up to the first live one; never the
+   * open one. Only a prefix: a dead segment can still hold the acks that
+   * cancel messages in an older, live one, and deleting it would bring them
+   * back at the next recovery.
+   */
   dropDead(live: (firstSeq: number, count: number) => boolean): number {
     let dropped = 0;
-    const keep: SegmentInfo[] = [];
-    for (let i = 0; i < this.segments.length; i++) {
-      const s = this.segments[i]!;
-      if (i < this.segments.length - 1 && !live(s.firstSeq, s.count)) {
-        this.files.unlink(join(this.dir, s.name));
-        dropped++;
-      } else keep.push(s);
+    while (dropped < this.segments.length - 1) {
+      const s = this.segments[dropped]!;
+      if (live(s.firstSeq, s.count)) break;
+      this.files.unlink(join(this.dir, s.name));
+      dropped++;
     }
     if (dropped > 0) {
-      this.segments = keep;
+      this.segments = this.segments.slice(dropped);
       this.files.syncDir(this.dir);
     }
     return dropped;

@@ -102,6 +102,17 @@ export class JournalWriter {
   open(): Opened {
     this.files.mkdirp(this.opts.dir);
     this.unlock = lockDir(this.files, this.opts.dir, this.opts.mailbox);
+    try {
+      return this.recover();
+    } catch (err) {
+      // Refused (corrupt) or failed: let the directory go, so a fixed one can be opened again by this process.
+      this.unlock();
+      this.unlock = null;
+      throw err;
+    }
+  }
+
+  private recover(): Opened {
     const index = this.index;
     const log = this.log;
     const recovery = new Recovery(index.refs);
@@ -141,6 +152,7 @@ export class JournalWriter {
     let p = this.pos;
     let run = -1;
     let bytes = 0;
+    let records = 0;
     types.length = 0;
     datas.length = 0;
     while (p !== head && bytes < MAX_BATCH_BYTES) {
@@ -149,6 +161,7 @@ export class JournalWriter {
       if (s === ST_READY || s === ST_TAKEN) {
         const units = ring.units(at);
         p = (p + units) | 0;
+        records++;
         // Put back by the dispatcher (a retry, a redelivery, a replay: the journal has it already) or
         // a repaired hole (TAKEN past JOURNALED, holes.ts): passed over, not written.
         if (s === ST_TAKEN || (ring.flags(at) & (FLAG_AGAIN | FLAG_VOID)) !== 0) {
@@ -174,7 +187,7 @@ export class JournalWriter {
       datas.push(post);
     }
     if (datas.length === 0) {
-      if (p !== this.pos) this.advance(p, 0); // only padding
+      if (p !== this.pos) this.advance(p, 0, records); // padding, or only records the dispatcher put back
       return false;
     }
     try {
@@ -193,7 +206,7 @@ export class JournalWriter {
     }
     // Stats first: whoever sees JOURNALED move also sees the fsync that made it.
     this.publishStats();
-    this.advance(p, posts.length);
+    this.advance(p, posts.length, records);
     return true;
   }
 
@@ -228,21 +241,21 @@ export class JournalWriter {
   }
 
   /**
-   * Delete segments with nothing live; copy the live records of the oldest
-   * mostly-dead one forward (then it is deleted too). Never the open segment.
+   * Delete the oldest segments while nothing in them is live; if the oldest
+   * left is mostly dead, copy its live messages forward, then it goes too.
+   * Only from the oldest (segment-log.ts dropDead says why); never the open one.
    */
   compact(): void {
     if (this.failed) return;
     try {
       this.dropDead();
       const firsts = this.log.firsts();
-      for (let i = 0; i < firsts.length - 1; i++) {
-        const f = firsts[i]!;
+      if (firsts.length > 1) {
+        const f = firsts[0]!;
         const live = this.index.liveIn(f);
         if (live > 0 && live < this.index.madeIn(f) * LIVE_SHARE) {
-          copyForward(this.log, this.index, this.files, join(this.opts.dir, segmentName(f)), f, firsts[i + 1]!, this.opts.mailbox);
+          copyForward(this.log, this.index, this.files, join(this.opts.dir, segmentName(f)), f, firsts[1]!, this.opts.mailbox);
           this.dropDead();
-          break;
         }
       }
     } catch (err) {
@@ -276,14 +289,16 @@ export class JournalWriter {
     this.datas.push(this.data.subarray(from << UNIT_SHIFT, to << UNIT_SHIFT));
   }
 
-  private advance(p: number, posts: number): void {
+  /** JOURNALED to `p`; who waits for it is told, and the consumers are woken (all of them when more than one record came). */
+  private advance(p: number, posts: number, records: number): void {
     const i32 = this.i32;
     this.pos = p;
     Atomics.store(i32, JOURNALED, p);
     if (posts > 0) Atomics.add(i32, OUTCOMES_DONE, posts);
     Atomics.add(i32, JOURNAL_SEQ, 1);
     if (Atomics.load(i32, JOURNAL_WATCHERS) > 0) Atomics.notify(i32, JOURNAL_SEQ);
-    this.ring.wakeIfSleeping();
+    if (records > 1) this.ring.wakeAllIfSleeping();
+    else if (records === 1) this.ring.wakeIfSleeping();
   }
 
   /** Every id handed out so far stays below the mark on disk: a restart's first sends start past it. */
@@ -293,7 +308,8 @@ export class JournalWriter {
     this.idMark = next + 64 * ID_BLOCK_SIZE;
     const b = Buffer.alloc(8);
     b.writeDoubleLE(this.idMark);
-    this.files.replace(join(this.opts.dir, IDS_NAME), b, this.opts.fsync !== 'never');
+    // Synced in every mode (once per 4M ids): a mark lost to a power cut would let new ids meet journaled ones.
+    this.files.replace(join(this.opts.dir, IDS_NAME), b, true);
   }
 
   private fail(): void {
