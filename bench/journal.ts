@@ -167,6 +167,8 @@ export async function timeStart(dir: string, capacityBytes = 8 << 20): Promise<{
 
 const int = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '-' : Math.round(x).toLocaleString('en-US'));
 const num = (x: number | undefined, d = 2): string => (x === undefined || !Number.isFinite(x) ? '-' : x.toLocaleString('en-US', { maximumFractionDigits: d }));
+/** A ratio: two decimals, or two significant digits below 0.1 (BullMQ against memory is 0.004, not 0). */
+const ratio = (x: number | undefined): string => (x !== undefined && Number.isFinite(x) && x > 0 && x < 0.1 ? x.toPrecision(2) : num(x));
 
 const MODES = [
   ['ringpool-1t', 'memory (send)'],
@@ -186,7 +188,7 @@ export function durabilityTable(r: SuiteResult, j: JournalFigures | null): Table
     return [
       label,
       int(w1),
-      num(w1 !== undefined && memory ? w1 / memory : undefined),
+      ratio(w1 !== undefined && memory ? w1 / memory : undefined),
       num(w1 !== undefined && bull ? w1 / bull : undefined, 0),
       num(med(r, 'w4', id, 'fixed.p50Us'), 0),
       num(med(r, 'w4', id, 'fixed.p99Us'), 0),
