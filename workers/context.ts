@@ -25,11 +25,13 @@ export type Handler<P = any, R = unknown> = (payload: P, ctx: HandlerContext) =>
 export class DurableMarks {
   readonly rings: Array<{ i32: Int32Array }> = [];
   readonly ends: number[] = [];
-  add(ring: { i32: Int32Array }, end: number): void {
+  readonly names: string[] = [];
+  add(ring: { i32: Int32Array }, end: number, mailbox: string): void {
     const i = this.rings.indexOf(ring);
     if (i < 0) {
       this.rings.push(ring);
       this.ends.push(end);
+      this.names.push(mailbox);
     } else this.ends[i] = end;
   }
 }

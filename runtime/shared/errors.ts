@@ -90,6 +90,16 @@ export interface ErrorInfo {
   code?: string;
 }
 
+/**
+ * A durable mailbox whose journal stopped: RINGPOOL_CLOSED when it closed,
+ * RINGPOOL_JOURNAL_IO when a write or fdatasync failed. `what` says what was refused.
+ */
+export function journalStopped(closed: boolean, mailbox: string, what: string): RingpoolError {
+  return closed
+    ? new RingpoolError(ErrorCodes.CLOSED, `mailbox '${mailbox}': its journal closed; ${what}`, { mailbox })
+    : new RingpoolError(ErrorCodes.JOURNAL_IO, `mailbox '${mailbox}': its journal failed to write (see the 'error' event); ${what}`, { mailbox });
+}
+
 export function toErrorInfo(thrown: unknown): ErrorInfo {
   if (thrown instanceof Error) {
     const info: ErrorInfo = { name: thrown.name, message: thrown.message };

@@ -5,7 +5,7 @@
  * (the JSON string); a key costs its byte length.
  */
 import type { PayloadCodec } from './codec.js';
-import { ErrorCodes, RingpoolError, describeValue } from './errors.js';
+import { ErrorCodes, RingpoolError, describeValue, journalStopped } from './errors.js';
 import { ACTOR_WORD, GUARD_FREE, JOURNAL_CLOSED, JOURNAL_FAILED, KEY_WORDS, K_SENT, keySlotOf } from './layout.js';
 import { faultHook } from './faults.js';
 import { acquireGuard } from './guard.js';
@@ -98,12 +98,7 @@ export class Producer {
     }
     if (ring.journaled && ring.i32[JOURNAL_FAILED] !== 0) {
       ring.countRejected('closed');
-      if (ring.i32[JOURNAL_FAILED] === JOURNAL_CLOSED) {
-        throw new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.mailbox}' is closed to new messages (its journal closed)`, { mailbox: this.mailbox });
-      }
-      throw new RingpoolError(ErrorCodes.JOURNAL_IO, `mailbox '${this.mailbox}' stopped accepting: its journal failed to write (see the 'error' event)`, {
-        mailbox: this.mailbox,
-      });
+      throw journalStopped(ring.i32[JOURNAL_FAILED] === JOURNAL_CLOSED, this.mailbox, 'it takes no more messages');
     }
     let key: string | null = null;
     let keyBytes = 0;

@@ -3,7 +3,7 @@
  * mailbox's ring (one producer per mailbox, its reservations written down in
  * the loop's slot for hole repair), and an ask's reply into the reply ring.
  */
-import { ErrorCodes, RingpoolError } from '../../runtime/shared/errors.js';
+import { ErrorCodes, RingpoolError, journalStopped } from '../../runtime/shared/errors.js';
 import { JOURNALED, JOURNAL_CLOSED, JOURNAL_FAILED, JOURNAL_SEQ, JOURNAL_WATCHERS, S_GUARD, S_RESV_TAG, ringTag } from '../../runtime/shared/layout.js';
 import { Producer, type SendOptions } from '../../runtime/shared/producer.js';
 import { Ring } from '../../runtime/shared/ring.js';
@@ -32,7 +32,7 @@ export class Outbound {
     if (p === undefined) p = this.producerFor(mailbox);
     const id = p.send(payload, opts);
     const r = p.ring;
-    if (r.journaled && from !== null && !(opts?.delayMs! > 0)) (from.marks ??= new DurableMarks()).add(r, r.lastEnd);
+    if (r.journaled && from !== null && !(opts?.delayMs! > 0)) (from.marks ??= new DurableMarks()).add(r, r.lastEnd, mailbox);
     return id;
   }
 
@@ -48,11 +48,7 @@ export class Outbound {
       const end = marks.ends[k]!;
       while (((Atomics.load(i32, JOURNALED) - end) | 0) < 0) {
         const broken = Atomics.load(i32, JOURNAL_FAILED);
-        if (broken !== 0) {
-          return broken === JOURNAL_CLOSED
-            ? new RingpoolError(ErrorCodes.CLOSED, 'a ctx.send() to a durable mailbox was not journaled (its journal closed first): the message runs again', {})
-            : new RingpoolError(ErrorCodes.JOURNAL_IO, 'a ctx.send() to a durable mailbox was not journaled (its journal failed): the message runs again', {});
-        }
+        if (broken !== 0) return journalStopped(broken === JOURNAL_CLOSED, marks.names[k]!, 'a ctx.send() to it was not journaled, so the message that made it runs again');
         const seq = Atomics.load(i32, JOURNAL_SEQ);
         if (((Atomics.load(i32, JOURNALED) - end) | 0) >= 0) break;
         Atomics.add(i32, JOURNAL_WATCHERS, 1);

@@ -11,7 +11,7 @@ import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
 import type { JournalFiles } from './files.js';
 import { scanSegment } from './format.js';
 import type { LiveIndex, LiveRef } from './live.js';
-import { RETRY_BYTES, RT_OUTCOMES, RT_RING, RT_STATE, eachEntry, eachRingMessage, encodeStates, ringMessage, writeRetry, type JournaledMessage } from './records.js';
+import { RB_ID, RETRY_BYTES, RT_OUTCOMES, RT_RING, RT_STATE, eachEntry, eachRingMessage, encodeStates, ringMessage, writeRetry, type JournaledMessage } from './records.js';
 import type { SegmentLog } from './segment-log.js';
 
 /** Rewrite the live messages whose records are in segment [first, end) (the file at `path`) at the end of the log. */
@@ -44,7 +44,7 @@ export function copyForward(log: SegmentLog, index: LiveIndex, files: JournalFil
       const data = rec.data;
       if (rec.type === RT_RING) {
         eachRingMessage(data, (at) => {
-          if (wanted.get(data.readDoubleLE(at + 16))?.c === seq) take(ringMessage(data, at), seq);
+          if (wanted.get(data.readDoubleLE(at + RB_ID))?.c === seq) take(ringMessage(data, at), seq);
         });
       } else if (rec.type === RT_OUTCOMES || rec.type === RT_STATE) {
         eachEntry(rec.type, data, { plain: () => undefined, retry: () => undefined, state: (m) => take({ ...m, payload: m.payload.slice() }, seq) });

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { Outcome, type OutcomeBatch } from '../../outcome.js';
-import { ErrorCodes, RingpoolError, type ErrorCode } from '../../shared/errors.js';
+import { ErrorCodes, RingpoolError, journalStopped, type ErrorCode } from '../../shared/errors.js';
 import { ID_BLOCK, ID_BLOCK_SIZE, JOURNALED, JOURNAL_BROKEN, JOURNAL_CLOSED, JOURNAL_FAILED, JOURNAL_SEQ, JOURNAL_WATCHERS, OUTCOMES_DONE } from '../../shared/layout.js';
 import type { Ring } from '../../shared/ring.js';
 import type { HeldMessage } from '../../held.js';

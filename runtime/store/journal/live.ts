@@ -10,7 +10,7 @@
  * state reference (the last RETRY or REDRIVEN that changed it).
  */
 import { Outcome } from '../../outcome.js';
-import { RT_OUTCOMES, RT_RING, RT_STATE, eachEntry, eachRingMessage, type JournaledMessage } from './records.js';
+import { RB_ATTEMPT, RB_ID, RT_OUTCOMES, RT_RING, RT_STATE, eachEntry, eachRingMessage, type JournaledMessage } from './records.js';
 
 export interface LiveRef {
   /** Sequence of the record with its content. */
@@ -130,14 +130,14 @@ export class LiveIndex {
     const collector = this.collector;
     eachRingMessage(data, (at) => {
       // No copy of the payload here: only the reference (recovery copies what is still live later).
-      const id = data.readDoubleLE(at + 16);
+      const id = data.readDoubleLE(at + RB_ID);
       collector?.ring(id, seq, data, at);
       const old = this.refs.get(id);
       if (old !== undefined) {
         this.dec(old.c);
         this.dec(old.s);
       }
-      this.refs.set(id, { c: seq, s: -1, attempt: data.readInt32LE(at + 12), dueAt: 0, dead: false });
+      this.refs.set(id, { c: seq, s: -1, attempt: data.readInt32LE(at + RB_ATTEMPT), dueAt: 0, dead: false });
       this.inc(seq);
       if (id > this.highestId) this.highestId = id;
     });

@@ -29,6 +29,13 @@ import {
   FLAG_VOID,
   FLAGS_KEPT,
   RECORD_HEADER_BYTES,
+  R_ATTEMPT,
+  R_F64_ID,
+  R_F64_SENT_AT,
+  R_FLAGS,
+  R_KEY_BYTES,
+  R_PAYLOAD_BYTES,
+  R_UNITS,
   UNIT_SHIFT,
 } from '../../shared/layout.js';
 
@@ -164,27 +171,37 @@ export function decodeStates(buf: Buffer): JournaledMessage[] {
 export function eachRingMessage(data: Buffer, each: (at: number) => void): void {
   let at = 0;
   while (at + RECORD_HEADER_BYTES <= data.length) {
-    const units = data.readInt32LE(at);
+    const units = data.readInt32LE(at + RB_UNITS);
     if (units <= 0) break;
-    const flags = data.readInt32LE(at + 40);
+    const flags = data.readInt32LE(at + RB_FLAGS);
     if ((flags & (FLAG_AGAIN | FLAG_VOID)) === 0) each(at);
     at += units << UNIT_SHIFT;
   }
 }
 
-/** The ring record at `at` of `data` as a journaled message (payload copied). */
-export function ringMessage(data: Buffer, at: number): JournaledMessage {
-  const payloadBytes = data.readInt32LE(at + 4);
-  const keyBytes = data.readInt32LE(at + 8);
+/** Byte offsets of a ring record's header fields (layout.ts: R_* are word indices). */
+export const RB_UNITS = R_UNITS * 4;
+export const RB_PAYLOAD_BYTES = R_PAYLOAD_BYTES * 4;
+export const RB_KEY_BYTES = R_KEY_BYTES * 4;
+export const RB_ATTEMPT = R_ATTEMPT * 4;
+export const RB_ID = R_F64_ID * 8;
+export const RB_SENT_AT = R_F64_SENT_AT * 8;
+export const RB_FLAGS = R_FLAGS * 4;
+
+/** The ring record at `at` of `data` as a journaled message: the payload copied, or (copy false) a view. */
+export function ringMessage(data: Buffer, at: number, copy = true): JournaledMessage {
+  const payloadBytes = data.readInt32LE(at + RB_PAYLOAD_BYTES);
+  const keyBytes = data.readInt32LE(at + RB_KEY_BYTES);
   const body = at + RECORD_HEADER_BYTES;
-  const flags = data.readInt32LE(at + 40);
+  const flags = data.readInt32LE(at + RB_FLAGS);
+  const from = body + keyBytes;
   return {
-    id: data.readDoubleLE(at + 16),
-    attempt: data.readInt32LE(at + 12),
+    id: data.readDoubleLE(at + RB_ID),
+    attempt: data.readInt32LE(at + RB_ATTEMPT),
     dueAt: 0,
-    sentAt: data.readDoubleLE(at + 24),
-    key: keyBytes === 0 ? null : data.toString('utf8', body, body + keyBytes),
-    payload: Uint8Array.prototype.slice.call(data, body + keyBytes, body + keyBytes + payloadBytes),
+    sentAt: data.readDoubleLE(at + RB_SENT_AT),
+    key: keyBytes === 0 ? null : data.toString('utf8', body, from),
+    payload: copy ? Uint8Array.prototype.slice.call(data, from, from + payloadBytes) : data.subarray(from, from + payloadBytes),
     ascii: (flags & FLAG_ASCII) !== 0,
     kept: flags & FLAGS_KEPT,
     reason: -1,

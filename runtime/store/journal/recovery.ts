@@ -17,9 +17,9 @@
  * ```
  */
 import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
-import { FLAG_ASCII, FLAGS_KEPT, RECORD_HEADER_BYTES, UNIT_SHIFT } from '../../shared/layout.js';
+import { UNIT_SHIFT } from '../../shared/layout.js';
 import type { Collector, LiveRef } from './live.js';
-import { decodeStates, encodeStates, type JournaledMessage } from './records.js';
+import { decodeStates, encodeStates, ringMessage, RB_UNITS, type JournaledMessage } from './records.js';
 
 export interface RecoveredParts {
   chunks: Uint8Array[];
@@ -83,7 +83,7 @@ export class Recovery implements Collector {
     let bytes = 0;
     for (let k = 0; k < pIds.length; k++) {
       const d = pData[k];
-      if (d !== null && refs.get(pIds[k]!)?.c === pSeq[k]) bytes += d!.readInt32LE(pAt[k]!) << UNIT_SHIFT;
+      if (d !== null && refs.get(pIds[k]!)?.c === pSeq[k]) bytes += d!.readInt32LE(pAt[k]! + RB_UNITS) << UNIT_SHIFT;
     }
     const chunk = bytes > 0 ? Buffer.allocUnsafeSlow(bytes) : null;
     const base = this.chunks.length * CHUNK;
@@ -113,7 +113,7 @@ export class Recovery implements Collector {
         runFrom = at;
       }
       loc.set(id, base + used + (at - runFrom));
-      runTo = at + (data.readInt32LE(at) << UNIT_SHIFT);
+      runTo = at + (data.readInt32LE(at + RB_UNITS) << UNIT_SHIFT);
     }
     if (runData !== null) runData.copy(chunk!, used, runFrom, runTo);
     pIds.length = pSeq.length = pAt.length = pData.length = pStates.length = 0;
@@ -168,26 +168,10 @@ export function recoveredMessages(parts: RecoveredParts): JournaledMessage[] {
       continue;
     }
     const where = ix[k + 1]!;
-    const arena = chunks[Math.floor(where / CHUNK)]!;
-    const at = where % CHUNK;
-    const keyBytes = arena.readInt32LE(at + 8);
-    const payloadBytes = arena.readInt32LE(at + 4);
-    const flags = arena.readInt32LE(at + 40);
-    const body = at + RECORD_HEADER_BYTES;
-    out[i] = {
-      id: arena.readDoubleLE(at + 16),
-      attempt,
-      dueAt,
-      sentAt: arena.readDoubleLE(at + 24),
-      key: keyBytes === 0 ? null : arena.toString('utf8', body, body + keyBytes),
-      payload: arena.subarray(body + keyBytes, body + keyBytes + payloadBytes),
-      ascii: (flags & FLAG_ASCII) !== 0,
-      kept: flags & FLAGS_KEPT,
-      reason: -1,
-      deadAt: 0,
-      firstError: undefined,
-      lastError: undefined,
-    };
+    const m = ringMessage(chunks[Math.floor(where / CHUNK)]!, where % CHUNK, false);
+    m.attempt = attempt;
+    m.dueAt = dueAt;
+    out[i] = m;
   }
   // Journal order is send order, except for messages compaction copied forward: keys take their order from
   // the replay, so put them back in first-send order (a stable sort; a key's sends from one thread are in it).
