@@ -151,6 +151,36 @@ describe('durable mailboxes', () => {
     expect(rt.stats('m').processed).toBe(0); // no handler ran a message that is not on disk
   });
 
+  it.each([1, 4])("a handler's ctx.send() to a durable mailbox is on disk before the handler's message counts as acked (concurrency %i)", async (concurrency) => {
+    const rt = runtime({
+      mailboxes: {
+        a: { handler: fixture('forward.js'), minThreads: 1, maxThreads: 1, autoscale: false, concurrency },
+        b: { handler: fixture('hang.js'), durability: { dir: freshDir(), fsync: 'always' }, minThreads: 0, maxThreads: 1, autoscale: false },
+      },
+    });
+    await rt.start();
+    // One at a time: the moment a's message is acked, b's journal must have fdatasynced the forwarded one.
+    for (let n = 1; n <= 20; n++) {
+      rt.send('a', { to: 'b', n });
+      while (rt.stats('a').processed < n) await new Promise((r) => setImmediate(r));
+      expect(rt.stats('b').journal!.fsyncs, `message ${n}`).toBeGreaterThanOrEqual(n);
+    }
+  });
+
+  it('a journal thread that dies stops its mailbox: RINGPOOL_JOURNAL_IO on error, on send, and for whoever waits', async () => {
+    const rt = durable(freshDir(), 'noop.js');
+    const errors: Array<{ code: string }> = [];
+    rt.on('error', (e) => errors.push(e as { code: string }));
+    await rt.start();
+    await rt.sendAsync('m', { before: true });
+    // Reached through internals: nothing public kills the journal thread (an OOM there would).
+    const journal = (rt as unknown as { boxes: Map<string, { journal: { worker: { terminate(): Promise<number> } } }> }).boxes.get('m')!.journal;
+    await journal.worker.terminate();
+    await until(() => errors.some((e) => e.code === ErrorCodes.JOURNAL_IO), 5_000, 'the error event');
+    await expectCode(() => rt.send('m', { after: true }), ErrorCodes.JOURNAL_IO);
+    await expectCode(rt.sendAsync('m', { after: true }), ErrorCodes.JOURNAL_IO);
+  });
+
   it('bad durability options are refused with the option named', async () => {
     const bad = (durability: unknown, extra: Record<string, unknown> = {}) =>
       expectCode(() => runtime({ mailboxes: { m: { handler: fixture('noop.js'), durability, ...extra } } }), ErrorCodes.INVALID_OPTION);
