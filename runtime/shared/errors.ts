@@ -35,6 +35,8 @@ export const ErrorCodes = {
   JOURNAL_CORRUPT: 'RINGPOOL_JOURNAL_CORRUPT',
   /** A journal write or fsync failed (EIO, ENOSPC): the mailbox stops accepting. */
   JOURNAL_IO: 'RINGPOOL_JOURNAL_IO',
+  /** A source's engine (Redis) failed a command: the message it carried is not in the stream. */
+  SOURCE_IO: 'RINGPOOL_SOURCE_IO',
   /** (an 'error' event) The newest journal segment ended in a partial record (a write cut short by a crash): cut off, start goes on. */
   JOURNAL_TORN: 'RINGPOOL_JOURNAL_TORN',
 } as const;
