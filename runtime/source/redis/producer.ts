@@ -37,7 +37,7 @@ export class RedisProducer {
   private readonly client;
   private readonly codec: PayloadCodec;
   private readonly maxMessageBytes: number;
-  private connected: Promise<unknown>;
+  private readonly connected: Promise<unknown>;
   private pending: Pending[] = [];
   /** The writer: takes what is queued, a pipeline at a time, until nothing is. */
   private draining: Promise<void> | null = null;
