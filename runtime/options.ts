@@ -14,6 +14,7 @@ import { ErrorCodes, RingpoolError, describeValue, invalidOption } from './share
 import { autoscaleDefaults } from './autoscale-policy.js';
 import type { MessageStore } from './store/store.js';
 import type { MessageSource } from './source/source.js';
+import { isRedisSource, resolveRedisSource, type RedisSourceOptions, type ResolvedRedisSource } from './source/redis/options.js';
 import {
   MAX_CAPACITY_BYTES,
   MAX_CONSUMERS,
@@ -69,9 +70,11 @@ export interface MailboxOptions {
   /**
    * Where records come from besides local sends (runtime/source/source.ts):
    * fed while the ring has room, told each message's outcome.
+   * `{ redis: {...} }`: a Redis Streams consumer group, shared by processes
+   * on several hosts (runtime/source/redis/).
    * @default undefined (local sends only)
    */
-  source?: MessageSource;
+  source?: MessageSource | { redis: RedisSourceOptions };
   /**
    * `'memory'` (today's in-memory mailbox) or an on-disk journal that survives
    * a crash (runtime/store/journal/). @default 'memory'
@@ -170,6 +173,8 @@ export interface ResolvedMailbox {
   autoscale: ResolvedAutoscale | false;
   store: MessageStore | null;
   source: MessageSource | null;
+  /** `source: { redis }`, resolved (the source itself is built with the mailbox). */
+  redis: ResolvedRedisSource | null;
   /** null: in memory. */
   durability: ResolvedDurability | null;
 }
@@ -284,9 +289,19 @@ export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
     concurrency: int(`${p}.concurrency`, pick('concurrency', d.concurrency), 1, 1024),
     autoscale: resolveAutoscale(`${p}.autoscale`, pick('autoscale', d.autoscale)),
     store: seam<MessageStore>(`${p}.store`, o.store, ['open', 'outcomes', 'close']),
-    source: seam<MessageSource>(`${p}.source`, o.source, ['start', 'outcomes', 'stop']),
+    source: isRedisSource(o.source) ? null : seam<MessageSource>(`${p}.source`, o.source, ['start', 'outcomes', 'stop']),
+    redis: redisSource(p, o, leaseMs),
     durability: durability(`${p}.durability`, o.durability, o.store),
   });
+}
+
+/** `source: { redis }`: refused beside a store or durability (Redis is where the messages live). */
+function redisSource(p: string, o: Record<string, unknown>, leaseMs: number): ResolvedRedisSource | null {
+  if (!isRedisSource(o.source)) return null;
+  for (const k of ['store', 'durability'] as const) {
+    if (o[k] !== undefined && o[k] !== 'memory') throw invalidOption(`${p}.${k}`, 'absent on a Redis mailbox (the stream is where its messages live)', o[k]);
+  }
+  return resolveRedisSource(`${p}.source.redis`, o.source.redis, leaseMs);
 }
 
 function durability(path: string, v: unknown, store: unknown): ResolvedDurability | null {

@@ -13,6 +13,8 @@ import { checkWaitOptions, resolveRuntime, type ResolvedRuntime, type RuntimeOpt
 import { FLAG_ASK } from './shared/layout.js';
 import { actorRef, checkAsk, type ActorRef, type ActorRefOptions, type AskOptions } from './actor-ref.js';
 import { describeValue } from './shared/errors.js';
+import { redisRefuses } from './source/redis/source.js';
+import type { StreamDeadLetters } from './source/redis/dead.js';
 import type { ActorDefinition } from '../workers/actor.js';
 
 export type { ActorRef, ActorRefOptions, AskOptions } from './actor-ref.js';
@@ -180,7 +182,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    * RINGPOOL_UNKNOWN_MAILBOX, RINGPOOL_CLOSED).
    */
   send(mailbox: string, payload: unknown, opts?: SendOptions): number {
-    return this.box(mailbox).producer.send(payload, opts);
+    const b = this.box(mailbox);
+    // A Redis mailbox: XADD (pipelined); the number is this process's count of sends to it.
+    return b.redis === null ? b.producer.send(payload, opts) : b.redis.send(payload, opts, b.producer.closed);
   }
 
   /**
@@ -199,6 +203,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     } catch (err) {
       return Promise.reject(err);
     }
+    if (b.redis !== null) return Promise.reject(redisRefuses(mailbox, 'ask()', 'the reply would have to find its way back to this process'));
     return b.ask(payload, opts?.key, FLAG_ASK, opts?.signal, opts?.timeoutMs) as Promise<R>;
   }
 
@@ -216,8 +221,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    * the signal's reason on abort, and with RINGPOOL_QUEUE_FULL at once under
    * overflow 'reject'.
    */
-  async sendAsync(mailbox: string, payload: unknown, opts?: SendAsyncOptions): Promise<number> {
+  async sendAsync<Id = number>(mailbox: string, payload: unknown, opts?: SendAsyncOptions): Promise<Id> {
     const b = this.box(mailbox);
+    // A Redis mailbox: resolves with the stream entry id (a string) once Redis has it.
+    if (b.redis !== null) return b.redis.sendAsync(payload, opts, b.producer.closed) as Promise<Id>;
     let sendOpts: SendOptions | undefined = opts;
     let signal: AbortSignal | undefined;
     let timeoutMs: number | undefined;
@@ -228,7 +235,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
       if (opts.key === undefined) delete sendOpts.key;
       if (opts.delayMs === undefined) delete sendOpts.delayMs;
     }
-    return b.sendAsync(payload, sendOpts, signal, timeoutMs);
+    return b.sendAsync(payload, sendOpts, signal, timeoutMs) as Promise<Id>;
   }
 
   /** A snapshot of one mailbox's counters and gauges. */
@@ -260,9 +267,14 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     return this.box(mailbox).workerStats();
   }
 
-  /** The dead-letter store of a mailbox: list(), redrive(), purge(). */
-  deadLetters(mailbox: string): DeadLetters {
-    return this.box(mailbox).deadLetters;
+  /**
+   * The dead-letter store of a mailbox: list(), redrive(), purge(). A Redis
+   * mailbox's is `<stream>:dead`, and its methods return promises:
+   * `rt.deadLetters<StreamDeadLetters>('orders')`.
+   */
+  deadLetters<D extends DeadLetters | StreamDeadLetters = DeadLetters>(mailbox: string): D {
+    const b = this.box(mailbox);
+    return (b.redis?.dead ?? b.deadLetters) as unknown as D;
   }
 
   /** True when every mailbox is empty, nothing is in flight and nothing is delayed. */

@@ -30,7 +30,8 @@ import { REPLY_RING_BYTES, Replies } from '../replies.js';
 import type { MessageStore } from '../store/store.js';
 import { Journal } from '../store/journal/index.js';
 import { replay, restoreDead } from './replay.js';
-import type { SourceIntake } from '../source/source.js';
+import type { MessageSource, SourceIntake } from '../source/source.js';
+import { RedisSource } from '../source/redis/source.js';
 import { Consumers, type Consumer } from './consumers.js';
 import { Counters } from './counters.js';
 import { Delays } from './delays.js';
@@ -72,6 +73,9 @@ export class Mailbox {
   readonly journal: Journal | null;
   /** The store: the user's, or the journal. */
   private readonly store: MessageStore | null;
+  /** A Redis Streams mailbox's source (`source: { redis }`), or null. */
+  readonly redis: RedisSource | null;
+  private readonly source: MessageSource | null;
   /** What the start() probe found: an actor module (a key is required) and its methods. */
   actorInfo: ProbeResult = { actor: false, methods: [] };
   stopped = false;
@@ -85,7 +89,7 @@ export class Mailbox {
   ) {
     this.name = opts.name;
     const journaled = opts.durability !== null;
-    const followed = opts.store !== null || opts.source !== null || journaled;
+    const followed = opts.store !== null || opts.source !== null || opts.redis !== null || journaled;
     const sab = Ring.allocate({ capacityBytes: opts.capacityBytes, maxPayloadBytes: opts.maxMessageBytes, followed, journaled });
     this.ring = new Ring(sab);
     this.journal = journaled ? new Journal(this.name, opts.durability!, this.ring, (err) => host.emitError(err)) : null;
@@ -102,7 +106,16 @@ export class Mailbox {
     this.consumers = new Consumers(this);
     this.intake = new Intake(this);
     this.scaling = new Scaling(this);
-    const listeners = [this.store, opts.source].filter((l) => l !== null);
+    this.redis = opts.redis === null ? null : new RedisSource(this.name, opts.redis, {
+      codec: this.codec,
+      maxMessageBytes: opts.maxMessageBytes,
+      maxAttempts: opts.maxAttempts,
+      emitError: (err) => host.emitError(err),
+      emitDeadLetter: (letter) => host.emitDeadLetter(letter),
+      takeDead: (id) => this.deadLetters.takeId(id),
+    });
+    this.source = this.redis ?? opts.source;
+    const listeners = [this.store, this.source].filter((l) => l !== null);
     // The journal alone needs no ring ACCEPTED or CLAIMED entries: it reads the records from the ring itself.
     const ringEntries = listeners.some((l) => l !== this.journal);
     this.outcomes = followed ? new OutcomeFeed(this.name, this.ring, listeners, (err) => host.emitError(err as Error), ringEntries) : null;
@@ -158,7 +171,7 @@ export class Mailbox {
 
   /** Replay what the store kept, start the threads, then the outcome feed and the source. */
   async start(timeoutMs: number): Promise<void> {
-    const { source } = this.opts;
+    const { source } = this;
     const store = this.store;
     if (store !== null) {
       const stored = await store.open(this.name);
@@ -168,7 +181,14 @@ export class Mailbox {
     if (this.journal !== null) restoreDead(this, this.journal);
     await this.consumers.start(timeoutMs);
     this.outcomes?.start();
-    if (source !== null) await source.start(this.sourceIntake());
+    if (this.redis !== null && this.actorInfo.actor) {
+      throw new RingpoolError(
+        ErrorCodes.INVALID_OPTION,
+        `mailbox '${this.name}' reads Redis stream '${this.opts.redis!.stream}', and its handler is an actor: refused, because an actor needs per-key order and per-key order across processes needs partitioned streams (not yet supported)`,
+        { mailbox: this.name, option: `mailboxes.${this.name}.source` },
+      );
+    }
+    if (source !== null) await source.start(this.sourceIntake(), timeoutMs);
   }
 
   private sourceIntake(): SourceIntake {
@@ -176,6 +196,7 @@ export class Mailbox {
     return {
       mailbox: this.name,
       offer: (payload: unknown, opts?: SendOptions) => this.producer.trySend(payload, opts, 0),
+      offerBytes: (bytes: Uint8Array, attempt: number, sentAt: number) => this.producer.offerBytes(bytes, attempt, sentAt),
       whenRoom: () => this.intake.whenRoom(),
       get open() {
         return !box.stopped && !box.producer.closed;
@@ -273,7 +294,9 @@ export class Mailbox {
   }
 
   stats(): MailboxStats {
-    return this.counters.stats();
+    const s = this.counters.stats();
+    if (this.redis !== null) s.stream = this.redis.stats();
+    return s;
   }
 
   resize(threads: number): void {
@@ -323,7 +346,7 @@ export class Mailbox {
   closeIntake(): void {
     this.producer.closed = true;
     this.intake.rejectWaiters(new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.name}' closed while waiting for room`, { mailbox: this.name }));
-    const source = this.opts.source;
+    const source = this.source;
     if (source !== null && this.sourceStopped === null) {
       this.sourceStopped = Promise.resolve()
         .then(() => source.stop())
@@ -354,6 +377,7 @@ export class Mailbox {
     if (o === null) return;
     o.stop();
     await this.sourceStopped;
+    await this.source?.close?.().catch((err: unknown) => this.host.emitError(err as Error));
     const store = this.store;
     if (store !== null && !this.storeClosed) {
       this.storeClosed = true;

@@ -3,6 +3,7 @@
  * needs, the events it raises, and its stats() snapshot. Types only.
  */
 import type { JournalStats } from '../store/journal/index.js';
+import type { StreamStats } from '../source/redis/source.js';
 import type { ErrorInfo } from '../shared/errors.js';
 import type { RejectReason } from '../shared/layout.js';
 import type { DeadLetter, DeadLetterReason } from '../dead-letters.js';
@@ -106,4 +107,6 @@ export interface MailboxStats {
   usedBytes: number;
   /** A durable mailbox's journal (absent in memory). */
   journal?: JournalStats;
+  /** A Redis Streams mailbox's source: connection, lag, pending, counts (absent otherwise). */
+  stream?: StreamStats;
 }

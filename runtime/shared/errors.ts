@@ -37,6 +37,12 @@ export const ErrorCodes = {
   JOURNAL_IO: 'RINGPOOL_JOURNAL_IO',
   /** A source's engine (Redis) failed a command: the message it carried is not in the stream. */
   SOURCE_IO: 'RINGPOOL_SOURCE_IO',
+  /** (an 'error' event) A Redis mailbox found its stream or consumer group gone (NOGROUP: Redis restarted without persistence, or they were deleted) and recreated the group. */
+  SOURCE_RESET: 'RINGPOOL_SOURCE_RESET',
+  /** (an 'error' event) Stream entries were trimmed before they ran: acknowledged and dropped (`details.ids`). */
+  SOURCE_TRIMMED: 'RINGPOOL_SOURCE_TRIMMED',
+  /** A Redis mailbox's consumer name is in use by another live process: start() refuses (or, as an 'error' event, it was taken meanwhile). */
+  SOURCE_CONSUMER_TAKEN: 'RINGPOOL_SOURCE_CONSUMER_TAKEN',
   /** (an 'error' event) The newest journal segment ended in a partial record (a write cut short by a crash): cut off, start goes on. */
   JOURNAL_TORN: 'RINGPOOL_JOURNAL_TORN',
 } as const;

@@ -183,9 +183,44 @@ export class Producer {
     return id;
   }
 
+  /**
+   * A message a source read (bytes already encoded by the mailbox's codec),
+   * into the ring at `attempt`: its id, or -1 when the ring is full now
+   * (nothing counted). Unkeyed; the caller checked the size.
+   */
+  offerBytes(bytes: Uint8Array, attempt: number, sentAt: number): number {
+    const ring = this.ring;
+    if (this.closed) {
+      throw new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.mailbox}' is closed to new messages`, { mailbox: this.mailbox });
+    }
+    const w = this.bytesWriter;
+    w.bytes = bytes;
+    const id = ring.nextId();
+    this.countEnqueued(1);
+    const ok = ring.write(w, bytes.byteLength, null, 0, attempt, id, sentAt, now(), false);
+    w.bytes = EMPTY;
+    if (!ok) {
+      this.countEnqueued(-1);
+      return -1;
+    }
+    return id;
+  }
+
+  private readonly bytesWriter = new BytesWriter();
+
   private countEnqueued(n: number): void {
     if (this.countLocally) this.enqueuedHere += n;
     else this.ring.countEnqueued(n);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Writes given bytes as a record's payload (one a producer, reused). */
+class BytesWriter {
+  bytes: Uint8Array = EMPTY;
+  write(buf: Buffer, offset: number): void {
+    buf.set(this.bytes, offset);
   }
 }
 

@@ -6,13 +6,17 @@
  * it upstream.
  *
  * Call order, per mailbox:
- *   1. start(intake)       at rt.start(), once the consumer threads run
+ *   1. start(intake, timeoutMs)  at rt.start(), once the consumer threads
+ *                          run; a rejection fails rt.start()
  *   2. intake.offer()...   while the ring has room; -1 means full: wait on
- *                          intake.whenRoom(), then offer again
+ *      offerBytes()...     intake.whenRoom(), then offer again
  *   3. outcomes(batch)...  ACKED or DEAD_LETTERED is final for an id the
  *                          source offered (RETRY is not: it runs again here)
- *   4. stop()              at close()/destroy(), before the threads stop;
- *                          the feed's last batch still reaches outcomes()
+ *   4. stop()              at close()/destroy(), before the threads stop:
+ *                          stop reading; the feed's last batch still
+ *                          reaches outcomes()
+ *   5. close()             (optional) after that last batch: write what is
+ *                          left upstream, disconnect
  *
  * Local sends may share the mailbox: a source matches outcomes by the ids
  * offer() returned. Nothing here is called for a mailbox without a source.
@@ -24,6 +28,13 @@ export interface SourceIntake {
   readonly mailbox: string;
   /** Put one message into the ring now: its id, or -1 when there is no room (nothing written). Bad input throws as send() does. */
   offer(payload: unknown, opts?: SendOptions): number;
+  /**
+   * Put one message the engine holds already encoded (by the mailbox's codec)
+   * into the ring, at `attempt` (the engine's delivery count), sent at
+   * `sentAt` (clock.now() ms): its id, or -1 when there is no room. Unkeyed;
+   * the caller checks maxMessageBytes. Throws RINGPOOL_CLOSED once closed.
+   */
+  offerBytes(bytes: Uint8Array, attempt: number, sentAt: number): number;
   /** Resolves at the next sign of freed space, or at once when the mailbox is stopping. */
   whenRoom(): Promise<void>;
   /** False once the mailbox stops taking messages. */
@@ -31,6 +42,7 @@ export interface SourceIntake {
 }
 
 export interface MessageSource extends OutcomeListener {
-  start(intake: SourceIntake): void | Promise<void>;
+  start(intake: SourceIntake, timeoutMs?: number): void | Promise<void>;
   stop(): Promise<void>;
+  close?(): Promise<void>;
 }

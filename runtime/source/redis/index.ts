@@ -1,6 +1,10 @@
 /**
- * `ringpool/redis`: Redis Streams for ringpool (issue #16, in progress). So
- * far the producer for a process that runs no handlers; the mailbox source
- * (a consumer group feeding a mailbox) comes next.
+ * `ringpool/redis`: Redis Streams for ringpool. A mailbox reads a stream
+ * through its options (`source: { redis: { url, stream, group } }`, in the
+ * main entry); this entry adds the producer for a process that runs no
+ * handlers, and the types of the stream's dead letters and stats.
  */
 export { redisProducer, RedisProducer, PAYLOAD_FIELD, type RedisProducerOptions } from './producer.js';
+export type { RedisSourceOptions } from './options.js';
+export type { StreamDeadLetter, StreamDeadLetters } from './dead.js';
+export type { StreamStats } from './source.js';

@@ -4,12 +4,14 @@
  * message is one stream entry whose field `d` holds the payload as the
  * mailbox's codec encodes it (so the codec must be the consuming mailbox's).
  * Sends made in one turn of the event loop go to Redis as one pipeline
- * (node-redis `execAsPipeline`: 1.6x ioredis on XADD here, see
- * bench/redis-clients.ts).
+ * (adds.ts).
  */
 import { createClient } from 'redis';
 import { builtinCodec, CustomCodec, type CodecOption, type PayloadCodec } from '../../shared/codec.js';
 import { ErrorCodes, RingpoolError, invalidOption } from '../../shared/errors.js';
+import { Adds, prepare } from './adds.js';
+
+export { PAYLOAD_FIELD } from './adds.js';
 
 export interface RedisProducerOptions {
   /** `redis://host:port`. */
@@ -24,27 +26,14 @@ export interface RedisProducerOptions {
   onError?: (err: RingpoolError) => void;
 }
 
-/** The entry field that holds the encoded payload. */
-export const PAYLOAD_FIELD = 'd';
-
-interface Pending {
-  bytes: Buffer;
-  resolve: ((id: string) => void) | null;
-  reject: ((err: unknown) => void) | null;
-}
-
 export class RedisProducer {
   private readonly client;
   private readonly codec: PayloadCodec;
   private readonly maxMessageBytes: number;
   private readonly connected: Promise<unknown>;
-  private pending: Pending[] = [];
-  /** The writer: takes what is queued, a pipeline at a time, until nothing is. */
-  private draining: Promise<void> | null = null;
+  private readonly adds: Adds;
   private closed = false;
   private seq = 0;
-  /** send() calls whose entry Redis did not take. */
-  failed = 0;
 
   constructor(private readonly opts: RedisProducerOptions) {
     this.codec = typeof opts.codec === 'object' ? new CustomCodec(opts.codec) : builtinCodec(opts.codec ?? 'json');
@@ -53,6 +42,12 @@ export class RedisProducer {
     this.client.on('error', () => undefined); // reconnects on its own; a command that fails rejects its own promise
     this.connected = this.client.connect();
     this.connected.catch(() => undefined);
+    this.adds = new Adds(opts.stream, () => this.connected.then(() => this.client), opts.onError);
+  }
+
+  /** send() calls whose entry Redis did not take. */
+  get failed(): number {
+    return this.adds.failed;
   }
 
   /** Queue one message; returns its number in this producer (the entry id comes with sendAsync). Bad input throws. */
@@ -72,62 +67,15 @@ export class RedisProducer {
   /** Send what is queued, then disconnect. */
   async close(): Promise<void> {
     this.closed = true;
-    await this.draining;
+    await this.adds.flushed();
     await this.connected.catch(() => undefined);
     if (this.client.isOpen) await this.client.quit();
   }
 
-  private enqueue(payload: unknown, resolve: Pending['resolve'], reject: Pending['reject']): void {
+  private enqueue(payload: unknown, resolve: ((id: string) => void) | null, reject: ((err: unknown) => void) | null): void {
     if (this.closed) throw new RingpoolError(ErrorCodes.CLOSED, `redisProducer for stream '${this.opts.stream}' is closed`, { stream: this.opts.stream });
-    const n = this.codec.prepare(payload);
-    if (n > this.maxMessageBytes) {
-      throw new RingpoolError(ErrorCodes.MESSAGE_TOO_LARGE, `message of ${n} bytes is over maxMessageBytes ${this.maxMessageBytes} of redisProducer for stream '${this.opts.stream}'`, {
-        size: n,
-        limit: this.maxMessageBytes,
-      });
-    }
-    const b = this.codec.preparedBytes();
-    this.pending.push({ bytes: Buffer.from(b.buffer, b.byteOffset, b.byteLength), resolve, reject });
-    this.draining ??= this.drain();
-  }
-
-  private async drain(): Promise<void> {
-    try {
-      await new Promise((r) => setImmediate(r)); // the rest of this turn's sends join the first pipeline
-      while (this.pending.length > 0) {
-        const batch = this.pending;
-        this.pending = [];
-        await this.write(batch);
-      }
-    } finally {
-      this.draining = null;
-    }
-  }
-
-  /** One pipeline: each entry's id to its sendAsync, each failure to its sender. */
-  private async write(batch: Pending[]): Promise<void> {
-    try {
-      await this.connected;
-      const m = this.client.multi();
-      for (const p of batch) m.xAdd(this.opts.stream, '*', { [PAYLOAD_FIELD]: p.bytes });
-      const ids = (await m.execAsPipeline()) as unknown[];
-      batch.forEach((p, i) => {
-        const id = ids[i];
-        if (typeof id === 'string') p.resolve?.(id);
-        else this.fail(p, id);
-      });
-    } catch (err) {
-      for (const p of batch) this.fail(p, err);
-    }
-  }
-
-  private fail(p: Pending, cause: unknown): void {
-    const err = new RingpoolError(ErrorCodes.SOURCE_IO, `XADD to stream '${this.opts.stream}' failed: ${(cause as Error)?.message ?? String(cause)}`, { stream: this.opts.stream }, { cause });
-    if (p.reject !== null) p.reject(err);
-    else {
-      this.failed++;
-      this.opts.onError?.(err);
-    }
+    prepare(this.codec, payload, this.maxMessageBytes, `redisProducer for stream '${this.opts.stream}'`);
+    this.adds.push(this.codec, resolve, reject);
   }
 }
 

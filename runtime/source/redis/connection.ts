@@ -1,0 +1,174 @@
+/**
+ * Redis connections for a Redis Streams mailbox (main thread): node-redis 6,
+ * loaded only when a mailbox has a Redis source, with reconnection on a
+ * capped exponential backoff, the reconnect count and the up/down state
+ * (`/healthz` answers 503 while a source is down). Also the two reply shapes
+ * the source reads: stream entries and errors.
+ */
+import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
+
+type Redis = typeof import('redis');
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Client = any;
+
+let loaded: Promise<Redis> | null = null;
+export function loadRedis(): Promise<Redis> {
+  loaded ??= import('redis');
+  return loaded;
+}
+
+/** Backoff between reconnection attempts: 50 ms doubling to 2 s, with jitter so many consumers do not reconnect in step. */
+export function backoffMs(retries: number): number {
+  return Math.min(50 * 2 ** Math.min(retries, 6), 2_000) + Math.floor(Math.random() * 50);
+}
+
+export class Connection {
+  client: Client = null;
+  /** Replies with blob strings as Buffers (payloads are bytes under every codec). */
+  bytes: { typeMapping: Record<number, unknown> } = { typeMapping: {} };
+  up = false;
+  reconnects = 0;
+  /** The last connection error, while down. */
+  lastError: Error | null = null;
+  private everUp = false;
+  private closing = false;
+
+  constructor(
+    private readonly url: string,
+    private readonly name: string,
+    /** The connection went down (once per outage) or came back up. */
+    private readonly onChange: (up: boolean, err: Error | null) => void,
+  ) {}
+
+  /** Connect, waiting up to `timeoutMs` for the first answer; later drops reconnect on their own. */
+  async open(timeoutMs: number): Promise<void> {
+    const redis = await loadRedis();
+    this.bytes = { typeMapping: { [redis.RESP_TYPES.BLOB_STRING]: Buffer } };
+    const c = redis.createClient({
+      url: this.url,
+      name: this.name,
+      socket: { reconnectStrategy: (retries: number) => (this.closing ? false : backoffMs(retries)), connectTimeout: Math.min(timeoutMs, 10_000) },
+    });
+    this.client = c;
+    c.on('error', (err: Error) => {
+      this.lastError = err;
+      if (this.up) {
+        this.up = false;
+        this.onChange(false, err);
+      }
+    });
+    c.on('reconnecting', () => {
+      if (this.everUp) this.reconnects++;
+    });
+    c.on('ready', () => {
+      const was = this.everUp;
+      this.everUp = true;
+      this.lastError = null;
+      if (!this.up) {
+        this.up = true;
+        if (was) this.onChange(true, null);
+      }
+    });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        c.connect(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(this.lastError ?? new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+    } catch (err) {
+      this.closing = true;
+      c.destroy?.();
+      throw new RingpoolError(ErrorCodes.SOURCE_IO, `cannot connect to Redis at ${this.url}: ${(err as Error)?.message ?? String(err)}`, { url: this.url }, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Send what is queued, then disconnect (or at once when `now`). */
+  async close(now = false): Promise<void> {
+    this.closing = true;
+    const c = this.client;
+    if (c === null) return;
+    this.up = false;
+    if (now || !c.isReady) {
+      c.destroy();
+      return;
+    }
+    await c.quit().catch(() => c.destroy());
+  }
+}
+
+/** NOGROUP: the stream or the group is gone (Redis restarted without persistence, or someone deleted them). */
+export function isNoGroup(err: unknown): boolean {
+  return typeof (err as Error)?.message === 'string' && (err as Error).message.startsWith('NOGROUP');
+}
+
+export function message(err: unknown): string {
+  return (err as Error)?.message ?? String(err);
+}
+
+/** One stream's entries from an XREADGROUP / XAUTOCLAIM reply: ids, and each entry's `d` field (null when trimmed or missing). */
+export class Entries {
+  ids: string[] = [];
+  payloads: (Buffer | null)[] = [];
+  /** The entry exists but has no `d` field (not written by ringpool). */
+  foreign: boolean[] = [];
+  get n(): number {
+    return this.ids.length;
+  }
+
+  /** XREADGROUP: RESP3 gives a map of stream name to entries, RESP2 an array of [name, entries]. */
+  fromRead(reply: unknown): this {
+    this.clear();
+    if (reply === null || reply === undefined) return this;
+    let list: unknown;
+    if (Array.isArray(reply)) list = (reply[0] as unknown[] | undefined)?.[1];
+    else if (reply instanceof Map) list = reply.values().next().value;
+    else list = Object.values(reply as Record<string, unknown>)[0];
+    this.add(list);
+    return this;
+  }
+
+  /** XAUTOCLAIM: [cursor, entries, deleted ids]; returns the cursor and puts the deleted ids in `deleted`. */
+  fromClaim(reply: unknown, deleted: string[]): string {
+    this.clear();
+    const r = reply as unknown[];
+    this.add(r[1]);
+    for (const d of (r[2] as unknown[] | undefined) ?? []) deleted.push(String(d));
+    return String(r[0]);
+  }
+
+  private add(list: unknown): void {
+    if (!Array.isArray(list)) return;
+    for (const e of list as unknown[][]) {
+      this.ids.push(String(e[0]));
+      const fields = e[1] as unknown[] | null;
+      let d: Buffer | null = null;
+      if (Array.isArray(fields)) {
+        for (let i = 0; i + 1 < fields.length; i += 2) {
+          if (String(fields[i]) === 'd') {
+            const v = fields[i + 1];
+            d = Buffer.isBuffer(v) ? v : Buffer.from(String(v));
+            break;
+          }
+        }
+      }
+      this.payloads.push(d);
+      this.foreign.push(d === null && Array.isArray(fields));
+    }
+  }
+
+  private clear(): void {
+    this.ids.length = 0;
+    this.payloads.length = 0;
+    this.foreign.length = 0;
+  }
+}
+
+/** The ms part of an entry id (`<ms>-<seq>`): when Redis took the entry. */
+export function entryTime(id: string): number {
+  const dash = id.indexOf('-');
+  return Number(dash < 0 ? id : id.slice(0, dash));
+}

@@ -1,0 +1,76 @@
+/**
+ * The options of a Redis Streams mailbox (`source: { redis: {...} }`),
+ * checked and given their defaults. Plain data: this file does not load the
+ * Redis client, so a runtime without a Redis mailbox never imports it.
+ */
+import { hostname } from 'node:os';
+import { invalidOption } from '../../shared/errors.js';
+
+export interface RedisSourceOptions {
+  /** `redis://host:port` (or `rediss://`). */
+  url: string;
+  /** The stream key. */
+  stream: string;
+  /** The consumer group, created (from the stream's first entry, with MKSTREAM) if missing. @default 'ringpool' */
+  group?: string;
+  /** This process's consumer name, unique per live process. @default `${hostname}-${pid}` */
+  consumer?: string;
+  /** Pending entries idle this long are taken over from consumers that died. @default the mailbox's leaseMs */
+  claimIdleMs?: number;
+  /** XREADGROUP COUNT: entries a read takes at most. @default 256 */
+  readCount?: number;
+  /** XREADGROUP BLOCK: how long a read waits for new entries. @default 1000 */
+  blockMs?: number;
+}
+
+export interface ResolvedRedisSource {
+  url: string;
+  stream: string;
+  group: string;
+  consumer: string;
+  claimIdleMs: number;
+  readCount: number;
+  blockMs: number;
+  /** `<stream>:dead`: where dead letters go. */
+  deadStream: string;
+  /** The key whose lease says a live process runs this consumer name. */
+  leaseKey: string;
+}
+
+const KNOWN = ['url', 'stream', 'group', 'consumer', 'claimIdleMs', 'readCount', 'blockMs'];
+
+/** `source` as given: `{ redis: {...} }` is resolved here; anything else is the plain MessageSource seam. */
+export function isRedisSource(v: unknown): v is { redis: unknown } {
+  return v !== null && typeof v === 'object' && 'redis' in v && Object.keys(v).length === 1;
+}
+
+export function resolveRedisSource(path: string, v: unknown, leaseMs: number): ResolvedRedisSource {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw invalidOption(path, 'an object { url, stream, group, consumer, claimIdleMs, readCount, blockMs }', v);
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!KNOWN.includes(k)) throw invalidOption(`${path}.${k}`, `one of ${KNOWN.join(', ')} (unknown option)`, o[k]);
+  if (typeof o.url !== 'string' || !/^rediss?:\/\/./.test(o.url)) throw invalidOption(`${path}.url`, 'a redis:// or rediss:// URL', o.url);
+  const name = (k: string, def: string | undefined): string => {
+    const x = o[k] === undefined ? def : o[k];
+    if (typeof x !== 'string' || x === '' || /[\s]/.test(x)) throw invalidOption(`${path}.${k}`, 'a non-empty string without spaces', x);
+    return x;
+  };
+  const int = (k: string, def: number, min: number, max: number): number => {
+    const x = o[k] === undefined ? def : o[k];
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < min || x > max) throw invalidOption(`${path}.${k}`, `an integer from ${min} to ${max}`, x);
+    return x;
+  };
+  const stream = name('stream', undefined);
+  const group = name('group', 'ringpool');
+  const consumer = name('consumer', `${hostname()}-${process.pid}`);
+  return {
+    url: o.url,
+    stream,
+    group,
+    consumer,
+    claimIdleMs: int('claimIdleMs', Math.max(10, Math.ceil(leaseMs)), 10, 2 ** 31 - 1),
+    readCount: int('readCount', 256, 1, 65_536),
+    blockMs: int('blockMs', 1_000, 1, 60_000),
+    deadStream: `${stream}:dead`,
+    leaseKey: `${stream}:ringpool:consumer:${group}:${consumer}`,
+  };
+}

@@ -1,0 +1,446 @@
+/**
+ * A mailbox fed by a Redis Streams consumer group (main thread): the
+ * MessageSource behind `source: { redis: {...} }`. Several processes, on
+ * several hosts, run the same handlers against one stream; Redis holds the
+ * backlog, each process's ring holds only what it took.
+ *
+ * - read (reader.ts): this consumer's own pending list first (ID 0), then
+ *   new entries (`>`), only while the process holds fewer than its limit;
+ * - run: each entry goes into the ring as one message, with Redis's
+ *   delivery counter as its attempt;
+ * - finish (acks.ts): XACK after the handler succeeded; a dead letter goes
+ *   to `<stream>:dead` with its XACK in one MULTI; a failed attempt retries
+ *   here with backoff while the entry stays pending;
+ * - take over (claims.ts): entries idle for claimIdleMs, from consumers that
+ *   died; ours are touched so that nobody takes them from us;
+ * - send: XADD through this process's connection, pipelined (adds.ts).
+ *
+ * One consumer name is one live process: a lease key, refreshed every
+ * second, refuses a second one. Faults (a lost connection, the group gone,
+ * a trimmed entry) are each an 'error' event and a counter, never a hot loop.
+ */
+import { randomUUID } from 'node:crypto';
+import type { DeadLetter, DeadLetterReason } from '../../dead-letters.js';
+import type { HeldMessage } from '../../held.js';
+import { Outcome, type OutcomeBatch } from '../../outcome.js';
+import type { PayloadCodec } from '../../shared/codec.js';
+import { ErrorCodes, RingpoolError, describeValue } from '../../shared/errors.js';
+import type { SendOptions } from '../../shared/producer.js';
+import type { MessageSource, SourceIntake } from '../source.js';
+import { Acks } from './acks.js';
+import { Adds, prepare } from './adds.js';
+import { Claims } from './claims.js';
+import { Connection, message } from './connection.js';
+import { RedisDeadLetters, type DeadFields } from './dead.js';
+import { HeldEntries } from './held.js';
+import type { ResolvedRedisSource } from './options.js';
+import { Reader } from './reader.js';
+
+const HEARTBEAT_MS = 1_000;
+/** How long a consumer name stays taken after its process stops refreshing it. */
+export const LEASE_MS = 5_000;
+
+/** What the source needs from its mailbox. */
+export interface SourceHost {
+  readonly codec: PayloadCodec;
+  readonly maxMessageBytes: number;
+  readonly maxAttempts: number;
+  emitError(err: Error): void;
+  emitDeadLetter(letter: DeadLetter): void;
+  /** Take a dead letter out of the local store (it goes to `<stream>:dead`). */
+  takeDead(id: number): { held: HeldMessage; letter: DeadLetter } | null;
+}
+
+/** `stats(mailbox).stream` of a Redis mailbox. */
+export interface StreamStats {
+  stream: string;
+  group: string;
+  consumer: string;
+  /** Both connections answer. */
+  connected: boolean;
+  /** Entries of the stream not yet delivered to the group (XINFO GROUPS lag; -1 when Redis cannot tell). */
+  lag: number;
+  /** Entries delivered to the group and not yet acknowledged, all consumers (XINFO GROUPS pending). */
+  pending: number;
+  /** Entries this process holds (in its ring, running, or waiting to retry). */
+  held: number;
+  claimed: number;
+  acked: number;
+  reconnects: number;
+  /** Entries found trimmed from the stream before they ran (acknowledged and dropped). */
+  trimmed: number;
+  /** Times the stream or group was found gone (NOGROUP) and recreated. */
+  resets: number;
+  /** `<stream>:dead` XLEN, polled. */
+  deadLetters: number;
+}
+
+export class RedisSource implements MessageSource {
+  readonly cmd: Connection;
+  readonly readConn: Connection;
+  readonly held: HeldEntries;
+  readonly adds: Adds;
+  readonly acks: Acks;
+  readonly claims: Claims;
+  readonly dead: RedisDeadLetters;
+  private readonly reader: Reader;
+  private intake: SourceIntake | null = null;
+  private readonly token = randomUUID();
+  private timers: NodeJS.Timeout[] = [];
+  private connectedOnce: Promise<void>;
+  private connectedResolve!: () => void;
+  private connectedReject!: (err: unknown) => void;
+  running = false;
+  private closed = false;
+  private seq = 0;
+  lag = -1;
+  pending = 0;
+  trimmedCount = 0;
+  resets = 0;
+  /** An outage is reported once, when it starts. */
+  private down = false;
+
+  constructor(
+    readonly mailbox: string,
+    readonly o: ResolvedRedisSource,
+    private readonly host: SourceHost,
+  ) {
+    this.connectedOnce = new Promise((resolve, reject) => {
+      this.connectedResolve = resolve;
+      this.connectedReject = reject;
+    });
+    this.connectedOnce.catch(() => undefined);
+    const onChange = (up: boolean, err: Error | null): void => this.connectionChanged(up, err);
+    this.cmd = new Connection(o.url, `ringpool:${o.consumer}`, onChange);
+    this.readConn = new Connection(o.url, `ringpool:${o.consumer}:read`, onChange);
+    // Bounded so that the ring stays small and the group's work spreads over its processes: two reads' worth.
+    this.held = new HeldEntries(2 * o.readCount);
+    const client = () => this.connectedOnce.then(() => this.cmd.client);
+    this.adds = new Adds(o.stream, client, (err) => host.emitError(err));
+    this.acks = new Acks(o, this.cmd, (err) => this.fault(err, 'writing acknowledgements'));
+    this.claims = new Claims(o, this.cmd, this.held, { take: (e, a) => this.take(e, a), trimmed: (ids) => this.trimmed(ids) });
+    this.dead = new RedisDeadLetters(mailbox, o, host.codec, client, () => this.cmd.bytes);
+    this.reader = new Reader(this);
+  }
+
+  // ------------------------------------------------------------ lifecycle
+
+  async start(intake: SourceIntake, timeoutMs = 10_000): Promise<void> {
+    this.intake = intake;
+    try {
+      await Promise.all([this.cmd.open(timeoutMs), this.readConn.open(timeoutMs)]);
+      await this.ensureGroup();
+      await this.takeLease();
+      await this.cmd.client.sendCommand(['XGROUP', 'CREATECONSUMER', this.o.stream, this.o.group, this.o.consumer]);
+      this.reader.clientId = Number(await this.readConn.client.sendCommand(['CLIENT', 'ID']));
+    } catch (err) {
+      this.connectedReject(err);
+      await Promise.all([this.cmd.close(true), this.readConn.close(true)]);
+      throw err;
+    }
+    this.connectedResolve();
+    this.running = true;
+    this.reader.start();
+    this.every(HEARTBEAT_MS, () => this.heartbeat());
+    this.every(this.claims.takeoverEveryMs, () => this.claims.takeover());
+    this.every(this.claims.touchEveryMs, () => this.claims.touch());
+  }
+
+  /** Stop reading (the mailbox closes): what is held still finishes, and its outcomes still reach Redis until close(). */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    this.held.wake();
+    await this.reader.stop(this.cmd);
+    await this.claims.idle().catch(() => undefined);
+  }
+
+  /** After the feed's last batch: write what is left, let go of the consumer name, disconnect. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.stop();
+    if (this.cmd.client === null) return;
+    await this.adds.flushed();
+    await this.acks.flushed(this.cmd.up ? 5_000 : 0);
+    this.acks.stopped = true;
+    if (this.cmd.up) {
+      const { stream, group, consumer, leaseKey } = this.o;
+      const c = this.cmd.client;
+      try {
+        // A consumer with nothing pending is dropped from the group (names of past processes do not pile up); one with entries stays, for a takeover.
+        const mine = (await c.sendCommand(['XPENDING', stream, group, '-', '+', '1', consumer])) as unknown[];
+        if (mine.length === 0) await c.sendCommand(['XGROUP', 'DELCONSUMER', stream, group, consumer]);
+        if ((await c.get(leaseKey)) === this.token) await c.del(leaseKey);
+      } catch {
+        // Redis went away meanwhile: the lease expires on its own.
+      }
+    }
+    await Promise.all([this.cmd.close(), this.readConn.close(true)]);
+  }
+
+  private every(ms: number, fn: () => Promise<void>): void {
+    const t = setInterval(() => {
+      if (this.running) fn().catch((err: unknown) => this.fault(err, 'in a background pass'));
+    }, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  // ------------------------------------------------------------ the group and the consumer name
+
+  async ensureGroup(): Promise<void> {
+    try {
+      await this.cmd.client.sendCommand(['XGROUP', 'CREATE', this.o.stream, this.o.group, '0', 'MKSTREAM']);
+    } catch (err) {
+      if (!message(err).startsWith('BUSYGROUP')) throw err;
+    }
+  }
+
+  /** NOGROUP: recreate the group (from the stream's start), say so, and let the caller back off. */
+  async groupGone(cause: unknown): Promise<void> {
+    this.resets++;
+    this.host.emitError(
+      new RingpoolError(
+        ErrorCodes.SOURCE_RESET,
+        `stream '${this.o.stream}' or its group '${this.o.group}' is gone (Redis restarted without persistence, or they were deleted): recreating the group; entries acknowledged before are not known to it`,
+        { mailbox: this.mailbox, stream: this.o.stream, group: this.o.group },
+        { cause },
+      ),
+    );
+    await this.ensureGroup();
+    await this.cmd.client.sendCommand(['XGROUP', 'CREATECONSUMER', this.o.stream, this.o.group, this.o.consumer]);
+  }
+
+  /** SET NX PX: one live process a consumer name. A name left by a process that died frees itself within LEASE_MS: wait that long once. */
+  private async takeLease(): Promise<void> {
+    const c = this.cmd.client;
+    const { leaseKey } = this.o;
+    for (let tries = 0; ; tries++) {
+      if ((await c.set(leaseKey, this.token, { NX: true, PX: LEASE_MS })) === 'OK') return;
+      const ttl = Number(await c.pTTL(leaseKey));
+      if (tries > 0) {
+        throw new RingpoolError(
+          ErrorCodes.SOURCE_CONSUMER_TAKEN,
+          `consumer '${this.o.consumer}' of group '${this.o.group}' on stream '${this.o.stream}' is in use by another live process (it refreshes the lease key '${leaseKey}'): give each process its own source.redis.consumer`,
+          { mailbox: this.mailbox, option: 'source.redis.consumer', consumer: this.o.consumer },
+        );
+      }
+      await new Promise((r) => setTimeout(r, Math.max(50, Math.min(ttl, LEASE_MS)) + 100));
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    const { stream, group, leaseKey, deadStream } = this.o;
+    const p = this.cmd.client.multi();
+    p.addCommand(['SET', leaseKey, this.token, 'PX', String(LEASE_MS), 'GET']);
+    p.addCommand(['XINFO', 'GROUPS', stream]);
+    p.addCommand(['XLEN', deadStream]);
+    const [prev, groups, deadLen] = (await p.execAsPipeline().catch((err: unknown) => (Array.isArray((err as { replies?: unknown[] }).replies) ? (err as { replies: unknown[] }).replies : Promise.reject(err)))) as unknown[];
+    if (typeof prev === 'string' && prev !== this.token) {
+      this.host.emitError(
+        new RingpoolError(ErrorCodes.SOURCE_CONSUMER_TAKEN, `another process took consumer name '${this.o.consumer}' while this one did not refresh it: both now read as one consumer`, {
+          mailbox: this.mailbox,
+          consumer: this.o.consumer,
+        }),
+      );
+    }
+    if (Array.isArray(groups)) {
+      const g = (groups as Array<Record<string, unknown>>).find((x) => x?.name === group);
+      if (g !== undefined) {
+        this.pending = Number(g.pending ?? 0);
+        this.lag = typeof g.lag === 'number' ? g.lag : -1;
+      }
+    }
+    if (typeof deadLen === 'number') this.dead.size = deadLen;
+  }
+
+  // ------------------------------------------------------------ faults
+
+  private connectionChanged(up: boolean, err: Error | null): void {
+    if (up) {
+      if (this.cmd.up && this.readConn.up) this.down = false;
+      return;
+    }
+    this.fault(err, 'the connection dropped; reconnecting with backoff, local work goes on');
+  }
+
+  /** Report a fault once per outage (a stream of identical errors helps nobody). */
+  fault(err: unknown, doing: string): void {
+    if (this.closed) return;
+    if (this.down && this.cmd.up === false) return;
+    this.down = true;
+    this.host.emitError(new RingpoolError(ErrorCodes.SOURCE_IO, `Redis source of mailbox '${this.mailbox}' (${this.o.url}, stream '${this.o.stream}'): ${doing}: ${message(err)}`, { mailbox: this.mailbox, stream: this.o.stream }, { cause: err }));
+  }
+
+  /** Entries trimmed from the stream before they ran: nothing to run; acknowledged, counted, reported. */
+  trimmed(ids: readonly string[]): void {
+    this.trimmedCount += ids.length;
+    for (const id of ids) this.acks.ack(id);
+    this.host.emitError(
+      new RingpoolError(ErrorCodes.SOURCE_TRIMMED, `${ids.length} entr${ids.length === 1 ? 'y' : 'ies'} of stream '${this.o.stream}' had been trimmed before they ran (first ${ids[0]}): acknowledged and dropped`, {
+        mailbox: this.mailbox,
+        stream: this.o.stream,
+        ids: [...ids],
+      }),
+    );
+  }
+
+  // ------------------------------------------------------------ entries into the ring
+
+  /** Put read or claimed entries into the ring, waiting for room; `attempts` null: first deliveries. */
+  async take(e: import('./connection.js').Entries, attempts: number[] | null): Promise<void> {
+    const intake = this.intake!;
+    const { maxAttempts, maxMessageBytes } = this.host;
+    for (let i = 0; i < e.n; i++) {
+      const sid = e.ids[i]!;
+      const attempt = attempts === null ? 1 : attempts[i]!;
+      if (attempt === 0 || this.held.has(sid)) continue;
+      const p = e.payloads[i]!;
+      if (p === null) {
+        if (e.foreign[i]) this.deadNow(sid, Buffer.alloc(0), attempt - 1, 'poison', `entry ${sid} has no field 'd' (it was not written by ringpool)`);
+        else this.trimmed([sid]);
+        continue;
+      }
+      if (p.byteLength > maxMessageBytes) {
+        this.deadNow(sid, p, attempt - 1, 'poison', `entry ${sid} of ${p.byteLength} bytes is over maxMessageBytes ${maxMessageBytes}`);
+        continue;
+      }
+      if (attempt > maxAttempts) {
+        this.deadNow(sid, p, attempt - 1, 'max_attempts', `delivered ${attempt - 1} times without an outcome (its consumers died while it ran)`);
+        continue;
+      }
+      // When Redis took it (the id's ms; +0.5 for the truncation), so end-to-end time includes the wait in the stream.
+      const sentAt = Math.min(entryMs(sid) + 0.5, performance.timeOrigin + performance.now());
+      for (;;) {
+        if (!intake.open || !this.running) return;
+        let id: number;
+        try {
+          id = intake.offerBytes(p, attempt, sentAt);
+        } catch {
+          return; // the mailbox closed: the entry stays pending, for a takeover
+        }
+        if (id >= 0) {
+          this.held.hold(id, sid);
+          break;
+        }
+        await intake.whenRoom();
+      }
+    }
+  }
+
+  /** Dead-letter an entry without running it (too large, not ours, out of attempts). */
+  private deadNow(sid: string, payload: Uint8Array, attempts: number, reason: DeadLetterReason, why: string): void {
+    const err = { name: 'RingpoolError', message: why, code: ErrorCodes.DEAD_LETTERED };
+    const f: DeadFields = { payload, streamId: sid, localId: -1, attempts, reason, firstError: undefined, lastError: err, enqueuedAt: entryMs(sid), deadAt: Date.now() };
+    this.acks.deadLetter(f);
+    let decoded: unknown = payload;
+    try {
+      decoded = this.host.codec.decode(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), payload, 0, payload.byteLength, false);
+    } catch {
+      // undecodable: the bytes
+    }
+    this.host.emitDeadLetter({ id: -1, mailbox: this.mailbox, payload: decoded, key: undefined, attempts, firstError: undefined, lastError: err, enqueuedAt: f.enqueuedAt, deadAt: f.deadAt, reason });
+  }
+
+  // ------------------------------------------------------------ outcomes back to Redis
+
+  outcomes(batch: OutcomeBatch): void {
+    const held = this.held;
+    for (let i = 0; i < batch.n; i++) {
+      const k = batch.kind[i];
+      if (k === Outcome.ACKED) {
+        const sid = held.release(batch.id[i]!);
+        if (sid !== undefined) this.acks.ack(sid);
+      } else if (k === Outcome.RETRY) {
+        const sid = held.sid(batch.id[i]!);
+        if (sid !== undefined) this.acks.retry(sid, batch.attempt[i]! - 1);
+      } else if (k === Outcome.DEAD_LETTERED) {
+        const id = batch.id[i]!;
+        const sid = held.release(id);
+        // The local store takes the letter just after the feed hears of it: move it from there once it is in.
+        if (sid !== undefined) queueMicrotask(() => this.moveDead(id, sid));
+      }
+    }
+  }
+
+  private moveDead(id: number, sid: string): void {
+    const t = this.host.takeDead(id);
+    if (t === null) {
+      this.acks.ack(sid); // deadLetterLimit 0: dead letters are dropped, as configured
+      return;
+    }
+    const { held, letter } = t;
+    this.acks.deadLetter({ payload: held.payload, streamId: sid, localId: id, attempts: letter.attempts, reason: letter.reason, firstError: letter.firstError, lastError: letter.lastError, enqueuedAt: letter.enqueuedAt, deadAt: letter.deadAt });
+  }
+
+  // ------------------------------------------------------------ sends
+
+  /** rt.send() to a Redis mailbox: XADD, pipelined. Returns this process's count of sends to it. */
+  send(payload: unknown, opts: SendOptions | undefined, closed: boolean): number {
+    this.checkSend(payload, opts, closed);
+    this.adds.push(this.host.codec, null, null);
+    return this.seq++;
+  }
+
+  /** rt.sendAsync(): resolves with the stream entry id once Redis has the entry. */
+  sendAsync(payload: unknown, opts: SendOptions | undefined, closed: boolean): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      this.checkSend(payload, opts, closed);
+      this.adds.push(this.host.codec, resolve, reject);
+      this.seq++;
+    });
+  }
+
+  private checkSend(payload: unknown, opts: SendOptions | undefined, closed: boolean): void {
+    if (closed || this.closed) throw new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.mailbox}' is closed to new messages`, { mailbox: this.mailbox });
+    if (opts !== undefined && opts !== null) {
+      if (opts.key !== undefined && opts.key !== null) {
+        throw new RingpoolError(
+          ErrorCodes.INVALID_OPTION,
+          `mailbox '${this.mailbox}' reads Redis stream '${this.o.stream}': a keyed send is refused, because per-key order across processes needs partitioned streams (not yet supported); send without { key }`,
+          { mailbox: this.mailbox, option: 'key' },
+        );
+      }
+      if (opts.delayMs !== undefined) {
+        throw new RingpoolError(
+          ErrorCodes.INVALID_OPTION,
+          `mailbox '${this.mailbox}' reads Redis stream '${this.o.stream}': delayMs is refused (a delayed message would wait in this process's memory, not in Redis), got ${describeValue(opts.delayMs)}`,
+          { mailbox: this.mailbox, option: 'delayMs' },
+        );
+      }
+    }
+    prepare(this.host.codec, payload, this.host.maxMessageBytes, `mailbox '${this.mailbox}'`);
+  }
+
+  stats(): StreamStats {
+    const a = this.acks;
+    return {
+      stream: this.o.stream,
+      group: this.o.group,
+      consumer: this.o.consumer,
+      connected: this.cmd.up && this.readConn.up,
+      lag: this.lag,
+      pending: this.pending,
+      held: this.held.size,
+      claimed: this.claims.claimed,
+      acked: a.acked,
+      reconnects: this.cmd.reconnects + this.readConn.reconnects,
+      trimmed: this.trimmedCount,
+      resets: this.resets,
+      deadLetters: this.dead.size,
+    };
+  }
+}
+
+function entryMs(sid: string): number {
+  const dash = sid.indexOf('-');
+  return Number(dash < 0 ? sid : sid.slice(0, dash));
+}
+
+/** A call a Redis mailbox does not take, and why. */
+export function redisRefuses(mailbox: string, what: string, why: string): RingpoolError {
+  return new RingpoolError(ErrorCodes.INVALID_OPTION, `mailbox '${mailbox}' reads a Redis stream: ${what} is refused (${why})`, { mailbox, option: 'source.redis' });
+}
