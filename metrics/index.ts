@@ -104,6 +104,11 @@ class Exporter {
     return () => this.snapshots().map((s) => ({ labels: { mailbox: s.mailbox }, value: pick(s.stats) }));
   }
 
+  /** Redis mailboxes only (stats().stream). */
+  private eachStream(pick: (s: NonNullable<MailboxStats['stream']>) => number): () => Value[] {
+    return () => this.snapshots().flatMap((s) => (s.stats.stream === undefined ? [] : [{ labels: { mailbox: s.mailbox }, value: pick(s.stats.stream) }]));
+  }
+
   private byLabel<K extends string>(label: string, keys: readonly K[], pick: (s: MailboxStats, k: K) => number): () => Value[] {
     return () => this.snapshots().flatMap((s) => keys.map((k) => ({ labels: { mailbox: s.mailbox, [label]: k }, value: pick(s.stats, k) })));
   }
@@ -156,6 +161,15 @@ class Exporter {
       counter('worker_crashes_total', 'Consumer threads that died (exit, uncaught error, OOM) and were replaced.', this.each((s) => s.workerCrashes)),
       counter('handler_timeouts_total', 'Handlers that ran past leaseMs; their thread was replaced.', this.each((s) => s.handlerTimeouts)),
       counter('autoscaler_decisions_total', 'Thread-count decisions, by direction.', this.byLabel('direction', ['up', 'down'] as const, (s, d) => s.scaleDecisions[d])),
+      gauge('stream_lag', 'Redis mailboxes: entries of the stream not yet delivered to the group (XINFO GROUPS lag; -1 when Redis cannot tell).', this.eachStream((s) => s.lag)),
+      gauge('stream_pending', 'Redis mailboxes: entries delivered to the group and not yet acknowledged, all consumers (XINFO GROUPS pending).', this.eachStream((s) => s.pending)),
+      gauge('stream_held', 'Redis mailboxes: entries this process holds (in its ring, running, or waiting to retry).', this.eachStream((s) => s.held)),
+      gauge('stream_connected', 'Redis mailboxes: 1 while both connections to Redis answer, else 0.', this.eachStream((s) => (s.connected ? 1 : 0))),
+      counter('stream_claimed_total', 'Redis mailboxes: entries taken over from consumers idle past claimIdleMs (XAUTOCLAIM).', this.eachStream((s) => s.claimed)),
+      counter('stream_acked_total', 'Redis mailboxes: entries acknowledged (XACK) after their handler succeeded.', this.eachStream((s) => s.acked)),
+      counter('stream_reconnects_total', 'Redis mailboxes: reconnections after a dropped connection.', this.eachStream((s) => s.reconnects)),
+      counter('stream_trimmed_total', 'Redis mailboxes: entries trimmed from the stream before they ran (acknowledged and dropped).', this.eachStream((s) => s.trimmed)),
+      counter('stream_resets_total', 'Redis mailboxes: times the stream or group was found gone (NOGROUP) and recreated.', this.eachStream((s) => s.resets)),
       histogram('enqueue_duration_seconds', 'Time spent inside send() on the main thread (encode, reserve, write, publish).', (h) => h.enqueue),
       histogram('queue_wait_seconds', 'Time from enqueue (or re-enqueue) to claim by a thread, each delivery.', (h) => h.queueWait),
       histogram('processing_seconds', 'Handler start to ack or failure, each attempt.', (h) => h.processing),
@@ -269,7 +283,7 @@ export interface ServeOptions {
   host?: string;
 }
 
-type MailboxHealth = { state: 'running' | 'draining' | 'stopped'; depth: number; threads: number; inFlight: number };
+type MailboxHealth = { state: 'running' | 'draining' | 'stopped'; depth: number; threads: number; inFlight: number; redis?: 'connected' | 'unreachable' };
 
 function health(registry: Registry): { status: 'ok' | 'unavailable'; mailboxes: Record<string, MailboxHealth> } {
   const mailboxes: Record<string, MailboxHealth> = {};
@@ -281,6 +295,11 @@ function health(registry: Registry): { status: 'ok' | 'unavailable'; mailboxes: 
       for (const m of rt.mailboxes) {
         const s = rt.stats(m);
         mailboxes[m] = { state, depth: s.depth, threads: s.threads, inFlight: s.inFlight };
+        if (s.stream !== undefined) {
+          // A Redis mailbox that cannot reach Redis takes no new work: unhealthy until it reconnects.
+          mailboxes[m].redis = s.stream.connected ? 'connected' : 'unreachable';
+          if (!s.stream.connected && state === 'running') ok = false;
+        }
       }
     }
   }
@@ -290,7 +309,7 @@ function health(registry: Registry): { status: 'ok' | 'unavailable'; mailboxes: 
 /**
  * Serve `registry` over node:http: `GET /metrics` (Prometheus text format) and
  * `GET /healthz` (JSON; 200 while every runtime on the registry runs or
- * drains, 503 otherwise). Closes itself when the last runtime exported on the
+ * drains and every Redis mailbox reaches Redis, 503 otherwise). Closes itself when the last runtime exported on the
  * registry closes.
  */
 export async function serve(registry: Registry, options: ServeOptions = {}): Promise<MetricsServer> {

@@ -66,7 +66,7 @@ export class Claims {
     const c = this.cmd.client;
     // Up to a few pages a pass, while there is room: a pass never holds more than the process may.
     for (let page = 0; page < 8; page++) {
-      const room = this.held.room;
+      const room = this.held.claimRoom;
       if (room <= 0) return;
       const reply = await c.sendCommand(['XAUTOCLAIM', stream, group, consumer, String(claimIdleMs), this.cursor, 'COUNT', String(Math.min(readCount, room))], this.cmd.bytes);
       this.deleted.length = 0;

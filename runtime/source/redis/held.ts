@@ -5,7 +5,9 @@
  * read twice, from the pending list after a reconnect or by a takeover pass,
  * is not run twice here). Its size bounds what a process takes from Redis:
  * the backlog stays in the stream, and a process that dies leaves at most
- * this many entries to take over.
+ * this many entries to take over. Takeovers have room beyond what reads
+ * may fill, so that a dead process's entries do not wait for a busy one's
+ * backlog.
  */
 export class HeldEntries {
   private readonly bySid = new Map<string, number>();
@@ -13,17 +15,24 @@ export class HeldEntries {
   private waiter: (() => void) | null = null;
 
   constructor(
-    /** Entries held at most. */
+    /** Entries reads may bring the count to. */
     readonly limit: number,
+    /** Entries takeovers may bring it to (more: a busy process still takes over from a dead one). */
+    readonly claimLimit: number,
   ) {}
 
   get size(): number {
     return this.byLocal.size;
   }
 
-  /** Room for this many more. */
+  /** Room for this many more read. */
   get room(): number {
     return this.limit - this.byLocal.size;
+  }
+
+  /** Room for this many more taken over. */
+  get claimRoom(): number {
+    return this.claimLimit - this.byLocal.size;
   }
 
   has(sid: string): boolean {

@@ -113,8 +113,8 @@ export class RedisSource implements MessageSource {
     const onChange = (up: boolean, err: Error | null): void => this.connectionChanged(up, err);
     this.cmd = new Connection(o.url, `ringpool:${o.consumer}`, onChange);
     this.readConn = new Connection(o.url, `ringpool:${o.consumer}:read`, onChange);
-    // Bounded so that the ring stays small and the group's work spreads over its processes: two reads' worth.
-    this.held = new HeldEntries(2 * o.readCount);
+    // Bounded so that the ring stays small and the group's work spreads over its processes: two reads' worth, one more for takeovers.
+    this.held = new HeldEntries(2 * o.readCount, 3 * o.readCount);
     const client = () => this.connectedOnce.then(() => this.cmd.client);
     this.adds = new Adds(o.stream, client, (err) => host.emitError(err));
     this.acks = new Acks(o, this.cmd, (err) => this.fault(err, 'writing acknowledgements'));

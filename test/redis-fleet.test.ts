@@ -1,0 +1,149 @@
+// A Redis mailbox across processes and through Redis faults, on real processes and real redis-servers:
+// - three consumer processes on one stream, 50,000 messages, one SIGKILLed mid-run: every message runs at least
+//   once, duplicates only among what the killed one had pending, taken over within claimIdleMs plus a pass;
+// - a Redis of this test's own killed and restarted without persistence mid-run: the group is recreated
+//   (RINGPOOL_SOURCE_RESET), /healthz is 503 while it is down, and what is sent after the restart runs.
+// Runs are counted in the suite's Redis (REDIS_URL), which no test restarts.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createClient } from 'redis';
+import { Registry } from 'prom-client';
+import { ErrorCodes } from 'ringpool';
+import { createMetrics, serve } from 'ringpool/metrics';
+import { redisProducer } from 'ringpool/redis';
+import { fixture, runtime, until } from './helpers.js';
+import { freePort } from './net.js';
+
+const url = process.env.REDIS_URL!;
+const admin = createClient({ url });
+admin.on('error', () => undefined);
+const prefix = `ringpool-test-fleet-${process.pid}`;
+const children: ChildProcess[] = [];
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  if (!admin.isOpen) return;
+  for (const k of await admin.keys(`${prefix}*`)) await admin.del(k);
+  await admin.quit();
+});
+
+async function untilAsync(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function child(stream: string, consumer: string, claimIdleMs: number): Promise<ChildProcess> {
+  const c = spawn(process.execPath, [fileURLToPath(fixture('redis-child.mjs')), url, stream, consumer, String(claimIdleMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(c);
+  return new Promise((resolve, reject) => {
+    let out = '';
+    c.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('ready')) resolve(c);
+    });
+    c.once('exit', (code) => reject(new Error(`consumer ${consumer} exited with ${code} before it was ready: ${out}`)));
+  });
+}
+
+function fileURLToPath(u: URL): string {
+  return decodeURIComponent(u.pathname);
+}
+
+const pendingOf = async (stream: string, consumer?: string): Promise<string[]> => {
+  const rows = (await admin.sendCommand(['XPENDING', stream, 'ringpool', '-', '+', '100000', ...(consumer === undefined ? [] : [consumer])])) as unknown[][];
+  return rows.map((r) => String(r[0]));
+};
+
+describe('Redis Streams source across processes', () => {
+  it('three processes, 50,000 messages, one SIGKILLed mid-run: all run, duplicates only from what it held, taken over in time', async () => {
+    await admin.connect();
+    const stream = `${prefix}-three`;
+    const runs = `${stream}:runs`;
+    const claimIdleMs = 1_000;
+    const procs = await Promise.all(['c0', 'c1', 'c2'].map((c) => child(stream, c, claimIdleMs)));
+    const N = 50_000;
+    const p = redisProducer({ url, stream });
+    for (let i = 0; i < N; i++) p.send({ i, url, runs });
+    await p.close();
+    await untilAsync(async () => (await admin.hLen(runs)) >= N / 4, 60_000, 'a quarter run');
+    procs[0]!.kill('SIGKILL');
+    const killedAt = Date.now();
+    const held = await pendingOf(stream, 'c0');
+    await untilAsync(async () => (await pendingOf(stream, 'c0')).length === 0, 10_000, "the killed consumer's entries taken over");
+    const takenMs = Date.now() - killedAt;
+    await untilAsync(async () => (await admin.hLen(runs)) === N, 60_000, 'every message run');
+    await untilAsync(async () => (await pendingOf(stream)).length === 0, 10_000, 'nothing pending');
+    // Which message each entry carries, to name the duplicates.
+    const iOf = new Map<string, number>();
+    for (const e of await admin.xRange(stream, '-', '+')) iOf.set(e.id, (JSON.parse(e.message.d!) as { i: number }).i);
+    const heldIs = new Set(held.map((id) => iOf.get(id)));
+    const counts = await admin.hGetAll(runs);
+    const dups = Object.entries(counts).filter(([, v]) => Number(v) > 1).map(([k]) => Number(k));
+    expect(Object.keys(counts).length).toBe(N);
+    expect(dups.filter((i) => !heldIs.has(i))).toEqual([]);
+    expect(held.length).toBeGreaterThan(0);
+    expect(held.length).toBeLessThanOrEqual(384); // 2 x readCount read, 1 x more taken over
+    // Idle for claimIdleMs since its last touch, found by the next takeover pass (every claimIdleMs/4), on 2 busy cores.
+    expect(takenMs).toBeLessThanOrEqual(claimIdleMs + 250 + 750);
+    for (const c of procs.slice(1)) c.kill('SIGTERM');
+    await Promise.all(procs.slice(1).map((c) => new Promise((r) => (c.exitCode === null ? c.once('exit', r) : r(null)))));
+    console.log(`three processes: ${N} messages, killed one holding ${held.length}, ${dups.length} ran twice, taken over in ${takenMs} ms`);
+  }, 120_000);
+
+  it('Redis killed and restarted without persistence mid-run: the group is recreated, /healthz is 503 meanwhile, later sends run', async () => {
+    if (!admin.isOpen) await admin.connect();
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'ringpool-redis-restart-'));
+    const start = async (): Promise<ChildProcess> => {
+      const r = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+      children.push(r);
+      const c = createClient({ url: `redis://127.0.0.1:${port}`, socket: { reconnectStrategy: 20 } });
+      c.on('error', () => undefined);
+      await c.connect();
+      await c.quit();
+      return r;
+    };
+    let server = await start();
+    const own = `redis://127.0.0.1:${port}`;
+    const stream = `${prefix}-restart`;
+    const runs = `${stream}:runs`;
+    const rt = runtime({
+      mailboxes: { work: { handler: fixture('redis-record.js'), maxThreads: 1, concurrency: 4, source: { redis: { url: own, stream, claimIdleMs: 500, blockMs: 100 } } } },
+    });
+    const errors: string[] = [];
+    rt.on('error', (e) => errors.push((e as { code: string }).code));
+    const registry = new Registry();
+    createMetrics(rt, { registry });
+    await rt.start();
+    const http = await serve(registry, { port: 0 });
+    try {
+      for (let i = 0; i < 1_000; i++) rt.send('work', { i, url, runs });
+      await until(() => rt.stats('work').stream!.acked === 1_000, 20_000, 'the first thousand');
+      server.kill('SIGKILL');
+      await new Promise((r) => server.once('exit', r));
+      await until(() => !rt.stats('work').stream!.connected, 5_000, 'seen down');
+      expect((await fetch(`${http.url}/healthz`)).status).toBe(503);
+      server = await start();
+      await until(() => rt.stats('work').stream!.connected, 10_000, 'reconnected');
+      await until(() => errors.includes(ErrorCodes.SOURCE_RESET), 10_000, 'the group recreated');
+      expect((await fetch(`${http.url}/healthz`)).status).toBe(200);
+      const ids: string[] = [];
+      for (let i = 1_000; i < 2_000; i++) ids.push(await rt.sendAsync<string>('work', { i, url, runs }));
+      await untilAsync(async () => (await admin.hLen(runs)) === 2_000, 20_000, 'the later thousand run');
+      expect(ids.every((id) => /^\d+-\d+$/.test(id))).toBe(true);
+      expect(errors).toContain(ErrorCodes.SOURCE_IO);
+      expect(rt.stats('work').stream!.resets).toBeGreaterThanOrEqual(1);
+      expect(rt.stats('work').stream!.reconnects).toBeGreaterThanOrEqual(1);
+      await rt.close();
+    } finally {
+      await http.close();
+      server.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
