@@ -57,6 +57,10 @@ export function goals(r: SuiteResult): GoalLine[] {
   for (const t of [1, 2]) {
     out.push(check(`W5 ringpool ${t}t MB/s >= raw postMessage ${t}t`, med(r, 'w5', `ringpool-${t}t`, 'mbPerSec'), med(r, 'w5', `postmessage-${t}t`, 'mbPerSec'), ' MB/s'));
   }
+  // Issue #16: the Redis Streams mailbox, on the same Redis as BullMQ.
+  const bull = med(r, 'w1', 'bullmq', 'msgsPerSec');
+  out.push(check('W1 Redis Streams mailbox, 1 process >= 10x BullMQ add', med(r, 'w1', 'ringpool-redis-1p', 'msgsPerSec'), bull === undefined ? undefined : 10 * bull, ''));
+  out.push(check('W4 Redis Streams mailbox, 1 process: e2e p50 <= 1 ms at the fixed rate', med(r, 'w4', 'ringpool-redis-1p', 'fixed.p50Us'), 1000, ' µs', true));
   out.push(...journalGoals(r, r.journal ?? null));
   return out;
 }

@@ -2,7 +2,8 @@
  * The suite's command-line flags: defaults, --quick, validation, --help.
  * Message counts are per speed class (fast: ringpool, the hand-written ring,
  * piscina batched, raw postMessage; task: a pool task per message; redis:
- * BullMQ) so every row runs about a second at its own speed.
+ * BullMQ; stream: ringpool's Redis Streams mailbox) so every row runs about
+ * a second at its own speed.
  */
 import type { SpeedClass, WorkloadId } from './session.js';
 import { defaultResultsDir } from './paths.js';
@@ -35,19 +36,19 @@ export interface BenchOptions {
 }
 
 const FULL = {
-  w1: { fast: 300_000, task: 20_000, redis: 3_000 },
-  w2: { fast: 20_000, task: 10_000, redis: 2_000 },
-  w3: { fast: 200_000, task: 20_000, redis: 2_000 },
-  w5: { fast: 5_000, task: 3_000, redis: 500 },
+  w1: { fast: 300_000, task: 20_000, redis: 3_000, stream: 60_000 },
+  w2: { fast: 20_000, task: 10_000, redis: 2_000, stream: 5_000 },
+  w3: { fast: 200_000, task: 20_000, redis: 2_000, stream: 20_000 },
+  w5: { fast: 5_000, task: 3_000, redis: 500, stream: 1_000 },
   w4Seconds: 2,
 } as const;
 
 /** One tiny iteration of everything: for CI, so the harness cannot rot (figures meaningless). */
 const QUICK = {
-  w1: { fast: 2_000, task: 300, redis: 100 },
-  w2: { fast: 200, task: 200, redis: 50 },
-  w3: { fast: 2_000, task: 300, redis: 100 },
-  w5: { fast: 40, task: 30, redis: 10 },
+  w1: { fast: 2_000, task: 300, redis: 100, stream: 500 },
+  w2: { fast: 200, task: 200, redis: 50, stream: 50 },
+  w3: { fast: 2_000, task: 300, redis: 100, stream: 100 },
+  w5: { fast: 40, task: 30, redis: 10, stream: 10 },
   w4Seconds: 0.2,
 } as const;
 
@@ -57,7 +58,7 @@ export const USAGE = `npm run bench -- [flags]        (or: node --expose-gc dist
   --quick                 one tiny iteration of every row (CI smoke; figures mean nothing)
   --only w1,w4            workloads to run (default all: w1 w2 w3 w4 w5)
   --systems a,b           rows whose id or system contains one of these (e.g. ringpool,piscina)
-  --w1-fast N --w1-task N --w1-redis N    W1 messages per speed class (${FULL.w1.fast}, ${FULL.w1.task}, ${FULL.w1.redis})
+  --w1-fast N --w1-task N --w1-redis N    W1 messages per speed class (${FULL.w1.fast}, ${FULL.w1.task}, ${FULL.w1.redis}; --w1-stream ${FULL.w1.stream})
   --w2-fast N --w2-task N --w2-redis N    W2 messages (${FULL.w2.fast}, ${FULL.w2.task}, ${FULL.w2.redis})
   --w3-fast N --w3-task N --w3-redis N    W3 burst size (${FULL.w3.fast}, ${FULL.w3.task}, ${FULL.w3.redis})
   --w5-fast N --w5-task N --w5-redis N    W5 64 KiB messages (${FULL.w5.fast}, ${FULL.w5.task}, ${FULL.w5.redis})
@@ -71,7 +72,8 @@ export const USAGE = `npm run bench -- [flags]        (or: node --expose-gc dist
   --help
 
 speed classes: fast = ringpool, the hand-written ring, piscina batched, raw postMessage;
-task = a pool task per message (piscina.run, tinypool, workerpool); redis = BullMQ.
+task = a pool task per message (piscina.run, tinypool, workerpool); redis = BullMQ;
+stream = ringpool's Redis Streams mailbox (consumer processes on the same Redis as BullMQ).
 BullMQ uses REDIS_URL, else redis://127.0.0.1:6379, and is skipped (reason printed) if no Redis answers.`;
 
 function fail(msg: string): never {
@@ -119,7 +121,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     const eq = raw.indexOf('=');
     const flag = eq > 0 ? raw.slice(2, eq) : raw.slice(2);
     const value = eq > 0 ? raw.slice(eq + 1) : args.shift();
-    const counts = /^(w[1235])-(fast|task|redis)$/.exec(flag);
+    const counts = /^(w[1235])-(fast|task|redis|stream)$/.exec(flag);
     if (counts) {
       o[counts[1] as 'w1' | 'w2' | 'w3' | 'w5'][counts[2] as SpeedClass] = positive(flag, value, true);
       continue;
@@ -164,7 +166,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   }
   if (o.scale !== 1) {
     for (const w of ['w1', 'w2', 'w3', 'w5'] as const) {
-      for (const c of ['fast', 'task', 'redis'] as const) o[w][c] = Math.max(1, Math.round(o[w][c] * o.scale));
+      for (const c of ['fast', 'task', 'redis', 'stream'] as const) o[w][c] = Math.max(1, Math.round(o[w][c] * o.scale));
     }
     o.w4Seconds *= o.scale;
   }

@@ -175,7 +175,23 @@ export function summaryTables(r: SuiteResult): Table[] {
       }),
     notes: ['raw: a prepared 100-byte (W5: 64 KiB) Uint8Array, no encoding at all; v8: node:v8 serialize/deserialize of the same object.'],
   };
-  return [headline, knobs];
+  const streamRows = ['ringpool-redis-1p', 'ringpool-redis-2p', 'ringpool-redis-3p', 'bullmq', 'bullmq-bulk'];
+  const bull = med(r, 'w1', 'bullmq', 'msgsPerSec');
+  const redis: Table = {
+    title: 'Across processes, on one Redis: the Redis Streams mailbox against BullMQ',
+    columns: ['row', 'W1 msgs/s', 'x BullMQ add', 'W4 p50 µs', 'W4 p99 µs'],
+    rows: r.subjects
+      .filter((s) => streamRows.includes(s.id))
+      .map((s) => {
+        const v = med(r, 'w1', s.id, 'msgsPerSec');
+        return [s.label, int(v), ratio(v !== undefined && bull ? v / bull : undefined), us(med(r, 'w4', s.id, 'fixed.p50Us')), us(med(r, 'w4', s.id, 'fixed.p99Us'))];
+      }),
+    notes: [
+      `W4 at ${int(Number(r.options.w4Rate))} msg/s, send call to handler start, across processes. The producer is this process (pipelined XADD), the consumers are child processes with one thread each;`,
+      'on 2 cores the producer, Redis and the consumers share the machine, so more processes do not add throughput here: they show the cost of spreading one stream over a group.',
+    ],
+  };
+  return r.subjects.some((s) => s.id.startsWith('ringpool-redis')) ? [headline, knobs, redis] : [headline, knobs];
 }
 
 /** A table for the console: columns padded, first column left-aligned; short rows (error, skipped) run on. */

@@ -39,7 +39,7 @@ export interface Session {
 export type Figures = Record<string, number>;
 
 /** Where a message count comes from: how fast the system is, roughly. */
-export type SpeedClass = 'fast' | 'task' | 'redis';
+export type SpeedClass = 'fast' | 'task' | 'redis' | 'stream';
 
 /** The message form a subject takes: an object (json, v8 and every peer), or bytes (ringpool's raw codec). */
 export type PayloadForm = 'object' | 'bytes';

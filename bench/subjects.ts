@@ -6,6 +6,7 @@
 import { openNaiveRing } from './naive-ring.js';
 import type { Subject, WorkloadId } from './session.js';
 import { openBullmq, redisAvailable, redisUrl } from './systems/bullmq.js';
+import { openRingpoolRedis } from './systems/ringpool-redis.js';
 import { openPiscina } from './systems/piscina.js';
 import { openPostMessage } from './systems/post-message.js';
 import { openRingpool, type RingpoolConfig } from './systems/ringpool.js';
@@ -141,5 +142,30 @@ export function lineup(o: LineupOptions): Subject[] {
     available: () => redisAvailable(redisUrl()),
     open: (spec) => openBullmq(o.bullmqConcurrency, spec.handler, spec.burst ? Infinity : 1000),
   });
+  rows.push({
+    id: 'bullmq-bulk',
+    label: `BullMQ addBulk of up to 100, in-process worker, concurrency ${o.bullmqConcurrency}`,
+    system: 'BullMQ',
+    threads: 1,
+    speed: 'redis',
+    payload: 'object',
+    workloads: ['w1', 'w4'],
+    available: () => redisAvailable(redisUrl()),
+    open: (spec) => openBullmq(o.bullmqConcurrency, spec.handler, 1000, 100),
+  });
+  // The Redis Streams mailbox: consumer processes on the same Redis (2 cores cap the process scaling here).
+  for (const p of [1, 2, 3]) {
+    rows.push({
+      id: `ringpool-redis-${p}p`,
+      label: `ringpool Redis Streams mailbox, ${p} consumer process${p === 1 ? '' : 'es'} x 1 thread`,
+      system: 'ringpool (Redis)',
+      threads: p,
+      speed: 'stream',
+      payload: 'object',
+      workloads: ['w1', 'w4'],
+      available: () => redisAvailable(redisUrl()),
+      open: (spec) => openRingpoolRedis(p, spec),
+    });
+  }
   return rows;
 }

@@ -33,7 +33,7 @@ const PLOT_W = 500;
 const BAR_H = 11;
 const FONT = 'font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"';
 
-const COLOURS: Record<string, string> = { ringpool: '#e8590c', ring: '#7048e8' };
+const COLOURS: Record<string, string> = { ringpool: '#e8590c', 'ringpool (Redis)': '#f08c00', ring: '#7048e8' };
 const PEER = '#1c7ed6';
 const SHADES = [1, 0.6, 0.32];
 

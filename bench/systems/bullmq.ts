@@ -36,7 +36,12 @@ interface WorkModule {
 
 let sessions = 0;
 
-export async function openBullmq(concurrency: number, handler: HandlerKind, window = 1000): Promise<Session> {
+/**
+ * `bulk` 0: one `queue.add()` a message. `bulk` N: messages are buffered and
+ * go as `queue.addBulk()` of up to N (one per event-loop turn at least), as
+ * a producer that batches would send them.
+ */
+export async function openBullmq(concurrency: number, handler: HandlerKind, window = 1000, bulk = 0): Promise<Session> {
   const { handle } = (await import(fixture('work.js').href)) as WorkModule;
   const url = redisUrl();
   // BullMQ needs maxRetriesPerRequest: null on its connections; each gets its own.
@@ -68,13 +73,31 @@ export async function openBullmq(concurrency: number, handler: HandlerKind, wind
   await Promise.all([queue.waitUntilReady(), worker.waitUntilReady()]);
 
   let added = 0;
-  const adds = new Window<unknown>(window, () => undefined);
+  const adds = new Window<unknown>(bulk > 0 ? Math.max(1, Math.floor(window / bulk)) : window, () => undefined);
+  let buffer: Array<{ name: string; data: unknown }> = [];
+  let flushing: Promise<void> | null = null;
+  const flush = (): void | Promise<void> => {
+    const jobs = buffer;
+    buffer = [];
+    if (jobs.length > 0) return adds.track(queue.addBulk(jobs));
+  };
   return {
     send(message) {
       added++;
-      return adds.track(queue.add('m', message));
+      if (bulk === 0) return adds.track(queue.add('m', message));
+      buffer.push({ name: 'm', data: message });
+      if (buffer.length >= bulk) return flush();
+      // The rest of this turn's messages join the batch.
+      flushing ??= new Promise<void>((r) => setImmediate(r)).then(() => {
+        flushing = null;
+        return flush();
+      });
     },
     async drain() {
+      if (bulk > 0) {
+        await flushing;
+        await flush();
+      }
       await adds.all();
       while (completed < added) {
         if (failure !== null) throw failure;
