@@ -286,11 +286,20 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
   /** Resolves when every mailbox is empty, nothing is in flight and nothing is delayed. */
   onIdle(): Promise<void> {
     // Once closed nothing will move any more: what was left is in close()'s report.
-    if (this.finished || this.isIdle()) return Promise.resolve();
+    if (this.finished) return Promise.resolve();
+    if (this.isIdle()) {
+      this.tellFeeds();
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       this.idleWaiters.push(resolve);
       this.pollIdle();
     });
+  }
+
+  /** Idle means a store or source has been told every outcome too: the feed walks now, not at its next timer. */
+  private tellFeeds(): void {
+    for (const b of this.boxes.values()) b.outcomes?.follow();
   }
 
   private pollIdle(): void {
@@ -302,6 +311,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
       if (this.isIdle()) {
         if (++this.idleStreak >= 2) {
           this.idleStreak = 0;
+          this.tellFeeds();
           for (const w of this.idleWaiters.splice(0)) w();
           return;
         }

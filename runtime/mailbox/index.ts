@@ -116,8 +116,9 @@ export class Mailbox {
     });
     this.source = this.redis ?? opts.source;
     const listeners = [this.store, this.source].filter((l) => l !== null);
-    // The journal alone needs no ring ACCEPTED or CLAIMED entries: it reads the records from the ring itself.
-    const ringEntries = listeners.some((l) => l !== this.journal);
+    // The journal reads the records from the ring itself, and a Redis source needs only what finishes them:
+    // neither needs the ring's ACCEPTED or CLAIMED entries.
+    const ringEntries = listeners.some((l) => l !== this.journal && l !== this.redis);
     this.outcomes = followed ? new OutcomeFeed(this.name, this.ring, listeners, (err) => host.emitError(err as Error), ringEntries) : null;
     this.replies = new Replies(new Ring(Ring.allocate({ capacityBytes: REPLY_RING_BYTES, maxPayloadBytes: opts.maxMessageBytes })), this.codec);
     this.producer = new Producer(

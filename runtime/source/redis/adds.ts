@@ -7,7 +7,8 @@
  * to its sender (RINGPOOL_SOURCE_IO).
  */
 import type { PayloadCodec } from '../../shared/codec.js';
-import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
+import { ErrorCodes, RingpoolError, describeValue } from '../../shared/errors.js';
+import type { SendOptions } from '../../shared/producer.js';
 import type { Client } from './connection.js';
 
 /** The entry field that holds the encoded payload. */
@@ -93,5 +94,24 @@ export function prepare(codec: PayloadCodec, payload: unknown, maxMessageBytes: 
   const n = codec.prepare(payload);
   if (n > maxMessageBytes) {
     throw new RingpoolError(ErrorCodes.MESSAGE_TOO_LARGE, `message of ${n} bytes is over maxMessageBytes ${maxMessageBytes} of ${what}`, { size: n, limit: maxMessageBytes });
+  }
+}
+
+/** The send options a Redis mailbox refuses, and why. */
+export function checkStreamSend(mailbox: string, stream: string, opts: SendOptions | undefined): void {
+  if (opts === undefined || opts === null) return;
+  if (opts.key !== undefined && opts.key !== null) {
+    throw new RingpoolError(
+      ErrorCodes.INVALID_OPTION,
+      `mailbox '${mailbox}' reads Redis stream '${stream}': a keyed send is refused, because per-key order across processes needs partitioned streams (not yet supported); send without { key }`,
+      { mailbox, option: 'key' },
+    );
+  }
+  if (opts.delayMs !== undefined) {
+    throw new RingpoolError(
+      ErrorCodes.INVALID_OPTION,
+      `mailbox '${mailbox}' reads Redis stream '${stream}': delayMs is refused (a delayed message would wait in this process's memory, not in Redis), got ${describeValue(opts.delayMs)}`,
+      { mailbox, option: 'delayMs' },
+    );
   }
 }

@@ -24,21 +24,20 @@ import type { DeadLetter, DeadLetterReason } from '../../dead-letters.js';
 import type { HeldMessage } from '../../held.js';
 import { Outcome, type OutcomeBatch } from '../../outcome.js';
 import type { PayloadCodec } from '../../shared/codec.js';
-import { ErrorCodes, RingpoolError, describeValue } from '../../shared/errors.js';
+import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
 import type { SendOptions } from '../../shared/producer.js';
 import type { MessageSource, SourceIntake } from '../source.js';
 import { Acks } from './acks.js';
-import { Adds, prepare } from './adds.js';
+import { Adds, checkStreamSend, prepare } from './adds.js';
 import { Claims } from './claims.js';
-import { Connection, message } from './connection.js';
+import { Connection, entryTime, message, type Entries } from './connection.js';
 import { RedisDeadLetters, type DeadFields } from './dead.js';
 import { HeldEntries } from './held.js';
+import { poll, takeLease } from './lease.js';
 import type { ResolvedRedisSource } from './options.js';
 import { Reader } from './reader.js';
 
 const HEARTBEAT_MS = 1_000;
-/** How long a consumer name stays taken after its process stops refreshing it. */
-export const LEASE_MS = 5_000;
 
 /** What the source needs from its mailbox. */
 export interface SourceHost {
@@ -130,7 +129,7 @@ export class RedisSource implements MessageSource {
     try {
       await Promise.all([this.cmd.open(timeoutMs), this.readConn.open(timeoutMs)]);
       await this.ensureGroup();
-      await this.takeLease();
+      await takeLease(this.cmd, this.o, this.mailbox, this.token);
       await this.cmd.client.sendCommand(['XGROUP', 'CREATECONSUMER', this.o.stream, this.o.group, this.o.consumer]);
       this.reader.clientId = Number(await this.readConn.client.sendCommand(['CLIENT', 'ID']));
     } catch (err) {
@@ -214,32 +213,10 @@ export class RedisSource implements MessageSource {
     await this.cmd.client.sendCommand(['XGROUP', 'CREATECONSUMER', this.o.stream, this.o.group, this.o.consumer]);
   }
 
-  /** SET NX PX: one live process a consumer name. A name left by a process that died frees itself within LEASE_MS: wait that long once. */
-  private async takeLease(): Promise<void> {
-    const c = this.cmd.client;
-    const { leaseKey } = this.o;
-    for (let tries = 0; ; tries++) {
-      if ((await c.set(leaseKey, this.token, { NX: true, PX: LEASE_MS })) === 'OK') return;
-      const ttl = Number(await c.pTTL(leaseKey));
-      if (tries > 0) {
-        throw new RingpoolError(
-          ErrorCodes.SOURCE_CONSUMER_TAKEN,
-          `consumer '${this.o.consumer}' of group '${this.o.group}' on stream '${this.o.stream}' is in use by another live process (it refreshes the lease key '${leaseKey}'): give each process its own source.redis.consumer`,
-          { mailbox: this.mailbox, option: 'source.redis.consumer', consumer: this.o.consumer },
-        );
-      }
-      await new Promise((r) => setTimeout(r, Math.max(50, Math.min(ttl, LEASE_MS)) + 100));
-    }
-  }
-
+  /** Once a second: keep the consumer name, and poll the group's lag and pending and the dead letters' count. */
   private async heartbeat(): Promise<void> {
-    const { stream, group, leaseKey, deadStream } = this.o;
-    const p = this.cmd.client.multi();
-    p.addCommand(['SET', leaseKey, this.token, 'PX', String(LEASE_MS), 'GET']);
-    p.addCommand(['XINFO', 'GROUPS', stream]);
-    p.addCommand(['XLEN', deadStream]);
-    const [prev, groups, deadLen] = (await p.execAsPipeline().catch((err: unknown) => (Array.isArray((err as { replies?: unknown[] }).replies) ? (err as { replies: unknown[] }).replies : Promise.reject(err)))) as unknown[];
-    if (typeof prev === 'string' && prev !== this.token) {
+    const h = await poll(this.cmd, this.o, this.token);
+    if (h.lostLease) {
       this.host.emitError(
         new RingpoolError(ErrorCodes.SOURCE_CONSUMER_TAKEN, `another process took consumer name '${this.o.consumer}' while this one did not refresh it: both now read as one consumer`, {
           mailbox: this.mailbox,
@@ -247,14 +224,9 @@ export class RedisSource implements MessageSource {
         }),
       );
     }
-    if (Array.isArray(groups)) {
-      const g = (groups as Array<Record<string, unknown>>).find((x) => x?.name === group);
-      if (g !== undefined) {
-        this.pending = Number(g.pending ?? 0);
-        this.lag = typeof g.lag === 'number' ? g.lag : -1;
-      }
-    }
-    if (typeof deadLen === 'number') this.dead.size = deadLen;
+    if (h.pending !== null) this.pending = h.pending;
+    if (h.lag !== null) this.lag = h.lag;
+    if (h.dead !== null) this.dead.size = h.dead;
   }
 
   // ------------------------------------------------------------ faults
@@ -291,7 +263,7 @@ export class RedisSource implements MessageSource {
   // ------------------------------------------------------------ entries into the ring
 
   /** Put read or claimed entries into the ring, waiting for room; `attempts` null: first deliveries. */
-  async take(e: import('./connection.js').Entries, attempts: number[] | null): Promise<void> {
+  async take(e: Entries, attempts: number[] | null): Promise<void> {
     const intake = this.intake!;
     const { maxAttempts, maxMessageBytes } = this.host;
     for (let i = 0; i < e.n; i++) {
@@ -313,7 +285,7 @@ export class RedisSource implements MessageSource {
         continue;
       }
       // When Redis took it (the id's ms; +0.5 for the truncation), so end-to-end time includes the wait in the stream.
-      const sentAt = Math.min(entryMs(sid) + 0.5, performance.timeOrigin + performance.now());
+      const sentAt = Math.min(entryTime(sid) + 0.5, performance.timeOrigin + performance.now());
       for (;;) {
         if (!intake.open || !this.running) return;
         let id: number;
@@ -334,7 +306,7 @@ export class RedisSource implements MessageSource {
   /** Dead-letter an entry without running it (too large, not ours, out of attempts). */
   private deadNow(sid: string, payload: Uint8Array, attempts: number, reason: DeadLetterReason, why: string): void {
     const err = { name: 'RingpoolError', message: why, code: ErrorCodes.DEAD_LETTERED };
-    const f: DeadFields = { payload, streamId: sid, localId: -1, attempts, reason, firstError: undefined, lastError: err, enqueuedAt: entryMs(sid), deadAt: Date.now() };
+    const f: DeadFields = { payload, streamId: sid, localId: -1, attempts, reason, firstError: undefined, lastError: err, enqueuedAt: entryTime(sid), deadAt: Date.now() };
     this.acks.deadLetter(f);
     let decoded: unknown = payload;
     try {
@@ -396,22 +368,7 @@ export class RedisSource implements MessageSource {
 
   private checkSend(payload: unknown, opts: SendOptions | undefined, closed: boolean): void {
     if (closed || this.closed) throw new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.mailbox}' is closed to new messages`, { mailbox: this.mailbox });
-    if (opts !== undefined && opts !== null) {
-      if (opts.key !== undefined && opts.key !== null) {
-        throw new RingpoolError(
-          ErrorCodes.INVALID_OPTION,
-          `mailbox '${this.mailbox}' reads Redis stream '${this.o.stream}': a keyed send is refused, because per-key order across processes needs partitioned streams (not yet supported); send without { key }`,
-          { mailbox: this.mailbox, option: 'key' },
-        );
-      }
-      if (opts.delayMs !== undefined) {
-        throw new RingpoolError(
-          ErrorCodes.INVALID_OPTION,
-          `mailbox '${this.mailbox}' reads Redis stream '${this.o.stream}': delayMs is refused (a delayed message would wait in this process's memory, not in Redis), got ${describeValue(opts.delayMs)}`,
-          { mailbox: this.mailbox, option: 'delayMs' },
-        );
-      }
-    }
+    checkStreamSend(this.mailbox, this.o.stream, opts);
     prepare(this.host.codec, payload, this.host.maxMessageBytes, `mailbox '${this.mailbox}'`);
   }
 
@@ -433,11 +390,6 @@ export class RedisSource implements MessageSource {
       deadLetters: this.dead.size,
     };
   }
-}
-
-function entryMs(sid: string): number {
-  const dash = sid.indexOf('-');
-  return Number(dash < 0 ? sid : sid.slice(0, dash));
 }
 
 /** A call a Redis mailbox does not take, and why. */

@@ -1,0 +1,63 @@
+/**
+ * One consumer name, one live process (main thread): a Redis mailbox holds
+ * the lease key `<stream>:ringpool:consumer:<group>:<consumer>` (SET NX PX),
+ * refreshed by the once-a-second poll, which also reads the group's lag and
+ * pending count (XINFO GROUPS) and the dead letters' count (XLEN) for
+ * stats() and the metrics. A name left by a process that died frees itself
+ * within LEASE_MS.
+ */
+import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
+import type { Connection } from './connection.js';
+import type { ResolvedRedisSource } from './options.js';
+
+/** How long a consumer name stays taken after its process stops refreshing it. */
+export const LEASE_MS = 5_000;
+
+/** Take the name, waiting once for a dead owner's lease to run out; RINGPOOL_SOURCE_CONSUMER_TAKEN when a live one keeps it. */
+export async function takeLease(cmd: Connection, o: ResolvedRedisSource, mailbox: string, token: string): Promise<void> {
+  const c = cmd.client;
+  for (let tries = 0; ; tries++) {
+    if ((await c.set(o.leaseKey, token, { NX: true, PX: LEASE_MS })) === 'OK') return;
+    const ttl = Number(await c.pTTL(o.leaseKey));
+    if (tries > 0) {
+      throw new RingpoolError(
+        ErrorCodes.SOURCE_CONSUMER_TAKEN,
+        `consumer '${o.consumer}' of group '${o.group}' on stream '${o.stream}' is in use by another live process (it refreshes the lease key '${o.leaseKey}'): give each process its own source.redis.consumer`,
+        { mailbox, option: 'source.redis.consumer', consumer: o.consumer },
+      );
+    }
+    await new Promise((r) => setTimeout(r, Math.max(50, Math.min(ttl, LEASE_MS)) + 100));
+  }
+}
+
+export interface Poll {
+  /** Someone else held the name when this process refreshed it. */
+  lostLease: boolean;
+  pending: number | null;
+  lag: number | null;
+  dead: number | null;
+}
+
+/** Refresh the lease (SET ... GET: the value it replaced says whether it was still ours) and read the figures, in one pipeline. */
+export async function poll(cmd: Connection, o: ResolvedRedisSource, token: string): Promise<Poll> {
+  const p = cmd.client.multi();
+  p.addCommand(['SET', o.leaseKey, token, 'PX', String(LEASE_MS), 'GET']);
+  p.addCommand(['XINFO', 'GROUPS', o.stream]);
+  p.addCommand(['XLEN', o.deadStream]);
+  // A failed command (XINFO on a stream that is gone) fails the pipeline: its replies are still there.
+  const replies = (await p.execAsPipeline().catch((err: unknown) => {
+    const r = (err as { replies?: unknown[] }).replies;
+    if (Array.isArray(r)) return r;
+    throw err;
+  })) as unknown[];
+  const [prev, groups, deadLen] = replies;
+  const out: Poll = { lostLease: typeof prev === 'string' && prev !== token, pending: null, lag: null, dead: typeof deadLen === 'number' ? deadLen : null };
+  if (Array.isArray(groups)) {
+    const g = (groups as Array<Record<string, unknown>>).find((x) => x?.name === o.group);
+    if (g !== undefined) {
+      out.pending = Number(g.pending ?? 0);
+      out.lag = typeof g.lag === 'number' ? g.lag : -1;
+    }
+  }
+  return out;
+}
