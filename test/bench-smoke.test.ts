@@ -50,7 +50,7 @@ describe('bench suite (npm run bench), quick mode', () => {
     }
     // Every system of issue #6 is in the line-up.
     const ids = result.subjects.map((s) => s.id);
-    for (const id of ['ringpool-1t', 'ringpool-2t', 'ringpool-1t-metrics', 'ringpool-1t-v8', 'ringpool-1t-raw', 'ringpool-2t-keyed', 'ring-1t', 'piscina-run-1t', 'piscina-batch-2t', 'tinypool-1t', 'workerpool-2t', 'postmessage-1t', 'bullmq']) {
+    for (const id of ['ringpool-1t', 'ringpool-2t', 'ringpool-1t-metrics', 'ringpool-1t-v8', 'ringpool-1t-raw', 'ringpool-2t-keyed', 'ring-1t', 'piscina-run-1t', 'piscina-batch-2t', 'tinypool-1t', 'workerpool-2t', 'postmessage-1t', 'bullmq', 'bullmq-bulk', 'ringpool-redis-1p', 'ringpool-redis-2p', 'ringpool-redis-3p']) {
       expect(ids).toContain(id);
     }
     expect(stdout).toMatch(/cores, \d+ GiB, Node v\d+/); // the machine header

@@ -207,6 +207,15 @@ describe('Redis Streams source (one process)', () => {
     await d.start();
   }, 20_000);
 
+  it('start() rejects with RINGPOOL_SOURCE_IO when no Redis answers within startTimeoutMs, and leaves nothing running', async () => {
+    const rt = runtime({ startTimeoutMs: 1_000, mailboxes: { work: { handler: fixture('noop.js'), source: { redis: { url: 'redis://127.0.0.1:1', stream: 'nowhere' } } } } });
+    const t = Date.now();
+    const err = await expectCode(rt.start(), ErrorCodes.SOURCE_IO);
+    expect(err.message).toContain('redis://127.0.0.1:1');
+    expect(Date.now() - t).toBeLessThan(5_000);
+    expect(rt.state).toBe('closed');
+  });
+
   it('reconnects after CLIENT KILL of its connections mid-run, and loses nothing', async () => {
     await connected();
     const { stream, runs: rk } = names();
