@@ -100,15 +100,6 @@ export class DeadLetterStore implements DeadLetters {
     return this.entries.map((e) => this.toLetter(e));
   }
 
-  /** Take one out for a source that keeps dead letters elsewhere (a Redis mailbox's `<stream>:dead`): the held message, its letter. */
-  takeId(id: number): { held: HeldMessage; letter: DeadLetter } | null {
-    const i = this.entries.findIndex((e) => e.held.id === id);
-    if (i < 0) return null;
-    const e = this.entries[i]!;
-    this.entries.splice(i, 1);
-    return { held: e.held, letter: this.toLetter(e) };
-  }
-
   private take(filter?: (letter: DeadLetter) => boolean): Entry[] {
     if (filter === undefined) return this.entries.splice(0);
     const keep: Entry[] = [];

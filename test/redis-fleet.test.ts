@@ -139,7 +139,13 @@ describe('Redis Streams source across processes', () => {
       expect(errors).toContain(ErrorCodes.SOURCE_IO);
       expect(rt.stats('work').stream!.resets).toBeGreaterThanOrEqual(1);
       expect(rt.stats('work').stream!.reconnects).toBeGreaterThanOrEqual(1);
+      // close() with Redis gone for good: bounded (blockMs + 1 s for the reader, 5 s for the last writes), never a hang.
+      for (let i = 2_000; i < 2_100; i++) rt.send('work', { i, url, runs });
+      server.kill('SIGKILL');
+      await new Promise((r) => server.once('exit', r));
+      const t = Date.now();
       await rt.close();
+      expect(Date.now() - t).toBeLessThan(9_000);
     } finally {
       await http.close();
       server.kill('SIGKILL');

@@ -76,7 +76,8 @@ export class Failures {
     m.journal?.noteDead(held, DEAD_LETTER_REASONS.indexOf(reason), deadAt);
     // Told first: with deadLetterLimit 0 (or a full store) add() drops a letter at once, and its PURGED must come after.
     m.outcomes?.deadLettered(held.id, held.attempt, reason);
-    const letter = m.deadLetters.add(held, reason, deadAt);
+    // A Redis mailbox's letter goes to <stream>:dead (with its entry's XACK), not into the local store.
+    const letter = m.redis?.deadLetter(held, reason, deadAt) ?? m.deadLetters.add(held, reason, deadAt);
     if (m.replies.size > 0) {
       const last = held.lastError ?? { name: 'Error', message: reason };
       m.replies.fail(

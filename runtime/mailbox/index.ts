@@ -112,7 +112,6 @@ export class Mailbox {
       maxAttempts: opts.maxAttempts,
       emitError: (err) => host.emitError(err),
       emitDeadLetter: (letter) => host.emitDeadLetter(letter),
-      takeDead: (id) => this.deadLetters.takeId(id),
     });
     this.source = this.redis ?? opts.source;
     const listeners = [this.store, this.source].filter((l) => l !== null);

@@ -1,15 +1,23 @@
 /**
  * What a Redis mailbox tells Redis about finished entries (main thread),
- * batched: the XACKs of a turn as one command, dead letters as one MULTI of
- * XADD `<stream>:dead` + XACK (so an entry is never both pending and dead),
- * and a failed attempt's count as XCLAIM ... JUSTID RETRYCOUNT (the entry
- * stays pending, its delivery counter says how many attempts ended, and its
- * idle time starts again). A batch that fails is tried again after a
- * backoff: XACK is idempotent; a dead letter may then be written twice,
- * never lost.
+ * batched: the XACKs of a turn as one command; each dead letter as one
+ * script that XADDs it to `<stream>:dead` and only then XACKs its entry
+ * (atomic, like a MULTI, and unlike a MULTI it stops at a failed XADD, so an
+ * entry is never acknowledged without its letter); and a failed attempt's
+ * count as XCLAIM ... JUSTID RETRYCOUNT (the entry stays pending, its
+ * delivery counter says how many attempts ended, and its idle time starts
+ * again). A batch that fails is tried again after a backoff: XACK is
+ * idempotent; a dead letter may then be written twice, never lost. Until
+ * Redis confirms them, their entries count as ours (`unconfirmed`), so a
+ * read of our pending list meanwhile does not run them again.
  */
 import { backoffMs, isNoGroup, type Connection } from './connection.js';
 import { deadEntryArgs, type DeadFields } from './dead.js';
+
+/** KEYS: stream, dead stream; ARGV: group, entry id, then the dead entry's fields. XACK fails quietly (NOGROUP: the group is gone, the letter is kept). */
+const DEAD_LETTER_LUA = `local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
+return id`;
 import type { ResolvedRedisSource } from './options.js';
 
 const CHUNK = 1024;
@@ -21,6 +29,8 @@ export class Acks {
   private dead: DeadFields[] = [];
   private flushing: Promise<void> | null = null;
   private failures = 0;
+  /** Entries acknowledged or dead-lettered here whose command Redis has not answered yet. */
+  private readonly sent = new Set<string>();
   /** XACKs Redis confirmed. */
   acked = 0;
   deadLettered = 0;
@@ -39,7 +49,13 @@ export class Acks {
 
   ack(sid: string): void {
     this.acks.push(sid);
+    this.sent.add(sid);
     this.schedule();
+  }
+
+  /** Finished here, not yet confirmed by Redis. */
+  unconfirmed(sid: string): boolean {
+    return this.sent.has(sid);
   }
 
   /** The entry failed `ended` attempts and will run again here. */
@@ -51,6 +67,7 @@ export class Acks {
 
   deadLetter(f: DeadFields): void {
     this.dead.push(f);
+    this.sent.add(f.streamId);
     this.schedule();
   }
 
@@ -108,11 +125,8 @@ export class Acks {
     } else writes.push(Promise.resolve([]));
     if (dead.length > 0) {
       const m = c.multi();
-      for (const f of dead) {
-        m.addCommand(deadEntryArgs(this.o, f));
-        m.addCommand(['XACK', stream, group, f.streamId]);
-      }
-      writes.push(m.exec());
+      for (const f of dead) m.addCommand(['EVAL', DEAD_LETTER_LUA, '2', stream, this.o.deadStream, group, f.streamId, ...deadEntryArgs(this.o, f).slice(3)]);
+      writes.push(m.execAsPipeline());
     } else writes.push(Promise.resolve([]));
     if (retries.length > 0) {
       const r = c.multi();
@@ -125,7 +139,11 @@ export class Acks {
     if (ackReply.status === 'fulfilled') {
       for (const n of ackReply.value as unknown[]) if (typeof n === 'number') this.acked += n;
     }
-    if (deadReply.status === 'fulfilled' || !failed(deadReply)) this.deadLettered += dead.length;
+    if (!failed(ackReply)) for (const sid of acks) this.sent.delete(sid);
+    if (!failed(deadReply)) {
+      this.deadLettered += dead.length;
+      for (const f of dead) this.sent.delete(f.streamId);
+    }
     if (!failed(ackReply) && !failed(deadReply)) return null;
     const err = failed(ackReply) ? (ackReply as PromiseRejectedResult).reason : (deadReply as PromiseRejectedResult).reason;
     return { err, acks: failed(ackReply), dead: failed(deadReply) };

@@ -1,8 +1,8 @@
 /**
  * The dead letters of a Redis Streams mailbox (main thread): entries of
  * `<stream>:dead`, shared by every process of the group. A dead letter is
- * written together with the XACK of its entry (one MULTI), so it is never
- * both pending and dead, and never neither. `rt.deadLetters(mailbox)` gives
+ * written together with the XACK of its entry (one script, acks.ts), so it
+ * is never acknowledged without its letter. `rt.deadLetters(mailbox)` gives
  * this store for a Redis mailbox: the same list/redrive/purge as the
  * in-memory one, but asynchronous (they are Redis commands).
  */

@@ -40,17 +40,16 @@ export interface Poll {
 
 /** Refresh the lease (SET ... GET: the value it replaced says whether it was still ours) and read the figures, in one pipeline. */
 export async function poll(cmd: Connection, o: ResolvedRedisSource, token: string): Promise<Poll> {
-  const p = cmd.client.multi();
-  p.addCommand(['SET', o.leaseKey, token, 'PX', String(LEASE_MS), 'GET']);
-  p.addCommand(['XINFO', 'GROUPS', o.stream]);
-  p.addCommand(['XLEN', o.deadStream]);
-  // A failed command (XINFO on a stream that is gone) fails the pipeline: its replies are still there.
-  const replies = (await p.execAsPipeline().catch((err: unknown) => {
-    const r = (err as { replies?: unknown[] }).replies;
-    if (Array.isArray(r)) return r;
-    throw err;
-  })) as unknown[];
-  const [prev, groups, deadLen] = replies;
+  // Three commands, one round trip (node-redis pipelines what is sent in one turn), each answered on its own:
+  // XINFO fails on a stream that is gone, and the lease must still be read.
+  const c = cmd.client;
+  const [prev, groups, deadLen] = (
+    await Promise.allSettled([
+      c.sendCommand(['SET', o.leaseKey, token, 'PX', String(LEASE_MS), 'GET']),
+      c.sendCommand(['XINFO', 'GROUPS', o.stream]),
+      c.sendCommand(['XLEN', o.deadStream]),
+    ])
+  ).map((r) => (r.status === 'fulfilled' ? (r.value as unknown) : undefined));
   const out: Poll = { lostLease: typeof prev === 'string' && prev !== token, pending: null, lag: null, dead: typeof deadLen === 'number' ? deadLen : null };
   if (Array.isArray(groups)) {
     const g = (groups as Array<Record<string, unknown>>).find((x) => x?.name === o.group);

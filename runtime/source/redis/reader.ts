@@ -19,7 +19,6 @@ import { pendingCounts } from './claims.js';
 import type { RedisSource } from './source.js';
 
 export class Reader {
-  clientId = 0;
   private loop: Promise<void> | null = null;
   private readonly entries = new Entries();
 
@@ -29,9 +28,25 @@ export class Reader {
     this.loop = this.run();
   }
 
-  async stop(cmd: Connection): Promise<void> {
+  /**
+   * End the loop. A read blocked in Redis is unblocked from the other
+   * connection: found by its name in CLIENT LIST (its id changes with each
+   * reconnection, and restarts from 1 on a restarted Redis).
+   */
+  async stop(cmd: Connection, consumer: string): Promise<void> {
     if (this.loop === null) return;
-    if (cmd.up && this.clientId > 0) await cmd.client.sendCommand(['CLIENT', 'UNBLOCK', String(this.clientId)]).catch(() => undefined);
+    if (cmd.up) {
+      try {
+        const list = String(await cmd.client.sendCommand(['CLIENT', 'LIST', 'TYPE', 'normal']));
+        const name = `name=ringpool:${consumer}:read `;
+        for (const line of list.split('\n')) {
+          const id = line.includes(name) ? /(?:^|\s)id=(\d+)/.exec(line)?.[1] : undefined;
+          if (id !== undefined) await cmd.client.sendCommand(['CLIENT', 'UNBLOCK', id]);
+        }
+      } catch {
+        // Redis went away: the read fails on its own, or stop()'s deadline drops the connection.
+      }
+    }
     await this.loop;
     this.loop = null;
   }
@@ -55,6 +70,7 @@ export class Reader {
           : ['XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', stream, from];
         const reply = await conn.client.sendCommand(args, conn.bytes);
         failures = 0;
+        src.healthy();
         const e = this.entries.fromRead(reply);
         if (from === '>') {
           if (e.n > 0) await src.take(e, null);

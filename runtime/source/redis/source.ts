@@ -9,7 +9,7 @@
  * - run: each entry goes into the ring as one message, with Redis's
  *   delivery counter as its attempt;
  * - finish (acks.ts): XACK after the handler succeeded; a dead letter goes
- *   to `<stream>:dead` with its XACK in one MULTI; a failed attempt retries
+ *   to `<stream>:dead` with its XACK in one script; a failed attempt retries
  *   here with backoff while the entry stays pending;
  * - take over (claims.ts): entries idle for claimIdleMs, from consumers that
  *   died; ours are touched so that nobody takes them from us;
@@ -35,9 +35,25 @@ import { RedisDeadLetters, type DeadFields } from './dead.js';
 import { HeldEntries } from './held.js';
 import { poll, takeLease } from './lease.js';
 import type { ResolvedRedisSource } from './options.js';
+import { Offer } from './offer.js';
 import { Reader } from './reader.js';
 
 const HEARTBEAT_MS = 1_000;
+/** stop() waits this long past blockMs for the reader to return, then drops its connection. */
+const STOP_GRACE_MS = 1_000;
+/** close() writes what is left for at most this long (Redis may be down), then disconnects. */
+const CLOSE_MS = 5_000;
+
+/** Wait for `p` until `deadline` (epoch ms); past it, run `giveUp` and wait for `p` no more. */
+async function within(p: Promise<unknown>, deadline: number, giveUp: () => unknown): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((r) => {
+    timer = setTimeout(() => r('late'), Math.max(0, deadline - Date.now()));
+  });
+  const r = await Promise.race([p.then(() => 'done' as const), late]);
+  clearTimeout(timer);
+  if (r === 'late') await giveUp();
+}
 
 /** What the source needs from its mailbox. */
 export interface SourceHost {
@@ -46,8 +62,6 @@ export interface SourceHost {
   readonly maxAttempts: number;
   emitError(err: Error): void;
   emitDeadLetter(letter: DeadLetter): void;
-  /** Take a dead letter out of the local store (it goes to `<stream>:dead`). */
-  takeDead(id: number): { held: HeldMessage; letter: DeadLetter } | null;
 }
 
 /** `stats(mailbox).stream` of a Redis mailbox. */
@@ -83,6 +97,7 @@ export class RedisSource implements MessageSource {
   readonly claims: Claims;
   readonly dead: RedisDeadLetters;
   private readonly reader: Reader;
+  private readonly offer: Offer;
   private intake: SourceIntake | null = null;
   private readonly token = randomUUID();
   private timers: NodeJS.Timeout[] = [];
@@ -120,6 +135,7 @@ export class RedisSource implements MessageSource {
     this.claims = new Claims(o, this.cmd, this.held, { take: (e, a) => this.take(e, a), trimmed: (ids) => this.trimmed(ids) });
     this.dead = new RedisDeadLetters(mailbox, o, host.codec, client, () => this.cmd.bytes);
     this.reader = new Reader(this);
+    this.offer = new Offer(this, host, () => this.intake!);
   }
 
   // ------------------------------------------------------------ lifecycle
@@ -131,7 +147,6 @@ export class RedisSource implements MessageSource {
       await this.ensureGroup();
       await takeLease(this.cmd, this.o, this.mailbox, this.token);
       await this.cmd.client.sendCommand(['XGROUP', 'CREATECONSUMER', this.o.stream, this.o.group, this.o.consumer]);
-      this.reader.clientId = Number(await this.readConn.client.sendCommand(['CLIENT', 'ID']));
     } catch (err) {
       this.connectedReject(err);
       await Promise.all([this.cmd.close(true), this.readConn.close(true)]);
@@ -140,49 +155,50 @@ export class RedisSource implements MessageSource {
     this.connectedResolve();
     this.running = true;
     this.reader.start();
-    this.every(HEARTBEAT_MS, () => this.heartbeat());
+    this.every(HEARTBEAT_MS, () => this.heartbeat(), true);
     this.every(this.claims.takeoverEveryMs, () => this.claims.takeover());
-    this.every(this.claims.touchEveryMs, () => this.claims.touch());
+    this.every(this.claims.touchEveryMs, () => this.claims.touch(), true);
   }
 
   /** Stop reading (the mailbox closes): what is held still finishes, and its outcomes still reach Redis until close(). */
   async stop(): Promise<void> {
     if (!this.running) return;
-    this.running = false;
-    for (const t of this.timers) clearInterval(t);
-    this.timers = [];
+    this.running = false; // no more reads or takeovers; held entries are still touched and the lease kept, until close()
     this.held.wake();
-    await this.reader.stop(this.cmd);
-    await this.claims.idle().catch(() => undefined);
+    const deadline = Date.now() + this.o.blockMs + STOP_GRACE_MS;
+    await within(this.reader.stop(this.cmd, this.o.consumer), deadline, () => this.readConn.close(true));
+    await within(this.claims.idle().catch(() => undefined), deadline, () => undefined);
   }
 
-  /** After the feed's last batch: write what is left, let go of the consumer name, disconnect. */
+  /** After the feed's last batch: write what is left (CLOSE_MS at most), let go of the consumer name, disconnect. */
   async close(): Promise<void> {
     if (this.closed) return;
-    this.closed = true;
     await this.stop();
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
     if (this.cmd.client === null) return;
-    await this.adds.flushed();
-    await this.acks.flushed(this.cmd.up ? 5_000 : 0);
+    const deadline = Date.now() + CLOSE_MS;
+    await within(this.adds.flushed(), deadline, () => undefined);
+    await this.acks.flushed(Math.max(0, deadline - Date.now()));
     this.acks.stopped = true;
-    if (this.cmd.up) {
-      const { stream, group, consumer, leaseKey } = this.o;
-      const c = this.cmd.client;
-      try {
-        // A consumer with nothing pending is dropped from the group (names of past processes do not pile up); one with entries stays, for a takeover.
-        const mine = (await c.sendCommand(['XPENDING', stream, group, '-', '+', '1', consumer])) as unknown[];
-        if (mine.length === 0) await c.sendCommand(['XGROUP', 'DELCONSUMER', stream, group, consumer]);
-        if ((await c.get(leaseKey)) === this.token) await c.del(leaseKey);
-      } catch {
-        // Redis went away meanwhile: the lease expires on its own.
-      }
-    }
-    await Promise.all([this.cmd.close(), this.readConn.close(true)]);
+    const { stream, group, consumer, leaseKey } = this.o;
+    const c = this.cmd.client;
+    const leave = async (): Promise<void> => {
+      // A consumer with nothing pending is dropped from the group (names of past processes do not pile up); one with entries stays, for a takeover.
+      const mine = (await c.sendCommand(['XPENDING', stream, group, '-', '+', '1', consumer])) as unknown[];
+      if (mine.length === 0) await c.sendCommand(['XGROUP', 'DELCONSUMER', stream, group, consumer]);
+      if ((await c.get(leaseKey)) === this.token) await c.del(leaseKey);
+    };
+    // Redis away: the lease expires on its own.
+    if (this.cmd.up) await within(leave().catch(() => undefined), deadline, () => undefined);
+    await Promise.all([this.cmd.close(!this.cmd.up || Date.now() >= deadline), this.readConn.close(true)]);
   }
 
-  private every(ms: number, fn: () => Promise<void>): void {
+  /** A background pass every `ms`; `always`: also while stopping (until close()), else only while reading. */
+  private every(ms: number, fn: () => Promise<void>, always = false): void {
     const t = setInterval(() => {
-      if (this.running) fn().catch((err: unknown) => this.fault(err, 'in a background pass'));
+      if ((this.running || always) && !this.closed) fn().catch((err: unknown) => this.fault(err, 'in a background pass'));
     }, ms);
     t.unref();
     this.timers.push(t);
@@ -231,9 +247,14 @@ export class RedisSource implements MessageSource {
 
   // ------------------------------------------------------------ faults
 
+  /** A command went through: the next fault is a new outage. */
+  healthy(): void {
+    if (this.down && this.cmd.up && this.readConn.up) this.down = false;
+  }
+
   private connectionChanged(up: boolean, err: Error | null): void {
     if (up) {
-      if (this.cmd.up && this.readConn.up) this.down = false;
+      this.healthy();
       return;
     }
     this.fault(err, 'the connection dropped; reconnecting with backoff, local work goes on');
@@ -241,8 +262,7 @@ export class RedisSource implements MessageSource {
 
   /** Report a fault once per outage (a stream of identical errors helps nobody). */
   fault(err: unknown, doing: string): void {
-    if (this.closed) return;
-    if (this.down && this.cmd.up === false) return;
+    if (this.closed || this.down) return;
     this.down = true;
     this.host.emitError(new RingpoolError(ErrorCodes.SOURCE_IO, `Redis source of mailbox '${this.mailbox}' (${this.o.url}, stream '${this.o.stream}'): ${doing}: ${message(err)}`, { mailbox: this.mailbox, stream: this.o.stream }, { cause: err }));
   }
@@ -260,61 +280,10 @@ export class RedisSource implements MessageSource {
     );
   }
 
-  // ------------------------------------------------------------ entries into the ring
+  // ------------------------------------------------------------ entries into the ring (offer.ts)
 
-  /** Put read or claimed entries into the ring, waiting for room; `attempts` null: first deliveries. */
-  async take(e: Entries, attempts: number[] | null): Promise<void> {
-    const intake = this.intake!;
-    const { maxAttempts, maxMessageBytes } = this.host;
-    for (let i = 0; i < e.n; i++) {
-      const sid = e.ids[i]!;
-      const attempt = attempts === null ? 1 : attempts[i]!;
-      if (attempt === 0 || this.held.has(sid)) continue;
-      const p = e.payloads[i]!;
-      if (p === null) {
-        if (e.foreign[i]) this.deadNow(sid, Buffer.alloc(0), attempt - 1, 'poison', `entry ${sid} has no field 'd' (it was not written by ringpool)`);
-        else this.trimmed([sid]);
-        continue;
-      }
-      if (p.byteLength > maxMessageBytes) {
-        this.deadNow(sid, p, attempt - 1, 'poison', `entry ${sid} of ${p.byteLength} bytes is over maxMessageBytes ${maxMessageBytes}`);
-        continue;
-      }
-      if (attempt > maxAttempts) {
-        this.deadNow(sid, p, attempt - 1, 'max_attempts', `delivered ${attempt - 1} times without an outcome (its consumers died while it ran)`);
-        continue;
-      }
-      // When Redis took it (the id's ms; +0.5 for the truncation), so end-to-end time includes the wait in the stream.
-      const sentAt = Math.min(entryTime(sid) + 0.5, performance.timeOrigin + performance.now());
-      for (;;) {
-        if (!intake.open || !this.running) return;
-        let id: number;
-        try {
-          id = intake.offerBytes(p, attempt, sentAt);
-        } catch {
-          return; // the mailbox closed: the entry stays pending, for a takeover
-        }
-        if (id >= 0) {
-          this.held.hold(id, sid);
-          break;
-        }
-        await intake.whenRoom();
-      }
-    }
-  }
-
-  /** Dead-letter an entry without running it (too large, not ours, out of attempts). */
-  private deadNow(sid: string, payload: Uint8Array, attempts: number, reason: DeadLetterReason, why: string): void {
-    const err = { name: 'RingpoolError', message: why, code: ErrorCodes.DEAD_LETTERED };
-    const f: DeadFields = { payload, streamId: sid, localId: -1, attempts, reason, firstError: undefined, lastError: err, enqueuedAt: entryTime(sid), deadAt: Date.now() };
-    this.acks.deadLetter(f);
-    let decoded: unknown = payload;
-    try {
-      decoded = this.host.codec.decode(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), payload, 0, payload.byteLength, false);
-    } catch {
-      // undecodable: the bytes
-    }
-    this.host.emitDeadLetter({ id: -1, mailbox: this.mailbox, payload: decoded, key: undefined, attempts, firstError: undefined, lastError: err, enqueuedAt: f.enqueuedAt, deadAt: f.deadAt, reason });
+  take(e: Entries, attempts: number[] | null): Promise<void> {
+    return this.offer.take(e, attempts);
   }
 
   // ------------------------------------------------------------ outcomes back to Redis
@@ -329,23 +298,33 @@ export class RedisSource implements MessageSource {
       } else if (k === Outcome.RETRY) {
         const sid = held.sid(batch.id[i]!);
         if (sid !== undefined) this.acks.retry(sid, batch.attempt[i]! - 1);
-      } else if (k === Outcome.DEAD_LETTERED) {
-        const id = batch.id[i]!;
-        const sid = held.release(id);
-        // The local store takes the letter just after the feed hears of it: move it from there once it is in.
-        if (sid !== undefined) queueMicrotask(() => this.moveDead(id, sid));
       }
+      // DEAD_LETTERED: written from deadLetter() below, when it happens.
     }
   }
 
-  private moveDead(id: number, sid: string): void {
-    const t = this.host.takeDead(id);
-    if (t === null) {
-      this.acks.ack(sid); // deadLetterLimit 0: dead letters are dropped, as configured
-      return;
-    }
-    const { held, letter } = t;
-    this.acks.deadLetter({ payload: held.payload, streamId: sid, localId: id, attempts: letter.attempts, reason: letter.reason, firstError: letter.firstError, lastError: letter.lastError, enqueuedAt: letter.enqueuedAt, deadAt: letter.deadAt });
+  /**
+   * The mailbox dead-letters a message (failures.ts): one of ours goes to
+   * `<stream>:dead` with its XACK, and not into the local store. Returns
+   * its letter, or null for a message that is not from the stream (a
+   * handler's ctx.send into this ring), which the local store keeps.
+   */
+  deadLetter(held: HeldMessage, reason: DeadLetterReason, deadAt: number): DeadLetter | null {
+    const sid = this.held.release(held.id);
+    if (sid === undefined) return null;
+    const f: DeadFields = {
+      payload: held.payload,
+      streamId: sid,
+      localId: held.id,
+      attempts: held.attempt,
+      reason,
+      firstError: held.firstError,
+      lastError: held.lastError,
+      enqueuedAt: held.sentAt,
+      deadAt,
+    };
+    this.acks.deadLetter(f);
+    return this.offer.letter(f);
   }
 
   // ------------------------------------------------------------ sends
