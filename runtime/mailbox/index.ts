@@ -295,7 +295,10 @@ export class Mailbox {
 
   stats(): MailboxStats {
     const s = this.counters.stats();
-    if (this.redis !== null) s.stream = this.redis.stats();
+    if (this.redis !== null) {
+      s.stream = this.redis.stats();
+      s.deadLetterSize += s.stream.deadLetters; // <stream>:dead (polled), beside any local ones (a handler's ctx.send into this ring)
+    }
     return s;
   }
 
