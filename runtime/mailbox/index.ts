@@ -15,7 +15,7 @@
  *   outcomes.ts   the outcome feed for a store and a source (only when attached)
  *   replay.ts     what a store (the journal) gave back at start()
  */
-import { builtinCodec, codecSpec, CustomCodec, type PayloadCodec } from '../shared/codec.js';
+import { codecOf, codecSpec, type PayloadCodec } from '../shared/codec.js';
 import { ErrorCodes, RingpoolError } from '../shared/errors.js';
 import { ST_CLAIMED } from '../shared/layout.js';
 import { Producer, type SendOptions } from '../shared/producer.js';
@@ -96,8 +96,7 @@ export class Mailbox {
     this.store = opts.store ?? this.journal;
     this.republish = new Ring(sab);
     this.republish.countHeld = false;
-    const c = opts.codec;
-    this.codec = typeof c === 'string' ? builtinCodec(c) : new CustomCodec(c);
+    this.codec = codecOf(opts.codec);
     this.keyed = new Keyed(this);
     this.counters = new Counters(this);
     this.delays = new Delays(this);

@@ -182,6 +182,11 @@ export function builtinCodec(kind: 'json' | 'v8' | 'raw'): PayloadCodec {
   return kind === 'json' ? new JsonCodec() : kind === 'v8' ? new V8Codec() : new RawCodec();
 }
 
+/** The codec for a mailbox's `codec` option (main thread: a custom one is the object itself). */
+export function codecOf(option: CodecOption): PayloadCodec {
+  return typeof option === 'string' ? builtinCodec(option) : new CustomCodec(option);
+}
+
 /** The codec for a spec; custom codecs are imported from their url (worker side). */
 export async function loadCodec(spec: CodecSpec): Promise<PayloadCodec> {
   if (spec.kind !== 'custom') return builtinCodec(spec.kind);

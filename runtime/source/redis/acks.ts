@@ -12,7 +12,7 @@
  * read of our pending list meanwhile does not run them again.
  */
 import { backoffMs, isNoGroup, type Connection } from './connection.js';
-import { deadEntryArgs, type DeadFields } from './dead.js';
+import { deadEntryFields, type DeadFields } from './dead.js';
 
 /** KEYS: stream, dead stream; ARGV: group, entry id, then the dead entry's fields. XACK fails quietly (NOGROUP: the group is gone, the letter is kept). */
 const DEAD_LETTER_LUA = `local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
@@ -125,7 +125,7 @@ export class Acks {
     } else writes.push(Promise.resolve([]));
     if (dead.length > 0) {
       const m = c.multi();
-      for (const f of dead) m.addCommand(['EVAL', DEAD_LETTER_LUA, '2', stream, this.o.deadStream, group, f.streamId, ...deadEntryArgs(this.o, f).slice(3)]);
+      for (const f of dead) m.addCommand(['EVAL', DEAD_LETTER_LUA, '2', stream, this.o.deadStream, group, f.streamId, ...deadEntryFields(this.o, f)]);
       writes.push(m.execAsPipeline());
     } else writes.push(Promise.resolve([]));
     if (retries.length > 0) {

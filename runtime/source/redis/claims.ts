@@ -75,7 +75,7 @@ export class Claims {
       const e = this.entries;
       if (e.n > 0) {
         // Counted after the claim (which added one); one acknowledged meanwhile by a slow owner reads 0 and is skipped.
-        const attempts = await pendingCounts(this.o, this.cmd, e.ids);
+        const attempts = await pendingCounts(this.o, this.cmd, this.held.size, e.ids);
         this.claimed += e.n;
         await this.sink.take(e, attempts);
       }
@@ -95,10 +95,16 @@ export class Claims {
   }
 }
 
-/** Delivery counters of entries just read from this consumer's own pending list (one XPENDING a entry, one pipeline). */
-export async function pendingCounts(o: ResolvedRedisSource, cmd: Connection, ids: readonly string[]): Promise<number[]> {
-  const p = cmd.client.multi();
-  for (const id of ids) p.addCommand(['XPENDING', o.stream, o.group, id, id, '1', o.consumer]);
-  const rows = (await p.execAsPipeline()) as unknown[][][];
-  return rows.map((r) => Number(r?.[0]?.[3] ?? 0)); // 0: no longer pending for us (acknowledged, or taken over): skipped
+/**
+ * Delivery counters of entries just read from, or claimed into, this
+ * consumer's pending list (ids ascending): one XPENDING over their range,
+ * which holds them, the entries held here and those whose XACK is on its way
+ * (a margin of 1,024 covers these). 0: no longer
+ * pending for us (acknowledged, or taken over meanwhile): skipped.
+ */
+export async function pendingCounts(o: ResolvedRedisSource, cmd: Connection, held: number, ids: readonly string[]): Promise<number[]> {
+  const rows = (await cmd.client.sendCommand(['XPENDING', o.stream, o.group, ids[0]!, ids[ids.length - 1]!, String(ids.length + held + 1_024), o.consumer])) as unknown[][];
+  const count = new Map<string, number>();
+  for (const r of rows) count.set(String(r[0]), Number(r[3]));
+  return ids.map((id) => count.get(id) ?? 0);
 }

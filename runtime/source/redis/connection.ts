@@ -148,7 +148,8 @@ export class Entries {
       let d: Buffer | null = null;
       if (Array.isArray(fields)) {
         for (let i = 0; i + 1 < fields.length; i += 2) {
-          if (String(fields[i]) === 'd') {
+          const f = fields[i];
+          if (Buffer.isBuffer(f) ? f.length === 1 && f[0] === 0x64 : f === 'd') {
             const v = fields[i + 1];
             d = Buffer.isBuffer(v) ? v : Buffer.from(String(v));
             break;

@@ -48,10 +48,9 @@ export interface DeadFields {
   deadAt: number;
 }
 
-/** The XADD arguments of a dead letter (field `d` holds the payload bytes, as in the stream). */
-export function deadEntryArgs(o: ResolvedRedisSource, f: DeadFields): (string | Buffer)[] {
+/** The fields of a dead letter's entry (`d` holds the payload bytes, as in the stream). */
+export function deadEntryFields(o: ResolvedRedisSource, f: DeadFields): (string | Buffer)[] {
   return [
-    'XADD', o.deadStream, '*',
     PAYLOAD_FIELD, Buffer.from(f.payload.buffer, f.payload.byteOffset, f.payload.byteLength),
     'entry', f.streamId,
     'local', String(f.localId),

@@ -8,6 +8,7 @@
  * more than maxAttempts times without an outcome (a crash loop).
  */
 import type { DeadLetter, DeadLetterReason } from '../../dead-letters.js';
+import { now } from '../../shared/clock.js';
 import { ErrorCodes } from '../../shared/errors.js';
 import type { SourceIntake } from '../source.js';
 import { entryTime, type Entries } from './connection.js';
@@ -44,10 +45,10 @@ export class Offer {
         continue;
       }
       // When Redis took it (the id's ms; +0.5 for the truncation), so end-to-end time includes the wait in the stream.
-      const sentAt = Math.min(entryTime(sid) + 0.5, performance.timeOrigin + performance.now());
-      for (;;) {
+      const sentAt = Math.min(entryTime(sid) + 0.5, now());
+      for (let waited = false; ; waited = true) {
         if (!intake.open || !this.src.running) return;
-        if (this.mine(sid)) break; // taken meanwhile by the other path (a read of our pending list, a takeover)
+        if (waited && this.mine(sid)) break; // taken while we waited, by the other path (a read of our pending list, a takeover)
         let id: number;
         try {
           id = intake.offerBytes(p, attempt, sentAt);

@@ -7,7 +7,7 @@
  * (adds.ts).
  */
 import { createClient } from 'redis';
-import { builtinCodec, CustomCodec, type CodecOption, type PayloadCodec } from '../../shared/codec.js';
+import { codecOf, type CodecOption, type PayloadCodec } from '../../shared/codec.js';
 import { ErrorCodes, RingpoolError, invalidOption } from '../../shared/errors.js';
 import { Adds, prepare } from './adds.js';
 
@@ -36,7 +36,7 @@ export class RedisProducer {
   private seq = 0;
 
   constructor(private readonly opts: RedisProducerOptions) {
-    this.codec = typeof opts.codec === 'object' ? new CustomCodec(opts.codec) : builtinCodec(opts.codec ?? 'json');
+    this.codec = codecOf(opts.codec ?? 'json');
     this.maxMessageBytes = opts.maxMessageBytes ?? 256 << 10;
     this.client = createClient({ url: opts.url });
     this.client.on('error', () => undefined); // reconnects on its own; a command that fails rejects its own promise

@@ -80,7 +80,7 @@ export class Reader {
           from = '>';
           continue;
         }
-        const attempts = await pendingCounts(src.o, src.cmd, e.ids);
+        const attempts = await pendingCounts(src.o, src.cmd, src.held.size, e.ids);
         from = e.ids[e.n - 1]!;
         await src.take(e, attempts);
       } catch (err) {
