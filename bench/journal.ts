@@ -10,7 +10,7 @@ import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRuntime, Outcome } from '../runtime/index.js';
-import { builtinCodec } from '../runtime/shared/codec.js';
+import { codecOf } from '../runtime/shared/codec.js';
 import { allocateKeyTable } from '../runtime/shared/layout.js';
 import { Producer } from '../runtime/shared/producer.js';
 import { Ring } from '../runtime/shared/ring.js';
@@ -118,7 +118,7 @@ export async function recoveryBench(n: number): Promise<{ messages: number; jour
 export function writeBigJournal(dir: string, bytes: number, keepEvery: number): number {
   const sab = Ring.allocate({ capacityBytes: 1 << 22, maxPayloadBytes: 4096, journaled: true });
   const ring = new Ring(sab);
-  const producer = new Producer('r', ring, builtinCodec('json'), 4096, () => undefined, new Int32Array(allocateKeyTable()));
+  const producer = new Producer('r', ring, codecOf('json'), 4096, () => undefined, new Int32Array(allocateKeyTable()));
   const stats = new Float64Array(J_STATS_WORDS);
   const writer = new JournalWriter(nodeFiles, sab, { mailbox: 'r', dir, fsync: 'never', intervalMs: 5, segmentBytes: 64 << 20 }, stats);
   writer.open();

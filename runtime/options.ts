@@ -214,18 +214,18 @@ function handlerUrl(path: string, v: unknown): string {
 }
 
 function codec(path: string, v: unknown): CodecOption {
-  if (v === 'json' || v === 'v8' || v === 'raw') return v;
+  if (v === 'json' || v === 'msgpack' || v === 'v8' || v === 'raw') return v;
   if (isPlainObject(v) || (typeof v === 'object' && v !== null)) {
     const c = v as Partial<Codec>;
     if (typeof c.encode !== 'function' || typeof c.decode !== 'function' || typeof c.name !== 'string') {
-      throw invalidOption(path, "'json', 'v8', 'raw' or a Codec { name, encode, decode, url }", v);
+      throw invalidOption(path, "'json', 'msgpack', 'v8', 'raw' or a Codec { name, encode, decode, url }", v);
     }
     if (c.url === undefined) {
       throw invalidOption(`${path}.url`, 'the URL of a module whose default export is this codec (worker threads load it)', c.url);
     }
     return v as Codec;
   }
-  throw invalidOption(path, "'json', 'v8', 'raw' or a Codec { name, encode, decode, url }", v);
+  throw invalidOption(path, "'json', 'msgpack', 'v8', 'raw' or a Codec { name, encode, decode, url }", v);
 }
 
 export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {

@@ -99,6 +99,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     for (const b of this.boxes.values()) if (b.guardHeld()) return true;
     return false;
   }
+  releaseStructures(threadId: number): void {
+    for (const b of this.boxes.values()) b.structures?.releaseIfHeldBy(threadId);
+  }
   running(): boolean {
     return this.state_ === 'running' || this.state_ === 'closing';
   }

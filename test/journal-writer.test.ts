@@ -2,7 +2,7 @@
 // dropped, kept or torn), EIO and ENOSPC, compaction of a segment pinned by one old message.
 import { describe, expect, it } from 'vitest';
 import { ErrorCodes } from 'ringpool';
-import { builtinCodec } from '../dist/runtime/shared/codec.js';
+import { codecOf } from '../dist/runtime/shared/codec.js';
 import { JOURNALED, JOURNAL_FAILED, allocateKeyTable } from '../dist/runtime/shared/layout.js';
 import { Producer } from '../dist/runtime/shared/producer.js';
 import { Ring } from '../dist/runtime/shared/ring.js';
@@ -24,7 +24,7 @@ interface Rig {
 function rig(files: MemFiles, segmentBytes = 1 << 20, fsync: 'always' | 'interval' | 'never' = 'always', sab?: SharedArrayBuffer): Rig {
   const s = sab ?? Ring.allocate({ capacityBytes: 1 << 16, maxPayloadBytes: 4096, journaled: true });
   const ring = new Ring(s);
-  const producer = new Producer('m', ring, builtinCodec('json'), 4096, () => {}, new Int32Array(allocateKeyTable()));
+  const producer = new Producer('m', ring, codecOf('json'), 4096, () => {}, new Int32Array(allocateKeyTable()));
   const writer = new JournalWriter(files, s, { mailbox: 'm', dir: DIR, fsync, intervalMs: 5, segmentBytes }, new Float64Array(J_STATS_WORDS));
   return { ring, producer, writer };
 }

@@ -250,7 +250,10 @@ export class Consumers {
       message: `worker thread ${c.threadId} died while handling this message: ${err?.message ?? 'unknown'}`,
     };
     // A thread that died inside its guard left a write half done: repair it (holes.ts).
-    if (!m.stopped && Atomics.load(i32, ring.slotWord(c.slot, S_GUARD)) === GUARD_SENDING) m.holes.afterDeath(c.slot);
+    if (!m.stopped && Atomics.load(i32, ring.slotWord(c.slot, S_GUARD)) === GUARD_SENDING) {
+      m.holes.afterDeath(c.slot);
+      m.host.releaseStructures(c.threadId);
+    }
     // Before recovery: a record still CLAIMED by the slot then means "not acked".
     m.keyed.finishKeyAck(c.slot, c.revokedUnit);
     const back = m.failures.recover(c.slot, current, info, several || c.revokedSeveral);

@@ -16,6 +16,7 @@
  *   replay.ts     what a store (the journal) gave back at start()
  */
 import { codecOf, codecSpec, type PayloadCodec } from '../shared/codec.js';
+import { StructureTable } from '../shared/structures.js';
 import { ErrorCodes, RingpoolError } from '../shared/errors.js';
 import { ST_CLAIMED } from '../shared/layout.js';
 import { Producer, type SendOptions } from '../shared/producer.js';
@@ -52,6 +53,8 @@ export class Mailbox {
   readonly republish: Ring;
   readonly producer: Producer;
   readonly codec: PayloadCodec;
+  /** The msgpack codec's shared record structures (null for other codecs and Redis mailboxes). */
+  readonly structures: StructureTable | null;
   readonly deadLetters: DeadLetterStore;
   /** ask(): open asks and the reply ring. */
   readonly replies: Replies;
@@ -92,11 +95,13 @@ export class Mailbox {
     const followed = opts.store !== null || opts.source !== null || opts.redis !== null || journaled;
     const sab = Ring.allocate({ capacityBytes: opts.capacityBytes, maxPayloadBytes: opts.maxMessageBytes, followed, journaled });
     this.ring = new Ring(sab);
-    this.journal = journaled ? new Journal(this.name, opts.durability!, this.ring, (err) => host.emitError(err)) : null;
+    // msgpack's record shapes, shared by every thread of the process (a Redis mailbox's consumers are other processes: none).
+    this.structures = opts.codec === 'msgpack' && opts.redis === null ? new StructureTable(StructureTable.allocate()) : null;
+    this.journal = journaled ? new Journal(this.name, opts.durability!, this.ring, this.structures, (err) => host.emitError(err)) : null;
     this.store = opts.store ?? this.journal;
     this.republish = new Ring(sab);
     this.republish.countHeld = false;
-    this.codec = codecOf(opts.codec);
+    this.codec = codecOf(opts.codec, this.structures?.sab ?? null);
     this.keyed = new Keyed(this);
     this.counters = new Counters(this);
     this.delays = new Delays(this);
@@ -161,7 +166,7 @@ export class Mailbox {
       sab: this.ring.sab,
       keys: this.keyed.sab,
       replies: this.replies.ring.sab,
-      codec: codecSpec(this.opts.codec),
+      codec: codecSpec(this.opts.codec, this.structures?.sab ?? null),
       maxMessageBytes: this.opts.maxMessageBytes,
     };
   }

@@ -16,6 +16,8 @@ export interface MailboxHost {
   mailbox(name: string): Mailbox | undefined;
   /** The mailbox at `index` in the runtime's order (ring tags, holes.ts). */
   mailboxAt(index: number): Mailbox | undefined;
+  /** A thread died inside its guard: free any msgpack structure table it held locked. */
+  releaseStructures(threadId: number): void;
   /** Whether a live thread of any mailbox is inside its guard now. */
   guardsHeld(): boolean;
   running(): boolean;

@@ -10,6 +10,11 @@
  */
 import * as v8 from 'node:v8';
 import { ErrorCodes, RingpoolError, safeString } from './errors.js';
+import { MsgpackCodec } from './msgpack.js';
+import { PayloadCodec, unserializable } from './payload-codec.js';
+import { StructureTable } from './structures.js';
+
+export { PayloadCodec } from './payload-codec.js';
 
 /** A user codec. `url` names a module whose default export is this codec, so worker threads can load it. */
 export interface Codec<T = unknown> {
@@ -19,7 +24,7 @@ export interface Codec<T = unknown> {
   readonly url?: string | URL;
 }
 
-export type CodecOption = 'json' | 'v8' | 'raw' | Codec;
+export type CodecOption = 'json' | 'msgpack' | 'v8' | 'raw' | Codec;
 
 /** Buffer's own latin1/utf8 fast paths (public `buf.write`/`toString` dispatch on the encoding name each call). */
 interface FastBuffer extends Buffer {
@@ -44,28 +49,6 @@ export const writeUtf8: (b: Buffer, s: string, o: number, l: number) => number =
   : (b, s, o, l) => b.write(s, o, l, 'utf8');
 const sliceLatin1: (b: Buffer, a: number, e: number) => string = fast ? (b, a, e) => (b as FastBuffer).latin1Slice(a, e) : (b, a, e) => b.toString('latin1', a, e);
 const sliceUtf8: (b: Buffer, a: number, e: number) => string = fast ? (b, a, e) => (b as FastBuffer).utf8Slice(a, e) : (b, a, e) => b.toString('utf8', a, e);
-
-export abstract class PayloadCodec {
-  abstract readonly name: string;
-  /** True when the last prepared payload is 7-bit (json only). */
-  ascii = false;
-  /** Encode `value`; returns its byte length. Throws RINGPOOL_UNSERIALIZABLE. */
-  abstract prepare(value: unknown): number;
-  /** Write what `prepare` made at `offset`. */
-  abstract write(buf: Buffer, offset: number): void;
-  abstract decode(buf: Buffer, u8: Uint8Array, start: number, end: number, ascii: boolean): unknown;
-  /** The prepared bytes as a fresh Uint8Array (for messages held on the main thread). */
-  abstract preparedBytes(): Uint8Array;
-}
-
-function unserializable(codec: string, cause: unknown, detail: string): RingpoolError {
-  return new RingpoolError(
-    ErrorCodes.UNSERIALIZABLE,
-    `the ${codec} codec cannot encode this payload: ${detail}`,
-    { codec },
-    { cause },
-  );
-}
 
 export class JsonCodec extends PayloadCodec {
   readonly name = 'json';
@@ -170,26 +153,39 @@ export class CustomCodec extends BytesCodec {
   }
 }
 
-/** A serializable description of a mailbox's codec, sent to worker threads. */
-export type CodecSpec = { kind: 'json' | 'v8' | 'raw' } | { kind: 'custom'; name: string; url: string };
+/** A serializable description of a mailbox's codec, sent to worker threads (msgpack: its structure table, or null for none). */
+export type CodecSpec =
+  | { kind: 'json' | 'v8' | 'raw' }
+  | { kind: 'msgpack'; structures: SharedArrayBuffer | null }
+  | { kind: 'custom'; name: string; url: string };
 
-export function codecSpec(option: CodecOption): CodecSpec {
+export function codecSpec(option: CodecOption, structures: SharedArrayBuffer | null = null): CodecSpec {
+  if (option === 'msgpack') return { kind: 'msgpack', structures };
   if (typeof option === 'string') return { kind: option };
   return { kind: 'custom', name: option.name, url: String(option.url) };
 }
 
-export function builtinCodec(kind: 'json' | 'v8' | 'raw'): PayloadCodec {
-  return kind === 'json' ? new JsonCodec() : kind === 'v8' ? new V8Codec() : new RawCodec();
+export function builtinCodec(spec: Exclude<CodecSpec, { kind: 'custom' }>): PayloadCodec {
+  switch (spec.kind) {
+    case 'json':
+      return new JsonCodec();
+    case 'msgpack':
+      return new MsgpackCodec(spec.structures === null ? null : new StructureTable(spec.structures));
+    case 'v8':
+      return new V8Codec();
+    case 'raw':
+      return new RawCodec();
+  }
 }
 
-/** The codec for a mailbox's `codec` option (main thread: a custom one is the object itself). */
-export function codecOf(option: CodecOption): PayloadCodec {
-  return typeof option === 'string' ? builtinCodec(option) : new CustomCodec(option);
+/** The codec for a mailbox's `codec` option (main thread: a custom one is the object itself; msgpack shares `structures`). */
+export function codecOf(option: CodecOption, structures: SharedArrayBuffer | null = null): PayloadCodec {
+  return typeof option === 'string' ? builtinCodec(codecSpec(option, structures) as Exclude<CodecSpec, { kind: 'custom' }>) : new CustomCodec(option);
 }
 
 /** The codec for a spec; custom codecs are imported from their url (worker side). */
 export async function loadCodec(spec: CodecSpec): Promise<PayloadCodec> {
-  if (spec.kind !== 'custom') return builtinCodec(spec.kind);
+  if (spec.kind !== 'custom') return builtinCodec(spec);
   const mod = (await import(spec.url)) as { default?: Codec };
   if (!mod.default || typeof mod.default.encode !== 'function' || typeof mod.default.decode !== 'function') {
     throw new RingpoolError(ErrorCodes.HANDLER_LOAD, `codec module ${spec.url} has no default export with encode() and decode()`);

@@ -11,6 +11,7 @@ import { threadId } from 'node:worker_threads';
 import { isActor } from '../actor.js';
 import * as Comlink from '../../runtime/shared/comlink.js';
 import { loadCodec, type PayloadCodec } from '../../runtime/shared/codec.js';
+import { MsgpackCodec } from '../../runtime/shared/msgpack.js';
 import { toErrorInfo } from '../../runtime/shared/errors.js';
 import {
   CONCURRENCY_WORD,
@@ -149,7 +150,12 @@ export class ConsumerLoop implements ContextHost, WorkerControl {
       const h = await loadHandler(task.handlerUrl);
       if (isActor(h)) this.actors = new ActorStates(this, h);
       else this.handler = h;
-      for (const [name, ref] of Object.entries(task.rings)) this.codecs.set(name, await loadCodec(ref.codec));
+      for (const [name, ref] of Object.entries(task.rings)) {
+        const codec = await loadCodec(ref.codec);
+        // An append to a shared msgpack table runs under this thread's guard: a lease kill never leaves it locked.
+        if (codec instanceof MsgpackCodec && codec.table !== null) codec.table.guard = { i32: this.i32, index: this.wGuard };
+        this.codecs.set(name, codec);
+      }
       this.codec = this.codecs.get(task.mailbox)!;
     } catch (err) {
       this.post({ type: 'load-error', consumer: this.c, incarnation: task.incarnation, error: toErrorInfo(err) });

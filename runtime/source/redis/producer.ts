@@ -85,8 +85,8 @@ export function redisProducer(opts: RedisProducerOptions): RedisProducer {
   if (typeof opts.url !== 'string' || !/^rediss?:\/\//.test(opts.url)) throw invalidOption('redisProducer.url', "a redis:// or rediss:// URL", opts.url);
   if (typeof opts.stream !== 'string' || opts.stream === '') throw invalidOption('redisProducer.stream', 'a stream key (a non-empty string)', opts.stream);
   const c = opts.codec;
-  if (c !== undefined && c !== 'json' && c !== 'v8' && c !== 'raw' && (typeof c !== 'object' || c === null || typeof c.encode !== 'function' || typeof c.decode !== 'function')) {
-    throw invalidOption('redisProducer.codec', "'json', 'v8', 'raw' or a Codec { name, encode, decode }", c);
+  if (c !== undefined && c !== 'json' && c !== 'msgpack' && c !== 'v8' && c !== 'raw' && (typeof c !== 'object' || c === null || typeof c.encode !== 'function' || typeof c.decode !== 'function')) {
+    throw invalidOption('redisProducer.codec', "'json', 'msgpack', 'v8', 'raw' or a Codec { name, encode, decode }", c);
   }
   const max = opts.maxMessageBytes;
   if (max !== undefined && (!Number.isInteger(max) || max < 1)) throw invalidOption('redisProducer.maxMessageBytes', 'an integer >= 1', max);

@@ -8,6 +8,7 @@
  * touches the journal's files, except to read the small `ids` file when the
  * mailbox is built (ids after a restart start past every journaled one).
  */
+import type { StructureTable } from '../../shared/structures.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
@@ -90,6 +91,8 @@ export class Journal implements MessageStore {
     readonly mailbox: string,
     readonly opts: ResolvedDurability,
     private readonly ring: Ring,
+    /** The msgpack codec's record structures: kept in the directory, so records decode after a restart. */
+    private readonly structures: StructureTable | null,
     private readonly onError: (err: Error) => void,
   ) {
     this.i32 = ring.i32;
@@ -106,7 +109,7 @@ export class Journal implements MessageStore {
 
   open(): Promise<StoredMessage[]> {
     const { port1, port2 } = new MessageChannel();
-    const data: JournalThreadData = { ...this.opts, mailbox: this.mailbox, sab: this.ring.sab, stats: this.statsSab, port: port2 };
+    const data: JournalThreadData = { ...this.opts, mailbox: this.mailbox, sab: this.ring.sab, structures: this.structures?.sab ?? null, stats: this.statsSab, port: port2 };
     const worker = new Worker(new URL('./thread.js', import.meta.url), { workerData: data, transferList: [port2], name: `ringpool journal ${this.mailbox}` });
     this.worker = worker;
     this.port = port1;

@@ -11,12 +11,15 @@
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { RingpoolError } from '../../shared/errors.js';
 import { JOURNAL_IDLE, JOURNAL_WAKE } from '../../shared/layout.js';
+import { StructureTable } from '../../shared/structures.js';
 import { nodeFiles } from './files.js';
 import type { RecoveredParts } from './recovery.js';
 import { JournalWriter, type WriterOptions } from './writer.js';
 
 export interface JournalThreadData extends WriterOptions {
   sab: SharedArrayBuffer;
+  /** The mailbox's msgpack structure table (null for other codecs). */
+  structures: SharedArrayBuffer | null;
   stats: SharedArrayBuffer;
   port: MessagePort;
 }
@@ -47,7 +50,7 @@ function errorOf(err: unknown, fatal: boolean): FromJournal {
 
 function run(d: JournalThreadData): void {
   const port = d.port;
-  const writer = new JournalWriter(nodeFiles, d.sab, d, new Float64Array(d.stats));
+  const writer = new JournalWriter(nodeFiles, d.sab, d, new Float64Array(d.stats), d.structures === null ? null : new StructureTable(d.structures));
   try {
     const { chunks, index, states, tornBytes } = writer.open();
     const msg: FromJournal = { t: 'opened', chunks, index, states, tornBytes };

@@ -30,6 +30,8 @@ import {
   UNIT_SHIFT,
 } from '../../shared/layout.js';
 import { Ring } from '../../shared/ring.js';
+import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
+import type { StructureTable } from '../../shared/structures.js';
 import type { JournalFiles } from './files.js';
 import { copyForward } from './compact.js';
 import { segmentName } from './format.js';
@@ -49,6 +51,8 @@ export interface WriterOptions {
 
 /** The file in `dir` holding an id no journaled message reaches (ids after a restart start there). */
 export const IDS_NAME = 'ids';
+/** The file in `dir` holding the msgpack record structures (structures.ts's entries). */
+export const STRUCTURES_NAME = 'structures';
 /** Stats words (Float64) the journal thread writes and stats() reads. */
 export const J_SEGMENTS = 0;
 export const J_BYTES = 1;
@@ -78,6 +82,7 @@ export class JournalWriter {
   /** The journal's cursor here (JOURNALED once the batch is on disk). */
   private pos: number;
   private idMark = 0;
+  private structuresBytes = 0;
   private dirty = false;
   private lastSync = 0;
   private failed = false;
@@ -90,6 +95,8 @@ export class JournalWriter {
     sab: SharedArrayBuffer,
     private readonly opts: WriterOptions,
     private readonly stats: Float64Array,
+    /** The msgpack codec's record structures, persisted before any record that may use them. */
+    private readonly structures: StructureTable | null = null,
   ) {
     this.ring = new Ring(sab);
     this.i32 = this.ring.i32;
@@ -103,6 +110,7 @@ export class JournalWriter {
     this.files.mkdirp(this.opts.dir);
     this.unlock = lockDir(this.files, this.opts.dir, this.opts.mailbox);
     try {
+      this.loadStructures();
       return this.recover();
     } catch (err) {
       // Refused (corrupt) or failed: let the directory go, so a fixed one can be opened again by this process.
@@ -192,6 +200,7 @@ export class JournalWriter {
     }
     try {
       this.markIds();
+      this.markStructures();
       const segs = this.log.segmentCount;
       const first = this.log.appendRecords(types, datas, this.opts.fsync === 'always');
       if (this.log.segmentCount !== segs) this.index.setSegments(this.log.firsts());
@@ -310,6 +319,39 @@ export class JournalWriter {
     b.writeDoubleLE(this.idMark);
     // Synced in every mode (once per 4M ids): a mark lost to a power cut would let new ids meet journaled ones.
     this.files.replace(join(this.opts.dir, IDS_NAME), b, true);
+  }
+
+  /**
+   * The structures as they were when the last batch was written, on disk
+   * before the records that may use them (read after the records: a record
+   * is published after its structure). Synced in every mode: the table only
+   * grows, at most a few hundred times in a journal's life.
+   */
+  private markStructures(): void {
+    const t = this.structures;
+    if (t === null || t.bytes === this.structuresBytes) return;
+    const b = t.snapshot();
+    this.files.replace(join(this.opts.dir, STRUCTURES_NAME), b, true);
+    this.structuresBytes = b.byteLength;
+  }
+
+  /** Before recovery: the table the journal's records were written with (refused as corrupt if damaged). */
+  private loadStructures(): void {
+    const t = this.structures;
+    if (t === null) return;
+    let b: Buffer;
+    try {
+      b = this.files.read(join(this.opts.dir, STRUCTURES_NAME));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    try {
+      t.load(b);
+    } catch (err) {
+      throw new RingpoolError(ErrorCodes.JOURNAL_CORRUPT, `mailbox '${this.opts.mailbox}': ${(err as Error).message} (${join(this.opts.dir, STRUCTURES_NAME)})`, { mailbox: this.opts.mailbox, dir: this.opts.dir });
+    }
+    this.structuresBytes = b.byteLength;
   }
 
   private fail(): void {

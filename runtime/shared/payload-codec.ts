@@ -1,0 +1,29 @@
+/**
+ * What every built-in codec is to the ring (codec.ts explains the two-step
+ * encode). Thread-neutral; its own file so codecs in other files (msgpack.ts)
+ * extend it without an import cycle.
+ */
+import { ErrorCodes, RingpoolError } from './errors.js';
+
+export abstract class PayloadCodec {
+  abstract readonly name: string;
+  /** True when the last prepared payload is 7-bit (json only). */
+  ascii = false;
+  /** Encode `value`; returns its byte length. Throws RINGPOOL_UNSERIALIZABLE. */
+  abstract prepare(value: unknown): number;
+  /** Write what `prepare` made at `offset`. */
+  abstract write(buf: Buffer, offset: number): void;
+  abstract decode(buf: Buffer, u8: Uint8Array, start: number, end: number, ascii: boolean): unknown;
+  /** The prepared bytes as a fresh Uint8Array (for messages held on the main thread). */
+  abstract preparedBytes(): Uint8Array;
+}
+
+export function unserializable(codec: string, cause: unknown, detail: string): RingpoolError {
+  return new RingpoolError(
+    ErrorCodes.UNSERIALIZABLE,
+    `the ${codec} codec cannot encode this payload: ${detail}`,
+    { codec },
+    { cause },
+  );
+}
+
