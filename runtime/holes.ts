@@ -19,6 +19,8 @@
  * - the reservation becomes a DONE record of its length (and a SKIP for the
  *   padding of one that wrapped), READ moves over it, and the send is taken
  *   out of the enqueued count: it was never accepted (ctx.send never returned);
+ *   a batch (batch.ts) is one such hole, its records all taken out, the seqs
+ *   its keyed records took voided;
  * - its seq is voided: the dispatcher passes the key's turn over it;
  * - the record goes back to the ring, and the entry is voided (the owner pops
  *   and drops it).
@@ -27,7 +29,12 @@
  */
 import {
   DELAYED_TAG,
+  FLAG_KEYED,
   HANDOFF_VOID,
+  RESV_BATCH,
+  RESV_BATCH_LAID,
+  R_KEY_SEQ,
+  R_KEY_SLOT,
   READ,
   R_UNITS,
   S_HO_INC,
@@ -56,6 +63,11 @@ export interface Reservation {
   need: number;
   keySlot: number;
   seq: number;
+  /** A batch send (batch.ts): its record count, and whether its headers were all written (RESV_BATCH_LAID). */
+  batch: number;
+  laid: boolean;
+  /** Filled by the repair of a laid batch: the [slot, seq] pairs its keyed records took. */
+  seqs?: Array<[number, number]>;
 }
 
 /** What a dead thread's slot says it was doing inside its guard. */
@@ -79,7 +91,12 @@ export function deadWrites(ring: Ring, slot: number): DeadWrites {
     const keySlot = w(S_RESV_KEY) - 1;
     const seq = w(S_RESV_SEQ);
     if ((tag & DELAYED_TAG) !== 0) out.delayed = { box: t >> 1, keySlot, seq };
-    else out.reservation = { box: t >> 1, reply: (t & 1) === 1, r: { h: w(S_RESV_HEAD), need: w(S_RESV_NEED), keySlot, seq } };
+    else {
+      const k = w(S_RESV_KEY);
+      const batch = k === RESV_BATCH || k === RESV_BATCH_LAID ? seq : 0;
+      const r: Reservation = { h: w(S_RESV_HEAD), need: w(S_RESV_NEED), keySlot: batch > 0 ? -1 : keySlot, seq, batch, laid: k === RESV_BATCH_LAID };
+      out.reservation = { box: t >> 1, reply: (t & 1) === 1, r };
+    }
   }
   const u = w(S_HO_UNIT);
   if (u !== 0) out.handoff = { unit: u - 1, owner: w(S_HO_OWNER), inc: w(S_HO_INC), pos: w(S_HO_POS) };
@@ -117,8 +134,15 @@ export function repairReservation(ring: Ring, r: Reservation, othersInside: bool
     if (s !== ST_FREE && s !== ST_SKIP) return 'gone';
     if (s === ST_FREE) Atomics.store(ring.state, at, ST_SKIP);
   }
+  const len = wraps ? r.need - toEnd : r.need;
+  // A batch: read what its headers say before the first one is overwritten, and clear the states of
+  // the records after the first (published, but never visible past the first's FREE): the ring reuses these units.
+  if (r.batch > 0) {
+    if (r.laid) r.seqs = batchSeqs(ring, hu, len);
+    ring.state.fill(ST_FREE, hu + 1, hu + len);
+  }
   // A TAKEN record of the hole's length: consumers do not claim it, reclaimers free it, the outcome feed passes it by.
-  i32[(ring.dataOff >> 2) + (hu << 2) + R_UNITS] = wraps ? r.need - toEnd : r.need;
+  i32[(ring.dataOff >> 2) + (hu << 2) + R_UNITS] = len;
   i32[(ring.dataOff >> 2) + (hu << 2) + R_FLAGS] = FLAG_VOID;
   Atomics.store(ring.state, hu, ST_TAKEN);
   // A journal passes the hole itself and consumers step over it below JOURNALED (READ may not pass JOURNALED).
@@ -134,6 +158,20 @@ export function repairReservation(ring: Ring, r: Reservation, othersInside: bool
   }
   ring.reclaim();
   return 'done';
+}
+
+/** The [key slot, seq] of each keyed record of a laid batch of `len` units at `unit`. */
+function batchSeqs(ring: Ring, unit: number, len: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  const i32 = ring.i32;
+  for (let u = unit; u < unit + len; ) {
+    const w = (ring.dataOff >> 2) + (u << 2);
+    if ((i32[w + R_FLAGS]! & FLAG_KEYED) !== 0) out.push([i32[w + R_KEY_SLOT]!, i32[w + R_KEY_SEQ]!]);
+    const units = i32[w + R_UNITS]!;
+    if (units <= 0) break;
+    u += units;
+  }
+  return out;
 }
 
 /**
@@ -205,7 +243,14 @@ export class HoleRepairs {
       const res = repairReservation(ring, r, inside);
       if (res === 'wait') return true;
       if (res === 'done') {
-        if (!reply) h.unaccept(r.keySlot, r.seq);
+        if (!reply) {
+          if (r.batch === 0) h.unaccept(r.keySlot, r.seq);
+          else {
+            // Every record of the batch was counted; the keyed ones that took a seq leave it voided.
+            const seqs = r.seqs ?? [];
+            for (let i = 0; i < r.batch; i++) h.unaccept(i < seqs.length ? seqs[i]![0] : -1, i < seqs.length ? seqs[i]![1] : 0);
+          }
+        }
         ring.wakeAll();
       }
       return false;

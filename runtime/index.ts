@@ -2,7 +2,7 @@
  * `ringpool`: the public entry (main thread). Everything not exported here is internal.
  */
 export { createRuntime, Runtime } from './runtime.js';
-export type { ActorRef, ActorRefOptions, AskOptions, CloseOptions, CloseReport, DeadLetterEvent, RuntimeEvents, SendAsyncOptions } from './runtime.js';
+export type { ActorRef, ActorRefOptions, AskOptions, CloseOptions, CloseReport, DeadLetterEvent, RuntimeEvents, SendAsyncOptions, SendBatchAsyncOptions } from './runtime.js';
 export type { ActorDefinition, ActorMessage, ActorMethods, ActorReply, KeyedMethods } from '../workers/actor.js';
 export type { HandlerTimeoutEvent, MailboxStats, ScaleEvent, WorkerCrashEvent } from './mailbox/index.js';
 export { Outcome, DEAD_LETTER_REASONS } from './outcome.js';
@@ -20,5 +20,5 @@ export type { AutoscaleOptions, BackoffOptions, MailboxOptions, RuntimeOptions }
 export { ErrorCodes, RingpoolError } from './shared/errors.js';
 export type { ErrorCode, ErrorInfo } from './shared/errors.js';
 export type { Codec, CodecOption } from './shared/codec.js';
-export type { SendOptions } from './shared/producer.js';
+export type { BatchOptions, SendOptions } from './shared/producer.js';
 export type { WorkerStats } from './shared/protocol.js';

@@ -5,10 +5,11 @@
 import { EventEmitter } from 'node:events';
 import { MAX_TIMER_MS, now } from './shared/clock.js';
 import { ErrorCodes, RingpoolError } from './shared/errors.js';
-import type { SendOptions } from './shared/producer.js';
+import type { BatchOptions, SendOptions } from './shared/producer.js';
 import type { RingRef, WorkerStats } from './shared/protocol.js';
 import type { DeadLetter, DeadLetters } from './dead-letters.js';
 import { Mailbox, type HandlerTimeoutEvent, type MailboxHost, type MailboxStats, type ScaleEvent, type WorkerCrashEvent } from './mailbox/index.js';
+import type { CloseOptions, CloseReport, RuntimeEvents, SendAsyncOptions, SendBatchAsyncOptions, WaitOptions } from './api.js';
 import { checkWaitOptions, resolveRuntime, type ResolvedRuntime, type RuntimeOptions } from './options.js';
 import { FLAG_ASK } from './shared/layout.js';
 import { actorRef, checkAsk, type ActorRef, type ActorRefOptions, type AskOptions } from './actor-ref.js';
@@ -19,45 +20,7 @@ import type { ActorDefinition } from '../workers/actor.js';
 
 export type { ActorRef, ActorRefOptions, AskOptions } from './actor-ref.js';
 
-export interface SendAsyncOptions extends SendOptions {
-  /** Abort the wait for room; the promise rejects with the signal's reason. */
-  signal?: AbortSignal;
-  /** Give up waiting for room after this long: RINGPOOL_TIMEOUT. */
-  timeoutMs?: number;
-}
-
-export interface CloseOptions {
-  /** How long close() drains (queued, in-flight and delayed messages) before it stops the threads. @default 30000 */
-  timeoutMs?: number;
-}
-
-export interface CloseReport {
-  /** True when everything accepted was processed or dead-lettered before the deadline. */
-  drained: boolean;
-  /** What was left per mailbox when the threads stopped (lost with the process under the in-memory promise). */
-  left: Record<string, { ready: number; inFlight: number; delayed: number }>;
-}
-
-export interface DeadLetterEvent {
-  mailbox: string;
-  letter: DeadLetter;
-}
-
-/** Events of a runtime. */
-export interface RuntimeEvents {
-  /** A message went to the dead-letter store. */
-  'dead-letter': [DeadLetterEvent];
-  /** A consumer thread died (exit, uncaught error, OOM); it was replaced and its messages put back. */
-  'worker-crash': [WorkerCrashEvent];
-  /** A handler ran past leaseMs; its thread was terminated and replaced, the message retried. */
-  'handler-timeout': [HandlerTimeoutEvent];
-  /** Something went wrong inside ringpool itself (never a handler failure). Emitted only when listened to. */
-  error: [Error];
-  /** The runtime finished closing (or was destroyed); its threads are gone. */
-  close: [CloseReport];
-  /** The desired thread count (or per-thread concurrency) of a mailbox changed, with the reason. */
-  scale: [ScaleEvent];
-}
+export type { CloseOptions, CloseReport, DeadLetterEvent, RuntimeEvents, SendAsyncOptions, SendBatchAsyncOptions } from './api.js';
 
 type State = 'created' | 'starting' | 'running' | 'closing' | 'closed';
 
@@ -228,17 +191,31 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     const b = this.box(mailbox);
     // A Redis mailbox: resolves with the stream entry id (a string) once Redis has it.
     if (b.redis !== null) return b.redis.sendAsync(payload, opts, b.producer.closed) as Promise<Id>;
-    let sendOpts: SendOptions | undefined = opts;
-    let signal: AbortSignal | undefined;
-    let timeoutMs: number | undefined;
-    if (opts !== undefined && opts !== null) {
-      ({ signal, timeoutMs } = opts);
-      checkWaitOptions('sendAsync', timeoutMs, signal);
-      sendOpts = { key: opts.key, delayMs: opts.delayMs } as SendOptions;
-      if (opts.key === undefined) delete sendOpts.key;
-      if (opts.delayMs === undefined) delete sendOpts.delayMs;
-    }
+    const [sendOpts, signal, timeoutMs] = splitWait<SendOptions>('sendAsync', opts);
     return b.sendAsync(payload, sendOpts, signal, timeoutMs) as Promise<Id>;
+  }
+
+  /**
+   * Enqueue every payload, or none: one reservation and one publish pass.
+   * Returns the ids in order. Throws RINGPOOL_QUEUE_FULL (nothing written)
+   * when the batch does not fit now, RINGPOOL_INVALID_OPTION naming
+   * capacityBytes for a batch that never could (over half the ring), and
+   * what send() throws for a bad payload (its index in `details.index`).
+   * `opts.key`: one key for every message, or `(payload, index) => key`;
+   * per-key order is the batch's order.
+   */
+  sendBatch(mailbox: string, payloads: readonly unknown[], opts?: BatchOptions): number[] {
+    const b = this.box(mailbox);
+    if (b.redis !== null) throw redisRefuses(mailbox, 'sendBatch()', 'a stream takes entries one XADD at a time; use send() (one pipeline a turn)');
+    return b.producer.sendBatch(payloads, opts);
+  }
+
+  /** sendBatch, waiting for room for the whole batch when the overflow is 'wait' (FIFO with sendAsync). */
+  async sendBatchAsync(mailbox: string, payloads: readonly unknown[], opts?: SendBatchAsyncOptions): Promise<number[]> {
+    const b = this.box(mailbox);
+    if (b.redis !== null) throw redisRefuses(mailbox, 'sendBatchAsync()', 'a stream takes entries one XADD at a time; use sendAsync()');
+    const [batchOpts, signal, timeoutMs] = splitWait<BatchOptions>('sendBatchAsync', opts);
+    return b.sendBatchAsync(payloads, batchOpts, signal, timeoutMs);
   }
 
   /** A snapshot of one mailbox's counters and gauges. */
@@ -404,6 +381,14 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** A send's options apart from its wait options (checked): [send options, signal, timeoutMs]. */
+function splitWait<T extends SendOptions | BatchOptions>(what: string, opts: (T & WaitOptions) | undefined): [T | undefined, AbortSignal | undefined, number | undefined] {
+  if (opts === undefined || opts === null) return [opts, undefined, undefined];
+  const { signal, timeoutMs, ...rest } = opts;
+  checkWaitOptions(what, timeoutMs, signal);
+  return [rest as unknown as T, signal, timeoutMs];
 }
 
 /** Build a runtime. Throws RINGPOOL_INVALID_OPTION naming the option path. */

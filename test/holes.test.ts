@@ -56,6 +56,24 @@ describe('a thread that dies inside a guarded write: the dispatcher repairs the 
     expect(rt.stats('sink')).toMatchObject({ enqueued: 21, processed: 21, delayed: 0 });
   });
 
+  it('a ctx.sendBatch reserved and written, never published: one hole, none of it accepted; a keyed one voids its seqs', async () => {
+    const rt = dyingSender();
+    const errors: Error[] = [];
+    rt.on('error', (e) => errors.push(e));
+    await rt.start();
+    const batch = Array.from({ length: 5 }, (_, n) => ({ k: 'K', n: n - 5 }));
+    rt.send('m', { die: 'ring-reserved', to: 'sink', batch });
+    await idleWithin(rt, ['m', 'sink']);
+    rt.send('m', { die: 'ring-reserved', to: 'sink', batch, opts: { key: 'K' } });
+    await idleWithin(rt, ['m', 'sink']);
+    for (let n = 0; n < 50; n++) rt.send('sink', { k: 'K', n }, { key: 'K' });
+    await idleWithin(rt, ['m', 'sink']);
+    // Each dying batch runs again at attempt 2 and goes through: 5 + 5 + 50 reach the sink, the key's turns go on.
+    expect(rt.stats('m')).toMatchObject({ enqueued: 2, processed: 2, workerCrashes: 2 });
+    expect(rt.stats('sink')).toMatchObject({ enqueued: 60, processed: 60, depth: 0, inFlight: 0 });
+    expect(errors).toEqual([]);
+  });
+
   it("an ask's reply reserved and never published: the reply ring goes on, the ask gets the retry's reply", async () => {
     const rt = runtime({
       mailboxes: { m: { handler: fixture('die-in-window.js'), minThreads: 1, maxThreads: 1, autoscale: false, backoff: { baseMs: 1, maxMs: 2 } } },

@@ -2,9 +2,9 @@
  * The `ctx` a handler receives. One small object per message: handlers may
  * keep it across awaits. The AbortSignal is made only when `ctx.signal` is read.
  */
-import type { SendOptions } from '../runtime/shared/producer.js';
+import type { BatchOptions, SendOptions } from '../runtime/shared/producer.js';
 
-export type { SendOptions };
+export type { BatchOptions, SendOptions };
 
 export interface HandlerContext {
   /** Message id, stable across retries. */
@@ -17,6 +17,8 @@ export interface HandlerContext {
   readonly signal: AbortSignal;
   /** Send to any mailbox of the runtime, straight into its ring. Throws RingpoolError (RINGPOOL_QUEUE_FULL, ...). */
   send(mailbox: string, payload: unknown, opts?: SendOptions): number;
+  /** Send every payload or none (one reservation): the ids in order. Throws RINGPOOL_QUEUE_FULL with nothing written when they do not fit now. */
+  sendBatch(mailbox: string, payloads: readonly unknown[], opts?: BatchOptions): number[];
 }
 
 export type Handler<P = any, R = unknown> = (payload: P, ctx: HandlerContext) => R | Promise<R>;
@@ -41,6 +43,7 @@ export interface ContextHost {
   readonly mailbox: string;
   readonly leaseMs: number;
   send(mailbox: string, payload: unknown, opts: SendOptions | undefined, from: MessageContext): number;
+  sendBatch(mailbox: string, payloads: readonly unknown[], opts: BatchOptions | undefined, from: MessageContext): number[];
 }
 
 export class MessageContext implements HandlerContext {
@@ -69,5 +72,9 @@ export class MessageContext implements HandlerContext {
 
   send(mailbox: string, payload: unknown, opts?: SendOptions): number {
     return this.host.send(mailbox, payload, opts, this);
+  }
+
+  sendBatch(mailbox: string, payloads: readonly unknown[], opts?: BatchOptions): number[] {
+    return this.host.sendBatch(mailbox, payloads, opts, this);
   }
 }

@@ -19,7 +19,7 @@ import { codecOf, codecSpec, type PayloadCodec } from '../shared/codec.js';
 import { StructureTable } from '../shared/structures.js';
 import { ErrorCodes, RingpoolError } from '../shared/errors.js';
 import { ST_CLAIMED } from '../shared/layout.js';
-import { Producer, type SendOptions } from '../shared/producer.js';
+import { Producer, type BatchOptions, type SendOptions } from '../shared/producer.js';
 import type { ProbeResult, RingRef, WorkerEvent, WorkerStats } from '../shared/protocol.js';
 import { Ring } from '../shared/ring.js';
 import { allocateMetricsBuffer, enableRecording, H_END_TO_END, H_PROCESSING, H_QUEUE_WAIT, LocalHistogram, readHistogram, type HistogramSnapshot } from '../shared/histogram.js';
@@ -270,27 +270,13 @@ export class Mailbox {
 
   /** Resolves with the id once the message is accepted; on a durable mailbox, once it is on disk as the fsync mode says. */
   sendAsync(payload: unknown, opts: SendOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined, flags = 0, onSent?: (id: number) => void): Promise<number> {
-    const j = this.journal;
-    if (j === null) return this.intake.sendAsync(payload, opts, signal, timeoutMs, flags, onSent);
-    const delayed = opts !== undefined && opts !== null && typeof opts.delayMs === 'number' && opts.delayMs > 0;
-    if (!delayed && !this.intake.waiting && !signal?.aborted) {
-      // The common case, with one promise: room now, resolved when JOURNALED passes the record.
-      const id = this.producer.trySend(payload, opts, flags);
-      if (id >= 0) {
-        onSent?.(id);
-        return j.whenJournaled(this.ring.lastEnd, id);
-      }
-    }
-    let durable: Promise<number> | null = null;
-    const sent = this.intake.sendAsync(payload, opts, signal, timeoutMs, flags, (id) => {
-      onSent?.(id);
-      if (delayed) {
-        // Its ACCEPTED entry goes to the journal in the feed's next post: post now, wait for that one.
-        this.outcomes!.follow();
-        durable = j.whenPosted(j.posted, id);
-      } else durable = j.whenJournaled(this.ring.lastEnd, id);
-    });
-    return sent.then((id) => durable ?? id);
+    return this.journal === null ? this.intake.sendAsync(payload, opts, signal, timeoutMs, flags, onSent) : this.intake.sendAsyncDurable(this.journal, payload, opts, signal, timeoutMs, flags, onSent);
+  }
+
+  /** Resolves with the ids once the whole batch is accepted (on a durable mailbox: on disk, as for sendAsync). */
+  sendBatchAsync(payloads: ArrayLike<unknown>, opts: BatchOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<number[]> {
+    const sent = this.intake.sendBatchAsync(payloads, opts, signal, timeoutMs);
+    return this.journal === null ? sent : this.intake.durableBatch(this.journal, sent, opts);
   }
 
   ask(payload: unknown, key: string | undefined, flags: number, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> {

@@ -1,21 +1,21 @@
 /**
- * Sends that wait for room (main thread): sendAsync and ask waiters, served
- * in order as consumers free space, and the space watch that tells when they
+ * Sends that wait for room (main thread): sendAsync, sendBatchAsync and ask
+ * waiters, served in order as consumers free space (on a durable mailbox,
+ * resolved once on disk), and the space watch that tells when they
  * do (Atomics.waitAsync on SPACE_SEQ, never blocking the main thread).
  */
 import { ErrorCodes, RingpoolError } from '../shared/errors.js';
 import { SPACE_SEQ, SPACE_WAITERS } from '../shared/layout.js';
-import type { SendOptions } from '../shared/producer.js';
+import type { BatchOptions, SendOptions } from '../shared/producer.js';
+import type { Journal } from '../store/journal/index.js';
 import type { Mailbox } from './index.js';
 
 interface SendWaiter {
-  payload: unknown;
-  opts: SendOptions | undefined;
-  /** FLAG_ASK / FLAG_CALL for asks. */
-  flags: number;
+  /** Send now: what the send gives (an id, a batch's ids), or null when there is no room yet. */
+  attempt: () => unknown;
   /** Called with the id in the same step as the send (an ask opens itself here, before its reply can come). */
   onSent: ((id: number) => void) | undefined;
-  resolve: (id: number) => void;
+  resolve: (sent: never) => void;
   reject: (err: unknown) => void;
   cleanup: () => void;
 }
@@ -41,21 +41,87 @@ export class Intake {
     flags = 0,
     onSent?: (id: number) => void,
   ): Promise<number> {
-    const m = this.m;
+    const producer = this.m.producer;
     // Aborted before it began: nothing is sent, even if there is room.
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.waiters.length === 0) {
-      const id = m.producer.trySend(payload, opts, flags);
+      const id = producer.trySend(payload, opts, flags);
       if (id >= 0) {
         onSent?.(id);
         return Promise.resolve(id);
       }
     }
+    return this.wait<number>('sendAsync', () => {
+      const id = producer.trySend(payload, opts, flags);
+      return id < 0 ? null : id;
+    }, signal, timeoutMs, onSent, 1);
+  }
+
+  /** sendBatchAsync: the whole batch once it fits (all or nothing), FIFO with the other waiting sends. */
+  sendBatchAsync(payloads: ArrayLike<unknown>, opts: BatchOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<number[]> {
+    const producer = this.m.producer;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.waiters.length === 0) {
+      const ids = producer.trySendBatch(payloads, opts);
+      if (ids !== null) return Promise.resolve(ids);
+    }
+    return this.wait<number[]>('sendBatchAsync', () => producer.trySendBatch(payloads, opts), signal, timeoutMs, undefined, payloads.length);
+  }
+
+  /** sendAsync on a durable mailbox: resolved once the message is on disk as the fsync mode says. */
+  sendAsyncDurable(
+    j: Journal,
+    payload: unknown,
+    opts: SendOptions | undefined,
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+    flags: number,
+    onSent: ((id: number) => void) | undefined,
+  ): Promise<number> {
+    const m = this.m;
+    const delayed = opts !== undefined && opts !== null && typeof opts.delayMs === 'number' && opts.delayMs > 0;
+    if (!delayed && this.waiters.length === 0 && !signal?.aborted) {
+      // The common case, with one promise: room now, resolved when JOURNALED passes the record.
+      const id = m.producer.trySend(payload, opts, flags);
+      if (id >= 0) {
+        onSent?.(id);
+        return j.whenJournaled(m.ring.lastEnd, id);
+      }
+    }
+    let durable: Promise<number> | null = null;
+    const sent = this.sendAsync(payload, opts, signal, timeoutMs, flags, (id) => {
+      onSent?.(id);
+      if (delayed) {
+        // Its ACCEPTED entry goes to the journal in the feed's next post: post now, wait for that one.
+        m.outcomes!.follow();
+        durable = j.whenPosted(j.posted, id);
+      } else durable = j.whenJournaled(m.ring.lastEnd, id);
+    });
+    return sent.then((id) => durable ?? id);
+  }
+
+  /** A batch sent to a durable mailbox, resolved once it is on disk. */
+  durableBatch(j: Journal, sent: Promise<number[]>, opts: BatchOptions | undefined): Promise<number[]> {
+    const m = this.m;
+    return sent.then((ids) => {
+      if (ids.length === 0) return ids;
+      if (opts?.delayMs !== undefined && opts.delayMs > 0) {
+        m.outcomes!.follow();
+        return j.whenPosted(j.posted, 0).then(() => ids);
+      }
+      // lastEnd may have moved past the batch since (later sends): waiting for that is waiting for the batch too.
+      return j.whenJournaled(m.ring.lastEnd, 0).then(() => ids);
+    });
+  }
+
+  /** Queue a send that found no room (or others waiting) until consumers free space, or refuse it under overflow 'reject'. */
+  private wait<T>(what: string, attempt: () => T | null, signal: AbortSignal | undefined, timeoutMs: number | undefined, onSent: ((id: number) => void) | undefined, count: number): Promise<T> {
+    const m = this.m;
     if (m.opts.overflow === 'reject') {
-      m.ring.countRejected('queue_full');
+      m.ring.countRejected('queue_full', count);
       return Promise.reject(m.producer.fullError());
     }
-    return new Promise<number>((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const onAbort = (): void => {
         remove();
@@ -67,11 +133,9 @@ export class Intake {
         w.cleanup();
       };
       const w: SendWaiter = {
-        payload,
-        opts,
-        flags,
+        attempt,
         onSent,
-        resolve,
+        resolve: resolve as (sent: never) => void,
         reject,
         cleanup: () => {
           if (timer) clearTimeout(timer);
@@ -81,13 +145,8 @@ export class Intake {
       if (timeoutMs !== undefined) {
         timer = setTimeout(() => {
           remove();
-          m.ring.countRejected('queue_full');
-          reject(
-            new RingpoolError(ErrorCodes.TIMEOUT, `sendAsync to '${m.name}' found no room within ${timeoutMs} ms`, {
-              mailbox: m.name,
-              timeoutMs,
-            }),
-          );
+          m.ring.countRejected('queue_full', count);
+          reject(new RingpoolError(ErrorCodes.TIMEOUT, `${what} to '${m.name}' found no room within ${timeoutMs} ms`, { mailbox: m.name, timeoutMs }));
         }, timeoutMs);
       }
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -162,23 +221,22 @@ export class Intake {
 
   private serveWaiters(): void {
     // (Retries and redeliveries waiting for room go first: their units count as used in every producer's reserve, see delays.pend.)
-    const producer = this.m.producer;
     while (this.waiters.length > 0) {
       const w = this.waiters[0]!;
-      let id: number;
+      let sent: unknown;
       try {
-        id = producer.trySend(w.payload, w.opts, w.flags);
+        sent = w.attempt();
       } catch (err) {
         this.waiters.shift();
         w.cleanup();
         w.reject(err);
         continue;
       }
-      if (id < 0) return;
+      if (sent === null) return;
       this.waiters.shift();
       w.cleanup();
-      w.onSent?.(id);
-      w.resolve(id);
+      w.onSent?.(sent as number);
+      w.resolve(sent as never);
     }
   }
 

@@ -74,7 +74,8 @@
  *  word 16-20 RESV_*    the thread's last reservation in a ring (written before its CAS; see holes.ts):
  *                       16 TAG (which ring: 1 + 2 * mailbox index + 1 for its reply ring; DELAYED_TAG
  *                       for a delayed send handed to the dispatcher), 17 HEAD, 18 NEED (units),
- *                       19 KEY (key slot + 1 once a keyed send took its seq, else 0), 20 SEQ
+ *                       19 KEY (key slot + 1 once a keyed send took its seq, else 0; RESV_BATCH or
+ *                       RESV_BATCH_LAID for a batch send), 20 SEQ (a batch: its record count)
  *  word 21-24 HO_*      a hand-off push under way: 21 UNIT + 1 (0 none), 22 OWNER slot,
  *                       23 the owner's INCARNATION, 24 POS in the owner's queue (-1 until reserved)
  * ```
@@ -201,6 +202,10 @@ export const S_RESV_HEAD = 17;
 export const S_RESV_NEED = 18;
 export const S_RESV_KEY = 19;
 export const S_RESV_SEQ = 20;
+/** S_RESV_KEY of a batch send: reserved, its records' headers not all written yet (no seq taken). */
+export const RESV_BATCH = -1;
+/** S_RESV_KEY of a batch send whose headers are all written: a keyed record's seq is in its header once FLAG_KEYED is. */
+export const RESV_BATCH_LAID = -2;
 /** A hand-off push under way (see holes.ts). */
 export const S_HO_UNIT = 21;
 export const S_HO_OWNER = 22;

@@ -5,6 +5,7 @@
  * (the JSON string); a key costs its byte length.
  */
 import type { PayloadCodec } from './codec.js';
+import { BatchEncoder, type BatchKey } from './batch.js';
 import { ErrorCodes, RingpoolError, describeValue, journalStopped } from './errors.js';
 import { ACTOR_WORD, GUARD_FREE, JOURNAL_CLOSED, JOURNAL_FAILED, KEY_WORDS, K_SENT, keySlotOf } from './layout.js';
 import { faultHook } from './faults.js';
@@ -12,6 +13,12 @@ import { acquireGuard } from './guard.js';
 import { now } from './clock.js';
 import type { Ring } from './ring.js';
 import type { LocalHistogram } from './histogram.js';
+
+/** rt.sendBatch / ctx.sendBatch options: one key for every message, or a function giving each its own. */
+export interface BatchOptions {
+  key?: BatchKey;
+  delayMs?: number;
+}
 
 export interface SendOptions {
   /** Messages with one key are handled in order, one at a time (keyed ordering lands with actors). */
@@ -90,16 +97,7 @@ export class Producer {
     const ring = this.ring;
     // Enqueued-at is taken on entry: end-to-end latency includes encoding.
     const t = now();
-    if (this.closed) {
-      ring.countRejected('closed');
-      throw new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.mailbox}' is closed to new messages`, {
-        mailbox: this.mailbox,
-      });
-    }
-    if (ring.journaled && ring.i32[JOURNAL_FAILED] !== 0) {
-      ring.countRejected('closed');
-      throw journalStopped(ring.i32[JOURNAL_FAILED] === JOURNAL_CLOSED, this.mailbox, 'it takes no more messages');
-    }
+    this.checkOpen();
     let key: string | null = null;
     let keyBytes = 0;
     let delayMs = 0;
@@ -140,33 +138,10 @@ export class Producer {
     const keySlot = key === null ? -1 : keySlotOf(key);
     const guard = this.guard;
     if (delayMs > 0) {
-      const bytes = codec.preparedBytes();
-      // Taking a key's seq and handing the message over happen under the guard
-      // too: a thread killed between them would leave its key waiting forever.
-      if (guard !== null && !acquireGuard(guard.i32, guard.index)) {
-        ring.countRejected('closed');
-        throw new RingpoolError(ErrorCodes.CLOSED, `this thread is being retired; ctx.send() is refused`, { mailbox: this.mailbox });
-      }
-      try {
-        this.countEnqueued(1);
-        // A delayed keyed message takes its place in its key's order now, at send time.
-        const keySeq = keySlot < 0 ? 0 : Atomics.add(this.keyTable, keySlot * KEY_WORDS + K_SENT, 1);
-        // Counted and in its key's order, not yet handed over: written down for the dispatcher, should this thread die here (holes.ts).
-        ring.markDelayed(keySlot, keySeq);
-        if (faultHook !== null) faultHook('delayed-counted', ring.markTag);
-        this.delayed(this, bytes, codec.ascii, key, delayMs, id, t, keySlot, keySeq);
-        ring.unmark();
-      } finally {
-        if (guard !== null) Atomics.store(guard.i32, guard.index, GUARD_FREE);
-      }
+      this.handDelayed(codec.preparedBytes(), codec.ascii, key, keySlot, delayMs, id, t);
       return id;
     }
-    if (guard !== null && !acquireGuard(guard.i32, guard.index)) {
-      ring.countRejected('closed');
-      throw new RingpoolError(ErrorCodes.CLOSED, `this thread is being retired; ctx.send() is refused`, {
-        mailbox: this.mailbox,
-      });
-    }
+    if (guard !== null && !acquireGuard(guard.i32, guard.index)) throw this.retiring();
     // Counted before it is published, so a reader that sees it processed also sees it enqueued.
     this.countEnqueued(1);
     let ok = false;
@@ -182,6 +157,110 @@ export class Producer {
     if (this.timing !== null) this.timing.observe((now() - t) / 1000);
     return id;
   }
+
+  /** Hand a delayed message to the dispatcher (counted, and keyed: in its key's order at send time). */
+  private handDelayed(bytes: Uint8Array, ascii: boolean, key: string | null, keySlot: number, delayMs: number, id: number, t: number): void {
+    const ring = this.ring;
+    const guard = this.guard;
+    // Taking a key's seq and handing the message over happen under the guard
+    // too: a thread killed between them would leave its key waiting forever.
+    if (guard !== null && !acquireGuard(guard.i32, guard.index)) throw this.retiring();
+    try {
+      this.countEnqueued(1);
+      const keySeq = keySlot < 0 ? 0 : Atomics.add(this.keyTable, keySlot * KEY_WORDS + K_SENT, 1);
+      // Counted and in its key's order, not yet handed over: written down for the dispatcher, should this thread die here (holes.ts).
+      ring.markDelayed(keySlot, keySeq);
+      if (faultHook !== null) faultHook('delayed-counted', ring.markTag);
+      this.delayed(this, bytes, ascii, key, delayMs, id, t, keySlot, keySeq);
+      ring.unmark();
+    } finally {
+      if (guard !== null) Atomics.store(guard.i32, guard.index, GUARD_FREE);
+    }
+  }
+
+  /** Throws RINGPOOL_CLOSED (counted) when the mailbox takes no more messages. */
+  private checkOpen(): void {
+    const ring = this.ring;
+    if (this.closed) {
+      ring.countRejected('closed');
+      throw new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.mailbox}' is closed to new messages`, { mailbox: this.mailbox });
+    }
+    if (ring.journaled && ring.i32[JOURNAL_FAILED] !== 0) {
+      ring.countRejected('closed');
+      throw journalStopped(ring.i32[JOURNAL_FAILED] === JOURNAL_CLOSED, this.mailbox, 'it takes no more messages');
+    }
+  }
+
+  private retiring(): RingpoolError {
+    this.ring.countRejected('closed');
+    return new RingpoolError(ErrorCodes.CLOSED, `this thread is being retired; ctx.send() is refused`, { mailbox: this.mailbox });
+  }
+
+  /** Send a batch or throw (RINGPOOL_QUEUE_FULL when it does not fit now: nothing is written). Ids in order. */
+  sendBatch(payloads: ArrayLike<unknown>, opts: BatchOptions | undefined): number[] {
+    const ids = this.trySendBatch(payloads, opts);
+    if (ids === null) {
+      this.ring.countRejected('queue_full', payloads.length);
+      throw this.fullError();
+    }
+    return ids;
+  }
+
+  /**
+   * Send every payload, or none: the ids in order, or null when the ring has
+   * no room for all of them now (nothing counted). Throws for anything else
+   * (a bad payload or option, a batch that could never fit), sending nothing.
+   */
+  trySendBatch(payloads: ArrayLike<unknown>, opts: BatchOptions | undefined): number[] | null {
+    const ring = this.ring;
+    const t = now();
+    this.checkOpen();
+    if (payloads === null || typeof payloads !== 'object' || typeof payloads.length !== 'number') {
+      throw new RingpoolError(ErrorCodes.INVALID_OPTION, `sendBatch payloads must be an array, got ${describeValue(payloads)}`, { option: 'payloads' });
+    }
+    let key: BatchKey | null = null;
+    let delayMs = 0;
+    if (opts !== undefined && opts !== null) {
+      const k = opts.key;
+      if (k !== undefined && k !== null) {
+        if (typeof k !== 'string' && typeof k !== 'function') throw badSendOption('key', 'a string, or a function (payload, index) => string', k);
+        key = k;
+      }
+      const d = opts.delayMs;
+      if (d !== undefined) {
+        if (typeof d !== 'number' || !(d >= 0) || d === Infinity) throw badSendOption('delayMs', 'a finite number >= 0', d);
+        delayMs = d;
+      }
+    }
+    if (key === null && ring.i32[ACTOR_WORD] === 1) {
+      throw new RingpoolError(ErrorCodes.KEY_REQUIRED, `mailbox '${this.mailbox}' runs an actor: send with { key }`, { mailbox: this.mailbox, option: 'key' });
+    }
+    const n = payloads.length;
+    if (n === 0) return [];
+    const enc = this.batch ?? (this.batch = new BatchEncoder());
+    enc.encode(this.codec, payloads, key, this.maxMessageBytes, this.mailbox, ring);
+    const ids: number[] = new Array(n);
+    for (let i = 0; i < n; i++) ids[i] = ring.nextId();
+    if (delayMs > 0) {
+      for (let i = 0; i < n; i++) this.handDelayed(enc.bytesOf(i), enc.asciiOf(i), enc.keyOf(i), enc.slotOf(i), delayMs, ids[i]!, t);
+      return ids;
+    }
+    const guard = this.guard;
+    if (guard !== null && !acquireGuard(guard.i32, guard.index)) throw this.retiring();
+    this.countEnqueued(n);
+    let ok = false;
+    try {
+      ok = enc.write(ring, ids, t, 0, key === null ? null : this.keyTable);
+    } finally {
+      if (guard !== null) Atomics.store(guard.i32, guard.index, GUARD_FREE);
+      if (!ok) this.countEnqueued(-n);
+    }
+    if (!ok) return null;
+    if (this.timing !== null) this.timing.observe((now() - t) / 1000 / n);
+    return ids;
+  }
+
+  private batch: BatchEncoder | null = null;
 
   /**
    * A message a source read (bytes already encoded by the mailbox's codec),

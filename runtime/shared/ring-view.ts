@@ -136,8 +136,8 @@ export class RingView {
     Atomics.add(this.i32, ENQUEUED, n);
   }
 
-  countRejected(reason: RejectReason): void {
-    Atomics.add(this.i32, REJECTED_BASE + REJECT_REASONS.indexOf(reason), 1);
+  countRejected(reason: RejectReason, n = 1): void {
+    Atomics.add(this.i32, REJECTED_BASE + REJECT_REASONS.indexOf(reason), n);
   }
 
   // ---------------------------------------------------------------- record fields

@@ -78,6 +78,8 @@ import {
   ST_TAKEN,
   TAIL,
   DELAYED_TAG,
+  RESV_BATCH,
+  RESV_BATCH_LAID,
   S_RESV_HEAD,
   S_RESV_KEY,
   S_RESV_NEED,
@@ -147,6 +149,11 @@ export class Ring extends RingView {
     m[b] = DELAYED_TAG | this.markTag;
   }
 
+  /** A batch's headers are all written (batch.ts): from now on its keyed records' seqs are in their headers. */
+  markLaid(): void {
+    if (this.mark !== null) this.mark[this.markAt + S_RESV_KEY - S_RESV_TAG] = RESV_BATCH_LAID;
+  }
+
   /** The delayed send was handed over. */
   unmark(): void {
     if (this.mark !== null) this.mark[this.markAt] = 0;
@@ -157,9 +164,10 @@ export class Ring extends RingView {
 
   /**
    * Reserve `units` contiguous units. Returns the unit index of the record,
-   * or -1 when the ring has no room now.
+   * or -1 when the ring has no room now. `batch` > 0: the units hold that
+   * many records (batch.ts), and the mark says so.
    */
-  reserve(units: number): number {
+  reserve(units: number, batch = 0): number {
     const i32 = this.i32;
     const cap = this.capacityUnits;
     let fresh = false;
@@ -194,7 +202,8 @@ export class Ring extends RingView {
       if (m !== null) {
         // Written before the CAS: a thread that dies after it leaves its hole described (holes.ts).
         const b = this.markAt;
-        m[b + S_RESV_KEY - S_RESV_TAG] = 0;
+        m[b + S_RESV_KEY - S_RESV_TAG] = batch > 0 ? RESV_BATCH : 0;
+        m[b + S_RESV_SEQ - S_RESV_TAG] = batch;
         m[b + S_RESV_HEAD - S_RESV_TAG] = h;
         m[b + S_RESV_NEED - S_RESV_TAG] = need;
         m[b] = this.markTag;

@@ -37,7 +37,7 @@ import {
   SLOT_REVOKED,
   SLOT_RUNNING,
 } from '../../runtime/shared/layout.js';
-import type { SendOptions } from '../../runtime/shared/producer.js';
+import type { BatchOptions, SendOptions } from '../../runtime/shared/producer.js';
 import type { ConsumerTask, LoopResult, WorkerControl, WorkerEvent, WorkerStats } from '../../runtime/shared/protocol.js';
 import { Ring } from '../../runtime/shared/ring.js';
 import { H_END_TO_END, H_PROCESSING, H_QUEUE_WAIT, HistogramWriter, blockOffset, observe } from '../../runtime/shared/histogram.js';
@@ -369,6 +369,9 @@ export class ConsumerLoop implements ContextHost, WorkerControl {
   // ---- ContextHost: ctx.send from the handler ----
   send(mailbox: string, payload: unknown, opts: SendOptions | undefined, from: MessageContext): number {
     return this.out.send(mailbox, payload, opts, from);
+  }
+  sendBatch(mailbox: string, payloads: readonly unknown[], opts: BatchOptions | undefined, from: MessageContext): number[] {
+    return this.out.sendBatch(mailbox, payloads, opts, from);
   }
 
   // ---- WorkerControl (comlink) ----

@@ -5,7 +5,7 @@
  */
 import { ErrorCodes, RingpoolError, journalStopped } from '../../runtime/shared/errors.js';
 import { JOURNALED, JOURNAL_CLOSED, JOURNAL_FAILED, JOURNAL_SEQ, JOURNAL_WATCHERS, S_GUARD, S_RESV_TAG, ringTag } from '../../runtime/shared/layout.js';
-import { Producer, type SendOptions } from '../../runtime/shared/producer.js';
+import { Producer, type BatchOptions, type SendOptions } from '../../runtime/shared/producer.js';
 import { Ring } from '../../runtime/shared/ring.js';
 import { acquireGuard, releaseGuard } from '../../runtime/shared/guard.js';
 import { DurableMarks, type MessageContext } from '../context.js';
@@ -34,6 +34,16 @@ export class Outbound {
     const r = p.ring;
     if (r.journaled && from !== null && !(opts?.delayMs! > 0)) (from.marks ??= new DurableMarks()).add(r, r.lastEnd, mailbox);
     return id;
+  }
+
+  /** ctx.sendBatch(): every payload or none, into the target's ring in one reservation. */
+  sendBatch(mailbox: string, payloads: readonly unknown[], opts: BatchOptions | undefined, from: MessageContext | null): number[] {
+    let p = this.producers.get(mailbox);
+    if (p === undefined) p = this.producerFor(mailbox);
+    const ids = p.sendBatch(payloads, opts);
+    const r = p.ring;
+    if (ids.length > 0 && r.journaled && from !== null && !(opts?.delayMs! > 0)) (from.marks ??= new DurableMarks()).add(r, r.lastEnd, mailbox);
+    return ids;
   }
 
   /**

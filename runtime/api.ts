@@ -1,0 +1,52 @@
+/**
+ * The runtime's public call options and events (types only; runtime.ts is
+ * the class that takes and emits them).
+ */
+import type { DeadLetter } from './dead-letters.js';
+import type { HandlerTimeoutEvent, ScaleEvent, WorkerCrashEvent } from './mailbox/index.js';
+import type { BatchOptions, SendOptions } from './shared/producer.js';
+
+/** What every send that may wait for room takes besides its send options. */
+export interface WaitOptions {
+  /** Abort the wait for room; the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Give up waiting for room after this long: RINGPOOL_TIMEOUT. */
+  timeoutMs?: number;
+}
+
+export interface SendAsyncOptions extends SendOptions, WaitOptions {}
+
+export interface SendBatchAsyncOptions extends BatchOptions, WaitOptions {}
+
+export interface CloseOptions {
+  /** How long close() drains (queued, in-flight and delayed messages) before it stops the threads. @default 30000 */
+  timeoutMs?: number;
+}
+
+export interface CloseReport {
+  /** True when everything accepted was processed or dead-lettered before the deadline. */
+  drained: boolean;
+  /** What was left per mailbox when the threads stopped (lost with the process under the in-memory promise). */
+  left: Record<string, { ready: number; inFlight: number; delayed: number }>;
+}
+
+export interface DeadLetterEvent {
+  mailbox: string;
+  letter: DeadLetter;
+}
+
+/** Events of a runtime. */
+export interface RuntimeEvents {
+  /** A message went to the dead-letter store. */
+  'dead-letter': [DeadLetterEvent];
+  /** A consumer thread died (exit, uncaught error, OOM); it was replaced and its messages put back. */
+  'worker-crash': [WorkerCrashEvent];
+  /** A handler ran past leaseMs; its thread was terminated and replaced, the message retried. */
+  'handler-timeout': [HandlerTimeoutEvent];
+  /** Something went wrong inside ringpool itself (never a handler failure). Emitted only when listened to. */
+  error: [Error];
+  /** The runtime finished closing (or was destroyed); its threads are gone. */
+  close: [CloseReport];
+  /** The desired thread count (or per-thread concurrency) of a mailbox changed, with the reason. */
+  scale: [ScaleEvent];
+}

@@ -1,0 +1,205 @@
+/**
+ * Batch sends (rt.sendBatch, ctx.sendBatch): many records with one
+ * reservation and one publish pass. Thread-neutral.
+ *
+ * Every payload is encoded first, into one scratch buffer the producer keeps,
+ * so a batch with one bad payload, or one that does not fit, writes nothing.
+ * The records then lie back to back in one contiguous reservation (padded to
+ * the ring's start like a single record when they would cross its end), so
+ * a batch holds at most half the ring: larger ones could never fit.
+ *
+ * Publishing sets the first record READY last: consumers and the journal stop
+ * at it, so the batch becomes visible in one store. A worker thread that dies
+ * inside the window (holes.ts) leaves a reservation that is repaired as one
+ * hole; once RESV_BATCH_LAID is set the headers say which keyed records took
+ * a seq, and those seqs are voided.
+ */
+import {
+  FLAG_ASCII,
+  FLAG_KEYED,
+  KEY_WORDS,
+  K_SENT,
+  PUBLISHED,
+  RECORD_HEADER_BYTES,
+  R_FLAGS,
+  R_KEY_SEQ,
+  R_KEY_SLOT,
+  ST_READY,
+  UNIT_SHIFT,
+  keySlotOf,
+  recordUnits,
+} from './layout.js';
+import { ErrorCodes, RingpoolError } from './errors.js';
+import { writeUtf8 } from './codec.js';
+import type { PayloadCodec } from './payload-codec.js';
+import { faultHook } from './faults.js';
+import type { Ring } from './ring.js';
+
+/** A batch's key: one for every message, or one per message. */
+export type BatchKey = string | ((payload: unknown, index: number) => string);
+
+export class BatchEncoder {
+  /** The encoded payloads, back to back. */
+  private scratch = Buffer.allocUnsafeSlow(16 << 10);
+  private offs = new Int32Array(64);
+  private lens = new Int32Array(64);
+  private keyLens = new Int32Array(64);
+  private unitsOf = new Int32Array(64);
+  private asciis = new Uint8Array(64);
+  private keys: Array<string | null> = [];
+  private slots = new Int32Array(64);
+  n = 0;
+  /** Units the records take, headers included. */
+  units = 0;
+  keyed = false;
+
+  /**
+   * Encode `payloads` (and their keys). Throws what a send throws for the
+   * first bad one (its index in `details.index`), counting the whole batch
+   * as rejected.
+   */
+  encode(codec: PayloadCodec, payloads: ArrayLike<unknown>, key: BatchKey | null, maxMessageBytes: number, mailbox: string, ring: Ring): void {
+    const n = payloads.length;
+    if (this.offs.length < n) this.grow(n);
+    this.n = 0;
+    this.units = 0;
+    this.keyed = key !== null;
+    let at = 0;
+    for (let i = 0; i < n; i++) {
+      const p = payloads[i];
+      let k: string | null = null;
+      let kb = 0;
+      if (key !== null) {
+        k = typeof key === 'string' ? key : key(p, i);
+        if (typeof k !== 'string') {
+          throw new RingpoolError(ErrorCodes.INVALID_OPTION, `sendBatch options.key(payload, ${i}) must return a string, got ${typeof k}`, { option: 'key', index: i });
+        }
+        kb = Buffer.byteLength(k, 'utf8');
+        this.slots[i] = keySlotOf(k);
+      }
+      let bytes: number;
+      try {
+        bytes = codec.prepare(p);
+      } catch (err) {
+        ring.countRejected('unserializable', n);
+        if (err instanceof RingpoolError) (err.details as Record<string, unknown>).index = i;
+        throw err;
+      }
+      if (bytes + kb > maxMessageBytes) {
+        ring.countRejected('too_large', n);
+        throw new RingpoolError(
+          ErrorCodes.MESSAGE_TOO_LARGE,
+          `message ${i} of the batch is ${bytes + kb} bytes (payload ${bytes}, key ${kb}), over maxMessageBytes ${maxMessageBytes} of mailbox '${mailbox}'; nothing was sent`,
+          { mailbox, size: bytes + kb, limit: maxMessageBytes, index: i },
+        );
+      }
+      if (this.scratch.byteLength < at + bytes) this.growScratch(at + bytes);
+      codec.write(this.scratch, at);
+      this.offs[i] = at;
+      this.lens[i] = bytes;
+      this.keyLens[i] = kb;
+      this.asciis[i] = codec.ascii ? 1 : 0;
+      this.keys[i] = k;
+      const u = recordUnits(kb, bytes);
+      this.unitsOf[i] = u;
+      this.units += u;
+      at += bytes;
+    }
+    this.n = n;
+    const most = ring.capacityUnits >>> 1;
+    if (this.units > most) {
+      throw new RingpoolError(
+        ErrorCodes.INVALID_OPTION,
+        `a batch of ${n} messages takes ${this.units << UNIT_SHIFT} bytes of ring, over half of capacityBytes ` +
+          `(${ring.capacityBytes}) of mailbox '${mailbox}': it could never fit. Send it in smaller batches, or raise capacityBytes`,
+        { mailbox, option: 'capacityBytes', size: this.units << UNIT_SHIFT, limit: (most << UNIT_SHIFT) },
+      );
+    }
+  }
+
+  /** Message i's encoded bytes, copied (a delayed send holds them). */
+  bytesOf(i: number): Uint8Array {
+    return this.scratch.slice(this.offs[i]!, this.offs[i]! + this.lens[i]!);
+  }
+  asciiOf(i: number): boolean {
+    return this.asciis[i] === 1;
+  }
+  keyOf(i: number): string | null {
+    return this.keys[i]!;
+  }
+  slotOf(i: number): number {
+    return this.keyed ? this.slots[i]! : -1;
+  }
+
+  /**
+   * Reserve, write and publish the encoded records, with ids `ids[0..n)`.
+   * False when the ring has no room now (nothing written).
+   */
+  write(ring: Ring, ids: ArrayLike<number>, sentAt: number, flags: number, keyTable: Int32Array | null): boolean {
+    const n = this.n;
+    const first = ring.reserve(this.units, n);
+    if (first < 0) return false;
+    const i32 = ring.i32;
+    const base = ring.dataOff >> 2;
+    // Every header first (no seq yet), so a dead thread's batch can be read record by record (holes.ts).
+    let u = first;
+    for (let i = 0; i < n; i++) {
+      const units = this.unitsOf[i]!;
+      ring.writeHeader(u, units, this.lens[i]!, this.keyLens[i]!, 1, ids[i]!, sentAt, sentAt, (this.asciis[i] === 1 ? FLAG_ASCII : 0) | flags, 0);
+      u += units;
+    }
+    ring.markLaid();
+    const buf = ring.buf;
+    const scratch = this.scratch;
+    u = first;
+    for (let i = 0; i < n; i++) {
+      const w = base + (u << 2);
+      const kb = this.keyLens[i]!;
+      const body = ring.dataOff + (u << UNIT_SHIFT) + RECORD_HEADER_BYTES;
+      if (keyTable !== null && this.keyed) {
+        // In its key's order now that the batch has room; the header says so at once (a dead thread's seq is voided).
+        const slot = this.slots[i]!;
+        i32[w + R_KEY_SEQ] = Atomics.add(keyTable, slot * KEY_WORDS + K_SENT, 1);
+        i32[w + R_KEY_SLOT] = slot;
+        i32[w + R_FLAGS] = i32[w + R_FLAGS]! | FLAG_KEYED;
+      }
+      if (kb !== 0) writeUtf8(buf, this.keys[i]!, body, kb);
+      scratch.copy(buf, body + kb, this.offs[i]!, this.offs[i]! + this.lens[i]!);
+      u += this.unitsOf[i]!;
+    }
+    if (faultHook !== null) faultHook('ring-reserved', ring.markTag);
+    publishBatch(ring, first, this.unitsOf, n);
+    return true;
+  }
+
+  private grow(n: number): void {
+    const size = Math.max(n, this.offs.length * 2);
+    this.offs = new Int32Array(size);
+    this.lens = new Int32Array(size);
+    this.keyLens = new Int32Array(size);
+    this.unitsOf = new Int32Array(size);
+    this.asciis = new Uint8Array(size);
+    this.slots = new Int32Array(size);
+  }
+
+  private growScratch(need: number): void {
+    const next = Buffer.allocUnsafeSlow(Math.max(need, this.scratch.byteLength * 2));
+    this.scratch.copy(next, 0, 0, this.scratch.byteLength);
+    this.scratch = next;
+  }
+}
+
+/** The publish pass: every record READY, the first one last; one wake. */
+function publishBatch(ring: Ring, first: number, unitsOf: Int32Array, n: number): void {
+  const state = ring.state;
+  Atomics.add(ring.i32, PUBLISHED, n);
+  let u = first + unitsOf[0]!;
+  for (let i = 1; i < n; i++) {
+    Atomics.store(state, u, ST_READY);
+    u += unitsOf[i]!;
+  }
+  Atomics.store(state, first, ST_READY);
+  if (ring.journaled) ring.wakeJournal();
+  else if (n > 1) ring.wakeAllIfSleeping();
+  else ring.wakeIfSleeping();
+}
