@@ -61,6 +61,14 @@ export function goals(r: SuiteResult): GoalLine[] {
   const bull = med(r, 'w1', 'bullmq', 'msgsPerSec');
   out.push(check('W1 Redis Streams mailbox, 1 process >= 10x BullMQ add', med(r, 'w1', 'ringpool-redis-1p', 'msgsPerSec'), bull === undefined ? undefined : 10 * bull, ''));
   out.push(check('W4 Redis Streams mailbox, 1 process: e2e p50 <= 1 ms at the fixed rate', med(r, 'w4', 'ringpool-redis-1p', 'fixed.p50Us'), 1000, ' µs', true));
+  // Issue #17: msgpack, batch sends, the wake-up gap.
+  const json1 = med(r, 'w1', 'ringpool-1t', 'msgsPerSec');
+  const times = (x: number | undefined, k: number): number | undefined => (x === undefined ? undefined : k * x);
+  out.push(check('W1 1 thread: msgpack >= 1.4x json', med(r, 'w1', 'ringpool-1t-msgpack', 'msgsPerSec'), times(json1, 1.4), ''));
+  out.push(check('W1 1 thread: json >= 1.1x the hand-written ring', json1, times(med(r, 'w1', 'ring-1t', 'msgsPerSec'), 1.1), ''));
+  out.push(check('W1 1 thread: sendBatch of 100 >= 1.3x a send() loop', med(r, 'w1', 'ringpool-1t-batch100', 'msgsPerSec'), times(json1, 1.3), ''));
+  out.push(check('W5 1 thread: msgpack >= 2x json (MB/s)', med(r, 'w5', 'ringpool-1t-msgpack', 'mbPerSec'), times(med(r, 'w5', 'ringpool-1t', 'mbPerSec'), 2), ' MB/s'));
+  out.push(check('W4 1 thread: e2e p50 <= 1.2x the ring at the fixed rate', med(r, 'w4', 'ringpool-1t', 'fixed.p50Us'), times(med(r, 'w4', 'ring-1t', 'fixed.p50Us'), 1.2), ' µs', true));
   out.push(...journalGoals(r, r.journal ?? null));
   return out;
 }

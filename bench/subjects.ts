@@ -23,14 +23,21 @@ export interface LineupOptions {
 }
 
 function ringpool(threads: number, knobs: Partial<RingpoolConfig>, workloads: readonly WorkloadId[]): Subject {
-  const cfg: RingpoolConfig = { threads, codec: 'json', metrics: false, keys: 0, durability: 'memory', ...knobs };
+  const cfg: RingpoolConfig = { threads, codec: 'json', metrics: false, keys: 0, durability: 'memory', batch: 0, ...knobs };
   const parts = [
     cfg.durability !== 'memory' ? `journal fsync ${cfg.durability}${cfg.durability === 'interval' ? ' 5 ms' : ''}, sendAsync` : '',
     cfg.codec !== 'json' ? `codec ${cfg.codec}` : '',
     cfg.metrics ? 'metrics on' : '',
     cfg.keys > 0 ? `keyed (${cfg.keys.toLocaleString('en-US')} keys)` : '',
+    cfg.batch > 0 ? `sendBatch of ${cfg.batch}` : '',
   ].filter(Boolean);
-  const suffix = [cfg.codec !== 'json' ? cfg.codec : '', cfg.metrics ? 'metrics' : '', cfg.keys > 0 ? 'keyed' : '', cfg.durability !== 'memory' ? `journal-${cfg.durability}` : ''].filter(Boolean);
+  const suffix = [
+    cfg.codec !== 'json' ? cfg.codec : '',
+    cfg.metrics ? 'metrics' : '',
+    cfg.keys > 0 ? 'keyed' : '',
+    cfg.durability !== 'memory' ? `journal-${cfg.durability}` : '',
+    cfg.batch > 0 ? `batch${cfg.batch}` : '',
+  ].filter(Boolean);
   return {
     id: ['ringpool', `${threads}t`, ...suffix].join('-'),
     label: ['ringpool', threadsLabel(threads), ...parts].join(', '),
@@ -48,6 +55,10 @@ export function lineup(o: LineupOptions): Subject[] {
   const rows: Subject[] = [];
   for (const t of [1, 2]) rows.push(ringpool(t, {}, ALL));
   for (const t of [1, 2]) rows.push(ringpool(t, { metrics: true }, ['w1', 'w3']));
+  // Issue #17: msgpack with shared record structures (against json on W1, W4 and W5), and batch sends.
+  for (const t of [1, 2]) rows.push(ringpool(t, { codec: 'msgpack' }, t === 1 ? ['w1', 'w4', 'w5'] : ['w1']));
+  rows.push(ringpool(1, { batch: 100 }, ['w1']));
+  rows.push(ringpool(1, { codec: 'msgpack', batch: 100 }, ['w1']));
   for (const t of [1, 2]) rows.push(ringpool(t, { codec: 'v8' }, t === 1 ? ['w1', 'w5'] : ['w1']));
   for (const t of [1, 2]) rows.push(ringpool(t, { codec: 'raw' }, t === 1 ? ['w1', 'w5'] : ['w1']));
   for (const t of [1, 2]) rows.push(ringpool(t, { keys: 1000 }, ['w1']));

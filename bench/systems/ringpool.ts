@@ -27,6 +27,8 @@ export interface RingpoolConfig {
    * with sendAsync, up to 1,024 in flight.
    */
   durability: 'memory' | 'never' | 'interval' | 'always';
+  /** Send in rt.sendBatch calls of this many messages (0: one send() each). */
+  batch: number;
 }
 
 /** Must match bench/fixtures/ringpool-stamp.js. */
@@ -90,6 +92,10 @@ export async function openRingpool(cfg: RingpoolConfig, spec: SessionSpec): Prom
     },
   };
   if (dir !== null) return durableSession;
+  if (cfg.batch > 0) return batchSession(rt, cfg.batch, sink, async () => {
+    channel?.close();
+    await rt.close({ timeoutMs: 10_000 });
+  });
   return {
     send(message) {
       const opts = cfg.keys > 0 ? keyed[sent++ % cfg.keys] : undefined;
@@ -108,5 +114,32 @@ export async function openRingpool(cfg: RingpoolConfig, spec: SessionSpec): Prom
       channel?.close();
       await rt.close({ timeoutMs: 10_000 });
     },
+  };
+}
+
+/** Messages gathered into rt.sendBatch calls of `size` (the rest at drain): the batch row against the send() loop. */
+function batchSession(rt: ReturnType<typeof createRuntime>, size: number, sink: LatencySink, close: () => Promise<void>): Session {
+  let pending: unknown[] = [];
+  const flush = (): void | Promise<void> => {
+    const batch = pending;
+    pending = [];
+    try {
+      rt.sendBatch('bench', batch);
+    } catch (err) {
+      if ((err as { code?: string }).code !== ErrorCodes.QUEUE_FULL) throw err;
+      return rt.sendBatchAsync('bench', batch).then(() => undefined);
+    }
+  };
+  return {
+    send(message) {
+      pending.push(message);
+      if (pending.length === size) return flush();
+    },
+    drain: async () => {
+      if (pending.length > 0) await flush();
+      await rt.onIdle();
+    },
+    latencies: (count) => sink.take(count),
+    close,
   };
 }

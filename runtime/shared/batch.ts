@@ -2,8 +2,9 @@
  * Batch sends (rt.sendBatch, ctx.sendBatch): many records with one
  * reservation and one publish pass. Thread-neutral.
  *
- * Every payload is encoded first, into one scratch buffer the producer keeps,
- * so a batch with one bad payload, or one that does not fit, writes nothing.
+ * Every payload is encoded first (the codec's output held: the JSON text, the
+ * bytes), so a batch with one bad payload, or one that does not fit, writes
+ * nothing.
  * The records then lie back to back in one contiguous reservation (padded to
  * the ring's start like a single record when they would cross its end), so
  * a batch holds at most half the ring: larger ones could never fit.
@@ -39,9 +40,9 @@ import type { Ring } from './ring.js';
 export type BatchKey = string | ((payload: unknown, index: number) => string);
 
 export class BatchEncoder {
-  /** The encoded payloads, back to back. */
-  private scratch = Buffer.allocUnsafeSlow(16 << 10);
-  private offs = new Int32Array(64);
+  /** What the codec made of each payload (codec.hold()); cleared after each batch. */
+  private readonly held: unknown[] = [];
+  private codec: PayloadCodec | null = null;
   private lens = new Int32Array(64);
   private keyLens = new Int32Array(64);
   private unitsOf = new Int32Array(64);
@@ -60,11 +61,11 @@ export class BatchEncoder {
    */
   encode(codec: PayloadCodec, payloads: ArrayLike<unknown>, key: BatchKey | null, maxMessageBytes: number, mailbox: string, ring: Ring): void {
     const n = payloads.length;
-    if (this.offs.length < n) this.grow(n);
+    if (this.lens.length < n) this.grow(n);
     this.n = 0;
     this.units = 0;
     this.keyed = key !== null;
-    let at = 0;
+    this.codec = codec;
     for (let i = 0; i < n; i++) {
       const p = payloads[i];
       let k: string | null = null;
@@ -93,9 +94,7 @@ export class BatchEncoder {
           { mailbox, size: bytes + kb, limit: maxMessageBytes, index: i },
         );
       }
-      if (this.scratch.byteLength < at + bytes) this.growScratch(at + bytes);
-      codec.write(this.scratch, at);
-      this.offs[i] = at;
+      this.held[i] = codec.hold();
       this.lens[i] = bytes;
       this.keyLens[i] = kb;
       this.asciis[i] = codec.ascii ? 1 : 0;
@@ -103,7 +102,6 @@ export class BatchEncoder {
       const u = recordUnits(kb, bytes);
       this.unitsOf[i] = u;
       this.units += u;
-      at += bytes;
     }
     this.n = n;
     const most = ring.capacityUnits >>> 1;
@@ -119,7 +117,12 @@ export class BatchEncoder {
 
   /** Message i's encoded bytes, copied (a delayed send holds them). */
   bytesOf(i: number): Uint8Array {
-    return this.scratch.slice(this.offs[i]!, this.offs[i]! + this.lens[i]!);
+    return this.codec!.heldBytes(this.held[i]);
+  }
+
+  /** Let go of what the codec made (the batch is written, or refused). */
+  clear(): void {
+    this.held.fill(undefined);
   }
   asciiOf(i: number): boolean {
     return this.asciis[i] === 1;
@@ -150,7 +153,8 @@ export class BatchEncoder {
     }
     ring.markLaid();
     const buf = ring.buf;
-    const scratch = this.scratch;
+    const codec = this.codec!;
+    const held = this.held;
     u = first;
     for (let i = 0; i < n; i++) {
       const w = base + (u << 2);
@@ -164,7 +168,7 @@ export class BatchEncoder {
         i32[w + R_FLAGS] = i32[w + R_FLAGS]! | FLAG_KEYED;
       }
       if (kb !== 0) writeUtf8(buf, this.keys[i]!, body, kb);
-      scratch.copy(buf, body + kb, this.offs[i]!, this.offs[i]! + this.lens[i]!);
+      codec.writeHeld(held[i], buf, body + kb, this.lens[i]!, this.asciis[i] === 1);
       u += this.unitsOf[i]!;
     }
     if (faultHook !== null) faultHook('ring-reserved', ring.markTag);
@@ -173,19 +177,12 @@ export class BatchEncoder {
   }
 
   private grow(n: number): void {
-    const size = Math.max(n, this.offs.length * 2);
-    this.offs = new Int32Array(size);
+    const size = Math.max(n, this.lens.length * 2);
     this.lens = new Int32Array(size);
     this.keyLens = new Int32Array(size);
     this.unitsOf = new Int32Array(size);
     this.asciis = new Uint8Array(size);
     this.slots = new Int32Array(size);
-  }
-
-  private growScratch(need: number): void {
-    const next = Buffer.allocUnsafeSlow(Math.max(need, this.scratch.byteLength * 2));
-    this.scratch.copy(next, 0, 0, this.scratch.byteLength);
-    this.scratch = next;
   }
 }
 

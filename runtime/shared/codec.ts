@@ -90,15 +90,39 @@ export class JsonCodec extends PayloadCodec {
   preparedBytes(): Uint8Array {
     return Buffer.from(this.text, 'utf8');
   }
+
+  hold(): unknown {
+    return this.text;
+  }
+
+  writeHeld(held: unknown, buf: Buffer, offset: number, bytes: number, ascii: boolean): void {
+    if (bytes === 0) return;
+    if (ascii) writeLatin1(buf, held as string, offset, bytes);
+    else writeUtf8(buf, held as string, offset, bytes);
+  }
+
+  heldBytes(held: unknown): Uint8Array {
+    return Buffer.from(held as string, 'utf8');
+  }
 }
 
-abstract class BytesCodec extends PayloadCodec {
+/** A codec whose output is a Uint8Array of its own (kept as it is: it makes a fresh one each time, or it is the user's). */
+export abstract class BytesCodec extends PayloadCodec {
   protected bytes: Uint8Array = new Uint8Array(0);
   write(buf: Buffer, offset: number): void {
     buf.set(this.bytes, offset);
   }
   preparedBytes(): Uint8Array {
     return this.bytes.slice();
+  }
+  hold(): unknown {
+    return this.bytes;
+  }
+  writeHeld(held: unknown, buf: Buffer, offset: number): void {
+    buf.set(held as Uint8Array, offset);
+  }
+  heldBytes(held: unknown): Uint8Array {
+    return (held as Uint8Array).slice();
   }
 }
 

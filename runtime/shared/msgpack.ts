@@ -86,4 +86,17 @@ export class MsgpackCodec extends PayloadCodec {
   preparedBytes(): Uint8Array {
     return this.out.slice();
   }
+
+  /** msgpackr never writes over what it returned (it starts a new buffer when one is full): keep the view. */
+  hold(): unknown {
+    return this.out;
+  }
+
+  writeHeld(held: unknown, buf: Buffer, offset: number): void {
+    buf.set(held as Uint8Array, offset);
+  }
+
+  heldBytes(held: unknown): Uint8Array {
+    return (held as Uint8Array).slice();
+  }
 }

@@ -16,6 +16,15 @@ export abstract class PayloadCodec {
   abstract decode(buf: Buffer, u8: Uint8Array, start: number, end: number, ascii: boolean): unknown;
   /** The prepared bytes as a fresh Uint8Array (for messages held on the main thread). */
   abstract preparedBytes(): Uint8Array;
+  /**
+   * What `prepare` made, kept past the next prepare (a batch encodes every
+   * payload before it writes any): the JSON text, or the bytes.
+   */
+  abstract hold(): unknown;
+  /** Write a held payload of `bytes` bytes at `offset`. */
+  abstract writeHeld(held: unknown, buf: Buffer, offset: number, bytes: number, ascii: boolean): void;
+  /** A held payload as a fresh Uint8Array. */
+  abstract heldBytes(held: unknown): Uint8Array;
 }
 
 export function unserializable(codec: string, cause: unknown, detail: string): RingpoolError {

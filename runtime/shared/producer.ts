@@ -238,7 +238,16 @@ export class Producer {
     const n = payloads.length;
     if (n === 0) return [];
     const enc = this.batch ?? (this.batch = new BatchEncoder());
-    enc.encode(this.codec, payloads, key, this.maxMessageBytes, this.mailbox, ring);
+    try {
+      enc.encode(this.codec, payloads, key, this.maxMessageBytes, this.mailbox, ring);
+      return this.sendEncoded(enc, n, delayMs, t);
+    } finally {
+      enc.clear();
+    }
+  }
+
+  private sendEncoded(enc: BatchEncoder, n: number, delayMs: number, t: number): number[] | null {
+    const ring = this.ring;
     const ids: number[] = new Array(n);
     for (let i = 0; i < n; i++) ids[i] = ring.nextId();
     if (delayMs > 0) {
@@ -250,7 +259,7 @@ export class Producer {
     this.countEnqueued(n);
     let ok = false;
     try {
-      ok = enc.write(ring, ids, t, 0, key === null ? null : this.keyTable);
+      ok = enc.write(ring, ids, t, 0, enc.keyed ? this.keyTable : null);
     } finally {
       if (guard !== null) Atomics.store(guard.i32, guard.index, GUARD_FREE);
       if (!ok) this.countEnqueued(-n);

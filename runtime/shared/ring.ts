@@ -114,6 +114,8 @@ export class Ring extends RingView {
   readonly journaled: boolean;
   /** The cursor just past the last record this Ring wrote (write()): sendAsync waits for JOURNALED to pass it. */
   lastEnd = 0;
+  /** The last write() woke a parked consumer (a thread that just woke another should not then spin on its core: park.ts). */
+  woke = false;
   /**
    * Worker threads: the slot words where each reservation is written down
    * before its CAS (see markIn), so the dispatcher can repair a hole left by
@@ -305,7 +307,7 @@ export class Ring extends RingView {
     if (keyBytes !== 0) writeUtf8(this.buf, key!, body, keyBytes);
     payload.write(this.buf, body + keyBytes);
     if (faultHook !== null) faultHook('ring-reserved', this.markTag);
-    this.publish(unit);
+    this.woke = this.publish(unit);
     return true;
   }
 

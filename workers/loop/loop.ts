@@ -93,6 +93,13 @@ export class ConsumerLoop implements ContextHost, WorkerControl {
   lastYield = 0;
   /** The loop parked in the current ~100 ms window (its ELU then says nothing about its handlers). */
   parkedInWindow = true;
+  /**
+   * A send or reply of this loop woke a parked thread since it last parked.
+   * The scheduler tends to run the woken thread on the waker's core, so
+   * spinning here would hold it off (an ask's reply came ~60 µs late): park
+   * at once instead.
+   */
+  wokeOther = false;
   private acked = 0;
   /** ACKED as this loop found it: the acks of the loops before it in this slot. */
   private readonly ackedBefore: number;

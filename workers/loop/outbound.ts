@@ -32,6 +32,7 @@ export class Outbound {
     if (p === undefined) p = this.producerFor(mailbox);
     const id = p.send(payload, opts);
     const r = p.ring;
+    if (r.woke) this.loop.wokeOther = true;
     if (r.journaled && from !== null && !(opts?.delayMs! > 0)) (from.marks ??= new DurableMarks()).add(r, r.lastEnd, mailbox);
     return id;
   }
@@ -123,6 +124,7 @@ export class Outbound {
     let ok = false;
     try {
       ok = this.replies.write(codec, bytes, null, 0, 1, id, 0, 0, codec.ascii);
+      if (this.replies.woke) loop.wokeOther = true;
     } finally {
       releaseGuard(i32, wGuard);
     }

@@ -36,7 +36,9 @@ export async function park(loop: ConsumerLoop): Promise<void> {
   // Spin a little first: under a stream of sends the next record is usually
   // microseconds away, and a parked consumer costs the producer a futex wake
   // (tens of µs on a send, and the wake-up latency on the message).
-  const spinUntil = performance.now() + SPIN_MS;
+  // Not after waking another thread (loop.wokeOther): it is likely waiting for this core.
+  const spinUntil = loop.wokeOther ? 0 : performance.now() + SPIN_MS;
+  loop.wokeOther = false;
   for (let k = 1; ; k++) {
     if (ring.hasReady() || handoffReady(keys, c)) return;
     if ((k & 63) === 0 && performance.now() > spinUntil) break;
