@@ -125,6 +125,7 @@ export class Producer {
       ring.countRejected('unserializable');
       throw err;
     }
+    if (faultHook !== null) faultHook('encoded', 0);
     if (bytes + keyBytes > this.maxMessageBytes) {
       ring.countRejected('too_large');
       throw new RingpoolError(

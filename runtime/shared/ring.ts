@@ -308,6 +308,7 @@ export class Ring extends RingView {
     payload.write(this.buf, body + keyBytes);
     if (faultHook !== null) faultHook('ring-reserved', this.markTag);
     this.woke = this.publish(unit);
+    if (faultHook !== null) faultHook('published', this.woke ? 1 : 0);
     return true;
   }
 

@@ -13,6 +13,7 @@ import * as Comlink from '../../runtime/shared/comlink.js';
 import { loadCodec, type PayloadCodec } from '../../runtime/shared/codec.js';
 import { MsgpackCodec } from '../../runtime/shared/msgpack.js';
 import { toErrorInfo } from '../../runtime/shared/errors.js';
+import { faultHook } from '../../runtime/shared/faults.js';
 import {
   CONCURRENCY_WORD,
   FLAG_ASCII,
@@ -225,6 +226,7 @@ export class ConsumerLoop implements ContextHost, WorkerControl {
         continue;
       }
       let n = router.take(out, this.batch);
+      if (faultHook !== null && n > 0) faultHook('claimed', n);
       if (n === 0) {
         if (router.took || router.stalledN > 0) {
           // All of it went to the threads that own its keys, or waits for room in an owner's queue.

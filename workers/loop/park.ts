@@ -5,6 +5,7 @@
  */
 import { SLEEPERS, WAKE } from '../../runtime/shared/layout.js';
 import { handoffReady } from '../../runtime/shared/handoff.js';
+import { faultHook } from '../../runtime/shared/faults.js';
 import type { ConsumerLoop } from './loop.js';
 
 /** How long an idle consumer polls the ring before it parks on the wake word. */
@@ -54,7 +55,9 @@ export async function park(loop: ConsumerLoop): Promise<void> {
       // A wake-up then costs the futex alone, not also a task through the
       // event loop (Atomics.waitAsync: ~40 µs more at p50 in bench W4).
       // Back to the event loop every PARK_SYNC_MS, for control calls and timers.
-      if (Atomics.wait(i32, WAKE, seen, PARK_SYNC_MS) === 'timed-out') {
+      const r = Atomics.wait(i32, WAKE, seen, PARK_SYNC_MS);
+      if (faultHook !== null) faultHook('woken', 0);
+      if (r === 'timed-out') {
         await yieldToLoop();
         loop.lastYield = performance.now();
       }
