@@ -61,11 +61,16 @@ export class Intake {
   sendBatchAsync(payloads: ArrayLike<unknown>, opts: BatchOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<number[]> {
     const producer = this.m.producer;
     if (signal?.aborted) return Promise.reject(signal.reason);
+    let need = 0;
     if (this.waiters.length === 0) {
       const ids = producer.trySendBatch(payloads, opts);
       if (ids !== null) return Promise.resolve(ids);
+      need = producer.batchUnits;
     }
-    return this.wait<number[]>('sendBatchAsync', () => producer.trySendBatch(payloads, opts), signal, timeoutMs, undefined, payloads.length);
+    // Encoding the batch again is the expensive part of a try: wait until as much room as it needed is free.
+    const ring = this.m.ring;
+    const attempt = (): number[] | null => (ring.capacityUnits - ring.usedUnits() < need ? null : producer.trySendBatch(payloads, opts));
+    return this.wait<number[]>('sendBatchAsync', attempt, signal, timeoutMs, undefined, payloads.length);
   }
 
   /** sendAsync on a durable mailbox: resolved once the message is on disk as the fsync mode says. */

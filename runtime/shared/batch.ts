@@ -123,6 +123,7 @@ export class BatchEncoder {
   /** Let go of what the codec made (the batch is written, or refused). */
   clear(): void {
     this.held.fill(undefined);
+    this.keys.fill(null);
   }
   asciiOf(i: number): boolean {
     return this.asciis[i] === 1;

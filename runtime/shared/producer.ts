@@ -265,12 +265,17 @@ export class Producer {
       if (guard !== null) Atomics.store(guard.i32, guard.index, GUARD_FREE);
       if (!ok) this.countEnqueued(-n);
     }
-    if (!ok) return null;
+    if (!ok) {
+      this.batchUnits = enc.units;
+      return null;
+    }
     if (this.timing !== null) this.timing.observe((now() - t) / 1000 / n);
     return ids;
   }
 
   private batch: BatchEncoder | null = null;
+  /** Units the last batch that found no room needed (a waiting sendBatchAsync tries again once that much is free). */
+  batchUnits = 0;
 
   /**
    * A message a source read (bytes already encoded by the mailbox's codec),
