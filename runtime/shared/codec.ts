@@ -11,7 +11,7 @@
 import * as v8 from 'node:v8';
 import { ErrorCodes, RingpoolError, safeString } from './errors.js';
 import { MsgpackCodec } from './msgpack.js';
-import { PayloadCodec, unserializable } from './payload-codec.js';
+import { BytesCodec, PayloadCodec, unserializable } from './payload-codec.js';
 import { StructureTable } from './structures.js';
 
 export { PayloadCodec } from './payload-codec.js';
@@ -103,26 +103,6 @@ export class JsonCodec extends PayloadCodec {
 
   heldBytes(held: unknown): Uint8Array {
     return Buffer.from(held as string, 'utf8');
-  }
-}
-
-/** A codec whose output is a Uint8Array of its own (kept as it is: it makes a fresh one each time, or it is the user's). */
-export abstract class BytesCodec extends PayloadCodec {
-  protected bytes: Uint8Array = new Uint8Array(0);
-  write(buf: Buffer, offset: number): void {
-    buf.set(this.bytes, offset);
-  }
-  preparedBytes(): Uint8Array {
-    return this.bytes.slice();
-  }
-  hold(): unknown {
-    return this.bytes;
-  }
-  writeHeld(held: unknown, buf: Buffer, offset: number): void {
-    buf.set(held as Uint8Array, offset);
-  }
-  heldBytes(held: unknown): Uint8Array {
-    return (held as Uint8Array).slice();
   }
 }
 

@@ -15,7 +15,7 @@
  */
 import { createRequire } from 'node:module';
 import type { Packr as PackrType } from 'msgpackr';
-import { PayloadCodec, unserializable } from './payload-codec.js';
+import { BytesCodec, unserializable } from './payload-codec.js';
 import { RingpoolError } from './errors.js';
 import { MAX_SHARED_STRUCTURES, StructureTable, type Structure } from './structures.js';
 
@@ -29,12 +29,10 @@ function packrClass(): PackrClass {
 
 /** Shapes beyond the shared table, defined inline in the message that uses them. */
 const MAX_OWN_STRUCTURES = 32;
-const EMPTY = new Uint8Array(0);
 
-export class MsgpackCodec extends PayloadCodec {
+export class MsgpackCodec extends BytesCodec {
   readonly name = 'msgpack';
   private readonly packr: PackrType;
-  private out: Uint8Array = EMPTY;
   private scratch = Buffer.allocUnsafeSlow(1024);
   private readonly range = { start: 0, end: 0 };
 
@@ -61,16 +59,12 @@ export class MsgpackCodec extends PayloadCodec {
 
   prepare(value: unknown): number {
     try {
-      this.out = this.packr.pack(value);
+      this.bytes = this.packr.pack(value);
     } catch (err) {
       if (err instanceof RingpoolError) throw err;
       throw unserializable('msgpack', err, (err as Error)?.message ?? String(err));
     }
-    return this.out.byteLength;
-  }
-
-  write(buf: Buffer, offset: number): void {
-    buf.set(this.out, offset);
+    return this.bytes.byteLength;
   }
 
   decode(buf: Buffer, _u8: Uint8Array, start: number, end: number): unknown {
@@ -81,22 +75,5 @@ export class MsgpackCodec extends PayloadCodec {
     buf.copy(s, 0, start, end);
     this.range.end = n;
     return this.packr.unpack(s, this.range);
-  }
-
-  preparedBytes(): Uint8Array {
-    return this.out.slice();
-  }
-
-  /** msgpackr never writes over what it returned (it starts a new buffer when one is full): keep the view. */
-  hold(): unknown {
-    return this.out;
-  }
-
-  writeHeld(held: unknown, buf: Buffer, offset: number): void {
-    buf.set(held as Uint8Array, offset);
-  }
-
-  heldBytes(held: unknown): Uint8Array {
-    return (held as Uint8Array).slice();
   }
 }

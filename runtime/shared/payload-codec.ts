@@ -36,3 +36,26 @@ export function unserializable(codec: string, cause: unknown, detail: string): R
   );
 }
 
+/**
+ * A codec whose output is a Uint8Array of its own, held as it is: v8 and
+ * custom codecs make a fresh one each time, raw's is the user's, and msgpackr
+ * never writes over a buffer it returned (it starts a new one when full).
+ */
+export abstract class BytesCodec extends PayloadCodec {
+  protected bytes: Uint8Array = new Uint8Array(0);
+  write(buf: Buffer, offset: number): void {
+    buf.set(this.bytes, offset);
+  }
+  preparedBytes(): Uint8Array {
+    return this.bytes.slice();
+  }
+  hold(): unknown {
+    return this.bytes;
+  }
+  writeHeld(held: unknown, buf: Buffer, offset: number): void {
+    buf.set(held as Uint8Array, offset);
+  }
+  heldBytes(held: unknown): Uint8Array {
+    return (held as Uint8Array).slice();
+  }
+}

@@ -108,15 +108,9 @@ export class Producer {
         key = k;
         keyBytes = Buffer.byteLength(k, 'utf8');
       }
-      const d = opts.delayMs;
-      if (d !== undefined) {
-        if (typeof d !== 'number' || !(d >= 0) || d === Infinity) throw badSendOption('delayMs', 'a finite number >= 0', d);
-        delayMs = d;
-      }
+      delayMs = delayOf(opts.delayMs);
     }
-    if (key === null && ring.i32[ACTOR_WORD] === 1) {
-      throw new RingpoolError(ErrorCodes.KEY_REQUIRED, `mailbox '${this.mailbox}' runs an actor: send with { key }`, { mailbox: this.mailbox, option: 'key' });
-    }
+    if (key === null) this.checkKeyless();
     const codec = this.codec;
     let bytes: number;
     try {
@@ -179,6 +173,13 @@ export class Producer {
     }
   }
 
+  /** An actor mailbox takes no message without a key: RINGPOOL_KEY_REQUIRED. */
+  private checkKeyless(): void {
+    if (this.ring.i32[ACTOR_WORD] === 1) {
+      throw new RingpoolError(ErrorCodes.KEY_REQUIRED, `mailbox '${this.mailbox}' runs an actor: send with { key }`, { mailbox: this.mailbox, option: 'key' });
+    }
+  }
+
   /** Throws RINGPOOL_CLOSED (counted) when the mailbox takes no more messages. */
   private checkOpen(): void {
     const ring = this.ring;
@@ -227,15 +228,9 @@ export class Producer {
         if (typeof k !== 'string' && typeof k !== 'function') throw badSendOption('key', 'a string, or a function (payload, index) => string', k);
         key = k;
       }
-      const d = opts.delayMs;
-      if (d !== undefined) {
-        if (typeof d !== 'number' || !(d >= 0) || d === Infinity) throw badSendOption('delayMs', 'a finite number >= 0', d);
-        delayMs = d;
-      }
+      delayMs = delayOf(opts.delayMs);
     }
-    if (key === null && ring.i32[ACTOR_WORD] === 1) {
-      throw new RingpoolError(ErrorCodes.KEY_REQUIRED, `mailbox '${this.mailbox}' runs an actor: send with { key }`, { mailbox: this.mailbox, option: 'key' });
-    }
+    if (key === null) this.checkKeyless();
     const n = payloads.length;
     if (n === 0) return [];
     const enc = this.batch ?? (this.batch = new BatchEncoder());
@@ -316,6 +311,13 @@ class BytesWriter {
   write(buf: Buffer, offset: number): void {
     buf.set(this.bytes, offset);
   }
+}
+
+/** A send's delayMs (0 when absent), or RINGPOOL_INVALID_OPTION. */
+function delayOf(d: unknown): number {
+  if (d === undefined) return 0;
+  if (typeof d !== 'number' || !(d >= 0) || d === Infinity) throw badSendOption('delayMs', 'a finite number >= 0', d);
+  return d;
 }
 
 function badSendOption(name: string, expected: string, value: unknown): RingpoolError {
