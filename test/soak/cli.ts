@@ -12,11 +12,14 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '60' },
     seed: { type: 'string' },
     messages: { type: 'string' },
+    // Fix part of the mix (the rest comes from the seed), e.g. --set keyedConcurrency=1 --set maxAttempts=3.
+    set: { type: 'string', multiple: true, default: [] },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
-  console.log('npm run soak -- [--seconds S (60)] [--seed N (random)] [--messages M (24000)]');
+  console.log('npm run soak -- [--seconds S (60)] [--seed N (random)] [--messages M (24000)] [--set name=value ...]');
+  console.log('  --set fixes one of the mix: looseConcurrency, keyedConcurrency, keys, leaseMs, maxAttempts (numbers), churn, feed, journal (true/false)');
   process.exit(0);
 }
 const seconds = Number(values.seconds);
@@ -26,11 +29,21 @@ if (!(seconds > 0) || !Number.isInteger(first) || (messages !== undefined && !(m
   console.error('--seconds must be > 0, --seed an integer, --messages > 0');
   process.exit(2);
 }
+const config: Record<string, number | boolean> = {};
+for (const kv of values.set) {
+  const [k, v] = kv.split('=');
+  const known = ['looseConcurrency', 'keyedConcurrency', 'keys', 'leaseMs', 'maxAttempts', 'churn', 'feed', 'journal'];
+  if (k === undefined || v === undefined || !known.includes(k)) {
+    console.error(`--set ${kv}: expected name=value, name one of ${known.join(', ')}`);
+    process.exit(2);
+  }
+  config[k] = v === 'true' ? true : v === 'false' ? false : Number(v);
+}
 const end = Date.now() + seconds * 1000;
 let failed = 0;
 let rounds = 0;
 for (let seed = first; rounds === 0 || Date.now() < end; seed++) {
-  const r = await runSoak({ seed, ...(messages ? { messages } : {}) });
+  const r = await runSoak({ seed, config, ...(messages ? { messages } : {}) });
   rounds++;
   const f = r.fates;
   console.log(

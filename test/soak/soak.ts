@@ -47,6 +47,8 @@ export interface SoakOptions {
   sendMs?: number;
   /** Give up waiting for the runtime to be idle after this long. @default 90000 */
   idleTimeoutMs?: number;
+  /** Fix part of the mix instead of drawing it from the seed (the rest still comes from the seed). */
+  config?: Partial<SoakReport['config']>;
 }
 
 export interface SoakReport {
@@ -131,6 +133,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     // Seeds 4, 5 (mod 8) make every mailbox durable (a journal, fsync 'always'): after the run, a restart on the
     // same directories must give back the dead letters and nothing else (every ack reached the journal).
     journal: ((opts.seed >> 1) & 3) === 2,
+    ...opts.config,
   };
   const stores = { loose: new FeedCheck(), keyed: new FeedCheck(), tight: new FeedCheck() };
   const journalRoot = config.journal ? mkdtempSync(join(tmpdir(), 'ringpool-soak-journal-')) : null;
