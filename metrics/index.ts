@@ -14,14 +14,15 @@
  * const server = await serve(registry, { port: 9464 });
  * ```
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Runtime } from '../runtime/runtime.js';
 import type { Mailbox, MailboxStats } from '../runtime/mailbox/index.js';
 import { DEFAULT_BOUNDS, MAX_BOUNDS, type HistogramSnapshot } from '../runtime/shared/histogram.js';
 import { ErrorCodes, RingpoolError, invalidOption } from '../runtime/shared/errors.js';
 import { REJECT_REASONS } from '../runtime/shared/layout.js';
+import { isRegistry, noteDetached, noteExported } from './exported.js';
+
+export { serve, type ConsoleOptions, type MetricsServer, type ServeOptions } from './serve.js';
 
 export interface MetricsOptions {
   /** Where to register. Never prom-client's global registry unless you pass it. */
@@ -200,19 +201,7 @@ class Exporter {
 }
 
 const exporters = new WeakMap<Registry, Map<string, Exporter>>();
-/** serve() calls on a registry, told of each runtime exported there (also after they started). */
-const watchers = new WeakMap<Registry, Set<(rt: Runtime) => void>>();
 
-/** Duck-typed: a Registry from another copy of prom-client (not deduplicated by npm) works too. */
-function isRegistry(r: unknown): r is Registry {
-  return (
-    typeof r === 'object' &&
-    r !== null &&
-    typeof (r as Registry).registerMetric === 'function' &&
-    typeof (r as Registry).metrics === 'function' &&
-    typeof (r as Registry).contentType === 'string'
-  );
-}
 const attached = new WeakMap<Runtime, RuntimeMetrics>();
 
 function checkBuckets(b: unknown): readonly number[] {
@@ -253,13 +242,14 @@ export function createMetrics(rt: Runtime, options: MetricsOptions): RuntimeMetr
   }
   const e = exp;
   e.attach(rt);
-  for (const watch of watchers.get(registry) ?? []) watch(rt);
+  noteExported(registry, rt);
   for (const m of rt.mailboxes) rt.mailbox(m)!.enableMetrics(bounds);
   const handle: RuntimeMetrics = {
     registry,
     prefix,
     detach: () => {
       e.detach(rt);
+      noteDetached(registry, rt);
       attached.delete(rt);
       rt.off('close', onClose);
     },
@@ -270,102 +260,3 @@ export function createMetrics(rt: Runtime, options: MetricsOptions): RuntimeMetr
   return handle;
 }
 
-export interface MetricsServer {
-  readonly port: number;
-  readonly url: string;
-  close(): Promise<void>;
-}
-
-export interface ServeOptions {
-  /** 0 picks a free port. @default 9464 */
-  port?: number;
-  /** @default '127.0.0.1' */
-  host?: string;
-}
-
-type MailboxHealth = { state: 'running' | 'draining' | 'stopped'; depth: number; threads: number; inFlight: number; redis?: 'connected' | 'unreachable' };
-
-function health(registry: Registry): { status: 'ok' | 'unavailable'; mailboxes: Record<string, MailboxHealth> } {
-  const mailboxes: Record<string, MailboxHealth> = {};
-  let ok = true;
-  for (const exp of exporters.get(registry)?.values() ?? []) {
-    for (const rt of exp.runtimes) {
-      const state = rt.state === 'running' ? 'running' : rt.state === 'closing' ? 'draining' : 'stopped';
-      if (state === 'stopped') ok = false;
-      for (const m of rt.mailboxes) {
-        const s = rt.stats(m);
-        mailboxes[m] = { state, depth: s.depth, threads: s.threads, inFlight: s.inFlight };
-        if (s.stream !== undefined) {
-          // A Redis mailbox that cannot reach Redis takes no new work: unhealthy until it reconnects.
-          mailboxes[m].redis = s.stream.connected ? 'connected' : 'unreachable';
-          if (!s.stream.connected && state === 'running') ok = false;
-        }
-      }
-    }
-  }
-  return { status: ok ? 'ok' : 'unavailable', mailboxes };
-}
-
-/**
- * Serve `registry` over node:http: `GET /metrics` (Prometheus text format) and
- * `GET /healthz` (JSON; 200 while every runtime on the registry runs or
- * drains and every Redis mailbox reaches Redis, 503 otherwise). Closes itself when the last runtime exported on the
- * registry closes.
- */
-export async function serve(registry: Registry, options: ServeOptions = {}): Promise<MetricsServer> {
-  if (!isRegistry(registry)) throw invalidOption('registry', 'a prom-client Registry', registry);
-  const host = options.host ?? '127.0.0.1';
-  const port = options.port ?? 9464;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidOption('port', 'an integer from 0 to 65535', port);
-  const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD' }).end();
-      return;
-    }
-    if (path === '/metrics') {
-      registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${err.message}\n`),
-      );
-    } else if (path === '/healthz') {
-      const h = health(registry);
-      res.writeHead(h.status === 'ok' ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(h));
-    } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /healthz\n');
-    }
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const actual = (server.address() as AddressInfo).port;
-  let closed: Promise<void> | null = null;
-  const close = (): Promise<void> => {
-    if (closed === null) {
-      closed = new Promise((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-    }
-    return closed;
-  };
-  // Close with the last runtime on this registry: those exported now, and those exported later.
-  const open = new Set<Runtime>();
-  const watch = (rt: Runtime): void => {
-    if (open.has(rt) || rt.state === 'closed') return;
-    open.add(rt);
-    rt.once('close', () => {
-      open.delete(rt);
-      if (open.size === 0) void close();
-    });
-  };
-  let set = watchers.get(registry);
-  if (set === undefined) watchers.set(registry, (set = new Set()));
-  set.add(watch);
-  void server.once('close', () => set!.delete(watch));
-  for (const e of exporters.get(registry)?.values() ?? []) for (const rt of e.runtimes) watch(rt);
-  server.unref();
-  return { port: actual, url: `http://${host.includes(':') ? `[${host}]` : host}:${actual}`, close };
-}

@@ -1,7 +1,7 @@
 /**
  * The suite's own set-up, so `npm test` works on a fresh machine:
  * - .ci/bootstrap installs the Debian packages the suite needs (prometheus,
- *   promtool, redis-server), or stops with one line naming what is missing;
+ *   promtool, redis-server, chromium), or stops with one line naming what is missing;
  * - a Redis of our own on a free loopback port (never a Redis someone else
  *   runs: the suite touches no data it did not create), exported as REDIS_URL
  *   to the test files (the forks inherit this process's environment).

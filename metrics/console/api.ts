@@ -1,0 +1,190 @@
+/**
+ * The operator console's routes (`serve(registry, { console: true })`): the
+ * page and its two assets, every mailbox's stats, a page of dead letters,
+ * redrive and purge (admin: Bearer token, own Origin), and the live feed.
+ */
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Runtime } from '../../runtime/runtime.js';
+import type { DeadLetter } from '../../runtime/dead-letters.js';
+import { AdminToken, ConsoleCodes, HttpError, Origins, parseIds, readJsonObject, sendAsset, sendError, sendJson } from './http.js';
+import { EventHub, kindOf } from './events.js';
+
+/** The page's files: shipped in the package under metrics/console/assets, read once. */
+const ASSETS_DIR = new URL('../../../metrics/console/assets/', import.meta.url);
+const ASSETS: Record<string, [file: string, type: string]> = {
+  '/': ['index.html', 'text/html; charset=utf-8'],
+  '/console.js': ['console.js', 'text/javascript; charset=utf-8'],
+  '/console.css': ['console.css', 'text/css; charset=utf-8'],
+};
+
+const REASONS = ['max_attempts', 'poison', 'timeout', 'unrecoverable'] as const;
+const MAX_PAGE = 500;
+const DEFAULT_PAGE = 50;
+
+/** Either store: the in-memory one answers at once, a Redis mailbox's with promises. */
+interface AnyDeadLetters {
+  list(): DeadLetter[] | Promise<DeadLetter[]>;
+  redrive(filter?: (l: DeadLetter) => boolean): number | Promise<number>;
+  purge(filter?: (l: DeadLetter) => boolean): number | Promise<number>;
+}
+
+export interface ConsoleConfig {
+  token: string | undefined;
+  host: string;
+  port: number;
+  origins: readonly string[];
+}
+
+export class ConsoleRoutes {
+  readonly events: EventHub;
+  private readonly token: AdminToken;
+  private origins: Origins;
+  private readonly assets = new Map<string, Buffer>();
+
+  constructor(
+    private readonly runtimes: () => Runtime[],
+    private readonly config: ConsoleConfig,
+  ) {
+    this.token = new AdminToken(config.token);
+    this.origins = new Origins(config.host, config.port, config.origins);
+    this.events = new EventHub(runtimes);
+  }
+
+  /** The port is known once listening (port 0 picks one). */
+  listening(port: number): void {
+    this.origins = new Origins(this.config.host, port, this.config.origins);
+  }
+
+  /** True when the path is the console's (handled, or refused, here). */
+  handles(path: string): boolean {
+    return path in ASSETS || path === '/api' || path.startsWith('/api/');
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): Promise<void> {
+    try {
+      this.origins.checkHost(req);
+      const method = req.method ?? 'GET';
+      const asset = ASSETS[path];
+      if (asset !== undefined) {
+        this.only(method, ['GET', 'HEAD']);
+        sendAsset(res, asset[1], this.asset(asset[0]), method === 'HEAD');
+        return;
+      }
+      if (path === '/api/mailboxes') {
+        this.only(method, ['GET']);
+        sendJson(res, 200, this.mailboxes());
+        return;
+      }
+      if (path === '/api/events') {
+        this.only(method, ['GET']);
+        this.events.open(req, res);
+        return;
+      }
+      const m = /^\/api\/mailboxes\/([^/]+)\/dead-letters(?:\/(redrive|purge))?$/.exec(path);
+      if (m === null) throw new HttpError(404, ConsoleCodes.NOT_FOUND, `no such console route: ${path}`);
+      let name: string;
+      try {
+        name = decodeURIComponent(m[1]!);
+      } catch {
+        throw new HttpError(400, ConsoleCodes.BAD_QUERY, 'the mailbox name in the path is not valid percent-encoding');
+      }
+      const action = m[2];
+      if (action === undefined) {
+        this.only(method, ['GET']);
+        sendJson(res, 200, await this.deadLetterPage(name, query));
+        return;
+      }
+      this.only(method, ['POST']);
+      // Origin first (a foreign page learns nothing, not even whether admin is on), then the token, then the body.
+      this.origins.checkOrigin(req);
+      this.token.check(req);
+      const store = this.store(name);
+      const ids = parseIds(await readJsonObject(req));
+      const filter = ids === null ? undefined : (l: DeadLetter): boolean => ids.has(l.id);
+      const n = action === 'redrive' ? await store.redrive(filter) : await store.purge(filter);
+      sendJson(res, 200, { mailbox: name, [action === 'redrive' ? 'redriven' : 'purged']: n });
+    } catch (err) {
+      if (err instanceof HttpError) {
+        // A refused body is not read to its end: close the connection after the reply.
+        sendError(res, err, err.status === 413 ? { connection: 'close' } : err.status === 405 ? { allow: (err as MethodError).allow } : {});
+        if (err.status === 413) req.resume();
+      } else {
+        sendError(res, new HttpError(500, ConsoleCodes.INTERNAL, `console: ${(err as Error).message ?? String(err)}`));
+      }
+    }
+  }
+
+  private only(method: string, allowed: string[]): void {
+    if (!allowed.includes(method)) throw new MethodError(method, allowed);
+  }
+
+  private asset(file: string): Buffer {
+    let b = this.assets.get(file);
+    if (b === undefined) this.assets.set(file, (b = readFileSync(new URL(file, ASSETS_DIR))));
+    return b;
+  }
+
+  private find(name: string): Runtime {
+    for (const rt of this.runtimes()) if (rt.state !== 'closed' && rt.mailboxes.includes(name)) return rt;
+    throw new HttpError(404, ConsoleCodes.UNKNOWN_MAILBOX, `no mailbox named '${name}'`);
+  }
+
+  private store(name: string): AnyDeadLetters {
+    return this.find(name).deadLetters(name) as unknown as AnyDeadLetters;
+  }
+
+  mailboxes(): { admin: boolean; mailboxes: object[] } {
+    const out: object[] = [];
+    for (const rt of this.runtimes()) {
+      if (rt.state === 'closed') continue;
+      for (const name of rt.mailboxes) {
+        const s = rt.stats(name);
+        out.push({ name, kind: kindOf(s), ...s });
+      }
+    }
+    return { admin: this.token.configured, mailboxes: out };
+  }
+
+  private async deadLetterPage(name: string, query: URLSearchParams): Promise<object> {
+    const offset = intParam(query, 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
+    const limit = intParam(query, 'limit', DEFAULT_PAGE, 1, MAX_PAGE);
+    const reason = query.get('reason');
+    if (reason !== null && reason !== '' && !(REASONS as readonly string[]).includes(reason)) {
+      throw new HttpError(400, ConsoleCodes.BAD_QUERY, `'reason' must be one of ${REASONS.join(', ')}`);
+    }
+    const all = await this.store(name).list();
+    const reasons = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<string, number>;
+    for (const l of all) reasons[l.reason] = (reasons[l.reason] ?? 0) + 1;
+    const matching = reason === null || reason === '' ? all : all.filter((l) => l.reason === reason);
+    const letters = matching.slice(offset, offset + limit).map((l) => ({
+      id: l.id,
+      payload: l.payload,
+      key: l.key ?? null,
+      attempts: l.attempts,
+      reason: l.reason,
+      firstError: l.firstError ?? null,
+      lastError: l.lastError ?? null,
+      enqueuedAt: l.enqueuedAt,
+      deadAt: l.deadAt,
+    }));
+    return { mailbox: name, total: matching.length, offset, limit, reasons, letters };
+  }
+}
+
+class MethodError extends HttpError {
+  readonly allow: string;
+  constructor(method: string, allowed: string[]) {
+    super(405, ConsoleCodes.METHOD, `${method} is not allowed here (allowed: ${allowed.join(', ')})`);
+    this.allow = allowed.join(', ');
+  }
+}
+
+function intParam(q: URLSearchParams, name: string, dflt: number, min: number, max: number): number {
+  const v = q.get(name);
+  if (v === null || v === '') return dflt;
+  if (!/^\d+$/.test(v)) throw new HttpError(400, ConsoleCodes.BAD_QUERY, `'${name}' must be an integer from ${min} to ${max}`);
+  const n = Number(v);
+  if (n < min || n > max) throw new HttpError(400, ConsoleCodes.BAD_QUERY, `'${name}' must be an integer from ${min} to ${max}`);
+  return n;
+}

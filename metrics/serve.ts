@@ -1,0 +1,146 @@
+/**
+ * `serve(registry, options)`: one node:http server for a registry's
+ * runtimes: `GET /metrics` (Prometheus), `GET /healthz`, and with
+ * `console: true` the operator console and its API (console/api.ts).
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import type { Runtime } from '../runtime/runtime.js';
+import { invalidOption } from '../runtime/shared/errors.js';
+import { ConsoleRoutes } from './console/api.js';
+import { exportedRuntimes, isRegistry, watchExports } from './exported.js';
+
+export interface MetricsServer {
+  readonly port: number;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export interface ServeOptions {
+  /** 0 picks a free port. @default 9464 */
+  port?: number;
+  /** @default '127.0.0.1' */
+  host?: string;
+  /** Serve the operator console at `GET /` and its API under `/api/`. @default false */
+  console?: boolean;
+  /** The console's admin calls (redrive, purge). Without a token the console is read-only. */
+  admin?: ConsoleOptions;
+}
+
+export interface ConsoleOptions {
+  /** The Bearer token admin calls must carry. Undefined: read-only (admin calls get 403). */
+  token?: string | undefined;
+  /**
+   * Other origins the console is reached at (a proxy, a host name), e.g.
+   * 'https://ops.example.com': their Host and Origin are accepted too.
+   */
+  origins?: readonly string[];
+}
+
+type MailboxHealth = { state: 'running' | 'draining' | 'stopped'; depth: number; threads: number; inFlight: number; redis?: 'connected' | 'unreachable' };
+
+function health(registry: Registry): { status: 'ok' | 'unavailable'; mailboxes: Record<string, MailboxHealth> } {
+  const mailboxes: Record<string, MailboxHealth> = {};
+  let ok = true;
+  {
+    for (const rt of exportedRuntimes(registry)) {
+      const state = rt.state === 'running' ? 'running' : rt.state === 'closing' ? 'draining' : 'stopped';
+      if (state === 'stopped') ok = false;
+      for (const m of rt.mailboxes) {
+        const s = rt.stats(m);
+        mailboxes[m] = { state, depth: s.depth, threads: s.threads, inFlight: s.inFlight };
+        if (s.stream !== undefined) {
+          // A Redis mailbox that cannot reach Redis takes no new work: unhealthy until it reconnects.
+          mailboxes[m].redis = s.stream.connected ? 'connected' : 'unreachable';
+          if (!s.stream.connected && state === 'running') ok = false;
+        }
+      }
+    }
+  }
+  return { status: ok ? 'ok' : 'unavailable', mailboxes };
+}
+
+/**
+ * Serve `registry` over node:http: `GET /metrics` (Prometheus text format) and
+ * `GET /healthz` (JSON; 200 while every runtime on the registry runs or
+ * drains and every Redis mailbox reaches Redis, 503 otherwise); with
+ * `console: true`, the operator console (`GET /`, `/api/...`). Closes itself
+ * when the last runtime exported on the registry closes.
+ */
+export async function serve(registry: Registry, options: ServeOptions = {}): Promise<MetricsServer> {
+  if (!isRegistry(registry)) throw invalidOption('registry', 'a prom-client Registry', registry);
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? 9464;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidOption('port', 'an integer from 0 to 65535', port);
+  if (options.console !== undefined && typeof options.console !== 'boolean') throw invalidOption('console', 'true or false', options.console);
+  const admin = options.admin ?? {};
+  if (admin === null || typeof admin !== 'object') throw invalidOption('admin', 'an object { token?, origins? }', admin);
+  if (admin.token !== undefined && (typeof admin.token !== 'string' || admin.token.length === 0)) {
+    throw invalidOption('admin.token', 'a non-empty string (or undefined for a read-only console)', admin.token === '' ? '' : typeof admin.token);
+  }
+  const origins = admin.origins ?? [];
+  if (!Array.isArray(origins) || !origins.every((o) => typeof o === 'string' && URL.canParse(o))) {
+    throw invalidOption('admin.origins', "an array of origins such as 'https://ops.example.com'", origins);
+  }
+  const consoleRoutes = options.console === true ? new ConsoleRoutes(() => exportedRuntimes(registry), { token: admin.token, host, port, origins }) : null;
+  const server: Server = createServer((req, res) => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    if (consoleRoutes !== null && consoleRoutes.handles(path)) {
+      void consoleRoutes.handle(req, res, path, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)));
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/metrics') {
+      registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${err.message}\n`),
+      );
+    } else if (path === '/healthz') {
+      const h = health(registry);
+      res.writeHead(h.status === 'ok' ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(h));
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: try /metrics or /healthz${consoleRoutes === null ? '' : ', or / for the console'}\n`);
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const actual = (server.address() as AddressInfo).port;
+  consoleRoutes?.listening(actual);
+  let closed: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    if (closed === null) {
+      consoleRoutes?.events.close();
+      closed = new Promise((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+    }
+    return closed;
+  };
+  // Close with the last runtime on this registry: those exported now, and those exported later.
+  const open = new Set<Runtime>();
+  const watch = (rt: Runtime): void => {
+    if (open.has(rt) || rt.state === 'closed') return;
+    open.add(rt);
+    rt.once('close', () => {
+      open.delete(rt);
+      if (open.size === 0) void close();
+    });
+  };
+  const unwatch = watchExports(registry, (rt) => {
+    watch(rt);
+    consoleRoutes?.events.watch(rt);
+  });
+  void server.once('close', unwatch);
+  server.unref();
+  return { port: actual, url: `http://${host.includes(':') ? `[${host}]` : host}:${actual}`, close };
+}

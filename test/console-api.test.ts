@@ -1,0 +1,327 @@
+// The operator console's HTTP API (issue #18), against a real runtime with
+// real threads: every endpoint, and every refusal (token, Origin, Host, body,
+// ids, mailbox), each checked to change nothing.
+import { request } from 'node:http';
+import { BroadcastChannel } from 'node:worker_threads';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMetrics, serve, type MetricsServer } from 'ringpool/metrics';
+import type { Runtime } from 'ringpool';
+import { expectCode, fixture, runtime, until } from './helpers.js';
+
+const TOKEN = 'console-test-token-0123456789';
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  json: any;
+}
+
+/** One request with full control of the headers (fetch refuses to set Host). */
+function call(base: string, path: string, opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<Reply> {
+  const u = new URL(path, base);
+  return new Promise((resolve, reject) => {
+    const req = request(u, { method: opts.method ?? 'GET', headers: opts.headers ?? {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+      });
+    });
+    req.on('error', reject);
+    if (opts.body !== undefined) req.write(opts.body);
+    req.end();
+  });
+}
+
+const admin = (extra: Record<string, string> = {}): Record<string, string> => ({ authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', ...extra });
+
+const servers: MetricsServer[] = [];
+afterEach(async () => {
+  await Promise.allSettled(servers.splice(0).map((s) => s.close()));
+});
+
+async function setup(opts: { token?: string; console?: boolean } = {}): Promise<{ rt: Runtime; server: MetricsServer; base: string }> {
+  const rt = runtime({
+    mailboxes: {
+      work: { handler: fixture('console-work.js'), maxAttempts: 2, backoff: { baseMs: 1, maxMs: 2 }, minThreads: 1, maxThreads: 1 },
+      'other:box': { handler: fixture('console-work.js'), minThreads: 1, maxThreads: 2, autoscale: false },
+    },
+  });
+  const registry = new Registry();
+  createMetrics(rt, { registry });
+  await rt.start();
+  const server = await serve(registry, { port: 0, console: opts.console ?? true, admin: { token: 'token' in opts ? opts.token : TOKEN } });
+  servers.push(server);
+  return { rt, server, base: server.url };
+}
+
+/** Dead-letter `n` messages on 'work' (they succeed if redriven after `okInMs`). */
+async function deadLetter(rt: Runtime, n: number, okInMs = 300): Promise<number[]> {
+  const okAfter = Date.now() + okInMs;
+  const ids: number[] = [];
+  for (let i = 0; i < n; i++) ids.push(rt.send('work', { n: i, okAfter }));
+  await until(() => rt.deadLetters('work').size === n, 10_000, `${n} dead letters`);
+  return ids;
+}
+
+describe('console API', () => {
+  it('serves the page and its assets with a CSP, and nothing of it without console: true', async () => {
+    const { base } = await setup();
+    const page = await call(base, '/');
+    expect(page.status).toBe(200);
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expect(String(page.headers['content-security-policy'])).toContain("script-src 'self'");
+    expect(page.headers['x-content-type-options']).toBe('nosniff');
+    expect(page.text).toContain('console.js');
+    expect((await call(base, '/console.js')).headers['content-type']).toMatch(/^text\/javascript/);
+    expect((await call(base, '/console.css')).status).toBe(200);
+    expect((await call(base, '/metrics')).status).toBe(200); // the same server still gives /metrics
+    const off = await setup({ console: false });
+    expect((await call(off.base, '/')).status).toBe(404);
+    expect((await call(off.base, '/api/mailboxes')).status).toBe(404);
+  });
+
+  it('GET /api/mailboxes gives every mailbox stats and whether admin calls are on', async () => {
+    const { rt, base } = await setup();
+    rt.send('other:box', { n: 1 });
+    await rt.onIdle();
+    const r = await call(base, '/api/mailboxes');
+    expect(r.status).toBe(200);
+    expect(r.json.admin).toBe(true);
+    const names = r.json.mailboxes.map((m: { name: string }) => m.name);
+    expect(names).toEqual(['work', 'other:box']);
+    const other = r.json.mailboxes[1];
+    expect(other).toMatchObject({ name: 'other:box', kind: 'memory', enqueued: 1, processed: 1, depth: 0, threads: 1 });
+    const ro = await setup({ token: undefined });
+    expect((await call(ro.base, '/api/mailboxes')).json.admin).toBe(false);
+  });
+
+  it('pages dead letters with their payloads, errors, attempts and reasons, filtered by reason', async () => {
+    const { rt, base } = await setup();
+    await deadLetter(rt, 7);
+    const all = await call(base, '/api/mailboxes/work/dead-letters');
+    expect(all.status).toBe(200);
+    expect(all.json).toMatchObject({ mailbox: 'work', total: 7, offset: 0, limit: 50, reasons: { max_attempts: 7, poison: 0, timeout: 0, unrecoverable: 0 } });
+    // Oldest dead first, as the store lists them.
+    const order = rt.deadLetters('work').list().map((l) => l.id);
+    expect(all.json.letters.map((l: { id: number }) => l.id)).toEqual(order);
+    const first = all.json.letters[0];
+    expect(first).toMatchObject({ attempts: 2, reason: 'max_attempts', key: null });
+    expect(first.payload).toEqual(rt.deadLetters('work').list()[0]!.payload);
+    expect(first.lastError.message).toMatch(/^not before/);
+    expect(first.lastError.stack).toContain('console-work.js');
+    expect(first.firstError.name).toBe('Error');
+    expect(typeof first.deadAt).toBe('number');
+    const page = await call(base, '/api/mailboxes/work/dead-letters?offset=5&limit=10');
+    expect(page.json.letters.map((l: { id: number }) => l.id)).toEqual(order.slice(5));
+    expect(page.json.total).toBe(7);
+    const none = await call(base, '/api/mailboxes/work/dead-letters?reason=poison');
+    expect(none.json).toMatchObject({ total: 0, letters: [] });
+    // A name with a colon, percent-encoded.
+    expect((await call(base, '/api/mailboxes/other%3Abox/dead-letters')).json.total).toBe(0);
+  });
+
+  it('refuses a bad page query or an unknown mailbox with a 4xx JSON error', async () => {
+    const { base } = await setup();
+    for (const q of ['offset=-1', 'offset=x', 'limit=0', 'limit=501', 'limit=1.5', 'reason=nope']) {
+      const r = await call(base, `/api/mailboxes/work/dead-letters?${q}`);
+      expect(r.status, q).toBe(400);
+      expect(r.json.code, q).toBe('RINGPOOL_CONSOLE_BAD_QUERY');
+      expect(typeof r.json.error).toBe('string');
+    }
+    const unknown = await call(base, '/api/mailboxes/nope/dead-letters');
+    expect(unknown.status).toBe(404);
+    expect(unknown.json.code).toBe('RINGPOOL_CONSOLE_UNKNOWN_MAILBOX');
+    expect((await call(base, '/api/nothing')).status).toBe(404);
+    const wrongMethod = await call(base, '/api/mailboxes', { method: 'DELETE' });
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.json.code).toBe('RINGPOOL_CONSOLE_METHOD_NOT_ALLOWED');
+  });
+
+  it('redrives the chosen letters with the token; they run again and succeed', async () => {
+    const { rt, base } = await setup();
+    const ids = await deadLetter(rt, 3, 200);
+    const done: number[] = [];
+    const ch = new BroadcastChannel('ringpool-console-test');
+    ch.onmessage = (e) => done.push((e as { data: number }).data);
+    try {
+      await new Promise((r) => setTimeout(r, 250)); // past okAfter: a redriven one now succeeds
+      const r = await call(base, '/api/mailboxes/work/dead-letters/redrive', { method: 'POST', headers: admin(), body: JSON.stringify({ ids: [ids[1]] }) });
+      expect(r.status).toBe(200);
+      expect(r.json).toEqual({ mailbox: 'work', redriven: 1 });
+      await until(() => done.includes(1), 5_000, 'the redriven message to run');
+      expect(rt.deadLetters('work').list().map((l) => l.id).sort()).toEqual([ids[0]!, ids[2]!].sort());
+      // No ids: all of them.
+      const rest = await call(base, '/api/mailboxes/work/dead-letters/redrive', { method: 'POST', headers: admin(), body: '{}' });
+      expect(rest.json.redriven).toBe(2);
+      await until(() => done.length === 3, 5_000, 'all redriven to run');
+      expect(rt.stats('work').processed).toBe(3);
+    } finally {
+      ch.close();
+    }
+  });
+
+  it('purges the chosen letters, or all', async () => {
+    const { rt, base } = await setup();
+    const ids = await deadLetter(rt, 4);
+    const r = await call(base, '/api/mailboxes/work/dead-letters/purge', { method: 'POST', headers: admin(), body: JSON.stringify({ ids: [ids[0], ids[3], 999_999] }) });
+    expect(r.json).toEqual({ mailbox: 'work', purged: 2 });
+    expect(rt.deadLetters('work').list().map((l) => l.id).sort()).toEqual([ids[1], ids[2]].sort());
+    const all = await call(base, '/api/mailboxes/work/dead-letters/purge', { method: 'POST', headers: admin() });
+    expect(all.json.purged).toBe(2);
+    expect(rt.deadLetters('work').size).toBe(0);
+  });
+
+  it('refuses admin calls without the token (401), with none configured (403), or from a foreign Origin (403); nothing changes', async () => {
+    const { rt, base, server } = await setup();
+    await deadLetter(rt, 2);
+    const post = (headers: Record<string, string>, path = '/api/mailboxes/work/dead-letters/purge', b = '{}') => call(base, path, { method: 'POST', headers, body: b });
+    const cases: Array<[string, Record<string, string>, number, string, string?]> = [
+      ['no header', { 'content-type': 'application/json' }, 401, 'RINGPOOL_CONSOLE_UNAUTHORIZED'],
+      ['wrong token', admin({ authorization: `Bearer ${TOKEN}x` }), 401, 'RINGPOOL_CONSOLE_UNAUTHORIZED'],
+      ['a prefix of it', admin({ authorization: `Bearer ${TOKEN.slice(0, 10)}` }), 401, 'RINGPOOL_CONSOLE_UNAUTHORIZED'],
+      ['Basic', admin({ authorization: `Basic ${Buffer.from(`x:${TOKEN}`).toString('base64')}` }), 401, 'RINGPOOL_CONSOLE_UNAUTHORIZED'],
+      ['token in a cookie', { 'content-type': 'application/json', cookie: `token=${TOKEN}; authorization=Bearer%20${TOKEN}` }, 401, 'RINGPOOL_CONSOLE_UNAUTHORIZED'],
+      ['token in the query', { 'content-type': 'application/json' }, 401, 'RINGPOOL_CONSOLE_UNAUTHORIZED', `/api/mailboxes/work/dead-letters/purge?token=${TOKEN}&access_token=${TOKEN}`],
+      ['foreign Origin', admin({ origin: 'http://evil.example' }), 403, 'RINGPOOL_CONSOLE_BAD_ORIGIN'],
+      ['Origin on another port', admin({ origin: `http://127.0.0.1:${server.port + 1}` }), 403, 'RINGPOOL_CONSOLE_BAD_ORIGIN'],
+      ['Origin null', admin({ origin: 'null' }), 403, 'RINGPOOL_CONSOLE_BAD_ORIGIN'],
+    ];
+    for (const [what, headers, status, code, path] of cases) {
+      const r = await post(headers, path);
+      expect(r.status, what).toBe(status);
+      expect(r.json.code, what).toBe(code);
+    }
+    // GET on an admin route is not a way in either.
+    expect((await call(base, '/api/mailboxes/work/dead-letters/purge', { headers: admin() })).status).toBe(405);
+    expect(rt.deadLetters('work').size).toBe(2);
+    // The page's own Origin passes.
+    const own = await post(admin({ origin: server.url }));
+    expect(own.json.purged).toBe(2);
+
+    const ro = await setup({ token: undefined });
+    await deadLetter(ro.rt, 1);
+    const r = await call(ro.base, '/api/mailboxes/work/dead-letters/redrive', { method: 'POST', headers: admin(), body: '{}' });
+    expect(r.status).toBe(403);
+    expect(r.json.code).toBe('RINGPOOL_CONSOLE_ADMIN_DISABLED');
+    expect(ro.rt.deadLetters('work').size).toBe(1);
+  });
+
+  it('refuses a bad body: malformed JSON, not an object, ids not integers, over 1 MiB, an unknown mailbox; nothing changes', async () => {
+    const { rt, base } = await setup();
+    await deadLetter(rt, 2);
+    const purge = (body: string | Buffer, headers = admin(), path = '/api/mailboxes/work/dead-letters/purge') => call(base, path, { method: 'POST', headers, body });
+    const cases: Array<[string, string | Buffer, number, string, Record<string, string>?, string?]> = [
+      ['malformed', '{"ids": [1,', 400, 'RINGPOOL_CONSOLE_BAD_JSON'],
+      ['an array', '[1,2]', 400, 'RINGPOOL_CONSOLE_BAD_BODY'],
+      ['a number', '42', 400, 'RINGPOOL_CONSOLE_BAD_BODY'],
+      ['ids a string', '{"ids":"1"}', 400, 'RINGPOOL_CONSOLE_BAD_BODY'],
+      ['ids with a float', '{"ids":[1,2.5]}', 400, 'RINGPOOL_CONSOLE_BAD_BODY'],
+      ['ids with a string', '{"ids":[1,"2"]}', 400, 'RINGPOOL_CONSOLE_BAD_BODY'],
+      ['ids null', '{"ids":null}', 400, 'RINGPOOL_CONSOLE_BAD_BODY'],
+      ['over 1 MiB', Buffer.alloc((1 << 20) + 10, 0x20), 413, 'RINGPOOL_CONSOLE_BODY_TOO_LARGE'],
+      ['not JSON', 'ids=1', 415, 'RINGPOOL_CONSOLE_UNSUPPORTED_MEDIA_TYPE', admin({ 'content-type': 'application/x-www-form-urlencoded' })],
+      ['unknown mailbox', '{}', 404, 'RINGPOOL_CONSOLE_UNKNOWN_MAILBOX', admin(), '/api/mailboxes/nope/dead-letters/purge'],
+    ];
+    for (const [what, body, status, code, headers, path] of cases) {
+      const r = await purge(body, headers, path);
+      expect(r.status, what).toBe(status);
+      expect(r.json?.code, what).toBe(code);
+      expect(rt.deadLetters('work').size, what).toBe(2);
+    }
+    // An over-large body sent in chunks with no Content-Length is cut off too.
+    const chunked = await new Promise<number>((resolve, reject) => {
+      const req = request(new URL('/api/mailboxes/work/dead-letters/purge', base), { method: 'POST', headers: admin() }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', () => resolve(-1)); // the server may close before we finish writing: also a refusal
+      const chunk = Buffer.alloc(64 << 10, 0x20);
+      for (let i = 0; i < 20; i++) req.write(chunk);
+      req.end();
+      setTimeout(() => reject(new Error('no answer')), 5_000).unref();
+    });
+    expect([413, -1]).toContain(chunked);
+    expect(rt.deadLetters('work').size).toBe(2);
+  });
+
+  it('answers only its own Host names on loopback (DNS rebinding)', async () => {
+    const { base, server } = await setup();
+    expect((await call(base, '/api/mailboxes', { headers: { host: 'evil.example:' + server.port } })).status).toBe(403);
+    expect((await call(base, '/', { headers: { host: 'evil.example' } })).json.code).toBe('RINGPOOL_CONSOLE_BAD_HOST');
+    expect((await call(base, '/api/mailboxes', { headers: { host: `localhost:${server.port}` } })).status).toBe(200);
+    // /metrics is for Prometheus, whatever Host it scrapes with.
+    expect((await call(base, '/metrics', { headers: { host: 'prometheus-target:9464' } })).status).toBe(200);
+  });
+
+  it('GET /api/events streams a snapshot a second, and dead letters and scale decisions as they happen', async () => {
+    const { rt, base } = await setup();
+    const ac = new AbortController();
+    const res = await fetch(`${base}/api/events`, { signal: ac.signal });
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const events: any[] = [];
+    const reading = (async () => {
+      const dec = new TextDecoder();
+      let buf = '';
+      try {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          buf += dec.decode(chunk, { stream: true });
+          for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+            const frame = buf.slice(0, i);
+            buf = buf.slice(i + 2);
+            const data = frame.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+            if (data !== '') events.push({ at: Date.now(), ...JSON.parse(data) });
+          }
+        }
+      } catch {
+        // aborted
+      }
+    })();
+    try {
+      await until(() => events.some((e) => e.type === 'snapshot'), 3_000, 'the first snapshot');
+      const snap = events.find((e) => e.type === 'snapshot');
+      expect(snap.mailboxes.map((m: { name: string }) => m.name)).toEqual(['work', 'other:box']);
+      expect(snap.mailboxes[0]).toMatchObject({ kind: 'memory', depth: 0, threads: 1, concurrency: 1, deadLetterSize: 0 });
+      for (let i = 0; i < 200; i++) rt.send('other:box', { n: i });
+      const sentAt = Date.now();
+      rt.send('work', { n: 1, always: true });
+      await until(() => events.some((e) => e.type === 'dead-letter'), 2_000, 'the dead-letter event');
+      const dead = events.find((e) => e.type === 'dead-letter');
+      expect(dead).toMatchObject({ mailbox: 'work', reason: 'max_attempts', attempts: 2 });
+      expect(dead.at - sentAt).toBeLessThan(2_000);
+      // A later snapshot counts them, with rates and end-to-end quantiles.
+      await until(() => events.some((e) => e.type === 'snapshot' && e.at > sentAt && e.mailboxes[1].processed === 200), 4_000, 'a snapshot after the sends');
+      const later = events.filter((e) => e.type === 'snapshot' && e.at > sentAt).find((e) => e.mailboxes[1].processed === 200);
+      expect(later.mailboxes[0].deadLetterSize).toBe(1);
+      const counted = events.filter((e) => e.type === 'snapshot' && e.at > sentAt).map((e) => e.mailboxes[1]);
+      expect(counted.some((m: { processedPerSec: number; e2eP50Ms: number | null }) => m.processedPerSec > 0 && m.e2eP50Ms !== null && m.e2eP50Ms > 0)).toBe(true);
+      // Size changes arrive as they are made.
+      rt.resize('other:box', 2);
+      await until(() => events.some((e) => e.type === 'scale'), 2_000, 'the scale event');
+      expect(events.find((e) => e.type === 'scale')).toMatchObject({ mailbox: 'other:box', from: 1, to: 2 });
+      const snaps = events.filter((e) => e.type === 'snapshot');
+      expect(snaps.length).toBeGreaterThanOrEqual(2);
+      expect(snaps[snaps.length - 1].t - snaps[0].t).toBeGreaterThanOrEqual(900);
+    } finally {
+      ac.abort();
+      await reading;
+    }
+  });
+
+  it('takes only valid console options', async () => {
+    const registry = new Registry();
+    await expectCode(serve(registry, { port: 0, console: 'yes' as never }), 'RINGPOOL_INVALID_OPTION');
+    await expectCode(serve(registry, { port: 0, console: true, admin: { token: '' } }), 'RINGPOOL_INVALID_OPTION');
+    await expectCode(serve(registry, { port: 0, console: true, admin: { token: 42 as never } }), 'RINGPOOL_INVALID_OPTION');
+    await expectCode(serve(registry, { port: 0, console: true, admin: { origins: ['not a url'] } }), 'RINGPOOL_INVALID_OPTION');
+  });
+});
