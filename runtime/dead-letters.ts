@@ -100,6 +100,23 @@ export class DeadLetterStore implements DeadLetters {
     return this.entries.map((e) => this.toLetter(e));
   }
 
+  /**
+   * One page of the letters of `reason` (all when undefined), oldest first,
+   * decoding only that page; with the count per reason over all of them.
+   */
+  page(offset: number, limit: number, reason?: DeadLetterReason): { total: number; byReason: Record<DeadLetterReason, number>; letters: DeadLetter[] } {
+    const byReason: Record<DeadLetterReason, number> = { max_attempts: 0, poison: 0, timeout: 0, unrecoverable: 0 };
+    const letters: DeadLetter[] = [];
+    let total = 0;
+    for (const e of this.entries) {
+      byReason[e.reason]++;
+      if (reason !== undefined && e.reason !== reason) continue;
+      if (total >= offset && letters.length < limit) letters.push(this.toLetter(e));
+      total++;
+    }
+    return { total, byReason, letters };
+  }
+
   private take(filter?: (letter: DeadLetter) => boolean): Entry[] {
     if (filter === undefined) return this.entries.splice(0);
     const keep: Entry[] = [];

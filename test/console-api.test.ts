@@ -1,7 +1,11 @@
 // The operator console's HTTP API (issue #18), against a real runtime with
 // real threads: every endpoint, and every refusal (token, Origin, Host, body,
 // ids, mailbox), each checked to change nothing.
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createClient } from 'redis';
 import { BroadcastChannel } from 'node:worker_threads';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -324,4 +328,53 @@ describe('console API', () => {
     await expectCode(serve(registry, { port: 0, console: true, admin: { token: 42 as never } }), 'RINGPOOL_INVALID_OPTION');
     await expectCode(serve(registry, { port: 0, console: true, admin: { origins: ['not a url'] } }), 'RINGPOOL_INVALID_OPTION');
   });
+
+  it('shows durable and Redis mailboxes like the others, with their dead letters, redrive and purge', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ringpool-console-'));
+    const stream = `ringpool-test-console-${process.pid}-${Date.now()}`;
+    const url = process.env.REDIS_URL!;
+    const redis = createClient({ url });
+    redis.on('error', () => undefined);
+    try {
+      const rt = runtime({
+        mailboxes: {
+          disk: { handler: fixture('console-work.js'), maxAttempts: 1, minThreads: 1, maxThreads: 1, durability: { dir, fsync: 'always' } },
+          stream: { handler: fixture('console-work.js'), maxAttempts: 1, minThreads: 1, maxThreads: 1, source: { redis: { url, stream, blockMs: 100 } } },
+        },
+      });
+      const registry = new Registry();
+      createMetrics(rt, { registry });
+      await rt.start();
+      const server = await serve(registry, { port: 0, console: true, admin: { token: TOKEN } });
+      servers.push(server);
+      const boxes = (await call(server.url, '/api/mailboxes')).json.mailboxes;
+      expect(boxes.map((b: { name: string; kind: string }) => [b.name, b.kind])).toEqual([['disk', 'durable'], ['stream', 'redis']]);
+      expect(boxes[0].journal).toBeDefined();
+      expect(boxes[1].stream).toBeDefined();
+      await rt.sendAsync('disk', { n: 1, always: true, err: 'disk fails' });
+      rt.send('stream', { n: 2, always: true, err: 'stream fails' });
+      await until(() => rt.deadLetters('disk').size === 1, 10_000, 'the durable dead letter');
+      const disk = await call(server.url, '/api/mailboxes/disk/dead-letters');
+      expect(disk.json).toMatchObject({ total: 1, letters: [{ payload: { n: 1 }, reason: 'max_attempts', lastError: { message: 'disk fails' } }] });
+      let page: Reply | undefined;
+      for (const end = Date.now() + 10_000; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+        page = await call(server.url, '/api/mailboxes/stream/dead-letters');
+        if (page.json.total === 1) break;
+      }
+      expect(page!.json).toMatchObject({ total: 1, reasons: { max_attempts: 1 }, letters: [{ payload: { n: 2 }, reason: 'max_attempts', lastError: { message: 'stream fails' } }] });
+      const purged = await call(server.url, '/api/mailboxes/stream/dead-letters/purge', { method: 'POST', headers: admin(), body: JSON.stringify({ ids: [page!.json.letters[0].id] }) });
+      expect(purged.json).toEqual({ mailbox: 'stream', purged: 1 });
+      expect((await call(server.url, '/api/mailboxes/stream/dead-letters')).json.total).toBe(0);
+      const purgedDisk = await call(server.url, '/api/mailboxes/disk/dead-letters/purge', { method: 'POST', headers: admin(), body: '{}' });
+      expect(purgedDisk.json.purged).toBe(1);
+      await rt.close({ timeoutMs: 5_000 });
+    } finally {
+      await redis.connect().catch(() => undefined);
+      if (redis.isOpen) {
+        for (const k of await redis.keys(`${stream}*`)) await redis.del(k);
+        await redis.quit();
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });

@@ -14,6 +14,8 @@ interface Run {
   stderr: string;
   /** What /metrics answered while the demo ran ('' if it was not reached). */
   scrape: string;
+  /** What the console's /api/mailboxes answered while the demo ran ('' if it was not reached). */
+  consoleApi: string;
 }
 
 /** Runs the built demo; scrapes /metrics once its URL is printed; `onLine` may act on each stdout line. */
@@ -23,6 +25,7 @@ function demo(args: string[], onLine?: (line: string, kill: (sig: NodeJS.Signals
     let stdout = '';
     let stderr = '';
     let scrape: Promise<string> = Promise.resolve('');
+    let consoleApi: Promise<string> = Promise.resolve('');
     let pending = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
@@ -33,6 +36,8 @@ function demo(args: string[], onLine?: (line: string, kill: (sig: NodeJS.Signals
       for (const line of lines) {
         const m = /metrics: (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(line);
         if (m) scrape = fetch(m[1]!).then((r) => r.text()).catch((err: Error) => `scrape failed: ${err.message}`);
+        const c = /console: (http:\/\/127\.0\.0\.1:\d+)\//.exec(line);
+        if (c) consoleApi = fetch(`${c[1]!}/api/mailboxes`).then((r) => r.text()).catch((err: Error) => `console failed: ${err.message}`);
         onLine?.(line, (sig) => child.kill(sig));
       }
     });
@@ -40,7 +45,7 @@ function demo(args: string[], onLine?: (line: string, kill: (sig: NodeJS.Signals
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      void scrape.then((text) => resolve({ code, stdout, stderr, scrape: text }));
+      void Promise.all([scrape, consoleApi]).then(([text, api]) => resolve({ code, stdout, stderr, scrape: text, consoleApi: api }));
     });
   });
 }
@@ -90,6 +95,8 @@ describe('demo (npm start --short)', () => {
     expect(run.stdout).toMatch(/producer blocked\s+no/);
     expect(run.scrape).toMatch(/^ringpool_queue_depth\{mailbox="requests"\} \d+$/m);
     expect(run.scrape).toMatch(/^ringpool_end_to_end_seconds_bucket\{/m);
+    // The operator console is served next to it, its URL printed.
+    expect(JSON.parse(run.consoleApi).mailboxes.map((m: { name: string }) => m.name)).toContain('requests');
 
     // The SVG timeline: where the summary says, and SVG-shaped.
     expect(s.svg).toBe(out);

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Runtime } from '../../runtime/runtime.js';
-import type { DeadLetter } from '../../runtime/dead-letters.js';
+import type { DeadLetter, DeadLetterReason } from '../../runtime/dead-letters.js';
 import { AdminToken, ConsoleCodes, HttpError, Origins, parseIds, readJsonObject, sendAsset, sendError, sendJson } from './http.js';
 import { EventHub, kindOf } from './events.js';
 
@@ -14,8 +14,12 @@ import { EventHub, kindOf } from './events.js';
 const ASSETS_DIR = new URL('../../../metrics/console/assets/', import.meta.url);
 const ASSETS: Record<string, [file: string, type: string]> = {
   '/': ['index.html', 'text/html; charset=utf-8'],
-  '/console.js': ['console.js', 'text/javascript; charset=utf-8'],
   '/console.css': ['console.css', 'text/css; charset=utf-8'],
+  // The page's modules (console.js imports the others).
+  '/console.js': ['console.js', 'text/javascript; charset=utf-8'],
+  '/dom.js': ['dom.js', 'text/javascript; charset=utf-8'],
+  '/cards.js': ['cards.js', 'text/javascript; charset=utf-8'],
+  '/letters.js': ['letters.js', 'text/javascript; charset=utf-8'],
 };
 
 const REASONS = ['max_attempts', 'poison', 'timeout', 'unrecoverable'] as const;
@@ -27,6 +31,8 @@ interface AnyDeadLetters {
   list(): DeadLetter[] | Promise<DeadLetter[]>;
   redrive(filter?: (l: DeadLetter) => boolean): number | Promise<number>;
   purge(filter?: (l: DeadLetter) => boolean): number | Promise<number>;
+  /** The in-memory store decodes only the page asked for. */
+  page?(offset: number, limit: number, reason?: DeadLetterReason): { total: number; byReason: Record<string, number>; letters: DeadLetter[] };
 }
 
 export interface ConsoleConfig {
@@ -153,11 +159,19 @@ export class ConsoleRoutes {
     if (reason !== null && reason !== '' && !(REASONS as readonly string[]).includes(reason)) {
       throw new HttpError(400, ConsoleCodes.BAD_QUERY, `'reason' must be one of ${REASONS.join(', ')}`);
     }
-    const all = await this.store(name).list();
-    const reasons = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<string, number>;
-    for (const l of all) reasons[l.reason] = (reasons[l.reason] ?? 0) + 1;
-    const matching = reason === null || reason === '' ? all : all.filter((l) => l.reason === reason);
-    const letters = matching.slice(offset, offset + limit).map((l) => ({
+    const store = this.store(name);
+    const want = reason === null || reason === '' ? undefined : (reason as DeadLetterReason);
+    let page: { total: number; byReason: Record<string, number>; letters: DeadLetter[] };
+    if (store.page !== undefined) page = store.page(offset, limit, want);
+    else {
+      // A Redis mailbox's store: all of <stream>:dead, then the slice.
+      const all = await store.list();
+      const byReason = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<string, number>;
+      for (const l of all) byReason[l.reason] = (byReason[l.reason] ?? 0) + 1;
+      const matching = want === undefined ? all : all.filter((l) => l.reason === want);
+      page = { total: matching.length, byReason, letters: matching.slice(offset, offset + limit) };
+    }
+    const letters = page.letters.map((l) => ({
       id: l.id,
       payload: l.payload,
       key: l.key ?? null,
@@ -168,7 +182,7 @@ export class ConsoleRoutes {
       enqueuedAt: l.enqueuedAt,
       deadAt: l.deadAt,
     }));
-    return { mailbox: name, total: matching.length, offset, limit, reasons, letters };
+    return { mailbox: name, total: page.total, offset, limit, reasons: page.byReason, letters };
   }
 }
 

@@ -1,0 +1,130 @@
+// ringpool operator console: DOM helpers, formatting, the status line, HTTP, shared state.
+//
+// Part of the browser page (plain ES modules, no build step, no dependency): console.js is the
+// entry point and imports this module, cards.js and letters.js. This module imports nothing, and
+// nothing here runs at load time beyond defining the shared `state` / `ui` objects.
+//
+// Security: everything that comes from the server (names, payloads, keys, errors, stacks) is
+// rendered as text: el() below only ever uses createTextNode / setAttribute / properties.
+// Markup is never built from strings; no inline handlers. The admin token lives in `state.token`
+// and nowhere else (no storage, no cookie).
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** The page's shared mutable state: every module imports this one object. */
+export const state = {
+  admin: false, // the server has an admin token configured
+  token: '', // what the operator typed; memory only
+  boxes: new Map(), // mailbox name -> box (see ensureBox in cards.js)
+  conn: null, // the EventSource
+};
+
+export const $ = (sel) => document.querySelector(sel);
+/** The page's fixed elements, filled in by boot() (console.js). */
+export const ui = {};
+
+// ---------------------------------------------------------------------------------------------
+// DOM helpers
+
+export function setAttrs(node, attrs) {
+  if (!attrs) return node;
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v == null || v === false) continue;
+    if (k.startsWith('on')) {
+      if (typeof v !== 'function') throw new TypeError(`${k}: handlers must be functions`);
+      node.addEventListener(k.slice(2), v);
+    } else {
+      node.setAttribute(k, v === true ? '' : String(v));
+    }
+  }
+  return node;
+}
+
+export function append(node, children) {
+  for (const c of children) {
+    if (c == null || c === false) continue;
+    if (Array.isArray(c)) append(node, c);
+    else node.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+/** el('td', { class: 'num' }, 'text', child, ...): strings become text nodes, never markup. */
+export const el = (tag, attrs, ...children) => append(setAttrs(document.createElement(tag), attrs), children);
+export const svg = (tag, attrs, ...children) => append(setAttrs(document.createElementNS(SVG_NS, tag), attrs), children);
+
+/** Sets a node's text only when it changed (no needless layout work at 20 cards x 1 Hz). */
+export function setText(node, text, title) {
+  const s = String(text);
+  if (node.textContent !== s) node.textContent = s;
+  if (title !== undefined && node.title !== title) node.title = title;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Formatting
+
+export const isNum = (n) => typeof n === 'number' && Number.isFinite(n);
+export const int = (n) => (isNum(n) ? String(Math.round(n)) : '—');
+
+export function compact(n) {
+  if (!isNum(n)) return '—';
+  const a = Math.abs(n);
+  if (a >= 1e9) return `${+(n / 1e9).toFixed(1)}G`;
+  if (a >= 1e6) return `${+(n / 1e6).toFixed(1)}M`;
+  if (a >= 1e4) return `${+(n / 1e3).toFixed(1)}k`;
+  if (a >= 10 || Number.isInteger(n)) return String(Math.round(n));
+  return String(+n.toFixed(a >= 1 ? 1 : 2));
+}
+
+export function secs(s) {
+  if (!isNum(s)) return '—';
+  if (s <= 0) return '0 s';
+  if (s < 1) return `${Math.round(s * 1000)} ms`;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${Math.floor(s % 60)}s`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h ${m % 60}m`;
+  return `${Math.floor(h / 24)}d ${h % 24}h`;
+}
+
+export function ms(v) {
+  if (!isNum(v)) return '—';
+  if (v >= 1000) return secs(v / 1000);
+  return `${v < 1 ? v.toFixed(2) : v < 10 ? v.toFixed(1) : Math.round(v)} ms`;
+}
+
+export const when = (t) => (isNum(t) ? new Date(t).toLocaleString(undefined, { hour12: false }) : '—');
+export const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+export function truncate(s, max) {
+  const line = String(s).split('\n', 1)[0];
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}
+
+export function pretty(v) {
+  try {
+    return JSON.stringify(v, null, 2) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status line and HTTP
+
+export function status(text, kind = 'info') {
+  ui.status.textContent = text;
+  ui.status.dataset.kind = kind;
+}
+
+/** fetch + JSON; throws Error("<status>: <server's error message>") on a non-2xx reply. */
+export async function api(url, init) {
+  const res = await fetch(url, { cache: 'no-store', ...init });
+  const body = await res.json().catch(() => null);
+  if (!res.ok) {
+    const msg = body && typeof body.error === 'string' ? body.error : res.statusText || 'request failed';
+    throw new Error(`${res.status}: ${msg}`);
+  }
+  return body;
+}
