@@ -10,7 +10,7 @@
  * slows from 5 ms to 500 ms a call for 3 seconds: the consumers slow down
  * (the autoscaler sees I/O-bound threads and raises their concurrency), the
  * producer does not. A handful of poison requests end in the dead-letter
- * store. One status line a second, /metrics served on 127.0.0.1, a summary
+ * store. One status line a second, /metrics and the operator console served on 127.0.0.1, a summary
  * table and an SVG timeline at the end.
  *
  *   npm start
@@ -254,11 +254,13 @@ async function main(): Promise<void> {
   const registry = new Registry();
   createMetrics(rt, { registry, buckets: Array.from({ length: 47 }, (_, k) => Number((1e-5 * 2 ** (k / 2)).toPrecision(4))) });
   let server: MetricsServer;
+  // The operator console too; redrive and purge from it with RINGPOOL_ADMIN_TOKEN set (read-only without).
+  const served = { host: '127.0.0.1', console: true, admin: { token: process.env.RINGPOOL_ADMIN_TOKEN || undefined } };
   try {
-    server = await serve(registry, { port: o.port, host: '127.0.0.1' });
+    server = await serve(registry, { port: o.port, ...served });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || o.portGiven) throw err;
-    server = await serve(registry, { port: 0, host: '127.0.0.1' });
+    server = await serve(registry, { port: 0, ...served });
   }
 
   const dead: DeadLetterEvent[] = [];
@@ -289,6 +291,7 @@ async function main(): Promise<void> {
   );
   log(`  slow downstream from ${slowFrom} s to ${slowTo} s (${o.downstream} ms -> ${o.slow} ms a call); ${o.poison} poison requests; ring ${capacityBytes >> 20} MiB`);
   log(`  autoscale tick ${autoscale.tickMs} ms, scale-down window ${autoscale.scaleDownWindowMs} ms`);
+  log(`  console: ${server.url}/  (live mailboxes and dead letters; ${served.admin.token === undefined ? 'read-only: set RINGPOOL_ADMIN_TOKEN to redrive and purge' : 'admin token from RINGPOOL_ADMIN_TOKEN'})`);
   log(`  metrics: ${server.url}/metrics  (health: ${server.url}/healthz)${o.port !== 0 && server.port !== o.port ? `  (port ${o.port} was taken)` : ''}`);
   log('');
   log('     t  phase    offered/s  processed/s     depth  lag(s)  oldest(s)  threads x conc  e2e p99');
