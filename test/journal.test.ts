@@ -55,7 +55,8 @@ describe('durable mailboxes', () => {
 
   it('a delayed message and a retry waiting for its backoff come back delayed, with their attempt', async () => {
     const dir = freshDir();
-    const a = durable(dir, 'fail.js', { maxAttempts: 5, backoff: { baseMs: 300, maxMs: 300 } });
+    // A 1 s backoff: the retry is seen waiting (retried === 1) even on a busy machine, where 300 ms once let a second failure in first.
+    const a = durable(dir, 'fail.js', { maxAttempts: 5, backoff: { baseMs: 1_000, maxMs: 1_000 } });
     await a.start();
     await a.sendAsync('m', { late: true }, { delayMs: 60_000 });
     await a.sendAsync('m', { failures: 'always' });
@@ -65,7 +66,7 @@ describe('durable mailboxes', () => {
     const b = durable(dir, 'fail.js', { maxAttempts: 2, backoff: { baseMs: 60_000, maxMs: 60_000 } });
     await b.start();
     expect(b.stats('m').journal!.recovered).toBe(2);
-    // The delayed send waits for its time again (the retry's backoff, under 300 ms, may be over already).
+    // The delayed send waits for its time again (the retry's backoff, under 1 s, may be over already).
     expect(b.stats('m').delayed).toBeGreaterThanOrEqual(1);
     await until(() => b.deadLetters('m').size === 1, 5_000, 'the retried message dead-lettered at attempt 2');
     expect(b.deadLetters('m').list()[0]!.attempts).toBe(2);
