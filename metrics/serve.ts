@@ -43,18 +43,16 @@ type MailboxHealth = { state: 'running' | 'draining' | 'stopped'; depth: number;
 function health(registry: Registry): { status: 'ok' | 'unavailable'; mailboxes: Record<string, MailboxHealth> } {
   const mailboxes: Record<string, MailboxHealth> = {};
   let ok = true;
-  {
-    for (const rt of exportedRuntimes(registry)) {
-      const state = rt.state === 'running' ? 'running' : rt.state === 'closing' ? 'draining' : 'stopped';
-      if (state === 'stopped') ok = false;
-      for (const m of rt.mailboxes) {
-        const s = rt.stats(m);
-        mailboxes[m] = { state, depth: s.depth, threads: s.threads, inFlight: s.inFlight };
-        if (s.stream !== undefined) {
-          // A Redis mailbox that cannot reach Redis takes no new work: unhealthy until it reconnects.
-          mailboxes[m].redis = s.stream.connected ? 'connected' : 'unreachable';
-          if (!s.stream.connected && state === 'running') ok = false;
-        }
+  for (const rt of exportedRuntimes(registry)) {
+    const state = rt.state === 'running' ? 'running' : rt.state === 'closing' ? 'draining' : 'stopped';
+    if (state === 'stopped') ok = false;
+    for (const m of rt.mailboxes) {
+      const s = rt.stats(m);
+      mailboxes[m] = { state, depth: s.depth, threads: s.threads, inFlight: s.inFlight };
+      if (s.stream !== undefined) {
+        // A Redis mailbox that cannot reach Redis takes no new work: unhealthy until it reconnects.
+        mailboxes[m].redis = s.stream.connected ? 'connected' : 'unreachable';
+        if (!s.stream.connected && state === 'running') ok = false;
       }
     }
   }
@@ -76,8 +74,9 @@ export async function serve(registry: Registry, options: ServeOptions = {}): Pro
   if (options.console !== undefined && typeof options.console !== 'boolean') throw invalidOption('console', 'true or false', options.console);
   const admin = options.admin ?? {};
   if (admin === null || typeof admin !== 'object') throw invalidOption('admin', 'an object { token?, origins? }', admin);
-  if (admin.token !== undefined && (typeof admin.token !== 'string' || admin.token.length === 0)) {
-    throw invalidOption('admin.token', 'a non-empty string (or undefined for a read-only console)', admin.token === '' ? '' : typeof admin.token);
+  if (admin.token !== undefined && (typeof admin.token !== 'string' || !/^\S+$/.test(admin.token))) {
+    // No whitespace: a Bearer token is one word of the Authorization header.
+    throw invalidOption('admin.token', 'a non-empty string without whitespace (or undefined for a read-only console)', typeof admin.token === 'string' ? '(a string with whitespace, or empty)' : typeof admin.token);
   }
   const origins = admin.origins ?? [];
   if (!Array.isArray(origins) || !origins.every((o) => typeof o === 'string' && URL.canParse(o))) {
@@ -118,27 +117,30 @@ export async function serve(registry: Registry, options: ServeOptions = {}): Pro
   const actual = (server.address() as AddressInfo).port;
   consoleRoutes?.listening(actual);
   let closed: Promise<void> | null = null;
+  const open = new Map<Runtime, () => void>();
   const close = (): Promise<void> => {
     if (closed === null) {
       consoleRoutes?.events.close();
+      for (const [rt, onClose] of open) rt.off('close', onClose);
+      open.clear();
       closed = new Promise((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
     }
     return closed;
   };
   // Close with the last runtime on this registry: those exported now, and those exported later.
-  const open = new Set<Runtime>();
   const watch = (rt: Runtime): void => {
-    if (open.has(rt) || rt.state === 'closed') return;
-    open.add(rt);
-    rt.once('close', () => {
+    if (closed !== null || open.has(rt) || rt.state === 'closed') return;
+    const onClose = (): void => {
       open.delete(rt);
       if (open.size === 0) void close();
-    });
+    };
+    open.set(rt, onClose);
+    rt.once('close', onClose);
   };
   const unwatch = watchExports(registry, (rt) => {
     watch(rt);
-    consoleRoutes?.events.watch(rt);
+    if (closed === null) consoleRoutes?.events.watch(rt);
   });
   void server.once('close', unwatch);
   server.unref();

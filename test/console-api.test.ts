@@ -53,7 +53,7 @@ afterEach(async () => {
   await Promise.allSettled(servers.splice(0).map((s) => s.close()));
 });
 
-async function setup(opts: { token?: string; console?: boolean } = {}): Promise<{ rt: Runtime; server: MetricsServer; base: string }> {
+async function setup(opts: { token?: string; console?: boolean } = {}): Promise<{ rt: Runtime; server: MetricsServer; base: string; registry: Registry }> {
   const rt = runtime({
     mailboxes: {
       work: { handler: fixture('console-work.js'), maxAttempts: 2, backoff: { baseMs: 1, maxMs: 2 }, minThreads: 1, maxThreads: 1 },
@@ -65,7 +65,7 @@ async function setup(opts: { token?: string; console?: boolean } = {}): Promise<
   await rt.start();
   const server = await serve(registry, { port: 0, console: opts.console ?? true, admin: { token: 'token' in opts ? opts.token : TOKEN } });
   servers.push(server);
-  return { rt, server, base: server.url };
+  return { rt, server, base: server.url, registry };
 }
 
 /** Dead-letter `n` messages on 'work' (they succeed if redriven after `okInMs`). */
@@ -311,7 +311,7 @@ describe('console API', () => {
       // Size changes arrive as they are made.
       rt.resize('other:box', 2);
       await until(() => events.some((e) => e.type === 'scale'), 2_000, 'the scale event');
-      expect(events.find((e) => e.type === 'scale')).toMatchObject({ mailbox: 'other:box', from: 1, to: 2 });
+      expect(events.find((e) => e.type === 'scale')).toMatchObject({ mailbox: 'other:box', from: 1, to: 2, threads: 2 });
       const snaps = events.filter((e) => e.type === 'snapshot');
       expect(snaps.length).toBeGreaterThanOrEqual(2);
       expect(snaps[snaps.length - 1].t - snaps[0].t).toBeGreaterThanOrEqual(900);
@@ -377,4 +377,133 @@ describe('console API', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
+
+  it('a Redis mailbox read by two processes: an id two letters share is refused (409), refs pick one', async () => {
+    const stream = `ringpool-test-console-dup-${process.pid}-${Date.now()}`;
+    const url = process.env.REDIS_URL!;
+    const redis = createClient({ url });
+    redis.on('error', () => undefined);
+    const make = (consumer: string) =>
+      runtime({ mailboxes: { s: { handler: fixture('console-work.js'), maxAttempts: 1, minThreads: 1, maxThreads: 1, source: { redis: { url, stream, consumer, blockMs: 100 } } } } });
+    let a: Runtime | undefined;
+    let b: Runtime | undefined;
+    try {
+      a = make('ca');
+      b = make('cb');
+      const registry = new Registry();
+      createMetrics(a, { registry });
+      await a.start();
+      await b.start();
+      const server = await serve(registry, { port: 0, console: true, admin: { token: TOKEN } });
+      servers.push(server);
+      // Each runtime numbers what it reads from 0: their letters share ids.
+      for (let i = 0; i < 6; i++) (i % 2 === 0 ? a : b).send('s', { n: i, always: true });
+      let page: Reply | undefined;
+      let dup: number | undefined;
+      for (const end = Date.now() + 10_000; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+        page = await call(server.url, '/api/mailboxes/s/dead-letters');
+        const ids: number[] = page.json.letters.map((l: { id: number }) => l.id);
+        dup = ids.find((id, k) => ids.indexOf(id) !== k);
+        if (page.json.total === 6 && dup !== undefined) break;
+      }
+      expect(dup, 'two letters with one id').toBeDefined();
+      const refs: string[] = page!.json.letters.map((l: { ref: string }) => l.ref);
+      expect(new Set(refs).size).toBe(6);
+      const refused = await call(server.url, '/api/mailboxes/s/dead-letters/purge', { method: 'POST', headers: admin(), body: JSON.stringify({ ids: [dup] }) });
+      expect(refused.status).toBe(409);
+      expect(refused.json.code).toBe('RINGPOOL_CONSOLE_AMBIGUOUS_ID');
+      expect((await call(server.url, '/api/mailboxes/s/dead-letters')).json.total).toBe(6);
+      const one = page!.json.letters.find((l: { id: number }) => l.id === dup);
+      const purged = await call(server.url, '/api/mailboxes/s/dead-letters/purge', { method: 'POST', headers: admin(), body: JSON.stringify({ refs: [one.ref] }) });
+      expect(purged.json).toEqual({ mailbox: 's', purged: 1 });
+      const left = (await call(server.url, '/api/mailboxes/s/dead-letters')).json;
+      expect(left.total).toBe(5);
+      expect(left.letters.map((l: { ref: string }) => l.ref)).not.toContain(one.ref);
+      expect(left.letters.filter((l: { id: number }) => l.id === dup)).toHaveLength(1);
+    } finally {
+      await Promise.allSettled([a?.destroy(), b?.destroy()]);
+      await redis.connect().catch(() => undefined);
+      if (redis.isOpen) {
+        for (const k of await redis.keys(`${stream}*`)) await redis.del(k);
+        await redis.quit();
+      }
+    }
+  }, 30_000);
+
+  it('a refused admin call does not read a large body: the connection closes after the reply', async () => {
+    const { rt, base } = await setup();
+    await deadLetter(rt, 1);
+    // Declared 200 MiB, no token: refused at once (413 before anything else), and the socket is closed, not drained.
+    const status = await new Promise<{ status: number; connection: string | undefined; sent: number }>((resolve, reject) => {
+      let sent = 0;
+      const req = request(new URL('/api/mailboxes/work/dead-letters/purge', base), { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(200 << 20) } }, (res) => {
+        res.resume();
+        resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, sent });
+        req.destroy();
+      });
+      req.on('error', () => undefined);
+      const chunk = Buffer.alloc(64 << 10, 0x20);
+      const pump = (): void => {
+        while (sent < 200 << 20 && req.write(chunk)) sent += chunk.length;
+      };
+      req.on('drain', pump);
+      pump();
+      setTimeout(() => reject(new Error('no answer')), 5_000).unref();
+    });
+    expect(status.status).toBe(413);
+    expect(status.connection).toBe('close');
+    // Without a declared length, a refusal for the token also closes the connection rather than read what follows.
+    const r = await call(base, '/api/mailboxes/work/dead-letters/purge', { method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, body: '{}' });
+    expect(r.status).toBe(401);
+    expect(r.headers['www-authenticate']).toMatch(/^Bearer/);
+    expect(rt.deadLetters('work').size).toBe(1);
+  });
+
+  it('gives payload bytes (a Buffer, a Uint8Array), Maps, Sets and BigInts as tagged JSON', async () => {
+    const rt = runtime({ mailboxes: { mp: { handler: fixture('console-work.js'), codec: 'msgpack', maxAttempts: 1, minThreads: 1, maxThreads: 1 } } });
+    const registry = new Registry();
+    createMetrics(rt, { registry });
+    await rt.start();
+    const server = await serve(registry, { port: 0, console: true });
+    servers.push(server);
+    rt.send('mp', { always: true, buf: Buffer.from('hi'), u8: new Uint8Array([1, 2]), map: new Map([['k', 1]]), set: new Set([3]), big: 12345678901234567890n });
+    await until(() => rt.deadLetters('mp').size === 1, 10_000, 'the dead letter');
+    const l = (await call(server.url, '/api/mailboxes/mp/dead-letters')).json.letters[0];
+    expect(l.payload.buf).toEqual({ $bytes: Buffer.from('hi').toString('base64'), type: expect.any(String) });
+    expect(l.payload.u8).toEqual({ $bytes: Buffer.from([1, 2]).toString('base64'), type: 'Uint8Array' });
+    expect(l.payload.map).toEqual({ $map: [['k', 1]] });
+    expect(l.payload.set).toEqual({ $set: [3] });
+    expect(l.payload.big).toEqual({ $bigint: '12345678901234567890' });
+  });
+
+  it('serve() closed leaves no listener on the runtime; a new page after a quiet gap gets no rate averaged over it', async () => {
+    const { rt, server, registry } = await setup();
+    const before = { close: rt.listenerCount('close'), scale: rt.listenerCount('scale'), dead: rt.listenerCount('dead-letter') };
+    for (let i = 0; i < 3; i++) {
+      const s = await serve(registry, { port: 0, console: true });
+      const ac = new AbortController();
+      const res = await fetch(`${s.url}/api/events`, { signal: ac.signal });
+      await res.body!.getReader().read();
+      ac.abort();
+      await s.close();
+    }
+    // Each server's listeners (its close-with-the-runtime, the console's feed) go with it.
+    expect({ close: rt.listenerCount('close'), scale: rt.listenerCount('scale'), dead: rt.listenerCount('dead-letter') }).toEqual(before);
+    // A first snapshot has no interval: its rates are null, not 0 or an average since the last page left.
+    const first = async (): Promise<any> => {
+      const ac = new AbortController();
+      const res = await fetch(`${server.url}/api/events`, { signal: ac.signal });
+      const reader = res.body!.getReader();
+      let text = '';
+      while (!text.includes('"type":"snapshot"') || !text.includes('\n\n', text.indexOf('"type":"snapshot"'))) text += new TextDecoder().decode((await reader.read()).value);
+      ac.abort();
+      const frame = text.split('\n\n').find((f) => f.includes('"type":"snapshot"'))!;
+      return JSON.parse(frame.slice(frame.indexOf('data: ') + 6));
+    };
+    for (let i = 0; i < 50; i++) rt.send('other:box', { n: i });
+    await rt.onIdle();
+    expect((await first()).mailboxes[1].processedPerSec).toBeNull();
+    await new Promise((r) => setTimeout(r, 100)); // the page left: the hub forgets
+    expect((await first()).mailboxes[1].processedPerSec).toBeNull();
+  });
 });

@@ -57,6 +57,12 @@ async function open(url: string): Promise<Page> {
     if (d.type() === 'confirm') void d.accept();
     else void d.dismiss();
   });
+  // The CSP blocks an inline handler that got in; a violation here means markup from the server reached the DOM.
+  await page.addInitScript(() => {
+    const w = window as unknown as { __csp: string[] };
+    w.__csp = [];
+    document.addEventListener('securitypolicyviolation', (e) => w.__csp.push(`${e.violatedDirective}: ${e.sample}`));
+  });
   await page.goto(url);
   await page.waitForSelector('body[data-ready="1"]', { timeout: 10_000 });
   return page;
@@ -103,6 +109,7 @@ describe('console in a browser', () => {
     await page.waitForTimeout(300); // an onerror would have fired by now
     expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
     expect(dialogs.filter((d) => !d.startsWith('confirm'))).toEqual([]);
+    expect(await page.evaluate(() => (window as unknown as { __csp: string[] }).__csp)).toEqual([]);
     mkdirSync(OUT, { recursive: true });
     await page.screenshot({ path: `${OUT}console.png`, fullPage: true });
     console.log(`console screenshot: ${OUT}console.png`);

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Runtime } from '../../runtime/runtime.js';
 import type { DeadLetter, DeadLetterReason } from '../../runtime/dead-letters.js';
-import { AdminToken, ConsoleCodes, HttpError, Origins, parseIds, readJsonObject, sendAsset, sendError, sendJson } from './http.js';
+import { AdminToken, ConsoleCodes, HttpError, Origins, checkDeclaredLength, parseSelection, readJsonObject, sendAsset, sendError, sendJson } from './http.js';
 import { EventHub, kindOf } from './events.js';
 
 /** The page's files: shipped in the package under metrics/console/assets, read once. */
@@ -70,6 +70,7 @@ export class ConsoleRoutes {
   async handle(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): Promise<void> {
     try {
       this.origins.checkHost(req);
+      checkDeclaredLength(req);
       const method = req.method ?? 'GET';
       const asset = ASSETS[path];
       if (asset !== undefined) {
@@ -106,18 +107,41 @@ export class ConsoleRoutes {
       this.origins.checkOrigin(req);
       this.token.check(req);
       const store = this.store(name);
-      const ids = parseIds(await readJsonObject(req));
-      const filter = ids === null ? undefined : (l: DeadLetter): boolean => ids.has(l.id);
-      const n = action === 'redrive' ? await store.redrive(filter) : await store.purge(filter);
+      const n = await this.act(name, store, action, parseSelection(await readJsonObject(req)));
       sendJson(res, 200, { mailbox: name, [action === 'redrive' ? 'redriven' : 'purged']: n });
     } catch (err) {
-      if (err instanceof HttpError) {
-        // A refused body is not read to its end: close the connection after the reply.
-        sendError(res, err, err.status === 413 ? { connection: 'close' } : err.status === 405 ? { allow: (err as MethodError).allow } : {});
-        if (err.status === 413) req.resume();
-      } else {
-        sendError(res, new HttpError(500, ConsoleCodes.INTERNAL, `console: ${(err as Error).message ?? String(err)}`));
+      const e = err instanceof HttpError ? err : new HttpError(500, ConsoleCodes.INTERNAL, `console: ${(err as Error)?.message ?? String(err)}`);
+      const extra: Record<string, string> = {};
+      // A body not read (refused before it was): close after the reply, so Node does not read it to its end.
+      if (!req.readableEnded && req.method !== 'GET' && req.method !== 'HEAD') extra.connection = 'close';
+      if (e instanceof MethodError) extra.allow = e.allow;
+      if (e.status === 401) extra['www-authenticate'] = 'Bearer realm="ringpool console"';
+      sendError(res, e, extra);
+    }
+  }
+
+  /** Redrive or purge the selected letters (all when `sel` is null). */
+  private async act(name: string, store: AnyDeadLetters, action: string, sel: { ids: Set<number>; refs: Set<string> } | null): Promise<number> {
+    if (sel !== null && sel.ids.size > 0 && store.page === undefined) {
+      // A Redis mailbox's letters come from every process of its group: an id may name two. Refuse rather than guess.
+      const seen = new Map<number, number>();
+      for (const l of await this.redis(name, () => store.list())) if (sel.ids.has(l.id)) seen.set(l.id, (seen.get(l.id) ?? 0) + 1);
+      const twice = [...seen].filter(([, k]) => k > 1).map(([id]) => id);
+      if (twice.length > 0) {
+        throw new HttpError(409, ConsoleCodes.AMBIGUOUS_ID, `ids ${twice.join(', ')} name more than one dead letter of '${name}' (letters from several processes): select them by 'refs' instead`);
       }
+    }
+    const filter = sel === null ? undefined : (l: DeadLetter): boolean => sel.ids.has(l.id) || sel.refs.has(refOf(l));
+    return this.redis(name, () => (action === 'redrive' ? store.redrive(filter) : store.purge(filter)));
+  }
+
+  /** A Redis mailbox's store call: Redis unreachable is a 503, not a 500. */
+  private async redis<T>(name: string, f: () => T | Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (err) {
+      if (err instanceof HttpError) throw err;
+      throw new HttpError(503, ConsoleCodes.UNAVAILABLE, `mailbox '${name}': its dead letters cannot be read now: ${(err as Error)?.message ?? String(err)}`);
     }
   }
 
@@ -165,7 +189,7 @@ export class ConsoleRoutes {
     if (store.page !== undefined) page = store.page(offset, limit, want);
     else {
       // A Redis mailbox's store: all of <stream>:dead, then the slice.
-      const all = await store.list();
+      const all = await this.redis(name, () => store.list());
       const byReason = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<string, number>;
       for (const l of all) byReason[l.reason] = (byReason[l.reason] ?? 0) + 1;
       const matching = want === undefined ? all : all.filter((l) => l.reason === want);
@@ -173,6 +197,7 @@ export class ConsoleRoutes {
     }
     const letters = page.letters.map((l) => ({
       id: l.id,
+      ref: refOf(l),
       payload: l.payload,
       key: l.key ?? null,
       attempts: l.attempts,
@@ -192,6 +217,12 @@ class MethodError extends HttpError {
     super(405, ConsoleCodes.METHOD, `${method} is not allowed here (allowed: ${allowed.join(', ')})`);
     this.allow = allowed.join(', ');
   }
+}
+
+/** A letter's handle, unique in its mailbox: its id, or for a Redis mailbox its entry in `<stream>:dead`. */
+function refOf(l: DeadLetter): string {
+  const entry = (l as { deadEntryId?: unknown }).deadEntryId;
+  return typeof entry === 'string' ? entry : String(l.id);
 }
 
 function intParam(q: URLSearchParams, name: string, dflt: number, min: number, max: number): number {

@@ -27,8 +27,9 @@ export interface MailboxSnapshot {
   delayed: number;
   processed: number;
   failed: number;
-  processedPerSec: number;
-  failedPerSec: number;
+  /** Over the last interval; null on a mailbox's first snapshot (no interval yet). */
+  processedPerSec: number | null;
+  failedPerSec: number | null;
   threads: number;
   concurrency: number;
   /** From the end-to-end histogram's samples of the last second; null without metrics or samples. */
@@ -81,13 +82,16 @@ export class EventHub {
   private timer: NodeJS.Timeout | null = null;
   private readonly last = new Map<string, Last>();
   private readonly unsubscribe = new Map<Runtime, () => void>();
+  /** The last snapshot sent: a page that connects gets it rather than a fresh one (which would cut the interval short). */
+  private lastFrame: { frame: string } | null = null;
 
   constructor(private readonly runtimes: () => Runtime[]) {}
 
   /** Listen to a runtime's scale and dead-letter events (once per runtime). */
   watch(rt: Runtime): void {
     if (this.unsubscribe.has(rt)) return;
-    const onScale = (e: ScaleEvent): void => this.broadcast({ type: 'scale', t: Date.now(), ...e });
+    // `threads`: the desired count after the decision (the event's `to`).
+    const onScale = (e: ScaleEvent): void => this.broadcast({ type: 'scale', t: Date.now(), ...e, threads: e.to });
     const onDead = (e: DeadLetterEvent): void =>
       this.broadcast({ type: 'dead-letter', t: Date.now(), mailbox: e.mailbox, id: e.letter.id, reason: e.letter.reason, attempts: e.letter.attempts });
     rt.on('scale', onScale);
@@ -118,12 +122,15 @@ export class EventHub {
     };
     req.on('close', gone);
     res.on('error', gone);
-    this.send(res, this.snapshot());
     if (this.timer === null) {
+      // The first page: a snapshot now (its rates cover nothing yet: null), then one a second.
+      this.broadcast(this.snapshot());
       this.timer = setInterval(() => {
         if (this.clients.size > 0) this.broadcast(this.snapshot());
       }, SNAPSHOT_MS);
       this.timer.unref();
+    } else if (this.lastFrame !== null) {
+      this.write(res, this.lastFrame.frame);
     }
   }
 
@@ -137,16 +144,16 @@ export class EventHub {
   private stop(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    // The next page's first rates must not average over the time nobody listened.
+    this.last.clear();
+    this.lastFrame = null;
   }
 
-  private broadcast(ev: object): void {
+  private broadcast(ev: { type: string; [field: string]: unknown }): void {
     if (this.clients.size === 0) return;
     const frame = `data: ${JSON.stringify(ev, jsonSafe)}\n\n`;
+    if (ev.type === 'snapshot') this.lastFrame = { frame };
     for (const c of this.clients) this.write(c, frame);
-  }
-
-  private send(res: ServerResponse, ev: object): void {
-    this.write(res, `data: ${JSON.stringify(ev, jsonSafe)}\n\n`);
   }
 
   private write(res: ServerResponse, frame: string): void {
@@ -173,8 +180,8 @@ export class EventHub {
         const e2e = hs?.endToEnd ?? null;
         const prev = this.last.get(name);
         const dt = prev === undefined ? 0 : (t - prev.at) / 1000;
-        const rate = (cur: number, was: number | undefined): number => (dt > 0 && was !== undefined ? Math.max(0, (cur - was) / dt) : 0);
-        // Quantiles of the last interval; on the first look, of everything so far.
+        const rate = (cur: number, was: number | undefined): number | null => (dt > 0 && was !== undefined ? Math.max(0, (cur - was) / dt) : null);
+        // Quantiles of the last interval; on a mailbox's first snapshot, of everything so far.
         const from = prev?.e2e ?? null;
         out.push({
           name,

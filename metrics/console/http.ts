@@ -35,6 +35,8 @@ export const ConsoleCodes = {
   UNAUTHORIZED: 'RINGPOOL_CONSOLE_UNAUTHORIZED',
   BAD_ORIGIN: 'RINGPOOL_CONSOLE_BAD_ORIGIN',
   BAD_HOST: 'RINGPOOL_CONSOLE_BAD_HOST',
+  AMBIGUOUS_ID: 'RINGPOOL_CONSOLE_AMBIGUOUS_ID',
+  UNAVAILABLE: 'RINGPOOL_CONSOLE_UNAVAILABLE',
   INTERNAL: 'RINGPOOL_CONSOLE_INTERNAL',
 } as const;
 
@@ -72,17 +74,25 @@ export function sendAsset(res: ServerResponse, type: string, body: Buffer, head:
  * What a decoded payload may hold that JSON cannot (msgpack's Map, Set,
  * BigInt, typed arrays; raw bytes): each as a tagged object, never a throw.
  */
-export function jsonSafe(this: unknown, _key: string, value: unknown): unknown {
-  if (typeof value === 'bigint') return { $bigint: value.toString() };
-  if (value === undefined) return value;
-  if (value instanceof Map) return { $map: [...value.entries()] };
-  if (value instanceof Set) return { $set: [...value.values()] };
-  if (ArrayBuffer.isView(value)) {
-    const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-    return { $bytes: bytes.toString('base64'), type: value.constructor.name };
+export function jsonSafe(this: unknown, key: string, value: unknown): unknown {
+  // The value before its toJSON (a Buffer's toJSON would give { type, data: [...] }).
+  const raw = (this as Record<string, unknown>)[key];
+  if (typeof raw === 'bigint') return { $bigint: raw.toString() };
+  if (raw instanceof Map) return { $map: [...raw.entries()] };
+  if (raw instanceof Set) return { $set: [...raw.values()] };
+  if (ArrayBuffer.isView(raw)) {
+    const bytes = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    return { $bytes: bytes.toString('base64'), type: raw.constructor.name };
   }
-  if (value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) return { $bytes: Buffer.from(new Uint8Array(value)).toString('base64') };
+  if (raw instanceof ArrayBuffer || raw instanceof SharedArrayBuffer) return { $bytes: Buffer.from(new Uint8Array(raw)).toString('base64'), type: raw.constructor.name };
   return value;
+}
+
+/** A request whose declared body is over the limit: refused before anything else looks at it. */
+export function checkDeclaredLength(req: IncomingMessage): void {
+  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) {
+    throw new HttpError(413, ConsoleCodes.BODY_TOO_LARGE, `request body over ${MAX_BODY_BYTES} bytes`);
+  }
 }
 
 /**
@@ -93,11 +103,6 @@ export function jsonSafe(this: unknown, _key: string, value: unknown): unknown {
 export function readJsonObject(req: IncomingMessage): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const type = req.headers['content-type'];
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > MAX_BODY_BYTES) {
-      reject(new HttpError(413, ConsoleCodes.BODY_TOO_LARGE, `request body over ${MAX_BODY_BYTES} bytes`));
-      return;
-    }
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
@@ -142,14 +147,22 @@ export function readJsonObject(req: IncomingMessage): Promise<Record<string, unk
   });
 }
 
-/** `ids` of a redrive or purge body: absent (all), or an array of integers. */
-export function parseIds(body: Record<string, unknown>): Set<number> | null {
-  const ids = body.ids;
-  if (ids === undefined) return null;
-  if (!Array.isArray(ids) || !ids.every((x) => Number.isSafeInteger(x))) {
+/**
+ * Which letters a redrive or purge body names: `ids` (message ids, integers)
+ * and `refs` (the `ref` of each letter in a page: unique in its mailbox,
+ * also for a Redis mailbox whose letters from several processes may share
+ * an id). Null when both are absent: all of them.
+ */
+export function parseSelection(body: Record<string, unknown>): { ids: Set<number>; refs: Set<string> } | null {
+  const { ids, refs } = body;
+  if (ids === undefined && refs === undefined) return null;
+  if (ids !== undefined && (!Array.isArray(ids) || !ids.every((x) => Number.isSafeInteger(x)))) {
     throw new HttpError(400, ConsoleCodes.BAD_BODY, "'ids' must be an array of integer message ids (absent for all)");
   }
-  return new Set(ids as number[]);
+  if (refs !== undefined && (!Array.isArray(refs) || !refs.every((x) => typeof x === 'string' && x.length > 0 && x.length <= 64))) {
+    throw new HttpError(400, ConsoleCodes.BAD_BODY, "'refs' must be an array of the letters' ref strings");
+  }
+  return { ids: new Set((ids ?? []) as number[]), refs: new Set((refs ?? []) as string[]) };
 }
 
 /** The admin token, hashed once: the compare then always runs over 32 bytes, whatever was sent. */
@@ -169,7 +182,7 @@ export class AdminToken {
       throw new HttpError(403, ConsoleCodes.ADMIN_DISABLED, 'admin calls are disabled: serve() was given no admin.token');
     }
     const h = req.headers.authorization;
-    const m = typeof h === 'string' ? /^Bearer[ ]+(\S+)\s*$/i.exec(h) : null;
+    const m = typeof h === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
     if (m === null) throw new HttpError(401, ConsoleCodes.UNAUTHORIZED, 'admin calls need an Authorization: Bearer <token> header');
     if (!timingSafeEqual(sha256(m[1]!), this.digest)) throw new HttpError(401, ConsoleCodes.UNAUTHORIZED, 'wrong admin token');
   }
@@ -197,6 +210,8 @@ export class Origins {
     const names = new Set([bracket(boundHost)]);
     if (isLoopback(boundHost) || isWildcard(boundHost)) for (const n of ['localhost', '127.0.0.1', '[::1]']) names.add(n);
     this.hosts = new Set([...names].map((n) => `${n}:${port}`));
+    // On the scheme's default port a browser sends Host and Origin without it.
+    if (port === 80 || port === 443) for (const n of names) this.hosts.add(n);
     for (const o of extra) this.hosts.add(new URL(o).host);
   }
 
@@ -204,7 +219,7 @@ export class Origins {
   checkHost(req: IncomingMessage): void {
     if (isWildcard(this.boundHost)) return;
     const host = (req.headers.host ?? '').toLowerCase();
-    if (!this.hosts.has(host)) throw new HttpError(403, ConsoleCodes.BAD_HOST, `Host '${host}' is not this console's (add it to console.origins)`);
+    if (!this.hosts.has(host)) throw new HttpError(403, ConsoleCodes.BAD_HOST, `Host '${host}' is not this console's (list it in serve()'s admin.origins)`);
   }
 
   /** An admin call: Origin absent (curl, a script) or this console's own. */

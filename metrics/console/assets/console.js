@@ -13,7 +13,7 @@ import { $, api, isNum, setText, state, status, ui } from './dom.js';
 import { ensureBox, pushPoint, renderCard, scheduleDraw } from './cards.js';
 import { scheduleRefresh, updateAdminControls } from './letters.js';
 
-const TOTALS_POLL_MS = 5000; // processed/failed totals are not in snapshots: re-read /api/mailboxes
+const TOTALS_POLL_MS = 5000; // the rest of the stats (totals, min/max threads, admin) come from /api/mailboxes: re-read it
 
 // ---------------------------------------------------------------------------------------------
 // Data: the initial list (and totals), the event stream

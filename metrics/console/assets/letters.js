@@ -68,8 +68,8 @@ function makePanel(box) {
   p.prev = el('button', { type: 'button', 'data-testid': 'page-prev', onclick: () => turn(p, -1) }, '‹ prev');
   p.next = el('button', { type: 'button', 'data-testid': 'page-next', onclick: () => turn(p, 1) }, 'next ›');
   p.range = el('span', { class: 'range', 'data-testid': 'page-range' }, '');
-  p.redriveSel = adminButton('Redrive selected', 'redrive-selected', 'put the checked letters back into the mailbox', () => act(p, 'redrive', selectedIds(p)));
-  p.purgeSel = adminButton('Purge selected', 'purge-selected', 'delete the checked letters for good', () => act(p, 'purge', selectedIds(p)));
+  p.redriveSel = adminButton('Redrive selected', 'redrive-selected', 'put the checked letters back into the mailbox', () => act(p, 'redrive', selectedRefs(p)));
+  p.purgeSel = adminButton('Purge selected', 'purge-selected', 'delete the checked letters for good', () => act(p, 'purge', selectedRefs(p)));
   p.checkAll = el('input', { type: 'checkbox', 'data-testid': 'select-page', 'aria-label': 'select every letter on this page', onchange: () => {
     for (const id of p.byId.keys()) {
       if (p.checkAll.checked) p.selected.add(id);
@@ -129,7 +129,7 @@ async function loadPage(p) {
     }
     p.reasons = body.reasons && typeof body.reasons === 'object' ? body.reasons : {};
     p.letters = Array.isArray(body.letters) ? body.letters.slice(0, PAGE) : [];
-    p.byId = new Map(p.letters.map((l) => [String(l.id), l]));
+    p.byId = new Map(p.letters.map((l) => [refOf(l), l]));
     for (const id of p.selected) if (!p.byId.has(id)) p.selected.delete(id); // selection is per page
     p.error = null;
     renderPanel(p);
@@ -173,11 +173,12 @@ function selectionChanged(p) {
 
 function letterRow(p, l) {
   const id = String(l.id);
+  const ref = refOf(l);
   const cb = el('input', { type: 'checkbox', 'data-testid': 'select-letter', 'aria-label': `select letter ${id}` });
-  cb.checked = p.selected.has(id);
+  cb.checked = p.selected.has(ref);
   const err = l.lastError ? `${l.lastError.name ?? 'Error'}: ${l.lastError.message ?? ''}` : '';
   const reason = String(l.reason ?? '');
-  return el('tr', { 'data-testid': 'dead-letter-row', 'data-id': id, tabindex: 0, class: p.detailId === id ? 'open' : null },
+  return el('tr', { 'data-testid': 'dead-letter-row', 'data-id': id, 'data-ref': ref, tabindex: 0, class: p.detailId === ref ? 'open' : null },
     el('td', { class: 'c' }, cb),
     el('td', { class: 'num' }, id),
     el('td', null, el('span', { class: REASONS.includes(reason) ? `badge r-${reason}` : 'badge' }, reason)),
@@ -194,14 +195,14 @@ function rowClick(p, e) {
     if (e.target.tagName !== 'INPUT') tr.querySelector('input').click();
     return;
   }
-  const l = p.byId.get(tr.dataset.id);
+  const l = p.byId.get(tr.dataset.ref);
   if (l) openDetail(p, l);
 }
 
 function rowKey(p, e) {
   if ((e.key === 'Enter' || e.key === ' ') && e.target.matches('tr[data-id]')) {
     e.preventDefault();
-    const l = p.byId.get(e.target.dataset.id);
+    const l = p.byId.get(e.target.dataset.ref);
     if (l) openDetail(p, l);
   }
 }
@@ -209,12 +210,14 @@ function rowKey(p, e) {
 function rowCheck(p, e) {
   const tr = e.target.closest('tr[data-id]');
   if (!tr || e.target.type !== 'checkbox') return;
-  if (e.target.checked) p.selected.add(tr.dataset.id);
-  else p.selected.delete(tr.dataset.id);
+  if (e.target.checked) p.selected.add(tr.dataset.ref);
+  else p.selected.delete(tr.dataset.ref);
   selectionChanged(p);
 }
 
-const selectedIds = (p) => [...p.selected].map((id) => p.byId.get(id)?.id).filter((id) => id !== undefined);
+/** A letter's handle, unique in its mailbox (a Redis mailbox's letters from several processes may share an id). */
+const refOf = (l) => (typeof l.ref === 'string' ? l.ref : String(l.id));
+const selectedRefs = (p) => [...p.selected].filter((ref) => p.byId.has(ref));
 
 function errorBlock(label, err) {
   return el('div', { class: 'err', 'data-testid': 'letter-error' },
@@ -226,15 +229,17 @@ function errorBlock(label, err) {
 function openDetail(p, l) {
   closeDetail(p);
   const id = String(l.id);
-  p.detailId = id;
-  const bytes = l.payload && typeof l.payload === 'object' && !Array.isArray(l.payload) && typeof l.payload.$bytes === 'string' && Object.keys(l.payload).length === 1;
+  const ref = refOf(l);
+  p.detailId = ref;
+  // Bytes the codec could not decode come as { $bytes, type } (base64).
+  const bytes = l.payload && typeof l.payload === 'object' && !Array.isArray(l.payload) && typeof l.payload.$bytes === 'string' && Object.keys(l.payload).every((k) => k === '$bytes' || k === 'type');
   const meta = [['reason', l.reason], ['attempts', int(l.attempts)], ['key', l.key ?? '—'], ['enqueued', when(l.enqueuedAt)], ['dead at', when(l.deadAt)]];
   const errors = [['first error', l.firstError], ['last error', l.lastError]].filter(([, e]) => e && typeof e === 'object');
   p.detail = el('aside', { class: 'detail', 'data-testid': 'letter-detail', 'data-id': id, 'aria-label': `dead letter ${id}` },
     el('header', { class: 'detail-head' },
       el('h3', null, `letter ${id}`),
-      adminButton('Redrive', 'redrive-letter', 'put this letter back into the mailbox', () => act(p, 'redrive', [l.id])),
-      adminButton('Purge', 'purge-letter', 'delete this letter for good', () => act(p, 'purge', [l.id])),
+      adminButton('Redrive', 'redrive-letter', 'put this letter back into the mailbox', () => act(p, 'redrive', [ref])),
+      adminButton('Purge', 'purge-letter', 'delete this letter for good', () => act(p, 'purge', [ref])),
       el('button', { type: 'button', class: 'x', title: 'close', 'aria-label': 'close', onclick: () => closeDetail(p) }, '×')),
     el('dl', { class: 'meta' }, meta.map(([k, v]) => [el('dt', null, k), el('dd', null, String(v ?? '—'))])),
     el('h4', null, bytes ? 'payload (undecodable bytes, base64)' : 'payload'),
@@ -243,7 +248,7 @@ function openDetail(p, l) {
   p.detail.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeDetail(p); });
   p.body.append(p.detail);
   p.body.classList.add('with-detail');
-  for (const tr of p.tbody.rows) tr.classList.toggle('open', tr.dataset.id === id);
+  for (const tr of p.tbody.rows) tr.classList.toggle('open', tr.dataset.ref === ref);
   updateAdminControls();
 }
 
@@ -256,8 +261,9 @@ function closeDetail(p) {
   for (const tr of p.tbody.rows) tr.classList.remove('open');
 }
 
-/** Redrive or purge: ids = [..] for those letters, null for all of the mailbox's letters. */
-async function act(p, op, ids) {
+/** Redrive or purge: refs = [..] for those letters (sent as `refs`), null for all of the mailbox's letters. */
+async function act(p, op, refs) {
+  const ids = refs;
   const name = p.box.name;
   const block = adminBlock();
   if (block) return status(block, 'warn');
@@ -276,12 +282,12 @@ async function act(p, op, ids) {
     const body = await api(dlUrl(name, `/${op}`), {
       method: 'POST',
       headers: { Authorization: `Bearer ${state.token}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify(ids ? { ids } : {}),
+      body: JSON.stringify(ids ? { refs: ids } : {}),
     });
     const done = op === 'redrive' ? body?.redriven : body?.purged;
     status(`${op === 'redrive' ? 'redriven' : 'purged'} ${int(done)} (${name})`, 'ok');
-    if (!ids || (p.detailId !== null && ids.some((id) => String(id) === p.detailId))) closeDetail(p);
-    for (const id of ids ?? [...p.selected]) p.selected.delete(String(id));
+    if (!ids || (p.detailId !== null && ids.includes(p.detailId))) closeDetail(p);
+    for (const ref of ids ?? [...p.selected]) p.selected.delete(ref);
   } catch (e) {
     status(`${op} failed (${name}): ${e.message}`, 'error');
   } finally {
