@@ -54,7 +54,7 @@ export interface SoakOptions {
 export interface SoakReport {
   seed: number;
   /** The mix this seed chose. */
-  config: { looseConcurrency: number; keyedConcurrency: number; keys: number; leaseMs: number; maxAttempts: number; churn: boolean; feed: boolean; journal: boolean };
+  config: { looseConcurrency: number; keyedConcurrency: number; keys: number; leaseMs: number; maxAttempts: number; churn: boolean; feed: boolean; journal: boolean; only?: 'loose' | 'keyed' | 'tight' };
   /** The most messages in flight per thread each mailbox had (the autoscaler raises it for I/O-bound handlers). */
   peakConcurrency: Record<string, number>;
   messages: number;
@@ -161,7 +161,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   const keySeq = new Map<string, number>();
   for (let i = 0; i < total; i++) {
     const r = rand();
-    const box = r < 0.4 ? 'loose' : r < 0.8 ? 'keyed' : 'tight';
+    const box = config.only ?? (r < 0.4 ? 'loose' : r < 0.8 ? 'keyed' : 'tight');
     let f = OK;
     let acc = 0;
     const x = rand();
