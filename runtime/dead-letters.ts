@@ -3,6 +3,7 @@
  * crashed their thread too often, or threw UnrecoverableError. Kept in memory
  * (the in-memory delivery promise), bounded by `deadLetterLimit`. Main thread.
  */
+import { DEAD_LETTER_REASONS } from './outcome.js';
 import type { ErrorInfo } from './shared/errors.js';
 import type { HeldMessage } from './held.js';
 
@@ -33,6 +34,31 @@ export interface DeadLetters {
   /** Drop them. Returns how many. */
   purge(filter?: (letter: DeadLetter) => boolean): number;
   readonly size: number;
+}
+
+/** A page of dead letters: those of one reason (all when undefined), with the count per reason over all. */
+export interface DeadLetterPage<L> {
+  total: number;
+  byReason: Record<DeadLetterReason, number>;
+  letters: L[];
+}
+
+/**
+ * Page `items` (oldest first): `toLetter` runs only on the page's items, so a
+ * store can keep its letters undecoded until they are asked for.
+ */
+export function pageOf<T, L>(items: Iterable<T>, reasonOf: (t: T) => DeadLetterReason, toLetter: (t: T) => L, offset: number, limit: number, reason?: DeadLetterReason): DeadLetterPage<L> {
+  const byReason = Object.fromEntries(DEAD_LETTER_REASONS.map((r) => [r, 0])) as Record<DeadLetterReason, number>;
+  const letters: L[] = [];
+  let total = 0;
+  for (const t of items) {
+    const r = reasonOf(t);
+    byReason[r]++;
+    if (reason !== undefined && r !== reason) continue;
+    if (total >= offset && letters.length < limit) letters.push(toLetter(t));
+    total++;
+  }
+  return { total, byReason, letters };
 }
 
 interface Entry {
@@ -104,17 +130,8 @@ export class DeadLetterStore implements DeadLetters {
    * One page of the letters of `reason` (all when undefined), oldest first,
    * decoding only that page; with the count per reason over all of them.
    */
-  page(offset: number, limit: number, reason?: DeadLetterReason): { total: number; byReason: Record<DeadLetterReason, number>; letters: DeadLetter[] } {
-    const byReason: Record<DeadLetterReason, number> = { max_attempts: 0, poison: 0, timeout: 0, unrecoverable: 0 };
-    const letters: DeadLetter[] = [];
-    let total = 0;
-    for (const e of this.entries) {
-      byReason[e.reason]++;
-      if (reason !== undefined && e.reason !== reason) continue;
-      if (total >= offset && letters.length < limit) letters.push(this.toLetter(e));
-      total++;
-    }
-    return { total, byReason, letters };
+  page(offset: number, limit: number, reason?: DeadLetterReason): DeadLetterPage<DeadLetter> {
+    return pageOf(this.entries, (e) => e.reason, (e) => this.toLetter(e), offset, limit, reason);
   }
 
   private take(filter?: (letter: DeadLetter) => boolean): Entry[] {

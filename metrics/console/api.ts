@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Runtime } from '../../runtime/runtime.js';
-import type { DeadLetter, DeadLetterReason } from '../../runtime/dead-letters.js';
+import { pageOf, type DeadLetter, type DeadLetterPage, type DeadLetterReason } from '../../runtime/dead-letters.js';
+import { DEAD_LETTER_REASONS } from '../../runtime/outcome.js';
 import { AdminToken, ConsoleCodes, HttpError, Origins, checkDeclaredLength, parseSelection, readJsonObject, sendAsset, sendError, sendJson } from './http.js';
 import { EventHub, kindOf } from './events.js';
 
@@ -22,7 +23,6 @@ const ASSETS: Record<string, [file: string, type: string]> = {
   '/letters.js': ['letters.js', 'text/javascript; charset=utf-8'],
 };
 
-const REASONS = ['max_attempts', 'poison', 'timeout', 'unrecoverable'] as const;
 const MAX_PAGE = 500;
 const DEFAULT_PAGE = 50;
 
@@ -32,7 +32,7 @@ interface AnyDeadLetters {
   redrive(filter?: (l: DeadLetter) => boolean): number | Promise<number>;
   purge(filter?: (l: DeadLetter) => boolean): number | Promise<number>;
   /** The in-memory store decodes only the page asked for. */
-  page?(offset: number, limit: number, reason?: DeadLetterReason): { total: number; byReason: Record<string, number>; letters: DeadLetter[] };
+  page?(offset: number, limit: number, reason?: DeadLetterReason): DeadLetterPage<DeadLetter>;
 }
 
 export interface ConsoleConfig {
@@ -180,21 +180,16 @@ export class ConsoleRoutes {
     const offset = intParam(query, 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
     const limit = intParam(query, 'limit', DEFAULT_PAGE, 1, MAX_PAGE);
     const reason = query.get('reason');
-    if (reason !== null && reason !== '' && !(REASONS as readonly string[]).includes(reason)) {
-      throw new HttpError(400, ConsoleCodes.BAD_QUERY, `'reason' must be one of ${REASONS.join(', ')}`);
+    if (reason !== null && reason !== '' && !(DEAD_LETTER_REASONS as readonly string[]).includes(reason)) {
+      throw new HttpError(400, ConsoleCodes.BAD_QUERY, `'reason' must be one of ${DEAD_LETTER_REASONS.join(', ')}`);
     }
     const store = this.store(name);
     const want = reason === null || reason === '' ? undefined : (reason as DeadLetterReason);
-    let page: { total: number; byReason: Record<string, number>; letters: DeadLetter[] };
-    if (store.page !== undefined) page = store.page(offset, limit, want);
-    else {
-      // A Redis mailbox's store: all of <stream>:dead, then the slice.
-      const all = await this.redis(name, () => store.list());
-      const byReason = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<string, number>;
-      for (const l of all) byReason[l.reason] = (byReason[l.reason] ?? 0) + 1;
-      const matching = want === undefined ? all : all.filter((l) => l.reason === want);
-      page = { total: matching.length, byReason, letters: matching.slice(offset, offset + limit) };
-    }
+    // The in-memory store decodes only the page; a Redis mailbox's is all of <stream>:dead, then paged.
+    const page =
+      store.page !== undefined
+        ? store.page(offset, limit, want)
+        : pageOf(await this.redis(name, () => store.list()), (l) => l.reason, (l) => l, offset, limit, want);
     const letters = page.letters.map((l) => ({
       id: l.id,
       ref: refOf(l),

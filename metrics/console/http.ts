@@ -51,9 +51,9 @@ const COMMON_HEADERS = {
 
 export const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+export function sendJson(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
   const text = JSON.stringify(body, jsonSafe);
-  res.writeHead(status, { ...COMMON_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) }).end(text);
+  res.writeHead(status, { ...COMMON_HEADERS, ...extra, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) }).end(text);
 }
 
 export function sendError(res: ServerResponse, err: HttpError, extra: Record<string, string> = {}): void {
@@ -61,8 +61,7 @@ export function sendError(res: ServerResponse, err: HttpError, extra: Record<str
     res.destroy();
     return;
   }
-  const text = JSON.stringify({ error: err.message, code: err.code });
-  res.writeHead(err.status, { ...COMMON_HEADERS, ...extra, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) }).end(text);
+  sendJson(res, err.status, { error: err.message, code: err.code }, extra);
 }
 
 export function sendAsset(res: ServerResponse, type: string, body: Buffer, head: boolean): void {
@@ -117,7 +116,9 @@ export function readJsonObject(req: IncomingMessage): Promise<Record<string, unk
       chunks.push(c);
     });
     req.on('error', (e) => {
-      if (!done) (done = true), reject(new HttpError(400, ConsoleCodes.BAD_BODY, `request body: ${e.message}`));
+      if (done) return;
+      done = true;
+      reject(new HttpError(400, ConsoleCodes.BAD_BODY, `request body: ${e.message}`));
     });
     req.on('end', () => {
       if (done) return;
