@@ -1,7 +1,7 @@
 // codec: 'msgpack': what it carries across threads, its record structures shared in shared memory
 // (bounded, race-safe, journaled), and a __proto__ payload.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -113,6 +113,73 @@ describe("codec: 'msgpack'", () => {
     expect(st.bytes).toBeLessThanOrEqual(4096 - 16);
     expect(st.count).toBeGreaterThan(10);
     expect(st.count).toBeLessThan(60);
+  });
+
+  /** A journal left by a SIGKILLed child: `count` records of `shapes` msgpack shapes, each on disk before the kill. */
+  function killedJournal(dir: string, count: number, shapes = count): void {
+    const child = spawnSync(process.execPath, [fileURLToPath(fixture('mp-journal-child.mjs')), dir, String(count), String(shapes)], { encoding: 'utf8', timeout: 60_000 });
+    expect(child.stdout).toContain('sent');
+    expect(child.signal).toBe('SIGKILL');
+    expect(readdirSync(dir)).toContain('structures');
+  }
+
+  /** `n` objects of `s` shapes that mp-verify.js checks key by key (the fourth key names the shape and holds the value). */
+  function shaped(tag: string, n: number, s: number, from = 0): Array<Record<string, unknown>> {
+    return Array.from({ length: n }, (_, k) => ({ tag, i: from + k, s, [`${tag}_${(from + k) % s}`]: from + k }));
+  }
+
+  // Issue #26 item 1: the journal's table was loaded by the journal thread at start(), over the shapes a send before
+  // start() had put in the empty table: those records (and every later send of their shapes, through the main thread's
+  // cached structures) decoded with the journal's keys. Now the main thread loads it when the mailbox is built.
+  it('a restarted durable msgpack mailbox: sends before and after start() and the journal\'s records each arrive as sent', async () => {
+    const dir = join(root, 'early');
+    killedJournal(dir, 20);
+    const rt = runtime({ mailboxes: { m: { handler: fixture('mp-verify.js'), codec: 'msgpack', durability: { dir, fsync: 'always' }, maxAttempts: 1 } } });
+    for (const o of shaped('early', 30, 5)) rt.send('m', o);
+    await rt.start();
+    for (const o of shaped('early', 30, 5, 30)) rt.send('m', o);
+    await until(() => rt.stats('m').processed + rt.stats('m').deadLettered >= 80, 30_000, 'every message');
+    expect(rt.stats('m')).toMatchObject({ processed: 80, deadLettered: 0 });
+  });
+
+  it('a restarted durable msgpack mailbox: another mailbox\'s handler ctx.send()s new shapes into it while it recovers; each arrives as sent', async () => {
+    const dir = join(root, 'during');
+    killedJournal(dir, 20);
+    // A slow disk, made certain: the dead child's LOCK becomes a FIFO, so the journal thread's open blocks reading it
+    // until the other mailbox's handlers have sent; then the FIFO gives it the dead pid and recovery goes on.
+    const lock = join(dir, 'LOCK');
+    rmSync(lock);
+    expect(spawnSync('mkfifo', [lock]).status).toBe(0);
+    const rt = runtime({
+      mailboxes: {
+        src: { handler: fixture('mp-fan.js'), minThreads: 1, maxThreads: 1 },
+        m: { handler: fixture('mp-verify.js'), codec: 'msgpack', durability: { dir, fsync: 'always' }, maxAttempts: 1 },
+      },
+    });
+    for (let k = 0; k < 10; k++) rt.send('src', { to: 'm', tag: `f${k}`, n: 20, s: 4 });
+    const started = rt.start();
+    // A handler's ctx.send() to a durable mailbox waits for its journal before the handler's message is acked: the
+    // first fan's 20 sends are in m's ring (with its 4 shapes in the table) while m's journal thread is still opening.
+    await until(() => rt.stats('m').enqueued >= 20, 30_000, 'a fan, while the journal waits for its disk');
+    writeFileSync(lock, '999999999\n');
+    await started;
+    await until(() => rt.stats('m').processed + rt.stats('m').deadLettered >= 220, 30_000, 'every message');
+    expect(rt.stats('m')).toMatchObject({ processed: 220, deadLettered: 0 });
+  });
+
+  it('StructureTable.load refuses a table that holds entries already (a published slot is never overwritten)', () => {
+    const a = new StructureTable(StructureTable.allocate(4096));
+    const c = new MsgpackCodec(a);
+    const buf = Buffer.alloc(256);
+    c.prepare({ early: 1, note: 'x' });
+    c.write(buf, 0);
+    expect(a.count).toBe(1);
+    const disk = new StructureTable(StructureTable.allocate(4096));
+    const d = new MsgpackCodec(disk);
+    d.prepare({ id: 7, sku: 'y' });
+    d.write(buf, 0);
+    expect(() => a.load(disk.snapshot())).toThrow(/already holds 1 structures/);
+    expect(a.read()).toEqual([['early', 'note']]);
   });
 
   it('a durable msgpack mailbox decodes its records after a SIGKILL: the structures are journaled with them', async () => {

@@ -143,8 +143,17 @@ export class StructureTable {
     return Buffer.from(this.u8.subarray(HEAD, HEAD + end));
   }
 
-  /** Load entries a journal kept (before any thread uses the table). Throws on damage. */
+  /**
+   * Load entries a journal kept, into an empty table: the main thread does it
+   * when a durable mailbox is built, before anything can encode with the
+   * table. Refuses a table that has entries already (a published slot is
+   * never overwritten: records written with it would decode with another
+   * shape's keys). Throws on damage.
+   */
   load(entries: Uint8Array): void {
+    if (Atomics.load(this.i32, BYTES) !== 0 || Atomics.load(this.i32, COUNT) !== 0) {
+      throw new Error(`the structure table already holds ${Atomics.load(this.i32, COUNT)} structures; a journal's table loads only into an empty one`);
+    }
     if (HEAD + entries.byteLength > this.u8.byteLength) throw new Error(`the structure table on disk (${entries.byteLength} bytes) is larger than the table`);
     let at = 0;
     let count = 0;

@@ -5,8 +5,10 @@
  * what recovery needs: acks, retries with their due time, dead letters with
  * payload and errors, redrives, purges, delayed sends), and tells sendAsync
  * when its message is on disk (JOURNALED passed it). The main thread never
- * touches the journal's files, except to read the small `ids` file when the
- * mailbox is built (ids after a restart start past every journaled one).
+ * touches the journal's files, except to read two small ones when the
+ * mailbox is built, before anything can send to it: `ids` (ids after a
+ * restart start past every journaled one) and `structures` (msgpack's record
+ * shapes: the table must hold the journal's before anyone encodes with it).
  */
 import type { StructureTable } from '../../shared/structures.js';
 import { readFileSync } from 'node:fs';
@@ -22,7 +24,7 @@ import type { MessageStore, StoredMessage } from '../store.js';
 import { PLAIN_BYTES, RETRY_BYTES, errorsJson, stateBytes, writeRetry, writeState, type JournaledMessage } from './records.js';
 import { recoveredMessages } from './recovery.js';
 import type { FromJournal, JournalThreadData } from './thread.js';
-import { IDS_NAME, J_BYTES, J_COMPACTIONS, J_FSYNCS, J_LAST_FSYNC_MS, J_RECOVERED, J_SEGMENTS, J_STATS_WORDS } from './writer.js';
+import { IDS_NAME, STRUCTURES_NAME, J_BYTES, J_COMPACTIONS, J_FSYNCS, J_LAST_FSYNC_MS, J_RECOVERED, J_SEGMENTS, J_STATS_WORDS } from './writer.js';
 
 export interface JournalStats {
   segments: number;
@@ -86,6 +88,10 @@ export class Journal implements MessageStore {
   private readonly early: Buffer[] = [];
   private closed: Promise<void> | null = null;
   private closedResolve: (() => void) | null = null;
+  /** The `structures` file was damaged: open() refuses with this. */
+  private readonly refusal: RingpoolError | null = null;
+  /** Bytes of the `structures` file loaded (the journal thread rewrites it only once the table grew past them). */
+  private readonly structuresOnDisk: number = 0;
 
   constructor(
     readonly mailbox: string,
@@ -105,11 +111,39 @@ export class Journal implements MessageStore {
     }
     const block = Math.ceil(mark / ID_BLOCK_SIZE);
     if ((Atomics.load(this.i32, ID_BLOCK) >>> 0) < block) Atomics.store(this.i32, ID_BLOCK, block);
+    // The journal's msgpack shapes, into the empty table, before any send (a send before start(), or a
+    // handler's ctx.send() from another mailbox during recovery) can append shapes of its own there.
+    if (structures !== null) {
+      const path = join(opts.dir, STRUCTURES_NAME);
+      let file: Buffer | null = null;
+      try {
+        file = readFileSync(path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.refusal = new RingpoolError(ErrorCodes.JOURNAL_IO, `mailbox '${mailbox}': could not read ${path} (${(err as Error).message})`, { mailbox, dir: opts.dir });
+      }
+      if (file !== null) {
+        try {
+          structures.load(file);
+          this.structuresOnDisk = file.byteLength;
+        } catch (err) {
+          this.refusal = new RingpoolError(ErrorCodes.JOURNAL_CORRUPT, `mailbox '${mailbox}': ${(err as Error).message} (${path})`, { mailbox, dir: opts.dir });
+        }
+      }
+    }
   }
 
   open(): Promise<StoredMessage[]> {
+    if (this.refusal !== null) return Promise.reject(this.refusal);
     const { port1, port2 } = new MessageChannel();
-    const data: JournalThreadData = { ...this.opts, mailbox: this.mailbox, sab: this.ring.sab, structures: this.structures?.sab ?? null, stats: this.statsSab, port: port2 };
+    const data: JournalThreadData = {
+      ...this.opts,
+      mailbox: this.mailbox,
+      sab: this.ring.sab,
+      structures: this.structures?.sab ?? null,
+      structuresOnDisk: this.structuresOnDisk,
+      stats: this.statsSab,
+      port: port2,
+    };
     const worker = new Worker(new URL('./thread.js', import.meta.url), { workerData: data, transferList: [port2], name: `ringpool journal ${this.mailbox}` });
     this.worker = worker;
     this.port = port1;

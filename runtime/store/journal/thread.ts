@@ -20,6 +20,8 @@ export interface JournalThreadData extends WriterOptions {
   sab: SharedArrayBuffer;
   /** The mailbox's msgpack structure table (null for other codecs). */
   structures: SharedArrayBuffer | null;
+  /** Bytes of the `structures` file the main thread loaded into it. */
+  structuresOnDisk: number;
   stats: SharedArrayBuffer;
   port: MessagePort;
 }
@@ -50,7 +52,7 @@ function errorOf(err: unknown, fatal: boolean): FromJournal {
 
 function run(d: JournalThreadData): void {
   const port = d.port;
-  const writer = new JournalWriter(nodeFiles, d.sab, d, new Float64Array(d.stats), d.structures === null ? null : new StructureTable(d.structures));
+  const writer = new JournalWriter(nodeFiles, d.sab, d, new Float64Array(d.stats), d.structures === null ? null : new StructureTable(d.structures), d.structuresOnDisk);
   try {
     const { chunks, index, states, tornBytes } = writer.open();
     const msg: FromJournal = { t: 'opened', chunks, index, states, tornBytes };

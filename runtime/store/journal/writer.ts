@@ -30,7 +30,6 @@ import {
   UNIT_SHIFT,
 } from '../../shared/layout.js';
 import { Ring } from '../../shared/ring.js';
-import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
 import type { StructureTable } from '../../shared/structures.js';
 import type { JournalFiles } from './files.js';
 import { copyForward } from './compact.js';
@@ -82,7 +81,6 @@ export class JournalWriter {
   /** The journal's cursor here (JOURNALED once the batch is on disk). */
   private pos: number;
   private idMark = 0;
-  private structuresBytes = 0;
   private dirty = false;
   private lastSync = 0;
   private failed = false;
@@ -97,6 +95,8 @@ export class JournalWriter {
     private readonly stats: Float64Array,
     /** The msgpack codec's record structures, persisted before any record that may use them. */
     private readonly structures: StructureTable | null = null,
+    /** Bytes of the `structures` file the main thread loaded into the table (journal/index.ts). */
+    private structuresBytes = 0,
   ) {
     this.ring = new Ring(sab);
     this.i32 = this.ring.i32;
@@ -110,7 +110,6 @@ export class JournalWriter {
     this.files.mkdirp(this.opts.dir);
     this.unlock = lockDir(this.files, this.opts.dir, this.opts.mailbox);
     try {
-      this.loadStructures();
       return this.recover();
     } catch (err) {
       // Refused (corrupt) or failed: let the directory go, so a fixed one can be opened again by this process.
@@ -332,25 +331,6 @@ export class JournalWriter {
     if (t === null || t.bytes === this.structuresBytes) return;
     const b = t.snapshot();
     this.files.replace(join(this.opts.dir, STRUCTURES_NAME), b, true);
-    this.structuresBytes = b.byteLength;
-  }
-
-  /** Before recovery: the table the journal's records were written with (refused as corrupt if damaged). */
-  private loadStructures(): void {
-    const t = this.structures;
-    if (t === null) return;
-    let b: Buffer;
-    try {
-      b = this.files.read(join(this.opts.dir, STRUCTURES_NAME));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
-    }
-    try {
-      t.load(b);
-    } catch (err) {
-      throw new RingpoolError(ErrorCodes.JOURNAL_CORRUPT, `mailbox '${this.opts.mailbox}': ${(err as Error).message} (${join(this.opts.dir, STRUCTURES_NAME)})`, { mailbox: this.opts.mailbox, dir: this.opts.dir });
-    }
     this.structuresBytes = b.byteLength;
   }
 
