@@ -1,13 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ErrorCodes } from 'ringpool';
 import { FRAME_BYTES, scanSegment, segmentName, segmentSeq, segmentsOf, writeFrame } from '../dist/runtime/store/journal/format.js';
-import { nodeFiles } from '../dist/runtime/store/journal/files.js';
-import { lockDir } from '../dist/runtime/store/journal/lock.js';
-import { expectCode } from './helpers.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -74,28 +69,5 @@ describe('journal segments: names and the record frame', () => {
     const b = Buffer.from(whole);
     b[recs[19]!.offset + 10]! ^= 1;
     expect(scanSegment(b).damage).toBe('torn');
-  });
-});
-
-describe('journal lock: one runtime per directory', () => {
-  it('a second lock on a directory held by a live process is RINGPOOL_JOURNAL_LOCKED naming the pid; letting go frees it', async () => {
-    const dir = tempDir();
-    const release = lockDir(nodeFiles, dir, 'orders');
-    expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toBe(String(process.pid));
-    const err = await expectCode(() => lockDir(nodeFiles, dir, 'orders'), ErrorCodes.JOURNAL_LOCKED);
-    expect(err.message).toContain(String(process.pid));
-    release();
-    lockDir(nodeFiles, dir, 'orders')();
-  });
-
-  it('a lock left by a dead process is taken over', () => {
-    const dir = tempDir();
-    const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
-    const deadPid = Number(child.stdout);
-    expect(deadPid).toBeGreaterThan(0);
-    writeFileSync(join(dir, 'LOCK'), String(deadPid));
-    const release = lockDir(nodeFiles, dir, 'orders');
-    expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toBe(String(process.pid));
-    release();
   });
 });

@@ -168,8 +168,9 @@ describe('durable mailboxes', () => {
     }
   });
 
-  it('a journal thread that dies stops its mailbox: RINGPOOL_JOURNAL_IO on error, on send, and for whoever waits', async () => {
-    const rt = durable(freshDir(), 'noop.js');
+  it('a journal thread that dies stops its mailbox: RINGPOOL_JOURNAL_IO on error, on send, and for whoever waits; a new runtime of this process takes its directory again', async () => {
+    const dir = freshDir();
+    const rt = durable(dir, 'noop.js');
     const errors: Array<{ code: string }> = [];
     rt.on('error', (e) => errors.push(e as { code: string }));
     await rt.start();
@@ -180,6 +181,12 @@ describe('durable mailboxes', () => {
     await until(() => errors.some((e) => e.code === ErrorCodes.JOURNAL_IO), 5_000, 'the error event');
     await expectCode(() => rt.send('m', { after: true }), ErrorCodes.JOURNAL_IO);
     await expectCode(rt.sendAsync('m', { after: true }), ErrorCodes.JOURNAL_IO);
+    await rt.destroy();
+    // Its LOCK names this process, and the descriptor that held it is closed: stale, so the next runtime takes it.
+    const again = durable(dir, 'noop.js');
+    await again.start();
+    await again.sendAsync('m', { again: true });
+    await until(() => again.stats('m').processed >= 1, 5_000, 'a message on the new runtime');
   });
 
   it('bad durability options are refused with the option named', async () => {

@@ -46,6 +46,7 @@ export class MemFiles implements JournalFiles {
   }
   close(fd: number): void {
     this.fds.delete(fd);
+    this.held.delete(fd);
   }
   syncDir(): void {
     this.op('syncDir');
@@ -61,11 +62,34 @@ export class MemFiles implements JournalFiles {
     const f = this.files.get(from);
     if (!f) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
     this.files.delete(from);
-    this.files.set(to, { ...f, entryDurable: false });
+    f.entryDurable = false;
+    this.files.set(to, f);
   }
-  unlink(path: string): void {
+  unlink(path: string, missingOk = false): void {
     this.op('unlink');
-    this.files.delete(path);
+    if (!this.files.delete(path) && !missingOk) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+  }
+  link(from: string, to: string): boolean {
+    this.op('link');
+    const f = this.files.get(from);
+    if (!f) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+    if (this.files.has(to)) return false;
+    // A second name for the same file (the same record: an inode).
+    this.files.set(to, f);
+    return true;
+  }
+  /** Files this "process" holds open (hold()), by their record (an inode); a power cut's MemFiles starts with none. */
+  held = new Map<number, object>();
+  hold(path: string): number {
+    const f = this.files.get(path);
+    if (!f) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+    const fd = this.nextFd++;
+    this.held.set(fd, f);
+    return fd;
+  }
+  heldHere(path: string): boolean | null {
+    const f = this.files.get(path);
+    return f !== undefined && [...this.held.values()].includes(f);
   }
   createExclusive(path: string, data: string): boolean {
     this.op('create');

@@ -27,7 +27,14 @@ export interface JournalFiles {
   /** Cut the file to `bytes` (a torn tail). */
   truncate(path: string, bytes: number): void;
   rename(from: string, to: string): void;
-  unlink(path: string): void;
+  /** Delete `path`; with `missingOk`, a file already gone is no error. */
+  unlink(path: string, missingOk?: boolean): void;
+  /** Hard-link `to` to the file `from`, in one step: false if `to` exists. */
+  link(from: string, to: string): boolean;
+  /** Open `path` and keep it open: the descriptor, which `close()` lets go (how a process shows it holds a lock). */
+  hold(path: string): number;
+  /** Whether some thread of this process has `path` open; null where that cannot be known (no /proc/self/fd). */
+  heldHere(path: string): boolean | null;
   /** Create `path` with `data` only if it does not exist; false if it does. */
   createExclusive(path: string, data: string): boolean;
   /** Replace `path` by `data` as one step: a temporary file (fdatasynced when `sync`), renamed over it, the directory synced. */
@@ -69,7 +76,46 @@ export const nodeFiles: JournalFiles = {
   },
   truncate: (path, bytes) => fs.truncateSync(path, bytes),
   rename: (from, to) => fs.renameSync(from, to),
-  unlink: (path) => fs.unlinkSync(path),
+  unlink: (path, missingOk = false) => {
+    try {
+      fs.unlinkSync(path);
+    } catch (err) {
+      if (!missingOk || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  },
+  link: (from, to) => {
+    try {
+      fs.linkSync(from, to);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    }
+  },
+  hold: (path) => fs.openSync(path, 'r'),
+  heldHere: (path) => {
+    let fds: string[];
+    let target: fs.Stats;
+    try {
+      fds = fs.readdirSync('/proc/self/fd');
+    } catch {
+      return null;
+    }
+    try {
+      target = fs.statSync(path);
+    } catch {
+      return false;
+    }
+    for (const fd of fds) {
+      try {
+        const st = fs.statSync(`/proc/self/fd/${fd}`);
+        if (st.ino === target.ino && st.dev === target.dev) return true;
+      } catch {
+        // closed meanwhile, or not a file
+      }
+    }
+    return false;
+  },
   replace: (path, data, sync) => {
     const tmp = `${path}.tmp`;
     const fd = fs.openSync(tmp, 'w');

@@ -144,7 +144,9 @@ export class Journal implements MessageStore {
       stats: this.statsSab,
       port: port2,
     };
-    const worker = new Worker(new URL('./thread.js', import.meta.url), { workerData: data, transferList: [port2], name: `ringpool journal ${this.mailbox}` });
+    // trackUnmanagedFds (Node's default, set here because the lock relies on it): a thread that dies has its
+    // descriptors closed, the one holding LOCK open included, so its LOCK is stale to this process (lock.ts).
+    const worker = new Worker(new URL('./thread.js', import.meta.url), { workerData: data, transferList: [port2], name: `ringpool journal ${this.mailbox}`, trackUnmanagedFds: true });
     this.worker = worker;
     this.port = port1;
     return new Promise<StoredMessage[]>((resolve, reject) => {

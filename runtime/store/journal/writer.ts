@@ -36,7 +36,7 @@ import { copyForward } from './compact.js';
 import { segmentName } from './format.js';
 import { LiveIndex } from './live.js';
 import { Recovery, type RecoveredParts } from './recovery.js';
-import { lockDir } from './lock.js';
+import { lockDir, type HeldLock } from './lock.js';
 import { RT_OUTCOMES, RT_RING } from './records.js';
 import { SegmentLog } from './segment-log.js';
 
@@ -77,7 +77,7 @@ export class JournalWriter {
   private readonly i32: Int32Array;
   private readonly log: SegmentLog;
   private readonly index = new LiveIndex();
-  private unlock: (() => void) | null = null;
+  private lock: HeldLock | null = null;
   /** The journal's cursor here (JOURNALED once the batch is on disk). */
   private pos: number;
   private idMark = 0;
@@ -108,13 +108,12 @@ export class JournalWriter {
   /** Take the lock, recover the segments, and return what is unfinished in them. */
   open(): Opened {
     this.files.mkdirp(this.opts.dir);
-    this.unlock = lockDir(this.files, this.opts.dir, this.opts.mailbox);
+    this.lock = lockDir(this.files, this.opts.dir, this.opts.mailbox);
     try {
       return this.recover();
     } catch (err) {
       // Refused (corrupt) or failed: let the directory go, so a fixed one can be opened again by this process.
-      this.unlock();
-      this.unlock = null;
+      this.unlockDir();
       throw err;
     }
   }
@@ -283,8 +282,7 @@ export class JournalWriter {
       if (!this.failed) this.log.sync();
     } finally {
       this.log.close();
-      this.unlock?.();
-      this.unlock = null;
+      this.unlockDir();
       const i32 = this.i32;
       Atomics.compareExchange(i32, JOURNAL_FAILED, 0, JOURNAL_CLOSED);
       Atomics.add(i32, JOURNAL_SEQ, 1);
@@ -332,6 +330,14 @@ export class JournalWriter {
     const b = t.snapshot();
     this.files.replace(join(this.opts.dir, STRUCTURES_NAME), b, true);
     this.structuresBytes = b.byteLength;
+  }
+
+  /** Let the directory go. */
+  private unlockDir(): void {
+    const l = this.lock;
+    if (l === null) return;
+    this.lock = null;
+    l.release();
   }
 
   private fail(): void {
