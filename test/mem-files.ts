@@ -103,6 +103,45 @@ export class MemFiles implements JournalFiles {
     const b = Buffer.from(data);
     this.files.set(path, { data: b, synced: sync ? b.length : 0, entryDurable: sync });
   }
+  /**
+   * What a power cut leaves when the disk wrote some of the pages written
+   * since the last fdatasync and not others, in any order (as LazyFS and
+   * ALICE model it): durable entries, each with its synced bytes, then the
+   * unsynced pages `keepPage` keeps, a lost page reading as zeros when a
+   * later one was kept (the file's size reaches the last kept page). A page
+   * is `pageBytes` of the file, aligned; the one holding the synced end is
+   * kept up to it either way.
+   */
+  afterPageLoss(keepPage: (path: string, page: number) => boolean, pageBytes = 4096): MemFiles {
+    const m = new MemFiles();
+    for (const [p, f] of this.files) {
+      if (!f.entryDurable) continue;
+      const data = Buffer.from(f.data);
+      let end = f.synced;
+      for (let page = Math.floor(f.synced / pageBytes); page * pageBytes < f.data.length; page++) {
+        const from = Math.max(page * pageBytes, f.synced);
+        const to = Math.min((page + 1) * pageBytes, f.data.length);
+        if (keepPage(p, page)) end = to;
+        else data.fill(0, from, to);
+      }
+      const kept = data.subarray(0, end);
+      m.files.set(p, { data: Buffer.from(kept), synced: kept.length, entryDurable: true });
+    }
+    return m;
+  }
+
+  /** Unsynced pages of each durable file (for a test to pick subsets of). */
+  unsyncedPages(pageBytes = 4096): Map<string, number[]> {
+    const out = new Map<string, number[]>();
+    for (const [p, f] of this.files) {
+      if (!f.entryDurable || f.synced === f.data.length) continue;
+      const pages: number[] = [];
+      for (let page = Math.floor(f.synced / pageBytes); page * pageBytes < f.data.length; page++) pages.push(page);
+      out.set(p, pages);
+    }
+    return out;
+  }
+
   /** What a power cut now leaves: durable entries, each with its synced bytes plus `keep` of the unsynced ones. */
   afterPowerCut(keep: (unsynced: number) => number): MemFiles {
     const m = new MemFiles();

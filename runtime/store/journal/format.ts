@@ -12,6 +12,16 @@
  *           +9 ...     the rest of the body
  * ```
  * A record's sequence is its segment's first sequence plus its index there.
+ *
+ * One record type belongs to the log itself, not to the journal's records:
+ * a sync mark (RT_SYNCED, data `f64 segment's first sequence, f64 bytes`),
+ * which says "this segment was fdatasynced through this many bytes" and is
+ * written at the start of the first batch after each fdatasync (a roll's
+ * sync is marked at the start of the next segment). Marks take no sequence
+ * and are not handed to the journal. They are recovery's evidence of what was
+ * synced: damage a later mark covers was synced data (corrupt, refused);
+ * damage no mark covers may be a power cut's work on pages never synced (a
+ * torn tail, cut off), whatever good records the disk kept after it.
  */
 import { crc32 } from 'node:zlib';
 
@@ -20,6 +30,10 @@ export const FRAME_BYTES = 8;
 export const HEAD_BYTES = FRAME_BYTES + 1;
 /** Larger bodies are not records: a length field this big is damage. */
 export const MAX_BODY_BYTES = 1 << 30;
+/** The log's sync mark (see above); journal record types (records.ts) are small numbers, never this. */
+export const RT_SYNCED = 0xf0;
+/** A sync mark's data: the segment it is about (its first sequence) and the bytes synced. */
+export const MARK_DATA_BYTES = 16;
 const NAME = /^(\d{20})\.log$/;
 
 /** `00000000000000000042.log` for the segment whose first record has sequence 42. */
@@ -64,17 +78,21 @@ export interface ScannedRecord {
 }
 
 export interface Scan {
+  /** The journal's records before the damage, in order (sync marks left out). */
   records: ScannedRecord[];
   /** Where the good records end: the segment's length when nothing is wrong. */
   goodBytes: number;
   /**
    * What follows the good records: `none`; `torn` (a partial or bad record
-   * with no good record after it: a write cut short, truncate at goodBytes);
-   * `corrupt` (a bad record with a good one after it: refuse).
+   * with no good record after it); `corrupt` (a bad record with a good one
+   * after it). Whether to cut it off or refuse is the log's call, from the
+   * sync marks (segment-log.ts).
    */
   damage: 'none' | 'torn' | 'corrupt';
   /** Offset of the first bad byte (damage != none). */
   badOffset: number;
+  /** The good sync marks after the damage: [segment's first sequence, bytes synced] each. */
+  marksAfter: Array<[number, number]>;
 }
 
 /** The record whose frame starts at `at`, if it is whole and its checksum holds. */
@@ -87,11 +105,24 @@ function recordAt(buf: Buffer, at: number): ScannedRecord | null {
   return { offset: at, type: body[0]!, data: body.subarray(1) };
 }
 
+/** A sync mark's claim, [segment's first sequence, bytes synced], or null if `r` is not one. */
+export function markOf(r: ScannedRecord): [number, number] | null {
+  if (r.type !== RT_SYNCED || r.data.length !== MARK_DATA_BYTES) return null;
+  return [r.data.readDoubleLE(0), r.data.readDoubleLE(8)];
+}
+
+/** The claim of the sync mark a segment starts with (a roll's mark about the segment before it), or null. */
+export function firstMark(buf: Buffer): [number, number] | null {
+  const r = recordAt(buf, 0);
+  return r === null ? null : markOf(r);
+}
+
 /**
- * Read a segment's records in order. At the first record that is not whole
- * or fails its checksum, look for any good record further on (every byte
- * offset: a flipped length can hide where the next frame starts): one found
- * means the damage is in the middle (corrupt), none means a torn tail.
+ * Read a segment's records in order (its sync marks left out). At the first record that is not whole
+ * or fails its checksum, look for good records further on (every byte
+ * offset: a flipped length can hide where the next frame starts): any found
+ * means good records follow the damage (`corrupt`), none means `torn`. The
+ * sync marks among them are kept: they tell whether the damage was synced.
  */
 export function scanSegment(buf: Buffer): Scan {
   const records: ScannedRecord[] = [];
@@ -99,12 +130,22 @@ export function scanSegment(buf: Buffer): Scan {
   while (at < buf.length) {
     const r = recordAt(buf, at);
     if (r === null) break;
-    records.push(r);
+    if (r.type !== RT_SYNCED) records.push(r); // the log's own: not a record of the journal's, no sequence
     at += FRAME_BYTES + 1 + r.data.length;
   }
-  if (at === buf.length) return { records, goodBytes: at, damage: 'none', badOffset: -1 };
-  for (let p = at + 1; p + FRAME_BYTES < buf.length; p++) {
-    if (recordAt(buf, p) !== null) return { records, goodBytes: at, damage: 'corrupt', badOffset: at };
+  if (at === buf.length) return { records, goodBytes: at, damage: 'none', badOffset: -1, marksAfter: [] };
+  const marksAfter: Array<[number, number]> = [];
+  let found = false;
+  for (let p = at + 1; p + FRAME_BYTES < buf.length; ) {
+    const r = recordAt(buf, p);
+    if (r === null) {
+      p++;
+      continue;
+    }
+    found = true;
+    const m = markOf(r);
+    if (m !== null) marksAfter.push(m);
+    p += FRAME_BYTES + 1 + r.data.length;
   }
-  return { records, goodBytes: at, damage: 'torn', badOffset: at };
+  return { records, goodBytes: at, damage: found ? 'corrupt' : 'torn', badOffset: at, marksAfter };
 }

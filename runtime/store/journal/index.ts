@@ -161,7 +161,7 @@ export class Journal implements MessageStore {
           for (const buf of this.early.splice(0)) port1.postMessage({ t: 'outcomes', buf }, [buf.buffer as ArrayBuffer]);
           this.ring.wakeJournal();
           if (msg.tornBytes > 0) {
-            this.onError(new RingpoolError(ErrorCodes.JOURNAL_TORN, `mailbox '${this.mailbox}': the newest journal segment in ${this.opts.dir} ended in a partial record (${msg.tornBytes} bytes, a write cut short by a crash); cut off at the last good record`, { mailbox: this.mailbox, dir: this.opts.dir, bytes: msg.tornBytes }));
+            this.onError(new RingpoolError(ErrorCodes.JOURNAL_TORN, `mailbox '${this.mailbox}': the journal in ${this.opts.dir} had damage past what it had synced (${msg.tornBytes} bytes, a write cut short by a crash or a power cut); cut off at the last good record`, { mailbox: this.mailbox, dir: this.opts.dir, bytes: msg.tornBytes }));
           }
           resolve(this.split(recoveredMessages(msg)));
         } else if (msg.t === 'error') {

@@ -1,27 +1,42 @@
 /**
  * The journal's append-only log (journal thread): segment files in one
- * directory, opened by recovering what is there (torn tail truncated,
- * mid-segment damage refused), appended to in batches with one fdatasync a
- * batch, rolled over at segmentBytes, and old segments deleted. Every file
- * call goes through JournalFiles, so a test sees (and can cut or fail) each.
+ * directory, opened by recovering what is there, appended to in batches with
+ * one fdatasync a batch, rolled over at segmentBytes, and old segments
+ * deleted. Every file call goes through JournalFiles, so a test sees (and can
+ * cut or fail) each.
+ *
+ * Recovery tells a power cut from corruption by what was synced, which the
+ * log writes down as it goes: the first batch after each fdatasync starts
+ * with a sync mark (format.ts) naming the bytes synced, and a segment rolled
+ * after a sync has its mark at the start of the next one. Damage in a
+ * segment is cut off as a torn tail unless a mark says the damaged bytes were
+ * synced: a power cut may keep any of the pages written since the last
+ * fdatasync and lose the others (a later page kept, an earlier one lost), so
+ * good records after the damage prove nothing; synced bytes never change, so
+ * damage inside them is corruption and refused. With fsync 'never' nothing
+ * is marked, and any segment's damage is a torn tail (what the OS had not
+ * written back is lost, as that mode says).
  */
 import { join } from 'node:path';
 import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
 import type { JournalFiles } from './files.js';
-import { HEAD_BYTES, scanSegment, segmentName, segmentSeq, segmentsOf, writeHead, type ScannedRecord } from './format.js';
+import { HEAD_BYTES, MARK_DATA_BYTES, RT_SYNCED, firstMark, scanSegment, segmentName, segmentSeq, segmentsOf, writeHead, type ScannedRecord } from './format.js';
 
 export interface SegmentInfo {
   name: string;
   firstSeq: number;
-  /** Records in it. */
+  /** Records in it (sync marks not counted: they take no sequence). */
   count: number;
   bytes: number;
+  /** Bytes known to be on stable storage (fdatasynced), and the most a mark in it says so far. */
+  synced: number;
+  marked: number;
 }
 
 export interface Recovered {
   /** Every good record, oldest first, with its sequence. */
   records: Array<ScannedRecord & { seq: number; segment: string }>;
-  /** A torn tail was cut off the newest segment (bytes dropped), or 0. */
+  /** Torn tails cut off (bytes dropped, all segments), or 0. */
   tornBytes: number;
 }
 
@@ -44,9 +59,10 @@ export class SegmentLog {
 
   /**
    * Read every segment (oldest first; to `each`, a segment at a time, when
-   * given, else into the result). The newest may end in a torn record (a write cut
-   * short by a crash): cut it off and go on. Damage with good records after
-   * it, or in an older segment, is RINGPOOL_JOURNAL_CORRUPT naming file and offset.
+   * given, else into the result). Damage no sync mark covers is a torn tail:
+   * cut it off and go on. Damage inside synced bytes is
+   * RINGPOOL_JOURNAL_CORRUPT naming file and offset. The newest segment is
+   * fdatasynced once read, so what recovery kept counts as synced.
    */
   open(each?: (seq: number, type: number, data: Buffer) => void, segmentDone?: () => void): Recovered {
     const files = this.files;
@@ -58,20 +74,25 @@ export class SegmentLog {
       const path = join(this.dir, name);
       const buf = files.read(path);
       const scan = scanSegment(buf);
-      const newest = i === names.length - 1;
-      if (scan.damage === 'corrupt' || (scan.damage === 'torn' && !newest)) {
-        throw new RingpoolError(
-          ErrorCodes.JOURNAL_CORRUPT,
-          `mailbox '${this.mailbox}': journal segment ${path} is damaged at byte ${scan.badOffset} with ${scan.damage === 'corrupt' ? 'good records after it' : 'newer segments after it'}; refusing to start`,
-          { mailbox: this.mailbox, file: path, offset: scan.badOffset },
-        );
-      }
-      if (scan.damage === 'torn') {
-        out.tornBytes = buf.length - scan.goodBytes;
+      const firstSeq = segmentSeq(name);
+      if (scan.damage !== 'none') {
+        // What was synced, by the marks after the damage and the roll's mark at the start of the next segment.
+        let synced = 0;
+        for (const [about, bytes] of scan.marksAfter) if (about === firstSeq) synced = Math.max(synced, bytes);
+        const next = names[i + 1];
+        const roll = next === undefined ? null : firstMark(files.read(join(this.dir, next)));
+        if (roll !== null && roll[0] === firstSeq) synced = Math.max(synced, roll[1]);
+        if (synced > scan.badOffset) {
+          throw new RingpoolError(
+            ErrorCodes.JOURNAL_CORRUPT,
+            `mailbox '${this.mailbox}': journal segment ${path} is damaged at byte ${scan.badOffset}, inside the ${synced} bytes it had synced (a later record says so); refusing to start`,
+            { mailbox: this.mailbox, file: path, offset: scan.badOffset, synced },
+          );
+        }
+        out.tornBytes += buf.length - scan.goodBytes;
         files.truncate(path, scan.goodBytes);
       }
-      const firstSeq = segmentSeq(name);
-      this.segments.push({ name, firstSeq, count: scan.records.length, bytes: scan.goodBytes });
+      this.segments.push({ name, firstSeq, count: scan.records.length, bytes: scan.goodBytes, synced: 0, marked: 0 });
       // With `each`, one segment at a time: its buffer can go once its records were seen.
       if (each !== undefined) {
         scan.records.forEach((r, k) => each(firstSeq + k, r.type, r.data));
@@ -80,6 +101,10 @@ export class SegmentLog {
     }
     const last = this.segments.at(-1);
     this.nextSeq = last === undefined ? 0 : last.firstSeq + last.count;
+    if (last !== undefined) {
+      this.fd = files.openAppend(join(this.dir, last.name));
+      this.sync();
+    }
     return out;
   }
 
@@ -109,6 +134,18 @@ export class SegmentLog {
       let f = 0;
       const bufs: Uint8Array[] = [];
       let bytes = 0;
+      const mark = (about: SegmentInfo): void => {
+        // Rare (once a batch at most, and at a roll): a buffer of its own for the frame and the data.
+        const m = Buffer.allocUnsafe(HEAD_BYTES + MARK_DATA_BYTES);
+        const d = m.subarray(HEAD_BYTES);
+        d.writeDoubleLE(about.firstSeq, 0);
+        d.writeDoubleLE(about.synced, 8);
+        writeHead(m, 0, RT_SYNCED, d);
+        bufs.push(m);
+        bytes += m.byteLength;
+        about.marked = about.synced;
+      };
+      if (cur.synced > cur.marked) mark(cur);
       for (let i = 0; i < n; i++) {
         const d = datas[i]!;
         const size = HEAD_BYTES + d.byteLength;
@@ -116,7 +153,10 @@ export class SegmentLog {
           this.write(bufs, bytes);
           bufs.length = 0;
           bytes = 0;
+          const old = cur;
           cur = this.roll();
+          // The old segment synced whole at the roll: said at the start of the new one.
+          if (old.synced === old.bytes && old.synced > old.marked) mark(old);
         }
         writeHead(heads, f, types[i]!, d);
         bufs.push(heads.subarray(f, f + HEAD_BYTES), d);
@@ -145,6 +185,8 @@ export class SegmentLog {
     }
     this.fsyncs++;
     this.lastFsyncMs = performance.now() - t;
+    const cur = this.segments.at(-1)!;
+    cur.synced = cur.bytes;
   }
 
   /**
@@ -210,7 +252,7 @@ export class SegmentLog {
       if (this.syncOnRoll) this.sync();
       this.files.close(this.fd);
     }
-    const s: SegmentInfo = { name: segmentName(this.nextSeq), firstSeq: this.nextSeq, count: 0, bytes: 0 };
+    const s: SegmentInfo = { name: segmentName(this.nextSeq), firstSeq: this.nextSeq, count: 0, bytes: 0, synced: 0, marked: 0 };
     this.fd = this.files.openAppend(join(this.dir, s.name));
     this.files.syncDir(this.dir);
     this.segments.push(s);
