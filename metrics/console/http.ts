@@ -5,7 +5,8 @@
  * DNS rebinding.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 /** The largest request body the console reads. */
 export const MAX_BODY_BYTES = 1 << 20;
@@ -37,6 +38,8 @@ export const ConsoleCodes = {
   BAD_HOST: 'RINGPOOL_CONSOLE_BAD_HOST',
   AMBIGUOUS_ID: 'RINGPOOL_CONSOLE_AMBIGUOUS_ID',
   UNAVAILABLE: 'RINGPOOL_CONSOLE_UNAVAILABLE',
+  BAD_REQUEST: 'RINGPOOL_CONSOLE_BAD_REQUEST',
+  HEADERS_TOO_LARGE: 'RINGPOOL_CONSOLE_HEADERS_TOO_LARGE',
   INTERNAL: 'RINGPOOL_CONSOLE_INTERNAL',
 } as const;
 
@@ -67,6 +70,22 @@ export function sendError(res: ServerResponse, err: HttpError, extra: Record<str
 export function sendAsset(res: ServerResponse, type: string, body: Buffer, head: boolean): void {
   res.writeHead(200, { ...COMMON_HEADERS, 'content-type': type, 'content-length': body.length, 'content-security-policy': PAGE_CSP });
   res.end(head ? undefined : body);
+}
+
+/**
+ * A request Node's HTTP parser refused before any route saw it (a request
+ * line or headers over 16 KiB, a malformed header, a bad Content-Length):
+ * the same JSON error as every other refusal, then the connection closes.
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable || err.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  const [status, code] =
+    err.code === 'HPE_HEADER_OVERFLOW' ? [431, ConsoleCodes.HEADERS_TOO_LARGE] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, ConsoleCodes.BAD_REQUEST] : [400, ConsoleCodes.BAD_REQUEST];
+  const text = JSON.stringify({ error: `malformed request (${err.code ?? 'refused by the HTTP parser'})`, code });
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
 }
 
 /**
