@@ -15,10 +15,10 @@
  * ```
  */
 import type { Registry } from 'prom-client';
-import type { Runtime } from '../runtime/runtime.js';
+import { Runtime as RuntimeClass, type Runtime } from '../runtime/runtime.js';
 import type { Mailbox, MailboxStats } from '../runtime/mailbox/index.js';
 import { DEFAULT_BOUNDS, MAX_BOUNDS, type HistogramSnapshot } from '../runtime/shared/histogram.js';
-import { ErrorCodes, RingpoolError, invalidOption } from '../runtime/shared/errors.js';
+import { ErrorCodes, RingpoolError, invalidOption, optionThrew } from '../runtime/shared/errors.js';
 import { REJECT_REASONS } from '../runtime/shared/layout.js';
 import { isRegistry, noteDetached, noteExported } from './exported.js';
 
@@ -205,14 +205,31 @@ const exporters = new WeakMap<Registry, Map<string, Exporter>>();
 const attached = new WeakMap<Runtime, RuntimeMetrics>();
 
 function checkBuckets(b: unknown): readonly number[] {
-  if (!Array.isArray(b) || b.length === 0 || b.length > MAX_BOUNDS) throw invalidOption('buckets', `an array of 1 to ${MAX_BOUNDS} numbers`, b);
-  for (let i = 0; i < b.length; i++) {
-    const v = b[i];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || (i > 0 && v <= b[i - 1])) {
+  const n: unknown = Array.isArray(b) ? b.length : undefined;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n === 0 || n > MAX_BOUNDS) throw invalidOption('buckets', `an array of 1 to ${MAX_BOUNDS} numbers`, b);
+  // Copied as read (each element once): a Proxy cannot pass the check with one value and keep another.
+  const xs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const v: unknown = (b as unknown[])[i];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || (i > 0 && v <= xs[i - 1]!)) {
       throw invalidOption(`buckets[${i}]`, 'a finite number > 0, greater than the one before', v);
     }
+    xs.push(v);
   }
-  return Object.freeze([...b]);
+  return Object.freeze(xs);
+}
+
+/** createMetrics()'s options, each read once and checked (a getter or trap that throws: RINGPOOL_INVALID_OPTION). */
+function metricsOptions(options: unknown): { registry: Registry; prefix: string; bounds: readonly number[]; buckets: unknown } {
+  if (options === null || typeof options !== 'object') throw invalidOption('registry', 'a prom-client Registry', undefined);
+  try {
+    const { registry, prefix = 'ringpool_', buckets } = options as Record<string, unknown>;
+    if (!isRegistry(registry)) throw invalidOption('registry', 'a prom-client Registry', registry);
+    if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) throw invalidOption('prefix', 'a Prometheus metric name prefix', prefix);
+    return { registry, prefix, bounds: buckets === undefined ? DEFAULT_BOUNDS : checkBuckets(buckets), buckets };
+  } catch (err) {
+    throw optionThrew('createMetrics options', err);
+  }
 }
 
 /**
@@ -222,15 +239,10 @@ function checkBuckets(b: unknown): readonly number[] {
  * series go away when it closes.
  */
 export function createMetrics(rt: Runtime, options: MetricsOptions): RuntimeMetrics {
-  if (options === null || typeof options !== 'object' || !isRegistry(options.registry)) {
-    throw invalidOption('registry', 'a prom-client Registry', options?.registry);
-  }
+  if (!(rt instanceof RuntimeClass)) throw invalidOption('createMetrics(rt)', 'a Runtime (createRuntime())', rt);
+  const { registry, prefix, bounds, buckets } = metricsOptions(options);
   if (attached.has(rt)) throw new RingpoolError(ErrorCodes.INVALID_STATE, 'this runtime already has metrics attached', {});
   if (rt.state === 'closed') throw new RingpoolError(ErrorCodes.CLOSED, 'the runtime is closed', {});
-  const prefix = options.prefix ?? 'ringpool_';
-  if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) throw invalidOption('prefix', 'a Prometheus metric name prefix', prefix);
-  const bounds = options.buckets === undefined ? DEFAULT_BOUNDS : checkBuckets(options.buckets);
-  const { registry } = options;
   let byPrefix = exporters.get(registry);
   if (byPrefix === undefined) exporters.set(registry, (byPrefix = new Map()));
   let exp = byPrefix.get(prefix);
@@ -238,7 +250,7 @@ export function createMetrics(rt: Runtime, options: MetricsOptions): RuntimeMetr
     exp = new Exporter(registry, prefix, bounds);
     byPrefix.set(prefix, exp);
   } else if (exp.boundsOf().join() !== bounds.join()) {
-    throw invalidOption('buckets', `the buckets already used on this registry with prefix '${prefix}'`, options.buckets);
+    throw invalidOption('buckets', `the buckets already used on this registry with prefix '${prefix}'`, buckets);
   }
   const e = exp;
   e.attach(rt);

@@ -4,11 +4,12 @@
  * `console: true` the operator console and its API (console/api.ts).
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Runtime } from '../runtime/runtime.js';
-import { invalidOption } from '../runtime/shared/errors.js';
+import { ErrorCodes, RingpoolError, invalidOption, optionThrew } from '../runtime/shared/errors.js';
 import { ConsoleRoutes } from './console/api.js';
+import { answerClientError } from './console/http.js';
 import { exportedRuntimes, isRegistry, watchExports } from './exported.js';
 
 export interface MetricsServer {
@@ -36,6 +37,72 @@ export interface ConsoleOptions {
    * 'https://ops.example.com': their Host and Origin are accepted too.
    */
   origins?: readonly string[];
+}
+
+const SERVE_KEYS = ['port', 'host', 'console', 'admin'];
+const ADMIN_KEYS = ['token', 'origins'];
+
+interface ResolvedServe {
+  port: number;
+  host: string;
+  console: boolean;
+  token: string | undefined;
+  origins: string[];
+}
+
+/**
+ * serve()'s options, each read once and checked as createRuntime's are: a
+ * message naming the option and the bad value, RINGPOOL_INVALID_OPTION (also
+ * for an unknown key, and a getter or Proxy trap that throws).
+ */
+function serveOptions(options: unknown): ResolvedServe {
+  if (options === undefined) return { port: 9464, host: '127.0.0.1', console: false, token: undefined, origins: [] };
+  try {
+    if (!isPlainObject(options)) throw invalidOption('serve', 'an object { port, host, console, admin }', options);
+    for (const k of Object.keys(options)) if (!SERVE_KEYS.includes(k)) throw invalidOption(k, `one of ${SERVE_KEYS.join(', ')} (unknown option)`, options[k]);
+    const { port = 9464, host = '127.0.0.1', console: withConsole = false, admin = {} } = options;
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) throw invalidOption('port', 'an integer from 0 to 65535', port);
+    if (typeof host !== 'string' || !(isIP(host) !== 0 || HOST_NAME.test(host))) {
+      throw invalidOption('host', "an IP address or a host name to listen on, e.g. '127.0.0.1', '::1', 'localhost', '0.0.0.0'", host);
+    }
+    if (typeof withConsole !== 'boolean') throw invalidOption('console', 'true or false', withConsole);
+    if (!isPlainObject(admin)) throw invalidOption('admin', 'an object { token?, origins? }', admin);
+    for (const k of Object.keys(admin)) if (!ADMIN_KEYS.includes(k)) throw invalidOption(`admin.${k}`, `one of ${ADMIN_KEYS.join(', ')} (unknown option)`, admin[k]);
+    const { token, origins = [] } = admin;
+    if (token !== undefined && (typeof token !== 'string' || !/^\S+$/.test(token))) {
+      // No whitespace: a Bearer token is one word of the Authorization header.
+      throw invalidOption('admin.token', 'a non-empty string without whitespace (or undefined for a read-only console)', typeof token === 'string' ? '(a string with whitespace, or empty)' : token);
+    }
+    if (!Array.isArray(origins)) throw invalidOption('admin.origins', "an array of origins such as 'https://ops.example.com'", origins);
+    const list: string[] = [];
+    for (let i = 0; i < origins.length; i++) {
+      const o: unknown = origins[i];
+      if (typeof o !== 'string' || !isHttpOrigin(o)) throw invalidOption(`admin.origins[${i}]`, "an http: or https: origin with a host, such as 'https://ops.example.com'", o);
+      list.push(o);
+    }
+    return { port, host, console: withConsole, token, origins: list };
+  } catch (err) {
+    throw optionThrew('serve() options', err);
+  }
+}
+
+/** A host name of letters, digits, '-' and '.' labels (no spaces, no scheme, no port). */
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+function isHttpOrigin(o: string): boolean {
+  if (!URL.canParse(o)) return false;
+  const u = new URL(o);
+  return (u.protocol === 'http:' || u.protocol === 'https:') && u.host !== '';
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The host and port cannot be listened on (in use, not this machine's, not allowed): named, with the system's error as `cause`. */
+function listenError(host: string, port: number, err: NodeJS.ErrnoException): RingpoolError {
+  const option = err.code === 'EADDRINUSE' || err.code === 'EACCES' ? 'port' : 'host';
+  return new RingpoolError(ErrorCodes.INVALID_OPTION, `serve(): cannot listen on ${host}:${port}: ${err.code ?? ''} ${err.message}`.trim(), { option, value: option === 'port' ? port : host, errno: err.code }, { cause: err });
 }
 
 type MailboxHealth = { state: 'running' | 'draining' | 'stopped'; depth: number; threads: number; inFlight: number; redis?: 'connected' | 'unreachable' };
@@ -67,22 +134,15 @@ function health(registry: Registry): { status: 'ok' | 'unavailable'; mailboxes: 
  * when the last runtime exported on the registry closes.
  */
 export async function serve(registry: Registry, options: ServeOptions = {}): Promise<MetricsServer> {
-  if (!isRegistry(registry)) throw invalidOption('registry', 'a prom-client Registry', registry);
-  const host = options.host ?? '127.0.0.1';
-  const port = options.port ?? 9464;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidOption('port', 'an integer from 0 to 65535', port);
-  if (options.console !== undefined && typeof options.console !== 'boolean') throw invalidOption('console', 'true or false', options.console);
-  const admin = options.admin ?? {};
-  if (admin === null || typeof admin !== 'object') throw invalidOption('admin', 'an object { token?, origins? }', admin);
-  if (admin.token !== undefined && (typeof admin.token !== 'string' || !/^\S+$/.test(admin.token))) {
-    // No whitespace: a Bearer token is one word of the Authorization header.
-    throw invalidOption('admin.token', 'a non-empty string without whitespace (or undefined for a read-only console)', typeof admin.token === 'string' ? '(a string with whitespace, or empty)' : typeof admin.token);
+  let isReg: boolean;
+  try {
+    isReg = isRegistry(registry);
+  } catch (err) {
+    throw optionThrew('registry', err);
   }
-  const origins = admin.origins ?? [];
-  if (!Array.isArray(origins) || !origins.every((o) => typeof o === 'string' && URL.canParse(o))) {
-    throw invalidOption('admin.origins', "an array of origins such as 'https://ops.example.com'", origins);
-  }
-  const consoleRoutes = options.console === true ? new ConsoleRoutes(() => exportedRuntimes(registry), { token: admin.token, host, port, origins }) : null;
+  if (!isReg) throw invalidOption('registry', 'a prom-client Registry', registry);
+  const { host, port, console: withConsole, token, origins } = serveOptions(options);
+  const consoleRoutes = withConsole ? new ConsoleRoutes(() => exportedRuntimes(registry), { token, host, port, origins }) : null;
   const server: Server = createServer((req, res) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -107,10 +167,12 @@ export async function serve(registry: Registry, options: ServeOptions = {}): Pro
       res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: try /metrics or /healthz${consoleRoutes === null ? '' : ', or / for the console'}\n`);
     }
   });
+  server.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const refused = (err: NodeJS.ErrnoException): void => reject(listenError(host, port, err));
+    server.once('error', refused);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', refused);
       resolve();
     });
   });

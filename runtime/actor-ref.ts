@@ -7,7 +7,7 @@ import { ErrorCodes, RingpoolError, describeValue } from './shared/errors.js';
 import { FLAG_ASK, FLAG_CALL } from './shared/layout.js';
 import type { ActorDefinition, ActorMessage, ActorMethods, ActorReply, KeyedMethods, MethodArgs } from '../workers/actor.js';
 import type { Mailbox } from './mailbox/index.js';
-import { checkWaitOptions } from './options.js';
+import { checkAsk } from './call-options.js';
 
 export interface AskOptions {
   /** Keyed ordering (and, for an actor, the key whose state handles it). Required by actor mailboxes. */
@@ -46,23 +46,28 @@ export interface ActorRef<T extends ActorDefinition> {
  * handler module's default export (`actor({...})`).
  */
 export function actorRef<T extends ActorDefinition>(b: Mailbox, defaults: ActorRefOptions, started: () => boolean): ActorRef<T> {
-const mailbox = b.name;
-  checkAsk(defaults);
+  const mailbox = b.name;
+  const d = checkAsk(defaults);
+  /** Once started, a method the actor does not have (or any, on a plain handler) is refused here, not dead-lettered. */
+  const noMethod = (name: string): RingpoolError | null => {
+    const info = b.actorInfo;
+    if (!started() || info.methods.includes(name)) return null;
+    const shown = name.length > 60 ? `${name.slice(0, 57)}...` : name;
+    return new RingpoolError(ErrorCodes.INVALID_OPTION, `the actor of mailbox '${mailbox}' has no method '${shown}' (has: ${info.methods.join(', ') || 'none'})`, {
+      mailbox,
+      option: 'method',
+    });
+  };
   const call = (name: string, key: unknown, args: unknown[]): Promise<unknown> => {
     if (typeof key !== 'string') return Promise.reject(keyArgError(mailbox, name, key));
-    const info = b.actorInfo;
-    if (started() && !info.methods.includes(name)) {
-      return Promise.reject(
-        new RingpoolError(ErrorCodes.INVALID_OPTION, `the actor of mailbox '${mailbox}' has no method '${name}' (has: ${info.methods.join(', ') || 'none'})`, {
-          mailbox,
-          option: 'method',
-        }),
-      );
-    }
-    return b.ask([name, ...args], key, FLAG_ASK | FLAG_CALL, defaults.signal, defaults.timeoutMs);
+    const refused = noMethod(name);
+    if (refused !== null) return Promise.reject(refused);
+    return b.ask([name, ...args], key, FLAG_ASK | FLAG_CALL, d.signal, d.timeoutMs);
   };
   const tell = (name: string, key: unknown, args: unknown[]): number => {
     if (typeof key !== 'string') throw keyArgError(mailbox, name, key);
+    const refused = noMethod(name);
+    if (refused !== null) throw refused;
     return b.producer.send([name, ...args], { key }, FLAG_CALL);
   };
   const methods = <F>(make: (name: string) => F): Record<string, F> => {
@@ -83,7 +88,13 @@ const mailbox = b.name;
     tell: methods((name) => (key: unknown, ...args: unknown[]) => tell(name, key, args)) as unknown as ActorRef<T>['tell'],
     request: (key, msg, opts) => {
       if (typeof key !== 'string') return Promise.reject(keyArgError(mailbox, 'request', key));
-      return b.ask(msg, key, FLAG_ASK, opts?.signal ?? defaults.signal, opts?.timeoutMs ?? defaults.timeoutMs) as Promise<ActorReply<T>>;
+      let o: AskOptions;
+      try {
+        o = checkAsk(opts);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return b.ask(msg, key, FLAG_ASK, o.signal ?? d.signal, o.timeoutMs ?? d.timeoutMs) as Promise<ActorReply<T>>;
     },
     send: (key, msg) => {
       if (typeof key !== 'string') throw keyArgError(mailbox, 'send', key);
@@ -97,17 +108,4 @@ function keyArgError(mailbox: string, method: string, key: unknown): RingpoolErr
     mailbox,
     option: 'key',
   });
-}
-
-export function checkAsk(opts: AskOptions | ActorRefOptions | undefined): void {
-  if (opts === undefined || opts === null) return;
-  if (typeof opts !== 'object') throw new RingpoolError(ErrorCodes.INVALID_OPTION, `ask options must be an object, got ${describeValue(opts)}`, { option: 'options' });
-  checkWaitOptions('ask', opts.timeoutMs, opts.signal);
-  if ('delayMs' in opts && (opts as { delayMs?: unknown }).delayMs !== undefined) {
-    throw new RingpoolError(ErrorCodes.INVALID_OPTION, `ask options.delayMs is not supported: an ask is sent now`, { option: 'delayMs' });
-  }
-  const key = (opts as AskOptions).key;
-  if (key !== undefined && typeof key !== 'string') {
-    throw new RingpoolError(ErrorCodes.INVALID_OPTION, `ask options.key must be a string, got ${describeValue(key)}`, { option: 'key' });
-  }
 }

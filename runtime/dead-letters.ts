@@ -4,7 +4,7 @@
  * (the in-memory delivery promise), bounded by `deadLetterLimit`. Main thread.
  */
 import { DEAD_LETTER_REASONS } from './outcome.js';
-import type { ErrorInfo } from './shared/errors.js';
+import { ErrorCodes, RingpoolError, describeValue, optionThrew, type ErrorInfo } from './shared/errors.js';
 import type { HeldMessage } from './held.js';
 
 export type DeadLetterReason = 'max_attempts' | 'poison' | 'timeout' | 'unrecoverable';
@@ -134,17 +134,29 @@ export class DeadLetterStore implements DeadLetters {
     return pageOf(this.entries, (e) => e.reason, (e) => this.toLetter(e), offset, limit, reason);
   }
 
-  private take(filter?: (letter: DeadLetter) => boolean): Entry[] {
+  /**
+   * The letters `filter` picks (all without one), taken out of the store.
+   * All or nothing: a filter that is not a function, or that throws, leaves
+   * the store as it was (RINGPOOL_INVALID_OPTION, the thrown value as `cause`).
+   */
+  private take(what: string, filter?: (letter: DeadLetter) => boolean): Entry[] {
     if (filter === undefined) return this.entries.splice(0);
+    if (typeof filter !== 'function') {
+      throw new RingpoolError(ErrorCodes.INVALID_OPTION, `deadLetters().${what}(filter): filter must be a function (letter) => boolean, got ${describeValue(filter)}`, { option: 'filter' });
+    }
     const keep: Entry[] = [];
     const out: Entry[] = [];
-    for (const e of this.entries) (filter(this.toLetter(e)) ? out : keep).push(e);
+    try {
+      for (const e of this.entries) (filter(this.toLetter(e)) ? out : keep).push(e);
+    } catch (err) {
+      throw optionThrew(`deadLetters().${what}(filter): the filter`, err);
+    }
     this.entries = keep;
     return out;
   }
 
   redrive(filter?: (letter: DeadLetter) => boolean): number {
-    const out = this.take(filter);
+    const out = this.take('redrive', filter);
     for (const e of out) {
       e.held.attempt = 1;
       e.held.firstError = undefined;
@@ -155,7 +167,7 @@ export class DeadLetterStore implements DeadLetters {
   }
 
   purge(filter?: (letter: DeadLetter) => boolean): number {
-    const out = this.take(filter);
+    const out = this.take('purge', filter);
     if (out.length > 0) this.gone?.(out.map((e) => e.held));
     return out.length;
   }

@@ -269,8 +269,7 @@ export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
   if (typeof leaseMs !== 'number' || !(leaseMs > 0) || !(leaseMs <= MAX_TIMER_MS)) throw invalidOption(`${p}.leaseMs`, `a number > 0 and <= ${MAX_TIMER_MS} (setTimeout's limit)`, leaseMs);
   const overflow = pick('overflow', d.overflow);
   if (overflow !== 'wait' && overflow !== 'reject') throw invalidOption(`${p}.overflow`, "'wait' or 'reject'", overflow);
-  const resourceLimits = pick('resourceLimits', d.resourceLimits);
-  if (resourceLimits !== undefined && !isPlainObject(resourceLimits)) throw invalidOption(`${p}.resourceLimits`, 'an object (worker_threads ResourceLimits)', resourceLimits);
+  const resourceLimits = checkResourceLimits(`${p}.resourceLimits`, pick('resourceLimits', d.resourceLimits));
   return Object.assign(Object.create(null) as ResolvedMailbox, {
     name,
     handlerUrl: handlerUrl(`${p}.handler`, o.handler),
@@ -295,6 +294,22 @@ export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
   });
 }
 
+const RESOURCE_LIMITS = ['maxYoungGenerationSizeMb', 'maxOldGenerationSizeMb', 'codeRangeSizeMb', 'stackSizeMb'];
+
+/** worker_threads ResourceLimits: each a number > 0 (Node ignores what is not a number, silently). */
+function checkResourceLimits(path: string, v: unknown): ResourceLimits | undefined {
+  if (v === undefined) return undefined;
+  if (!isPlainObject(v)) throw invalidOption(path, `an object { ${RESOURCE_LIMITS.join(', ')} } (worker_threads ResourceLimits)`, v);
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(v)) {
+    if (!RESOURCE_LIMITS.includes(k)) throw invalidOption(`${path}.${k}`, `one of ${RESOURCE_LIMITS.join(', ')} (unknown option)`, v[k]);
+    const x = v[k];
+    if (typeof x !== 'number' || !(x > 0) || !Number.isFinite(x)) throw invalidOption(`${path}.${k}`, 'a finite number > 0 (MB)', x);
+    out[k] = x;
+  }
+  return out as ResourceLimits;
+}
+
 /** `source: { redis }`: refused beside a store or durability (Redis is where the messages live). */
 function redisSource(p: string, o: Record<string, unknown>, leaseMs: number): ResolvedRedisSource | null {
   if (!isRedisSource(o.source)) return null;
@@ -310,7 +325,7 @@ function durability(path: string, v: unknown, store: unknown): ResolvedDurabilit
   if (store !== undefined) throw invalidOption(path, 'absent when a store is given (the journal is the mailbox\'s store)', v);
   const known = ['dir', 'fsync', 'intervalMs', 'segmentBytes'];
   for (const k of Object.keys(v)) if (!known.includes(k)) throw invalidOption(`${path}.${k}`, `one of ${known.join(', ')} (unknown option)`, v[k]);
-  if (typeof v.dir !== 'string' || v.dir === '') throw invalidOption(`${path}.dir`, 'a directory path (a non-empty string)', v.dir);
+  if (typeof v.dir !== 'string' || v.dir === '' || v.dir.includes('\0')) throw invalidOption(`${path}.dir`, 'a directory path (a non-empty string without NUL)', v.dir);
   const fsync = v.fsync === undefined ? 'always' : v.fsync;
   if (fsync !== 'always' && fsync !== 'interval' && fsync !== 'never') throw invalidOption(`${path}.fsync`, "'always', 'interval' or 'never'", fsync);
   const intervalMs = v.intervalMs === undefined ? 5 : v.intervalMs;
@@ -366,17 +381,4 @@ export function resolveRuntime(o: unknown): ResolvedRuntime {
   const startTimeoutMs = o.startTimeoutMs === undefined ? runtimeDefaults.startTimeoutMs : int('startTimeoutMs', o.startTimeoutMs, 1, MAX_TIMER_MS);
   const tickMs = o.tickMs === undefined ? runtimeDefaults.tickMs : int('tickMs', o.tickMs, 1, 60_000);
   return Object.assign(Object.create(null) as ResolvedRuntime, { mailboxes, startTimeoutMs, tickMs });
-}
-
-/** The wait options of sendAsync() and ask(): `timeoutMs` within setTimeout's limit, `signal` an AbortSignal. */
-export function checkWaitOptions(what: string, timeoutMs: unknown, signal: unknown): void {
-  if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS))) {
-    throw new RingpoolError(ErrorCodes.INVALID_OPTION, `${what} options.timeoutMs must be a number from 0 to ${MAX_TIMER_MS} (setTimeout's limit), got ${describeValue(timeoutMs)}`, {
-      option: 'timeoutMs',
-      limit: MAX_TIMER_MS,
-    });
-  }
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw new RingpoolError(ErrorCodes.INVALID_OPTION, `${what} options.signal must be an AbortSignal, got ${describeValue(signal)}`, { option: 'signal' });
-  }
 }

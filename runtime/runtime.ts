@@ -9,11 +9,12 @@ import type { BatchOptions, SendOptions } from './shared/producer.js';
 import type { RingRef, WorkerStats } from './shared/protocol.js';
 import type { DeadLetter, DeadLetters } from './dead-letters.js';
 import { Mailbox, type HandlerTimeoutEvent, type MailboxHost, type MailboxStats, type ScaleEvent, type WorkerCrashEvent } from './mailbox/index.js';
-import type { CloseOptions, CloseReport, RuntimeEvents, SendAsyncOptions, SendBatchAsyncOptions, WaitOptions } from './api.js';
-import { checkWaitOptions, resolveRuntime, type ResolvedRuntime, type RuntimeOptions } from './options.js';
+import type { CloseOptions, CloseReport, RuntimeEvents, SendAsyncOptions, SendBatchAsyncOptions } from './api.js';
+import { resolveRuntime, type ResolvedRuntime, type RuntimeOptions } from './options.js';
+import { checkAsk, splitWait } from './call-options.js';
 import { FLAG_ASK } from './shared/layout.js';
-import { actorRef, checkAsk, type ActorRef, type ActorRefOptions, type AskOptions } from './actor-ref.js';
-import { describeValue } from './shared/errors.js';
+import { actorRef, type ActorRef, type ActorRefOptions, type AskOptions } from './actor-ref.js';
+import { describeValue, optionThrew } from './shared/errors.js';
 import { redisRefuses } from './source/redis/source.js';
 import type { StreamDeadLetters } from './source/redis/dead.js';
 import type { ActorDefinition } from '../workers/actor.js';
@@ -38,7 +39,12 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
 
   constructor(options: RuntimeOptions) {
     super();
-    this.options = resolveRuntime(options);
+    try {
+      this.options = resolveRuntime(options);
+    } catch (err) {
+      // A getter or Proxy trap in the options that throws: RINGPOOL_INVALID_OPTION, the thrown value as `cause`.
+      throw optionThrew('createRuntime options', err);
+    }
     for (const m of this.options.mailboxes) {
       const box = new Mailbox(this, m);
       this.boxes.set(m.name, box);
@@ -134,8 +140,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     }
     const b = this.boxes.get(name);
     if (b === undefined) {
-      throw new RingpoolError(ErrorCodes.UNKNOWN_MAILBOX, `no mailbox named '${name}' (have: ${this.mailboxes.join(', ')})`, {
-        mailbox: name,
+      const shown = name.length > 80 ? `${name.slice(0, 77)}...` : name;
+      throw new RingpoolError(ErrorCodes.UNKNOWN_MAILBOX, `no mailbox named '${shown}' (have: ${this.mailboxes.join(', ')})`, {
+        mailbox: shown,
       });
     }
     return b;
@@ -163,14 +170,15 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    */
   ask<R = unknown>(mailbox: string, payload: unknown, opts?: AskOptions): Promise<R> {
     let b: Mailbox;
+    let o: AskOptions;
     try {
       b = this.box(mailbox);
-      checkAsk(opts);
+      o = checkAsk(opts);
     } catch (err) {
       return Promise.reject(err);
     }
     if (b.redis !== null) return Promise.reject(redisRefuses(mailbox, 'ask()', 'the reply would have to find its way back to this process'));
-    return b.ask(payload, opts?.key, FLAG_ASK, opts?.signal, opts?.timeoutMs) as Promise<R>;
+    return b.ask(payload, o.key, FLAG_ASK, o.signal, o.timeoutMs) as Promise<R>;
   }
 
   /**
@@ -239,7 +247,11 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
 
   /** Turn the autoscaler on or off for a mailbox (on also undoes a resize()). */
   autoscale(mailbox: string, on: boolean): void {
-    this.box(mailbox).setAutoscale(on === true);
+    const b = this.box(mailbox);
+    if (typeof on !== 'boolean') {
+      throw new RingpoolError(ErrorCodes.INVALID_OPTION, `autoscale(): on must be true or false, got ${describeValue(on)}`, { option: 'on' });
+    }
+    b.setAutoscale(on);
   }
 
   /** Per-thread figures of a mailbox's consumer loops (a comlink call to each thread; not for the hot path). */
@@ -311,7 +323,13 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    */
   close(opts: CloseOptions = {}): Promise<CloseReport> {
     if (this.closing !== null) return this.closing;
-    const timeoutMs = opts?.timeoutMs ?? 30_000;
+    let timeoutMs: unknown;
+    try {
+      if (opts !== null && typeof opts !== 'object') throw new RingpoolError(ErrorCodes.INVALID_OPTION, `close options must be an object { timeoutMs }, got ${describeValue(opts)}`, { option: 'options' });
+      timeoutMs = opts?.timeoutMs ?? 30_000;
+    } catch (err) {
+      return Promise.reject(optionThrew('close options', err));
+    }
     if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS)) {
       return Promise.reject(
         new RingpoolError(ErrorCodes.INVALID_OPTION, `close options.timeoutMs must be a number from 0 to ${MAX_TIMER_MS}, got ${describeValue(timeoutMs)}`, {
@@ -381,14 +399,6 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
-}
-
-/** A send's options apart from its wait options (checked): [send options, signal, timeoutMs]. */
-function splitWait<T extends SendOptions | BatchOptions>(what: string, opts: (T & WaitOptions) | undefined): [T | undefined, AbortSignal | undefined, number | undefined] {
-  if (opts === undefined || opts === null) return [opts, undefined, undefined];
-  const { signal, timeoutMs, ...rest } = opts;
-  checkWaitOptions(what, timeoutMs, signal);
-  return [rest as unknown as T, signal, timeoutMs];
 }
 
 /** Build a runtime. Throws RINGPOOL_INVALID_OPTION naming the option path. */

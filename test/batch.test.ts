@@ -53,6 +53,22 @@ describe('sendBatch', () => {
     expect(after.rejectedBy).toMatchObject({ queue_full: 250, unserializable: 3, too_large: 2 });
   });
 
+  it('refuses anything but an array, and an array no ring could hold, with RINGPOOL_INVALID_OPTION before allocating for it (issue 26)', async () => {
+    const rt = runtime({ mailboxes: { m: { handler: fixture('noop.js'), capacityBytes: 1 << 16, maxMessageBytes: 1024, minThreads: 1, maxThreads: 1 } } });
+    await rt.start();
+    // Each of these threw a plain RangeError from new Array(n) / new Int32Array(n), or (2 ** 31) aborted the process.
+    const lying = new Proxy([1, 2, 3], { get: (o, k) => (k === 'length' ? 2 ** 31 : o[k as keyof typeof o]) });
+    for (const bad of [{ length: -1 }, { length: NaN }, { length: 1.5 }, { length: 2 ** 31 }, { length: '3' }, 'abc', null, 42, new Uint8Array(3), lying]) {
+      const e = await expectCode(() => rt.sendBatch('m', bad as never), 'RINGPOOL_INVALID_OPTION');
+      expect(e.message).toMatch(/sendBatch payloads must be an array|a batch holds at most/);
+      await expectCode(rt.sendBatchAsync('m', bad as never), 'RINGPOOL_INVALID_OPTION');
+    }
+    const most = await expectCode(() => rt.sendBatch('m', lying as never), 'RINGPOOL_INVALID_OPTION');
+    expect((most as unknown as { details: { limit: number } }).details.limit).toBeGreaterThan(0);
+    expect(rt.stats('m').enqueued).toBe(0);
+    expect(rt.sendBatch('m', [1, 2])).toHaveLength(2);
+  });
+
   it('sendBatchAsync waits for room for the whole batch, FIFO with sendAsync, then every message runs', async () => {
     const flag = join(root, 'open');
     const rt = runtime({

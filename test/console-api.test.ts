@@ -164,8 +164,8 @@ describe('console API', () => {
       expect(r.json).toEqual({ mailbox: 'work', redriven: 1 });
       await until(() => done.includes(1), 5_000, 'the redriven message to run');
       expect(rt.deadLetters('work').list().map((l) => l.id).sort()).toEqual([ids[0]!, ids[2]!].sort());
-      // No ids: all of them.
-      const rest = await call(base, '/api/mailboxes/work/dead-letters/redrive', { method: 'POST', headers: admin(), body: '{}' });
+      // All of them, said explicitly.
+      const rest = await call(base, '/api/mailboxes/work/dead-letters/redrive', { method: 'POST', headers: admin(), body: '{"all":true}' });
       expect(rest.json.redriven).toBe(2);
       await until(() => done.length === 3, 5_000, 'all redriven to run');
       expect(rt.stats('work').processed).toBe(3);
@@ -180,7 +180,7 @@ describe('console API', () => {
     const r = await call(base, '/api/mailboxes/work/dead-letters/purge', { method: 'POST', headers: admin(), body: JSON.stringify({ ids: [ids[0], ids[3], 999_999] }) });
     expect(r.json).toEqual({ mailbox: 'work', purged: 2 });
     expect(rt.deadLetters('work').list().map((l) => l.id).sort()).toEqual([ids[1], ids[2]].sort());
-    const all = await call(base, '/api/mailboxes/work/dead-letters/purge', { method: 'POST', headers: admin() });
+    const all = await call(base, '/api/mailboxes/work/dead-letters/purge', { method: 'POST', headers: admin(), body: '{"all":true}' });
     expect(all.json.purged).toBe(2);
     expect(rt.deadLetters('work').size).toBe(0);
   });
@@ -188,7 +188,7 @@ describe('console API', () => {
   it('refuses admin calls without the token (401), with none configured (403), or from a foreign Origin (403); nothing changes', async () => {
     const { rt, base, server } = await setup();
     await deadLetter(rt, 2);
-    const post = (headers: Record<string, string>, path = '/api/mailboxes/work/dead-letters/purge', b = '{}') => call(base, path, { method: 'POST', headers, body: b });
+    const post = (headers: Record<string, string>, path = '/api/mailboxes/work/dead-letters/purge', b = '{"all":true}') => call(base, path, { method: 'POST', headers, body: b });
     const cases: Array<[string, Record<string, string>, number, string, string?]> = [
       ['no header', { 'content-type': 'application/json' }, 401, 'RINGPOOL_CONSOLE_UNAUTHORIZED'],
       ['wrong token', admin({ authorization: `Bearer ${TOKEN}x` }), 401, 'RINGPOOL_CONSOLE_UNAUTHORIZED'],
@@ -214,7 +214,7 @@ describe('console API', () => {
 
     const ro = await setup({ token: undefined });
     await deadLetter(ro.rt, 1);
-    const r = await call(ro.base, '/api/mailboxes/work/dead-letters/redrive', { method: 'POST', headers: admin(), body: '{}' });
+    const r = await call(ro.base, '/api/mailboxes/work/dead-letters/redrive', { method: 'POST', headers: admin(), body: '{"all":true}' });
     expect(r.status).toBe(403);
     expect(r.json.code).toBe('RINGPOOL_CONSOLE_ADMIN_DISABLED');
     expect(ro.rt.deadLetters('work').size).toBe(1);
@@ -256,6 +256,42 @@ describe('console API', () => {
     });
     expect([413, -1]).toContain(chunked);
     expect(rt.deadLetters('work').size).toBe(2);
+  });
+
+  it('a body that names nothing it knows changes nothing (400): a misspelt key, an unknown one, none; "all" is said with {"all": true}', async () => {
+    const { rt, base } = await setup();
+    const ids = await deadLetter(rt, 3);
+    const post = (action: string, body?: string) => call(base, `/api/mailboxes/work/dead-letters/${action}`, { method: 'POST', headers: admin(), body });
+    const cases: Array<[string, string | undefined]> = [
+      ['a misspelt key', '{"id":[1]}'],
+      ['the misspelt key with the real one\'s value', JSON.stringify({ id: [ids[0]] })],
+      ['a known key beside an unknown one', JSON.stringify({ ids: [ids[0]], force: true })],
+      ['an empty object', '{}'],
+      ['no body', undefined],
+      ['__proto__', '{"__proto__":{"all":true}}'],
+      ['constructor', '{"constructor":{"all":true}}'],
+      ['all false', '{"all":false}'],
+      ['all a string', '{"all":"true"}'],
+      ['all 1', '{"all":1}'],
+      ['all beside ids', JSON.stringify({ all: true, ids: [ids[0]] })],
+      ['refs not strings', '{"refs":[1]}'],
+      ['refs an object', '{"refs":{"0":"1"}}'],
+      ['ids huge', '{"ids":[1e300]}'],
+    ];
+    for (const action of ['purge', 'redrive']) {
+      for (const [what, body] of cases) {
+        const r = await post(action, body);
+        expect(r.status, `${action}: ${what}`).toBe(400);
+        expect(r.json?.code, `${action}: ${what}`).toBe('RINGPOOL_CONSOLE_BAD_BODY');
+        expect(rt.deadLetters('work').size, `${action}: ${what}`).toBe(3);
+      }
+    }
+    // The error names the key it does not know.
+    expect((await post('purge', '{"id":[1]}')).json.error).toMatch(/'id'/);
+    // An empty selection is a selection: nothing.
+    expect((await post('purge', '{"ids":[],"refs":[]}')).json).toEqual({ mailbox: 'work', purged: 0 });
+    expect((await post('purge', JSON.stringify({ all: true }))).json).toEqual({ mailbox: 'work', purged: 3 });
+    expect(rt.deadLetters('work').size).toBe(0);
   });
 
   it('answers only its own Host names on loopback (DNS rebinding)', async () => {
@@ -365,7 +401,7 @@ describe('console API', () => {
       const purged = await call(server.url, '/api/mailboxes/stream/dead-letters/purge', { method: 'POST', headers: admin(), body: JSON.stringify({ ids: [page!.json.letters[0].id] }) });
       expect(purged.json).toEqual({ mailbox: 'stream', purged: 1 });
       expect((await call(server.url, '/api/mailboxes/stream/dead-letters')).json.total).toBe(0);
-      const purgedDisk = await call(server.url, '/api/mailboxes/disk/dead-letters/purge', { method: 'POST', headers: admin(), body: '{}' });
+      const purgedDisk = await call(server.url, '/api/mailboxes/disk/dead-letters/purge', { method: 'POST', headers: admin(), body: '{"all":true}' });
       expect(purgedDisk.json.purged).toBe(1);
       await rt.close({ timeoutMs: 5_000 });
     } finally {
@@ -453,7 +489,7 @@ describe('console API', () => {
     expect(status.status).toBe(413);
     expect(status.connection).toBe('close');
     // Without a declared length, a refusal for the token also closes the connection rather than read what follows.
-    const r = await call(base, '/api/mailboxes/work/dead-letters/purge', { method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, body: '{}' });
+    const r = await call(base, '/api/mailboxes/work/dead-letters/purge', { method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, body: '{"all":true}' });
     expect(r.status).toBe(401);
     expect(r.headers['www-authenticate']).toMatch(/^Bearer/);
     expect(rt.deadLetters('work').size).toBe(1);

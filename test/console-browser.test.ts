@@ -155,12 +155,51 @@ describe('console in a browser', () => {
         expect(await rot.locator(`[data-testid="${b}"]`).isDisabled(), b).toBe(true);
       }
       const refused = await ro.evaluate(async (token) => {
-        const r = await fetch('/api/mailboxes/work/dead-letters/purge', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
+        const r = await fetch('/api/mailboxes/work/dead-letters/purge', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"all":true}' });
         return r.status;
       }, TOKEN);
       expect(refused).toBe(403);
       expect(rt.deadLetters('work').size).toBe(1);
       await ro.close();
+    } finally {
+      ch.close();
+    }
+  }, 45_000);
+
+  it('"Redrive all" and "Purge all" act on every letter (the page sends {"all": true}: an empty body is refused)', async () => {
+    rt.deadLetters('work').purge();
+    const okAfter = Date.now() + 300;
+    for (const n of [101, 102, 103]) rt.send('work', { n, okAfter });
+    await until(() => rt.deadLetters('work').size === 3, 10_000, '3 dead letters');
+    const ran: number[] = [];
+    const ch = new BroadcastChannel('ringpool-console-test');
+    ch.onmessage = (e) => ran.push((e as { data: number }).data);
+    try {
+      const page = await open(server.url);
+      await card(page, 'work').locator('[data-testid="open-dead-letters"]').click();
+      const t = table(page, 'work');
+      await expect.poll(() => t.locator('[data-testid="dead-letter-row"]').count()).toBe(3);
+      await page.locator('[data-testid="admin-token"]').fill(TOKEN);
+      const redriveAll = t.locator('[data-testid="redrive-all"]');
+      await expect.poll(() => redriveAll.isDisabled()).toBe(false);
+      while (Date.now() < okAfter) await page.waitForTimeout(50);
+      const asked = dialogs.length;
+      await redriveAll.click();
+      await until(() => [101, 102, 103].every((n) => ran.includes(n)), 5_000, 'every redriven message to run');
+      expect(dialogs.slice(asked).some((d) => d.includes('Redrive all 3 dead letters of mailbox "work"'))).toBe(true);
+      expect(rt.deadLetters('work').size).toBe(0);
+      await expect.poll(() => t.locator('[data-testid="dead-letter-row"]').count(), { timeout: 3_000 }).toBe(0);
+
+      for (const n of [201, 202]) rt.send('work', { n, always: true });
+      await until(() => rt.deadLetters('work').size === 2, 10_000, '2 more dead letters');
+      await expect.poll(() => t.locator('[data-testid="dead-letter-row"]').count(), { timeout: 5_000 }).toBe(2);
+      const purgeAll = t.locator('[data-testid="purge-all"]');
+      await expect.poll(() => purgeAll.isDisabled()).toBe(false);
+      await purgeAll.click();
+      await until(() => rt.deadLetters('work').size === 0, 5_000, 'every letter purged');
+      await expect.poll(() => t.locator('[data-testid="dead-letter-row"]').count(), { timeout: 3_000 }).toBe(0);
+      expect(ran.filter((n) => n === 201 || n === 202)).toEqual([]);
+      await page.close();
     } finally {
       ch.close();
     }

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Runtime } from '../../runtime/runtime.js';
 import { pageOf, type DeadLetter, type DeadLetterPage, type DeadLetterReason } from '../../runtime/dead-letters.js';
 import { DEAD_LETTER_REASONS } from '../../runtime/outcome.js';
-import { AdminToken, ConsoleCodes, HttpError, Origins, checkDeclaredLength, parseSelection, readJsonObject, sendAsset, sendError, sendJson } from './http.js';
+import { AdminToken, ConsoleCodes, HttpError, Origins, checkDeclaredLength, parseSelection, readJsonObject, sendAsset, sendError, sendJson, type Selection } from './http.js';
 import { EventHub, kindOf } from './events.js';
 
 /** The page's files: shipped in the package under metrics/console/assets, read once. */
@@ -120,9 +120,9 @@ export class ConsoleRoutes {
     }
   }
 
-  /** Redrive or purge the selected letters (all when `sel` is null). */
-  private async act(name: string, store: AnyDeadLetters, action: string, sel: { ids: Set<number>; refs: Set<string> } | null): Promise<number> {
-    if (sel !== null && sel.ids.size > 0 && store.page === undefined) {
+  /** Redrive or purge the selected letters (every one for `{ all: true }`). */
+  private async act(name: string, store: AnyDeadLetters, action: string, sel: Selection): Promise<number> {
+    if (!sel.all && sel.ids.size > 0 && store.page === undefined) {
       // A Redis mailbox's letters come from every process of its group: an id may name two. Refuse rather than guess.
       const seen = new Map<number, number>();
       for (const l of await this.redis(name, () => store.list())) if (sel.ids.has(l.id)) seen.set(l.id, (seen.get(l.id) ?? 0) + 1);
@@ -131,7 +131,7 @@ export class ConsoleRoutes {
         throw new HttpError(409, ConsoleCodes.AMBIGUOUS_ID, `ids ${twice.join(', ')} name more than one dead letter of '${name}' (letters from several processes): select them by 'refs' instead`);
       }
     }
-    const filter = sel === null ? undefined : (l: DeadLetter): boolean => sel.ids.has(l.id) || sel.refs.has(refOf(l));
+    const filter = sel.all ? undefined : (l: DeadLetter): boolean => sel.ids.has(l.id) || sel.refs.has(refOf(l));
     return this.redis(name, () => (action === 'redrive' ? store.redrive(filter) : store.purge(filter)));
   }
 

@@ -5,7 +5,8 @@
  * DNS rebinding.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 /** The largest request body the console reads. */
 export const MAX_BODY_BYTES = 1 << 20;
@@ -37,6 +38,8 @@ export const ConsoleCodes = {
   BAD_HOST: 'RINGPOOL_CONSOLE_BAD_HOST',
   AMBIGUOUS_ID: 'RINGPOOL_CONSOLE_AMBIGUOUS_ID',
   UNAVAILABLE: 'RINGPOOL_CONSOLE_UNAVAILABLE',
+  BAD_REQUEST: 'RINGPOOL_CONSOLE_BAD_REQUEST',
+  HEADERS_TOO_LARGE: 'RINGPOOL_CONSOLE_HEADERS_TOO_LARGE',
   INTERNAL: 'RINGPOOL_CONSOLE_INTERNAL',
 } as const;
 
@@ -70,6 +73,22 @@ export function sendAsset(res: ServerResponse, type: string, body: Buffer, head:
 }
 
 /**
+ * A request Node's HTTP parser refused before any route saw it (a request
+ * line or headers over 16 KiB, a malformed header, a bad Content-Length):
+ * the same JSON error as every other refusal, then the connection closes.
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable || err.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  const [status, code] =
+    err.code === 'HPE_HEADER_OVERFLOW' ? [431, ConsoleCodes.HEADERS_TOO_LARGE] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, ConsoleCodes.BAD_REQUEST] : [400, ConsoleCodes.BAD_REQUEST];
+  const text = JSON.stringify({ error: `malformed request (${err.code ?? 'refused by the HTTP parser'})`, code });
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+}
+
+/**
  * What a decoded payload may hold that JSON cannot (msgpack's Map, Set,
  * BigInt, typed arrays; raw bytes): each as a tagged object, never a throw.
  */
@@ -95,7 +114,8 @@ export function checkDeclaredLength(req: IncomingMessage): void {
 }
 
 /**
- * Read a JSON object body of at most MAX_BODY_BYTES. An empty body is `{}`.
+ * Read a JSON object body of at most MAX_BODY_BYTES. An empty body is `{}`
+ * (which names no letters: parseSelection refuses it).
  * A larger one is refused as soon as it passes the limit (413), without
  * reading the rest.
  */
@@ -140,7 +160,7 @@ export function readJsonObject(req: IncomingMessage): Promise<Record<string, unk
         return;
       }
       if (v === null || typeof v !== 'object' || Array.isArray(v)) {
-        reject(new HttpError(400, ConsoleCodes.BAD_BODY, 'the body must be a JSON object, e.g. {"ids":[1,2]} or {}'));
+        reject(new HttpError(400, ConsoleCodes.BAD_BODY, 'the body must be a JSON object: {"ids":[...]}, {"refs":[...]} or {"all":true}'));
         return;
       }
       resolve(v as Record<string, unknown>);
@@ -148,22 +168,42 @@ export function readJsonObject(req: IncomingMessage): Promise<Record<string, unk
   });
 }
 
+/** Which letters a redrive or purge acts on: every one, or those named. */
+export type Selection = { all: true } | { all: false; ids: Set<number>; refs: Set<string> };
+
+const SELECTION_KEYS = ['all', 'ids', 'refs'];
+
 /**
- * Which letters a redrive or purge body names: `ids` (message ids, integers)
- * and `refs` (the `ref` of each letter in a page: unique in its mailbox,
- * also for a Redis mailbox whose letters from several processes may share
- * an id). Null when both are absent: all of them.
+ * Which letters a redrive or purge body names: `{"all": true}` (every letter
+ * of the mailbox, said explicitly), or `ids` (message ids, integers) and/or
+ * `refs` (the `ref` of each letter in a page: unique in its mailbox, also for
+ * a Redis mailbox whose letters from several processes may share an id).
+ * Anything else is refused (400), so that a misspelt key or an empty body
+ * never acts on every letter: an unknown key, a body naming nothing, `all`
+ * other than `true` or beside `ids`/`refs`, a known key of the wrong type.
  */
-export function parseSelection(body: Record<string, unknown>): { ids: Set<number>; refs: Set<string> } | null {
-  const { ids, refs } = body;
-  if (ids === undefined && refs === undefined) return null;
+export function parseSelection(body: Record<string, unknown>): Selection {
+  const bad = (why: string): HttpError => new HttpError(400, ConsoleCodes.BAD_BODY, `${why}: send {"ids":[...]}, {"refs":[...]} or {"all":true}`);
+  for (const k of Object.keys(body)) {
+    if (!SELECTION_KEYS.includes(k)) throw bad(`unknown key '${k.length > 40 ? `${k.slice(0, 37)}...` : k}' in the body (known: ${SELECTION_KEYS.join(', ')}); nothing was changed`);
+  }
+  const own = (k: string): unknown => (Object.hasOwn(body, k) ? body[k] : undefined);
+  const all = own('all');
+  const ids = own('ids');
+  const refs = own('refs');
+  if (all !== undefined) {
+    if (all !== true) throw bad("'all' must be true (or absent)");
+    if (ids !== undefined || refs !== undefined) throw bad("'all' names every letter: give it without 'ids' or 'refs'");
+    return { all: true };
+  }
+  if (ids === undefined && refs === undefined) throw bad('the body names no letters; nothing was changed');
   if (ids !== undefined && (!Array.isArray(ids) || !ids.every((x) => Number.isSafeInteger(x)))) {
-    throw new HttpError(400, ConsoleCodes.BAD_BODY, "'ids' must be an array of integer message ids (absent for all)");
+    throw bad("'ids' must be an array of integer message ids");
   }
   if (refs !== undefined && (!Array.isArray(refs) || !refs.every((x) => typeof x === 'string' && x.length > 0 && x.length <= 64))) {
-    throw new HttpError(400, ConsoleCodes.BAD_BODY, "'refs' must be an array of the letters' ref strings");
+    throw bad("'refs' must be an array of the letters' ref strings");
   }
-  return { ids: new Set((ids ?? []) as number[]), refs: new Set((refs ?? []) as string[]) };
+  return { all: false, ids: new Set((ids ?? []) as number[]), refs: new Set((refs ?? []) as string[]) };
 }
 
 /** The admin token, hashed once: the compare then always runs over 32 bytes, whatever was sent. */

@@ -274,7 +274,7 @@ export class Mailbox {
   }
 
   /** Resolves with the ids once the whole batch is accepted (on a durable mailbox: on disk, as for sendAsync). */
-  sendBatchAsync(payloads: ArrayLike<unknown>, opts: BatchOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<number[]> {
+  sendBatchAsync(payloads: readonly unknown[], opts: BatchOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<number[]> {
     const sent = this.intake.sendBatchAsync(payloads, opts, signal, timeoutMs);
     return this.journal === null ? sent : this.intake.durableBatch(this.journal, sent, opts);
   }

@@ -7,6 +7,7 @@
 import { ErrorCodes, RingpoolError } from '../shared/errors.js';
 import { SPACE_SEQ, SPACE_WAITERS } from '../shared/layout.js';
 import type { BatchOptions, SendOptions } from '../shared/producer.js';
+import { batchLength } from '../shared/batch.js';
 import type { Journal } from '../store/journal/index.js';
 import type { Mailbox } from './index.js';
 
@@ -58,8 +59,10 @@ export class Intake {
   }
 
   /** sendBatchAsync: the whole batch once it fits (all or nothing), FIFO with the other waiting sends. */
-  sendBatchAsync(payloads: ArrayLike<unknown>, opts: BatchOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<number[]> {
+  sendBatchAsync(payloads: readonly unknown[], opts: BatchOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<number[]> {
     const producer = this.m.producer;
+    // Not an array, or one no ring could hold: refused at once, waiting or not.
+    const n = batchLength(payloads, this.m.ring, this.m.name);
     if (signal?.aborted) return Promise.reject(signal.reason);
     let need = 0;
     if (this.waiters.length === 0) {
@@ -70,7 +73,7 @@ export class Intake {
     // Encoding the batch again is the expensive part of a try: wait until as much room as it needed is free.
     const ring = this.m.ring;
     const attempt = (): number[] | null => (ring.capacityUnits - ring.usedUnits() < need ? null : producer.trySendBatch(payloads, opts));
-    return this.wait<number[]>('sendBatchAsync', attempt, signal, timeoutMs, undefined, payloads.length);
+    return this.wait<number[]>('sendBatchAsync', attempt, signal, timeoutMs, undefined, n);
   }
 
   /** sendAsync on a durable mailbox: resolved once the message is on disk as the fsync mode says. */

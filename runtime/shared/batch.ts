@@ -30,7 +30,8 @@ import {
   keySlotOf,
   recordUnits,
 } from './layout.js';
-import { ErrorCodes, RingpoolError } from './errors.js';
+import { ErrorCodes, RingpoolError, describeValue, messageOf, optionThrew } from './errors.js';
+import { unserializable } from './payload-codec.js';
 import { writeUtf8 } from './codec.js';
 import type { PayloadCodec } from './payload-codec.js';
 import { faultHook } from './faults.js';
@@ -38,6 +39,34 @@ import type { Ring } from './ring.js';
 
 /** A batch's key: one for every message, or one per message. */
 export type BatchKey = string | ((payload: unknown, index: number) => string);
+
+/**
+ * How many messages `payloads` holds: it must be an array (anything else,
+ * `{ length: 2 ** 31 }` included, is refused before a thing is allocated for
+ * it), of at most as many messages as half the ring could ever hold.
+ * RINGPOOL_INVALID_OPTION otherwise.
+ */
+export function batchLength(payloads: unknown, ring: Ring, mailbox: string): number {
+  let n: unknown;
+  try {
+    n = Array.isArray(payloads) ? payloads.length : undefined;
+  } catch (err) {
+    throw optionThrew('sendBatch payloads', err); // a revoked Proxy, a length trap that throws
+  }
+  if (n === undefined) {
+    throw new RingpoolError(ErrorCodes.INVALID_OPTION, `sendBatch payloads must be an array, got ${describeValue(payloads)}`, { option: 'payloads' });
+  }
+  // A Proxy of an array may say any length: each record takes at least one header's units.
+  const most = Math.floor((ring.capacityUnits >>> 1) / recordUnits(0, 0));
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > most) {
+    throw new RingpoolError(
+      ErrorCodes.INVALID_OPTION,
+      `a batch of ${describeValue(n)} messages to mailbox '${mailbox}': a batch holds at most ${most} (half of capacityBytes ${ring.capacityBytes}, in records of an empty payload)`,
+      { mailbox, option: 'payloads', limit: most },
+    );
+  }
+  return n;
+}
 
 export class BatchEncoder {
   /** What the codec made of each payload (codec.hold()); cleared after each batch. */
@@ -59,22 +88,35 @@ export class BatchEncoder {
    * first bad one (its index in `details.index`), counting the whole batch
    * as rejected.
    */
-  encode(codec: PayloadCodec, payloads: ArrayLike<unknown>, key: BatchKey | null, maxMessageBytes: number, mailbox: string, ring: Ring): void {
-    const n = payloads.length;
+  encode(codec: PayloadCodec, payloads: readonly unknown[], n: number, key: BatchKey | null, maxMessageBytes: number, mailbox: string, ring: Ring): void {
     if (this.lens.length < n) this.grow(n);
     this.n = 0;
     this.units = 0;
     this.keyed = key !== null;
     this.codec = codec;
     for (let i = 0; i < n; i++) {
-      const p = payloads[i];
+      let p: unknown;
+      try {
+        p = payloads[i];
+      } catch (err) {
+        ring.countRejected('unserializable', n);
+        const e = unserializable(codec.name, err, `message ${i} of the batch cannot be read: ${messageOf(err)}`);
+        (e.details as Record<string, unknown>).index = i;
+        throw e;
+      }
       let k: string | null = null;
       let kb = 0;
       if (key !== null) {
-        k = typeof key === 'string' ? key : key(p, i);
-        if (typeof k !== 'string') {
-          throw new RingpoolError(ErrorCodes.INVALID_OPTION, `sendBatch options.key(payload, ${i}) must return a string, got ${typeof k}`, { option: 'key', index: i });
+        let got: unknown;
+        try {
+          got = typeof key === 'string' ? key : key(p, i);
+        } catch (err) {
+          throw optionThrew(`sendBatch options.key(payload, ${i})`, err);
         }
+        if (typeof got !== 'string' || !got.isWellFormed()) {
+          throw new RingpoolError(ErrorCodes.INVALID_OPTION, `sendBatch options.key(payload, ${i}) must return a well-formed string, got ${describeValue(got)}`, { option: 'key', index: i });
+        }
+        k = got;
         kb = Buffer.byteLength(k, 'utf8');
         this.slots[i] = keySlotOf(k);
       }

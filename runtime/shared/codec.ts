@@ -9,7 +9,7 @@
  * back; it never returns a view into shared memory.
  */
 import * as v8 from 'node:v8';
-import { ErrorCodes, RingpoolError, safeString } from './errors.js';
+import { ErrorCodes, RingpoolError, messageOf } from './errors.js';
 import { MsgpackCodec } from './msgpack.js';
 import { BytesCodec, PayloadCodec, unserializable } from './payload-codec.js';
 import { StructureTable } from './structures.js';
@@ -60,7 +60,7 @@ export class JsonCodec extends PayloadCodec {
     try {
       text = JSON.stringify(value);
     } catch (err) {
-      throw unserializable('json', err, (err as Error).message);
+      throw unserializable('json', err, messageOf(err));
     }
     if (text === undefined) {
       if (value !== undefined) throw unserializable('json', undefined, `a ${typeof value} has no JSON form`);
@@ -112,7 +112,7 @@ export class V8Codec extends BytesCodec {
     try {
       this.bytes = v8.serialize(value);
     } catch (err) {
-      throw unserializable('v8', err, (err as Error).message);
+      throw unserializable('v8', err, messageOf(err));
     }
     return this.bytes.byteLength;
   }
@@ -124,7 +124,8 @@ export class V8Codec extends BytesCodec {
 export class RawCodec extends BytesCodec {
   readonly name = 'raw';
   prepare(value: unknown): number {
-    if (!(value instanceof Uint8Array)) {
+    // isView first: it reads an internal slot, where instanceof would run a Proxy's getPrototypeOf trap.
+    if (!ArrayBuffer.isView(value) || !(value instanceof Uint8Array)) {
       throw unserializable('raw', undefined, `expected a Uint8Array, got ${value === null ? 'null' : typeof value}`);
     }
     this.bytes = value;
@@ -142,13 +143,14 @@ export class CustomCodec extends BytesCodec {
     this.name = codec.name;
   }
   prepare(value: unknown): number {
-    let out: unknown;
+    let out: Uint8Array | null;
     try {
-      out = this.codec.encode(value);
+      const got: unknown = this.codec.encode(value);
+      out = got instanceof Uint8Array ? got : null;
     } catch (err) {
-      throw unserializable(this.name, err, (err as Error)?.message ?? safeString(err));
+      throw unserializable(this.name, err, messageOf(err));
     }
-    if (!(out instanceof Uint8Array)) throw unserializable(this.name, undefined, 'encode() did not return a Uint8Array');
+    if (out === null) throw unserializable(this.name, undefined, 'encode() did not return a Uint8Array');
     this.bytes = out;
     return out.byteLength;
   }

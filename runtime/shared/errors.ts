@@ -62,24 +62,51 @@ export class RingpoolError extends Error {
   }
 }
 
-/** How a value reads in an error message: `0` (number), `'x'` (string). */
+/** How a value reads in an error message: `0` (number), `'x'` (string). Never throws (a revoked Proxy, a throwing toString). */
 export function describeValue(value: unknown): string {
-  if (typeof value === 'string') return `'${value.length > 60 ? value.slice(0, 57) + '...' : value}' (string)`;
-  if (typeof value === 'bigint') return `${value}n (bigint)`;
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return `an object`;
-  if (typeof value === 'function') return 'a function';
-  return `\`${safeString(value)}\` (${typeof value})`;
+  try {
+    if (typeof value === 'string') return `'${value.length > 60 ? value.slice(0, 57) + '...' : value}' (string)`;
+    if (typeof value === 'bigint') return `${value}n (bigint)`;
+    if (value === null) return 'null';
+    if (typeof value === 'function') return 'a function';
+    if (typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object';
+    return `\`${safeString(value)}\` (${typeof value})`;
+  } catch {
+    return 'an unreadable value (a revoked Proxy?)';
+  }
 }
 
-/** String(value), or its Object.prototype.toString tag when that throws (a null-prototype object, a throwing toString). */
+/** String(value), or its Object.prototype.toString tag when that throws (a null-prototype object, a throwing toString); never throws. */
 export function safeString(value: unknown): string {
   try {
     return String(value);
   } catch {
-    return Object.prototype.toString.call(value);
+    try {
+      return Object.prototype.toString.call(value);
+    } catch {
+      return '(an unprintable value)';
+    }
   }
+}
+
+/** What a thrown value says: an Error's message, or the value itself as text. Never throws (something thrown need not be an Error). */
+export function messageOf(thrown: unknown): string {
+  try {
+    if (thrown instanceof Error) return String(thrown.message);
+  } catch {
+    // a Proxy whose traps throw, a throwing message getter
+  }
+  return safeString(thrown);
+}
+
+/**
+ * User code ran while ringpool read an option and threw (a getter, a Proxy
+ * trap, a callback such as a batch's key function or a dead-letter filter):
+ * RINGPOOL_INVALID_OPTION naming the option, the thrown value as `cause`.
+ */
+export function optionThrew(path: string, thrown: unknown): RingpoolError {
+  if (thrown instanceof RingpoolError) return thrown;
+  return new RingpoolError(ErrorCodes.INVALID_OPTION, `${path} could not be read: it threw ${messageOf(thrown)}`, { option: path }, { cause: thrown });
 }
 
 export function invalidOption(path: string, expected: string, value: unknown): RingpoolError {
@@ -109,12 +136,16 @@ export function journalStopped(closed: boolean, mailbox: string, what: string): 
 }
 
 export function toErrorInfo(thrown: unknown): ErrorInfo {
-  if (thrown instanceof Error) {
-    const info: ErrorInfo = { name: thrown.name, message: thrown.message };
-    if (thrown.stack !== undefined) info.stack = thrown.stack;
-    const code = (thrown as { code?: unknown }).code;
-    if (typeof code === 'string') info.code = code;
-    return info;
+  try {
+    if (thrown instanceof Error) {
+      const info: ErrorInfo = { name: String(thrown.name), message: String(thrown.message) };
+      if (typeof thrown.stack === 'string') info.stack = thrown.stack;
+      const code = (thrown as { code?: unknown }).code;
+      if (typeof code === 'string') info.code = code;
+      return info;
+    }
+  } catch {
+    // An Error-like Proxy or getter that throws: described as text below.
   }
   let text: string;
   try {

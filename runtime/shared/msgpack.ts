@@ -16,7 +16,7 @@
 import { createRequire } from 'node:module';
 import type { Packr as PackrType } from 'msgpackr';
 import { BytesCodec, unserializable } from './payload-codec.js';
-import { RingpoolError } from './errors.js';
+import { RingpoolError, messageOf } from './errors.js';
 import { MAX_SHARED_STRUCTURES, StructureTable, type Structure } from './structures.js';
 
 type PackrClass = new (opts: Record<string, unknown>) => PackrType;
@@ -58,12 +58,19 @@ export class MsgpackCodec extends BytesCodec {
   }
 
   prepare(value: unknown): number {
+    // msgpackr sets `offset` only when a pack completes. A getter or toJSON
+    // that throws a falsy value (null, undefined, 0, '') while a new shape is
+    // being shared is swallowed by msgpackr 2.1.4 (its finally block returns
+    // the partial buffer): -1 left here says the pack did not complete.
+    const packr = this.packr as PackrType & { offset: number };
+    packr.offset = -1;
     try {
-      this.bytes = this.packr.pack(value);
+      this.bytes = packr.pack(value);
     } catch (err) {
       if (err instanceof RingpoolError) throw err;
-      throw unserializable('msgpack', err, (err as Error)?.message ?? String(err));
+      throw unserializable('msgpack', err, messageOf(err));
     }
+    if (packr.offset === -1) throw unserializable('msgpack', undefined, 'reading the payload threw a falsy value (null, undefined, 0 or an empty string)');
     return this.bytes.byteLength;
   }
 

@@ -5,8 +5,8 @@
  * (the JSON string); a key costs its byte length.
  */
 import type { PayloadCodec } from './codec.js';
-import { BatchEncoder, type BatchKey } from './batch.js';
-import { ErrorCodes, RingpoolError, describeValue, journalStopped } from './errors.js';
+import { BatchEncoder, batchLength, type BatchKey } from './batch.js';
+import { ErrorCodes, RingpoolError, describeValue, journalStopped, optionThrew } from './errors.js';
 import { ACTOR_WORD, GUARD_FREE, JOURNAL_CLOSED, JOURNAL_FAILED, KEY_WORDS, K_SENT, keySlotOf } from './layout.js';
 import { faultHook } from './faults.js';
 import { acquireGuard } from './guard.js';
@@ -102,14 +102,21 @@ export class Producer {
     let keyBytes = 0;
     let delayMs = 0;
     if (opts !== undefined && opts !== null) {
-      const k = opts.key;
-      if (k !== undefined && k !== null) {
-        if (typeof k !== 'string') throw badSendOption('key', 'a string', k);
-        key = k;
-        keyBytes = Buffer.byteLength(k, 'utf8');
+      if (typeof opts !== 'object') throw badSendOption('', 'an object { key, delayMs }', opts);
+      let k: unknown, d: unknown;
+      try {
+        k = opts.key;
+        d = opts.delayMs;
+      } catch (err) {
+        throw optionThrew('send options', err);
       }
-      delayMs = delayOf(opts.delayMs);
+      if (k !== undefined && k !== null) {
+        key = keyOf(k);
+        keyBytes = Buffer.byteLength(key, 'utf8');
+      }
+      delayMs = delayOf(d);
     }
+    this.lastDelayMs = delayMs;
     if (key === null) this.checkKeyless();
     const codec = this.codec;
     let bytes: number;
@@ -198,11 +205,14 @@ export class Producer {
     return new RingpoolError(ErrorCodes.CLOSED, `this thread is being retired; ctx.send() is refused`, { mailbox: this.mailbox });
   }
 
+  /** The delayMs of the last send or batch (0: written to the ring now): read once, whatever getter gave it. */
+  lastDelayMs = 0;
+
   /** Send a batch or throw (RINGPOOL_QUEUE_FULL when it does not fit now: nothing is written). Ids in order. */
-  sendBatch(payloads: ArrayLike<unknown>, opts: BatchOptions | undefined): number[] {
+  sendBatch(payloads: readonly unknown[], opts: BatchOptions | undefined): number[] {
     const ids = this.trySendBatch(payloads, opts);
     if (ids === null) {
-      this.ring.countRejected('queue_full', payloads.length);
+      this.ring.countRejected('queue_full', this.batchCount);
       throw this.fullError();
     }
     return ids;
@@ -213,29 +223,35 @@ export class Producer {
    * no room for all of them now (nothing counted). Throws for anything else
    * (a bad payload or option, a batch that could never fit), sending nothing.
    */
-  trySendBatch(payloads: ArrayLike<unknown>, opts: BatchOptions | undefined): number[] | null {
+  trySendBatch(payloads: readonly unknown[], opts: BatchOptions | undefined): number[] | null {
     const ring = this.ring;
     const t = now();
     this.checkOpen();
-    if (payloads === null || typeof payloads !== 'object' || typeof payloads.length !== 'number') {
-      throw new RingpoolError(ErrorCodes.INVALID_OPTION, `sendBatch payloads must be an array, got ${describeValue(payloads)}`, { option: 'payloads' });
-    }
+    const n = batchLength(payloads, ring, this.mailbox);
     let key: BatchKey | null = null;
     let delayMs = 0;
     if (opts !== undefined && opts !== null) {
-      const k = opts.key;
-      if (k !== undefined && k !== null) {
-        if (typeof k !== 'string' && typeof k !== 'function') throw badSendOption('key', 'a string, or a function (payload, index) => string', k);
-        key = k;
+      if (typeof opts !== 'object') throw badSendOption('', 'an object { key, delayMs }', opts);
+      let k: unknown, d: unknown;
+      try {
+        k = opts.key;
+        d = opts.delayMs;
+      } catch (err) {
+        throw optionThrew('sendBatch options', err);
       }
-      delayMs = delayOf(opts.delayMs);
+      if (k !== undefined && k !== null) {
+        if (typeof k === 'function') key = k as BatchKey;
+        else if (typeof k === 'string') key = keyOf(k);
+        else throw badSendOption('key', 'a string, or a function (payload, index) => string', k);
+      }
+      delayMs = delayOf(d);
     }
+    this.lastDelayMs = delayMs;
     if (key === null) this.checkKeyless();
-    const n = payloads.length;
     if (n === 0) return [];
     const enc = this.batch ?? (this.batch = new BatchEncoder());
     try {
-      enc.encode(this.codec, payloads, key, this.maxMessageBytes, this.mailbox, ring);
+      enc.encode(this.codec, payloads, n, key, this.maxMessageBytes, this.mailbox, ring);
       return this.sendEncoded(enc, n, delayMs, t);
     } finally {
       enc.clear();
@@ -262,6 +278,7 @@ export class Producer {
     }
     if (!ok) {
       this.batchUnits = enc.units;
+      this.batchCount = n;
       return null;
     }
     if (this.timing !== null) this.timing.observe((now() - t) / 1000 / n);
@@ -271,6 +288,8 @@ export class Producer {
   private batch: BatchEncoder | null = null;
   /** Units the last batch that found no room needed (a waiting sendBatchAsync tries again once that much is free). */
   batchUnits = 0;
+  /** Messages in the last batch that found no room (counted as rejected when it is refused). */
+  batchCount = 0;
 
   /**
    * A message a source read (bytes already encoded by the mailbox's codec),
@@ -313,6 +332,17 @@ class BytesWriter {
   }
 }
 
+/**
+ * A send's key: a string that is well-formed UTF-16. A lone surrogate would
+ * reach the handler as U+FFFD (the ring holds UTF-8), so two different keys
+ * would become one, in order and for an actor's state: refused.
+ */
+function keyOf(k: unknown): string {
+  if (typeof k !== 'string') throw badSendOption('key', 'a string', k);
+  if (!k.isWellFormed()) throw badSendOption('key', 'well-formed UTF-16 (a lone surrogate would arrive as U+FFFD, merging keys)', k);
+  return k;
+}
+
 /** A send's delayMs (0 when absent), or RINGPOOL_INVALID_OPTION. */
 function delayOf(d: unknown): number {
   if (d === undefined) return 0;
@@ -321,7 +351,7 @@ function delayOf(d: unknown): number {
 }
 
 function badSendOption(name: string, expected: string, value: unknown): RingpoolError {
-  return new RingpoolError(ErrorCodes.INVALID_OPTION, `send options.${name} must be ${expected}, got ${describeValue(value)}`, {
-    option: name,
+  return new RingpoolError(ErrorCodes.INVALID_OPTION, `send options${name === '' ? '' : `.${name}`} must be ${expected}, got ${describeValue(value)}`, {
+    option: name === '' ? 'options' : name,
   });
 }

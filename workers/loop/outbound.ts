@@ -3,7 +3,7 @@
  * mailbox's ring (one producer per mailbox, its reservations written down in
  * the loop's slot for hole repair), and an ask's reply into the reply ring.
  */
-import { ErrorCodes, RingpoolError, journalStopped } from '../../runtime/shared/errors.js';
+import { ErrorCodes, RingpoolError, describeValue, journalStopped } from '../../runtime/shared/errors.js';
 import { JOURNALED, JOURNAL_CLOSED, JOURNAL_FAILED, JOURNAL_SEQ, JOURNAL_WATCHERS, S_GUARD, S_RESV_TAG, ringTag } from '../../runtime/shared/layout.js';
 import { Producer, type BatchOptions, type SendOptions } from '../../runtime/shared/producer.js';
 import { Ring } from '../../runtime/shared/ring.js';
@@ -33,7 +33,8 @@ export class Outbound {
     const id = p.send(payload, opts);
     const r = p.ring;
     if (r.woke) this.loop.wokeOther = true;
-    if (r.journaled && from !== null && !(opts?.delayMs! > 0)) (from.marks ??= new DurableMarks()).add(r, r.lastEnd, mailbox);
+    // lastDelayMs: the options as the send read them (a getter is not asked twice).
+    if (r.journaled && from !== null && p.lastDelayMs === 0) (from.marks ??= new DurableMarks()).add(r, r.lastEnd, mailbox);
     return id;
   }
 
@@ -43,7 +44,7 @@ export class Outbound {
     if (p === undefined) p = this.producerFor(mailbox);
     const ids = p.sendBatch(payloads, opts);
     const r = p.ring;
-    if (ids.length > 0 && r.journaled && from !== null && !(opts?.delayMs! > 0)) (from.marks ??= new DurableMarks()).add(r, r.lastEnd, mailbox);
+    if (ids.length > 0 && r.journaled && from !== null && p.lastDelayMs === 0) (from.marks ??= new DurableMarks()).add(r, r.lastEnd, mailbox);
     return ids;
   }
 
@@ -72,9 +73,14 @@ export class Outbound {
 
   private producerFor(mailbox: string): Producer {
     const loop = this.loop;
-    const ref = loop.task.rings[mailbox];
+    // Own keys only: the rings object came through postMessage with a prototype ('__proto__', 'constructor' are not mailboxes).
+    if (typeof mailbox !== 'string') {
+      throw new RingpoolError(ErrorCodes.INVALID_OPTION, `ctx.send(): the mailbox name must be a string, got ${describeValue(mailbox)}`, { option: 'mailbox' });
+    }
+    const ref = Object.hasOwn(loop.task.rings, mailbox) ? loop.task.rings[mailbox] : undefined;
     if (ref === undefined) {
-      throw new RingpoolError(ErrorCodes.UNKNOWN_MAILBOX, `no mailbox named '${mailbox}'`, { mailbox });
+      const shown = mailbox.length > 80 ? `${mailbox.slice(0, 77)}...` : mailbox;
+      throw new RingpoolError(ErrorCodes.UNKNOWN_MAILBOX, `no mailbox named '${shown}'`, { mailbox: shown });
     }
     // A ring of its own even for this mailbox: its reservations are written down (markIn), the loop's claims are not.
     const ring = new Ring(ref.sab);

@@ -261,7 +261,7 @@ function closeDetail(p) {
   for (const tr of p.tbody.rows) tr.classList.remove('open');
 }
 
-/** Redrive or purge: refs = [..] for those letters (sent as `refs`), null for all of the mailbox's letters. */
+/** Redrive or purge: refs = [..] for those letters (sent as `refs`), null for all of the mailbox's letters (sent as `all: true`). */
 async function act(p, op, refs) {
   const ids = refs;
   const name = p.box.name;
@@ -282,7 +282,7 @@ async function act(p, op, refs) {
     const body = await api(dlUrl(name, `/${op}`), {
       method: 'POST',
       headers: { Authorization: `Bearer ${state.token}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify(ids ? { refs: ids } : {}),
+      body: JSON.stringify(ids ? { refs: ids } : { all: true }), // "all" is said, never implied by an empty body
     });
     const done = op === 'redrive' ? body?.redriven : body?.purged;
     status(`${op === 'redrive' ? 'redriven' : 'purged'} ${int(done)} (${name})`, 'ok');

@@ -44,14 +44,21 @@ export function isRedisSource(v: unknown): v is { redis: unknown } {
   return v !== null && typeof v === 'object' && 'redis' in v && Object.keys(v).length === 1;
 }
 
+/** A URL the Redis client can parse, redis:// or rediss:// with a host. */
+export function isRedisUrl(url: string): boolean {
+  if (!/^rediss?:\/\/./.test(url) || !URL.canParse(url)) return false;
+  return new URL(url).hostname !== '';
+}
+
 export function resolveRedisSource(path: string, v: unknown, leaseMs: number): ResolvedRedisSource {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw invalidOption(path, 'an object { url, stream, group, consumer, claimIdleMs, readCount, blockMs }', v);
   const o = v as Record<string, unknown>;
   for (const k of Object.keys(o)) if (!KNOWN.includes(k)) throw invalidOption(`${path}.${k}`, `one of ${KNOWN.join(', ')} (unknown option)`, o[k]);
-  if (typeof o.url !== 'string' || !/^rediss?:\/\/./.test(o.url)) throw invalidOption(`${path}.url`, 'a redis:// or rediss:// URL', o.url);
+  if (typeof o.url !== 'string' || !isRedisUrl(o.url)) throw invalidOption(`${path}.url`, 'a redis:// or rediss:// URL', o.url);
   const name = (k: string, def: string | undefined): string => {
     const x = o[k] === undefined ? def : o[k];
-    if (typeof x !== 'string' || x === '' || /[\s]/.test(x)) throw invalidOption(`${path}.${k}`, 'a non-empty string without spaces', x);
+    // Well-formed: a lone surrogate would reach Redis as U+FFFD (two names, one key).
+    if (typeof x !== 'string' || x === '' || /[\s]/.test(x) || !x.isWellFormed()) throw invalidOption(`${path}.${k}`, 'a non-empty, well-formed string without spaces', x);
     return x;
   };
   const int = (k: string, def: number, min: number, max: number): number => {

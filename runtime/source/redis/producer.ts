@@ -7,8 +7,10 @@
  * (adds.ts).
  */
 import { createClient } from 'redis';
-import { codecOf, type CodecOption, type PayloadCodec } from '../../shared/codec.js';
-import { ErrorCodes, RingpoolError, invalidOption } from '../../shared/errors.js';
+import { codecOf, type Codec, type CodecOption, type PayloadCodec } from '../../shared/codec.js';
+import { ErrorCodes, RingpoolError, invalidOption, optionThrew } from '../../shared/errors.js';
+import { MAX_MESSAGE_BYTES_LIMIT } from '../../options.js';
+import { isRedisUrl } from './options.js';
 import { Adds, prepare } from './adds.js';
 
 export { PAYLOAD_FIELD } from './adds.js';
@@ -79,17 +81,36 @@ export class RedisProducer {
   }
 }
 
-/** `import { redisProducer } from 'ringpool/redis'`: options checked, connection opened in the background. */
+const PRODUCER_KEYS = ['url', 'stream', 'codec', 'maxMessageBytes', 'onError'];
+
+/**
+ * `import { redisProducer } from 'ringpool/redis'`: options checked (each
+ * read once; an unknown key, or a getter or Proxy trap that throws, is
+ * RINGPOOL_INVALID_OPTION), connection opened in the background.
+ */
 export function redisProducer(opts: RedisProducerOptions): RedisProducer {
-  if (opts === null || typeof opts !== 'object') throw invalidOption('redisProducer', 'an object { url, stream, codec }', opts);
-  if (typeof opts.url !== 'string' || !/^rediss?:\/\//.test(opts.url)) throw invalidOption('redisProducer.url', "a redis:// or rediss:// URL", opts.url);
-  if (typeof opts.stream !== 'string' || opts.stream === '') throw invalidOption('redisProducer.stream', 'a stream key (a non-empty string)', opts.stream);
-  const c = opts.codec;
-  if (c !== undefined && c !== 'json' && c !== 'msgpack' && c !== 'v8' && c !== 'raw' && (typeof c !== 'object' || c === null || typeof c.encode !== 'function' || typeof c.decode !== 'function')) {
+  let checked: RedisProducerOptions;
+  try {
+    checked = producerOptions(opts);
+  } catch (err) {
+    throw optionThrew('redisProducer options', err);
+  }
+  return new RedisProducer(checked);
+}
+
+function producerOptions(opts: unknown): RedisProducerOptions {
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw invalidOption('redisProducer', 'an object { url, stream, codec }', opts);
+  const o = opts as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!PRODUCER_KEYS.includes(k)) throw invalidOption(`redisProducer.${k}`, `one of ${PRODUCER_KEYS.join(', ')} (unknown option)`, o[k]);
+  const { url, stream, codec: c, maxMessageBytes: max, onError } = o;
+  if (typeof url !== 'string' || !isRedisUrl(url)) throw invalidOption('redisProducer.url', 'a redis:// or rediss:// URL', url);
+  if (typeof stream !== 'string' || stream === '' || !stream.isWellFormed()) throw invalidOption('redisProducer.stream', 'a stream key (a non-empty, well-formed string)', stream);
+  if (c !== undefined && c !== 'json' && c !== 'msgpack' && c !== 'v8' && c !== 'raw' && (typeof c !== 'object' || c === null || typeof (c as Codec).encode !== 'function' || typeof (c as Codec).decode !== 'function' || typeof (c as Codec).name !== 'string')) {
     throw invalidOption('redisProducer.codec', "'json', 'msgpack', 'v8', 'raw' or a Codec { name, encode, decode }", c);
   }
-  const max = opts.maxMessageBytes;
-  if (max !== undefined && (!Number.isInteger(max) || max < 1)) throw invalidOption('redisProducer.maxMessageBytes', 'an integer >= 1', max);
-  if (opts.onError !== undefined && typeof opts.onError !== 'function') throw invalidOption('redisProducer.onError', 'a function', opts.onError);
-  return new RedisProducer(opts);
+  if (max !== undefined && (typeof max !== 'number' || !Number.isInteger(max) || max < 1 || max > MAX_MESSAGE_BYTES_LIMIT)) {
+    throw invalidOption('redisProducer.maxMessageBytes', `an integer from 1 to ${MAX_MESSAGE_BYTES_LIMIT}`, max);
+  }
+  if (onError !== undefined && typeof onError !== 'function') throw invalidOption('redisProducer.onError', 'a function', onError);
+  return { url, stream, codec: c as CodecOption | undefined, maxMessageBytes: max, onError: onError as RedisProducerOptions['onError'] };
 }
