@@ -37,18 +37,27 @@ async function untilAsync(cond: () => Promise<boolean>, ms: number, what: string
   }
 }
 
-function child(stream: string, consumer: string, claimIdleMs: number): Promise<ChildProcess> {
-  const c = spawn(process.execPath, [fileURLToPath(fixture('redis-child.mjs')), url, stream, consumer, String(claimIdleMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** A consumer process; `out` collects the 'error <code> ...' lines it prints. */
+function child(stream: string, consumer: string, claimIdleMs: number, overrides?: object, out: string[] = []): Promise<ChildProcess> {
+  const args = [fileURLToPath(fixture('redis-child.mjs')), url, stream, consumer, String(claimIdleMs)];
+  if (overrides !== undefined) args.push(JSON.stringify(overrides));
+  const c = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(c);
   return new Promise((resolve, reject) => {
-    let out = '';
+    let text = '';
     c.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('ready')) resolve(c);
+      text += d.toString();
+      for (const line of d.toString().split('\n')) if (line.startsWith('error ')) out.push(`${consumer}: ${line}`);
+      if (text.includes('ready')) resolve(c);
     });
-    c.once('exit', (code) => reject(new Error(`consumer ${consumer} exited with ${code} before it was ready: ${out}`)));
+    c.once('exit', (code) => reject(new Error(`consumer ${consumer} exited with ${code} before it was ready: ${text}`)));
   });
 }
+
+const stopAll = async (procs: ChildProcess[]): Promise<void> => {
+  for (const c of procs) if (c.exitCode === null) c.kill('SIGTERM');
+  await Promise.all(procs.map((c) => new Promise((r) => (c.exitCode === null ? c.once('exit', r) : r(null)))));
+};
 
 function fileURLToPath(u: URL): string {
   return decodeURIComponent(u.pathname);
@@ -94,6 +103,38 @@ describe('Redis Streams source across processes', () => {
     await Promise.all(procs.slice(1).map((c) => new Promise((r) => (c.exitCode === null ? c.once('exit', r) : r(null)))));
     console.log(`three processes: ${N} messages, killed one holding ${held.length}, ${dups.length} ran twice, taken over in ${takenMs} ms`);
   }, 120_000);
+
+  it('entries read but waiting for ring room are held and touched: 2 processes, 8 KiB messages, a 256 KiB ring, 50 ms handlers, claimIdleMs 1 s: each runs once, none dead-lettered', async () => {
+    if (!admin.isOpen) await admin.connect();
+    const stream = `${prefix}-room`;
+    const runs = `${stream}:runs`;
+    // A read of 256 entries fills a ring of about 30 messages; at 4 x 50 ms a process the last ones wait about 3 s for room,
+    // three times claimIdleMs. maxAttempts 2: one takeover of a waiting entry too many and it is a dead letter.
+    const overrides = {
+      handler: 'redis-work.js',
+      mailbox: { maxThreads: 1, concurrency: 4, capacityBytes: 256 << 10, maxMessageBytes: 16 << 10, maxAttempts: 2 },
+      redis: { readCount: 256 },
+    };
+    const errors: string[] = [];
+    const procs = await Promise.all(['r0', 'r1'].map((c) => child(stream, c, 1_000, overrides, errors)));
+    const N = 1_000;
+    const pad = 'x'.repeat(8 << 10);
+    const p = redisProducer({ url, stream });
+    for (let i = 0; i < N; i++) p.send({ i, url, runs, workMs: 50, pad });
+    await p.close();
+    await untilAsync(async () => (await admin.hLen(runs)) === N, 60_000, 'every message run');
+    await untilAsync(async () => (await pendingOf(stream)).length === 0, 10_000, 'nothing pending');
+    await new Promise((r) => setTimeout(r, 300)); // a late second run of the last ones would show by now
+    const counts = Object.values(await admin.hGetAll(runs)).map(Number);
+    const twice = counts.filter((c) => c > 1).length;
+    const dead = await admin.xLen(`${stream}:dead`);
+    console.log(`waiting for room: ${N} messages of 8 KiB over 2 processes, ${twice} ran more than once, ${dead} dead-lettered`);
+    expect(twice).toBe(0);
+    expect(counts.length).toBe(N);
+    expect(dead).toBe(0);
+    expect(errors).toEqual([]);
+    await stopAll(procs);
+  }, 90_000);
 
   it('Redis killed and restarted without persistence mid-run: the group is recreated, /healthz is 503 meanwhile, later sends run', async () => {
     if (!admin.isOpen) await admin.connect();

@@ -115,6 +115,8 @@ export class Entries {
   payloads: (Buffer | null)[] = [];
   /** The entry exists but has no `d` field (not written by ringpool). */
   foreign: boolean[] = [];
+  /** Filled by Offer.take: reserved by this take (held, not yet in the ring or finished). */
+  reserved: boolean[] = [];
   get n(): number {
     return this.ids.length;
   }

@@ -75,7 +75,7 @@ export interface StreamStats {
   lag: number;
   /** Entries delivered to the group and not yet acknowledged, all consumers (XINFO GROUPS pending). */
   pending: number;
-  /** Entries this process holds (in its ring, running, or waiting to retry). */
+  /** Entries this process holds (read and waiting for ring room, in its ring, running, or waiting to retry). */
   held: number;
   claimed: number;
   acked: number;
@@ -282,8 +282,8 @@ export class RedisSource implements MessageSource {
 
   // ------------------------------------------------------------ entries into the ring (offer.ts)
 
-  take(e: Entries, attempts: number[] | null): Promise<void> {
-    return this.offer.take(e, attempts);
+  take(e: Entries, counts: ((ids: readonly string[]) => Promise<number[]>) | null): Promise<void> {
+    return this.offer.take(e, counts);
   }
 
   // ------------------------------------------------------------ outcomes back to Redis
