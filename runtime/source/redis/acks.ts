@@ -14,8 +14,12 @@
 import { backoffMs, isNoGroup, type Connection } from './connection.js';
 import { deadEntryFields, type DeadFields } from './dead.js';
 
-/** KEYS: stream, dead stream; ARGV: group, entry id, then the dead entry's fields. XACK fails quietly (NOGROUP: the group is gone, the letter is kept). */
-const DEAD_LETTER_LUA = `local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+/**
+ * KEYS: stream, dead stream; ARGV: group, entry id, maxDeadLetters (0: no cap), then the dead entry's fields.
+ * XACK fails quietly (NOGROUP: the group is gone, the letter is kept).
+ */
+const DEAD_LETTER_LUA = `local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
+if ARGV[3] ~= '0' then redis.call('XTRIM', KEYS[2], 'MAXLEN', ARGV[3]) end
 redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
 return id`;
 import type { ResolvedRedisSource } from './options.js';
@@ -125,7 +129,7 @@ export class Acks {
     } else writes.push(Promise.resolve([]));
     if (dead.length > 0) {
       const m = c.multi();
-      for (const f of dead) m.addCommand(['EVAL', DEAD_LETTER_LUA, '2', stream, this.o.deadStream, group, f.streamId, ...deadEntryFields(this.o, f)]);
+      for (const f of dead) m.addCommand(['EVAL', DEAD_LETTER_LUA, '2', stream, this.o.deadStream, group, f.streamId, String(this.o.maxDeadLetters), ...deadEntryFields(this.o, f)]);
       writes.push(m.execAsPipeline());
     } else writes.push(Promise.resolve([]));
     if (retries.length > 0) {

@@ -37,6 +37,7 @@ import { poll, takeLease } from './lease.js';
 import type { ResolvedRedisSource } from './options.js';
 import { Offer } from './offer.js';
 import { Reader } from './reader.js';
+import { Trim, TRIM_EVERY_MS } from './trim.js';
 
 const HEARTBEAT_MS = 1_000;
 /** stop() waits this long past blockMs for the reader to return, then drops its connection. */
@@ -96,6 +97,7 @@ export class RedisSource implements MessageSource {
   readonly acks: Acks;
   readonly claims: Claims;
   readonly dead: RedisDeadLetters;
+  readonly trim: Trim;
   private readonly reader: Reader;
   private readonly offer: Offer;
   private intake: SourceIntake | null = null;
@@ -134,6 +136,7 @@ export class RedisSource implements MessageSource {
     this.acks = new Acks(o, this.cmd, (err) => this.fault(err, 'writing acknowledgements'));
     this.claims = new Claims(o, this.cmd, this.held, { take: (e, a) => this.take(e, a), trimmed: (ids) => this.trimmed(ids) });
     this.dead = new RedisDeadLetters(mailbox, o, host.codec, client, () => this.cmd.bytes);
+    this.trim = new Trim(o, this.cmd);
     this.reader = new Reader(this);
     this.offer = new Offer(this, host, () => this.intake!);
   }
@@ -158,6 +161,7 @@ export class RedisSource implements MessageSource {
     this.every(HEARTBEAT_MS, () => this.heartbeat(), true);
     this.every(this.claims.takeoverEveryMs, () => this.claims.takeover());
     this.every(this.claims.touchEveryMs, () => this.claims.touch(), true);
+    if (this.trim.on) this.every(TRIM_EVERY_MS, () => this.trim.pass());
   }
 
   /** Stop reading (the mailbox closes): what is held still finishes, and its outcomes still reach Redis until close(). */
