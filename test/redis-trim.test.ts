@@ -63,6 +63,7 @@ describe('Redis mailbox: trimming what every group acknowledged', () => {
     await untilAsync(async () => (await admin.xLen(stream)) === 0, 5_000, 'the stream trimmed');
     console.log(`trim: ${N} processed; stream length ${before} when the last was acknowledged, 0 after the next pass`);
     expect(await admin.hLen(runs)).toBe(N);
+    expect(rt.stats('work').stream!.trimmedAcked).toBe(N);
     await rt.close();
 
     // keepAckedMs 60 s: entries whose ids are 10 minutes old go once acknowledged; the ones just added stay.

@@ -29,6 +29,13 @@ export interface RedisSourceOptions {
    * @default 0 (trimmed as soon as every group is done with it)
    */
   keepAckedMs?: number | false;
+  /**
+   * Payload bytes of sends that may wait in this process for Redis (queued
+   * while it is away or loading, or written and not yet answered): past it,
+   * send() throws and sendAsync() rejects with RINGPOOL_QUEUE_FULL.
+   * @default 67108864 (64 MiB)
+   */
+  sendBufferBytes?: number;
   /** Most dead letters `<stream>:dead` keeps: each new one past it trims the oldest (XTRIM MAXLEN, exact, in the script that writes it). @default undefined (unbounded) */
   maxDeadLetters?: number;
 }
@@ -42,6 +49,7 @@ export interface ResolvedRedisSource {
   readCount: number;
   blockMs: number;
   keepAckedMs: number | false;
+  sendBufferBytes: number;
   /** 0: unbounded. */
   maxDeadLetters: number;
   /** `<stream>:dead`: where dead letters go. */
@@ -50,7 +58,10 @@ export interface ResolvedRedisSource {
   leaseKey: string;
 }
 
-const KNOWN = ['url', 'stream', 'group', 'consumer', 'claimIdleMs', 'readCount', 'blockMs', 'keepAckedMs', 'maxDeadLetters'];
+/** Default sendBufferBytes, of a Redis mailbox and of redisProducer. */
+export const SEND_BUFFER_BYTES = 64 << 20;
+
+const KNOWN = ['url', 'stream', 'group', 'consumer', 'claimIdleMs', 'readCount', 'blockMs', 'keepAckedMs', 'sendBufferBytes', 'maxDeadLetters'];
 
 /** `source` as given: `{ redis: {...} }` is resolved here; anything else is the plain MessageSource seam. */
 export function isRedisSource(v: unknown): v is { redis: unknown } {
@@ -84,6 +95,7 @@ export function resolveRedisSource(path: string, v: unknown, leaseMs: number): R
     readCount: int('readCount', 256, 1, 65_536),
     blockMs: int('blockMs', 1_000, 1, 60_000),
     keepAckedMs: keepAcked(path, o.keepAckedMs),
+    sendBufferBytes: int('sendBufferBytes', SEND_BUFFER_BYTES, 1, Number.MAX_SAFE_INTEGER),
     maxDeadLetters: o.maxDeadLetters === undefined ? 0 : int('maxDeadLetters', 0, 1, 2 ** 31 - 1),
     deadStream: `${stream}:dead`,
     leaseKey: `${stream}:ringpool:consumer:${group}:${consumer}`,

@@ -3,13 +3,15 @@
  * handlers (main thread): `redisProducer({ url, stream, codec })`. Each
  * message is one stream entry whose field `d` holds the payload as the
  * mailbox's codec encodes it (so the codec must be the consuming mailbox's).
- * Sends made in one turn of the event loop go to Redis as one pipeline
- * (adds.ts).
+ * Sends made in one turn of the event loop go to Redis as one pipeline, and
+ * wait here (bounded) while Redis is away (adds.ts).
  */
 import { createClient } from 'redis';
 import { codecOf, type CodecOption, type PayloadCodec } from '../../shared/codec.js';
 import { ErrorCodes, RingpoolError, invalidOption } from '../../shared/errors.js';
+import { checkWaitOptions } from '../../options.js';
 import { Adds, prepare } from './adds.js';
+import { SEND_BUFFER_BYTES } from './options.js';
 
 export { PAYLOAD_FIELD } from './adds.js';
 
@@ -24,6 +26,21 @@ export interface RedisProducerOptions {
   maxMessageBytes?: number;
   /** A failed send() (nobody awaits it): told here. @default undefined (the error is dropped after counting it in `failed`) */
   onError?: (err: RingpoolError) => void;
+  /**
+   * Payload bytes of sends that may wait for Redis (queued while it is away
+   * or loading, or written and not yet answered): past it, send() throws and
+   * sendAsync() rejects with RINGPOOL_QUEUE_FULL.
+   * @default 67108864 (64 MiB)
+   */
+  sendBufferBytes?: number;
+}
+
+/** sendAsync's wait: as rt.sendAsync's. */
+export interface ProducerSendOptions {
+  /** Give up after this long: RINGPOOL_TIMEOUT (the entry is not in the stream unless it had been written, see `details.written`). */
+  timeoutMs?: number;
+  /** Abort the wait: the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 export class RedisProducer {
@@ -42,7 +59,13 @@ export class RedisProducer {
     this.client.on('error', () => undefined); // reconnects on its own; a command that fails rejects its own promise
     this.connected = this.client.connect();
     this.connected.catch(() => undefined);
-    this.adds = new Adds(opts.stream, () => this.connected.then(() => this.client), opts.onError);
+    this.adds = new Adds({
+      stream: opts.stream,
+      what: `redisProducer for stream '${opts.stream}'`,
+      client: () => this.connected.then(() => this.client),
+      onError: opts.onError,
+      maxBytes: opts.sendBufferBytes ?? SEND_BUFFER_BYTES,
+    });
   }
 
   /** send() calls whose entry Redis did not take. */
@@ -56,12 +79,20 @@ export class RedisProducer {
     return this.seq++;
   }
 
-  /** Resolves with the stream entry id once Redis has the entry. */
-  sendAsync(payload: unknown): Promise<string> {
+  /** Resolves with the stream entry id once Redis has the entry. `timeoutMs` and `signal` end the wait. */
+  sendAsync(payload: unknown, opts?: ProducerSendOptions): Promise<string> {
     return new Promise<string>((resolve, reject) => {
-      this.enqueue(payload, resolve, reject);
+      const { timeoutMs, signal } = opts ?? {};
+      checkWaitOptions('redisProducer.sendAsync', timeoutMs, signal);
+      if (signal?.aborted) throw signal.reason; // nothing sent
+      this.enqueue(payload, resolve, reject, timeoutMs, signal);
       this.seq++;
     });
+  }
+
+  /** Payload bytes waiting for Redis (queued, or written and not yet answered). */
+  get waitingBytes(): number {
+    return this.adds.bytes;
   }
 
   /** Send what is queued, then disconnect. */
@@ -72,10 +103,10 @@ export class RedisProducer {
     if (this.client.isOpen) await this.client.quit();
   }
 
-  private enqueue(payload: unknown, resolve: ((id: string) => void) | null, reject: ((err: unknown) => void) | null): void {
+  private enqueue(payload: unknown, resolve: ((id: string) => void) | null, reject: ((err: unknown) => void) | null, timeoutMs?: number, signal?: AbortSignal): void {
     if (this.closed) throw new RingpoolError(ErrorCodes.CLOSED, `redisProducer for stream '${this.opts.stream}' is closed`, { stream: this.opts.stream });
     prepare(this.codec, payload, this.maxMessageBytes, `redisProducer for stream '${this.opts.stream}'`);
-    this.adds.push(this.codec, resolve, reject);
+    this.adds.push(this.codec, resolve, reject, timeoutMs, signal);
   }
 }
 
@@ -91,5 +122,7 @@ export function redisProducer(opts: RedisProducerOptions): RedisProducer {
   const max = opts.maxMessageBytes;
   if (max !== undefined && (!Number.isInteger(max) || max < 1)) throw invalidOption('redisProducer.maxMessageBytes', 'an integer >= 1', max);
   if (opts.onError !== undefined && typeof opts.onError !== 'function') throw invalidOption('redisProducer.onError', 'a function', opts.onError);
+  const buf = opts.sendBufferBytes;
+  if (buf !== undefined && (!Number.isSafeInteger(buf) || buf < 1)) throw invalidOption('redisProducer.sendBufferBytes', 'an integer >= 1', buf);
   return new RedisProducer(opts);
 }

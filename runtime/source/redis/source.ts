@@ -38,6 +38,9 @@ import type { ResolvedRedisSource } from './options.js';
 import { Offer } from './offer.js';
 import { Reader } from './reader.js';
 import { Trim, TRIM_EVERY_MS } from './trim.js';
+import { streamStats, type StreamStats } from './stats.js';
+
+export type { StreamStats } from './stats.js';
 
 const HEARTBEAT_MS = 1_000;
 /** stop() waits this long past blockMs for the reader to return, then drops its connection. */
@@ -63,30 +66,8 @@ export interface SourceHost {
   readonly maxAttempts: number;
   emitError(err: Error): void;
   emitDeadLetter(letter: DeadLetter): void;
-}
-
-/** `stats(mailbox).stream` of a Redis mailbox. */
-export interface StreamStats {
-  stream: string;
-  group: string;
-  consumer: string;
-  /** Both connections answer. */
-  connected: boolean;
-  /** Entries of the stream not yet delivered to the group (XINFO GROUPS lag; -1 when Redis cannot tell). */
-  lag: number;
-  /** Entries delivered to the group and not yet acknowledged, all consumers (XINFO GROUPS pending). */
-  pending: number;
-  /** Entries this process holds (read and waiting for ring room, in its ring, running, or waiting to retry). */
-  held: number;
-  claimed: number;
-  acked: number;
-  reconnects: number;
-  /** Entries found trimmed from the stream before they ran (acknowledged and dropped). */
-  trimmed: number;
-  /** Times the stream or group was found gone (NOGROUP) and recreated. */
-  resets: number;
-  /** `<stream>:dead` XLEN, polled. */
-  deadLetters: number;
+  /** A send refused: sendBufferBytes reached (rejected, queue_full). */
+  countFull(): void;
 }
 
 export class RedisSource implements MessageSource {
@@ -115,6 +96,10 @@ export class RedisSource implements MessageSource {
   resets = 0;
   /** An outage is reported once, when it starts. */
   private down = false;
+  /** Both connections up since the last outage began. */
+  private linked = false;
+  /** Outages: times the connections went down from both up (however many reconnection attempts each took). */
+  outages = 0;
 
   constructor(
     readonly mailbox: string,
@@ -132,7 +117,7 @@ export class RedisSource implements MessageSource {
     // Bounded so that the ring stays small and the group's work spreads over its processes: two reads' worth, one more for takeovers.
     this.held = new HeldEntries(2 * o.readCount, 3 * o.readCount);
     const client = () => this.connectedOnce.then(() => this.cmd.client);
-    this.adds = new Adds(o.stream, client, (err) => host.emitError(err));
+    this.adds = new Adds({ stream: o.stream, what: `mailbox '${mailbox}'`, client, onError: (err) => host.emitError(err), maxBytes: o.sendBufferBytes, onFull: () => host.countFull() });
     this.acks = new Acks(o, this.cmd, (err) => this.fault(err, 'writing acknowledgements'));
     this.claims = new Claims(o, this.cmd, this.held, { take: (e, a) => this.take(e, a), trimmed: (ids) => this.trimmed(ids) });
     this.dead = new RedisDeadLetters(mailbox, o, host.codec, client, () => this.cmd.bytes);
@@ -156,6 +141,7 @@ export class RedisSource implements MessageSource {
       throw err;
     }
     this.connectedResolve();
+    this.linked = true;
     this.running = true;
     this.reader.start();
     this.every(HEARTBEAT_MS, () => this.heartbeat(), true);
@@ -183,7 +169,7 @@ export class RedisSource implements MessageSource {
     this.timers = [];
     if (this.cmd.client === null) return;
     const deadline = Date.now() + CLOSE_MS;
-    await within(this.adds.flushed(), deadline, () => undefined);
+    await within(this.adds.flushed(), deadline, () => this.adds.abandon(`not sent: Redis did not take it before mailbox '${this.mailbox}' closed`));
     await this.acks.flushed(Math.max(0, deadline - Date.now()));
     this.acks.stopped = true;
     const { stream, group, consumer, leaseKey } = this.o;
@@ -258,8 +244,13 @@ export class RedisSource implements MessageSource {
 
   private connectionChanged(up: boolean, err: Error | null): void {
     if (up) {
+      if (this.cmd.up && this.readConn.up) this.linked = true;
       this.healthy();
       return;
+    }
+    if (this.linked) {
+      this.linked = false;
+      this.outages++;
     }
     this.fault(err, 'the connection dropped; reconnecting with backoff, local work goes on');
   }
@@ -340,11 +331,12 @@ export class RedisSource implements MessageSource {
     return this.seq++;
   }
 
-  /** rt.sendAsync(): resolves with the stream entry id once Redis has the entry. */
-  sendAsync(payload: unknown, opts: SendOptions | undefined, closed: boolean): Promise<string> {
+  /** rt.sendAsync(): resolves with the stream entry id once Redis has the entry; `timeoutMs` and `signal` end the wait (adds.ts). */
+  sendAsync(payload: unknown, opts: SendOptions | undefined, closed: boolean, signal?: AbortSignal, timeoutMs?: number): Promise<string> {
     return new Promise<string>((resolve, reject) => {
+      if (signal?.aborted) throw signal.reason; // nothing sent
       this.checkSend(payload, opts, closed);
-      this.adds.push(this.host.codec, resolve, reject);
+      this.adds.push(this.host.codec, resolve, reject, timeoutMs, signal);
       this.seq++;
     });
   }
@@ -356,22 +348,7 @@ export class RedisSource implements MessageSource {
   }
 
   stats(): StreamStats {
-    const a = this.acks;
-    return {
-      stream: this.o.stream,
-      group: this.o.group,
-      consumer: this.o.consumer,
-      connected: this.cmd.up && this.readConn.up,
-      lag: this.lag,
-      pending: this.pending,
-      held: this.held.size,
-      claimed: this.claims.claimed,
-      acked: a.acked,
-      reconnects: this.cmd.reconnects + this.readConn.reconnects,
-      trimmed: this.trimmedCount,
-      resets: this.resets,
-      deadLetters: this.dead.size,
-    };
+    return streamStats(this);
   }
 }
 
