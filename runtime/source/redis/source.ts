@@ -12,8 +12,11 @@
  *   to `<stream>:dead` with its XACK in one script; a failed attempt retries
  *   here with backoff while the entry stays pending;
  * - take over (claims.ts): entries idle for claimIdleMs, from consumers that
- *   died; ours are touched so that nobody takes them from us;
- * - send: XADD through this process's connection, pipelined (adds.ts).
+ *   died; ours (waiting for ring room too) are touched so that nobody takes
+ *   them from us;
+ * - trim (trim.ts): once a second, what every group of the stream is done with;
+ * - send: XADD through this process's connection, pipelined, waiting here
+ *   (bounded) while Redis is away or loading (adds.ts).
  *
  * One consumer name is one live process: a lease key, refreshed every
  * second, refuses a second one. Faults (a lost connection, the group gone,
