@@ -4,21 +4,24 @@
  * bytes).
  *
  * - Sends queue here and are written only while the client is ready, one
- *   pipeline at a time: what arrives during a round trip (or an outage) goes
- *   in the next (node-redis pipelines the commands of one turn: 1.6x ioredis
- *   on XADD here, see bench/redis-clients.ts).
- * - Each reply is read on its own: one failed entry fails only its own send.
- *   A LOADING or BUSY reply means Redis did not run the command (it is
- *   loading its data after a restart, or a script runs): that send is queued
- *   again, in front, and tried after a backoff. Any other error reply fails
- *   its send (RINGPOOL_SOURCE_IO: not in the stream); a connection lost
- *   after the command was written fails it with "may be in the stream".
+ *   batch at a time: what arrives during a round trip (or an outage) goes
+ *   in the next.
+ * - A batch is one transaction (MULTI, XADDs, EXEC): all of it is in the
+ *   stream, or none. Redis answers LOADING or BUSY while it loads its data
+ *   after a restart (or a script runs) and then runs none of it: the batch
+ *   is queued again, in front, and tried after a backoff. (A plain pipeline
+ *   ran some XADDs and refused others, and node-redis's execAsPipeline
+ *   rejects the whole pipeline at the first error: stored sends reported
+ *   failed.) An error inside EXEC fails only its own send; any other error
+ *   reply fails the batch's sends (RINGPOOL_SOURCE_IO: not in the stream); a
+ *   connection lost after the write fails them with "may be in the stream".
  * - What waits (queued, or written and not answered) is bounded by
  *   `maxBytes` of payload: past it a send is refused (RINGPOOL_QUEUE_FULL),
  *   as a full ring refuses one (one send always fits when nothing waits).
  * - A sendAsync's `timeoutMs` and `signal` end its wait: RINGPOOL_TIMEOUT
- *   (or the signal's reason), and a send never written is dropped from the
- *   queue (not in the stream).
+ *   (or the signal's reason); a send still queued here is dropped (not in
+ *   the stream), one already handed to the client may be in it
+ *   (`details.written`).
  */
 import type { PayloadCodec } from '../../shared/codec.js';
 import { ErrorCodes, RingpoolError, describeValue } from '../../shared/errors.js';
@@ -27,6 +30,11 @@ import { backoffMs, loadRedis, message, type Client } from './connection.js';
 
 /** The entry field that holds the encoded payload. */
 export const PAYLOAD_FIELD = 'd';
+
+/** Sends a transaction takes at most (the rest go in the next). */
+const MAX_BATCH = 8_192;
+
+type ErrorClass = new (...a: never[]) => Error;
 
 /** While the client is not ready, look again this often. */
 const NOT_READY_POLL_MS = 50;
@@ -43,10 +51,6 @@ interface Pending {
   timer: NodeJS.Timeout | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
-  /** A send with a timeout or a signal: takes its XADD back from node-redis's queue when it gives up before it was on the wire. */
-  ac: AbortController | null;
-  /** Taken back unwritten (node-redis answered the abort with AbortError). */
-  unsent: boolean;
 }
 
 export interface AddsOptions {
@@ -64,10 +68,12 @@ export interface AddsOptions {
 }
 
 export class Adds {
+  /** Sends not yet written, from `head` on (with some that settled there, timed out or aborted: skipped). */
   private queue: Pending[] = [];
-  /** Sends in `queue` that settled there (timed out, aborted): skipped, and compacted away while Redis is down. */
-  private dropped = 0;
-  /** The writer: takes what is queued, a pipeline at a time, until nothing is. */
+  private head = 0;
+  /** Sends in the queue still QUEUED. */
+  private queued = 0;
+  /** The writer: takes what is queued, a batch at a time, until nothing is. */
   private draining: Promise<void> | null = null;
   private retries = 0;
   /** Payload bytes waiting: queued, or written and not yet answered. */
@@ -97,15 +103,15 @@ export class Adds {
         { stream: this.o.stream, sendBufferBytes: this.o.maxBytes, waitingBytes: this.bytes },
       );
     }
-    const p: Pending = { bytes: Buffer.from(b.buffer, b.byteOffset, b.byteLength), resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined, ac: null, unsent: false };
+    const p: Pending = { bytes: Buffer.from(b.buffer, b.byteOffset, b.byteLength), resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
     this.bytes += b.byteLength;
-    if (timeoutMs !== undefined || signal !== undefined) p.ac = new AbortController();
     if (timeoutMs !== undefined) p.timer = setTimeout(() => this.giveUp(p, (written) => this.timeoutError(timeoutMs, written)), timeoutMs);
     if (signal !== undefined) {
       p.onAbort = () => this.giveUp(p, () => signal.reason);
       signal.addEventListener('abort', p.onAbort, { once: true });
     }
     this.queue.push(p);
+    this.queued++;
     this.draining ??= this.drain();
   }
 
@@ -116,15 +122,16 @@ export class Adds {
 
   /** Fail every send not yet written (closing with Redis away): not in the stream. */
   abandon(why: string): void {
-    const q = this.queue;
+    const q = this.queue.slice(this.head);
     this.queue = [];
-    this.dropped = 0;
+    this.head = 0;
     for (const p of q) if (p.state === QUEUED) this.fail(p, new Error(why), false);
+    this.queued = 0;
   }
 
   private async drain(): Promise<void> {
     try {
-      await new Promise((r) => setImmediate(r)); // the rest of this turn's sends join the first pipeline
+      await new Promise((r) => setImmediate(r)); // the rest of this turn's sends join the first batch
       let c: Client;
       try {
         c = await this.o.client();
@@ -132,87 +139,98 @@ export class Adds {
         this.abandon(`no connection to Redis: ${message(err)}`);
         return;
       }
-      const { ErrorReply } = await loadRedis();
-      while (this.queue.length > this.dropped) {
+      const { ErrorReply, MultiErrorReply } = await loadRedis();
+      while (this.queued > 0) {
         if (!c.isReady) {
-          if (this.dropped > 0) this.compact();
+          // Redis away: drop what settled while it waits (timed out, aborted), now and then.
+          if (this.queue.length - this.head > 2 * this.queued + 1_024) {
+            this.queue = this.queue.slice(this.head).filter((p) => p.state === QUEUED);
+            this.head = 0;
+          }
           await new Promise((r) => setTimeout(r, NOT_READY_POLL_MS));
           continue;
         }
-        const batch = this.queue;
-        this.queue = [];
-        this.dropped = 0;
-        const again = await this.write(c, batch, ErrorReply);
+        const batch: Pending[] = [];
+        while (this.head < this.queue.length && batch.length < MAX_BATCH) {
+          const p = this.queue[this.head++]!;
+          if (p.state === QUEUED) batch.push(p);
+        }
+        if (this.head === this.queue.length) {
+          this.queue = [];
+          this.head = 0;
+        }
+        const again = await this.write(c, batch, ErrorReply, MultiErrorReply);
         if (again.length === 0) {
           this.retries = 0;
           continue;
         }
-        this.queue = again.concat(this.queue);
+        this.queue = again.concat(this.queue.slice(this.head));
+        this.head = 0;
         await new Promise((r) => setTimeout(r, backoffMs(this.retries++)));
       }
-      this.queue.length = 0;
-      this.dropped = 0;
+      this.queue = [];
+      this.head = 0;
     } finally {
       this.draining = null;
     }
   }
 
-  /** Write one pipeline and read each reply on its own; returns the sends to write again (LOADING, BUSY). */
-  private async write(c: Client, batch: Pending[], ErrorReply: new (...a: never[]) => Error): Promise<Pending[]> {
+  /**
+   * Write one batch as a transaction (MULTI, the XADDs, EXEC: all run, or
+   * none) and read each reply on its own; returns the sends to write again.
+   * A LOADING or BUSY reply while queueing means the transaction was
+   * discarded: none of it ran, all of it goes again. Another error reply
+   * while queueing discards it too: each send fails, not in the stream.
+   * Errors inside EXEC (MultiErrorReply) fail only their own send.
+   */
+  private async write(c: Client, batch: Pending[], ErrorReply: ErrorClass, MultiErrorReply: ErrorClass): Promise<Pending[]> {
     const live: Pending[] = [];
-    const replies: Promise<unknown>[] = [];
+    const m = c.multi();
     for (const p of batch) {
       if (p.state !== QUEUED) continue;
       p.state = WRITTEN;
+      this.queued--;
       live.push(p);
-      const reply = c.sendCommand(['XADD', this.o.stream, '*', PAYLOAD_FIELD, p.bytes], p.ac === null ? undefined : { abortSignal: p.ac.signal });
-      // Runs before the allSettled below sees it: giveUp() reads it.
-      if (p.ac !== null) reply.catch((err: unknown) => (p.unsent = (err as Error)?.name === 'AbortError'));
-      replies.push(reply);
+      m.addCommand(['XADD', this.o.stream, '*', PAYLOAD_FIELD, p.bytes]);
     }
-    const settled = await Promise.allSettled(replies);
-    const again: Pending[] = [];
+    if (live.length === 0) return [];
+    let replies: unknown[];
+    try {
+      replies = (await m.exec()) as unknown[];
+    } catch (err) {
+      if (err instanceof MultiErrorReply) replies = (err as Error & { replies: unknown[] }).replies;
+      else if (err instanceof ErrorReply && /^(LOADING|BUSY)\b/.test(message(err))) {
+        // Redis did not run it: not in the stream. Again, except those whose senders gave up meanwhile.
+        const again = live.filter((p) => p.state === WRITTEN);
+        for (const p of again) p.state = QUEUED;
+        this.queued += again.length;
+        this.retried += again.length;
+        return again;
+      } else {
+        // An error reply: the transaction was discarded (nothing in the stream). Anything else: the connection went after the write.
+        for (const p of live) this.fail(p, err, !(err instanceof ErrorReply));
+        return [];
+      }
+    }
     for (let i = 0; i < live.length; i++) {
       const p = live[i]!;
-      const r = settled[i]!;
-      if (r.status === 'fulfilled' && typeof r.value === 'string') {
+      const r = replies[i];
+      if (typeof r === 'string') {
         this.added++;
-        if (this.settle(p)) p.resolve?.(r.value);
-        continue;
-      }
-      if (p.ac?.signal.aborted) continue; // its sender gave up: giveUp() answers it
-      const cause: unknown = r.status === 'rejected' ? r.reason : new Error(`unexpected reply ${describeValue(r.value)}`);
-      const replied = cause instanceof ErrorReply;
-      if (replied && /^(LOADING|BUSY)\b/.test(message(cause))) {
-        // Redis did not run it: not in the stream. Again, unless its sender gave up meanwhile.
-        if (p.state === WRITTEN) {
-          p.state = QUEUED;
-          this.retried++;
-          again.push(p);
-        }
-        continue;
-      }
-      this.fail(p, cause, !replied);
+        if (this.settle(p)) p.resolve?.(r);
+      } else this.fail(p, r instanceof Error ? r : new Error(`unexpected reply ${describeValue(r)}`), false);
     }
-    return again;
+    return [];
   }
 
   /**
    * Its sender gave up (timeoutMs, or the signal). Queued here: dropped, not
-   * sent. Handed to node-redis: taken back if it is still in node-redis's
-   * queue (AbortError, known before the next macrotask), else it is on the
-   * wire and may reach the stream; either way the sender is answered now.
+   * sent. Handed to node-redis: answered now, but it may reach the stream
+   * (its transaction cannot be taken back).
    */
   private giveUp(p: Pending, error: (written: boolean) => unknown): void {
-    if (p.state === QUEUED) {
-      if (this.settle(p)) p.reject?.(error(false));
-      return;
-    }
-    if (p.state !== WRITTEN) return;
-    p.ac!.abort();
-    setImmediate(() => {
-      if (this.settle(p)) p.reject?.(error(!p.unsent));
-    });
+    const written = p.state === WRITTEN;
+    if (this.settle(p)) p.reject?.(error(written));
   }
 
   private timeoutError(timeoutMs: number, written: boolean): RingpoolError {
@@ -228,7 +246,7 @@ export class Adds {
   /** Take it out of the count and its timer and listener off; false when it was settled already. */
   private settle(p: Pending): boolean {
     if (p.state === DONE) return false;
-    if (p.state === QUEUED) this.dropped++;
+    if (p.state === QUEUED) this.queued--;
     p.state = DONE;
     this.bytes -= p.bytes.byteLength;
     if (p.timer !== undefined) clearTimeout(p.timer);
@@ -236,16 +254,8 @@ export class Adds {
     return true;
   }
 
-  /** Drop what settled in the queue (the queue no longer counts it). */
-  private compact(): void {
-    this.queue = this.queue.filter((p) => p.state === QUEUED);
-    this.dropped = 0;
-  }
-
   private fail(p: Pending, cause: unknown, maybeWritten: boolean): void {
-    const wasQueued = p.state === QUEUED;
     if (!this.settle(p)) return;
-    if (wasQueued) this.dropped--; // settled by failing it here, not in the queue any more
     const tail = maybeWritten ? ': the connection was lost before Redis answered; the entry may be in the stream' : '';
     const err = new RingpoolError(ErrorCodes.SOURCE_IO, `XADD to stream '${this.o.stream}' failed: ${message(cause)}${tail}`, { stream: this.o.stream, maybeWritten }, { cause });
     if (p.reject !== null) p.reject(err);
