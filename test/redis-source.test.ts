@@ -229,6 +229,8 @@ describe('Redis Streams source (one process)', () => {
     await bad({ source: { redis: { url, stream, readCount: 0 } } });
     await bad({ source: { redis: { url, stream, blockMs: 1.5 } } });
     await bad({ source: { redis: { url, stream, nope: 1 } } });
+    await bad({ source: { redis: { url, stream, sendBufferBytes: 0 } } });
+    await expectCode(a.sendAsync('work', { i: 1 }, { timeoutMs: -1 }), ErrorCodes.INVALID_OPTION);
     await bad({ source: { redis: { url, stream } }, durability: { dir: '/tmp/x' } });
     await a.close();
     // Once the first let go of the name, it is free.
