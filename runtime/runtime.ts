@@ -197,9 +197,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    */
   async sendAsync<Id = number>(mailbox: string, payload: unknown, opts?: SendAsyncOptions): Promise<Id> {
     const b = this.box(mailbox);
-    // A Redis mailbox: resolves with the stream entry id (a string) once Redis has it.
-    if (b.redis !== null) return b.redis.sendAsync(payload, opts, b.producer.closed) as Promise<Id>;
     const [sendOpts, signal, timeoutMs] = splitWait<SendOptions>('sendAsync', opts);
+    // A Redis mailbox: resolves with the stream entry id (a string) once Redis has it.
+    if (b.redis !== null) return b.redis.sendAsync(payload, sendOpts, b.producer.closed, signal, timeoutMs) as Promise<Id>;
     return b.sendAsync(payload, sendOpts, signal, timeoutMs) as Promise<Id>;
   }
 

@@ -42,11 +42,14 @@ describe('redisProducer (ringpool/redis)', () => {
     expect((await bad({ url, stream: '' })).message).toContain('redisProducer.stream');
     expect((await bad({ url, stream: 's', codec: 'xml' })).message).toContain('redisProducer.codec');
     expect((await bad({ url, stream: 's', maxMessageBytes: 0 })).message).toContain('redisProducer.maxMessageBytes');
+    expect((await bad({ url, stream: 's', sendBufferBytes: 0 })).message).toContain('redisProducer.sendBufferBytes');
     const key = stream();
     const p = redisProducer({ url, stream: key, maxMessageBytes: 64 });
     await expectCode(() => p.send({ big: 'x'.repeat(100) }), ErrorCodes.MESSAGE_TOO_LARGE);
     await expectCode(() => p.send({ n: 1n }), ErrorCodes.UNSERIALIZABLE);
-    await p.sendAsync({ ok: true });
+    await expectCode(p.sendAsync({ ok: 1 }, { timeoutMs: -1 }), ErrorCodes.INVALID_OPTION);
+    await expectCode(p.sendAsync({ ok: 1 }, { signal: 'stop' as never }), ErrorCodes.INVALID_OPTION);
+    await p.sendAsync({ ok: true }, { timeoutMs: 5_000 });
     await p.close();
     await expectCode(() => p.send({ late: true }), ErrorCodes.CLOSED);
     expect(await admin.xLen(key)).toBe(1); // nothing refused was written

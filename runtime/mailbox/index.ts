@@ -116,6 +116,7 @@ export class Mailbox {
       maxAttempts: opts.maxAttempts,
       emitError: (err) => host.emitError(err),
       emitDeadLetter: (letter) => host.emitDeadLetter(letter),
+      countFull: () => this.ring.countRejected('queue_full'),
     });
     this.source = this.redis ?? opts.source;
     const listeners = [this.store, this.source].filter((l) => l !== null);

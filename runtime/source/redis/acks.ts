@@ -6,16 +6,22 @@
  * entry is never acknowledged without its letter); and a failed attempt's
  * count as XCLAIM ... JUSTID RETRYCOUNT (the entry stays pending, its
  * delivery counter says how many attempts ended, and its idle time starts
- * again). A batch that fails is tried again after a backoff: XACK is
- * idempotent; a dead letter may then be written twice, never lost. Until
+ * again). Each reply is read on its own: what failed (a LOADING reply while
+ * Redis loads its data, a lost connection) is tried again after a backoff,
+ * and only that: XACK is idempotent; a dead letter whose reply was lost with
+ * the connection may be written twice, never lost. Until
  * Redis confirms them, their entries count as ours (`unconfirmed`), so a
  * read of our pending list meanwhile does not run them again.
  */
 import { backoffMs, isNoGroup, type Connection } from './connection.js';
 import { deadEntryFields, type DeadFields } from './dead.js';
 
-/** KEYS: stream, dead stream; ARGV: group, entry id, then the dead entry's fields. XACK fails quietly (NOGROUP: the group is gone, the letter is kept). */
-const DEAD_LETTER_LUA = `local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+/**
+ * KEYS: stream, dead stream; ARGV: group, entry id, maxDeadLetters (0: no cap), then the dead entry's fields.
+ * XACK fails quietly (NOGROUP: the group is gone, the letter is kept).
+ */
+const DEAD_LETTER_LUA = `local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
+if ARGV[3] ~= '0' then redis.call('XTRIM', KEYS[2], 'MAXLEN', ARGV[3]) end
 redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
 return id`;
 import type { ResolvedRedisSource } from './options.js';
@@ -105,47 +111,72 @@ export class Acks {
         continue;
       }
       // Put back what failed, in front, and wait before the next try (the retry counts are a hint: dropped).
-      if (failed.acks) this.acks = acks.concat(this.acks);
-      if (failed.dead) this.dead = dead.concat(this.dead);
+      this.acks = failed.acks.concat(this.acks);
+      this.dead = failed.dead.concat(this.dead);
       this.onFail(failed.err);
       if (this.stopped) return;
       await new Promise((r) => setTimeout(r, backoffMs(this.failures++)));
     }
   }
 
-  /** One pipeline of XACKs and retry counts, one MULTI of dead letters: null, or what failed. */
-  private async write(acks: string[], retries: string[], counts: number[], dead: DeadFields[]): Promise<{ err: unknown; acks: boolean; dead: boolean } | null> {
+  /**
+   * One pipeline: XACKs (1,024 ids a command), retry counts, dead-letter
+   * scripts, each reply read on its own (a LOADING reply for one fails only
+   * that one: a letter written is never written again because another
+   * failed). Null, or what failed.
+   */
+  private async write(acks: string[], retries: string[], counts: number[], dead: DeadFields[]): Promise<{ err: unknown; acks: string[]; dead: DeadFields[] } | null> {
     const c = this.cmd.client;
     const { stream, group, consumer } = this.o;
-    const writes: Promise<unknown>[] = [];
-    if (acks.length > 0) {
-      const p = c.multi();
-      for (let i = 0; i < acks.length; i += CHUNK) p.addCommand(['XACK', stream, group, ...acks.slice(i, i + CHUNK)]);
-      writes.push(p.execAsPipeline());
-    } else writes.push(Promise.resolve([]));
-    if (dead.length > 0) {
-      const m = c.multi();
-      for (const f of dead) m.addCommand(['EVAL', DEAD_LETTER_LUA, '2', stream, this.o.deadStream, group, f.streamId, ...deadEntryFields(this.o, f)]);
-      writes.push(m.execAsPipeline());
-    } else writes.push(Promise.resolve([]));
-    if (retries.length > 0) {
-      const r = c.multi();
-      for (let i = 0; i < retries.length; i++) r.addCommand(['XCLAIM', stream, group, consumer, '0', retries[i]!, 'JUSTID', 'RETRYCOUNT', String(counts[i])]);
-      r.execAsPipeline().catch(() => undefined); // a hint for a later takeover: not tried again
-    }
-    const [ackReply, deadReply] = (await Promise.allSettled(writes)) as [PromiseSettledResult<unknown>, PromiseSettledResult<unknown>];
-    // NOGROUP: the stream or group is gone (a Redis restarted without persistence): so are the entries to acknowledge.
-    const failed = (r: PromiseSettledResult<unknown>): boolean => r.status === 'rejected' && !isNoGroup(r.reason);
-    if (ackReply.status === 'fulfilled') {
-      for (const n of ackReply.value as unknown[]) if (typeof n === 'number') this.acked += n;
-    }
-    if (!failed(ackReply)) for (const sid of acks) this.sent.delete(sid);
-    if (!failed(deadReply)) {
-      this.deadLettered += dead.length;
-      for (const f of dead) this.sent.delete(f.streamId);
-    }
-    if (!failed(ackReply) && !failed(deadReply)) return null;
-    const err = failed(ackReply) ? (ackReply as PromiseRejectedResult).reason : (deadReply as PromiseRejectedResult).reason;
-    return { err, acks: failed(ackReply), dead: failed(deadReply) };
+    const ackChunks: Promise<unknown>[] = [];
+    for (let i = 0; i < acks.length; i += CHUNK) ackChunks.push(c.sendCommand(['XACK', stream, group, ...acks.slice(i, i + CHUNK)]));
+    const letters: Promise<unknown>[] = [];
+    for (const f of dead) letters.push(c.sendCommand(['EVAL', DEAD_LETTER_LUA, '2', stream, this.o.deadStream, group, f.streamId, String(this.o.maxDeadLetters), ...deadEntryFields(this.o, f)]));
+    // A hint for a later takeover: not tried again.
+    for (let i = 0; i < retries.length; i++) c.sendCommand(['XCLAIM', stream, group, consumer, '0', retries[i]!, 'JUSTID', 'RETRYCOUNT', String(counts[i])]).catch(() => undefined);
+    const [ackReplies, deadReplies] = await Promise.all([Promise.allSettled(ackChunks), Promise.allSettled(letters)]);
+    const r = sortReplies(acks, ackReplies, CHUNK, dead, deadReplies);
+    this.acked += r.acked;
+    this.deadLettered += r.deadDone.length;
+    for (const sid of r.ackDone) this.sent.delete(sid);
+    for (const f of r.deadDone) this.sent.delete(f.streamId);
+    return r.err === null ? null : { err: r.err, acks: r.ackAgain, dead: r.deadAgain };
   }
+}
+
+/**
+ * What one write's replies say, each read on its own: the XACK chunks
+ * (`chunk` ids a command) and dead letters that went through, and those to
+ * write again. NOGROUP counts as through (the stream or group is gone, a
+ * Redis restarted without persistence: so are the entries to acknowledge).
+ */
+export function sortReplies<L>(
+  acks: readonly string[],
+  ackReplies: readonly PromiseSettledResult<unknown>[],
+  chunk: number,
+  dead: readonly L[],
+  deadReplies: readonly PromiseSettledResult<unknown>[],
+): { err: unknown; acked: number; ackDone: string[]; ackAgain: string[]; deadDone: L[]; deadAgain: L[] } {
+  const failed = (r: PromiseSettledResult<unknown>): r is PromiseRejectedResult => r.status === 'rejected' && !isNoGroup(r.reason);
+  let err: unknown = null;
+  let acked = 0;
+  const ackDone: string[] = [];
+  const ackAgain: string[] = [];
+  ackReplies.forEach((r, k) => {
+    const ids = acks.slice(k * chunk, (k + 1) * chunk);
+    if (r.status === 'fulfilled' && typeof r.value === 'number') acked += r.value;
+    if (failed(r)) {
+      err ??= r.reason;
+      ackAgain.push(...ids);
+    } else ackDone.push(...ids);
+  });
+  const deadDone: L[] = [];
+  const deadAgain: L[] = [];
+  deadReplies.forEach((r, k) => {
+    if (failed(r)) {
+      err ??= r.reason;
+      deadAgain.push(dead[k]!);
+    } else deadDone.push(dead[k]!);
+  });
+  return { err, acked, ackDone, ackAgain, deadDone, deadAgain };
 }

@@ -1,90 +1,267 @@
 /**
- * The XADD pipeline of a Redis Streams mailbox and of `redisProducer()`
- * (main thread): one entry a message, its payload in field `d` (the codec's
- * bytes). The sends of one event-loop turn go to Redis as one pipeline
- * (node-redis `execAsPipeline`: 1.6x ioredis on XADD here, see
- * bench/redis-clients.ts); each entry id goes to its sendAsync, each failure
- * to its sender (RINGPOOL_SOURCE_IO).
+ * The XADD writer of a Redis Streams mailbox and of `redisProducer()` (main
+ * thread): one entry a message, its payload in field `d` (the codec's
+ * bytes).
+ *
+ * - Sends queue here and are written only while the client is ready, one
+ *   batch at a time: what arrives during a round trip (or an outage) goes
+ *   in the next.
+ * - A batch is one transaction (MULTI, XADDs, EXEC): all of it is in the
+ *   stream, or none. Redis answers LOADING or BUSY while it loads its data
+ *   after a restart (or a script runs) and then runs none of it: the batch
+ *   is queued again, in front, and tried after a backoff. (A plain pipeline
+ *   ran some XADDs and refused others, and node-redis's execAsPipeline
+ *   rejects the whole pipeline at the first error: stored sends reported
+ *   failed.) An error inside EXEC fails only its own send; any other error
+ *   reply fails the batch's sends (RINGPOOL_SOURCE_IO: not in the stream); a
+ *   connection lost after the write fails them with "may be in the stream".
+ * - What waits (queued, or written and not answered) is bounded by
+ *   `maxBytes` of payload: past it a send is refused (RINGPOOL_QUEUE_FULL),
+ *   as a full ring refuses one (one send always fits when nothing waits).
+ * - A sendAsync's `timeoutMs` and `signal` end its wait: RINGPOOL_TIMEOUT
+ *   (or the signal's reason); a send still queued here is dropped (not in
+ *   the stream), one already handed to the client may be in it
+ *   (`details.written`).
  */
 import type { PayloadCodec } from '../../shared/codec.js';
 import { ErrorCodes, RingpoolError, describeValue } from '../../shared/errors.js';
 import type { SendOptions } from '../../shared/producer.js';
-import type { Client } from './connection.js';
+import { backoffMs, loadRedis, message, type Client } from './connection.js';
 
 /** The entry field that holds the encoded payload. */
 export const PAYLOAD_FIELD = 'd';
+
+/** Sends a transaction takes at most (the rest go in the next). */
+const MAX_BATCH = 8_192;
+
+type ErrorClass = new (...a: never[]) => Error;
+
+/** While the client is not ready, look again this often. */
+const NOT_READY_POLL_MS = 50;
+
+const QUEUED = 0;
+const WRITTEN = 1;
+const DONE = 2;
 
 interface Pending {
   bytes: Buffer;
   resolve: ((id: string) => void) | null;
   reject: ((err: unknown) => void) | null;
+  state: number;
+  timer: NodeJS.Timeout | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+export interface AddsOptions {
+  stream: string;
+  /** Who sends, for messages: "mailbox 'orders'", "redisProducer for stream 'orders'". */
+  what: string;
+  /** The client once connected (rejects if it never will be). */
+  client: () => Promise<Client>;
+  /** A failed send() that nobody awaits. */
+  onError: ((err: RingpoolError) => void) | undefined;
+  /** Payload bytes that may wait (queued, or written and not answered). */
+  maxBytes: number;
+  /** Sends refused because maxBytes was reached (counted by the caller). */
+  onFull?: () => void;
 }
 
 export class Adds {
-  private pending: Pending[] = [];
-  /** The writer: takes what is queued, a pipeline at a time, until nothing is. */
+  /** Sends not yet written, from `head` on (with some that settled there, timed out or aborted: skipped). */
+  private queue: Pending[] = [];
+  private head = 0;
+  /** Sends in the queue still QUEUED. */
+  private queued = 0;
+  /** The writer: takes what is queued, a batch at a time, until nothing is. */
   private draining: Promise<void> | null = null;
+  private retries = 0;
+  /** Payload bytes waiting: queued, or written and not yet answered. */
+  bytes = 0;
   /** send() calls whose entry Redis did not take. */
   failed = 0;
   /** Entries Redis took. */
   added = 0;
+  /** Sends written again after a LOADING or BUSY reply. */
+  retried = 0;
 
-  constructor(
-    private readonly stream: string,
-    /** The connected client (resolves once connected; rejects if it never was). */
-    private readonly client: () => Promise<Client>,
-    /** A failed send() that nobody awaits. */
-    private readonly onError: ((err: RingpoolError) => void) | undefined,
-  ) {}
+  constructor(private readonly o: AddsOptions) {}
 
-  /** Queue the codec's prepared bytes (copied: the codec reuses its buffer). */
-  push(codec: PayloadCodec, resolve: Pending['resolve'], reject: Pending['reject']): void {
+  /**
+   * Queue the codec's prepared bytes (a fresh copy). Throws (or, inside a
+   * sendAsync's executor, rejects) RINGPOOL_QUEUE_FULL past maxBytes, and the
+   * signal's reason when it is already aborted: nothing is queued then.
+   */
+  push(codec: PayloadCodec, resolve: Pending['resolve'], reject: Pending['reject'], timeoutMs?: number, signal?: AbortSignal): void {
+    if (signal?.aborted) throw signal.reason;
     const b = codec.preparedBytes();
-    this.pending.push({ bytes: Buffer.from(b.buffer, b.byteOffset, b.byteLength), resolve, reject });
+    if (this.bytes > 0 && this.bytes + b.byteLength > this.o.maxBytes) {
+      this.o.onFull?.();
+      throw new RingpoolError(
+        ErrorCodes.QUEUE_FULL,
+        `${this.o.what}: ${this.bytes} bytes of sends wait for Redis, and this one (${b.byteLength}) would pass sendBufferBytes ${this.o.maxBytes} (Redis is away, or slower than the sends)`,
+        { stream: this.o.stream, sendBufferBytes: this.o.maxBytes, waitingBytes: this.bytes },
+      );
+    }
+    const p: Pending = { bytes: Buffer.from(b.buffer, b.byteOffset, b.byteLength), resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
+    this.bytes += b.byteLength;
+    if (timeoutMs !== undefined) p.timer = setTimeout(() => this.giveUp(p, (written) => this.timeoutError(timeoutMs, written)), timeoutMs);
+    if (signal !== undefined) {
+      p.onAbort = () => this.giveUp(p, () => signal.reason);
+      signal.addEventListener('abort', p.onAbort, { once: true });
+    }
+    this.queue.push(p);
+    this.queued++;
     this.draining ??= this.drain();
   }
 
-  /** Resolves once everything queued so far has been answered. */
+  /** Resolves once everything queued so far has been answered (or given up). */
   async flushed(): Promise<void> {
     while (this.draining !== null) await this.draining;
   }
 
+  /** Fail every send not yet written (closing with Redis away): not in the stream. */
+  abandon(why: string): void {
+    const q = this.queue.slice(this.head);
+    this.queue = [];
+    this.head = 0;
+    for (const p of q) if (p.state === QUEUED) this.fail(p, new Error(why), false);
+    this.queued = 0;
+  }
+
   private async drain(): Promise<void> {
     try {
-      await new Promise((r) => setImmediate(r)); // the rest of this turn's sends join the first pipeline
-      while (this.pending.length > 0) {
-        const batch = this.pending;
-        this.pending = [];
-        await this.write(batch);
+      await new Promise((r) => setImmediate(r)); // the rest of this turn's sends join the first batch
+      let c: Client;
+      try {
+        c = await this.o.client();
+      } catch (err) {
+        this.abandon(`no connection to Redis: ${message(err)}`);
+        return;
       }
+      const { ErrorReply, MultiErrorReply } = await loadRedis();
+      while (this.queued > 0) {
+        if (!c.isReady) {
+          // Redis away: drop what settled while it waits (timed out, aborted), now and then.
+          if (this.queue.length - this.head > 2 * this.queued + 1_024) {
+            this.queue = this.queue.slice(this.head).filter((p) => p.state === QUEUED);
+            this.head = 0;
+          }
+          await new Promise((r) => setTimeout(r, NOT_READY_POLL_MS));
+          continue;
+        }
+        const batch: Pending[] = [];
+        while (this.head < this.queue.length && batch.length < MAX_BATCH) {
+          const p = this.queue[this.head++]!;
+          if (p.state === QUEUED) batch.push(p);
+        }
+        if (this.head === this.queue.length) {
+          this.queue = [];
+          this.head = 0;
+        }
+        const again = await this.write(c, batch, ErrorReply, MultiErrorReply);
+        if (again.length === 0) {
+          this.retries = 0;
+          continue;
+        }
+        this.queue = again.concat(this.queue.slice(this.head));
+        this.head = 0;
+        await new Promise((r) => setTimeout(r, backoffMs(this.retries++)));
+      }
+      this.queue = [];
+      this.head = 0;
     } finally {
       this.draining = null;
     }
   }
 
-  private async write(batch: Pending[]): Promise<void> {
-    try {
-      const m = (await this.client()).multi();
-      for (const p of batch) m.xAdd(this.stream, '*', { [PAYLOAD_FIELD]: p.bytes });
-      const ids = (await m.execAsPipeline()) as unknown[];
-      batch.forEach((p, i) => {
-        const id = ids[i];
-        if (typeof id === 'string') {
-          this.added++;
-          p.resolve?.(id);
-        } else this.fail(p, id);
-      });
-    } catch (err) {
-      for (const p of batch) this.fail(p, err);
+  /**
+   * Write one batch as a transaction (MULTI, the XADDs, EXEC: all run, or
+   * none) and read each reply on its own; returns the sends to write again.
+   * A LOADING or BUSY reply while queueing means the transaction was
+   * discarded: none of it ran, all of it goes again. Another error reply
+   * while queueing discards it too: each send fails, not in the stream.
+   * Errors inside EXEC (MultiErrorReply) fail only their own send.
+   */
+  private async write(c: Client, batch: Pending[], ErrorReply: ErrorClass, MultiErrorReply: ErrorClass): Promise<Pending[]> {
+    const live: Pending[] = [];
+    const m = c.multi();
+    for (const p of batch) {
+      if (p.state !== QUEUED) continue;
+      p.state = WRITTEN;
+      this.queued--;
+      live.push(p);
+      m.addCommand(['XADD', this.o.stream, '*', PAYLOAD_FIELD, p.bytes]);
     }
+    if (live.length === 0) return [];
+    let replies: unknown[];
+    try {
+      replies = (await m.exec()) as unknown[];
+    } catch (err) {
+      if (err instanceof MultiErrorReply) replies = (err as Error & { replies: unknown[] }).replies;
+      else if (err instanceof ErrorReply && /^(LOADING|BUSY)\b/.test(message(err))) {
+        // Redis did not run it: not in the stream. Again, except those whose senders gave up meanwhile.
+        const again = live.filter((p) => p.state === WRITTEN);
+        for (const p of again) p.state = QUEUED;
+        this.queued += again.length;
+        this.retried += again.length;
+        return again;
+      } else {
+        // An error reply: the transaction was discarded (nothing in the stream). Anything else: the connection went after the write.
+        for (const p of live) this.fail(p, err, !(err instanceof ErrorReply));
+        return [];
+      }
+    }
+    for (let i = 0; i < live.length; i++) {
+      const p = live[i]!;
+      const r = replies[i];
+      if (typeof r === 'string') {
+        this.added++;
+        if (this.settle(p)) p.resolve?.(r);
+      } else this.fail(p, r instanceof Error ? r : new Error(`unexpected reply ${describeValue(r)}`), false);
+    }
+    return [];
   }
 
-  private fail(p: Pending, cause: unknown): void {
-    const err = new RingpoolError(ErrorCodes.SOURCE_IO, `XADD to stream '${this.stream}' failed: ${(cause as Error)?.message ?? String(cause)}`, { stream: this.stream }, { cause });
+  /**
+   * Its sender gave up (timeoutMs, or the signal). Queued here: dropped, not
+   * sent. Handed to node-redis: answered now, but it may reach the stream
+   * (its transaction cannot be taken back).
+   */
+  private giveUp(p: Pending, error: (written: boolean) => unknown): void {
+    const written = p.state === WRITTEN;
+    if (this.settle(p)) p.reject?.(error(written));
+  }
+
+  private timeoutError(timeoutMs: number, written: boolean): RingpoolError {
+    return new RingpoolError(
+      ErrorCodes.TIMEOUT,
+      written
+        ? `sendAsync to ${this.o.what}: no answer from Redis within ${timeoutMs} ms; the entry may be in the stream`
+        : `sendAsync to ${this.o.what}: Redis did not take it within ${timeoutMs} ms (not sent)`,
+      { stream: this.o.stream, timeoutMs, written },
+    );
+  }
+
+  /** Take it out of the count and its timer and listener off; false when it was settled already. */
+  private settle(p: Pending): boolean {
+    if (p.state === DONE) return false;
+    if (p.state === QUEUED) this.queued--;
+    p.state = DONE;
+    this.bytes -= p.bytes.byteLength;
+    if (p.timer !== undefined) clearTimeout(p.timer);
+    if (p.onAbort !== undefined) p.signal!.removeEventListener('abort', p.onAbort);
+    return true;
+  }
+
+  private fail(p: Pending, cause: unknown, maybeWritten: boolean): void {
+    if (!this.settle(p)) return;
+    const tail = maybeWritten ? ': the connection was lost before Redis answered; the entry may be in the stream' : '';
+    const err = new RingpoolError(ErrorCodes.SOURCE_IO, `XADD to stream '${this.o.stream}' failed: ${message(cause)}${tail}`, { stream: this.o.stream, maybeWritten }, { cause });
     if (p.reject !== null) p.reject(err);
     else {
       this.failed++;
-      this.onError?.(err);
+      this.o.onError?.(err);
     }
   }
 }

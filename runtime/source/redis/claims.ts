@@ -9,7 +9,8 @@
  *   claimed entries' delivery counters (XPENDING, one pipeline) are their
  *   attempts.
  * - the touch pass (every claimIdleMs/3): XCLAIM ... JUSTID of the entries
- *   this process still holds (in its ring, running, or waiting to retry), so
+ *   this process holds (waiting for ring room, in its ring, running, or
+ *   waiting to retry), so
  *   their idle time starts again and nobody takes them over while they are
  *   ours. JUSTID leaves the delivery counter alone.
  */
@@ -20,8 +21,8 @@ import type { ResolvedRedisSource } from './options.js';
 const CHUNK = 1024;
 
 export interface ClaimSink {
-  /** Put claimed entries into the ring at these attempts (their delivery counters). */
-  take(e: Entries, attempts: number[]): Promise<void>;
+  /** Put claimed entries into the ring at the attempts `counts` gives (their delivery counters). */
+  take(e: Entries, counts: (ids: readonly string[]) => Promise<number[]>): Promise<void>;
   /** Entries Redis had dropped from the pending list because they were trimmed from the stream. */
   trimmed(ids: readonly string[]): void;
 }
@@ -31,6 +32,8 @@ export class Claims {
   private readonly entries = new Entries();
   private readonly deleted: string[] = [];
   private running: Promise<void> | null = null;
+  /** Counted after the claim (which added one); one acknowledged meanwhile by a slow owner reads 0 and is skipped. */
+  private readonly counts = (ids: readonly string[]): Promise<number[]> => pendingCounts(this.o, this.cmd, this.held.size, ids);
   /** Entries taken over from other consumers. */
   claimed = 0;
 
@@ -74,10 +77,8 @@ export class Claims {
       if (this.deleted.length > 0) this.sink.trimmed(this.deleted);
       const e = this.entries;
       if (e.n > 0) {
-        // Counted after the claim (which added one); one acknowledged meanwhile by a slow owner reads 0 and is skipped.
-        const attempts = await pendingCounts(this.o, this.cmd, this.held.size, e.ids);
         this.claimed += e.n;
-        await this.sink.take(e, attempts);
+        await this.sink.take(e, this.counts);
       }
       if (this.cursor === '0-0') return;
     }
@@ -88,7 +89,7 @@ export class Claims {
     if (this.held.size === 0) return;
     const { stream, group, consumer } = this.o;
     const minIdle = String(Math.floor(this.touchEveryMs / 2));
-    const ids = [...this.held.sids()];
+    const ids = this.held.sids();
     const p = this.cmd.client.multi();
     for (let i = 0; i < ids.length; i += CHUNK) p.addCommand(['XCLAIM', stream, group, consumer, minIdle, ...ids.slice(i, i + CHUNK), 'JUSTID']);
     await p.execAsPipeline();

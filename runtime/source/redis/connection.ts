@@ -1,7 +1,7 @@
 /**
  * Redis connections for a Redis Streams mailbox (main thread): node-redis 6,
  * loaded only when a mailbox has a Redis source, with reconnection on a
- * capped exponential backoff, the reconnect count and the up/down state
+ * capped exponential backoff, and the up/down state
  * (`/healthz` answers 503 while a source is down). Also the two reply shapes
  * the source reads: stream entries and errors.
  */
@@ -27,7 +27,6 @@ export class Connection {
   /** Replies with blob strings as Buffers (payloads are bytes under every codec). */
   bytes: { typeMapping: Record<number, unknown> } = { typeMapping: {} };
   up = false;
-  reconnects = 0;
   /** The last connection error, while down. */
   lastError: Error | null = null;
   private everUp = false;
@@ -56,9 +55,6 @@ export class Connection {
         this.up = false;
         this.onChange(false, err);
       }
-    });
-    c.on('reconnecting', () => {
-      if (this.everUp) this.reconnects++;
     });
     c.on('ready', () => {
       const was = this.everUp;
@@ -115,6 +111,8 @@ export class Entries {
   payloads: (Buffer | null)[] = [];
   /** The entry exists but has no `d` field (not written by ringpool). */
   foreign: boolean[] = [];
+  /** Filled by Offer.take: reserved by this take (held, not yet in the ring or finished). */
+  reserved: boolean[] = [];
   get n(): number {
     return this.ids.length;
   }

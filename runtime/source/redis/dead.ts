@@ -7,6 +7,7 @@
  * in-memory one, but asynchronous (they are Redis commands).
  */
 import type { DeadLetter, DeadLetterReason } from '../../dead-letters.js';
+import { DEAD_LETTER_REASONS } from '../../outcome.js';
 import type { PayloadCodec } from '../../shared/codec.js';
 import type { ErrorInfo } from '../../shared/errors.js';
 import { PAYLOAD_FIELD } from './adds.js';
@@ -21,13 +22,21 @@ export interface StreamDeadLetter extends DeadLetter {
   streamId: string;
   /** The consumer that dead-lettered it. */
   consumer: string;
+  /**
+   * Set when its `<stream>:dead` entry is malformed (written or edited by
+   * something else): what is wrong, and every field as text. Such a letter is
+   * listed (reason `poison` unless its own is valid, the problems in
+   * `lastError`), purged like any other, and redriven only when it has a
+   * payload (field `d`).
+   */
+  damaged?: { problems: string[]; fields: Record<string, string> };
 }
 
 /** `rt.deadLetters(mailbox)` for a Redis mailbox. */
 export interface StreamDeadLetters {
   /** Dead letters, oldest first (XRANGE of `<stream>:dead`). */
   list(): Promise<StreamDeadLetter[]>;
-  /** XADD them back to the stream (attempts start again) and delete them from `<stream>:dead`, in one MULTI. Returns how many. */
+  /** XADD them back to the stream (attempts start again) and delete them from `<stream>:dead`, in one MULTI. Returns how many (a damaged letter without a payload is left). */
   redrive(filter?: (letter: StreamDeadLetter) => boolean): Promise<number>;
   /** Delete them. Returns how many. */
   purge(filter?: (letter: StreamDeadLetter) => boolean): Promise<number>;
@@ -79,15 +88,15 @@ export class RedisDeadLetters implements StreamDeadLetters {
     const c = await this.client();
     const reply = (await c.sendCommand(['XRANGE', this.o.deadStream, '-', '+'], this.bytes())) as unknown[][];
     this.size = reply.length;
-    return reply.map((e) => this.letter(String(e[0]), e[1] as Buffer[]));
+    return reply.map((e) => this.letter(String(e[0]), e[1]));
   }
 
   async redrive(filter?: (letter: StreamDeadLetter) => boolean): Promise<number> {
-    const out = (await this.list()).filter((l) => filter === undefined || filter(l));
+    const out = (await this.list()).filter((l) => (filter === undefined || filter(l)) && (l as Carried).payloadBytes !== null);
     if (out.length === 0) return 0;
     const m = (await this.client()).multi();
     for (const l of out) {
-      m.addCommand(['XADD', this.o.stream, '*', PAYLOAD_FIELD, (l as StreamDeadLetter & { payloadBytes: Buffer }).payloadBytes]);
+      m.addCommand(['XADD', this.o.stream, '*', PAYLOAD_FIELD, (l as Carried).payloadBytes!]);
       m.addCommand(['XDEL', this.o.deadStream, l.deadEntryId]);
     }
     await m.exec();
@@ -105,34 +114,68 @@ export class RedisDeadLetters implements StreamDeadLetters {
     return n;
   }
 
-  private letter(deadEntryId: string, fields: Buffer[]): StreamDeadLetter & { payloadBytes: Buffer } {
+  /** One entry of `<stream>:dead` as a letter; never throws (a malformed entry is a damaged letter). */
+  private letter(deadEntryId: string, fields: unknown): Carried {
     const f = new Map<string, Buffer>();
-    for (let i = 0; i + 1 < fields.length; i += 2) f.set(String(fields[i]), fields[i + 1]!);
+    const raw = Array.isArray(fields) ? (fields as unknown[]) : [];
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const v = raw[i + 1];
+      f.set(String(raw[i]), Buffer.isBuffer(v) ? v : Buffer.from(String(v)));
+    }
+    const problems: string[] = [];
     const text = (k: string): string => f.get(k)?.toString('utf8') ?? '';
-    const err = (k: string): ErrorInfo | undefined => (text(k) === '' ? undefined : (JSON.parse(text(k)) as ErrorInfo));
-    const bytes = f.get(PAYLOAD_FIELD) ?? Buffer.alloc(0);
+    const num = (k: string): number => {
+      const n = Number(text(k));
+      if (text(k) === '' || !Number.isFinite(n)) problems.push(`'${k}' is not a number`);
+      return Number.isFinite(n) ? n : -1;
+    };
+    const err = (k: string): ErrorInfo | undefined => {
+      if (text(k) === '') return undefined;
+      try {
+        const v = JSON.parse(text(k)) as ErrorInfo;
+        if (v !== null && typeof v === 'object' && typeof v.message === 'string') return v;
+      } catch {
+        // below
+      }
+      problems.push(`'${k}' is not an error as JSON`);
+      return undefined;
+    };
+    const bytes = f.get(PAYLOAD_FIELD) ?? null;
+    if (bytes === null) problems.push(`no field '${PAYLOAD_FIELD}' (the payload)`);
     let payload: unknown;
     try {
-      payload = this.codec.decode(bytes, bytes, 0, bytes.byteLength, false);
+      payload = bytes === null ? undefined : this.codec.decode(bytes, bytes, 0, bytes.byteLength, false);
     } catch {
-      payload = new Uint8Array(bytes); // undecodable: give the bytes
+      payload = new Uint8Array(bytes!); // undecodable: give the bytes
     }
-    const letter = {
-      id: Number(text('local')),
+    const r = text('reason');
+    const known = (DEAD_LETTER_REASONS as readonly string[]).includes(r);
+    if (!known) problems.push(`'reason' ${JSON.stringify(r.slice(0, 40))} is not one of ${DEAD_LETTER_REASONS.join(', ')}`);
+    const letter: StreamDeadLetter = {
+      id: Number.isSafeInteger(Number(text('local'))) && text('local') !== '' ? Number(text('local')) : -1,
       mailbox: this.mailbox,
       payload,
       key: undefined,
-      attempts: Number(text('attempts')),
+      attempts: num('attempts'),
       firstError: err('first'),
       lastError: err('last'),
-      enqueuedAt: Number(text('sent')),
-      deadAt: Number(text('dead')),
-      reason: text('reason') as DeadLetterReason,
+      enqueuedAt: num('sent'),
+      deadAt: num('dead'),
+      reason: known ? (r as DeadLetterReason) : 'poison',
       deadEntryId,
       streamId: text('entry'),
       consumer: text('consumer'),
     };
+    if (problems.length > 0) {
+      const all: Record<string, string> = {};
+      for (const [k, v] of f) all[k] = v.toString('utf8');
+      letter.damaged = { problems, fields: all };
+      letter.lastError = { name: 'RingpoolError', message: `damaged entry ${deadEntryId} in '${this.o.deadStream}': ${problems.join('; ')}; its fields: ${JSON.stringify(all).slice(0, 2_000)}` };
+    }
     // The payload's bytes travel with the letter for redrive, out of sight of JSON.stringify and the console.
-    return Object.defineProperty(letter, 'payloadBytes', { value: bytes, enumerable: false }) as StreamDeadLetter & { payloadBytes: Buffer };
+    return Object.defineProperty(letter, 'payloadBytes', { value: bytes, enumerable: false }) as Carried;
   }
 }
+
+/** A letter and its payload's bytes (null: none, a damaged letter that cannot be redriven). */
+type Carried = StreamDeadLetter & { payloadBytes: Buffer | null };

@@ -1,17 +1,22 @@
 /**
  * The stream entries one process holds (main thread): read from the group
- * and put into the local ring, not yet acknowledged or dead-lettered. Maps
- * the ring's message id to the entry id (for XACK) and back (so an entry
- * read twice, from the pending list after a reconnect or by a takeover pass,
- * is not run twice here). Its size bounds what a process takes from Redis:
- * the backlog stays in the stream, and a process that dies leaves at most
- * this many entries to take over. Takeovers have room beyond what reads
- * may fill, so that a dead process's entries do not wait for a busy one's
- * backlog.
+ * and not yet acknowledged or dead-lettered here. An entry is held from the
+ * moment it is read (or taken over), first as waiting (for ring room), then
+ * in the ring (running, or waiting to retry). Maps the ring's message id to
+ * the entry id (for XACK) and back (so an entry read twice, from the pending
+ * list after a reconnect or by a takeover pass, is not run twice here).
+ * Every held entry is touched (claims.ts), waiting ones too: an entry that
+ * waits for ring room longer than claimIdleMs must not look abandoned.
+ * Its size bounds what a process takes from Redis: the backlog stays in the
+ * stream, and a process that dies leaves at most this many entries to take
+ * over. Takeovers have room beyond what reads may fill, so that a dead
+ * process's entries do not wait for a busy one's backlog.
  */
 export class HeldEntries {
   private readonly bySid = new Map<string, number>();
   private readonly byLocal = new Map<number, string>();
+  /** Read or taken over, not yet in the ring (waiting for room). */
+  private readonly waiting = new Set<string>();
   private waiter: (() => void) | null = null;
 
   constructor(
@@ -21,25 +26,38 @@ export class HeldEntries {
     readonly claimLimit: number,
   ) {}
 
+  /** Entries held: in the ring and waiting for room. */
   get size(): number {
-    return this.byLocal.size;
+    return this.byLocal.size + this.waiting.size;
   }
 
   /** Room for this many more read. */
   get room(): number {
-    return this.limit - this.byLocal.size;
+    return this.limit - this.size;
   }
 
   /** Room for this many more taken over. */
   get claimRoom(): number {
-    return this.claimLimit - this.byLocal.size;
+    return this.claimLimit - this.size;
   }
 
   has(sid: string): boolean {
-    return this.bySid.has(sid);
+    return this.bySid.has(sid) || this.waiting.has(sid);
   }
 
+  /** Read or taken over: held (and touched) from now on, until hold() or unreserve(). */
+  reserve(sid: string): void {
+    this.waiting.add(sid);
+  }
+
+  /** Not put into the ring after all (stopping, dead-lettered unrun, no longer pending): no longer ours. */
+  unreserve(sid: string): void {
+    if (this.waiting.delete(sid)) this.wakeOne();
+  }
+
+  /** Put into the ring as message `localId`. */
   hold(localId: number, sid: string): void {
+    this.waiting.delete(sid);
     this.bySid.set(sid, localId);
     this.byLocal.set(localId, sid);
   }
@@ -55,17 +73,15 @@ export class HeldEntries {
     if (sid === undefined) return undefined;
     this.byLocal.delete(localId);
     this.bySid.delete(sid);
-    if (this.waiter !== null) {
-      const w = this.waiter;
-      this.waiter = null;
-      w();
-    }
+    this.wakeOne();
     return sid;
   }
 
-  /** Every entry id held (for the pass that keeps them from looking idle). */
-  sids(): IterableIterator<string> {
-    return this.byLocal.values();
+  /** Every entry id held, waiting ones too (for the pass that keeps them from looking idle). */
+  sids(): string[] {
+    const out = [...this.byLocal.values()];
+    for (const sid of this.waiting) out.push(sid);
+    return out;
   }
 
   /** Resolves when one is released (or `wake()` is called: stopping). */
@@ -77,6 +93,10 @@ export class HeldEntries {
         resolve();
       };
     });
+  }
+
+  private wakeOne(): void {
+    if (this.waiter !== null) this.wake();
   }
 
   wake(): void {

@@ -22,45 +22,67 @@ export class Offer {
     private readonly intake: () => SourceIntake,
   ) {}
 
-  /** Put read or claimed entries into the ring, waiting for room; `attempts` null: first deliveries. */
-  async take(e: Entries, attempts: number[] | null): Promise<void> {
-    const intake = this.intake();
-    const { maxAttempts, maxMessageBytes } = this.host;
+  /**
+   * Put read or claimed entries into the ring, waiting for room. Each entry
+   * not already ours is held from this moment (reserved: counted, touched,
+   * skipped by the other path) until it is in the ring, or dead-lettered
+   * unrun, or left behind because the mailbox stops (then it is no longer
+   * touched, and a takeover finds it after claimIdleMs). `counts`: their
+   * delivery counters (XPENDING), asked once they are reserved; null: first
+   * deliveries (attempt 1).
+   */
+  async take(e: Entries, counts: ((ids: readonly string[]) => Promise<number[]>) | null): Promise<void> {
+    const held = this.src.held;
+    const reserved = e.reserved;
+    reserved.length = e.n;
     for (let i = 0; i < e.n; i++) {
       const sid = e.ids[i]!;
-      const attempt = attempts === null ? 1 : attempts[i]!;
-      if (attempt === 0 || this.mine(sid)) continue;
-      const p = e.payloads[i]!;
-      if (p === null) {
-        if (e.foreign[i]) this.deadNow(sid, Buffer.alloc(0), attempt - 1, 'poison', `entry ${sid} has no field 'd' (it was not written by ringpool)`);
-        else this.src.trimmed([sid]);
-        continue;
-      }
-      if (p.byteLength > maxMessageBytes) {
-        this.deadNow(sid, p, attempt - 1, 'poison', `entry ${sid} of ${p.byteLength} bytes is over maxMessageBytes ${maxMessageBytes}`);
-        continue;
-      }
-      if (attempt > maxAttempts) {
-        this.deadNow(sid, p, attempt - 1, 'max_attempts', `delivered ${attempt - 1} times without an outcome (its consumers died while it ran)`);
-        continue;
-      }
-      // When Redis took it (the id's ms; +0.5 for the truncation), so end-to-end time includes the wait in the stream.
-      const sentAt = Math.min(entryTime(sid) + 0.5, now());
-      for (let waited = false; ; waited = true) {
-        if (!intake.open || !this.src.running) return;
-        if (waited && this.mine(sid)) break; // taken while we waited, by the other path (a read of our pending list, a takeover)
-        let id: number;
-        try {
-          id = intake.offerBytes(p, attempt, sentAt);
-        } catch {
-          return; // the mailbox closed: the entry stays pending, for a takeover
+      reserved[i] = !this.mine(sid);
+      if (reserved[i]) held.reserve(sid);
+    }
+    try {
+      const attempts = counts === null ? null : await counts(e.ids);
+      const intake = this.intake();
+      const { maxAttempts, maxMessageBytes } = this.host;
+      for (let i = 0; i < e.n; i++) {
+        if (!reserved[i]) continue;
+        const sid = e.ids[i]!;
+        const attempt = attempts === null ? 1 : attempts[i]!;
+        const p = e.payloads[i]!;
+        // Each of these ends its reservation below: no longer pending for us, or finished unrun (in acks' unconfirmed set).
+        if (attempt === 0) {
+          // no longer pending for us (acknowledged meanwhile, or taken over): not ours to run
+        } else if (p === null) {
+          if (e.foreign[i]) this.deadNow(sid, Buffer.alloc(0), attempt - 1, 'poison', `entry ${sid} has no field 'd' (it was not written by ringpool)`);
+          else this.src.trimmed([sid]);
+        } else if (p.byteLength > maxMessageBytes) {
+          this.deadNow(sid, p, attempt - 1, 'poison', `entry ${sid} of ${p.byteLength} bytes is over maxMessageBytes ${maxMessageBytes}`);
+        } else if (attempt > maxAttempts) {
+          this.deadNow(sid, p, attempt - 1, 'max_attempts', `delivered ${attempt - 1} times without an outcome (its consumers died while it ran)`);
+        } else {
+          // When Redis took it (the id's ms; +0.5 for the truncation), so end-to-end time includes the wait in the stream.
+          const sentAt = Math.min(entryTime(sid) + 0.5, now());
+          for (;;) {
+            if (!intake.open || !this.src.running) return;
+            let id: number;
+            try {
+              id = intake.offerBytes(p, attempt, sentAt);
+            } catch {
+              return; // the mailbox closed: the entry stays pending, for a takeover
+            }
+            if (id >= 0) {
+              held.hold(id, sid);
+              break;
+            }
+            await intake.whenRoom();
+          }
         }
-        if (id >= 0) {
-          this.src.held.hold(id, sid);
-          break;
-        }
-        await intake.whenRoom();
+        reserved[i] = false;
+        held.unreserve(sid); // a no-op once in the ring (hold() moved it)
       }
+    } finally {
+      // Left unrun (stopping, or the counts could not be read): pending in Redis, untouched from now on.
+      for (let i = 0; i < e.n; i++) if (reserved[i]) held.unreserve(e.ids[i]!);
     }
   }
 

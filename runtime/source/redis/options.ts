@@ -21,6 +21,23 @@ export interface RedisSourceOptions {
   readCount?: number;
   /** XREADGROUP BLOCK: how long a read waits for new entries. @default 1000 */
   blockMs?: number;
+  /**
+   * Acknowledged history kept in the stream, by age: an entry that every
+   * group of the stream has acknowledged (and none still has pending or
+   * unread) is trimmed (XTRIM MINID, once a second) once it is older than
+   * this. `false`: never trim (the stream grows until something else trims it).
+   * @default 0 (trimmed as soon as every group is done with it)
+   */
+  keepAckedMs?: number | false;
+  /**
+   * Payload bytes of sends that may wait in this process for Redis (queued
+   * while it is away or loading, or written and not yet answered): past it,
+   * send() throws and sendAsync() rejects with RINGPOOL_QUEUE_FULL.
+   * @default 67108864 (64 MiB)
+   */
+  sendBufferBytes?: number;
+  /** Most dead letters `<stream>:dead` keeps: each new one past it trims the oldest (XTRIM MAXLEN, exact, in the script that writes it). @default undefined (unbounded) */
+  maxDeadLetters?: number;
 }
 
 export interface ResolvedRedisSource {
@@ -31,13 +48,20 @@ export interface ResolvedRedisSource {
   claimIdleMs: number;
   readCount: number;
   blockMs: number;
+  keepAckedMs: number | false;
+  sendBufferBytes: number;
+  /** 0: unbounded. */
+  maxDeadLetters: number;
   /** `<stream>:dead`: where dead letters go. */
   deadStream: string;
   /** The key whose lease says a live process runs this consumer name. */
   leaseKey: string;
 }
 
-const KNOWN = ['url', 'stream', 'group', 'consumer', 'claimIdleMs', 'readCount', 'blockMs'];
+/** Default sendBufferBytes, of a Redis mailbox and of redisProducer. */
+export const SEND_BUFFER_BYTES = 64 << 20;
+
+const KNOWN = ['url', 'stream', 'group', 'consumer', 'claimIdleMs', 'readCount', 'blockMs', 'keepAckedMs', 'sendBufferBytes', 'maxDeadLetters'];
 
 /** `source` as given: `{ redis: {...} }` is resolved here; anything else is the plain MessageSource seam. */
 export function isRedisSource(v: unknown): v is { redis: unknown } {
@@ -51,7 +75,7 @@ export function isRedisUrl(url: string): boolean {
 }
 
 export function resolveRedisSource(path: string, v: unknown, leaseMs: number): ResolvedRedisSource {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw invalidOption(path, 'an object { url, stream, group, consumer, claimIdleMs, readCount, blockMs }', v);
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw invalidOption(path, `an object { ${KNOWN.join(', ')} }`, v);
   const o = v as Record<string, unknown>;
   for (const k of Object.keys(o)) if (!KNOWN.includes(k)) throw invalidOption(`${path}.${k}`, `one of ${KNOWN.join(', ')} (unknown option)`, o[k]);
   if (typeof o.url !== 'string' || !isRedisUrl(o.url)) throw invalidOption(`${path}.url`, 'a redis:// or rediss:// URL', o.url);
@@ -77,7 +101,16 @@ export function resolveRedisSource(path: string, v: unknown, leaseMs: number): R
     claimIdleMs: int('claimIdleMs', Math.max(10, Math.ceil(leaseMs)), 10, 2 ** 31 - 1),
     readCount: int('readCount', 256, 1, 65_536),
     blockMs: int('blockMs', 1_000, 1, 60_000),
+    keepAckedMs: keepAcked(path, o.keepAckedMs),
+    sendBufferBytes: int('sendBufferBytes', SEND_BUFFER_BYTES, 1, Number.MAX_SAFE_INTEGER),
+    maxDeadLetters: o.maxDeadLetters === undefined ? 0 : int('maxDeadLetters', 0, 1, 2 ** 31 - 1),
     deadStream: `${stream}:dead`,
     leaseKey: `${stream}:ringpool:consumer:${group}:${consumer}`,
   };
+}
+
+function keepAcked(path: string, x: unknown): number | false {
+  if (x === undefined) return 0;
+  if (x === false || (typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) return x;
+  throw invalidOption(`${path}.keepAckedMs`, 'false or an integer >= 0 (ms)', x);
 }

@@ -3,14 +3,15 @@
  * handlers (main thread): `redisProducer({ url, stream, codec })`. Each
  * message is one stream entry whose field `d` holds the payload as the
  * mailbox's codec encodes it (so the codec must be the consuming mailbox's).
- * Sends made in one turn of the event loop go to Redis as one pipeline
- * (adds.ts).
+ * Sends made in one turn of the event loop go to Redis as one pipeline, and
+ * wait here (bounded) while Redis is away (adds.ts).
  */
 import { createClient } from 'redis';
 import { codecOf, type Codec, type CodecOption, type PayloadCodec } from '../../shared/codec.js';
 import { ErrorCodes, RingpoolError, invalidOption, optionThrew } from '../../shared/errors.js';
 import { MAX_MESSAGE_BYTES_LIMIT } from '../../options.js';
-import { isRedisUrl } from './options.js';
+import { checkWaitOptions } from '../../call-options.js';
+import { SEND_BUFFER_BYTES, isRedisUrl } from './options.js';
 import { Adds, prepare } from './adds.js';
 
 export { PAYLOAD_FIELD } from './adds.js';
@@ -26,6 +27,21 @@ export interface RedisProducerOptions {
   maxMessageBytes?: number;
   /** A failed send() (nobody awaits it): told here. @default undefined (the error is dropped after counting it in `failed`) */
   onError?: (err: RingpoolError) => void;
+  /**
+   * Payload bytes of sends that may wait for Redis (queued while it is away
+   * or loading, or written and not yet answered): past it, send() throws and
+   * sendAsync() rejects with RINGPOOL_QUEUE_FULL.
+   * @default 67108864 (64 MiB)
+   */
+  sendBufferBytes?: number;
+}
+
+/** sendAsync's wait: as rt.sendAsync's. */
+export interface ProducerSendOptions {
+  /** Give up after this long: RINGPOOL_TIMEOUT (the entry is not in the stream unless it had been written, see `details.written`). */
+  timeoutMs?: number;
+  /** Abort the wait: the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 export class RedisProducer {
@@ -44,7 +60,13 @@ export class RedisProducer {
     this.client.on('error', () => undefined); // reconnects on its own; a command that fails rejects its own promise
     this.connected = this.client.connect();
     this.connected.catch(() => undefined);
-    this.adds = new Adds(opts.stream, () => this.connected.then(() => this.client), opts.onError);
+    this.adds = new Adds({
+      stream: opts.stream,
+      what: `redisProducer for stream '${opts.stream}'`,
+      client: () => this.connected.then(() => this.client),
+      onError: opts.onError,
+      maxBytes: opts.sendBufferBytes ?? SEND_BUFFER_BYTES,
+    });
   }
 
   /** send() calls whose entry Redis did not take. */
@@ -58,12 +80,20 @@ export class RedisProducer {
     return this.seq++;
   }
 
-  /** Resolves with the stream entry id once Redis has the entry. */
-  sendAsync(payload: unknown): Promise<string> {
+  /** Resolves with the stream entry id once Redis has the entry. `timeoutMs` and `signal` end the wait. */
+  sendAsync(payload: unknown, opts?: ProducerSendOptions): Promise<string> {
     return new Promise<string>((resolve, reject) => {
-      this.enqueue(payload, resolve, reject);
+      const { timeoutMs, signal } = opts ?? {};
+      checkWaitOptions('redisProducer.sendAsync', timeoutMs, signal);
+      if (signal?.aborted) throw signal.reason; // nothing sent
+      this.enqueue(payload, resolve, reject, timeoutMs, signal);
       this.seq++;
     });
+  }
+
+  /** Payload bytes waiting for Redis (queued, or written and not yet answered). */
+  get waitingBytes(): number {
+    return this.adds.bytes;
   }
 
   /** Send what is queued, then disconnect. */
@@ -74,14 +104,14 @@ export class RedisProducer {
     if (this.client.isOpen) await this.client.quit();
   }
 
-  private enqueue(payload: unknown, resolve: ((id: string) => void) | null, reject: ((err: unknown) => void) | null): void {
+  private enqueue(payload: unknown, resolve: ((id: string) => void) | null, reject: ((err: unknown) => void) | null, timeoutMs?: number, signal?: AbortSignal): void {
     if (this.closed) throw new RingpoolError(ErrorCodes.CLOSED, `redisProducer for stream '${this.opts.stream}' is closed`, { stream: this.opts.stream });
     prepare(this.codec, payload, this.maxMessageBytes, `redisProducer for stream '${this.opts.stream}'`);
-    this.adds.push(this.codec, resolve, reject);
+    this.adds.push(this.codec, resolve, reject, timeoutMs, signal);
   }
 }
 
-const PRODUCER_KEYS = ['url', 'stream', 'codec', 'maxMessageBytes', 'onError'];
+const PRODUCER_KEYS = ['url', 'stream', 'codec', 'maxMessageBytes', 'onError', 'sendBufferBytes'];
 
 /**
  * `import { redisProducer } from 'ringpool/redis'`: options checked (each
@@ -102,7 +132,7 @@ function producerOptions(opts: unknown): RedisProducerOptions {
   if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw invalidOption('redisProducer', 'an object { url, stream, codec }', opts);
   const o = opts as Record<string, unknown>;
   for (const k of Object.keys(o)) if (!PRODUCER_KEYS.includes(k)) throw invalidOption(`redisProducer.${k}`, `one of ${PRODUCER_KEYS.join(', ')} (unknown option)`, o[k]);
-  const { url, stream, codec: c, maxMessageBytes: max, onError } = o;
+  const { url, stream, codec: c, maxMessageBytes: max, onError, sendBufferBytes: buf } = o;
   if (typeof url !== 'string' || !isRedisUrl(url)) throw invalidOption('redisProducer.url', 'a redis:// or rediss:// URL', url);
   if (typeof stream !== 'string' || stream === '' || !stream.isWellFormed()) throw invalidOption('redisProducer.stream', 'a stream key (a non-empty, well-formed string)', stream);
   if (c !== undefined && c !== 'json' && c !== 'msgpack' && c !== 'v8' && c !== 'raw' && (typeof c !== 'object' || c === null || typeof (c as Codec).encode !== 'function' || typeof (c as Codec).decode !== 'function' || typeof (c as Codec).name !== 'string')) {
@@ -112,5 +142,6 @@ function producerOptions(opts: unknown): RedisProducerOptions {
     throw invalidOption('redisProducer.maxMessageBytes', `an integer from 1 to ${MAX_MESSAGE_BYTES_LIMIT}`, max);
   }
   if (onError !== undefined && typeof onError !== 'function') throw invalidOption('redisProducer.onError', 'a function', onError);
-  return { url, stream, codec: c as CodecOption | undefined, maxMessageBytes: max, onError: onError as RedisProducerOptions['onError'] };
+  if (buf !== undefined && (typeof buf !== 'number' || !Number.isSafeInteger(buf) || buf < 1)) throw invalidOption('redisProducer.sendBufferBytes', 'an integer >= 1', buf);
+  return { url, stream, codec: c as CodecOption | undefined, maxMessageBytes: max, onError: onError as RedisProducerOptions['onError'], sendBufferBytes: buf as number | undefined };
 }

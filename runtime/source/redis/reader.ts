@@ -21,6 +21,8 @@ import type { RedisSource } from './source.js';
 export class Reader {
   private loop: Promise<void> | null = null;
   private readonly entries = new Entries();
+  /** Delivery counters of entries read from our own pending list (a read added one). */
+  private readonly counts = (ids: readonly string[]): Promise<number[]> => pendingCounts(this.src.o, this.src.cmd, this.src.held.size, ids);
 
   constructor(private readonly src: RedisSource) {}
 
@@ -80,9 +82,8 @@ export class Reader {
           from = '>';
           continue;
         }
-        const attempts = await pendingCounts(src.o, src.cmd, src.held.size, e.ids);
         from = e.ids[e.n - 1]!;
-        await src.take(e, attempts);
+        await src.take(e, this.counts);
       } catch (err) {
         if (!src.running) break;
         if (isNoGroup(err)) await src.groupGone(err).catch((e: unknown) => src.fault(e, 'recreating the group'));

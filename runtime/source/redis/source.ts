@@ -12,8 +12,11 @@
  *   to `<stream>:dead` with its XACK in one script; a failed attempt retries
  *   here with backoff while the entry stays pending;
  * - take over (claims.ts): entries idle for claimIdleMs, from consumers that
- *   died; ours are touched so that nobody takes them from us;
- * - send: XADD through this process's connection, pipelined (adds.ts).
+ *   died; ours (waiting for ring room too) are touched so that nobody takes
+ *   them from us;
+ * - trim (trim.ts): once a second, what every group of the stream is done with;
+ * - send: XADD through this process's connection, pipelined, waiting here
+ *   (bounded) while Redis is away or loading (adds.ts).
  *
  * One consumer name is one live process: a lease key, refreshed every
  * second, refuses a second one. Faults (a lost connection, the group gone,
@@ -37,6 +40,10 @@ import { poll, takeLease } from './lease.js';
 import type { ResolvedRedisSource } from './options.js';
 import { Offer } from './offer.js';
 import { Reader } from './reader.js';
+import { Trim, TRIM_EVERY_MS } from './trim.js';
+import { streamStats, type StreamStats } from './stats.js';
+
+export type { StreamStats } from './stats.js';
 
 const HEARTBEAT_MS = 1_000;
 /** stop() waits this long past blockMs for the reader to return, then drops its connection. */
@@ -62,30 +69,8 @@ export interface SourceHost {
   readonly maxAttempts: number;
   emitError(err: Error): void;
   emitDeadLetter(letter: DeadLetter): void;
-}
-
-/** `stats(mailbox).stream` of a Redis mailbox. */
-export interface StreamStats {
-  stream: string;
-  group: string;
-  consumer: string;
-  /** Both connections answer. */
-  connected: boolean;
-  /** Entries of the stream not yet delivered to the group (XINFO GROUPS lag; -1 when Redis cannot tell). */
-  lag: number;
-  /** Entries delivered to the group and not yet acknowledged, all consumers (XINFO GROUPS pending). */
-  pending: number;
-  /** Entries this process holds (in its ring, running, or waiting to retry). */
-  held: number;
-  claimed: number;
-  acked: number;
-  reconnects: number;
-  /** Entries found trimmed from the stream before they ran (acknowledged and dropped). */
-  trimmed: number;
-  /** Times the stream or group was found gone (NOGROUP) and recreated. */
-  resets: number;
-  /** `<stream>:dead` XLEN, polled. */
-  deadLetters: number;
+  /** A send refused: sendBufferBytes reached (rejected, queue_full). */
+  countFull(): void;
 }
 
 export class RedisSource implements MessageSource {
@@ -96,6 +81,7 @@ export class RedisSource implements MessageSource {
   readonly acks: Acks;
   readonly claims: Claims;
   readonly dead: RedisDeadLetters;
+  readonly trim: Trim;
   private readonly reader: Reader;
   private readonly offer: Offer;
   private intake: SourceIntake | null = null;
@@ -113,6 +99,10 @@ export class RedisSource implements MessageSource {
   resets = 0;
   /** An outage is reported once, when it starts. */
   private down = false;
+  /** Both connections up since the last outage began. */
+  private linked = false;
+  /** Outages: times the connections went down from both up (however many reconnection attempts each took). */
+  outages = 0;
 
   constructor(
     readonly mailbox: string,
@@ -130,10 +120,11 @@ export class RedisSource implements MessageSource {
     // Bounded so that the ring stays small and the group's work spreads over its processes: two reads' worth, one more for takeovers.
     this.held = new HeldEntries(2 * o.readCount, 3 * o.readCount);
     const client = () => this.connectedOnce.then(() => this.cmd.client);
-    this.adds = new Adds(o.stream, client, (err) => host.emitError(err));
+    this.adds = new Adds({ stream: o.stream, what: `mailbox '${mailbox}'`, client, onError: (err) => host.emitError(err), maxBytes: o.sendBufferBytes, onFull: () => host.countFull() });
     this.acks = new Acks(o, this.cmd, (err) => this.fault(err, 'writing acknowledgements'));
     this.claims = new Claims(o, this.cmd, this.held, { take: (e, a) => this.take(e, a), trimmed: (ids) => this.trimmed(ids) });
     this.dead = new RedisDeadLetters(mailbox, o, host.codec, client, () => this.cmd.bytes);
+    this.trim = new Trim(o, this.cmd);
     this.reader = new Reader(this);
     this.offer = new Offer(this, host, () => this.intake!);
   }
@@ -153,11 +144,13 @@ export class RedisSource implements MessageSource {
       throw err;
     }
     this.connectedResolve();
+    this.linked = true;
     this.running = true;
     this.reader.start();
     this.every(HEARTBEAT_MS, () => this.heartbeat(), true);
     this.every(this.claims.takeoverEveryMs, () => this.claims.takeover());
     this.every(this.claims.touchEveryMs, () => this.claims.touch(), true);
+    if (this.trim.on) this.every(TRIM_EVERY_MS, () => this.trim.pass());
   }
 
   /** Stop reading (the mailbox closes): what is held still finishes, and its outcomes still reach Redis until close(). */
@@ -179,7 +172,7 @@ export class RedisSource implements MessageSource {
     this.timers = [];
     if (this.cmd.client === null) return;
     const deadline = Date.now() + CLOSE_MS;
-    await within(this.adds.flushed(), deadline, () => undefined);
+    await within(this.adds.flushed(), deadline, () => this.adds.abandon(`not sent: Redis did not take it before mailbox '${this.mailbox}' closed`));
     await this.acks.flushed(Math.max(0, deadline - Date.now()));
     this.acks.stopped = true;
     const { stream, group, consumer, leaseKey } = this.o;
@@ -254,8 +247,13 @@ export class RedisSource implements MessageSource {
 
   private connectionChanged(up: boolean, err: Error | null): void {
     if (up) {
+      if (this.cmd.up && this.readConn.up) this.linked = true;
       this.healthy();
       return;
+    }
+    if (this.linked) {
+      this.linked = false;
+      this.outages++;
     }
     this.fault(err, 'the connection dropped; reconnecting with backoff, local work goes on');
   }
@@ -282,8 +280,8 @@ export class RedisSource implements MessageSource {
 
   // ------------------------------------------------------------ entries into the ring (offer.ts)
 
-  take(e: Entries, attempts: number[] | null): Promise<void> {
-    return this.offer.take(e, attempts);
+  take(e: Entries, counts: ((ids: readonly string[]) => Promise<number[]>) | null): Promise<void> {
+    return this.offer.take(e, counts);
   }
 
   // ------------------------------------------------------------ outcomes back to Redis
@@ -336,11 +334,12 @@ export class RedisSource implements MessageSource {
     return this.seq++;
   }
 
-  /** rt.sendAsync(): resolves with the stream entry id once Redis has the entry. */
-  sendAsync(payload: unknown, opts: SendOptions | undefined, closed: boolean): Promise<string> {
+  /** rt.sendAsync(): resolves with the stream entry id once Redis has the entry; `timeoutMs` and `signal` end the wait (adds.ts). */
+  sendAsync(payload: unknown, opts: SendOptions | undefined, closed: boolean, signal?: AbortSignal, timeoutMs?: number): Promise<string> {
     return new Promise<string>((resolve, reject) => {
+      if (signal?.aborted) throw signal.reason; // nothing sent
       this.checkSend(payload, opts, closed);
-      this.adds.push(this.host.codec, resolve, reject);
+      this.adds.push(this.host.codec, resolve, reject, timeoutMs, signal);
       this.seq++;
     });
   }
@@ -352,22 +351,7 @@ export class RedisSource implements MessageSource {
   }
 
   stats(): StreamStats {
-    const a = this.acks;
-    return {
-      stream: this.o.stream,
-      group: this.o.group,
-      consumer: this.o.consumer,
-      connected: this.cmd.up && this.readConn.up,
-      lag: this.lag,
-      pending: this.pending,
-      held: this.held.size,
-      claimed: this.claims.claimed,
-      acked: a.acked,
-      reconnects: this.cmd.reconnects + this.readConn.reconnects,
-      trimmed: this.trimmedCount,
-      resets: this.resets,
-      deadLetters: this.dead.size,
-    };
+    return streamStats(this);
   }
 }
 
