@@ -24,6 +24,15 @@ export async function until(cond: () => boolean, ms = 10_000, what = 'condition'
   }
 }
 
+/** Wait until the async `cond()` holds, polling every 20 ms; fails after `ms`. */
+export async function untilAsync(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 export async function expectCode(p: Promise<unknown> | (() => unknown), code: string): Promise<Error & { code: string }> {
   try {
     if (typeof p === 'function') await p();

@@ -17,7 +17,7 @@ import { Registry } from 'prom-client';
 import { ErrorCodes } from 'ringpool';
 import { createMetrics, serve } from 'ringpool/metrics';
 import { redisProducer } from 'ringpool/redis';
-import { fixture, runtime, until } from './helpers.js';
+import { fixture, runtime, until, untilAsync } from './helpers.js';
 import { freePort } from './net.js';
 
 const url = process.env.REDIS_URL!;
@@ -31,14 +31,6 @@ afterAll(async () => {
   for (const k of await admin.keys(`${prefix}*`)) await admin.del(k);
   await admin.quit();
 });
-
-async function untilAsync(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** A consumer process; `out` collects the 'error <code> ...' lines it prints. */
 function child(stream: string, consumer: string, claimIdleMs: number, overrides?: object, out: string[] = []): Promise<ChildProcess> {

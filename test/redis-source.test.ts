@@ -8,7 +8,7 @@ import { Registry } from 'prom-client';
 import { ErrorCodes, type MailboxOptions, type StreamDeadLetters } from 'ringpool';
 import { createMetrics, serve } from 'ringpool/metrics';
 import { redisProducer } from 'ringpool/redis';
-import { expectCode, fixture, runtime, until } from './helpers.js';
+import { expectCode, fixture, runtime, until, untilAsync } from './helpers.js';
 
 const url = process.env.REDIS_URL!;
 const admin = createClient({ url });
@@ -41,14 +41,6 @@ function box(stream: string, extra: Partial<MailboxOptions> & { redis?: Record<s
     ...rest,
     source: { redis: { url, stream, claimIdleMs: 300, blockMs: 100, ...redis } },
   } as MailboxOptions;
-}
-
-async function untilAsync(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** A stream with a group whose consumer 'ghost' read `n` entries ({ i, url, runs }) and died: their ids. */

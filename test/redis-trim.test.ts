@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createClient } from 'redis';
 import { ErrorCodes, type MailboxOptions } from 'ringpool';
 import { redisProducer } from 'ringpool/redis';
-import { expectCode, fixture, runtime, until } from './helpers.js';
+import { expectCode, fixture, runtime, until, untilAsync } from './helpers.js';
 
 const url = process.env.REDIS_URL!;
 const admin = createClient({ url });
@@ -34,14 +34,6 @@ function box(stream: string, redis: Record<string, unknown> = {}, extra: Partial
     ...extra,
     source: { redis: { url, stream, claimIdleMs: 2_000, blockMs: 100, ...redis } },
   } as MailboxOptions;
-}
-
-async function untilAsync(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const pending = async (stream: string, group = 'ringpool'): Promise<number> => Number(((await admin.sendCommand(['XPENDING', stream, group])) as unknown[])[0]);

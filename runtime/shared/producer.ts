@@ -102,14 +102,7 @@ export class Producer {
     let keyBytes = 0;
     let delayMs = 0;
     if (opts !== undefined && opts !== null) {
-      if (typeof opts !== 'object') throw badSendOption('', 'an object { key, delayMs }', opts);
-      let k: unknown, d: unknown;
-      try {
-        k = opts.key;
-        d = opts.delayMs;
-      } catch (err) {
-        throw optionThrew('send options', err);
-      }
+      const { key: k, delayMs: d } = readOptions(opts, 'send');
       if (k !== undefined && k !== null) {
         key = keyOf(k);
         keyBytes = Buffer.byteLength(key, 'utf8');
@@ -231,14 +224,7 @@ export class Producer {
     let key: BatchKey | null = null;
     let delayMs = 0;
     if (opts !== undefined && opts !== null) {
-      if (typeof opts !== 'object') throw badSendOption('', 'an object { key, delayMs }', opts);
-      let k: unknown, d: unknown;
-      try {
-        k = opts.key;
-        d = opts.delayMs;
-      } catch (err) {
-        throw optionThrew('sendBatch options', err);
-      }
+      const { key: k, delayMs: d } = readOptions(opts, 'sendBatch');
       if (k !== undefined && k !== null) {
         if (typeof k === 'function') key = k as BatchKey;
         else if (typeof k === 'string') key = keyOf(k);
@@ -341,6 +327,21 @@ function keyOf(k: unknown): string {
   if (typeof k !== 'string') throw badSendOption('key', 'a string', k);
   if (!k.isWellFormed()) throw badSendOption('key', 'well-formed UTF-16 (a lone surrogate would arrive as U+FFFD, merging keys)', k);
   return k;
+}
+
+/** What readOptions read last: one object for every send (no allocation a send; the caller takes the fields at once). */
+const read: { key: unknown; delayMs: unknown } = { key: undefined, delayMs: undefined };
+
+/** A send's options, each read once (a getter or Proxy trap that throws is RINGPOOL_INVALID_OPTION). */
+function readOptions(opts: unknown, what: string): { key: unknown; delayMs: unknown } {
+  if (typeof opts !== 'object') throw badSendOption('', 'an object { key, delayMs }', opts);
+  try {
+    read.key = (opts as SendOptions).key;
+    read.delayMs = (opts as SendOptions).delayMs;
+  } catch (err) {
+    throw optionThrew(`${what} options`, err);
+  }
+  return read;
 }
 
 /** A send's delayMs (0 when absent), or RINGPOOL_INVALID_OPTION. */
