@@ -134,10 +134,8 @@ export function judge(owner: LockOwner | null, probe: ProcessProbe, heldHere: ()
   return { held: true, by: 'live' };
 }
 
-/** A lock taken: `release()` deletes `LOCK` and closes the descriptor that held it. */
+/** A lock taken: `release()` deletes `LOCK` and closes the descriptor that held it open. */
 export interface HeldLock {
-  /** The descriptor held open on `LOCK` (what tells this process it holds it). */
-  readonly fd: number;
   release(): void;
 }
 
@@ -158,7 +156,6 @@ export function lockDir(files: JournalFiles, dir: string, mailbox: string, probe
     if (linked) {
       files.syncDir(dir);
       return {
-        fd,
         release: () => {
           files.unlink(path, true);
           files.close(fd);
