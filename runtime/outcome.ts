@@ -5,6 +5,7 @@
  * that produces it is runtime/mailbox/outcomes.ts.
  */
 import type { DeadLetterReason } from './dead-letters.js';
+import type { ErrorInfo } from './shared/errors.js';
 
 /** The kinds of OutcomeBatch entries. */
 export const Outcome = Object.freeze({
@@ -16,7 +17,7 @@ export const Outcome = Object.freeze({
   ACKED: 3,
   /** An attempt failed and will run again: `value` is when (clock.now() ms), `attempt` the next attempt. */
   RETRY: 4,
-  /** Moved to the dead-letter store: final unless redriven. `value` is the reason's index in DEAD_LETTER_REASONS. */
+  /** Moved to the dead-letter store: final unless redriven. `value` is the reason's index in DEAD_LETTER_REASONS; `letter(i)` the letter. */
   DEAD_LETTERED: 5,
   /** A dead letter sent again (attempt 1). */
   REDRIVEN: 6,
@@ -51,6 +52,21 @@ export interface OutcomeBatch {
   readonly value: Float64Array;
   /** An ACCEPTED entry's message (copied out; only during the call). Null for other kinds. */
   message(i: number): AcceptedMessage | null;
+  /** A DEAD_LETTERED entry's letter: the message, its errors, reason and time (copied out; only during the call). Null for other kinds. */
+  letter(i: number): DeadLetterRecord | null;
+}
+
+/** What a DEAD_LETTERED entry carries, for a store that keeps dead letters (`letter(i)` makes it on demand). */
+export interface DeadLetterRecord extends AcceptedMessage {
+  /** Deliveries made. */
+  attempt: number;
+  /** FLAG_ASK / FLAG_CALL as it was sent. */
+  kept: number;
+  reason: DeadLetterReason;
+  /** When it was dead-lettered, ms since the epoch. */
+  deadAt: number;
+  firstError: ErrorInfo | undefined;
+  lastError: ErrorInfo | undefined;
 }
 
 /** Anything the feed delivers to: a store, a source. Synchronous; an error it throws goes to the runtime's 'error' event. */

@@ -3,7 +3,6 @@
  * it after a backoff or dead-letter it; and recovery, which takes back every
  * record a dead or revoked consumer slot still holds.
  */
-import { DEAD_LETTER_REASONS } from '../outcome.js';
 import { now } from '../shared/clock.js';
 import { ErrorCodes, RingpoolError, fromErrorInfo, type ErrorInfo } from '../shared/errors.js';
 import { READ, ST_CLAIMED, ST_FREE, ST_HELD, ST_READY, ST_RECLAIMING, ST_SKIP, TAIL } from '../shared/layout.js';
@@ -72,10 +71,9 @@ export class Failures {
     m.counters.deadLettered++;
     m.counters.deadBy[reason]++;
     const deadAt = Date.now();
-    // The journal posts the letter (payload, errors) with the feed's DEAD_LETTERED entry.
-    m.journal?.noteDead(held, DEAD_LETTER_REASONS.indexOf(reason), deadAt);
-    // Told first: with deadLetterLimit 0 (or a full store) add() drops a letter at once, and its PURGED must come after.
-    m.outcomes?.deadLettered(held.id, held.attempt, reason);
+    // Told first (the entry carries the letter, for a store that keeps it): with deadLetterLimit 0 (or a full
+    // store) add() drops a letter at once, and its PURGED must come after.
+    m.outcomes?.deadLettered(held, reason, deadAt);
     // A Redis mailbox's letter goes to <stream>:dead (with its entry's XACK), not into the local store.
     const letter = m.redis?.deadLetter(held, reason, deadAt) ?? m.deadLetters.add(held, reason, deadAt);
     if (m.replies.size > 0) {

@@ -22,7 +22,7 @@
  * the entries in the order the main thread saw them.
  */
 import type { DeadLetterReason } from '../dead-letters.js';
-import { DEAD_LETTER_REASONS, Outcome, type AcceptedMessage, type OutcomeBatch, type OutcomeKind, type OutcomeListener } from '../outcome.js';
+import { DEAD_LETTER_REASONS, Outcome, type AcceptedMessage, type DeadLetterRecord, type OutcomeBatch, type OutcomeKind, type OutcomeListener } from '../outcome.js';
 import type { HeldMessage } from '../held.js';
 import { FLAG_AGAIN, FLAG_ASCII, FLAG_VOID, FOLLOWED, HEAD, READ, ST_DONE, ST_FREE, ST_SKIP, ST_TAKEN } from '../shared/layout.js';
 import type { Ring } from '../shared/ring.js';
@@ -35,8 +35,10 @@ export class OutcomeFeed implements OutcomeBatch {
   readonly id = new Float64Array(CAPACITY);
   readonly attempt = new Int32Array(CAPACITY);
   readonly value = new Float64Array(CAPACITY);
-  /** ACCEPTED entries: the ring unit (>= 0) or -1 with the held message in `held`. */
+  /** ACCEPTED entries: the ring unit (>= 0) or -1 with the held message in `held`; DEAD_LETTERED entries: the held message. */
   private readonly unit = new Int32Array(CAPACITY);
+  /** DEAD_LETTERED entries: when (ms since the epoch). */
+  private readonly at = new Float64Array(CAPACITY);
   private readonly held: (HeldMessage | null)[] = new Array<HeldMessage | null>(CAPACITY).fill(null);
   private accepted: number;
   private claimed: number;
@@ -48,7 +50,7 @@ export class OutcomeFeed implements OutcomeBatch {
   private walking = false;
   private flushing = false;
   /** Entries pushed while a flush was delivering (a listener's call back into the mailbox). */
-  private later: Array<{ kind: number; id: number; attempt: number; value: number; unit: number; held: HeldMessage | null }> = [];
+  private later: Array<{ kind: number; id: number; attempt: number; value: number; unit: number; held: HeldMessage | null; at: number }> = [];
 
   constructor(
     readonly mailbox: string,
@@ -98,9 +100,10 @@ export class OutcomeFeed implements OutcomeBatch {
     this.push(Outcome.RETRY, id, attempt, dueAt);
   }
 
-  deadLettered(id: number, attempt: number, reason: DeadLetterReason): void {
+  /** A message went to the dead letters: the entry carries it (a store keeps the letter from `letter(i)`). */
+  deadLettered(held: HeldMessage, reason: DeadLetterReason, deadAt: number): void {
     this.walk();
-    this.push(Outcome.DEAD_LETTERED, id, attempt, DEAD_LETTER_REASONS.indexOf(reason));
+    this.push(Outcome.DEAD_LETTERED, held.id, held.attempt, DEAD_LETTER_REASONS.indexOf(reason), -1, held, deadAt);
   }
 
   redriven(held: readonly HeldMessage[]): void {
@@ -205,17 +208,17 @@ export class OutcomeFeed implements OutcomeBatch {
     this.final = f;
   }
 
-  private push(kind: OutcomeKind, id: number, attempt: number, value: number, unit = -1, held: HeldMessage | null = null): void {
+  private push(kind: OutcomeKind, id: number, attempt: number, value: number, unit = -1, held: HeldMessage | null = null, at = 0): void {
     if (this.flushing) {
       // A listener made something happen (a send, a redrive): the outer flush delivers it next.
-      this.later.push({ kind, id, attempt, value, unit, held });
+      this.later.push({ kind, id, attempt, value, unit, held, at });
       return;
     }
     if (this.n === CAPACITY) this.flush();
-    this.put(kind, id, attempt, value, unit, held);
+    this.put(kind, id, attempt, value, unit, held, at);
   }
 
-  private put(kind: number, id: number, attempt: number, value: number, unit: number, held: HeldMessage | null): void {
+  private put(kind: number, id: number, attempt: number, value: number, unit: number, held: HeldMessage | null, at: number): void {
     const i = this.n++;
     this.kind[i] = kind;
     this.id[i] = id;
@@ -223,6 +226,7 @@ export class OutcomeFeed implements OutcomeBatch {
     this.value[i] = value;
     this.unit[i] = unit;
     this.held[i] = held;
+    this.at[i] = at;
   }
 
   /** Hand the batch to every listener, then start a new one (with what they caused meanwhile, if anything). */
@@ -244,13 +248,33 @@ export class OutcomeFeed implements OutcomeBatch {
         const k = Math.min(later.length, CAPACITY);
         for (let j = 0; j < k; j++) {
           const e = later[j]!;
-          this.put(e.kind, e.id, e.attempt, e.value, e.unit, e.held);
+          this.put(e.kind, e.id, e.attempt, e.value, e.unit, e.held, e.at);
         }
         later.splice(0, k);
       }
     } finally {
       this.flushing = false;
     }
+  }
+
+  letter(i: number): DeadLetterRecord | null {
+    if (i < 0 || i >= this.n || this.kind[i] !== Outcome.DEAD_LETTERED) return null;
+    const h = this.held[i];
+    if (h === null || h === undefined) return null;
+    return {
+      id: h.id,
+      key: h.key,
+      payload: h.payload.slice(),
+      ascii: h.ascii,
+      sentAt: h.sentAt,
+      dueAt: 0,
+      attempt: h.attempt,
+      kept: h.kept,
+      reason: DEAD_LETTER_REASONS[this.value[i]!]!,
+      deadAt: this.at[i]!,
+      firstError: h.firstError,
+      lastError: h.lastError,
+    };
   }
 
   message(i: number): AcceptedMessage | null {

@@ -14,11 +14,10 @@ import type { StructureTable } from '../../shared/structures.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { Outcome, type OutcomeBatch } from '../../outcome.js';
+import { DEAD_LETTER_REASONS, Outcome, type OutcomeBatch } from '../../outcome.js';
 import { ErrorCodes, RingpoolError, journalStopped, type ErrorCode } from '../../shared/errors.js';
 import { ID_BLOCK, ID_BLOCK_SIZE, JOURNALED, JOURNAL_BROKEN, JOURNAL_CLOSED, JOURNAL_FAILED, JOURNAL_SEQ, JOURNAL_WATCHERS, OUTCOMES_DONE } from '../../shared/layout.js';
 import type { Ring } from '../../shared/ring.js';
-import type { HeldMessage } from '../../held.js';
 import type { ResolvedDurability } from '../../options.js';
 import type { MessageStore, StoredMessage } from '../store.js';
 import { PLAIN_BYTES, RETRY_BYTES, errorsJson, stateBytes, writeRetry, writeState, type JournaledMessage } from './records.js';
@@ -71,8 +70,6 @@ export class Journal implements MessageStore {
   private readonly i32: Int32Array;
   /** Dead letters recovery gave back (the mailbox puts them in its store). */
   recoveredDead: JournaledMessage[] = [];
-  /** Dead letters told by the mailbox, until their DEAD_LETTERED entry is posted. */
-  private readonly dead = new Map<number, { held: HeldMessage; reason: number; deadAt: number }>();
   /** Waiters in the order their cursors come (sends from the main thread), from the head index on. */
   private readonly ringWaiters: Waiter[] = [];
   private readonly postWaiters: Waiter[] = [];
@@ -204,11 +201,6 @@ export class Journal implements MessageStore {
     return live;
   }
 
-  /** A message goes to the dead-letter store: its letter is posted with the feed's DEAD_LETTERED entry. */
-  noteDead(held: HeldMessage, reason: number, deadAt: number): void {
-    this.dead.set(held.id, { held, reason, deadAt });
-  }
-
   /**
    * The feed's batch: what recovery needs of it, in one post (its own
    * ArrayBuffer, transferred). Before the thread runs (sends before start()),
@@ -227,11 +219,9 @@ export class Journal implements MessageStore {
         const a = b.message(i)!;
         m = { id: a.id, attempt: 1, dueAt: a.dueAt, sentAt: a.sentAt, key: a.key, payload: a.payload, ascii: a.ascii, kept: 0, reason: -1, deadAt: 0, firstError: undefined, lastError: undefined };
       } else if (kind === Outcome.DEAD_LETTERED) {
-        const d = this.dead.get(b.id[i]!);
-        if (d === undefined) continue;
-        this.dead.delete(b.id[i]!);
-        const h = d.held;
-        m = { id: h.id, attempt: h.attempt, dueAt: 0, sentAt: h.sentAt, key: h.key, payload: h.payload, ascii: h.ascii, kept: h.kept, reason: d.reason, deadAt: d.deadAt, firstError: h.firstError, lastError: h.lastError };
+        const d = b.letter(i);
+        if (d === null) continue;
+        m = { ...d, dueAt: 0, reason: DEAD_LETTER_REASONS.indexOf(d.reason) };
       } else if (kind === Outcome.CLAIMED) continue;
       count++;
       if (m !== null) {
@@ -256,7 +246,7 @@ export class Journal implements MessageStore {
       }
       if (kind === Outcome.ACCEPTED || kind === Outcome.DEAD_LETTERED) {
         const st = states[k];
-        if (st === undefined || st === null || st.m.id !== b.id[i]!) continue; // a dead letter not told to us (none in practice)
+        if (st === undefined || st === null || st.m.id !== b.id[i]!) continue; // a DEAD_LETTERED entry without its letter (none in practice)
         k++;
         post[p] = kind;
         post.writeDoubleLE(b.id[i]!, p + 1);
