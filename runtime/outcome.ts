@@ -72,4 +72,11 @@ export interface DeadLetterRecord extends AcceptedMessage {
 /** Anything the feed delivers to: a store, a source. Synchronous; an error it throws goes to the runtime's 'error' event. */
 export interface OutcomeListener {
   outcomes(batch: OutcomeBatch): void;
+  /**
+   * False for a listener that needs only the outcomes that finish ring
+   * records (it reads the records from the ring itself, or offered them): the
+   * feed then skips the ACCEPTED and CLAIMED entries of ring records.
+   * @default true
+   */
+  readonly ringEntries?: boolean;
 }

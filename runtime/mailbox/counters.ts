@@ -195,7 +195,6 @@ export class Counters {
       deadLettersDropped: m.deadLetters.dropped,
       capacityBytes: m.ring.capacityBytes,
       usedBytes: m.ring.usedUnits() * 16,
-      ...(m.journal === null ? {} : { journal: m.journal.stats() }),
     };
   }
 }

@@ -29,7 +29,7 @@ import { HoleRepairs } from '../holes.js';
 import type { ResolvedMailbox } from '../options.js';
 import { REPLY_RING_BYTES, Replies } from '../replies.js';
 import type { MessageStore } from '../store/store.js';
-import { Journal } from '../store/journal/index.js';
+import { buildStore, storeGates } from '../store/index.js';
 import { replay, restoreDead } from './replay.js';
 import type { MessageSource, SourceIntake } from '../source/source.js';
 import { RedisSource } from '../source/redis/source.js';
@@ -72,9 +72,7 @@ export class Mailbox {
   readonly scaling: Scaling;
   /** The outcome feed, when a store or a source is attached (null: the in-memory mailbox, which pays nothing for it). */
   readonly outcomes: OutcomeFeed | null;
-  /** The on-disk journal of a durable mailbox (runtime/store/journal/), or null. */
-  readonly journal: Journal | null;
-  /** The store: the user's, or the journal. */
+  /** The store (runtime/store/): the user's, a durable mailbox's journal, or null in memory. */
   private readonly store: MessageStore | null;
   /** A Redis Streams mailbox's source (`source: { redis }`), or null. */
   readonly redis: RedisSource | null;
@@ -91,14 +89,13 @@ export class Mailbox {
     readonly opts: ResolvedMailbox,
   ) {
     this.name = opts.name;
-    const journaled = opts.durability !== null;
+    const journaled = storeGates(opts);
     const followed = opts.store !== null || opts.source !== null || opts.redis !== null || journaled;
     const sab = Ring.allocate({ capacityBytes: opts.capacityBytes, maxPayloadBytes: opts.maxMessageBytes, followed, journaled });
     this.ring = new Ring(sab);
     // msgpack's record shapes, shared by every thread of the process (a Redis mailbox's consumers are other processes: none).
     this.structures = opts.codec === 'msgpack' && opts.redis === null ? new StructureTable(StructureTable.allocate()) : null;
-    this.journal = journaled ? new Journal(this.name, opts.durability!, this.ring, this.structures, (err) => host.emitError(err)) : null;
-    this.store = opts.store ?? this.journal;
+    this.store = buildStore(opts, { mailbox: this.name, ring: this.ring, structures: this.structures, emitError: (err) => host.emitError(err) });
     this.republish = new Ring(sab);
     this.republish.countHeld = false;
     this.codec = codecOf(opts.codec, this.structures?.sab ?? null);
@@ -120,9 +117,9 @@ export class Mailbox {
     });
     this.source = this.redis ?? opts.source;
     const listeners = [this.store, this.source].filter((l) => l !== null);
-    // The journal reads the records from the ring itself, and a Redis source needs only what finishes them:
-    // neither needs the ring's ACCEPTED or CLAIMED entries.
-    const ringEntries = listeners.some((l) => l !== this.journal && l !== this.redis);
+    // A journal reads the records from the ring itself, and a Redis source needs only what finishes them:
+    // the feed reports the ring's ACCEPTED and CLAIMED entries only for a listener that wants them.
+    const ringEntries = listeners.some((l) => l.ringEntries !== false);
     this.outcomes = followed ? new OutcomeFeed(this.name, this.ring, listeners, (err) => host.emitError(err as Error), ringEntries) : null;
     this.replies = new Replies(new Ring(Ring.allocate({ capacityBytes: REPLY_RING_BYTES, maxPayloadBytes: opts.maxMessageBytes })), this.codec);
     this.producer = new Producer(
@@ -182,8 +179,8 @@ export class Mailbox {
       const stored = await store.open(this.name);
       if (this.stopped) return; // destroyed while the store opened (another mailbox's start failed)
       replay(this, stored);
+      restoreDead(this, store.takeDeadLetters?.() ?? []);
     }
-    if (this.journal !== null) restoreDead(this, this.journal);
     await this.consumers.start(timeoutMs);
     this.outcomes?.start();
     if (this.redis !== null && this.actorInfo.actor) {
@@ -271,13 +268,15 @@ export class Mailbox {
 
   /** Resolves with the id once the message is accepted; on a durable mailbox, once it is on disk as the fsync mode says. */
   sendAsync(payload: unknown, opts: SendOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined, flags = 0, onSent?: (id: number) => void): Promise<number> {
-    return this.journal === null ? this.intake.sendAsync(payload, opts, signal, timeoutMs, flags, onSent) : this.intake.sendAsyncDurable(this.journal, payload, opts, signal, timeoutMs, flags, onSent);
+    const writes = this.store?.writes;
+    return writes === undefined ? this.intake.sendAsync(payload, opts, signal, timeoutMs, flags, onSent) : this.intake.sendAsyncDurable(writes, payload, opts, signal, timeoutMs, flags, onSent);
   }
 
   /** Resolves with the ids once the whole batch is accepted (on a durable mailbox: on disk, as for sendAsync). */
   sendBatchAsync(payloads: readonly unknown[], opts: BatchOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<number[]> {
     const sent = this.intake.sendBatchAsync(payloads, opts, signal, timeoutMs);
-    return this.journal === null ? sent : this.intake.durableBatch(this.journal, sent, opts);
+    const writes = this.store?.writes;
+    return writes === undefined ? sent : this.intake.durableBatch(writes, sent, opts);
   }
 
   ask(payload: unknown, key: string | undefined, flags: number, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> {
@@ -286,6 +285,11 @@ export class Mailbox {
 
   stats(): MailboxStats {
     const s = this.counters.stats();
+    const st = this.store?.stats?.();
+    if (st !== undefined) {
+      s.store = st;
+      if (st.kind === 'journal') s.journal = st;
+    }
     if (this.redis !== null) {
       s.stream = this.redis.stats();
       s.deadLetterSize += s.stream.deadLetters; // <stream>:dead (polled), beside any local ones (a handler's ctx.send into this ring)

@@ -8,7 +8,7 @@ import { ErrorCodes, RingpoolError } from '../shared/errors.js';
 import { SPACE_SEQ, SPACE_WAITERS } from '../shared/layout.js';
 import type { BatchOptions, SendOptions } from '../shared/producer.js';
 import { batchLength } from '../shared/batch.js';
-import type { Journal } from '../store/journal/index.js';
+import type { StoreWrites } from '../store/store.js';
 import type { Mailbox } from './index.js';
 
 interface SendWaiter {
@@ -76,9 +76,9 @@ export class Intake {
     return this.wait<number[]>('sendBatchAsync', attempt, signal, timeoutMs, undefined, n);
   }
 
-  /** sendAsync on a durable mailbox: resolved once the message is on disk as the fsync mode says. */
+  /** sendAsync on a mailbox whose store writes its records (a durable one): resolved once the store wrote it. */
   sendAsyncDurable(
-    j: Journal,
+    j: StoreWrites,
     payload: unknown,
     opts: SendOptions | undefined,
     signal: AbortSignal | undefined,
@@ -89,11 +89,11 @@ export class Intake {
     const m = this.m;
     const delayed = opts !== undefined && opts !== null && typeof opts.delayMs === 'number' && opts.delayMs > 0;
     if (!delayed && this.waiters.length === 0 && !signal?.aborted) {
-      // The common case, with one promise: room now, resolved when JOURNALED passes the record.
+      // The common case, with one promise: room now, resolved when the store has written the record.
       const id = m.producer.trySend(payload, opts, flags);
       if (id >= 0) {
         onSent?.(id);
-        return j.whenJournaled(m.ring.lastEnd, id);
+        return j.whenWritten(m.ring.lastEnd, id);
       }
     }
     let durable: Promise<number> | null = null;
@@ -103,13 +103,13 @@ export class Intake {
         // Its ACCEPTED entry goes to the journal in the feed's next post: post now, wait for that one.
         m.outcomes!.follow();
         durable = j.whenPosted(j.posted, id);
-      } else durable = j.whenJournaled(m.ring.lastEnd, id);
+      } else durable = j.whenWritten(m.ring.lastEnd, id);
     });
     return sent.then((id) => durable ?? id);
   }
 
-  /** A batch sent to a durable mailbox, resolved once it is on disk. */
-  durableBatch(j: Journal, sent: Promise<number[]>, opts: BatchOptions | undefined): Promise<number[]> {
+  /** A batch sent to a mailbox whose store writes its records, resolved once the store wrote it. */
+  durableBatch(j: StoreWrites, sent: Promise<number[]>, opts: BatchOptions | undefined): Promise<number[]> {
     const m = this.m;
     return sent.then((ids) => {
       if (ids.length === 0) return ids;
@@ -118,7 +118,7 @@ export class Intake {
         return j.whenPosted(j.posted, 0).then(() => ids);
       }
       // lastEnd may have moved past the batch since (later sends): waiting for that is waiting for the batch too.
-      return j.whenJournaled(m.ring.lastEnd, 0).then(() => ids);
+      return j.whenWritten(m.ring.lastEnd, 0).then(() => ids);
     });
   }
 

@@ -1,12 +1,11 @@
 /**
  * What a store gave back at start() (main thread): messages an earlier run
- * left unfinished, accepted anew, and (from the journal) its dead letters.
+ * left unfinished, accepted anew, and the dead letters it kept.
  */
-import { DEAD_LETTER_REASONS } from '../outcome.js';
+import type { DeadLetterRecord } from '../outcome.js';
 import { HeldMessage } from '../held.js';
 import { now } from '../shared/clock.js';
 import { ID_BLOCK, ID_BLOCK_SIZE, KEY_WORDS, K_SENT, keySlotOf } from '../shared/layout.js';
-import type { Journal } from '../store/journal/index.js';
 import type { StoredMessage } from '../store/store.js';
 import type { Mailbox } from './index.js';
 
@@ -41,13 +40,12 @@ export function replay(m: Mailbox, stored: readonly StoredMessage[]): void {
   m.delays.flushPending();
 }
 
-/** The journal's dead letters back in the dead-letter store. */
-export function restoreDead(m: Mailbox, j: Journal): void {
-  for (const d of j.recoveredDead) {
+/** The dead letters a store kept, back in the dead-letter store. */
+export function restoreDead(m: Mailbox, letters: readonly DeadLetterRecord[]): void {
+  for (const d of letters) {
     const h = new HeldMessage(d.id, d.attempt, d.sentAt, d.key, d.payload, d.ascii, d.firstError);
     h.lastError = d.lastError;
     h.kept = d.kept;
-    m.deadLetters.add(h, DEAD_LETTER_REASONS[d.reason] ?? 'max_attempts', d.deadAt);
+    m.deadLetters.add(h, d.reason, d.deadAt);
   }
-  j.recoveredDead = [];
 }

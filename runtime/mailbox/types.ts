@@ -2,7 +2,7 @@
  * What a mailbox shows the rest of the runtime (main thread): the host it
  * needs, the events it raises, and its stats() snapshot. Types only.
  */
-import type { JournalStats } from '../store/journal/index.js';
+import type { JournalStats, StoreStats } from '../store/store.js';
 import type { StreamStats } from '../source/redis/source.js';
 import type { ErrorInfo } from '../shared/errors.js';
 import type { RejectReason } from '../shared/layout.js';
@@ -107,7 +107,9 @@ export interface MailboxStats {
   deadLettersDropped: number;
   capacityBytes: number;
   usedBytes: number;
-  /** A durable mailbox's journal (absent in memory). */
+  /** What the mailbox's store reports (a durable mailbox's journal; absent in memory). */
+  store?: StoreStats;
+  /** A durable mailbox's journal: `store`, under its older name. @deprecated use `store` */
   journal?: JournalStats;
   /** A Redis Streams mailbox's source: connection, lag, pending, counts (absent otherwise). */
   stream?: StreamStats;

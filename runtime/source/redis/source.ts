@@ -74,6 +74,8 @@ export interface SourceHost {
 }
 
 export class RedisSource implements MessageSource {
+  /** It needs only what finishes the records it offered (outcome.ts). */
+  readonly ringEntries = false;
   readonly cmd: Connection;
   readonly readConn: Connection;
   readonly held: HeldEntries;

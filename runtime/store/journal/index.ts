@@ -19,22 +19,13 @@ import { ErrorCodes, RingpoolError, journalStopped, type ErrorCode } from '../..
 import { ID_BLOCK, ID_BLOCK_SIZE, JOURNALED, JOURNAL_BROKEN, JOURNAL_CLOSED, JOURNAL_FAILED, JOURNAL_SEQ, JOURNAL_WATCHERS, OUTCOMES_DONE } from '../../shared/layout.js';
 import type { Ring } from '../../shared/ring.js';
 import type { ResolvedDurability } from '../../options.js';
-import type { MessageStore, StoredMessage } from '../store.js';
+import type { JournalStats, MessageStore, StoredMessage, StoreWrites } from '../store.js';
+import type { StoreContext } from '../index.js';
+import type { DeadLetterRecord } from '../../outcome.js';
 import { PLAIN_BYTES, RETRY_BYTES, errorsJson, stateBytes, writeRetry, writeState, type JournaledMessage } from './records.js';
 import { recoveredMessages } from './recovery.js';
 import type { FromJournal, JournalThreadData } from './thread.js';
 import { IDS_NAME, STRUCTURES_NAME, J_BYTES, J_COMPACTIONS, J_FSYNCS, J_LAST_FSYNC_MS, J_RECOVERED, J_SEGMENTS, J_STATS_WORDS } from './writer.js';
-
-export interface JournalStats {
-  segments: number;
-  bytes: number;
-  fsyncs: number;
-  lastFsyncMs: number;
-  /** Messages (and dead letters) given back by recovery at start(). */
-  recovered: number;
-  /** Segments deleted or copied forward. */
-  compactions: number;
-}
 
 interface Waiter {
   /** A ring cursor (JOURNALED must reach it) or an outcome post count (OUTCOMES_DONE must reach it). */
@@ -62,14 +53,23 @@ function release(q: Waiter[], head: number, passed: (w: Waiter) => boolean): num
   return head;
 }
 
-export class Journal implements MessageStore {
+/** runtime/store/index.ts builds a durable mailbox's store with this (loaded only then). */
+export function createJournal(ctx: StoreContext, durability: ResolvedDurability): Journal {
+  return new Journal(ctx.mailbox, durability, ctx.ring, ctx.structures, ctx.emitError);
+}
+
+export class Journal implements MessageStore, StoreWrites {
+  /** Sends resolve once written (store.ts: StoreWrites). */
+  readonly writes: StoreWrites = this;
+  /** The records come from the ring itself: the feed's ACCEPTED and CLAIMED entries for them are not needed. */
+  readonly ringEntries = false;
   private worker: Worker | null = null;
   private port: MessagePort | null = null;
   private readonly statsSab = new SharedArrayBuffer(J_STATS_WORDS * 8);
   private readonly statsF64 = new Float64Array(this.statsSab);
   private readonly i32: Int32Array;
-  /** Dead letters recovery gave back (the mailbox puts them in its store). */
-  recoveredDead: JournaledMessage[] = [];
+  /** Dead letters recovery gave back, until the mailbox takes them (takeDeadLetters). */
+  private recoveredDead: JournaledMessage[] = [];
   /** Waiters in the order their cursors come (sends from the main thread), from the head index on. */
   private readonly ringWaiters: Waiter[] = [];
   private readonly postWaiters: Waiter[] = [];
@@ -271,7 +271,7 @@ export class Journal implements MessageStore {
   }
 
   /** Resolves with `id` once JOURNALED passes ring cursor `end` (the record before it is on disk, as the mode says). */
-  whenJournaled(end: number, id: number): Promise<number> {
+  whenWritten(end: number, id: number): Promise<number> {
     return this.wait(this.ringWaiters, end, id);
   }
 
@@ -344,9 +344,17 @@ export class Journal implements MessageStore {
     return new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.mailbox}' closed before the message was journaled`, { mailbox: this.mailbox });
   }
 
+  /** The dead letters recovery found, once: they go back into the mailbox's dead-letter store. */
+  takeDeadLetters(): DeadLetterRecord[] {
+    const out = this.recoveredDead.map((d) => ({ ...d, reason: DEAD_LETTER_REASONS[d.reason] ?? 'max_attempts' }));
+    this.recoveredDead = [];
+    return out;
+  }
+
   stats(): JournalStats {
     const s = this.statsF64;
     return {
+      kind: 'journal',
       segments: s[J_SEGMENTS]!,
       bytes: s[J_BYTES]!,
       fsyncs: s[J_FSYNCS]!,
