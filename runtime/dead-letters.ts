@@ -6,6 +6,7 @@
 import { DEAD_LETTER_REASONS } from './outcome.js';
 import { ErrorCodes, RingpoolError, describeValue, optionThrew, type ErrorInfo } from './shared/errors.js';
 import type { HeldMessage } from './held.js';
+import type { StreamDeadLetters } from './source/stream.js';
 
 export type DeadLetterReason = 'max_attempts' | 'poison' | 'timeout' | 'unrecoverable';
 
@@ -34,6 +35,22 @@ export interface DeadLetters {
   /** Drop them. Returns how many. */
   purge(filter?: (letter: DeadLetter) => boolean): number;
   readonly size: number;
+}
+
+/**
+ * Where a mailbox's dead letters go (main thread): its in-memory store, or
+ * what a source puts in front of it (a Redis mailbox keeps the letters of
+ * the stream's entries in `<stream>:dead`, runtime/source/source.ts).
+ */
+export interface DeadLetterSink {
+  /** Keep the letter of a message dead-lettered now; returns it (the 'dead-letter' event's). */
+  add(held: HeldMessage, reason: DeadLetterReason, deadAt: number): DeadLetter;
+  /** Letters kept now (`stats().deadLetterSize`). */
+  readonly size: number;
+  /** Letters dropped at a limit (`stats().deadLettersDropped`). */
+  readonly dropped: number;
+  /** What `rt.deadLetters(mailbox)` returns: list, redrive, purge (synchronous in memory; promises for a stream). */
+  readonly view: DeadLetters | StreamDeadLetters;
 }
 
 /** A page of dead letters: those of one reason (all when undefined), with the count per reason over all. */
@@ -67,7 +84,8 @@ interface Entry {
   deadAt: number;
 }
 
-export class DeadLetterStore implements DeadLetters {
+export class DeadLetterStore implements DeadLetters, DeadLetterSink {
+  readonly view: DeadLetters = this;
   private entries: Entry[] = [];
   /** Dropped because the store was at deadLetterLimit. */
   dropped = 0;

@@ -14,7 +14,8 @@ import { ErrorCodes, RingpoolError, describeValue, invalidOption } from './share
 import { autoscaleDefaults } from './autoscale-policy.js';
 import type { MessageStore } from './store/store.js';
 import type { MessageSource } from './source/source.js';
-import { isRedisSource, resolveRedisSource, type RedisSourceOptions, type ResolvedRedisSource } from './source/redis/options.js';
+import type { RedisSourceOptions } from './source/stream.js';
+import { isBuiltInSource, resolveBuiltInSource, type BuiltInSource } from './source/index.js';
 import {
   MAX_CAPACITY_BYTES,
   MAX_CONSUMERS,
@@ -173,8 +174,8 @@ export interface ResolvedMailbox {
   autoscale: ResolvedAutoscale | false;
   store: MessageStore | null;
   source: MessageSource | null;
-  /** `source: { redis }`, resolved (the source itself is built with the mailbox). */
-  redis: ResolvedRedisSource | null;
+  /** `source: { redis }`, its options checked (the source itself is built with the mailbox, runtime/source/index.ts). */
+  builtInSource: BuiltInSource | null;
   /** null: in memory. */
   durability: ResolvedDurability | null;
 }
@@ -288,8 +289,8 @@ export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
     concurrency: int(`${p}.concurrency`, pick('concurrency', d.concurrency), 1, 1024),
     autoscale: resolveAutoscale(`${p}.autoscale`, pick('autoscale', d.autoscale)),
     store: seam<MessageStore>(`${p}.store`, o.store, ['open', 'outcomes', 'close']),
-    source: isRedisSource(o.source) ? null : seam<MessageSource>(`${p}.source`, o.source, ['start', 'outcomes', 'stop']),
-    redis: redisSource(p, o, leaseMs),
+    source: isBuiltInSource(o.source) ? null : seam<MessageSource>(`${p}.source`, o.source, ['start', 'outcomes', 'stop']),
+    builtInSource: builtInSource(p, o, leaseMs),
     durability: durability(`${p}.durability`, o.durability, o.store),
   });
 }
@@ -311,12 +312,12 @@ function checkResourceLimits(path: string, v: unknown): ResourceLimits | undefin
 }
 
 /** `source: { redis }`: refused beside a store or durability (Redis is where the messages live). */
-function redisSource(p: string, o: Record<string, unknown>, leaseMs: number): ResolvedRedisSource | null {
-  if (!isRedisSource(o.source)) return null;
+function builtInSource(p: string, o: Record<string, unknown>, leaseMs: number): BuiltInSource | null {
+  if (!isBuiltInSource(o.source)) return null;
   for (const k of ['store', 'durability'] as const) {
     if (o[k] !== undefined && o[k] !== 'memory') throw invalidOption(`${p}.${k}`, 'absent on a Redis mailbox (the stream is where its messages live)', o[k]);
   }
-  return resolveRedisSource(`${p}.source.redis`, o.source.redis, leaseMs);
+  return resolveBuiltInSource(`${p}.source`, o.source, leaseMs);
 }
 
 function durability(path: string, v: unknown, store: unknown): ResolvedDurability | null {

@@ -15,8 +15,7 @@ import { checkAsk, splitWait } from './call-options.js';
 import { FLAG_ASK } from './shared/layout.js';
 import { actorRef, type ActorRef, type ActorRefOptions, type AskOptions } from './actor-ref.js';
 import { describeValue, optionThrew } from './shared/errors.js';
-import { redisRefuses } from './source/redis/source.js';
-import type { StreamDeadLetters } from './source/redis/dead.js';
+import type { StreamDeadLetters } from './source/stream.js';
 import type { ActorDefinition } from '../workers/actor.js';
 
 export type { ActorRef, ActorRefOptions, AskOptions } from './actor-ref.js';
@@ -155,9 +154,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    * RINGPOOL_UNKNOWN_MAILBOX, RINGPOOL_CLOSED).
    */
   send(mailbox: string, payload: unknown, opts?: SendOptions): number {
-    const b = this.box(mailbox);
     // A Redis mailbox: XADD (pipelined); the number is this process's count of sends to it.
-    return b.redis === null ? b.producer.send(payload, opts) : b.redis.send(payload, opts, b.producer.closed);
+    return this.box(mailbox).send(payload, opts);
   }
 
   /**
@@ -177,7 +175,6 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     } catch (err) {
       return Promise.reject(err);
     }
-    if (b.redis !== null) return Promise.reject(redisRefuses(mailbox, 'ask()', 'the reply would have to find its way back to this process'));
     return b.ask(payload, o.key, FLAG_ASK, o.signal, o.timeoutMs) as Promise<R>;
   }
 
@@ -199,8 +196,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     const b = this.box(mailbox);
     const [sendOpts, signal, timeoutMs] = splitWait<SendOptions>('sendAsync', opts);
     // A Redis mailbox: resolves with the stream entry id (a string) once Redis has it.
-    if (b.redis !== null) return b.redis.sendAsync(payload, sendOpts, b.producer.closed, signal, timeoutMs) as Promise<Id>;
-    return b.sendAsync(payload, sendOpts, signal, timeoutMs) as Promise<Id>;
+    return b.sendAsyncOut(payload, sendOpts, signal, timeoutMs) as Promise<Id>;
   }
 
   /**
@@ -213,15 +209,14 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    * per-key order is the batch's order.
    */
   sendBatch(mailbox: string, payloads: readonly unknown[], opts?: BatchOptions): number[] {
-    const b = this.box(mailbox);
-    if (b.redis !== null) throw redisRefuses(mailbox, 'sendBatch()', 'a stream takes entries one XADD at a time; use send() (one pipeline a turn)');
-    return b.producer.sendBatch(payloads, opts);
+    return this.box(mailbox).sendBatch(payloads, opts);
   }
 
   /** sendBatch, waiting for room for the whole batch when the overflow is 'wait' (FIFO with sendAsync). */
   async sendBatchAsync(mailbox: string, payloads: readonly unknown[], opts?: SendBatchAsyncOptions): Promise<number[]> {
     const b = this.box(mailbox);
-    if (b.redis !== null) throw redisRefuses(mailbox, 'sendBatchAsync()', 'a stream takes entries one XADD at a time; use sendAsync()');
+    const refused = b.refusal('sendBatchAsync');
+    if (refused !== null) throw refused;
     const [batchOpts, signal, timeoutMs] = splitWait<BatchOptions>('sendBatchAsync', opts);
     return b.sendBatchAsync(payloads, batchOpts, signal, timeoutMs);
   }
@@ -265,8 +260,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    * `rt.deadLetters<StreamDeadLetters>('orders')`.
    */
   deadLetters<D extends DeadLetters | StreamDeadLetters = DeadLetters>(mailbox: string): D {
-    const b = this.box(mailbox);
-    return (b.redis?.dead ?? b.deadLetters) as unknown as D;
+    return this.box(mailbox).deadLetters.view as D;
   }
 
   /** True when every mailbox is empty, nothing is in flight and nothing is delayed. */

@@ -74,8 +74,8 @@ export class Failures {
     // Told first (the entry carries the letter, for a store that keeps it): with deadLetterLimit 0 (or a full
     // store) add() drops a letter at once, and its PURGED must come after.
     m.outcomes?.deadLettered(held, reason, deadAt);
-    // A Redis mailbox's letter goes to <stream>:dead (with its entry's XACK), not into the local store.
-    const letter = m.redis?.deadLetter(held, reason, deadAt) ?? m.deadLetters.add(held, reason, deadAt);
+    // Into the dead-letter store, or where the source keeps its messages' letters (a Redis mailbox: <stream>:dead).
+    const letter = m.deadLetters.add(held, reason, deadAt);
     if (m.replies.size > 0) {
       const last = held.lastError ?? { name: 'Error', message: reason };
       m.replies.fail(

@@ -23,7 +23,7 @@ import { Producer, type BatchOptions, type SendOptions } from '../shared/produce
 import type { ProbeResult, RingRef, WorkerEvent, WorkerStats } from '../shared/protocol.js';
 import { Ring } from '../shared/ring.js';
 import { allocateMetricsBuffer, enableRecording, H_END_TO_END, H_PROCESSING, H_QUEUE_WAIT, LocalHistogram, readHistogram, type HistogramSnapshot } from '../shared/histogram.js';
-import { DeadLetterStore } from '../dead-letters.js';
+import { DeadLetterStore, type DeadLetterSink } from '../dead-letters.js';
 import { HeldMessage } from '../held.js';
 import { HoleRepairs } from '../holes.js';
 import type { ResolvedMailbox } from '../options.js';
@@ -31,8 +31,8 @@ import { REPLY_RING_BYTES, Replies } from '../replies.js';
 import type { MessageStore } from '../store/store.js';
 import { buildStore, storeGates } from '../store/index.js';
 import { replay, restoreDead } from './replay.js';
-import type { MessageSource, SourceIntake } from '../source/source.js';
-import { RedisSource } from '../source/redis/source.js';
+import type { MailboxCall, MessageSource, SourceIntake } from '../source/source.js';
+import { buildSource, hasSource, sourceIsRemote } from '../source/index.js';
 import { Consumers, type Consumer } from './consumers.js';
 import { Counters } from './counters.js';
 import { Delays } from './delays.js';
@@ -55,7 +55,8 @@ export class Mailbox {
   readonly codec: PayloadCodec;
   /** The msgpack codec's shared record structures (null for other codecs and Redis mailboxes). */
   readonly structures: StructureTable | null;
-  readonly deadLetters: DeadLetterStore;
+  /** Where dead letters go: the in-memory store, or what the source puts in front of it. */
+  readonly deadLetters: DeadLetterSink;
   /** ask(): open asks and the reply ring. */
   readonly replies: Replies;
   /** Holes left by threads that died inside a guard, repaired once consumers reach them (holes.ts). */
@@ -74,13 +75,14 @@ export class Mailbox {
   readonly outcomes: OutcomeFeed | null;
   /** The store (runtime/store/): the user's, a durable mailbox's journal, or null in memory. */
   private readonly store: MessageStore | null;
-  /** A Redis Streams mailbox's source (`source: { redis }`), or null. */
-  readonly redis: RedisSource | null;
+  /** The source (runtime/source/): the user's, a Redis Streams mailbox's, or null. */
   private readonly source: MessageSource | null;
   /** What the start() probe found: an actor module (a key is required) and its methods. */
   actorInfo: ProbeResult = { actor: false, methods: [] };
   stopped = false;
   private bounds: readonly number[] | null = null;
+  /** The source's send(), when sends to this mailbox go to its engine instead of the ring (once, not looked up a send). */
+  private readonly sendOut: NonNullable<MessageSource['send']> | null;
   private sourceStopped: Promise<void> | null = null;
   private storeClosed = false;
 
@@ -90,11 +92,11 @@ export class Mailbox {
   ) {
     this.name = opts.name;
     const journaled = storeGates(opts);
-    const followed = opts.store !== null || opts.source !== null || opts.redis !== null || journaled;
+    const followed = opts.store !== null || hasSource(opts) || journaled;
     const sab = Ring.allocate({ capacityBytes: opts.capacityBytes, maxPayloadBytes: opts.maxMessageBytes, followed, journaled });
     this.ring = new Ring(sab);
-    // msgpack's record shapes, shared by every thread of the process (a Redis mailbox's consumers are other processes: none).
-    this.structures = opts.codec === 'msgpack' && opts.redis === null ? new StructureTable(StructureTable.allocate()) : null;
+    // msgpack's record shapes, shared by every thread of the process (none when other processes decode the messages too).
+    this.structures = opts.codec === 'msgpack' && !sourceIsRemote(opts) ? new StructureTable(StructureTable.allocate()) : null;
     this.store = buildStore(opts, { mailbox: this.name, ring: this.ring, structures: this.structures, emitError: (err) => host.emitError(err) });
     this.republish = new Ring(sab);
     this.republish.countHeld = false;
@@ -107,7 +109,8 @@ export class Mailbox {
     this.consumers = new Consumers(this);
     this.intake = new Intake(this);
     this.scaling = new Scaling(this);
-    this.redis = opts.redis === null ? null : new RedisSource(this.name, opts.redis, {
+    this.source = buildSource(opts, {
+      mailbox: this.name,
       codec: this.codec,
       maxMessageBytes: opts.maxMessageBytes,
       maxAttempts: opts.maxAttempts,
@@ -115,7 +118,6 @@ export class Mailbox {
       emitDeadLetter: (letter) => host.emitDeadLetter(letter),
       countFull: () => this.ring.countRejected('queue_full'),
     });
-    this.source = this.redis ?? opts.source;
     const listeners = [this.store, this.source].filter((l) => l !== null);
     // A journal reads the records from the ring itself, and a Redis source needs only what finishes them:
     // the feed reports the ring's ACCEPTED and CLAIMED entries only for a listener that wants them.
@@ -147,7 +149,7 @@ export class Mailbox {
       unaccept: (keySlot, seq) => this.keyed.unaccept(keySlot, seq),
       holesAt: (index) => this.host.mailboxAt(index)?.holes,
     });
-    this.deadLetters = new DeadLetterStore(
+    const local = new DeadLetterStore(
       this.name,
       opts.deadLetterLimit,
       (held) => this.codec.decode(Buffer.from(held.payload.buffer, held.payload.byteOffset, held.payload.byteLength), held.payload, 0, held.payload.byteLength, held.ascii),
@@ -157,6 +159,9 @@ export class Mailbox {
       },
       this.outcomes === null ? null : (held) => this.outcomes!.purged(held),
     );
+    this.deadLetters = this.source?.deadLetters?.(local) ?? local;
+    const send = this.source?.send;
+    this.sendOut = send === undefined ? null : send.bind(this.source);
   }
 
   ringRef(): RingRef {
@@ -183,12 +188,9 @@ export class Mailbox {
     }
     await this.consumers.start(timeoutMs);
     this.outcomes?.start();
-    if (this.redis !== null && this.actorInfo.actor) {
-      throw new RingpoolError(
-        ErrorCodes.INVALID_OPTION,
-        `mailbox '${this.name}' reads Redis stream '${this.opts.redis!.stream}', and its handler is an actor: refused, because an actor needs per-key order and per-key order across processes needs partitioned streams (not yet supported)`,
-        { mailbox: this.name, option: `mailboxes.${this.name}.source` },
-      );
+    if (this.actorInfo.actor) {
+      const refused = this.refusal('actor');
+      if (refused !== null) throw refused;
     }
     if (source !== null) await source.start(this.sourceIntake(), timeoutMs);
   }
@@ -266,6 +268,31 @@ export class Mailbox {
 
   // ------------------------------------------------------------------ what the runtime asks
 
+  /** The error a call is refused with on this mailbox (its source cannot keep it), or null. */
+  refusal(call: MailboxCall): RingpoolError | null {
+    return this.source?.refuses?.(call) ?? null;
+  }
+
+  /** rt.send(): into the ring, or to the source's engine when sends go there. */
+  send(payload: unknown, opts: SendOptions | undefined): number {
+    const out = this.sendOut;
+    return out === null ? this.producer.send(payload, opts) : out(payload, opts, this.producer.closed);
+  }
+
+  /** rt.sendAsync(): resolves with the id once accepted (durable: written), or with the engine's name for it when sends go to the source. */
+  sendAsyncOut(payload: unknown, opts: SendOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> {
+    const source = this.source;
+    if (source?.sendAsync !== undefined) return source.sendAsync(payload, opts, this.producer.closed, signal, timeoutMs);
+    return this.sendAsync(payload, opts, signal, timeoutMs);
+  }
+
+  /** rt.sendBatch(): every payload or none, into the ring. */
+  sendBatch(payloads: readonly unknown[], opts: BatchOptions | undefined): number[] {
+    const refused = this.refusal('sendBatch');
+    if (refused !== null) throw refused;
+    return this.producer.sendBatch(payloads, opts);
+  }
+
   /** Resolves with the id once the message is accepted; on a durable mailbox, once it is on disk as the fsync mode says. */
   sendAsync(payload: unknown, opts: SendOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined, flags = 0, onSent?: (id: number) => void): Promise<number> {
     const writes = this.store?.writes;
@@ -280,6 +307,8 @@ export class Mailbox {
   }
 
   ask(payload: unknown, key: string | undefined, flags: number, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> {
+    const refused = this.refusal('ask');
+    if (refused !== null) return Promise.reject(refused);
     return this.intake.ask(payload, key, flags, signal, timeoutMs);
   }
 
@@ -290,9 +319,10 @@ export class Mailbox {
       s.store = st;
       if (st.kind === 'journal') s.journal = st;
     }
-    if (this.redis !== null) {
-      s.stream = this.redis.stats();
-      s.deadLetterSize += s.stream.deadLetters; // <stream>:dead (polled), beside any local ones (a handler's ctx.send into this ring)
+    const so = this.source?.stats?.();
+    if (so !== undefined) {
+      s.source = so;
+      if (so.kind === 'stream') s.stream = so;
     }
     return s;
   }

@@ -3,7 +3,8 @@
  * needs, the events it raises, and its stats() snapshot. Types only.
  */
 import type { JournalStats, StoreStats } from '../store/store.js';
-import type { StreamStats } from '../source/redis/source.js';
+import type { SourceStats } from '../source/source.js';
+import type { StreamStats } from '../source/stream.js';
 import type { ErrorInfo } from '../shared/errors.js';
 import type { RejectReason } from '../shared/layout.js';
 import type { DeadLetter, DeadLetterReason } from '../dead-letters.js';
@@ -111,6 +112,8 @@ export interface MailboxStats {
   store?: StoreStats;
   /** A durable mailbox's journal: `store`, under its older name. @deprecated use `store` */
   journal?: JournalStats;
-  /** A Redis Streams mailbox's source: connection, lag, pending, counts (absent otherwise). */
+  /** What the mailbox's source reports (a Redis Streams mailbox's: connection, lag, pending, counts; absent otherwise). */
+  source?: SourceStats;
+  /** A Redis Streams mailbox's source: `source`, under its older name. @deprecated use `source` */
   stream?: StreamStats;
 }

@@ -21,8 +21,11 @@
  * Local sends may share the mailbox: a source matches outcomes by the ids
  * offer() returned. Nothing here is called for a mailbox without a source.
  */
+import type { DeadLetterSink } from '../dead-letters.js';
+import type { RingpoolError } from '../shared/errors.js';
 import type { SendOptions } from '../shared/producer.js';
 import type { OutcomeListener } from '../outcome.js';
+import type { StreamStats } from './stream.js';
 
 export interface SourceIntake {
   readonly mailbox: string;
@@ -41,8 +44,39 @@ export interface SourceIntake {
   readonly open: boolean;
 }
 
+/** The calls a source may refuse for its mailbox (refuses()). */
+export type MailboxCall = 'ask' | 'sendBatch' | 'sendBatchAsync' | 'actor';
+
 export interface MessageSource extends OutcomeListener {
   start(intake: SourceIntake, timeoutMs?: number): void | Promise<void>;
   stop(): Promise<void>;
   close?(): Promise<void>;
+  /**
+   * Optional: sends to the mailbox go to the source's engine (a Redis
+   * stream), not into this process's ring; they come back through it. The
+   * number is the source's own count of sends. `closed`: the mailbox takes no
+   * more sends (RINGPOOL_CLOSED).
+   */
+  send?(payload: unknown, opts: SendOptions | undefined, closed: boolean): number;
+  /** Optional, with send(): resolves with what the engine names the message (a stream entry id). */
+  sendAsync?(payload: unknown, opts: SendOptions | undefined, closed: boolean, signal?: AbortSignal, timeoutMs?: number): Promise<unknown>;
+  /** Optional: the error a call is refused with on this source's mailbox (with why), or null when it takes it. */
+  refuses?(call: MailboxCall): RingpoolError | null;
+  /**
+   * Optional: where the mailbox's dead letters go, given its local store:
+   * a source may keep the letters of its own messages upstream and leave
+   * the others (a handler's ctx.send() into this ring) to the local store.
+   */
+  deadLetters?(local: DeadLetterSink): DeadLetterSink;
+  /** Optional: its figures, for `stats().source`. */
+  stats?(): SourceStats;
+  /**
+   * True when other processes encode and decode the mailbox's messages too
+   * (a Redis stream): codecs share no state between threads then (msgpack
+   * keeps its record shapes in each message).
+   */
+  readonly remote?: boolean;
 }
+
+/** `stats().source`: what a source reports. The built-in one is a Redis Streams mailbox's. */
+export type SourceStats = StreamStats;

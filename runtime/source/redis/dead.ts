@@ -13,36 +13,9 @@ import type { ErrorInfo } from '../../shared/errors.js';
 import { PAYLOAD_FIELD } from './adds.js';
 import type { Client } from './connection.js';
 import type { ResolvedRedisSource } from './options.js';
+import type { StreamDeadLetter, StreamDeadLetters } from '../stream.js';
 
-/** A dead letter of a Redis mailbox: the in-memory fields, plus where it lives. */
-export interface StreamDeadLetter extends DeadLetter {
-  /** The entry id in `<stream>:dead`. */
-  deadEntryId: string;
-  /** The entry id it had in the stream. */
-  streamId: string;
-  /** The consumer that dead-lettered it. */
-  consumer: string;
-  /**
-   * Set when its `<stream>:dead` entry is malformed (written or edited by
-   * something else): what is wrong, and every field as text. Such a letter is
-   * listed (reason `poison` unless its own is valid, the problems in
-   * `lastError`), purged like any other, and redriven only when it has a
-   * payload (field `d`).
-   */
-  damaged?: { problems: string[]; fields: Record<string, string> };
-}
-
-/** `rt.deadLetters(mailbox)` for a Redis mailbox. */
-export interface StreamDeadLetters {
-  /** Dead letters, oldest first (XRANGE of `<stream>:dead`). */
-  list(): Promise<StreamDeadLetter[]>;
-  /** XADD them back to the stream (attempts start again) and delete them from `<stream>:dead`, in one MULTI. Returns how many (a damaged letter without a payload is left). */
-  redrive(filter?: (letter: StreamDeadLetter) => boolean): Promise<number>;
-  /** Delete them. Returns how many. */
-  purge(filter?: (letter: StreamDeadLetter) => boolean): Promise<number>;
-  /** XLEN of `<stream>:dead` when last polled (once a second). */
-  readonly size: number;
-}
+export type { StreamDeadLetter, StreamDeadLetters } from '../stream.js';
 
 /** What one dead letter carries: the fields of its `<stream>:dead` entry. */
 export interface DeadFields {

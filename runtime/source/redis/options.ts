@@ -5,40 +5,9 @@
  */
 import { hostname } from 'node:os';
 import { invalidOption } from '../../shared/errors.js';
+import type { RedisSourceOptions } from '../stream.js';
 
-export interface RedisSourceOptions {
-  /** `redis://host:port` (or `rediss://`). */
-  url: string;
-  /** The stream key. */
-  stream: string;
-  /** The consumer group, created (from the stream's first entry, with MKSTREAM) if missing. @default 'ringpool' */
-  group?: string;
-  /** This process's consumer name, unique per live process. @default `${hostname}-${pid}` */
-  consumer?: string;
-  /** Pending entries idle this long are taken over from consumers that died. @default the mailbox's leaseMs */
-  claimIdleMs?: number;
-  /** XREADGROUP COUNT: entries a read takes at most. @default 256 */
-  readCount?: number;
-  /** XREADGROUP BLOCK: how long a read waits for new entries. @default 1000 */
-  blockMs?: number;
-  /**
-   * Acknowledged history kept in the stream, by age: an entry that every
-   * group of the stream has acknowledged (and none still has pending or
-   * unread) is trimmed (XTRIM MINID, once a second) once it is older than
-   * this. `false`: never trim (the stream grows until something else trims it).
-   * @default 0 (trimmed as soon as every group is done with it)
-   */
-  keepAckedMs?: number | false;
-  /**
-   * Payload bytes of sends that may wait in this process for Redis (queued
-   * while it is away or loading, or written and not yet answered): past it,
-   * send() throws and sendAsync() rejects with RINGPOOL_QUEUE_FULL.
-   * @default 67108864 (64 MiB)
-   */
-  sendBufferBytes?: number;
-  /** Most dead letters `<stream>:dead` keeps: each new one past it trims the oldest (XTRIM MAXLEN, exact, in the script that writes it). @default undefined (unbounded) */
-  maxDeadLetters?: number;
-}
+export type { RedisSourceOptions } from '../stream.js';
 
 export interface ResolvedRedisSource {
   url: string;
@@ -62,11 +31,6 @@ export interface ResolvedRedisSource {
 export const SEND_BUFFER_BYTES = 64 << 20;
 
 const KNOWN = ['url', 'stream', 'group', 'consumer', 'claimIdleMs', 'readCount', 'blockMs', 'keepAckedMs', 'sendBufferBytes', 'maxDeadLetters'];
-
-/** `source` as given: `{ redis: {...} }` is resolved here; anything else is the plain MessageSource seam. */
-export function isRedisSource(v: unknown): v is { redis: unknown } {
-  return v !== null && typeof v === 'object' && 'redis' in v && Object.keys(v).length === 1;
-}
 
 /** A URL the Redis client can parse, redis:// or rediss:// with a host. */
 export function isRedisUrl(url: string): boolean {

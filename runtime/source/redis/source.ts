@@ -23,13 +23,14 @@
  * a trimmed entry) are each an 'error' event and a counter, never a hot loop.
  */
 import { randomUUID } from 'node:crypto';
-import type { DeadLetter, DeadLetterReason } from '../../dead-letters.js';
+import type { DeadLetter, DeadLetterReason, DeadLetterSink } from '../../dead-letters.js';
 import type { HeldMessage } from '../../held.js';
 import { Outcome, type OutcomeBatch } from '../../outcome.js';
 import type { PayloadCodec } from '../../shared/codec.js';
 import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
 import type { SendOptions } from '../../shared/producer.js';
-import type { MessageSource, SourceIntake } from '../source.js';
+import type { MailboxCall, MessageSource, SourceIntake } from '../source.js';
+import type { SourceContext } from '../index.js';
 import { Acks } from './acks.js';
 import { Adds, checkStreamSend, prepare } from './adds.js';
 import { Claims } from './claims.js';
@@ -62,20 +63,19 @@ async function within(p: Promise<unknown>, deadline: number, giveUp: () => unkno
   if (r === 'late') await giveUp();
 }
 
-/** What the source needs from its mailbox. */
-export interface SourceHost {
-  readonly codec: PayloadCodec;
-  readonly maxMessageBytes: number;
-  readonly maxAttempts: number;
-  emitError(err: Error): void;
-  emitDeadLetter(letter: DeadLetter): void;
-  /** A send refused: sendBufferBytes reached (rejected, queue_full). */
-  countFull(): void;
+/** What the source needs from its mailbox (runtime/source/index.ts's SourceContext). */
+export type SourceHost = Omit<SourceContext, 'mailbox'>;
+
+/** runtime/source/index.ts builds a Redis mailbox's source with this (loaded only then). */
+export function createRedisSource(ctx: SourceContext, options: unknown): RedisSource {
+  return new RedisSource(ctx.mailbox, options as ResolvedRedisSource, ctx);
 }
 
 export class RedisSource implements MessageSource {
   /** It needs only what finishes the records it offered (outcome.ts). */
   readonly ringEntries = false;
+  /** Other processes encode and decode the stream's messages: no codec state is shared between threads. */
+  readonly remote = true;
   readonly cmd: Connection;
   readonly readConn: Connection;
   readonly held: HeldEntries;
@@ -355,9 +355,49 @@ export class RedisSource implements MessageSource {
   stats(): StreamStats {
     return streamStats(this);
   }
+
+  /** The calls a Redis mailbox cannot keep yet, each with why (a later issue lifts them). */
+  refuses(call: MailboxCall): RingpoolError | null {
+    const m = this.mailbox;
+    switch (call) {
+      case 'ask':
+        return refused(m, 'ask()', 'the reply would have to find its way back to this process');
+      case 'sendBatch':
+        return refused(m, 'sendBatch()', 'a stream takes entries one XADD at a time; use send() (one pipeline a turn)');
+      case 'sendBatchAsync':
+        return refused(m, 'sendBatchAsync()', 'a stream takes entries one XADD at a time; use sendAsync()');
+      case 'actor':
+        return new RingpoolError(
+          ErrorCodes.INVALID_OPTION,
+          `mailbox '${m}' reads Redis stream '${this.o.stream}', and its handler is an actor: refused, because an actor needs per-key order and per-key order across processes needs partitioned streams (not yet supported)`,
+          { mailbox: m, option: `mailboxes.${m}.source` },
+        );
+    }
+  }
+
+  /**
+   * The mailbox's dead letters: those of the stream's entries go to
+   * `<stream>:dead` (with their XACK, deadLetter() above); a message that is
+   * not from the stream (a handler's ctx.send() into this ring) to the local
+   * store. `rt.deadLetters()` gives `<stream>:dead`.
+   */
+  deadLetters(local: DeadLetterSink): DeadLetterSink {
+    const dead = this.dead;
+    return {
+      add: (held, reason, deadAt) => this.deadLetter(held, reason, deadAt) ?? local.add(held, reason, deadAt),
+      get size() {
+        return local.size + dead.size; // <stream>:dead (polled), beside any local ones
+      },
+      get dropped() {
+        return local.dropped;
+      },
+      view: dead,
+    };
+  }
 }
 
 /** A call a Redis mailbox does not take, and why. */
-export function redisRefuses(mailbox: string, what: string, why: string): RingpoolError {
+function refused(mailbox: string, what: string, why: string): RingpoolError {
   return new RingpoolError(ErrorCodes.INVALID_OPTION, `mailbox '${mailbox}' reads a Redis stream: ${what} is refused (${why})`, { mailbox, option: 'source.redis' });
 }
+

@@ -1,0 +1,101 @@
+/**
+ * A Redis Streams mailbox (`source: { redis }`) as the rest of the runtime
+ * and its users see it: the option, `stats().source` and the dead letters.
+ * Types only; the source itself is runtime/source/redis/, loaded only when
+ * a mailbox uses it (runtime/source/index.ts).
+ */
+import type { DeadLetter } from '../dead-letters.js';
+
+export interface RedisSourceOptions {
+  /** `redis://host:port` (or `rediss://`). */
+  url: string;
+  /** The stream key. */
+  stream: string;
+  /** The consumer group, created (from the stream's first entry, with MKSTREAM) if missing. @default 'ringpool' */
+  group?: string;
+  /** This process's consumer name, unique per live process. @default `${hostname}-${pid}` */
+  consumer?: string;
+  /** Pending entries idle this long are taken over from consumers that died. @default the mailbox's leaseMs */
+  claimIdleMs?: number;
+  /** XREADGROUP COUNT: entries a read takes at most. @default 256 */
+  readCount?: number;
+  /** XREADGROUP BLOCK: how long a read waits for new entries. @default 1000 */
+  blockMs?: number;
+  /**
+   * Acknowledged history kept in the stream, by age: an entry that every
+   * group of the stream has acknowledged (and none still has pending or
+   * unread) is trimmed (XTRIM MINID, once a second) once it is older than
+   * this. `false`: never trim (the stream grows until something else trims it).
+   * @default 0 (trimmed as soon as every group is done with it)
+   */
+  keepAckedMs?: number | false;
+  /**
+   * Payload bytes of sends that may wait in this process for Redis (queued
+   * while it is away or loading, or written and not yet answered): past it,
+   * send() throws and sendAsync() rejects with RINGPOOL_QUEUE_FULL.
+   * @default 67108864 (64 MiB)
+   */
+  sendBufferBytes?: number;
+  /** Most dead letters `<stream>:dead` keeps: each new one past it trims the oldest (XTRIM MAXLEN, exact, in the script that writes it). @default undefined (unbounded) */
+  maxDeadLetters?: number;
+}
+
+/** `stats(mailbox).source` of a Redis mailbox (also `stats(mailbox).stream`). */
+export interface StreamStats {
+  kind: 'stream';
+  stream: string;
+  group: string;
+  consumer: string;
+  /** Both connections answer. */
+  connected: boolean;
+  /** Entries of the stream not yet delivered to the group (XINFO GROUPS lag; -1 when Redis cannot tell). */
+  lag: number;
+  /** Entries delivered to the group and not yet acknowledged, all consumers (XINFO GROUPS pending). */
+  pending: number;
+  /** Entries this process holds (read and waiting for ring room, in its ring, running, or waiting to retry). */
+  held: number;
+  claimed: number;
+  acked: number;
+  /** Outages: times the connection to Redis dropped (one each, however many reconnection attempts it took). */
+  reconnects: number;
+  /** Payload bytes of sends waiting for Redis (queued while it is away or loading, or written and not yet answered); at most sendBufferBytes. */
+  sendWaitingBytes: number;
+  /** Entries this process trimmed from the stream once every group had acknowledged them (keepAckedMs). */
+  trimmedAcked: number;
+  /** Entries found trimmed from the stream before they ran (acknowledged and dropped). */
+  trimmed: number;
+  /** Times the stream or group was found gone (NOGROUP) and recreated. */
+  resets: number;
+  /** `<stream>:dead` XLEN, polled. */
+  deadLetters: number;
+}
+
+/** A dead letter of a Redis mailbox: the in-memory fields, plus where it lives. */
+export interface StreamDeadLetter extends DeadLetter {
+  /** The entry id in `<stream>:dead`. */
+  deadEntryId: string;
+  /** The entry id it had in the stream. */
+  streamId: string;
+  /** The consumer that dead-lettered it. */
+  consumer: string;
+  /**
+   * Set when its `<stream>:dead` entry is malformed (written or edited by
+   * something else): what is wrong, and every field as text. Such a letter is
+   * listed (reason `poison` unless its own is valid, the problems in
+   * `lastError`), purged like any other, and redriven only when it has a
+   * payload (field `d`).
+   */
+  damaged?: { problems: string[]; fields: Record<string, string> };
+}
+
+/** `rt.deadLetters(mailbox)` for a Redis mailbox. */
+export interface StreamDeadLetters {
+  /** Dead letters, oldest first (XRANGE of `<stream>:dead`). */
+  list(): Promise<StreamDeadLetter[]>;
+  /** XADD them back to the stream (attempts start again) and delete them from `<stream>:dead`, in one MULTI. Returns how many (a damaged letter without a payload is left). */
+  redrive(filter?: (letter: StreamDeadLetter) => boolean): Promise<number>;
+  /** Delete them. Returns how many. */
+  purge(filter?: (letter: StreamDeadLetter) => boolean): Promise<number>;
+  /** XLEN of `<stream>:dead` when last polled (once a second). */
+  readonly size: number;
+}
