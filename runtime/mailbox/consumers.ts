@@ -29,14 +29,14 @@ import {
 import type { ConsumerTask, LoopResult, ProbeResult, WorkerControl, WorkerEvent, WorkerStats } from '../shared/protocol.js';
 import { releaseOwner } from '../key-owners.js';
 import type { Mailbox } from './index.js';
+import type { ConsumerState } from './types.js';
 
 /** The file Piscina loads in each consumer thread (CommonJS: see workers/loop/entry.cts). */
 export const CONSUMER_ENTRY = new URL('../../workers/loop/entry.cjs', import.meta.url);
 /** A live loop inside its send guard is waited for this long at most before a slot is retired anyway (see whenGuardsFree). */
 const GUARD_GIVE_UP_MS = 10_000;
 
-/** `revoked`: its lease expired and its thread is being terminated; `dead`: its slot was recovered (late events are ignored). */
-export type ConsumerState = 'starting' | 'running' | 'stopping' | 'revoked' | 'dead';
+export type { ConsumerState } from './types.js';
 
 export interface Consumer {
   slot: number;
@@ -166,7 +166,7 @@ export class Consumers {
       events: ev.port2,
     };
     this.consumers.set(slot, consumer);
-    m.keyed.assignKeys();
+    m.owners.assignKeys();
     consumer.done = pool.run(task, { transferList: [ctl.port2, ev.port2] as never }).then(
       (r: LoopResult) => this.onLoopEnd(consumer, null, r),
       (err: Error) => this.onLoopEnd(consumer, err, null),
@@ -242,9 +242,9 @@ export class Consumers {
     const i32 = ring.i32;
     // An empty hand-off queue for the slot (a kill may have cut a pop short).
     const base = handoffBase(c.slot);
-    m.keyed.table.fill(0, base, base + HANDOFF_WORDS);
+    m.keys.fill(0, base, base + HANDOFF_WORDS);
     // Its keys have no owner now (their state died with the thread, or was passivated as it stopped).
-    releaseOwner(m.keyed.table, c.slot);
+    releaseOwner(m.keys, c.slot);
     const info: ErrorInfo = {
       name: 'WorkerCrash',
       message: `worker thread ${c.threadId} died while handling this message: ${err?.message ?? 'unknown'}`,
@@ -255,7 +255,7 @@ export class Consumers {
       m.host.releaseStructures(c.threadId);
     }
     // Before recovery: a record still CLAIMED by the slot then means "not acked".
-    m.keyed.finishKeyAck(c.slot, c.revokedUnit);
+    m.turns.finishKeyAck(c.slot, c.revokedUnit);
     const back = m.failures.recover(c.slot, current, info, several || c.revokedSeveral);
     c.onReady(err ?? new Error('the consumer loop ended before it was ready'));
     if (crashed) {
@@ -269,7 +269,7 @@ export class Consumers {
     c.controlPort.close();
     c.events.close();
     // Its keys go to the threads left (their state died with it, or was passivated as it stopped).
-    m.keyed.assignKeys();
+    m.owners.assignKeys();
     if (!m.stopped && m.host.running()) this.fillToDesired();
   }
 

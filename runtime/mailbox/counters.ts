@@ -151,7 +151,7 @@ export class Counters {
         break;
       }
     }
-    const pendingAt = this.m.delays.oldestPendingAt(t);
+    const pendingAt = this.m.backlog.oldestPendingAt(t);
     if (pendingAt !== undefined) oldest = Math.min(oldest, pendingAt);
     return oldest === Infinity ? 0 : Math.max(0, (t - oldest) / 1000);
   }
@@ -161,13 +161,13 @@ export class Counters {
     const m = this.m;
     const processed = this.processed();
     const rejectedBy = Object.fromEntries(REJECT_REASONS.map((r, i) => [r, this.rejected[i]!.total])) as Record<RejectReason, number>;
-    const depth = this.readyInRing + m.delays.pendingCount;
+    const depth = this.readyInRing + m.backlog.pendingCount;
     const oldest = depth === 0 ? 0 : this.oldestAgeSeconds();
     const sc = m.scaling;
     return {
       depth,
       inFlight: Math.max(0, this.claimed.total - processed - this.finishedHere),
-      delayed: m.delays.delayedCount + m.keyed.blockedCount,
+      delayed: m.backlog.delayedCount + m.backlog.blockedCount,
       enqueued: this.enqueued.total + m.producer.enqueuedHere,
       processed,
       failed: this.failed,

@@ -1,21 +1,45 @@
 /**
  * Failed attempts (main thread): take a record back from the ring, then retry
- * it after a backoff or dead-letter it; and recovery, which takes back every
- * record a dead or revoked consumer slot still holds.
+ * it after a backoff or dead-letter it (retry.ts decides); and recovery,
+ * which takes back every record a dead or revoked consumer slot still holds.
+ * It knows no mailbox: what it uses is given (FailuresDeps).
  */
-import { now } from '../shared/clock.js';
 import { ErrorCodes, RingpoolError, fromErrorInfo, type ErrorInfo } from '../shared/errors.js';
 import { READ, ST_CLAIMED, ST_FREE, ST_HELD, ST_READY, ST_RECLAIMING, ST_SKIP, TAIL } from '../shared/layout.js';
-import type { DeadLetterReason } from '../dead-letters.js';
+import type { Ring } from '../shared/ring.js';
+import type { DeadLetter, DeadLetterReason, DeadLetterSink } from '../dead-letters.js';
 import { HeldMessage } from '../held.js';
-import { backoffDelay } from '../timer-heap.js';
-import type { Mailbox } from './index.js';
+import type { Replies } from '../replies.js';
+import type { Backlog } from './backlog.js';
+import type { Counters } from './counters.js';
+import type { KeyTurns } from './key-turns.js';
+import type { OutcomeFeed } from './outcomes.js';
+import { afterFailure, type FailureKind, type RetryPolicy } from './retry.js';
 
-/** What ended an attempt: the handler threw (`error`, or `unrecoverable`), its thread died (`crash`), its lease ran out (`timeout`). */
-export type FailureKind = 'error' | 'unrecoverable' | 'crash' | 'timeout';
+export type { FailureKind } from './retry.js';
+
+export interface FailuresDeps {
+  mailbox: string;
+  ring: Ring;
+  policy: RetryPolicy;
+  /** ms since the epoch (clock.ts's now(), or a test's). */
+  clock: () => number;
+  /** The counts a failure moves. */
+  tally: Pick<Counters, 'failed' | 'retried' | 'redelivered' | 'deadLettered' | 'deadBy' | 'finishedHere'>;
+  backlog: Pick<Backlog, 'schedule' | 'pend' | 'flush'>;
+  turns: Pick<KeyTurns, 'passTurn'>;
+  /** Where dead letters go (built after this part: read when one comes). */
+  sink: () => DeadLetterSink;
+  /** The outcome feed, when a store or source listens. */
+  outcomes: Pick<OutcomeFeed, 'retry' | 'deadLettered'> | null;
+  /** Open asks: one whose message is dead-lettered is rejected. */
+  replies: Pick<Replies, 'size' | 'fail'>;
+  emitDeadLetter(letter: DeadLetter): void;
+  emitError(err: Error): void;
+}
 
 export class Failures {
-  constructor(private readonly m: Mailbox) {}
+  constructor(private readonly d: FailuresDeps) {}
 
   /**
    * Take the record at `unit` away from whoever holds it in state `expected`
@@ -23,10 +47,10 @@ export class Failures {
    * dispatcher. Null when the CAS fails (acked meanwhile, or taken already).
    */
   takeBack(unit: number, expected: number): HeldMessage | null {
-    const ring = this.m.ring;
+    const ring = this.d.ring;
     if (Atomics.compareExchange(ring.state, unit, expected, ST_HELD) !== expected) return null;
     const held = HeldMessage.takeFrom(ring, unit);
-    this.m.counters.finishedHere++;
+    this.d.tally.finishedHere++;
     return held;
   }
 
@@ -34,7 +58,7 @@ export class Failures {
   onNack(slot: number, unit: number, error: ErrorInfo, unrecoverable: boolean): void {
     const held = this.takeBack(unit, ST_CLAIMED + slot);
     if (held === null) return;
-    this.m.ring.reclaim();
+    this.d.ring.reclaim();
     this.fail(held, error, unrecoverable ? 'unrecoverable' : 'error');
   }
 
@@ -44,52 +68,47 @@ export class Failures {
    * crash (`poison`), a lease expiry (`timeout`).
    */
   fail(held: HeldMessage, error: ErrorInfo, kind: FailureKind): boolean {
-    const m = this.m;
-    const counters = m.counters;
-    counters.failed++;
+    const d = this.d;
+    d.tally.failed++;
     if (held.firstError === undefined) held.firstError = error;
     held.lastError = error;
-    if (kind === 'unrecoverable') {
-      this.deadLetter(held, 'unrecoverable');
+    const next = afterFailure(held.attempt, kind, d.policy, d.clock());
+    if (!next.retry) {
+      this.deadLetter(held, next.reason);
       return false;
     }
-    if (held.attempt >= m.opts.maxAttempts) {
-      this.deadLetter(held, kind === 'error' ? 'max_attempts' : kind === 'crash' ? 'poison' : 'timeout');
-      return false;
-    }
-    counters.retried++;
-    const { baseMs, maxMs } = m.opts.backoff;
-    held.dueAt = now() + backoffDelay(held.attempt, baseMs, maxMs);
-    held.attempt++;
-    m.outcomes?.retry(held.id, held.attempt, held.dueAt);
-    m.delays.schedule(held);
+    d.tally.retried++;
+    held.dueAt = next.dueAt;
+    held.attempt = next.attempt;
+    d.outcomes?.retry(held.id, held.attempt, held.dueAt);
+    d.backlog.schedule(held);
     return true;
   }
 
   private deadLetter(held: HeldMessage, reason: DeadLetterReason): void {
-    const m = this.m;
-    m.counters.deadLettered++;
-    m.counters.deadBy[reason]++;
+    const d = this.d;
+    d.tally.deadLettered++;
+    d.tally.deadBy[reason]++;
     const deadAt = Date.now();
     // Told first (the entry carries the letter, for a store that keeps it): with deadLetterLimit 0 (or a full
     // store) add() drops a letter at once, and its PURGED must come after.
-    m.outcomes?.deadLettered(held, reason, deadAt);
+    d.outcomes?.deadLettered(held, reason, deadAt);
     // Into the dead-letter store, or where the source keeps its messages' letters (a Redis mailbox: <stream>:dead).
-    const letter = m.deadLetters.add(held, reason, deadAt);
-    if (m.replies.size > 0) {
+    const letter = d.sink().add(held, reason, deadAt);
+    if (d.replies.size > 0) {
       const last = held.lastError ?? { name: 'Error', message: reason };
-      m.replies.fail(
+      d.replies.fail(
         held.id,
         new RingpoolError(
           ErrorCodes.DEAD_LETTERED,
-          `ask to mailbox '${m.name}' failed: message ${held.id} was dead-lettered (${reason}) after ${held.attempt} attempt(s): ${last.message}`,
-          { mailbox: m.name, id: held.id, reason, attempts: held.attempt },
+          `ask to mailbox '${d.mailbox}' failed: message ${held.id} was dead-lettered (${reason}) after ${held.attempt} attempt(s): ${last.message}`,
+          { mailbox: d.mailbox, id: held.id, reason, attempts: held.attempt },
           { cause: fromErrorInfo(last) },
         ),
       );
     }
-    m.keyed.passTurn(held);
-    m.host.emitDeadLetter(letter);
+    d.turns.passTurn(held);
+    d.emitDeadLetter(letter);
   }
 
   /**
@@ -98,8 +117,8 @@ export class Failures {
    * and go back with the same attempt. Returns how many were put back.
    */
   recover(slot: number, current: number, crash: ErrorInfo, suspect = false): number {
-    const m = this.m;
-    const ring = m.ring;
+    const d = this.d;
+    const ring = d.ring;
     const i32 = ring.i32;
     const state = ring.state;
     const mine = ST_CLAIMED + slot;
@@ -116,7 +135,7 @@ export class Failures {
         const t = Atomics.load(i32, TAIL);
         if (t !== p) p = t;
         else if (++spins > 1_000_000) {
-          m.host.emitError(new RingpoolError(ErrorCodes.RING_STALLED, `mailbox '${m.name}': recovery stopped at a record being reclaimed`, { mailbox: m.name }));
+          d.emitError(new RingpoolError(ErrorCodes.RING_STALLED, `mailbox '${d.mailbox}': recovery stopped at a record being reclaimed`, { mailbox: d.mailbox }));
           break;
         }
         continue;
@@ -133,19 +152,19 @@ export class Failures {
         const held = this.takeBack(at, s);
         if (held !== null) {
           if (at === current && s === mine) {
-            if (this.fail(held, crash, 'crash')) m.counters.redelivered++;
+            if (this.fail(held, crash, 'crash')) d.tally.redelivered++;
           } else {
-            m.counters.redelivered++;
+            d.tally.redelivered++;
             back++;
             if (suspect && s === mine) held.suspect = true;
-            m.delays.pend(held);
+            d.backlog.pend(held);
           }
         }
       }
       p = (p + units) | 0;
     }
     ring.reclaim();
-    m.delays.flushPending();
+    d.backlog.flush();
     return back;
   }
 }

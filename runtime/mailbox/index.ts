@@ -6,9 +6,10 @@
  *
  *   consumers.ts  threads: start, stop, retire, recover a slot
  *   leases.ts     the lease watchdog and the stall watch
- *   failures.ts   a failed attempt: retry after backoff, or dead letter
- *   delays.ts     the timer heap and messages waiting for room
- *   keyed.ts      key turns, held keyed messages, key owners
+ *   failures.ts   a failed attempt: retry after backoff, or dead letter (retry.ts decides)
+ *   backlog.ts    what waits outside the ring: the timer heap, messages waiting for room, held keyed units
+ *   key-turns.ts  keyed messages held for their key's turn, seqs passed over
+ *   owners.ts     which loop owns which key
  *   intake.ts     sendAsync and ask waiting for room
  *   counters.ts   counts, rates, stats()
  *   scaling.ts    the autoscaler and resize()
@@ -18,7 +19,8 @@
 import { codecOf, codecSpec, type PayloadCodec } from '../shared/codec.js';
 import { StructureTable } from '../shared/structures.js';
 import { ErrorCodes, RingpoolError } from '../shared/errors.js';
-import { ST_CLAIMED } from '../shared/layout.js';
+import { ST_CLAIMED, allocateKeyTable } from '../shared/layout.js';
+import { now } from '../shared/clock.js';
 import { Producer, type BatchOptions, type SendOptions } from '../shared/producer.js';
 import type { ProbeResult, RingRef, WorkerEvent, WorkerStats } from '../shared/protocol.js';
 import { Ring } from '../shared/ring.js';
@@ -35,10 +37,11 @@ import type { MailboxCall, MessageSource, SourceIntake } from '../source/source.
 import { buildSource, hasSource, sourceIsRemote } from '../source/index.js';
 import { Consumers, type Consumer } from './consumers.js';
 import { Counters } from './counters.js';
-import { Delays } from './delays.js';
+import { Backlog } from './backlog.js';
 import { Failures } from './failures.js';
 import { Intake } from './intake.js';
-import { Keyed } from './keyed.js';
+import { KeyTurns } from './key-turns.js';
+import { Owners } from './owners.js';
 import { Leases } from './leases.js';
 import { OutcomeFeed } from './outcomes.js';
 import { Scaling } from './scaling.js';
@@ -63,9 +66,13 @@ export class Mailbox {
   readonly holes: HoleRepairs;
   /** Histogram blocks written by the consumer loops (see shared/histogram.ts). */
   readonly metricsSab = allocateMetricsBuffer();
-  readonly keyed: Keyed;
+  /** The key table (layout.ts): per key entry its turn words and owner, then the hand-off queues. */
+  readonly keysSab = allocateKeyTable();
+  readonly keys = new Int32Array(this.keysSab);
   readonly counters: Counters;
-  readonly delays: Delays;
+  readonly backlog: Backlog;
+  readonly turns: KeyTurns;
+  readonly owners: Owners;
   readonly failures: Failures;
   readonly leases: Leases;
   readonly consumers: Consumers;
@@ -101,10 +108,23 @@ export class Mailbox {
     this.republish = new Ring(sab);
     this.republish.countHeld = false;
     this.codec = codecOf(opts.codec, this.structures?.sab ?? null);
-    this.keyed = new Keyed(this);
     this.counters = new Counters(this);
-    this.delays = new Delays(this);
-    this.failures = new Failures(this);
+    this.backlog = new Backlog({
+      ring: this.ring,
+      republish: this.republish,
+      keys: this.keys,
+      clock: now,
+      onNeedsRoom: () => this.intake.armSpaceWatch(),
+    });
+    this.turns = new KeyTurns({ table: this.keys, ring: this.ring, backlog: this.backlog });
+    this.owners = new Owners({
+      table: this.keys,
+      slots: () => this.consumers.all(),
+      stateOf: (slot) => this.consumers.get(slot)?.state,
+      actor: () => this.actorInfo.actor,
+      turns: this.turns,
+      backlog: this.backlog,
+    });
     this.leases = new Leases(this);
     this.consumers = new Consumers(this);
     this.intake = new Intake(this);
@@ -124,29 +144,43 @@ export class Mailbox {
     const ringEntries = listeners.some((l) => l.ringEntries !== false);
     this.outcomes = followed ? new OutcomeFeed(this.name, this.ring, listeners, (err) => host.emitError(err as Error), ringEntries) : null;
     this.replies = new Replies(new Ring(Ring.allocate({ capacityBytes: REPLY_RING_BYTES, maxPayloadBytes: opts.maxMessageBytes })), this.codec);
+    this.failures = new Failures({
+      mailbox: this.name,
+      ring: this.ring,
+      policy: { maxAttempts: opts.maxAttempts, backoff: opts.backoff },
+      clock: now,
+      tally: this.counters,
+      backlog: this.backlog,
+      turns: this.turns,
+      sink: () => this.deadLetters,
+      outcomes: this.outcomes,
+      replies: this.replies,
+      emitDeadLetter: (letter) => host.emitDeadLetter(letter),
+      emitError: (err) => host.emitError(err),
+    });
     this.producer = new Producer(
       this.name,
       this.ring,
       this.codec,
       opts.maxMessageBytes,
       (_p, bytes, ascii, key, delayMs, id, sentAt, keySlot, keySeq) => this.acceptDelayed(heldKeyed(new HeldMessage(id, 1, sentAt, key, bytes, ascii, undefined), keySlot, keySeq), delayMs),
-      this.keyed.table,
+      this.keys,
     );
     this.producer.countLocally = true;
     this.holes = new HoleRepairs({
       ring: this.ring,
       replyRing: this.replies.ring,
-      keys: this.keyed.table,
+      keys: this.keys,
       stopped: () => this.stopped,
       othersInside: () => this.host.guardsHeld(),
       takeBack: (unit, expected) => {
         const held = this.failures.takeBack(unit, expected);
         if (held === null) return;
         this.counters.redelivered++;
-        this.delays.pend(held);
-        this.delays.flushPending();
+        this.backlog.pend(held);
+        this.backlog.flush();
       },
-      unaccept: (keySlot, seq) => this.keyed.unaccept(keySlot, seq),
+      unaccept: (keySlot, seq) => this.turns.unaccept(keySlot, seq),
       holesAt: (index) => this.host.mailboxAt(index)?.holes,
     });
     const local = new DeadLetterStore(
@@ -155,7 +189,7 @@ export class Mailbox {
       (held) => this.codec.decode(Buffer.from(held.payload.buffer, held.payload.byteOffset, held.payload.byteLength), held.payload, 0, held.payload.byteLength, held.ascii),
       (held) => {
         this.outcomes?.redriven(held);
-        this.delays.redrive(held);
+        this.backlog.redrive(held);
       },
       this.outcomes === null ? null : (held) => this.outcomes!.purged(held),
     );
@@ -167,7 +201,7 @@ export class Mailbox {
   ringRef(): RingRef {
     return {
       sab: this.ring.sab,
-      keys: this.keyed.sab,
+      keys: this.keysSab,
       replies: this.replies.ring.sab,
       codec: codecSpec(this.opts.codec, this.structures?.sab ?? null),
       maxMessageBytes: this.opts.maxMessageBytes,
@@ -210,7 +244,7 @@ export class Mailbox {
 
   /** A delayed send (from any thread) was accepted: hold it until it is due. */
   acceptDelayed(held: HeldMessage, delayMs: number): void {
-    this.delays.holdDelayed(held, delayMs);
+    this.backlog.holdDelayed(held, delayMs);
     this.outcomes?.acceptedHeld(held);
   }
 
@@ -240,11 +274,11 @@ export class Mailbox {
         const held = this.failures.takeBack(ev.unit, ST_CLAIMED + c.slot);
         if (held === null) return;
         this.ring.reclaim();
-        this.keyed.holdKeyed(held);
+        this.owners.holdKeyed(held);
         return;
       }
       case 'key-turn':
-        this.keyed.releaseTurns(ev.slot);
+        this.turns.releaseTurns(ev.slot);
         return;
       case 'reply':
         this.replies.fromEvent(ev.id, ev.payload, ev.ascii);
@@ -258,10 +292,10 @@ export class Mailbox {
     this.counters.tick(t);
     this.leases.watch(t);
     this.leases.watchStall(t);
-    this.keyed.tick();
+    this.turns.tick();
     this.holes.run();
-    this.keyed.rebalanceIfDue();
-    this.delays.tick();
+    this.owners.rebalanceIfDue();
+    this.backlog.tick();
     this.outcomes?.follow();
     this.scaling.tick(t);
   }
@@ -385,14 +419,14 @@ export class Mailbox {
   /** Ask every loop to return after its batch; wait up to `graceMs`, then terminate the threads. */
   async stop(graceMs: number): Promise<void> {
     this.stopped = true;
-    this.delays.stop();
+    this.backlog.stop();
     await this.consumers.stopAll(graceMs);
     await this.destroyPool();
   }
 
   async destroyPool(): Promise<void> {
     this.stopped = true;
-    this.delays.stop();
+    this.backlog.stop();
     this.intake.rejectWaiters(new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.name}' was destroyed`, { mailbox: this.name }));
     await this.consumers.destroy();
     this.replies.rejectAll(() => new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.name}' closed before the asked message was processed`, { mailbox: this.name }));

@@ -228,7 +228,7 @@ export class Intake {
   }
 
   private serveWaiters(): void {
-    // (Retries and redeliveries waiting for room go first: their units count as used in every producer's reserve, see delays.pend.)
+    // (Retries and redeliveries waiting for room go first: their units count as used in every producer's reserve, see backlog.pend.)
     while (this.waiters.length > 0) {
       const w = this.waiters[0]!;
       let sent: unknown;
@@ -287,9 +287,9 @@ export class Intake {
     if (m.stopped) return;
     m.outcomes?.follow();
     m.ring.reclaim();
-    m.delays.flushPending();
+    m.backlog.flush();
     this.serveWaiters();
     this.wakeRoomWaiters();
-    if (this.waiters.length > 0 || m.delays.pendingCount > 0) this.armSpaceWatch();
+    if (this.waiters.length > 0 || m.backlog.pendingCount > 0) this.armSpaceWatch();
   }
 }

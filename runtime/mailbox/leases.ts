@@ -75,8 +75,8 @@ export class Leases {
         // retire), so the next expiry lands on the one that blocks.
         held.suspect = true;
         m.counters.redelivered++;
-        m.delays.pend(held);
-        m.delays.flushPending();
+        m.backlog.pend(held);
+        m.backlog.flush();
       } else if (m.failures.fail(held, { name: 'LeaseExpired', message: `handler ran past leaseMs (${leaseMs} ms)` }, 'timeout')) {
         m.counters.redelivered++;
       }

@@ -20,7 +20,7 @@ export function replay(m: Mailbox, stored: readonly StoredMessage[]): void {
     h.kept = s.kept ?? 0;
     if (s.key !== null) {
       h.keySlot = keySlotOf(s.key);
-      h.keySeq = Atomics.add(m.keyed.table, h.keySlot * KEY_WORDS + K_SENT, 1);
+      h.keySeq = Atomics.add(m.keys, h.keySlot * KEY_WORDS + K_SENT, 1);
     }
     // A delayed send or a retry's backoff not yet over: it waits for its time again.
     h.dueAt = s.dueAt > t ? s.dueAt : 0;
@@ -34,10 +34,10 @@ export function replay(m: Mailbox, stored: readonly StoredMessage[]): void {
   m.ring.dropIdBlock();
   m.ring.countEnqueued(held.length);
   for (const h of held) {
-    if (h.dueAt > 0) m.delays.schedule(h);
-    else m.delays.pend(h);
+    if (h.dueAt > 0) m.backlog.schedule(h);
+    else m.backlog.pend(h);
   }
-  m.delays.flushPending();
+  m.backlog.flush();
 }
 
 /** The dead letters a store kept, back in the dead-letter store. */

@@ -11,6 +11,9 @@ import type { DeadLetter, DeadLetterReason } from '../dead-letters.js';
 import type { RingRef } from '../shared/protocol.js';
 import type { Mailbox } from './index.js';
 
+/** A consumer loop's state: `revoked`, its lease expired and its thread is being terminated; `dead`, its slot was recovered (late events are ignored). */
+export type ConsumerState = 'starting' | 'running' | 'stopping' | 'revoked' | 'dead';
+
 /** What the mailbox needs from its runtime. */
 export interface MailboxHost {
   ringRefs(): Record<string, RingRef>;
