@@ -7,22 +7,9 @@ import { ErrorCodes, RingpoolError, describeValue } from './shared/errors.js';
 import { FLAG_ASK, FLAG_CALL } from './shared/layout.js';
 import type { ActorDefinition, ActorMessage, ActorMethods, ActorReply, KeyedMethods, MethodArgs } from '../workers/actor.js';
 import type { Mailbox } from './mailbox/index.js';
-import { checkAsk } from './call-options.js';
+import { checkAsk, type ActorRefOptions, type AskOptions } from './call-options.js';
 
-export interface AskOptions {
-  /** Keyed ordering (and, for an actor, the key whose state handles it). Required by actor mailboxes. */
-  key?: string;
-  /** Reject with RINGPOOL_TIMEOUT after this long (waiting for room included). The message itself still runs. */
-  timeoutMs?: number;
-  /** Abort the wait: the promise rejects with the signal's reason. The message itself still runs. */
-  signal?: AbortSignal;
-}
-
-/** Options a typed actor reference applies to each call. */
-export interface ActorRefOptions {
-  timeoutMs?: number;
-  signal?: AbortSignal;
-}
+export type { ActorRefOptions, AskOptions } from './call-options.js';
 
 /**
  * A typed reference to an actor mailbox, in comlink's `Remote` shape:

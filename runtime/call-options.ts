@@ -9,7 +9,6 @@ import { MAX_TIMER_MS } from './shared/clock.js';
 import { ErrorCodes, RingpoolError, describeValue, optionThrew } from './shared/errors.js';
 import type { BatchOptions, SendOptions } from './shared/producer.js';
 import type { WaitOptions } from './api.js';
-import type { ActorRefOptions, AskOptions } from './actor-ref.js';
 
 /**
  * A send's options, each read once (a getter or Proxy trap runs once; one
@@ -29,6 +28,22 @@ export function splitWait<T extends SendOptions | BatchOptions>(what: string, op
   }
   checkWaitOptions(what, timeoutMs, signal);
   return [{ key, delayMs } as T, signal as AbortSignal | undefined, timeoutMs as number | undefined];
+}
+
+/** ask()'s options (also an actor reference's ask calls). */
+export interface AskOptions {
+  /** Keyed ordering (and, for an actor, the key whose state handles it). Required by actor mailboxes. */
+  key?: string;
+  /** Reject with RINGPOOL_TIMEOUT after this long (waiting for room included). The message itself still runs. */
+  timeoutMs?: number;
+  /** Abort the wait: the promise rejects with the signal's reason. The message itself still runs. */
+  signal?: AbortSignal;
+}
+
+/** Options a typed actor reference applies to each call. */
+export interface ActorRefOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
 }
 
 const NO_OPTIONS: AskOptions = Object.freeze({});

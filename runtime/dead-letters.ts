@@ -3,12 +3,12 @@
  * crashed their thread too often, or threw UnrecoverableError. Kept in memory
  * (the in-memory delivery promise), bounded by `deadLetterLimit`. Main thread.
  */
-import { DEAD_LETTER_REASONS } from './outcome.js';
 import { ErrorCodes, RingpoolError, describeValue, optionThrew, type ErrorInfo } from './shared/errors.js';
 import type { HeldMessage } from './held.js';
-import type { StreamDeadLetters } from './source/stream.js';
 
 export type DeadLetterReason = 'max_attempts' | 'poison' | 'timeout' | 'unrecoverable';
+/** The reasons, in the order the outcome feed and the journal number them (a DEAD_LETTERED entry's value is the index). */
+export const DEAD_LETTER_REASONS: readonly DeadLetterReason[] = ['max_attempts', 'poison', 'timeout', 'unrecoverable'];
 
 export interface DeadLetter {
   id: number;
@@ -50,7 +50,15 @@ export interface DeadLetterSink {
   /** Letters dropped at a limit (`stats().deadLettersDropped`). */
   readonly dropped: number;
   /** What `rt.deadLetters(mailbox)` returns: list, redrive, purge (synchronous in memory; promises for a stream). */
-  readonly view: DeadLetters | StreamDeadLetters;
+  readonly view: DeadLetters | AsyncDeadLetters;
+}
+
+/** Dead letters kept elsewhere (a Redis mailbox's `<stream>:dead`): the same calls, as promises. */
+export interface AsyncDeadLetters {
+  list(): Promise<DeadLetter[]>;
+  redrive(filter?: (letter: DeadLetter) => boolean): Promise<number>;
+  purge(filter?: (letter: DeadLetter) => boolean): Promise<number>;
+  readonly size: number;
 }
 
 /** A page of dead letters: those of one reason (all when undefined), with the count per reason over all. */

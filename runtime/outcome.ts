@@ -25,7 +25,7 @@ export const Outcome = Object.freeze({
   PURGED: 7,
 });
 export type OutcomeKind = (typeof Outcome)[keyof typeof Outcome];
-export const DEAD_LETTER_REASONS: readonly DeadLetterReason[] = ['max_attempts', 'poison', 'timeout', 'unrecoverable'];
+export { DEAD_LETTER_REASONS } from './dead-letters.js';
 
 /** What an ACCEPTED entry carries, for a store that keeps messages (a copy; `message(i)` makes it on demand). */
 export interface AcceptedMessage {

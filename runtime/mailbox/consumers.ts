@@ -3,6 +3,9 @@
  * consumer loop in a free slot, stopping it, and retiring its slot when the
  * loop ends (a stop, a crash, a lease kill): what the slot still holds is
  * taken back, its keys move on, and the pool is filled to the desired size.
+ * It knows no mailbox: what it uses is given (ConsumersDeps), and what it
+ * tells (a loop's events, the probe's answer, slots that changed) goes up
+ * through callbacks the wiring passes in.
  */
 import { once } from 'node:events';
 import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
@@ -28,8 +31,43 @@ import {
 } from '../shared/layout.js';
 import type { ConsumerTask, LoopResult, ProbeResult, WorkerControl, WorkerEvent, WorkerStats } from '../shared/protocol.js';
 import { releaseOwner } from '../key-owners.js';
-import type { Mailbox } from './index.js';
-import type { ConsumerState } from './types.js';
+import type { ResolvedMailbox } from '../options.js';
+import type { Ring } from '../shared/ring.js';
+import type { RingRef } from '../shared/protocol.js';
+import type { Counters } from './counters.js';
+import type { Failures } from './failures.js';
+import type { KeyTurns } from './key-turns.js';
+import type { ConsumerState, WorkerCrashEvent } from './types.js';
+
+export interface ConsumersDeps {
+  mailbox: string;
+  opts: Pick<ResolvedMailbox, 'minThreads' | 'maxThreads' | 'resourceLimits' | 'handlerUrl' | 'codec' | 'leaseMs' | 'batchSize'>;
+  ring: Ring;
+  /** The key table: a retired slot's hand-off queue and its keys are cleared there. */
+  keys: Int32Array;
+  /** Histogram blocks the loops write. */
+  metricsSab: SharedArrayBuffer;
+  /** Every mailbox's rings, for a loop's ctx.send() (the runtime's). */
+  ringRefs: () => Record<string, RingRef>;
+  /** Threads wanted now (scaling.ts). */
+  desired: () => number;
+  stopped: () => boolean;
+  /** The runtime runs (not starting, not closed): a retired slot is filled again. */
+  running: () => boolean;
+  turns: Pick<KeyTurns, 'finishKeyAck'>;
+  failures: Pick<Failures, 'recover'>;
+  tally: Pick<Counters, 'workerCrashes'>;
+  /** Up: what a loop reports on its event port (index.ts routes it). */
+  onEvent: (c: Consumer, ev: WorkerEvent) => void;
+  /** Up: what the probe found (an actor module and its methods), before any loop starts. */
+  onProbe: (info: ProbeResult) => void;
+  /** Up: a loop started or a slot was retired: keys need owners (owners.ts). */
+  onSlotsChanged: () => void;
+  /** Up: a thread died inside its send guard: repair what it left (holes.ts, the structure tables). */
+  onDeathInGuard: (slot: number, threadId: number) => void;
+  emitWorkerCrash(ev: WorkerCrashEvent): void;
+  emitError(err: Error): void;
+}
 
 /** The file Piscina loads in each consumer thread (CommonJS: see workers/loop/entry.cts). */
 export const CONSUMER_ENTRY = new URL('../../workers/loop/entry.cjs', import.meta.url);
@@ -68,7 +106,7 @@ export class Consumers {
   private readonly slotBusy = new Uint8Array(MAX_CONSUMERS);
   private incarnations = 0;
 
-  constructor(private readonly m: Mailbox) {}
+  constructor(private readonly m: ConsumersDeps) {}
 
   all(): IterableIterator<Consumer> {
     return this.consumers.values();
@@ -91,16 +129,16 @@ export class Consumers {
       concurrentTasksPerWorker: 1,
       ...(o.resourceLimits ? { resourceLimits: o.resourceLimits } : {}),
     });
-    this.pool.on('error', (err: Error) => m.host.emitError(err));
+    this.pool.on('error', (err: Error) => m.emitError(err));
     const info = await withTimeout(
       this.pool.run({ handlerUrl: o.handlerUrl, codec: codecSpec(o.codec) }, { name: 'probe' }) as Promise<ProbeResult>,
       timeoutMs,
-      () => handlerLoadError(m.name, o.handlerUrl, new Error(`loading took longer than startTimeoutMs (${timeoutMs} ms)`)),
+      () => handlerLoadError(m.mailbox, o.handlerUrl, new Error(`loading took longer than startTimeoutMs (${timeoutMs} ms)`)),
     ).catch((err: unknown) => {
-      if (err instanceof RingpoolError && err.code === ErrorCodes.HANDLER_LOAD && err.details.mailbox === m.name) throw err;
-      throw handlerLoadError(m.name, o.handlerUrl, err);
+      if (err instanceof RingpoolError && err.code === ErrorCodes.HANDLER_LOAD && err.details.mailbox === m.mailbox) throw err;
+      throw handlerLoadError(m.mailbox, o.handlerUrl, err);
     });
-    m.actorInfo = info;
+    m.onProbe(info);
     // Every thread's send path refuses a message without a key to an actor (shared word, read only then).
     Atomics.store(m.ring.i32, ACTOR_WORD, info.actor ? 1 : 0);
     const starting: Promise<void>[] = [];
@@ -109,7 +147,7 @@ export class Consumers {
       if (c) starting.push(c.ready);
     }
     await withTimeout(Promise.all(starting), timeoutMs, () =>
-      handlerLoadError(m.name, o.handlerUrl, new Error(`threads not ready within startTimeoutMs (${timeoutMs} ms)`)),
+      handlerLoadError(m.mailbox, o.handlerUrl, new Error(`threads not ready within startTimeoutMs (${timeoutMs} ms)`)),
     );
     return info;
   }
@@ -117,7 +155,7 @@ export class Consumers {
   private startOne(): Consumer | null {
     const m = this.m;
     const pool = this.pool;
-    if (pool === null || m.stopped) return null;
+    if (pool === null || m.stopped()) return null;
     const slot = this.slotBusy.indexOf(0);
     if (slot < 0) return null;
     this.slotBusy[slot] = 1;
@@ -154,19 +192,19 @@ export class Consumers {
     ev.port1.unref();
     ctl.port1.unref();
     const task: ConsumerTask = {
-      mailbox: m.name,
+      mailbox: m.mailbox,
       consumer: slot,
       incarnation,
       handlerUrl: m.opts.handlerUrl,
       leaseMs: m.opts.leaseMs,
       batchSize: m.opts.batchSize,
-      rings: m.host.ringRefs(),
+      rings: m.ringRefs(),
       metricsSab: m.metricsSab,
       control: ctl.port2,
       events: ev.port2,
     };
     this.consumers.set(slot, consumer);
-    m.owners.assignKeys();
+    m.onSlotsChanged();
     consumer.done = pool.run(task, { transferList: [ctl.port2, ev.port2] as never }).then(
       (r: LoopResult) => this.onLoopEnd(consumer, null, r),
       (err: Error) => this.onLoopEnd(consumer, err, null),
@@ -203,7 +241,7 @@ export class Consumers {
 
   private onLoopEnd(c: Consumer, err: Error | null, result: LoopResult | null): void {
     if (result?.reason === 'load-error') {
-      c.onReady(handlerLoadError(this.m.name, this.m.opts.handlerUrl, new Error('handler failed to load in a consumer thread')));
+      c.onReady(handlerLoadError(this.m.mailbox, this.m.opts.handlerUrl, new Error('handler failed to load in a consumer thread')));
     }
     // A revoked loop may have returned by itself just before the kill landed:
     // never hand its slot (or its Piscina worker) to a new loop before that thread is gone.
@@ -222,7 +260,7 @@ export class Consumers {
       m.onEvent(c, e.message as WorkerEvent);
     }
     // Shutting down (close() past its deadline, destroy()): not a crash; what it held stays as leftovers.
-    const crashed = err !== null && c.state !== 'revoked' && !m.stopped;
+    const crashed = err !== null && c.state !== 'revoked' && !m.stopped();
     // With several handlers running at the crash, nobody can tell which one
     // killed the thread: none is charged an attempt; all come back flagged to
     // run alone, so a second crash is blamed on the right one.
@@ -250,17 +288,16 @@ export class Consumers {
       message: `worker thread ${c.threadId} died while handling this message: ${err?.message ?? 'unknown'}`,
     };
     // A thread that died inside its guard left a write half done: repair it (holes.ts).
-    if (!m.stopped && Atomics.load(i32, ring.slotWord(c.slot, S_GUARD)) === GUARD_SENDING) {
-      m.holes.afterDeath(c.slot);
-      m.host.releaseStructures(c.threadId);
+    if (!m.stopped() && Atomics.load(i32, ring.slotWord(c.slot, S_GUARD)) === GUARD_SENDING) {
+      m.onDeathInGuard(c.slot, c.threadId);
     }
     // Before recovery: a record still CLAIMED by the slot then means "not acked".
     m.turns.finishKeyAck(c.slot, c.revokedUnit);
     const back = m.failures.recover(c.slot, current, info, several || c.revokedSeveral);
     c.onReady(err ?? new Error('the consumer loop ended before it was ready'));
     if (crashed) {
-      m.counters.workerCrashes++;
-      m.host.emitWorkerCrash({ mailbox: m.name, threadId: c.threadId, error: info, redelivered: back });
+      m.tally.workerCrashes++;
+      m.emitWorkerCrash({ mailbox: m.mailbox, threadId: c.threadId, error: info, redelivered: back });
     }
     Atomics.store(i32, ring.slotWord(c.slot, S_STATUS), SLOT_IDLE);
     Atomics.store(i32, ring.slotWord(c.slot, S_CUR_UNIT), -1);
@@ -269,8 +306,8 @@ export class Consumers {
     c.controlPort.close();
     c.events.close();
     // Its keys go to the threads left (their state died with it, or was passivated as it stopped).
-    m.owners.assignKeys();
-    if (!m.stopped && m.host.running()) this.fillToDesired();
+    m.onSlotsChanged();
+    if (!m.stopped() && m.running()) this.fillToDesired();
   }
 
   /** Whether a live loop of this mailbox is inside its guard now. */
@@ -301,15 +338,15 @@ export class Consumers {
     const first = since < 0;
     if (first) since = now;
     const spinUntil = first ? now + 0.5 : 0;
-    for (let s = 0; s < MAX_CONSUMERS && !m.stopped; s++) {
+    for (let s = 0; s < MAX_CONSUMERS && !m.stopped(); s++) {
       if (s === except || this.slotBusy[s] === 0 || this.consumers.get(s)?.state === 'dead') continue;
       const w = ring.slotWord(s, S_GUARD);
       while (Atomics.load(ring.i32, w) === GUARD_SENDING) {
         if (performance.now() < spinUntil) continue;
         if (performance.now() - since > GUARD_GIVE_UP_MS) {
-          m.host.emitError(
-            new RingpoolError(ErrorCodes.RING_STALLED, `mailbox '${m.name}': consumer slot ${s} held its send guard for ${GUARD_GIVE_UP_MS} ms; retiring slot ${except} anyway`, {
-              mailbox: m.name,
+          m.emitError(
+            new RingpoolError(ErrorCodes.RING_STALLED, `mailbox '${m.mailbox}': consumer slot ${s} held its send guard for ${GUARD_GIVE_UP_MS} ms; retiring slot ${except} anyway`, {
+              mailbox: m.mailbox,
             }),
           );
           break;
@@ -329,7 +366,7 @@ export class Consumers {
 
   /** Start or stop loops until as many run as the scaler wants. */
   fillToDesired(): void {
-    const desired = this.m.scaling.desired;
+    const desired = this.m.desired();
     let running = this.runningCount();
     while (running < desired && this.startOne() !== null) running++;
     if (running > desired) {

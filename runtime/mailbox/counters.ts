@@ -1,9 +1,11 @@
 /**
- * A mailbox's numbers (main thread): the counts the dispatcher keeps, the
- * shared counters folded into 64-bit totals, the drain and arrival rates,
- * the oldest ready message's age, and the stats() snapshot built from them.
+ * A mailbox's numbers (main thread): the tally the dispatcher keeps (its
+ * parts bump the fields they own), the shared counters folded into 64-bit
+ * totals, the drain and arrival rates, the oldest ready message's age, and
+ * the stats() snapshot built from them and from what the other parts report
+ * (StatsInputs, gathered by index.ts). It knows no mailbox: the ring, the
+ * backlog's counts, a clock.
  */
-import { now } from '../shared/clock.js';
 import {
   CLAIMED,
   ENQUEUED,
@@ -19,8 +21,27 @@ import {
   type RejectReason,
 } from '../shared/layout.js';
 import type { DeadLetterReason } from '../dead-letters.js';
-import type { Mailbox } from './index.js';
+import type { Ring } from '../shared/ring.js';
+import type { Backlog } from './backlog.js';
 import type { MailboxStats } from './types.js';
+
+export interface CountersDeps {
+  ring: Ring;
+  backlog: Pick<Backlog, 'pendingCount' | 'delayedCount' | 'blockedCount' | 'oldestPendingAt'>;
+  /** ms since the epoch (clock.ts's now(), or a test's). */
+  clock: () => number;
+}
+
+/** What stats() takes from the parts that own it. */
+export interface StatsInputs {
+  /** Sends the main thread's producer counted locally (not yet in the shared word). */
+  enqueuedHere: number;
+  threads: number;
+  minThreads: number;
+  maxThreads: number;
+  scaling: { desired: number; decisions: { up: number; down: number }; concurrency: number; autoscaling: boolean; lastReason: string };
+  deadLetters: { size: number; dropped: number };
+}
 
 /** A 64-bit count folded from a wrapping Int32 word. */
 class Folded {
@@ -62,7 +83,7 @@ export class Counters {
   private lastRateAt = 0;
   private lastProcessed = 0;
 
-  constructor(private readonly m: Mailbox) {}
+  constructor(private readonly d: CountersDeps) {}
 
   /** Every tick: fold the shared words, then move the rates on. */
   tick(t: number): void {
@@ -78,7 +99,7 @@ export class Counters {
    * shows a live message as accounted for.
    */
   fold(): void {
-    const ring = this.m.ring;
+    const ring = this.d.ring;
     const i32 = ring.i32;
     for (let s = 0; s < MAX_CONSUMERS; s++) this.acked[s]!.fold(Atomics.load(i32, ring.slotWord(s, S_ACKED)));
     const claimed = Atomics.load(i32, CLAIMED);
@@ -125,8 +146,8 @@ export class Counters {
   }
 
   /** Age of the oldest ready message, seconds: the record at READ, or the oldest held message waiting for room. */
-  oldestAgeSeconds(t: number = now()): number {
-    const ring = this.m.ring;
+  oldestAgeSeconds(t: number = this.d.clock()): number {
+    const ring = this.d.ring;
     const i32 = ring.i32;
     let oldest = Infinity;
     for (let tries = 0; tries < 4; tries++) {
@@ -151,24 +172,24 @@ export class Counters {
         break;
       }
     }
-    const pendingAt = this.m.backlog.oldestPendingAt(t);
+    const pendingAt = this.d.backlog.oldestPendingAt(t);
     if (pendingAt !== undefined) oldest = Math.min(oldest, pendingAt);
     return oldest === Infinity ? 0 : Math.max(0, (t - oldest) / 1000);
   }
 
-  stats(): MailboxStats {
+  stats(x: StatsInputs): MailboxStats {
     this.fold();
-    const m = this.m;
+    const { ring, backlog } = this.d;
     const processed = this.processed();
     const rejectedBy = Object.fromEntries(REJECT_REASONS.map((r, i) => [r, this.rejected[i]!.total])) as Record<RejectReason, number>;
-    const depth = this.readyInRing + m.backlog.pendingCount;
+    const depth = this.readyInRing + backlog.pendingCount;
     const oldest = depth === 0 ? 0 : this.oldestAgeSeconds();
-    const sc = m.scaling;
+    const sc = x.scaling;
     return {
       depth,
       inFlight: Math.max(0, this.claimed.total - processed - this.finishedHere),
-      delayed: m.backlog.delayedCount + m.backlog.blockedCount,
-      enqueued: this.enqueued.total + m.producer.enqueuedHere,
+      delayed: backlog.delayedCount + backlog.blockedCount,
+      enqueued: this.enqueued.total + x.enqueuedHere,
       processed,
       failed: this.failed,
       retried: this.retried,
@@ -177,10 +198,10 @@ export class Counters {
       deadLetteredBy: { ...this.deadBy },
       rejected: Object.values(rejectedBy).reduce((a, b) => a + b, 0),
       rejectedBy,
-      threads: m.consumers.runningCount(),
+      threads: x.threads,
       desiredThreads: sc.desired,
-      minThreads: m.opts.minThreads,
-      maxThreads: m.opts.maxThreads,
+      minThreads: x.minThreads,
+      maxThreads: x.maxThreads,
       oldestAgeSeconds: oldest,
       estimatedLagSeconds: depth === 0 ? 0 : this.drainRate > 1e-9 ? depth / this.drainRate : oldest,
       drainRate: this.drainRate,
@@ -191,10 +212,10 @@ export class Counters {
       scaleReason: sc.lastReason,
       workerCrashes: this.workerCrashes,
       handlerTimeouts: this.handlerTimeouts,
-      deadLetterSize: m.deadLetters.size,
-      deadLettersDropped: m.deadLetters.dropped,
-      capacityBytes: m.ring.capacityBytes,
-      usedBytes: m.ring.usedUnits() * 16,
+      deadLetterSize: x.deadLetters.size,
+      deadLettersDropped: x.deadLetters.dropped,
+      capacityBytes: ring.capacityBytes,
+      usedBytes: ring.usedUnits() * 16,
     };
   }
 }

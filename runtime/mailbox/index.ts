@@ -108,7 +108,6 @@ export class Mailbox {
     this.republish = new Ring(sab);
     this.republish.countHeld = false;
     this.codec = codecOf(opts.codec, this.structures?.sab ?? null);
-    this.counters = new Counters(this);
     this.backlog = new Backlog({
       ring: this.ring,
       republish: this.republish,
@@ -116,6 +115,7 @@ export class Mailbox {
       clock: now,
       onNeedsRoom: () => this.intake.armSpaceWatch(),
     });
+    this.counters = new Counters({ ring: this.ring, backlog: this.backlog, clock: now });
     this.turns = new KeyTurns({ table: this.keys, ring: this.ring, backlog: this.backlog });
     this.owners = new Owners({
       table: this.keys,
@@ -125,10 +125,40 @@ export class Mailbox {
       turns: this.turns,
       backlog: this.backlog,
     });
-    this.leases = new Leases(this);
-    this.consumers = new Consumers(this);
-    this.intake = new Intake(this);
-    this.scaling = new Scaling(this);
+    this.consumers = new Consumers({
+      mailbox: this.name,
+      opts,
+      ring: this.ring,
+      keys: this.keys,
+      metricsSab: this.metricsSab,
+      ringRefs: () => host.ringRefs(),
+      desired: () => this.scaling.desired,
+      stopped: () => this.stopped,
+      running: () => host.running(),
+      turns: this.turns,
+      failures: { recover: (slot, current, crash, suspect) => this.failures.recover(slot, current, crash, suspect) },
+      tally: this.counters,
+      onEvent: (c, ev) => this.onEvent(c, ev),
+      onProbe: (info) => (this.actorInfo = info),
+      onSlotsChanged: () => this.owners.assignKeys(),
+      onDeathInGuard: (slot, threadId) => {
+        this.holes.afterDeath(slot);
+        host.releaseStructures(threadId);
+      },
+      emitWorkerCrash: (ev) => host.emitWorkerCrash(ev),
+      emitError: (err) => host.emitError(err),
+    });
+    this.scaling = new Scaling({
+      mailbox: this.name,
+      ring: this.ring,
+      opts,
+      clock: now,
+      loops: () => this.consumers.all(),
+      load: () => this.stats(),
+      arrivalRate: () => (this.counters.arrivalKnown ? this.counters.arrivalRate : undefined),
+      onDesired: () => this.consumers.fillToDesired(),
+      emitScale: (ev) => host.emitScale(ev),
+    });
     this.source = buildSource(opts, {
       mailbox: this.name,
       codec: this.codec,
@@ -158,6 +188,18 @@ export class Mailbox {
       emitDeadLetter: (letter) => host.emitDeadLetter(letter),
       emitError: (err) => host.emitError(err),
     });
+    this.leases = new Leases({
+      mailbox: this.name,
+      ring: this.ring,
+      leaseMs: opts.leaseMs,
+      loops: () => this.consumers.all(),
+      terminate: (c) => this.consumers.terminate(c),
+      failures: this.failures,
+      tally: this.counters,
+      backlog: this.backlog,
+      emitHandlerTimeout: (ev) => host.emitHandlerTimeout(ev),
+      emitError: (err) => host.emitError(err),
+    });
     this.producer = new Producer(
       this.name,
       this.ring,
@@ -167,6 +209,17 @@ export class Mailbox {
       this.keys,
     );
     this.producer.countLocally = true;
+    this.intake = new Intake({
+      mailbox: this.name,
+      ring: this.ring,
+      producer: this.producer,
+      overflow: opts.overflow,
+      outcomes: this.outcomes,
+      backlog: this.backlog,
+      replies: this.replies,
+      actor: () => this.actorInfo.actor,
+      stopped: () => this.stopped,
+    });
     this.holes = new HoleRepairs({
       ring: this.ring,
       replyRing: this.replies.ring,
@@ -217,8 +270,8 @@ export class Mailbox {
     if (store !== null) {
       const stored = await store.open(this.name);
       if (this.stopped) return; // destroyed while the store opened (another mailbox's start failed)
-      replay(this, stored);
-      restoreDead(this, store.takeDeadLetters?.() ?? []);
+      replay({ ring: this.ring, keys: this.keys, backlog: this.backlog }, stored);
+      restoreDead(this.deadLetters, store.takeDeadLetters?.() ?? []);
     }
     await this.consumers.start(timeoutMs);
     this.outcomes?.start();
@@ -347,7 +400,14 @@ export class Mailbox {
   }
 
   stats(): MailboxStats {
-    const s = this.counters.stats();
+    const s = this.counters.stats({
+      enqueuedHere: this.producer.enqueuedHere,
+      threads: this.consumers.runningCount(),
+      minThreads: this.opts.minThreads,
+      maxThreads: this.opts.maxThreads,
+      scaling: this.scaling,
+      deadLetters: this.deadLetters,
+    });
     const st = this.store?.stats?.();
     if (st !== undefined) {
       s.store = st;

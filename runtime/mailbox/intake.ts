@@ -9,7 +9,26 @@ import { SPACE_SEQ, SPACE_WAITERS } from '../shared/layout.js';
 import type { BatchOptions, SendOptions } from '../shared/producer.js';
 import { batchLength } from '../shared/batch.js';
 import type { StoreWrites } from '../store/store.js';
-import type { Mailbox } from './index.js';
+import type { Producer } from '../shared/producer.js';
+import type { Ring } from '../shared/ring.js';
+import type { Replies } from '../replies.js';
+import type { Backlog } from './backlog.js';
+import type { OutcomeFeed } from './outcomes.js';
+
+export interface IntakeDeps {
+  mailbox: string;
+  ring: Ring;
+  producer: Producer;
+  overflow: 'wait' | 'reject';
+  /** The outcome feed, when a store or source listens (walked when space comes; a delayed durable send posts through it). */
+  outcomes: Pick<OutcomeFeed, 'follow'> | null;
+  backlog: Pick<Backlog, 'flush' | 'pendingCount'>;
+  replies: Pick<Replies, 'add' | 'drop'>;
+  /** The handler is an actor: an ask needs a key. */
+  actor: () => boolean;
+  /** The mailbox stopped: nothing waits for space any more. */
+  stopped: () => boolean;
+}
 
 interface SendWaiter {
   /** Send now: what the send gives (an id, a batch's ids), or null when there is no room yet. */
@@ -27,7 +46,7 @@ export class Intake {
   /** Sources waiting for room (whenRoom): resolved at the next space signal. */
   private roomWaiters: Array<() => void> = [];
 
-  constructor(private readonly m: Mailbox) {}
+  constructor(private readonly m: IntakeDeps) {}
 
   /** Sends wait for room: a new one queues behind them. */
   get waiting(): boolean {
@@ -62,7 +81,7 @@ export class Intake {
   sendBatchAsync(payloads: readonly unknown[], opts: BatchOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<number[]> {
     const producer = this.m.producer;
     // Not an array, or one no ring could hold: refused at once, waiting or not.
-    const n = batchLength(payloads, this.m.ring, this.m.name);
+    const n = batchLength(payloads, this.m.ring, this.m.mailbox);
     if (signal?.aborted) return Promise.reject(signal.reason);
     let need = 0;
     if (this.waiters.length === 0) {
@@ -125,7 +144,7 @@ export class Intake {
   /** Queue a send that found no room (or others waiting) until consumers free space, or refuse it under overflow 'reject'. */
   private wait<T>(what: string, attempt: () => T | null, signal: AbortSignal | undefined, timeoutMs: number | undefined, onSent: ((id: number) => void) | undefined, count: number): Promise<T> {
     const m = this.m;
-    if (m.opts.overflow === 'reject') {
+    if (m.overflow === 'reject') {
       m.ring.countRejected('queue_full', count);
       return Promise.reject(m.producer.fullError());
     }
@@ -154,7 +173,7 @@ export class Intake {
         timer = setTimeout(() => {
           remove();
           m.ring.countRejected('queue_full', count);
-          reject(new RingpoolError(ErrorCodes.TIMEOUT, `${what} to '${m.name}' found no room within ${timeoutMs} ms`, { mailbox: m.name, timeoutMs }));
+          reject(new RingpoolError(ErrorCodes.TIMEOUT, `${what} to '${m.mailbox}' found no room within ${timeoutMs} ms`, { mailbox: m.mailbox, timeoutMs }));
         }, timeoutMs);
       }
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -170,8 +189,8 @@ export class Intake {
    */
   ask(payload: unknown, key: string | undefined, flags: number, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> {
     const m = this.m;
-    if (key === undefined && m.actorInfo.actor) {
-      return Promise.reject(new RingpoolError(ErrorCodes.KEY_REQUIRED, `mailbox '${m.name}' runs an actor: ask with { key }`, { mailbox: m.name, option: 'key' }));
+    if (key === undefined && m.actor()) {
+      return Promise.reject(new RingpoolError(ErrorCodes.KEY_REQUIRED, `mailbox '${m.mailbox}' runs an actor: ask with { key }`, { mailbox: m.mailbox, option: 'key' }));
     }
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<unknown>((resolve, reject) => {
@@ -192,7 +211,7 @@ export class Intake {
       const onAbort = (): void => giveUp(signal!.reason);
       if (timeoutMs !== undefined) {
         timer = setTimeout(
-          () => giveUp(new RingpoolError(ErrorCodes.TIMEOUT, `ask to mailbox '${m.name}' got no reply within ${timeoutMs} ms`, { mailbox: m.name, timeoutMs })),
+          () => giveUp(new RingpoolError(ErrorCodes.TIMEOUT, `ask to mailbox '${m.mailbox}' got no reply within ${timeoutMs} ms`, { mailbox: m.mailbox, timeoutMs })),
           timeoutMs,
         );
       }
@@ -220,7 +239,7 @@ export class Intake {
 
   /** Resolves at the next sign of freed space (a source reading only while the ring has room). */
   whenRoom(): Promise<void> {
-    if (this.m.stopped) return Promise.resolve();
+    if (this.m.stopped()) return Promise.resolve();
     return new Promise<void>((resolve) => {
       this.roomWaiters.push(resolve);
       this.armSpaceWatch();
@@ -266,7 +285,7 @@ export class Intake {
 
   /** Wait (without blocking the main thread) until a consumer frees space, then retry what waits. */
   armSpaceWatch(): void {
-    if (this.spaceWatch || this.m.stopped) return;
+    if (this.spaceWatch || this.m.stopped()) return;
     this.spaceWatch = true;
     const i32 = this.m.ring.i32;
     Atomics.add(i32, SPACE_WAITERS, 1);
@@ -284,7 +303,7 @@ export class Intake {
 
   private onSpace(): void {
     const m = this.m;
-    if (m.stopped) return;
+    if (m.stopped()) return;
     m.outcomes?.follow();
     m.ring.reclaim();
     m.backlog.flush();

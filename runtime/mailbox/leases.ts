@@ -1,7 +1,10 @@
 /**
  * The lease watchdog and the stall watch (main thread, every tick). A handler
  * running past leaseMs loses its message and its thread; a record reserved
- * and never published, which stops every consumer at it, is reported.
+ * and never published, which stops every consumer at it, is reported. It
+ * knows no mailbox: the ring, the loops (their slots and states, given by
+ * the wiring) and what it hands a taken-back message to; the time is the
+ * tick's.
  */
 import { ErrorCodes, RingpoolError } from '../shared/errors.js';
 import {
@@ -20,7 +23,32 @@ import {
   ST_CLAIMED,
   ST_FREE,
 } from '../shared/layout.js';
-import type { Mailbox } from './index.js';
+import type { HandlerTimeoutEvent } from './types.js';
+import type { Ring } from '../shared/ring.js';
+import type { Backlog } from './backlog.js';
+import type { Consumer } from './consumers.js';
+import type { Counters } from './counters.js';
+import type { Failures } from './failures.js';
+
+export interface LeasesDeps {
+  mailbox: string;
+  ring: Ring;
+  leaseMs: number;
+  /** The loops (consumers.ts), through the wiring. */
+  loops: () => Iterable<Consumer>;
+  /** End a loop whose lease ran out: its thread is terminated and its slot retired (consumers.ts). */
+  terminate: (c: Consumer) => void;
+  failures: Pick<Failures, 'takeBack' | 'fail'>;
+  tally: Pick<Counters, 'handlerTimeouts' | 'redelivered'>;
+  backlog: Pick<Backlog, 'pend' | 'flush'>;
+  emitHandlerTimeout(ev: HandlerTimeoutEvent): void;
+  emitError(err: Error): void;
+}
+
+/** Whether a handler started at `started` has run past its lease at `t`. */
+export function leaseExpired(started: number, t: number, leaseMs: number): boolean {
+  return t - started > leaseMs;
+}
 
 /** How long READ may sit on an unpublished record before the runtime reports it. */
 const STALL_REPORT_MS = 5_000;
@@ -31,20 +59,20 @@ export class Leases {
   private stallSince = 0;
   private stallReported = false;
 
-  constructor(private readonly m: Mailbox) {}
+  constructor(private readonly d: LeasesDeps) {}
 
   /** Lease watchdog: a handler running past leaseMs loses its message and its thread. */
   watch(t: number): void {
-    const m = this.m;
-    const ring = m.ring;
+    const d = this.d;
+    const ring = d.ring;
     const i32 = ring.i32;
-    const leaseMs = m.opts.leaseMs;
-    for (const c of m.consumers.all()) {
+    const leaseMs = d.leaseMs;
+    for (const c of d.loops()) {
       if (c.state !== 'running' && c.state !== 'stopping') continue;
       const unit = Atomics.load(i32, ring.slotWord(c.slot, S_CUR_UNIT));
       if (unit < 0) continue;
       const started = ring.f64[ring.slotF64(c.slot, S_F64_CUR_START)]!;
-      if (t - started <= leaseMs) continue;
+      if (!leaseExpired(started, t, leaseMs)) continue;
       // Read before the take: with several handlers running, the lease's
       // holder (the oldest) is not necessarily the one that blocks the thread.
       const several = Atomics.load(i32, ring.slotWord(c.slot, S_INFLIGHT)) > 1;
@@ -55,7 +83,7 @@ export class Leases {
       // finds it and returns at once, so the kill never lands in a reclaim.
       const statusWord = ring.slotWord(c.slot, S_STATUS);
       const before = Atomics.exchange(i32, statusWord, SLOT_REVOKED);
-      const held = m.failures.takeBack(unit, ST_CLAIMED + c.slot);
+      const held = d.failures.takeBack(unit, ST_CLAIMED + c.slot);
       if (held === null) {
         // acked just now: the lease did not run out after all
         Atomics.store(i32, statusWord, before);
@@ -67,20 +95,20 @@ export class Leases {
       c.state = 'revoked';
       c.revokedUnit = unit;
       c.revokedSeveral = several;
-      m.counters.handlerTimeouts++;
-      m.host.emitHandlerTimeout({ mailbox: m.name, id: held.id, attempt: held.attempt, leaseMs, threadId: c.threadId });
+      d.tally.handlerTimeouts++;
+      d.emitHandlerTimeout({ mailbox: d.mailbox, id: held.id, attempt: held.attempt, leaseMs, threadId: c.threadId });
       if (several) {
         // Nobody can tell which handler held the thread: charge none; all of
         // the slot's records come back flagged to run alone (the rest at
         // retire), so the next expiry lands on the one that blocks.
         held.suspect = true;
-        m.counters.redelivered++;
-        m.backlog.pend(held);
-        m.backlog.flush();
-      } else if (m.failures.fail(held, { name: 'LeaseExpired', message: `handler ran past leaseMs (${leaseMs} ms)` }, 'timeout')) {
-        m.counters.redelivered++;
+        d.tally.redelivered++;
+        d.backlog.pend(held);
+        d.backlog.flush();
+      } else if (d.failures.fail(held, { name: 'LeaseExpired', message: `handler ran past leaseMs (${leaseMs} ms)` }, 'timeout')) {
+        d.tally.redelivered++;
       }
-      m.consumers.terminate(c);
+      d.terminate(c);
       ring.reclaim();
     }
   }
@@ -91,10 +119,11 @@ export class Leases {
    * can leave one; say so loudly rather than stall in silence.
    */
   watchStall(t: number): void {
-    const m = this.m;
-    const i32 = m.ring.i32;
+    const d = this.d;
+    const ring = d.ring;
+    const i32 = ring.i32;
     const r = Atomics.load(i32, READ);
-    if (r === Atomics.load(i32, HEAD) || Atomics.load(m.ring.state, r & m.ring.indexMask) !== ST_FREE) {
+    if (r === Atomics.load(i32, HEAD) || Atomics.load(ring.state, r & ring.indexMask) !== ST_FREE) {
       this.stallSince = 0;
       return;
     }
@@ -104,12 +133,12 @@ export class Leases {
       this.stallReported = false;
     } else if (!this.stallReported && t - this.stallSince > STALL_REPORT_MS) {
       this.stallReported = true;
-      m.host.emitError(
+      d.emitError(
         new RingpoolError(
           ErrorCodes.RING_STALLED,
-          `mailbox '${m.name}': a reserved record has not been published for ${STALL_REPORT_MS} ms; consumers cannot pass it ` +
-            `(a thread died inside ctx.send()). ${m.ring.depth()} messages are behind it.`,
-          { mailbox: m.name },
+          `mailbox '${d.mailbox}': a reserved record has not been published for ${STALL_REPORT_MS} ms; consumers cannot pass it ` +
+            `(a thread died inside ctx.send()). ${ring.depth()} messages are behind it.`,
+          { mailbox: d.mailbox },
         ),
       );
     }

@@ -7,10 +7,19 @@ import { HeldMessage } from '../held.js';
 import { now } from '../shared/clock.js';
 import { ID_BLOCK, ID_BLOCK_SIZE, KEY_WORDS, K_SENT, keySlotOf } from '../shared/layout.js';
 import type { StoredMessage } from '../store/store.js';
-import type { Mailbox } from './index.js';
+import type { DeadLetterSink } from '../dead-letters.js';
+import type { Ring } from '../shared/ring.js';
+import type { Backlog } from './backlog.js';
+
+/** What a replay writes to: the ring's id and enqueued words, the key table, the backlog. */
+export interface ReplayDeps {
+  ring: Ring;
+  keys: Int32Array;
+  backlog: Pick<Backlog, 'schedule' | 'pend' | 'flush'>;
+}
 
 /** Accepted anew (counted, keyed ones at the end of their key's order, in the order given), ids kept. */
-export function replay(m: Mailbox, stored: readonly StoredMessage[]): void {
+export function replay(m: ReplayDeps, stored: readonly StoredMessage[]): void {
   if (stored.length === 0) return;
   let maxId = -1;
   const held: HeldMessage[] = [];
@@ -41,11 +50,11 @@ export function replay(m: Mailbox, stored: readonly StoredMessage[]): void {
 }
 
 /** The dead letters a store kept, back in the dead-letter store. */
-export function restoreDead(m: Mailbox, letters: readonly DeadLetterRecord[]): void {
+export function restoreDead(sink: DeadLetterSink, letters: readonly DeadLetterRecord[]): void {
   for (const d of letters) {
     const h = new HeldMessage(d.id, d.attempt, d.sentAt, d.key, d.payload, d.ascii, d.firstError);
     h.lastError = d.lastError;
     h.kept = d.kept;
-    m.deadLetters.add(h, d.reason, d.deadAt);
+    sink.add(h, d.reason, d.deadAt);
   }
 }

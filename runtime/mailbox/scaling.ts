@@ -1,13 +1,32 @@
 /**
  * A mailbox's size (main thread): the autoscaler's wiring (observe and decide
  * every tick, runtime/autoscale-policy.ts), resize() pins, and how many loops
- * and messages in flight per loop that gives.
+ * and messages in flight per loop that gives. It knows no mailbox: the ring
+ * (the loops' figures, CONCURRENCY_WORD), what it observes and whom it tells
+ * (callbacks the wiring passes in).
  */
-import { now } from '../shared/clock.js';
 import { CONCURRENCY_WORD, S_F64_ELU, S_F64_HANDLER_MS } from '../shared/layout.js';
-import type { ResolvedAutoscale } from '../options.js';
+import type { Ring } from '../shared/ring.js';
+import type { ResolvedAutoscale, ResolvedMailbox } from '../options.js';
 import { autoscaleDefaults, decide, type Recommendation } from '../autoscale-policy.js';
-import type { Mailbox } from './index.js';
+import type { ConsumerState, ScaleEvent } from './types.js';
+
+export interface ScalingDeps {
+  mailbox: string;
+  ring: Ring;
+  opts: Pick<ResolvedMailbox, 'minThreads' | 'maxThreads' | 'concurrency' | 'autoscale'>;
+  /** ms since the epoch (clock.ts's now(), or a test's). */
+  clock: () => number;
+  /** The loops' slots and states (consumers.ts, through the wiring). */
+  loops: () => Iterable<{ readonly slot: number; readonly state: ConsumerState }>;
+  /** What it sizes for: messages ready and in flight now. */
+  load: () => { depth: number; inFlight: number };
+  /** Publishes per second, once known (counters.ts). */
+  arrivalRate: () => number | undefined;
+  /** The desired size may have changed: start or stop loops to match (consumers.ts). */
+  onDesired: () => void;
+  emitScale(ev: ScaleEvent): void;
+}
 
 export class Scaling {
   /** Threads wanted now. */
@@ -22,12 +41,12 @@ export class Scaling {
   private lastDecisionAt = 0;
   private handlerSeconds: number | undefined = undefined;
 
-  constructor(private readonly m: Mailbox) {
-    const o = m.opts;
+  constructor(private readonly d: ScalingDeps) {
+    const o = d.opts;
     this.desired = o.minThreads;
     this.cfg = o.autoscale === false ? null : o.autoscale;
     this.concurrency = o.concurrency;
-    Atomics.store(m.ring.i32, CONCURRENCY_WORD, o.concurrency);
+    Atomics.store(d.ring.i32, CONCURRENCY_WORD, o.concurrency);
   }
 
   /** Whether the autoscaler sizes the mailbox now. */
@@ -42,18 +61,18 @@ export class Scaling {
    * (minThreads by default).
    */
   tick(t: number): void {
-    const m = this.m;
+    const deps = this.d;
     const cfg = this.cfg;
     if (cfg === null) {
-      this.setDesired(this.pinned ?? m.opts.minThreads, this.concurrency, this.pinned === null ? 'autoscale off: minThreads' : 'pinned by resize()', false);
+      this.setDesired(this.pinned ?? deps.opts.minThreads, this.concurrency, this.pinned === null ? 'autoscale off: minThreads' : 'pinned by resize()', false);
       return;
     }
-    const ring = m.ring;
+    const ring = deps.ring;
     let handlerMs = 0;
     let n = 0;
     let elu = 0;
     let ne = 0;
-    for (const c of m.consumers.all()) {
+    for (const c of deps.loops()) {
       if (c.state !== 'running') continue;
       const h = ring.f64[ring.slotF64(c.slot, S_F64_HANDLER_MS)]!;
       if (h > 0) {
@@ -67,14 +86,14 @@ export class Scaling {
       }
     }
     if (n > 0) this.handlerSeconds = handlerMs / n / 1000;
-    const s = m.stats();
+    const s = deps.load();
     const d = decide(
-      { ...cfg, min: m.opts.minThreads, max: m.opts.maxThreads, minConcurrency: m.opts.concurrency },
+      { ...cfg, min: deps.opts.minThreads, max: deps.opts.maxThreads, minConcurrency: deps.opts.concurrency },
       {
         now: t,
         ready: s.depth,
         inFlight: s.inFlight,
-        arrivalRate: m.counters.arrivalKnown ? m.counters.arrivalRate : undefined,
+        arrivalRate: deps.arrivalRate(),
         processingSeconds: this.handlerSeconds,
         elu: ne > 0 ? elu / ne : undefined,
         threads: this.desired,
@@ -87,7 +106,7 @@ export class Scaling {
     // Concurrency moves only at the autoscale cadence: one utilisation reading must not double it several times.
     const up = d.threads > this.desired && d.concurrency === this.concurrency;
     if (!up && t - this.lastDecisionAt < cfg.tickMs) {
-      m.consumers.fillToDesired();
+      deps.onDesired();
       return;
     }
     this.lastDecisionAt = t;
@@ -97,13 +116,13 @@ export class Scaling {
 
   /** Apply a size: emit 'scale' when it changes, count the decision, start or stop loops. */
   private setDesired(threads: number, concurrency: number, reason: string, byAutoscaler = true): void {
-    const m = this.m;
+    const deps = this.d;
     const from = this.desired;
     const fromC = this.concurrency;
     this.lastReason = reason;
     if (concurrency !== fromC) {
       this.concurrency = concurrency;
-      Atomics.store(m.ring.i32, CONCURRENCY_WORD, concurrency);
+      Atomics.store(deps.ring.i32, CONCURRENCY_WORD, concurrency);
     }
     if (threads !== from) {
       this.desired = threads;
@@ -113,9 +132,9 @@ export class Scaling {
       }
     }
     if (threads !== from || concurrency !== fromC) {
-      m.host.emitScale({ mailbox: m.name, from, to: threads, concurrency, reason });
+      deps.emitScale({ mailbox: deps.mailbox, from, to: threads, concurrency, reason });
     }
-    m.consumers.fillToDesired();
+    deps.onDesired();
   }
 
   /** Pin the thread count (autoscale off). */
@@ -133,9 +152,9 @@ export class Scaling {
       return;
     }
     this.pinned = null;
-    this.cfg = this.m.opts.autoscale === false ? { ...autoscaleDefaults } : this.m.opts.autoscale;
+    this.cfg = this.d.opts.autoscale === false ? { ...autoscaleDefaults } : this.d.opts.autoscale;
     this.lastDecisionAt = 0;
     // The size it had counts as a recommendation: no scale-down before the window has passed.
-    this.history = [{ at: now(), threads: this.desired }];
+    this.history = [{ at: this.d.clock(), threads: this.desired }];
   }
 }

@@ -9,17 +9,24 @@ import type { ErrorInfo } from '../shared/errors.js';
 import type { RejectReason } from '../shared/layout.js';
 import type { DeadLetter, DeadLetterReason } from '../dead-letters.js';
 import type { RingRef } from '../shared/protocol.js';
-import type { Mailbox } from './index.js';
+import type { HeldMessage } from '../held.js';
+import type { HoleRepairs } from '../holes.js';
 
 /** A consumer loop's state: `revoked`, its lease expired and its thread is being terminated; `dead`, its slot was recovered (late events are ignored). */
 export type ConsumerState = 'starting' | 'running' | 'stopping' | 'revoked' | 'dead';
 
+/** Another mailbox of the runtime, as a mailbox sees it (a delayed ctx.send() to it; its holes, repaired together). */
+export interface PeerMailbox {
+  acceptDelayed(held: HeldMessage, delayMs: number): void;
+  readonly holes: HoleRepairs;
+}
+
 /** What the mailbox needs from its runtime. */
 export interface MailboxHost {
   ringRefs(): Record<string, RingRef>;
-  mailbox(name: string): Mailbox | undefined;
+  mailbox(name: string): PeerMailbox | undefined;
   /** The mailbox at `index` in the runtime's order (ring tags, holes.ts). */
-  mailboxAt(index: number): Mailbox | undefined;
+  mailboxAt(index: number): PeerMailbox | undefined;
   /** A thread died inside its guard: free any msgpack structure table it held locked. */
   releaseStructures(threadId: number): void;
   /** Whether a live thread of any mailbox is inside its guard now. */

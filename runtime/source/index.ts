@@ -7,9 +7,16 @@
  */
 import type { DeadLetter } from '../dead-letters.js';
 import { loadBuiltIn } from '../lazy.js';
-import type { ResolvedMailbox } from '../options.js';
 import type { PayloadCodec } from '../shared/codec.js';
 import type { MessageSource } from './source.js';
+
+/** What the builders read of a mailbox's resolved options. */
+export interface SourceOptions {
+  /** The user's source, or null. */
+  source: MessageSource | null;
+  /** A built-in one named by the options, or null. */
+  builtInSource: BuiltInSource | null;
+}
 
 /** A built-in source named by the options, its options checked (their resolved shape is the source's own). */
 export interface BuiltInSource {
@@ -50,17 +57,17 @@ export function resolveBuiltInSource(path: string, source: unknown, leaseMs: num
 }
 
 /** Whether other processes encode and decode the mailbox's messages too: its codecs then share no state between threads. */
-export function sourceIsRemote(opts: ResolvedMailbox): boolean {
+export function sourceIsRemote(opts: SourceOptions): boolean {
   return opts.builtInSource !== null || opts.source?.remote === true;
 }
 
 /** Whether the mailbox has a source (its ring is followed by the outcome feed). */
-export function hasSource(opts: ResolvedMailbox): boolean {
+export function hasSource(opts: SourceOptions): boolean {
   return opts.builtInSource !== null || opts.source !== null;
 }
 
 /** The mailbox's source, or null. */
-export function buildSource(opts: ResolvedMailbox, ctx: SourceContext): MessageSource | null {
+export function buildSource(opts: SourceOptions, ctx: SourceContext): MessageSource | null {
   if (opts.builtInSource === null) return opts.source;
   return loadBuiltIn<RedisSourceModule>('./source/redis/source.js').createRedisSource(ctx, opts.builtInSource.options);
 }

@@ -4,7 +4,7 @@
  * Types only; the source itself is runtime/source/redis/, loaded only when
  * a mailbox uses it (runtime/source/index.ts).
  */
-import type { DeadLetter } from '../dead-letters.js';
+import type { AsyncDeadLetters, DeadLetter } from '../dead-letters.js';
 
 export interface RedisSourceOptions {
   /** `redis://host:port` (or `rediss://`). */
@@ -89,7 +89,7 @@ export interface StreamDeadLetter extends DeadLetter {
 }
 
 /** `rt.deadLetters(mailbox)` for a Redis mailbox. */
-export interface StreamDeadLetters {
+export interface StreamDeadLetters extends AsyncDeadLetters {
   /** Dead letters, oldest first (XRANGE of `<stream>:dead`). */
   list(): Promise<StreamDeadLetter[]>;
   /** XADD them back to the stream (attempts start again) and delete them from `<stream>:dead`, in one MULTI. Returns how many (a damaged letter without a payload is left). */
