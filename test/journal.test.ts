@@ -176,7 +176,7 @@ describe('durable mailboxes', () => {
     await rt.start();
     await rt.sendAsync('m', { before: true });
     // Reached through internals: nothing public kills the journal thread (an OOM there would).
-    const journal = (rt as unknown as { boxes: Map<string, { store: { worker: { terminate(): Promise<number> } } }> }).boxes.get('m')!.store;
+    const journal = (rt as unknown as { boxes: Map<string, { attached: { d: { store: { worker: { terminate(): Promise<number> } } } } }> }).boxes.get('m')!.attached.d.store;
     await journal.worker.terminate();
     await until(() => errors.some((e) => e.code === ErrorCodes.JOURNAL_IO), 5_000, 'the error event');
     await expectCode(() => rt.send('m', { after: true }), ErrorCodes.JOURNAL_IO);

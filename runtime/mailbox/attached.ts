@@ -1,0 +1,103 @@
+/**
+ * A mailbox's store and source, through their seams (main thread): the
+ * store opened at start (what it gives back is replayed by the wiring), the
+ * source started once the threads run, told to stop reading when intake
+ * closes, and both closed after the outcome feed's last batch. Also what
+ * they answer for the mailbox: refusals, sends that go to the source's
+ * engine, their stats. Nothing here is built for the in-memory mailbox.
+ */
+import type { DeadLetterRecord } from '../outcome.js';
+import type { RingpoolError } from '../shared/errors.js';
+import type { SendOptions } from '../shared/producer.js';
+import type { MessageSource, MailboxCall, SourceIntake } from '../source/source.js';
+import type { MessageStore, StoredMessage, StoreWrites } from '../store/store.js';
+import type { OutcomeFeed } from './outcomes.js';
+import type { MailboxStats } from './types.js';
+
+export interface AttachedDeps {
+  mailbox: string;
+  store: MessageStore | null;
+  source: MessageSource | null;
+  /** The feed both listen to (null when neither is attached). */
+  outcomes: Pick<OutcomeFeed, 'start' | 'stop'> | null;
+  emitError(err: Error): void;
+}
+
+export class Attached {
+  /** The source's send(), when sends to this mailbox go to its engine instead of the ring (bound once, not looked up a send). */
+  readonly sendOut: NonNullable<MessageSource['send']> | null;
+  private sourceStopped: Promise<void> | null = null;
+  private storeClosed = false;
+
+  constructor(private readonly d: AttachedDeps) {
+    const send = d.source?.send;
+    this.sendOut = send === undefined ? null : send.bind(d.source);
+  }
+
+  /** The store's promise for sends, when it writes the ring's records (a durable mailbox). */
+  get writes(): StoreWrites | undefined {
+    return this.d.store?.writes;
+  }
+
+  /** At start(), before the threads: what the store gives back (messages to run again, dead letters), or null without one. */
+  async open(): Promise<{ stored: readonly StoredMessage[]; dead: readonly DeadLetterRecord[] } | null> {
+    const store = this.d.store;
+    if (store === null) return null;
+    const stored = await store.open(this.d.mailbox);
+    return { stored, dead: store.takeDeadLetters?.() ?? [] };
+  }
+
+  /** Once the threads run: the feed, then the source. */
+  async start(intake: SourceIntake, timeoutMs: number): Promise<void> {
+    this.d.outcomes?.start();
+    if (this.d.source !== null) await this.d.source.start(intake, timeoutMs);
+  }
+
+  /** The error a call is refused with on this mailbox (its source cannot keep it), or null. */
+  refusal(call: MailboxCall): RingpoolError | null {
+    return this.d.source?.refuses?.(call) ?? null;
+  }
+
+  /** rt.sendAsync() to a mailbox whose sends go to the source's engine, or undefined when they go to the ring. */
+  sendAsyncOut(payload: unknown, opts: SendOptions | undefined, closed: boolean, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> | undefined {
+    return this.d.source?.sendAsync?.(payload, opts, closed, signal, timeoutMs);
+  }
+
+  /** Their figures into a stats() snapshot (`store`, `source`, and the older names `journal`, `stream`). */
+  addStats(s: MailboxStats): void {
+    const st = this.d.store?.stats?.();
+    if (st !== undefined) {
+      s.store = st;
+      if (st.kind === 'journal') s.journal = st;
+    }
+    const so = this.d.source?.stats?.();
+    if (so !== undefined) {
+      s.source = so;
+      if (so.kind === 'stream') s.stream = so;
+    }
+  }
+
+  /** Intake closed: the source stops reading (once). */
+  stopReading(): void {
+    const source = this.d.source;
+    if (source !== null && this.sourceStopped === null) {
+      this.sourceStopped = Promise.resolve()
+        .then(() => source.stop())
+        .catch((err: unknown) => this.d.emitError(err as Error));
+    }
+  }
+
+  /** The feed's last walk reaches them, then the source has stopped and closes, and the store closes (once). */
+  async close(): Promise<void> {
+    const o = this.d.outcomes;
+    if (o === null) return;
+    o.stop();
+    await this.sourceStopped;
+    await this.d.source?.close?.().catch((err: unknown) => this.d.emitError(err as Error));
+    const store = this.d.store;
+    if (store !== null && !this.storeClosed) {
+      this.storeClosed = true;
+      await store.close().catch((err: unknown) => this.d.emitError(err as Error));
+    }
+  }
+}
