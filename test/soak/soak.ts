@@ -14,7 +14,7 @@
  * Everything random comes from one seed, printed with the report, so a failing
  * run can be replayed (`npm run soak -- --seed N`).
  *
- * Run by test/soak.test.ts (bounded, in CI) and test/soak/cli.ts (long runs).
+ * Run by test/soak/soak.test.ts (bounded, in CI) and test/soak/cli.ts (long runs).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
