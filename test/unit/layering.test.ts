@@ -4,7 +4,7 @@
 // runtime/store/journal/ and runtime/source/redis/ imports from them, so runtime/ compiles and reads as the
 // in-memory queue without those two folders.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -57,4 +57,41 @@ describe('layering: the core knows the store and the source by their seams', () 
     ].join('\n');
     expect(importsOf(src).filter((s) => IMPLEMENTATIONS.some((re) => re.test(s)))).toHaveLength(6);
   });
+
+  it('runtime/ has no import cycle outside source/redis/ (the mailbox\'s parts call down; signals go up as callbacks)', () => {
+    const files = filesUnder(join(root, 'runtime')).filter((f) => !/runtime\/source\/redis\//.test(f));
+    const graph = new Map<string, string[]>();
+    for (const f of files) {
+      const deps = importsOf(readFileSync(f, 'utf8'))
+        .filter((s) => s.startsWith('.'))
+        .map((s) => resolve(dirname(f), s.replace(/\.js$/, '.ts')))
+        .filter((d) => files.includes(d));
+      graph.set(f, deps);
+    }
+    expect(cyclesOf(graph).map((c) => c.map((f) => relative(root, f)).join(' -> '))).toEqual([]);
+  });
+
+  it('finds a cycle when there is one', () => {
+    const g = new Map([['a', ['b']], ['b', ['c']], ['c', ['a']], ['d', ['a']]]);
+    expect(cyclesOf(g)).toEqual([['a', 'b', 'c', 'a']]);
+  });
 });
+
+/** The cycles of a directed graph, one per strongly connected loop found by a depth-first walk. */
+function cyclesOf(graph: Map<string, string[]>): string[][] {
+  const state = new Map<string, 1 | 2>();
+  const stack: string[] = [];
+  const out: string[][] = [];
+  const visit = (n: string): void => {
+    state.set(n, 1);
+    stack.push(n);
+    for (const d of graph.get(n) ?? []) {
+      if (state.get(d) === 1) out.push([...stack.slice(stack.indexOf(d)), d]);
+      else if (state.get(d) === undefined) visit(d);
+    }
+    stack.pop();
+    state.set(n, 2);
+  };
+  for (const n of graph.keys()) if (state.get(n) === undefined) visit(n);
+  return out;
+}
