@@ -37,16 +37,11 @@ import {
   R_KEY_SLOT,
   READ,
   R_UNITS,
-  S_HO_INC,
-  S_HO_OWNER,
-  S_HO_POS,
-  S_HO_UNIT,
-  S_INCARNATION,
-  S_RESV_HEAD,
-  S_RESV_KEY,
-  S_RESV_NEED,
-  S_RESV_SEQ,
-  S_RESV_TAG,
+  MARK_HEAD,
+  MARK_KEY,
+  MARK_NEED,
+  MARK_SEQ,
+  MARK_TAG,
   ST_CLAIMED,
   ST_TAKEN,
   FLAG_VOID,
@@ -82,24 +77,24 @@ export interface DeadWrites {
 
 /** Read the RESV_* and HO_* words of `slot` (its thread is gone, its guard still held). */
 export function deadWrites(ring: Ring, slot: number): DeadWrites {
+  const view = ring.slot(slot);
+  // Plain reads: the thread that wrote these words is gone, and all its writes are visible once it has exited.
   const i32 = ring.i32;
-  const w = (n: number): number => i32[ring.slotWord(slot, n)]!;
-  const out: DeadWrites = { reservation: null, delayed: null, handoff: null };
-  const tag = w(S_RESV_TAG);
+  const at = view.markWord;
+  const out: DeadWrites = { reservation: null, delayed: null, handoff: view.deadHandoff() };
+  const tag = i32[at + MARK_TAG]!;
   if (tag !== 0) {
     const t = (tag & ~DELAYED_TAG) - 1;
-    const keySlot = w(S_RESV_KEY) - 1;
-    const seq = w(S_RESV_SEQ);
+    const k = i32[at + MARK_KEY]!;
+    const keySlot = k - 1;
+    const seq = i32[at + MARK_SEQ]!;
     if ((tag & DELAYED_TAG) !== 0) out.delayed = { box: t >> 1, keySlot, seq };
     else {
-      const k = w(S_RESV_KEY);
       const batch = k === RESV_BATCH || k === RESV_BATCH_LAID ? seq : 0;
-      const r: Reservation = { h: w(S_RESV_HEAD), need: w(S_RESV_NEED), keySlot: batch > 0 ? -1 : keySlot, seq, batch, laid: k === RESV_BATCH_LAID };
+      const r: Reservation = { h: i32[at + MARK_HEAD]!, need: i32[at + MARK_NEED]!, keySlot: batch > 0 ? -1 : keySlot, seq, batch, laid: k === RESV_BATCH_LAID };
       out.reservation = { box: t >> 1, reply: (t & 1) === 1, r };
     }
   }
-  const u = w(S_HO_UNIT);
-  if (u !== 0) out.handoff = { unit: u - 1, owner: w(S_HO_OWNER), inc: w(S_HO_INC), pos: w(S_HO_POS) };
   return out;
 }
 
@@ -187,7 +182,7 @@ export function repairHandoff(
   ho: NonNullable<DeadWrites['handoff']>,
   takeBack: (unit: number, expected: number) => void,
 ): void {
-  if (Atomics.load(ring.i32, ring.slotWord(ho.owner, S_INCARNATION)) !== ho.inc) return; // the owner was recovered since: its queue was reset, the record taken back
+  if (ring.slot(ho.owner).incarnation() !== ho.inc) return; // the owner was recovered since: its queue was reset, the record taken back
   const theirs = ST_CLAIMED + ho.owner;
   // An entry reserved and written means the push went through: the owner pops it (or has, and runs the
   // record): take nothing then. Only an entry still 0 (voided here, atomically) or none at all means the

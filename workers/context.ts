@@ -38,7 +38,7 @@ export class DurableMarks {
   }
 }
 
-/** What the consumer loop gives each context. */
+/** What each context sends through: the loop's Outbound (workers/loop/outbound.ts). */
 export interface ContextHost {
   readonly mailbox: string;
   readonly leaseMs: number;

@@ -19,11 +19,6 @@ import {
   GUARD_SENDING,
   HANDOFF_WORDS,
   MAX_CONSUMERS,
-  S_CUR_UNIT,
-  S_GUARD,
-  S_INCARNATION,
-  S_INFLIGHT,
-  S_STATUS,
   SLOT_IDLE,
   SLOT_RUNNING,
   SLOT_STOP,
@@ -160,12 +155,12 @@ export class Consumers {
     if (slot < 0) return null;
     this.slotBusy[slot] = 1;
     const ring = m.ring;
-    const i32 = ring.i32;
     const incarnation = ++this.incarnations;
-    Atomics.store(i32, ring.slotWord(slot, S_INCARNATION), incarnation);
-    Atomics.store(i32, ring.slotWord(slot, S_CUR_UNIT), -1);
-    Atomics.store(i32, ring.slotWord(slot, S_GUARD), GUARD_FREE);
-    Atomics.store(i32, ring.slotWord(slot, S_STATUS), SLOT_RUNNING);
+    const view = ring.slot(slot);
+    view.setIncarnation(incarnation);
+    view.clearCurrent();
+    view.setGuard(GUARD_FREE);
+    view.setStatus(SLOT_RUNNING);
     const ctl = new MessageChannel();
     const ev = new MessageChannel();
     let onReady!: (err?: Error) => void;
@@ -217,7 +212,7 @@ export class Consumers {
     c.state = 'stopping';
     // The shared flag reaches a loop parked on the wake word or busy in a batch;
     // the comlink call is the control plane's record of it (and wakes the loop's event loop).
-    Atomics.store(this.m.ring.i32, this.m.ring.slotWord(c.slot, S_STATUS), SLOT_STOP);
+    this.m.ring.slot(c.slot).setStatus(SLOT_STOP);
     this.m.ring.wakeAll();
     c.control.stop().catch(() => {});
   }
@@ -253,7 +248,6 @@ export class Consumers {
   private retire(c: Consumer, err: Error | null): void {
     const m = this.m;
     const ring = m.ring;
-    const i32 = ring.i32;
     // Events the loop posted before it ended are queued on the port: handle
     // them first (a delayed ctx.send must not be lost, a nack not forgotten).
     for (let e = receiveMessageOnPort(c.events); e !== undefined; e = receiveMessageOnPort(c.events)) {
@@ -264,20 +258,19 @@ export class Consumers {
     // With several handlers running at the crash, nobody can tell which one
     // killed the thread: none is charged an attempt; all come back flagged to
     // run alone, so a second crash is blamed on the right one.
-    const several = crashed && Atomics.load(i32, ring.slotWord(c.slot, S_INFLIGHT)) > 1;
-    const current = crashed && !several ? Atomics.load(i32, ring.slotWord(c.slot, S_CUR_UNIT)) : -1;
+    const several = crashed && ring.slot(c.slot).inflight() > 1;
+    const current = crashed && !several ? ring.slot(c.slot).currentUnit() : -1;
     c.state = 'dead';
     // Not RUNNING any more before anything is taken back: a thread handing a
     // keyed record to this slot checks that under its guard (route()), so once
     // no guard is SENDING, no push to this slot is under way or can start.
-    Atomics.store(i32, ring.slotWord(c.slot, S_STATUS), SLOT_IDLE);
+    ring.slot(c.slot).setStatus(SLOT_IDLE);
     this.whenGuardsFree(c.slot, -1, () => this.finishRetire(c, err, crashed, several, current));
   }
 
   private finishRetire(c: Consumer, err: Error | null, crashed: boolean, several: boolean, current: number): void {
     const m = this.m;
     const ring = m.ring;
-    const i32 = ring.i32;
     // An empty hand-off queue for the slot (a kill may have cut a pop short).
     const base = handoffBase(c.slot);
     m.keys.fill(0, base, base + HANDOFF_WORDS);
@@ -288,7 +281,7 @@ export class Consumers {
       message: `worker thread ${c.threadId} died while handling this message: ${err?.message ?? 'unknown'}`,
     };
     // A thread that died inside its guard left a write half done: repair it (holes.ts).
-    if (!m.stopped() && Atomics.load(i32, ring.slotWord(c.slot, S_GUARD)) === GUARD_SENDING) {
+    if (!m.stopped() && ring.slot(c.slot).guard() === GUARD_SENDING) {
       m.onDeathInGuard(c.slot, c.threadId);
     }
     // Before recovery: a record still CLAIMED by the slot then means "not acked".
@@ -299,8 +292,8 @@ export class Consumers {
       m.tally.workerCrashes++;
       m.emitWorkerCrash({ mailbox: m.mailbox, threadId: c.threadId, error: info, redelivered: back });
     }
-    Atomics.store(i32, ring.slotWord(c.slot, S_STATUS), SLOT_IDLE);
-    Atomics.store(i32, ring.slotWord(c.slot, S_CUR_UNIT), -1);
+    ring.slot(c.slot).setStatus(SLOT_IDLE);
+    ring.slot(c.slot).clearCurrent();
     this.consumers.delete(c.slot);
     this.slotBusy[c.slot] = 0;
     c.controlPort.close();
@@ -314,7 +307,7 @@ export class Consumers {
   guardHeld(): boolean {
     const ring = this.m.ring;
     for (const c of this.consumers.values()) {
-      if (c.state !== 'dead' && Atomics.load(ring.i32, ring.slotWord(c.slot, S_GUARD)) === GUARD_SENDING) return true;
+      if (c.state !== 'dead' && ring.slot(c.slot).guard() === GUARD_SENDING) return true;
     }
     return false;
   }
@@ -340,8 +333,8 @@ export class Consumers {
     const spinUntil = first ? now + 0.5 : 0;
     for (let s = 0; s < MAX_CONSUMERS && !m.stopped(); s++) {
       if (s === except || this.slotBusy[s] === 0 || this.consumers.get(s)?.state === 'dead') continue;
-      const w = ring.slotWord(s, S_GUARD);
-      while (Atomics.load(ring.i32, w) === GUARD_SENDING) {
+      const view = ring.slot(s);
+      while (view.guard() === GUARD_SENDING) {
         if (performance.now() < spinUntil) continue;
         if (performance.now() - since > GUARD_GIVE_UP_MS) {
           m.emitError(

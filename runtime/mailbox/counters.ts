@@ -15,7 +15,6 @@ import {
   READ,
   REJECTED_BASE,
   REJECT_REASONS,
-  S_ACKED,
   ST_READY,
   ST_SKIP,
   type RejectReason,
@@ -101,7 +100,7 @@ export class Counters {
   fold(): void {
     const ring = this.d.ring;
     const i32 = ring.i32;
-    for (let s = 0; s < MAX_CONSUMERS; s++) this.acked[s]!.fold(Atomics.load(i32, ring.slotWord(s, S_ACKED)));
+    for (let s = 0; s < MAX_CONSUMERS; s++) this.acked[s]!.fold(ring.slot(s).acked());
     const claimed = Atomics.load(i32, CLAIMED);
     this.claimed.fold(claimed);
     const published = Atomics.load(i32, PUBLISHED);

@@ -7,7 +7,7 @@
  * no mailbox: the key table, the ring (its counts and slot words) and the
  * backlog the released messages go to.
  */
-import { ENQUEUED, KEY_WORDS, K_DONE, K_WAITING, S_KEY_ACK, S_KEY_ACK_SEQ, S_KEY_ACK_UNIT, ST_CLAIMED } from '../shared/layout.js';
+import { ENQUEUED, KEY_WORDS, K_DONE, K_WAITING, ST_CLAIMED } from '../shared/layout.js';
 import type { Ring } from '../shared/ring.js';
 import type { HeldMessage } from '../held.js';
 import type { Backlog } from './backlog.js';
@@ -114,13 +114,12 @@ export class KeyTurns {
    */
   finishKeyAck(slot: number, revokedUnit: number): void {
     const ring = this.d.ring;
-    const i32 = ring.i32;
-    const w = Atomics.load(i32, ring.slotWord(slot, S_KEY_ACK));
-    if (w === 0) return;
-    Atomics.store(i32, ring.slotWord(slot, S_KEY_ACK), 0);
-    const keySlot = w - 1;
-    const seq = Atomics.load(i32, ring.slotWord(slot, S_KEY_ACK_SEQ));
-    const unit = Atomics.load(i32, ring.slotWord(slot, S_KEY_ACK_UNIT));
+    const view = ring.slot(slot);
+    const keySlot = view.keyAckSlot();
+    if (keySlot < 0) return;
+    view.endKeyAck();
+    const seq = view.keyAckSeq();
+    const unit = view.keyAckUnit();
     // Not acked: still claimed (recovery will redeliver it), or taken back by the lease watchdog (retried).
     if (unit === revokedUnit || Atomics.load(ring.state, unit) === ST_CLAIMED + slot) return;
     if (Atomics.compareExchange(this.d.table, keySlot * KEY_WORDS + K_DONE, seq, (seq + 1) | 0) === seq) this.releaseTurns(keySlot);

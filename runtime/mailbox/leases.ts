@@ -10,15 +10,9 @@ import { ErrorCodes, RingpoolError } from '../shared/errors.js';
 import {
   GUARD_FREE,
   GUARD_KILLED,
-  GUARD_REVOKED,
   GUARD_SENDING,
   HEAD,
   READ,
-  S_CUR_UNIT,
-  S_F64_CUR_START,
-  S_GUARD,
-  S_INFLIGHT,
-  S_STATUS,
   SLOT_REVOKED,
   ST_CLAIMED,
   ST_FREE,
@@ -65,33 +59,31 @@ export class Leases {
   watch(t: number): void {
     const d = this.d;
     const ring = d.ring;
-    const i32 = ring.i32;
     const leaseMs = d.leaseMs;
     for (const c of d.loops()) {
       if (c.state !== 'running' && c.state !== 'stopping') continue;
-      const unit = Atomics.load(i32, ring.slotWord(c.slot, S_CUR_UNIT));
+      const slot = ring.slot(c.slot);
+      const unit = slot.currentUnit();
       if (unit < 0) continue;
-      const started = ring.f64[ring.slotF64(c.slot, S_F64_CUR_START)]!;
+      const started = slot.currentStart();
       if (!leaseExpired(started, t, leaseMs)) continue;
       // Read before the take: with several handlers running, the lease's
       // holder (the oldest) is not necessarily the one that blocks the thread.
-      const several = Atomics.load(i32, ring.slotWord(c.slot, S_INFLIGHT)) > 1;
-      const guardWord = ring.slotWord(c.slot, S_GUARD);
+      const several = slot.inflight() > 1;
       // Never kill a thread between reserve and publish of a ctx.send(): try again next tick.
-      if (Atomics.compareExchange(i32, guardWord, GUARD_FREE, GUARD_REVOKED) === GUARD_SENDING) continue;
+      if (slot.revokeGuard() === GUARD_SENDING) continue;
       // REVOKED goes up before the record is taken: a loop whose ack then fails
       // finds it and returns at once, so the kill never lands in a reclaim.
-      const statusWord = ring.slotWord(c.slot, S_STATUS);
-      const before = Atomics.exchange(i32, statusWord, SLOT_REVOKED);
+      const before = slot.swapStatus(SLOT_REVOKED);
       const held = d.failures.takeBack(unit, ST_CLAIMED + c.slot);
       if (held === null) {
         // acked just now: the lease did not run out after all
-        Atomics.store(i32, statusWord, before);
-        Atomics.store(i32, guardWord, GUARD_FREE);
+        slot.setStatus(before);
+        slot.setGuard(GUARD_FREE);
         continue;
       }
       // Final: a guard the thread waits for while REVOKED is now refused (touch nothing shared any more).
-      Atomics.store(i32, guardWord, GUARD_KILLED);
+      slot.setGuard(GUARD_KILLED);
       c.state = 'revoked';
       c.revokedUnit = unit;
       c.revokedSeveral = several;

@@ -5,7 +5,7 @@
  * (the loops' figures, CONCURRENCY_WORD), what it observes and whom it tells
  * (callbacks the wiring passes in).
  */
-import { CONCURRENCY_WORD, S_F64_ELU, S_F64_HANDLER_MS } from '../shared/layout.js';
+import { CONCURRENCY_WORD } from '../shared/layout.js';
 import type { Ring } from '../shared/ring.js';
 import type { ResolvedAutoscale, ResolvedMailbox } from '../options.js';
 import { autoscaleDefaults, decide, type Recommendation } from '../autoscale-policy.js';
@@ -74,12 +74,12 @@ export class Scaling {
     let ne = 0;
     for (const c of deps.loops()) {
       if (c.state !== 'running') continue;
-      const h = ring.f64[ring.slotF64(c.slot, S_F64_HANDLER_MS)]!;
+      const h = ring.slot(c.slot).handlerMs();
       if (h > 0) {
         handlerMs += h;
         n++;
       }
-      const e = ring.f64[ring.slotF64(c.slot, S_F64_ELU)]!;
+      const e = ring.slot(c.slot).elu();
       if (!Number.isNaN(e)) {
         elu += e;
         ne++;

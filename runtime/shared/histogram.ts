@@ -1,44 +1,27 @@
 /**
  * Histograms kept in a Float64Array, shared or not. Thread-neutral.
  *
- * The metrics buffer of a mailbox (one SharedArrayBuffer, separate from the
- * ring) holds the bucket bounds and one block per (consumer slot, histogram):
- *
- * ```
- *  i32 word 0  GEN       0 = recording off; bumped when bounds are (re)set
- *  i32 word 1  NBOUNDS   finite bucket bounds in use (<= MAX_BOUNDS)
- *  f64 1 .. MAX_BOUNDS   bounds, seconds, ascending
- *  f64 BLOCKS_F64 + (slot * HISTS + h) * STRIDE:
- *        [0 .. NBOUNDS]  per-bucket counts (not cumulative; the last is +Inf)
- *        [NBOUNDS + 1]   sum of observed values
- *        [NBOUNDS + 2]   count
- * ```
- *
- * Each block has one writer (the loop in that slot), so a record is three
- * plain read-modify-writes; the reader (collect() at scrape time, main
- * thread) sums the blocks of all slots. Aligned f64 stores do not tear on the
- * platforms Node runs on; a scrape may see a block mid-update (count one
- * ahead of its bucket), which the next scrape corrects.
+ * The metrics buffer of a mailbox (layout.ts, "Metrics buffer") holds the
+ * bucket bounds and one block per (consumer slot, histogram). Each block has
+ * one writer (the loop in that slot), so a record is three plain
+ * read-modify-writes; the reader (collect() at scrape time, main thread)
+ * sums the blocks of all slots. A scrape may see a block mid-update (count
+ * one ahead of its bucket, or, as f64 stores are not atomic, a torn value),
+ * which the next scrape corrects: these are metrics, no message depends on them.
  */
-import { MAX_CONSUMERS } from './layout.js';
+import { H_BLOCKS_F64, H_GEN, H_NBOUNDS, HISTS, MAX_BOUNDS, MAX_CONSUMERS, STRIDE } from './layout.js';
 
-export const MAX_BOUNDS = 64;
-export const HISTS = 3;
-export const H_QUEUE_WAIT = 0;
-export const H_PROCESSING = 1;
-export const H_END_TO_END = 2;
-export const STRIDE = MAX_BOUNDS + 3;
-const BLOCKS_F64 = 1 + MAX_BOUNDS;
+export { H_END_TO_END, H_PROCESSING, H_QUEUE_WAIT, HISTS, MAX_BOUNDS, STRIDE } from './layout.js';
 
 /** 10 µs doubling to ~42 s: 23 bounds. */
 export const DEFAULT_BOUNDS: readonly number[] = Object.freeze(Array.from({ length: 23 }, (_, i) => 1e-5 * 2 ** i));
 
 export function allocateMetricsBuffer(): SharedArrayBuffer {
-  return new SharedArrayBuffer((BLOCKS_F64 + MAX_CONSUMERS * HISTS * STRIDE) * 8);
+  return new SharedArrayBuffer((H_BLOCKS_F64 + MAX_CONSUMERS * HISTS * STRIDE) * 8);
 }
 
 export function blockOffset(slot: number, h: number): number {
-  return BLOCKS_F64 + (slot * HISTS + h) * STRIDE;
+  return H_BLOCKS_F64 + (slot * HISTS + h) * STRIDE;
 }
 
 /** Index of the bucket `v` falls in: the first bound >= v, or bounds.length for +Inf. */
@@ -75,10 +58,11 @@ export class HistogramWriter {
 
   /** True when recording is on (checked once a batch). */
   refresh(): boolean {
-    const gen = Atomics.load(this.i32, 0);
+    // GEN (acquire) before NBOUNDS and the bounds: enableRecording() writes them before it bumps GEN.
+    const gen = Atomics.load(this.i32, H_GEN);
     if (gen !== this.gen) {
       this.gen = gen;
-      this.n = Atomics.load(this.i32, 1);
+      this.n = Atomics.load(this.i32, H_NBOUNDS);
       for (let i = 0; i < this.n; i++) this.bounds[i] = this.f64[1 + i]!;
     }
     return gen !== 0;
@@ -90,8 +74,8 @@ export function enableRecording(sab: SharedArrayBuffer, bounds: readonly number[
   const i32 = new Int32Array(sab, 0, 2);
   const f64 = new Float64Array(sab);
   for (let i = 0; i < bounds.length; i++) f64[1 + i] = bounds[i]!;
-  Atomics.store(i32, 1, bounds.length);
-  Atomics.add(i32, 0, 1);
+  Atomics.store(i32, H_NBOUNDS, bounds.length);
+  Atomics.add(i32, H_GEN, 1); // release: the bounds and NBOUNDS above are visible to a writer that sees the new GEN
 }
 
 export interface HistogramSnapshot {

@@ -1,6 +1,9 @@
 /**
- * The memory layout of one mailbox ring. Thread-neutral: imported by the
- * dispatcher (main thread) and by the consumer loops (worker threads).
+ * Every layout of shared memory: one mailbox ring (below), its key table,
+ * the metrics buffer and the journal's stats words (at the end).
+ * Thread-neutral: imported by the dispatcher (main thread), the consumer
+ * loops and the journal thread. A consumer slot's words are read and written
+ * through SlotView (slot.ts), which says who writes each and in what order.
  *
  * One SharedArrayBuffer holds four regions:
  *
@@ -196,21 +199,34 @@ export const S_INFLIGHT = 6;
 export const S_KEY_ACK = 7;
 export const S_KEY_ACK_SEQ = 14;
 export const S_KEY_ACK_UNIT = 15;
-/** The last ring reservation of a worker thread's producers (see holes.ts). */
+/**
+ * The last ring reservation of a worker thread's producers (see holes.ts):
+ * the RESV words from S_RESV_TAG, each at its MARK_* offset (a Ring's
+ * markIn() is given the index of the first one).
+ */
 export const S_RESV_TAG = 16;
-export const S_RESV_HEAD = 17;
-export const S_RESV_NEED = 18;
-export const S_RESV_KEY = 19;
-export const S_RESV_SEQ = 20;
+export const MARK_TAG = 0;
+export const MARK_HEAD = 1;
+export const MARK_NEED = 2;
+export const MARK_KEY = 3;
+export const MARK_SEQ = 4;
+export const S_RESV_HEAD = S_RESV_TAG + MARK_HEAD;
+export const S_RESV_NEED = S_RESV_TAG + MARK_NEED;
+export const S_RESV_KEY = S_RESV_TAG + MARK_KEY;
+export const S_RESV_SEQ = S_RESV_TAG + MARK_SEQ;
 /** S_RESV_KEY of a batch send: reserved, its records' headers not all written yet (no seq taken). */
 export const RESV_BATCH = -1;
 /** S_RESV_KEY of a batch send whose headers are all written: a keyed record's seq is in its header once FLAG_KEYED is. */
 export const RESV_BATCH_LAID = -2;
-/** A hand-off push under way (see holes.ts). */
+/** A hand-off push under way (see holes.ts): the HO words from S_HO_UNIT, each at its HO_* offset. */
 export const S_HO_UNIT = 21;
-export const S_HO_OWNER = 22;
-export const S_HO_INC = 23;
-export const S_HO_POS = 24;
+export const HO_UNIT = 0;
+export const HO_OWNER = 1;
+export const HO_INC = 2;
+export const HO_POS = 3;
+export const S_HO_OWNER = S_HO_UNIT + HO_OWNER;
+export const S_HO_INC = S_HO_UNIT + HO_INC;
+export const S_HO_POS = S_HO_UNIT + HO_POS;
 /** S_RESV_TAG of a delayed send between taking its seq (or its enqueued count) and its post. */
 export const DELAYED_TAG = 1 << 20;
 /** The tag of a mailbox's ring (reply = false) or reply ring, by the mailbox's index in the runtime. */
@@ -343,3 +359,35 @@ export function regions(capacityBytes: number): { stateOff: number; dataOff: num
   const dataOff = (stateOff + units + 63) & ~63;
   return { stateOff, dataOff, total: dataOff + capacityBytes };
 }
+
+// ---- metrics buffer (one SharedArrayBuffer per mailbox, apart from the ring; histogram.ts) ----
+/**
+ * ```
+ *  i32 word 0  GEN       0 = recording off; bumped (release) after the bounds are (re)set
+ *  i32 word 1  NBOUNDS   finite bucket bounds in use (<= MAX_BOUNDS)
+ *  f64 1 .. MAX_BOUNDS   bounds, seconds, ascending
+ *  f64 H_BLOCKS_F64 + (slot * HISTS + h) * STRIDE, written by the loop in that slot only:
+ *        [0 .. NBOUNDS]  per-bucket counts (not cumulative; the last is +Inf)
+ *        [NBOUNDS + 1]   sum of observed values
+ *        [NBOUNDS + 2]   count
+ * ```
+ */
+export const H_GEN = 0;
+export const H_NBOUNDS = 1;
+export const MAX_BOUNDS = 64;
+export const HISTS = 3;
+export const H_QUEUE_WAIT = 0;
+export const H_PROCESSING = 1;
+export const H_END_TO_END = 2;
+export const STRIDE = MAX_BOUNDS + 3;
+export const H_BLOCKS_F64 = 1 + MAX_BOUNDS;
+
+// ---- journal stats (a small Float64 SharedArrayBuffer per durable mailbox) ----
+/** Written by the journal thread only, plain (estimates for stats(): a read a batch late is fine); read by stats() on the main thread. */
+export const J_SEGMENTS = 0;
+export const J_BYTES = 1;
+export const J_FSYNCS = 2;
+export const J_LAST_FSYNC_MS = 3;
+export const J_RECOVERED = 4;
+export const J_COMPACTIONS = 5;
+export const J_STATS_WORDS = 8;

@@ -175,6 +175,7 @@ export class Producer {
 
   /** An actor mailbox takes no message without a key: RINGPOOL_KEY_REQUIRED. */
   private checkKeyless(): void {
+    // Plain: set once, after the start() probe; a send that reads it a moment late still reaches the actor, whose loop fails it with KEY_REQUIRED.
     if (this.ring.i32[ACTOR_WORD] === 1) {
       throw new RingpoolError(ErrorCodes.KEY_REQUIRED, `mailbox '${this.mailbox}' runs an actor: send with { key }`, { mailbox: this.mailbox, option: 'key' });
     }
@@ -187,6 +188,8 @@ export class Producer {
       ring.countRejected('closed');
       throw new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.mailbox}' is closed to new messages`, { mailbox: this.mailbox });
     }
+    // Plain: a fast refusal only. A send that reads it a moment late is one of those already racing the failure: its record is
+    // never journaled, so no consumer claims it and its sendAsync is not resolved as durable (journal/index.ts).
     if (ring.journaled && ring.i32[JOURNAL_FAILED] !== 0) {
       ring.countRejected('closed');
       throw journalStopped(ring.i32[JOURNAL_FAILED] === JOURNAL_CLOSED, this.mailbox, 'it takes no more messages');

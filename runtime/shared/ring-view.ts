@@ -40,8 +40,6 @@ import {
   R_PAYLOAD_BYTES,
   R_UNITS,
   SLEEPERS,
-  SLOTS_OFF,
-  SLOT_WORDS,
   TAIL,
   UNIT_SHIFT,
   VERSION_WORD,
@@ -50,6 +48,7 @@ import {
   regions,
   type RejectReason,
 } from './layout.js';
+import { SlotView } from './slot.js';
 
 export interface RingInit {
   /** Data region size in bytes; a power of two. */
@@ -89,6 +88,7 @@ export class RingView {
     // would land on a send() in the middle of a burst.
     for (let w = 0; w < i32.length; w += 1024) i32[w] = 0;
     const c = (init.initialCursor ?? 0) | 0;
+    // Plain writes: no other thread has the buffer yet (postMessage of it to a thread orders them before).
     i32[HEAD] = c;
     i32[READ] = c;
     i32[TAIL] = c;
@@ -108,6 +108,7 @@ export class RingView {
   constructor(sab: SharedArrayBuffer) {
     this.sab = sab;
     this.i32 = new Int32Array(sab);
+    // Plain reads of words written once at allocation, before the buffer reached this thread.
     if (this.i32[MAGIC_WORD] !== MAGIC || this.i32[VERSION_WORD] !== LAYOUT_VERSION) {
       throw new TypeError('not a ringpool ring (bad magic or layout version)');
     }
@@ -199,13 +200,11 @@ export class RingView {
     const t = Atomics.load(this.i32, TAIL);
     return (Atomics.load(this.i32, HEAD) - t) >>> 0;
   }
-  /** Int32 index of word `w` of consumer slot `c`. */
-  slotWord(c: number, w: number): number {
-    return (SLOTS_OFF >> 2) + c * SLOT_WORDS + w;
-  }
-  /** Float64 index of f64 word `w` of consumer slot `c`. */
-  slotF64(c: number, w: number): number {
-    return ((SLOTS_OFF >> 2) + c * SLOT_WORDS) / 2 + w;
+  private slotViews: SlotView[] | null = null;
+  /** Consumer slot `c`'s words (slot.ts); one view per slot, made on first use. */
+  slot(c: number): SlotView {
+    const views = (this.slotViews ??= []);
+    return (views[c] ??= new SlotView(this.i32, this.f64, c));
   }
 
   // ---------------------------------------------------------------- ids

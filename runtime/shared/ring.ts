@@ -80,11 +80,11 @@ import {
   DELAYED_TAG,
   RESV_BATCH,
   RESV_BATCH_LAID,
-  S_RESV_HEAD,
-  S_RESV_KEY,
-  S_RESV_NEED,
-  S_RESV_SEQ,
-  S_RESV_TAG,
+  MARK_HEAD,
+  MARK_KEY,
+  MARK_NEED,
+  MARK_SEQ,
+  MARK_TAG,
   recordUnits,
 } from './layout.js';
 import { writeUtf8 } from './codec.js';
@@ -134,7 +134,11 @@ export class Ring extends RingView {
     this.claimLimit = this.journaled ? JOURNALED : HEAD;
   }
 
-  /** Write this thread's reservations down in the words of its slot from `at` (the S_RESV_* words), as ring `tag`. */
+  /**
+   * Write this thread's reservations down in the words of its slot from `at`
+   * (SlotView.markWord; each word at its MARK_* offset), as ring `tag`. Plain
+   * writes: the dispatcher reads them only after this thread is gone (holes.ts).
+   */
   markIn(i32: Int32Array, at: number, tag: number): void {
     this.mark = i32;
     this.markAt = at;
@@ -146,19 +150,19 @@ export class Ring extends RingView {
     const m = this.mark;
     if (m === null) return;
     const b = this.markAt;
-    m[b + S_RESV_KEY - S_RESV_TAG] = keySlot + 1;
-    m[b + S_RESV_SEQ - S_RESV_TAG] = seq;
-    m[b] = DELAYED_TAG | this.markTag;
+    m[b + MARK_KEY] = keySlot + 1;
+    m[b + MARK_SEQ] = seq;
+    m[b + MARK_TAG] = DELAYED_TAG | this.markTag;
   }
 
   /** A batch's headers are all written (batch.ts): from now on its keyed records' seqs are in their headers. */
   markLaid(): void {
-    if (this.mark !== null) this.mark[this.markAt + S_RESV_KEY - S_RESV_TAG] = RESV_BATCH_LAID;
+    if (this.mark !== null) this.mark[this.markAt + MARK_KEY] = RESV_BATCH_LAID;
   }
 
   /** The delayed send was handed over. */
   unmark(): void {
-    if (this.mark !== null) this.mark[this.markAt] = 0;
+    if (this.mark !== null) this.mark[this.markAt + MARK_TAG] = 0;
   }
 
   // ---------------------------------------------------------------- producer
@@ -183,6 +187,7 @@ export class Ring extends RingView {
       const at = h & this.indexMask;
       const toEnd = cap - at;
       const need = units <= toEnd ? units : toEnd + units;
+      // Plain: an estimate of units held outside the ring (backpressure); the HEAD CAS below is what orders the reservation.
       const held = this.countHeld ? i32[HELD_UNITS_WORD]! : 0;
       if (((h - t) >>> 0) + need + held > cap) {
         if (!fresh) {
@@ -204,11 +209,11 @@ export class Ring extends RingView {
       if (m !== null) {
         // Written before the CAS: a thread that dies after it leaves its hole described (holes.ts).
         const b = this.markAt;
-        m[b + S_RESV_KEY - S_RESV_TAG] = batch > 0 ? RESV_BATCH : 0;
-        m[b + S_RESV_SEQ - S_RESV_TAG] = batch;
-        m[b + S_RESV_HEAD - S_RESV_TAG] = h;
-        m[b + S_RESV_NEED - S_RESV_TAG] = need;
-        m[b] = this.markTag;
+        m[b + MARK_KEY] = batch > 0 ? RESV_BATCH : 0;
+        m[b + MARK_SEQ] = batch;
+        m[b + MARK_HEAD] = h;
+        m[b + MARK_NEED] = need;
+        m[b + MARK_TAG] = this.markTag;
       }
       if (Atomics.compareExchange(i32, HEAD, h, (h + need) | 0) === h) {
         this.lastEnd = (h + need) | 0;
@@ -295,8 +300,8 @@ export class Ring extends RingView {
       const m = this.mark;
       if (m !== null && keySeq === null) {
         // The seq is taken: a thread that dies before publishing leaves a hole in its key's order too.
-        m[this.markAt + S_RESV_SEQ - S_RESV_TAG] = seq;
-        m[this.markAt + S_RESV_KEY - S_RESV_TAG] = keySlot + 1;
+        m[this.markAt + MARK_SEQ] = seq;
+        m[this.markAt + MARK_KEY] = keySlot + 1;
       }
       const w = (this.dataOff >> 2) + (unit << 2);
       this.i32[w + R_KEY_SEQ] = seq;

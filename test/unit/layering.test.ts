@@ -30,6 +30,19 @@ function importsOf(source: string): string[] {
   return out;
 }
 
+/** The relative imports among `files`: file -> the files it imports. */
+function importGraph(files: string[]): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const f of files) {
+    const deps = importsOf(readFileSync(f, 'utf8'))
+      .filter((s) => s.startsWith('.'))
+      .map((s) => resolve(dirname(f), s.replace(/\.js$/, '.ts')))
+      .filter((d) => files.includes(d));
+    graph.set(f, deps);
+  }
+  return graph;
+}
+
 const IMPLEMENTATIONS = [/(^|\/)store\/journal\//, /(^|\/)source\/redis\//];
 
 describe('layering: the core knows the store and the source by their seams', () => {
@@ -59,16 +72,18 @@ describe('layering: the core knows the store and the source by their seams', () 
   });
 
   it('runtime/ has no import cycle outside source/redis/ (the mailbox\'s parts call down; signals go up as callbacks)', () => {
-    const files = filesUnder(join(root, 'runtime')).filter((f) => !/runtime\/source\/redis\//.test(f));
-    const graph = new Map<string, string[]>();
-    for (const f of files) {
-      const deps = importsOf(readFileSync(f, 'utf8'))
-        .filter((s) => s.startsWith('.'))
-        .map((s) => resolve(dirname(f), s.replace(/\.js$/, '.ts')))
-        .filter((d) => files.includes(d));
-      graph.set(f, deps);
-    }
+    const graph = importGraph(filesUnder(join(root, 'runtime')).filter((f) => !/runtime\/source\/redis\//.test(f)));
     expect(cyclesOf(graph).map((c) => c.map((f) => relative(root, f)).join(' -> '))).toEqual([]);
+  });
+
+  it('workers/ has no import cycle, and no part of workers/loop/ imports the loop (each is given what it uses)', () => {
+    const files = filesUnder(join(root, 'workers'));
+    expect(files.filter((f) => f.includes('workers/loop/')).length).toBeGreaterThan(8);
+    const graph = importGraph(files);
+    expect(cyclesOf(graph).map((c) => c.map((f) => relative(root, f)).join(' -> '))).toEqual([]);
+    const loop = join(root, 'workers/loop/loop.ts');
+    const takers = [...graph].filter(([, deps]) => deps.includes(loop)).map(([f]) => relative(root, f));
+    expect(takers).toEqual(['workers/loop/index.ts']);
   });
 
   it('finds a cycle when there is one', () => {

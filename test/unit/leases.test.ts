@@ -2,7 +2,7 @@
 // words written as its loop would (the running unit, its start time), a fake clock and recording fakes.
 import { describe, expect, it } from 'vitest';
 import { codecOf } from '../../dist/runtime/shared/codec.js';
-import { allocateKeyTable, GUARD_FREE, GUARD_KILLED, GUARD_SENDING, S_CUR_UNIT, S_F64_CUR_START, S_GUARD, S_INFLIGHT, S_STATUS, SLOT_REVOKED, SLOT_RUNNING, ST_CLAIMED, ST_TAKEN } from '../../dist/runtime/shared/layout.js';
+import { allocateKeyTable, GUARD_FREE, GUARD_KILLED, GUARD_SENDING, SLOT_REVOKED, SLOT_RUNNING, ST_CLAIMED, ST_TAKEN } from '../../dist/runtime/shared/layout.js';
 import { Producer } from '../../dist/runtime/shared/producer.js';
 import { Ring } from '../../dist/runtime/shared/ring.js';
 import { HeldMessage } from '../../dist/runtime/held.js';
@@ -14,11 +14,10 @@ function rig(inFlight = 1) {
   const out = new Int32Array(4);
   expect(ring.claim(0, 4, out)).toBe(1);
   const unit = out[0]!;
-  const i32 = ring.i32;
-  Atomics.store(i32, ring.slotWord(0, S_STATUS), SLOT_RUNNING);
-  Atomics.store(i32, ring.slotWord(0, S_CUR_UNIT), unit);
-  Atomics.store(i32, ring.slotWord(0, S_INFLIGHT), inFlight);
-  ring.f64[ring.slotF64(0, S_F64_CUR_START)] = 10_000;
+  const slot = ring.slot(0);
+  slot.setStatus(SLOT_RUNNING);
+  slot.running(unit, 10_000);
+  slot.setInflight(inFlight);
   const loop = { slot: 0, state: 'running', threadId: 7, revokedUnit: -1, revokedSeveral: false };
   const log: string[] = [];
   const tally = { handlerTimeouts: 0, redelivered: 0 };
@@ -54,9 +53,8 @@ describe('the lease watchdog (no threads, fake clock)', () => {
     expect(r.log).toEqual(['timeout event 500 7', 'fail LeaseExpired timeout', 'terminate']);
     expect(r.tally).toEqual({ handlerTimeouts: 1, redelivered: 1 });
     expect(r.loop).toMatchObject({ state: 'revoked', revokedUnit: r.unit, revokedSeveral: false });
-    const i32 = r.ring.i32;
-    expect(Atomics.load(i32, r.ring.slotWord(0, S_GUARD))).toBe(GUARD_KILLED);
-    expect(Atomics.load(i32, r.ring.slotWord(0, S_STATUS))).toBe(SLOT_REVOKED);
+    expect(r.ring.slot(0).guard()).toBe(GUARD_KILLED);
+    expect(r.ring.slot(0).status()).toBe(SLOT_REVOKED);
     // A revoked loop is not looked at again.
     r.leases.watch(20_000);
     expect(r.tally.handlerTimeouts).toBe(1);
@@ -64,11 +62,11 @@ describe('the lease watchdog (no threads, fake clock)', () => {
 
   it('never inside a ctx.send() (the send guard held): it waits for the next tick', () => {
     const r = rig();
-    Atomics.store(r.ring.i32, r.ring.slotWord(0, S_GUARD), GUARD_SENDING);
+    r.ring.slot(0).setGuard(GUARD_SENDING);
     r.leases.watch(11_000);
     expect(r.log).toEqual([]);
     expect(Atomics.load(r.ring.state, r.unit)).toBe(ST_CLAIMED + 0);
-    Atomics.store(r.ring.i32, r.ring.slotWord(0, S_GUARD), GUARD_FREE);
+    r.ring.slot(0).setGuard(GUARD_FREE);
     r.leases.watch(11_000);
     expect(r.tally.handlerTimeouts).toBe(1);
   });
@@ -78,8 +76,8 @@ describe('the lease watchdog (no threads, fake clock)', () => {
     r.ring.ack(0, r.unit);
     r.leases.watch(11_000);
     expect(r.log).toEqual([]);
-    expect(Atomics.load(r.ring.i32, r.ring.slotWord(0, S_STATUS))).toBe(SLOT_RUNNING);
-    expect(Atomics.load(r.ring.i32, r.ring.slotWord(0, S_GUARD))).toBe(GUARD_FREE);
+    expect(r.ring.slot(0).status()).toBe(SLOT_RUNNING);
+    expect(r.ring.slot(0).guard()).toBe(GUARD_FREE);
   });
 
   it('several handlers ran on the thread: none is charged, the message goes back flagged to run alone', () => {

@@ -9,7 +9,6 @@ import { ErrorCodes } from '../../runtime/shared/errors.js';
 import { FLAG_CALL, KEY_WORDS, K_STATES } from '../../runtime/shared/layout.js';
 import type { MessageContext } from '../context.js';
 import { UnrecoverableError } from '../unrecoverable.js';
-import type { ConsumerLoop } from './loop.js';
 
 /** One key's actor state in this thread. */
 interface StateEntry {
@@ -32,14 +31,18 @@ export class ActorStates {
   private released = false;
 
   constructor(
-    private readonly loop: ConsumerLoop,
     private readonly def: ActorDefinition,
+    private readonly mailbox: string,
+    /** The mailbox's key table: live states are counted in each key's STATES word. */
+    private readonly keys: Int32Array,
+    /** How long a retiring loop waits for passivate hooks. */
+    private readonly leaseMs: number,
   ) {}
 
   /** Run one message of `ctx.key` against its state (made first if the key has none here). */
   invoke(payload: unknown, flags: number, ctx: MessageContext, keySlot: number): unknown {
     const def = this.def;
-    const mailbox = this.loop.mailbox;
+    const mailbox = this.mailbox;
     const key = ctx.key;
     if (key === undefined || keySlot < 0) {
       throw Object.assign(new UnrecoverableError(`mailbox '${mailbox}' runs an actor: send with { key } (${ErrorCodes.KEY_REQUIRED})`), {
@@ -71,7 +74,7 @@ export class ActorStates {
     const e: StateEntry = { state, keySlot, lastUsed: performance.now(), busy: 0 };
     this.states.set(key, e);
     // Counted in the key table: the dispatcher moves a key entry to another thread only when no state of it lives here.
-    Atomics.add(this.loop.keys, keySlot * KEY_WORDS + K_STATES, 1);
+    Atomics.add(this.keys, keySlot * KEY_WORDS + K_STATES, 1);
     this.armSweep();
     return e;
   }
@@ -128,10 +131,10 @@ export class ActorStates {
         const hook = this.def.passivate;
         if (hook !== undefined) await hook(e.state, key);
       } catch (err) {
-        process.emitWarning(`ringpool: passivate() of key ${JSON.stringify(key)} in mailbox '${this.loop.mailbox}' threw: ${(err as Error)?.message ?? err}`);
+        process.emitWarning(`ringpool: passivate() of key ${JSON.stringify(key)} in mailbox '${this.mailbox}' threw: ${(err as Error)?.message ?? err}`);
       } finally {
         if (this.passivating.get(key) === done) this.passivating.delete(key);
-        if (!this.released) Atomics.sub(this.loop.keys, e.keySlot * KEY_WORDS + K_STATES, 1);
+        if (!this.released) Atomics.sub(this.keys, e.keySlot * KEY_WORDS + K_STATES, 1);
         finish();
       }
     })();
@@ -144,7 +147,7 @@ export class ActorStates {
    * keys from moving to the threads left (they are told so in a warning).
    */
   async passivateAll(): Promise<void> {
-    const leaseMs = this.loop.leaseMs;
+    const leaseMs = this.leaseMs;
     for (const [key, e] of [...this.states]) void this.passivate(key, e);
     const all = Promise.all([...this.passivating.values()]);
     let timer: NodeJS.Timeout | undefined;
@@ -152,7 +155,7 @@ export class ActorStates {
     clearTimeout(timer);
     if (late) {
       process.emitWarning(
-        `ringpool: ${this.passivating.size} passivate() hook(s) in mailbox '${this.loop.mailbox}' still running after leaseMs (${leaseMs} ms); their keys move on without them`,
+        `ringpool: ${this.passivating.size} passivate() hook(s) in mailbox '${this.mailbox}' still running after leaseMs (${leaseMs} ms); their keys move on without them`,
       );
     }
     this.released = true;

@@ -4,11 +4,16 @@
  * one still running so the watchdog still sees a hung handler.
  */
 import { FLAG_ASK, FLAG_KEYED, FLAG_SUSPECT, SLOT_REVOKED } from '../../runtime/shared/layout.js';
-import { H_END_TO_END, H_PROCESSING, H_QUEUE_WAIT, blockOffset, observe } from '../../runtime/shared/histogram.js';
-import { isThenable } from './actors.js';
-import { park, sleep, yieldToLoop, YIELD_EVERY_MS } from './park.js';
-import type { ConsumerLoop } from './loop.js';
+import { H_END_TO_END, H_PROCESSING, H_QUEUE_WAIT, blockOffset, observe, type HistogramWriter } from '../../runtime/shared/histogram.js';
+import type { Ring } from '../../runtime/shared/ring.js';
+import type { SlotView } from '../../runtime/shared/slot.js';
 import type { MessageContext } from '../context.js';
+import { isThenable } from './actors.js';
+import type { KeyRouter } from './handoff.js';
+import type { Invoker } from './invoke.js';
+import type { Outbound } from './outbound.js';
+import { sleep, type Pace, type Parker } from './park.js';
+import type { LoopTally } from './tally.js';
 
 const origin = performance.timeOrigin;
 
@@ -22,6 +27,21 @@ interface Running {
   ctx: MessageContext | null;
 }
 
+/** What the concurrent mode is given: the loop's parts, none of them the loop. */
+export interface ConcurrentDeps {
+  ring: Ring;
+  slot: SlotView;
+  router: KeyRouter;
+  invoker: Invoker;
+  out: Outbound;
+  tally: LoopTally;
+  hw: HistogramWriter;
+  pace: Pace;
+  parker: Parker;
+  /** Whether the loop still runs (a handler finishing after a stop reclaims nothing). */
+  running: () => boolean;
+}
+
 export class Concurrent {
   /** Handlers running now (also in the slot's INFLIGHT word: whom a crash can be blamed on). */
   inflight = 0;
@@ -33,15 +53,15 @@ export class Concurrent {
   private completed: Promise<void> | null = null;
   private finishedCount = 0;
 
-  constructor(private readonly loop: ConsumerLoop) {}
+  constructor(private readonly d: ConcurrentDeps) {}
 
   /**
    * One step: start handlers while fewer than `conc` run, else wait for one
    * to finish. Returns true when the loop must end now (revoked).
    */
   async step(conc: number, out: Int32Array): Promise<boolean> {
-    const loop = this.loop;
-    const router = loop.router;
+    const d = this.d;
+    const router = d.router;
     if (this.revoked) return true;
     const room = conc - this.inflight;
     if (room <= 0) {
@@ -50,10 +70,7 @@ export class Concurrent {
     }
     const n = router.take(out, Math.min(room, out.length));
     if (n === 0 && router.took) {
-      if (performance.now() - loop.lastYield > YIELD_EVERY_MS) {
-        await yieldToLoop();
-        loop.lastYield = performance.now();
-      }
+      await d.pace.yieldIfDue();
       return this.revoked;
     }
     if (n === 0 && router.stalledN > 0) {
@@ -65,15 +82,15 @@ export class Concurrent {
         // Handlers are waiting on I/O: look again when one finishes, or in 2 ms.
         await Promise.race([this.completion(), new Promise((r) => setTimeout(r, 2))]);
       } else {
-        await park(loop);
+        await d.parker.park();
       }
       return this.revoked;
     }
     const claimedAt = performance.now();
-    const record = loop.hw!.refresh();
+    const record = d.hw.refresh();
     for (let i = 0; i < n; i++) {
       const unit = out[i]!;
-      if ((loop.ring.flags(unit) & FLAG_SUSPECT) !== 0) {
+      if ((d.ring.flags(unit) & FLAG_SUSPECT) !== 0) {
         // Back from a crash while several handlers ran: run it alone, so if
         // it is the one that kills the thread, the blame lands on it.
         while (this.inflight > 0) await this.completion();
@@ -90,20 +107,17 @@ export class Concurrent {
       if (this.revoked) return true;
     }
     // Sync handlers finish inside startOne: give the event loop (comlink, timers) its turn.
-    if (performance.now() - loop.lastYield > YIELD_EVERY_MS) {
-      await yieldToLoop();
-      loop.lastYield = performance.now();
-    }
+    await d.pace.yieldIfDue();
     return this.revoked;
   }
 
   /** Start one handler; true when it returned a promise (it finishes, and acks, in a reaction). */
   private startOne(unit: number, claimedAt: number, record: boolean): boolean {
-    const loop = this.loop;
-    const { ring, c } = loop;
+    const d = this.d;
+    const { ring, slot } = d;
     const flags = ring.flags(unit);
-    if (!loop.router.isTurn(unit, flags)) {
-      loop.router.defer(unit);
+    if (!d.router.isTurn(unit, flags)) {
+      d.router.defer(unit);
       return false;
     }
     const started = performance.now();
@@ -111,15 +125,14 @@ export class Concurrent {
     this.running.push(entry);
     if (this.running.length - this.runningHead === 1) this.setLease(entry);
     const sentAt = record ? ring.sentAt(unit) : 0;
-    const hw = loop.hw!;
-    if (record) observe(hw.f64, blockOffset(c, H_QUEUE_WAIT), hw.bounds, hw.n, Math.max(0, (claimedAt - (ring.readyAt(unit) - origin)) / 1000));
+    const hw = d.hw;
+    if (record) observe(hw.f64, blockOffset(slot.c, H_QUEUE_WAIT), hw.bounds, hw.n, Math.max(0, (claimedAt - (ring.readyAt(unit) - origin)) / 1000));
     this.inflight++;
-    Atomics.store(loop.i32, loop.wInflight, this.inflight);
+    slot.setInflight(this.inflight);
     let result: unknown;
     try {
-      loop.lastCtx = null;
-      result = loop.invoke(unit, flags, started, entry.keySlot);
-      entry.ctx = loop.lastCtx as MessageContext | null; // set by invoke()
+      const ctx = (entry.ctx = d.invoker.context(unit, started));
+      result = d.invoker.invoke(unit, flags, ctx, entry.keySlot);
     } catch (err) {
       this.finishOne(entry, sentAt, record, true, err, undefined);
       return false;
@@ -137,14 +150,14 @@ export class Concurrent {
   }
 
   private finishOne(entry: Running, sentAt: number, record: boolean, threw: boolean, err: unknown, value: unknown): void {
-    const loop = this.loop;
-    const { ring, i32, c } = loop;
+    const d = this.d;
+    const { ring, slot } = d;
     const t = performance.now();
     let dropped = false;
     if (!threw && (entry.flags & FLAG_ASK) !== 0) {
       try {
         // False: this thread is being terminated; the record runs again elsewhere and that run replies.
-        dropped = !loop.out.reply(entry.unit, value);
+        dropped = !d.out.reply(ring.id(entry.unit), value);
         if (dropped) this.revoked = true;
       } catch (e) {
         threw = true;
@@ -154,7 +167,7 @@ export class Concurrent {
     // Chained work: this handler's ctx.send() to a durable mailbox is on disk before its message counts as acked.
     const marks = entry.ctx?.marks ?? null;
     if (!dropped && !threw && marks !== null) {
-      const e = loop.out.awaitDurable(marks);
+      const e = d.out.awaitDurable(marks);
       if (e !== undefined) {
         threw = true;
         err = e;
@@ -163,19 +176,19 @@ export class Concurrent {
     if (dropped) {
       // leave the record to the dispatcher
     } else if (!threw) {
-      if (loop.router.ack(entry.unit, entry.keySlot)) loop.countAck();
-      else if (Atomics.load(i32, loop.wStatus) === SLOT_REVOKED) this.revoked = true;
+      if (d.router.ack(entry.unit, entry.keySlot)) d.tally.countAck();
+      else if (slot.status() === SLOT_REVOKED) this.revoked = true;
     } else {
-      loop.nack(entry.unit, err);
+      d.tally.nack(entry.unit, err);
     }
     if (record) {
-      const hw = loop.hw!;
-      observe(hw.f64, blockOffset(c, H_PROCESSING), hw.bounds, hw.n, (t - entry.started) / 1000);
-      if (!threw) observe(hw.f64, blockOffset(c, H_END_TO_END), hw.bounds, hw.n, Math.max(0, (origin + t - sentAt) / 1000));
+      const hw = d.hw;
+      observe(hw.f64, blockOffset(slot.c, H_PROCESSING), hw.bounds, hw.n, (t - entry.started) / 1000);
+      if (!threw) observe(hw.f64, blockOffset(slot.c, H_END_TO_END), hw.bounds, hw.n, Math.max(0, (origin + t - sentAt) / 1000));
     }
-    loop.observeHandler(t - entry.started);
+    d.tally.observeHandler(t - entry.started);
     this.inflight--;
-    Atomics.store(i32, loop.wInflight, this.inflight);
+    slot.setInflight(this.inflight);
     entry.done = true;
     // Free ring space as records finish, not only when the thread runs dry.
     if ((++this.finishedCount & 15) === 0 && !this.revoked) ring.reclaim();
@@ -185,8 +198,8 @@ export class Concurrent {
     if (this.runningHead === q.length) {
       q.length = 0;
       this.runningHead = 0;
-      Atomics.store(i32, loop.wCurUnit, -1);
-      if (!this.revoked && loop.running()) ring.reclaim();
+      slot.clearCurrent();
+      if (!this.revoked && d.running()) ring.reclaim();
     } else {
       this.setLease(q[this.runningHead]!);
       if (this.runningHead > 64) {
@@ -203,9 +216,7 @@ export class Concurrent {
   }
 
   private setLease(entry: Running): void {
-    const loop = this.loop;
-    loop.f64[loop.fCurStart] = origin + entry.started;
-    Atomics.store(loop.i32, loop.wCurUnit, entry.unit);
+    this.d.slot.running(entry.unit, origin + entry.started);
   }
 
   /** Resolves when the next running handler finishes (one promise shared by every waiter). */

@@ -4,11 +4,13 @@
  * hand-off queues), only when its key's turn has come, and its ack passes
  * the turn on. The dispatcher's side is runtime/mailbox/keyed.ts.
  */
-import { FLAG_KEYED, KEY_WORDS, K_DONE, K_OWNER, K_WAITING, S_INCARNATION, S_STATUS, SLOT_RUNNING, ST_CLAIMED } from '../../runtime/shared/layout.js';
+import { FLAG_KEYED, HO_POS, KEY_WORDS, K_DONE, K_OWNER, K_WAITING, SLOT_RUNNING, ST_CLAIMED } from '../../runtime/shared/layout.js';
 import { handoffPop, handoffPush, handoffReady } from '../../runtime/shared/handoff.js';
 import { acquireGuard, releaseGuard } from '../../runtime/shared/guard.js';
 import { faultHook } from '../../runtime/shared/faults.js';
-import type { ConsumerLoop } from './loop.js';
+import type { Ring } from '../../runtime/shared/ring.js';
+import type { SlotView } from '../../runtime/shared/slot.js';
+import type { Post } from './tally.js';
 
 export class KeyRouter {
   /** Claims from the ring go here first, then to `out` or to their keys' owners. */
@@ -21,7 +23,19 @@ export class KeyRouter {
   /** This take() handed something over: wake parked threads once, at its end. */
   private handedOff = false;
 
-  constructor(private readonly loop: ConsumerLoop) {}
+  private readonly c: number;
+
+  constructor(
+    private readonly ring: Ring,
+    /** The mailbox's key table and hand-off queues. */
+    private readonly keys: Int32Array,
+    /** This loop's slot. */
+    private readonly slot: SlotView,
+    private readonly post: Post,
+    private readonly incarnation: number,
+  ) {
+    this.c = slot.c;
+  }
 
   /** Size the buffers for claims of up to `maxBatch` records. */
   size(maxBatch: number): void {
@@ -35,7 +49,7 @@ export class KeyRouter {
    * record owned by another thread goes to that thread instead. Sets `took`.
    */
   take(out: Int32Array, max: number): number {
-    const { ring, keys, c } = this.loop;
+    const { ring, keys, c } = this;
     let m = handoffReady(keys, c) ? this.popHandoff(out, 0, max) : 0;
     this.took = m > 0;
     if (this.stalledN > 0) m = this.retryStalled(out, m, max);
@@ -61,14 +75,14 @@ export class KeyRouter {
   private endTake(m: number): number {
     if (this.handedOff) {
       this.handedOff = false;
-      this.loop.ring.wakeAllIfSleeping();
+      this.ring.wakeAllIfSleeping();
     }
     return m;
   }
 
   /** Push again what did not fit in an owner's queue (or run it, if the key is ours now). */
   private retryStalled(out: Int32Array, m: number, max: number): number {
-    const { ring, keys, c } = this.loop;
+    const { ring, keys, c } = this;
     const stalled = this.stalled;
     const mine = ST_CLAIMED + c;
     let k = 0;
@@ -92,7 +106,7 @@ export class KeyRouter {
   /** Pop this slot's hand-off queue into `out` from `at`; entries whose record is no longer claimed by this slot are stale and dropped. */
   popHandoff(out: Int32Array, at: number, max: number): number {
     if (max <= 0) return 0;
-    const { ring, keys, c } = this.loop;
+    const { ring, keys, c } = this;
     const got = handoffPop(keys, c, out, at, max);
     const mine = ST_CLAIMED + c;
     const state = ring.state;
@@ -117,41 +131,37 @@ export class KeyRouter {
    * claimed by this loop, to be pushed again.
    */
   private route(u: number, owner: number): boolean {
-    const { ring, keys, i32, c, wGuard, wHandoff } = this.loop;
+    const { ring, keys, c, slot } = this;
+    const i32 = slot.i32;
     const mine = ST_CLAIMED + c;
-    if (owner >= 0 && acquireGuard(i32, wGuard)) {
+    if (owner >= 0 && acquireGuard(i32, slot.guardWord)) {
       let full = false;
       try {
-        if (
-          Atomics.load(i32, ring.slotWord(owner, S_STATUS)) === SLOT_RUNNING &&
-          Atomics.load(keys, ring.keySlot(u) * KEY_WORDS + K_OWNER) === owner
-        ) {
+        const theirSlot = ring.slot(owner);
+        if (theirSlot.status() === SLOT_RUNNING && Atomics.load(keys, ring.keySlot(u) * KEY_WORDS + K_OWNER) === owner) {
           const theirs = ST_CLAIMED + owner;
           // Written down first: should this thread die before the entry is
           // written, the dispatcher takes the record back and voids the entry (holes.ts).
-          const ho = wHandoff;
-          i32[ho + 1] = owner;
-          i32[ho + 2] = Atomics.load(i32, ring.slotWord(owner, S_INCARNATION));
-          i32[ho + 3] = -1;
-          i32[ho] = u + 1;
+          slot.beginHandoff(u, owner, theirSlot.incarnation());
           if (Atomics.compareExchange(ring.state, u, mine, theirs) !== mine) {
-            i32[ho] = 0;
+            slot.endHandoff();
             return true; // the dispatcher took it from us
           }
           if (faultHook !== null) faultHook('handoff-claimed', owner);
-          if (handoffPush(keys, owner, u, i32, ho + 3)) {
-            i32[ho] = 0;
+          // The push writes its queue position into the HO_POS word before it writes the entry.
+          if (handoffPush(keys, owner, u, i32, slot.handoffWord + HO_POS)) {
+            slot.endHandoff();
             this.handedOff = true;
             return true;
           }
           // The owner cannot have it (no entry was written), so this cannot fail; if it ever did, the record is not ours to keep.
           const back = Atomics.compareExchange(ring.state, u, theirs, mine) === theirs;
-          i32[ho] = 0;
+          slot.endHandoff();
           if (!back) return true;
           full = true;
         }
       } finally {
-        releaseGuard(i32, wGuard);
+        releaseGuard(i32, slot.guardWord);
       }
       if (full) return false;
     }
@@ -162,14 +172,13 @@ export class KeyRouter {
   /** True unless `unit` is keyed and its key's turn has not come. */
   isTurn(unit: number, flags: number): boolean {
     if ((flags & FLAG_KEYED) === 0) return true;
-    const ring = this.loop.ring;
-    return Atomics.load(this.loop.keys, ring.keySlot(unit) * KEY_WORDS + K_DONE) === ring.keySeq(unit);
+    const ring = this.ring;
+    return Atomics.load(this.keys, ring.keySlot(unit) * KEY_WORDS + K_DONE) === ring.keySeq(unit);
   }
 
   /** Hand a keyed record whose turn has not come to the dispatcher, which holds it until it has. */
   defer(unit: number): void {
-    const loop = this.loop;
-    loop.post({ type: 'defer', consumer: loop.c, incarnation: loop.task.incarnation, unit });
+    this.post({ type: 'defer', consumer: this.c, incarnation: this.incarnation, unit });
   }
 
   /**
@@ -178,21 +187,18 @@ export class KeyRouter {
    * the turn does not leave its key stuck: the dispatcher finishes the job.
    */
   ack(unit: number, keySlot: number): boolean {
-    const loop = this.loop;
-    const { ring, i32 } = loop;
-    if (keySlot < 0) return ring.ack(loop.c, unit);
+    const { ring, slot, keys } = this;
+    if (keySlot < 0) return ring.ack(this.c, unit);
     const seq = ring.keySeq(unit);
-    Atomics.store(i32, loop.wKeyAckSeq, seq);
-    Atomics.store(i32, loop.wKeyAckUnit, unit);
-    Atomics.store(i32, loop.wKeyAck, keySlot + 1);
-    const ok = ring.ack(loop.c, unit);
+    slot.beginKeyAck(keySlot, seq, unit);
+    const ok = ring.ack(this.c, unit);
     if (ok) {
       const w = keySlot * KEY_WORDS;
-      Atomics.compareExchange(loop.keys, w + K_DONE, seq, (seq + 1) | 0);
-      Atomics.store(i32, loop.wKeyAck, 0);
-      if (Atomics.load(loop.keys, w + K_WAITING) > 0) loop.post({ type: 'key-turn', slot: keySlot });
+      Atomics.compareExchange(keys, w + K_DONE, seq, (seq + 1) | 0);
+      slot.endKeyAck();
+      if (Atomics.load(keys, w + K_WAITING) > 0) this.post({ type: 'key-turn', slot: keySlot });
     } else {
-      Atomics.store(i32, loop.wKeyAck, 0);
+      slot.endKeyAck();
     }
     return ok;
   }

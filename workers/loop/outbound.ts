@@ -2,28 +2,48 @@
  * What a handler sends from a consumer thread: ctx.send() into any
  * mailbox's ring (one producer per mailbox, its reservations written down in
  * the loop's slot for hole repair), and an ask's reply into the reply ring.
+ * It is the host of every MessageContext the loop makes.
  */
 import { ErrorCodes, RingpoolError, describeValue, journalStopped } from '../../runtime/shared/errors.js';
-import { JOURNALED, JOURNAL_CLOSED, JOURNAL_FAILED, JOURNAL_SEQ, JOURNAL_WATCHERS, S_GUARD, S_RESV_TAG, ringTag } from '../../runtime/shared/layout.js';
+import { JOURNALED, JOURNAL_CLOSED, JOURNAL_FAILED, JOURNAL_SEQ, JOURNAL_WATCHERS, ringTag } from '../../runtime/shared/layout.js';
+import type { PayloadCodec } from '../../runtime/shared/codec.js';
 import { Producer, type BatchOptions, type SendOptions } from '../../runtime/shared/producer.js';
+import type { RingRef } from '../../runtime/shared/protocol.js';
 import { Ring } from '../../runtime/shared/ring.js';
+import type { SlotView } from '../../runtime/shared/slot.js';
 import { acquireGuard, releaseGuard } from '../../runtime/shared/guard.js';
-import { DurableMarks, type MessageContext } from '../context.js';
+import { DurableMarks, type ContextHost, type MessageContext } from '../context.js';
 import { UnrecoverableError } from '../unrecoverable.js';
-import type { ConsumerLoop } from './loop.js';
+import type { Pace } from './park.js';
+import type { Post } from './tally.js';
 
-export class Outbound {
+export class Outbound implements ContextHost {
   private readonly producers = new Map<string, Producer>();
   /** The mailbox's reply ring (ask results). */
   private readonly replies: Ring;
+  /** This mailbox's codec (replies are encoded with it). */
+  private readonly codec: PayloadCodec;
   private ended = false;
 
-  constructor(private readonly loop: ConsumerLoop) {
-    const { task } = loop;
-    const boxIndex = Object.keys(task.rings).indexOf(task.mailbox); // ring tags name mailboxes by this index
-    this.replies = new Ring(task.rings[task.mailbox]!.replies);
+  constructor(
+    /** The mailbox this loop consumes. */
+    readonly mailbox: string,
+    readonly leaseMs: number,
+    /** Every mailbox of the runtime: a handler may send to any of them. */
+    private readonly rings: Readonly<Record<string, RingRef>>,
+    /** This mailbox's key table (the other mailboxes' are made on first send). */
+    private readonly keys: Int32Array,
+    /** The loop's slot: its guard, and the words its reservations are written down in. */
+    private readonly slot: SlotView,
+    private readonly codecs: ReadonlyMap<string, PayloadCodec>,
+    private readonly post: Post,
+    private readonly pace: Pace,
+  ) {
+    this.codec = codecs.get(mailbox)!;
+    const boxIndex = Object.keys(rings).indexOf(mailbox); // ring tags name mailboxes by this index
+    this.replies = new Ring(rings[mailbox]!.replies);
     // Reservations this thread makes (ctx.send, replies) are written down in its slot (holes.ts).
-    this.replies.markIn(loop.i32, loop.ring.slotWord(loop.c, S_RESV_TAG), ringTag(boxIndex, true));
+    this.replies.markIn(slot.i32, slot.markWord, ringTag(boxIndex, true));
   }
 
   /** ctx.send(): straight into the target mailbox's ring; a send to a durable one is marked on the sender's ctx. */
@@ -32,7 +52,7 @@ export class Outbound {
     if (p === undefined) p = this.producerFor(mailbox);
     const id = p.send(payload, opts);
     const r = p.ring;
-    if (r.woke) this.loop.wokeOther = true;
+    if (r.woke) this.pace.wokeOther = true;
     // lastDelayMs: the options as the send read them (a getter is not asked twice).
     if (r.journaled && from !== null && p.lastDelayMs === 0) (from.marks ??= new DurableMarks()).add(r, r.lastEnd, mailbox);
     return id;
@@ -72,29 +92,31 @@ export class Outbound {
   }
 
   private producerFor(mailbox: string): Producer {
-    const loop = this.loop;
+    const rings = this.rings;
     // Own keys only: the rings object came through postMessage with a prototype ('__proto__', 'constructor' are not mailboxes).
     if (typeof mailbox !== 'string') {
       throw new RingpoolError(ErrorCodes.INVALID_OPTION, `ctx.send(): the mailbox name must be a string, got ${describeValue(mailbox)}`, { option: 'mailbox' });
     }
-    const ref = Object.hasOwn(loop.task.rings, mailbox) ? loop.task.rings[mailbox] : undefined;
+    const ref = Object.hasOwn(rings, mailbox) ? rings[mailbox] : undefined;
     if (ref === undefined) {
       const shown = mailbox.length > 80 ? `${mailbox.slice(0, 77)}...` : mailbox;
       throw new RingpoolError(ErrorCodes.UNKNOWN_MAILBOX, `no mailbox named '${shown}'`, { mailbox: shown });
     }
     // A ring of its own even for this mailbox: its reservations are written down (markIn), the loop's claims are not.
     const ring = new Ring(ref.sab);
-    ring.markIn(loop.i32, loop.ring.slotWord(loop.c, S_RESV_TAG), ringTag(Object.keys(loop.task.rings).indexOf(mailbox), false));
+    const slot = this.slot;
+    ring.markIn(slot.i32, slot.markWord, ringTag(Object.keys(rings).indexOf(mailbox), false));
+    const post = this.post;
     const p = new Producer(
       mailbox,
       ring,
-      loop.codecs.get(mailbox)!,
+      this.codecs.get(mailbox)!,
       ref.maxMessageBytes,
       (_p, bytes, ascii, key, delayMs, id, sentAt, keySlot, keySeq) =>
-        loop.post({ type: 'delayed-send', mailbox, payload: bytes, ascii, key, delayMs, id, sentAt, keySlot, keySeq }),
-      mailbox === loop.mailbox ? loop.keys : new Int32Array(ref.keys),
+        post({ type: 'delayed-send', mailbox, payload: bytes, ascii, key, delayMs, id, sentAt, keySlot, keySeq }),
+      mailbox === this.mailbox ? this.keys : new Int32Array(ref.keys),
     );
-    p.guard = { i32: loop.i32, index: loop.ring.slotWord(loop.c, S_GUARD) };
+    p.guard = { i32: slot.i32, index: slot.guardWord };
     p.closed = this.ended;
     this.producers.set(mailbox, p);
     return p;
@@ -115,26 +137,24 @@ export class Outbound {
    * when this thread is being revoked (the message runs again elsewhere and
    * that run replies). Throws UnrecoverableError when the codec cannot encode it.
    */
-  reply(unit: number, value: unknown): boolean {
-    const loop = this.loop;
-    const codec = loop.codec;
+  reply(id: number, value: unknown): boolean {
+    const codec = this.codec;
     let bytes: number;
     try {
       bytes = codec.prepare(value);
     } catch (err) {
       throw new UnrecoverableError(`the reply cannot be encoded by the ${codec.name} codec: ${(err as Error)?.message ?? err}`, { cause: err });
     }
-    const id = loop.ring.id(unit);
-    const { i32, wGuard } = loop;
-    if (!acquireGuard(i32, wGuard)) return false;
+    const { i32, guardWord } = this.slot;
+    if (!acquireGuard(i32, guardWord)) return false;
     let ok = false;
     try {
       ok = this.replies.write(codec, bytes, null, 0, 1, id, 0, 0, codec.ascii);
-      if (this.replies.woke) loop.wokeOther = true;
+      if (this.replies.woke) this.pace.wokeOther = true;
     } finally {
-      releaseGuard(i32, wGuard);
+      releaseGuard(i32, guardWord);
     }
-    if (!ok) loop.post({ type: 'reply', id, payload: codec.preparedBytes(), ascii: codec.ascii });
+    if (!ok) this.post({ type: 'reply', id, payload: codec.preparedBytes(), ascii: codec.ascii });
     return true;
   }
 }

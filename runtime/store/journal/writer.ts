@@ -28,6 +28,12 @@ import {
   ST_SKIP,
   ST_TAKEN,
   UNIT_SHIFT,
+  J_BYTES,
+  J_COMPACTIONS,
+  J_FSYNCS,
+  J_LAST_FSYNC_MS,
+  J_RECOVERED,
+  J_SEGMENTS,
 } from '../../shared/layout.js';
 import { Ring } from '../../shared/ring.js';
 import type { StructureTable } from '../../shared/structures.js';
@@ -52,14 +58,8 @@ export interface WriterOptions {
 export const IDS_NAME = 'ids';
 /** The file in `dir` holding the msgpack record structures (structures.ts's entries). */
 export const STRUCTURES_NAME = 'structures';
-/** Stats words (Float64) the journal thread writes and stats() reads. */
-export const J_SEGMENTS = 0;
-export const J_BYTES = 1;
-export const J_FSYNCS = 2;
-export const J_LAST_FSYNC_MS = 3;
-export const J_RECOVERED = 4;
-export const J_COMPACTIONS = 5;
-export const J_STATS_WORDS = 8;
+/** The stats words (Float64) the journal thread writes and stats() reads: their layout is in layout.ts. */
+export { J_BYTES, J_COMPACTIONS, J_FSYNCS, J_LAST_FSYNC_MS, J_RECOVERED, J_SEGMENTS, J_STATS_WORDS } from '../../shared/layout.js';
 
 /** Most ring bytes one batch writes. */
 const MAX_BATCH_BYTES = 4 << 20;

@@ -1,0 +1,41 @@
+/**
+ * Running one record: its context, the payload decoded, the handler or the
+ * actor called. Both modes of the loop (loop.ts, concurrent.ts) go through
+ * here. Worker thread.
+ */
+import type { PayloadCodec } from '../../runtime/shared/codec.js';
+import { FLAG_ASCII, FLAG_CALL } from '../../runtime/shared/layout.js';
+import type { Ring } from '../../runtime/shared/ring.js';
+import { MessageContext, type ContextHost, type Handler } from '../context.js';
+import { UnrecoverableError } from '../unrecoverable.js';
+import type { ActorStates } from './actors.js';
+
+export class Invoker {
+  constructor(
+    private readonly ring: Ring,
+    private readonly codec: PayloadCodec,
+    /** What every context sends through (outbound.ts). */
+    private readonly host: ContextHost,
+    /** A plain handler, or null when the module is an actor (then `actors` runs it). */
+    private readonly handler: Handler | null,
+    private readonly actors: ActorStates | null,
+  ) {}
+
+  /** The ctx of the record at `unit`, whose handler starts at `started` (performance.now()). */
+  context(unit: number, started: number): MessageContext {
+    const ring = this.ring;
+    return new MessageContext(this.host, ring.id(unit), ring.attempt(unit), ring.key(unit), started);
+  }
+
+  /** Decode the record and call the handler or the actor with `ctx`. Throws what decoding or a sync handler throws. */
+  invoke(unit: number, flags: number, ctx: MessageContext, keySlot: number): unknown {
+    const ring = this.ring;
+    const start = ring.payloadStart(unit);
+    const payload = this.codec.decode(ring.buf, ring.u8, start, start + ring.payloadBytes(unit), (flags & FLAG_ASCII) !== 0);
+    if (this.actors !== null) return this.actors.invoke(payload, flags, ctx, keySlot);
+    if ((flags & FLAG_CALL) !== 0) {
+      throw new UnrecoverableError(`mailbox '${this.host.mailbox}' has a plain handler: actor method calls need an actor(...) module`);
+    }
+    return this.handler!(payload, ctx);
+  }
+}
