@@ -22,8 +22,10 @@ export interface FailuresDeps {
   mailbox: string;
   ring: Ring;
   policy: RetryPolicy;
-  /** ms since the epoch (clock.ts's now(), or a test's). */
+  /** ms since the epoch (clock.ts's now(), or a test's): due times of retries. */
   clock: () => number;
+  /** The wall clock, whole ms since the epoch (Date.now, or a test's): when a letter died, as users read it. */
+  wallClock: () => number;
   /** The counts a failure moves. */
   tally: Pick<Counters, 'failed' | 'retried' | 'redelivered' | 'deadLettered' | 'deadBy' | 'finishedHere'>;
   backlog: Pick<Backlog, 'schedule' | 'pend' | 'flush'>;
@@ -89,7 +91,7 @@ export class Failures {
     const d = this.d;
     d.tally.deadLettered++;
     d.tally.deadBy[reason]++;
-    const deadAt = Date.now();
+    const deadAt = d.wallClock();
     // Told first (the entry carries the letter, for a store that keeps it): with deadLetterLimit 0 (or a full
     // store) add() drops a letter at once, and its PURGED must come after.
     d.outcomes?.deadLettered(held, reason, deadAt);

@@ -154,7 +154,7 @@ export class Mailbox {
     this.outcomes = followed ? new OutcomeFeed(this.name, this.ring, listeners, (err) => emitError(err as Error), ringEntries) : null;
     this.replies = new Replies(new Ring(Ring.allocate({ capacityBytes: REPLY_RING_BYTES, maxPayloadBytes: opts.maxMessageBytes })), this.codec);
     this.failures = new Failures({
-      mailbox: this.name, ring: this.ring, policy: { maxAttempts: opts.maxAttempts, backoff: opts.backoff }, clock: now, tally: this.counters,
+      mailbox: this.name, ring: this.ring, policy: { maxAttempts: opts.maxAttempts, backoff: opts.backoff }, clock: now, wallClock: Date.now, tally: this.counters,
       backlog: this.backlog, turns: this.turns, sink: () => this.deadLetters, outcomes: this.outcomes, replies: this.replies, emitDeadLetter, emitError,
     });
     this.leases = new Leases({
@@ -225,7 +225,7 @@ export class Mailbox {
     const kept = await this.attached.open();
     if (kept !== null) {
       if (this.stopped) return; // destroyed while the store opened (another mailbox's start failed)
-      replay({ ring: this.ring, keys: this.keys, backlog: this.backlog }, kept.stored);
+      replay({ ring: this.ring, keys: this.keys, backlog: this.backlog, clock: now }, kept.stored);
       restoreDead(this.deadLetters, kept.dead);
     }
     await this.consumers.start(timeoutMs);

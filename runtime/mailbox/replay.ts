@@ -4,7 +4,6 @@
  */
 import type { DeadLetterRecord } from '../outcome.js';
 import { HeldMessage } from '../held.js';
-import { now } from '../shared/clock.js';
 import { ID_BLOCK, ID_BLOCK_SIZE, KEY_WORDS, K_SENT, keySlotOf } from '../shared/layout.js';
 import type { StoredMessage } from '../store/store.js';
 import type { DeadLetterSink } from '../dead-letters.js';
@@ -16,6 +15,8 @@ export interface ReplayDeps {
   ring: Ring;
   keys: Int32Array;
   backlog: Pick<Backlog, 'schedule' | 'pend' | 'flush'>;
+  /** ms since the epoch (clock.ts's now(), or a test's): a due time past it runs at once. */
+  clock: () => number;
 }
 
 /** Accepted anew (counted, keyed ones at the end of their key's order, in the order given), ids kept. */
@@ -23,7 +24,7 @@ export function replay(m: ReplayDeps, stored: readonly StoredMessage[]): void {
   if (stored.length === 0) return;
   let maxId = -1;
   const held: HeldMessage[] = [];
-  const t = now();
+  const t = m.clock();
   for (const s of stored) {
     const h = new HeldMessage(s.id, s.attempt, s.sentAt, s.key, s.payload, s.ascii, s.firstError);
     h.kept = s.kept ?? 0;

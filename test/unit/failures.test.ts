@@ -48,6 +48,7 @@ function rig(n: number, opts: { maxAttempts?: number; keyed?: boolean; asks?: nu
     ring,
     policy: { maxAttempts: opts.maxAttempts ?? 3, backoff: { baseMs: 100, maxMs: 1_000 } },
     clock: () => clock.t,
+    wallClock: () => Math.floor(clock.t),
     tally,
     backlog: { schedule: (h: HeldMessage) => void scheduled.push(h), pend: (h: HeldMessage) => void pended.push(h), flush: () => void log.push('flush') },
     turns: { passTurn: (h: HeldMessage) => void log.push(`passTurn ${h.id}`) },
