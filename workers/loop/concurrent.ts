@@ -117,7 +117,7 @@ export class Concurrent {
     const { ring, slot } = d;
     const flags = ring.flags(unit);
     if (!d.router.isTurn(unit, flags)) {
-      d.router.defer(unit);
+      d.router.hold(unit);
       return false;
     }
     const started = performance.now();

@@ -12,6 +12,17 @@ import type { Ring } from '../../runtime/shared/ring.js';
 import type { SlotView } from '../../runtime/shared/slot.js';
 import type { Post } from './tally.js';
 
+/**
+ * How long a loop keeps a keyed record whose turn has not come before the
+ * dispatcher holds it (see KeyRouter.held). Its predecessor is usually in
+ * another loop's claim, about to be handed over; with more busy threads than
+ * cores that loop may be off its core for a scheduler slice or two (8-24 ms
+ * on Linux), and a record handed to the dispatcher meanwhile puts its key on
+ * the slow path: each later message of the key then waits for the main
+ * thread's turn too, for as long as the key stays busy.
+ */
+export const HOLD_MS = 50;
+
 export class KeyRouter {
   /** Claims from the ring go here first, then to `out` or to their keys' owners. */
   private scratch = new Int32Array(1);
@@ -22,6 +33,18 @@ export class KeyRouter {
   stalledN = 0;
   /** This take() handed something over: wake parked threads once, at its end. */
   private handedOff = false;
+  /**
+   * Records of this loop's keys whose turn had not come, kept here up to
+   * HOLD_MS: their predecessor is nearly always on its way to this thread
+   * (claimed by another loop that is about to hand it over, or in this
+   * loop's own queue), and the dispatcher's round trip costs more than the
+   * wait. Claimed by this slot all along: a crash takes them back with the
+   * rest of its claims. Past HOLD_MS (a predecessor waiting for a retry), or
+   * when full, they go to the dispatcher, which holds them until their turn.
+   */
+  private held = new Int32Array(1);
+  private heldSince = new Float64Array(1);
+  heldN = 0;
 
   private readonly c: number;
 
@@ -33,6 +56,8 @@ export class KeyRouter {
     private readonly slot: SlotView,
     private readonly post: Post,
     private readonly incarnation: number,
+    /** performance.now(), or a test's clock. */
+    private readonly now: () => number = () => performance.now(),
   ) {
     this.c = slot.c;
   }
@@ -41,6 +66,8 @@ export class KeyRouter {
   size(maxBatch: number): void {
     this.scratch = new Int32Array(maxBatch);
     this.stalled = new Int32Array(maxBatch);
+    this.held = new Int32Array(Math.max(1024, 16 * maxBatch));
+    this.heldSince = new Float64Array(this.held.length);
   }
 
   /**
@@ -52,6 +79,7 @@ export class KeyRouter {
     const { ring, keys, c } = this;
     let m = handoffReady(keys, c) ? this.popHandoff(out, 0, max) : 0;
     this.took = m > 0;
+    if (this.heldN > 0) m = this.releaseHeld(out, m, max);
     if (this.stalledN > 0) m = this.retryStalled(out, m, max);
     // While an owner's queue is full, claim nothing new: the owner is the bottleneck, and this is its backpressure.
     if (m >= max || this.stalledN > 0) return this.endTake(m);
@@ -174,6 +202,40 @@ export class KeyRouter {
     if ((flags & FLAG_KEYED) === 0) return true;
     const ring = this.ring;
     return Atomics.load(this.keys, ring.keySlot(unit) * KEY_WORDS + K_DONE) === ring.keySeq(unit);
+  }
+
+  /** Keep a keyed record of this loop whose turn has not come (see `held`); to the dispatcher when full. */
+  hold(unit: number): void {
+    if (this.heldN === this.held.length) return this.defer(unit);
+    this.held[this.heldN] = unit;
+    this.heldSince[this.heldN++] = this.now();
+  }
+
+  /** Into `out` (up to `max`) the held records whose turn has come; those held past HOLD_MS to the dispatcher. */
+  private releaseHeld(out: Int32Array, m: number, max: number): number {
+    const { held, heldSince } = this;
+    const now = this.now();
+    let k = 0;
+    for (let i = 0; i < this.heldN; i++) {
+      const u = held[i]!;
+      if (m < max && this.isTurn(u, FLAG_KEYED)) {
+        out[m++] = u;
+        this.took = true;
+      } else if (now - heldSince[i]! > HOLD_MS) {
+        this.defer(u);
+      } else {
+        held[k] = u;
+        heldSince[k++] = heldSince[i]!;
+      }
+    }
+    this.heldN = k;
+    return m;
+  }
+
+  /** The loop is stopping (not revoked): what it holds goes to the dispatcher. */
+  deferHeld(): void {
+    for (let i = 0; i < this.heldN; i++) this.defer(this.held[i]!);
+    this.heldN = 0;
   }
 
   /** Hand a keyed record whose turn has not come to the dispatcher, which holds it until it has. */

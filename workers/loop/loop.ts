@@ -124,7 +124,11 @@ export class ConsumerLoop implements WorkerControl {
       // Stopped with handlers still running (concurrent mode): let them finish and ack.
       while (conc.inflight > 0 && !conc.revoked) await conc.completion();
       // Retired (not revoked): the keys' states are dropped with their hooks run; the keys move to other threads.
-      if (this.actors !== null && !conc.revoked && slot.status() !== SLOT_REVOKED) await this.actors.passivateAll();
+      if (!conc.revoked && slot.status() !== SLOT_REVOKED) {
+        // Stopped: keyed records it kept for their turn go to the dispatcher, which holds them until their key has an owner.
+        this.router.deferHeld();
+        if (this.actors !== null) await this.actors.passivateAll();
+      }
     } finally {
       this.actors?.end();
       out.end();
@@ -202,7 +206,7 @@ export class ConsumerLoop implements WorkerControl {
           const flags = ring.flags(unit);
           if (!router.isTurn(unit, flags)) {
             if (pass < 2) again[m++] = unit;
-            else router.defer(unit);
+            else router.hold(unit);
             continue;
           }
           ran++;
