@@ -17,6 +17,8 @@ export interface BenchOptions {
   /** Only subjects whose id or system contains one of these (empty: all). */
   systems: string[];
   w1: Counts;
+  /** W1: a run offers its count again until it has lasted this long (a run of 0.3 s measured mostly its warm-up and the scheduler). */
+  w1Seconds: number;
   w2: Counts;
   w3: Counts;
   w5: Counts;
@@ -42,6 +44,7 @@ const FULL = {
   // 20,000: at 5,000 the msgpack row ran 0.2 s and measured its warm-up (1.9x json; 3.6x at 30,000).
   w5: { fast: 20_000, task: 3_000, redis: 500, stream: 1_000 },
   w4Seconds: 2,
+  w1Seconds: 2,
 } as const;
 
 /** One tiny iteration of everything: for CI, so the harness cannot rot (figures meaningless). */
@@ -51,6 +54,7 @@ const QUICK = {
   w3: { fast: 2_000, task: 300, redis: 100, stream: 100 },
   w5: { fast: 40, task: 30, redis: 10, stream: 10 },
   w4Seconds: 0.2,
+  w1Seconds: 0,
 } as const;
 
 export const USAGE = `npm run bench -- [flags]        (or: node --expose-gc dist/bench/suite.js [flags])
@@ -60,6 +64,7 @@ export const USAGE = `npm run bench -- [flags]        (or: node --expose-gc dist
   --only w1,w4            workloads to run (default all: w1 w2 w3 w4 w5)
   --systems a,b           rows whose id or system contains one of these (e.g. ringpool,piscina)
   --w1-fast N --w1-task N --w1-redis N    W1 messages per speed class (${FULL.w1.fast}, ${FULL.w1.task}, ${FULL.w1.redis}; --w1-stream ${FULL.w1.stream})
+  --w1-seconds S          W1: each run offers its count again until it has lasted S seconds (${FULL.w1Seconds})
   --w2-fast N --w2-task N --w2-redis N    W2 messages (${FULL.w2.fast}, ${FULL.w2.task}, ${FULL.w2.redis})
   --w3-fast N --w3-task N --w3-redis N    W3 burst size (${FULL.w3.fast}, ${FULL.w3.task}, ${FULL.w3.redis})
   --w5-fast N --w5-task N --w5-redis N    W5 64 KiB messages (${FULL.w5.fast}, ${FULL.w5.task}, ${FULL.w5.redis})
@@ -102,6 +107,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     w3: { ...base.w3 },
     w5: { ...base.w5 },
     w4Seconds: base.w4Seconds,
+    w1Seconds: base.w1Seconds,
     w4Rate: 1000,
     w4Load: 0.5,
     scale: 1,
@@ -142,6 +148,9 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
         o.systems = (value ?? '').split(',').map((s) => s.trim()).filter(Boolean);
         if (o.systems.length === 0) fail('--systems takes a comma-separated list');
         break;
+      case 'w1-seconds':
+        o.w1Seconds = positive(flag, value, false);
+        break;
       case 'w4-seconds':
         o.w4Seconds = positive(flag, value, false);
         break;
@@ -170,6 +179,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       for (const c of ['fast', 'task', 'redis', 'stream'] as const) o[w][c] = Math.max(1, Math.round(o[w][c] * o.scale));
     }
     o.w4Seconds *= o.scale;
+    o.w1Seconds *= o.scale;
   }
   return o;
 }

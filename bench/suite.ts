@@ -54,7 +54,7 @@ async function runOne(w: WorkloadId, s: Subject, o: BenchOptions, iterations: nu
 function measure(session: Session, w: WorkloadId, s: Subject, o: BenchOptions, iterations: number, w1Median: number | undefined): Promise<Figures> {
   switch (w) {
     case 'w1':
-      return w1(session, o.w1[s.speed], s.payload);
+      return w1(session, o.w1[s.speed], s.payload, o.w1Seconds);
     case 'w2':
       return w2(session, o.w2[s.speed], s.threads, iterations);
     case 'w3':

@@ -1,0 +1,118 @@
+/**
+ * Many mailboxes in one runtime (issue #28): what each one costs. For each
+ * count, in a fresh process (so RSS is that count's alone): N mailboxes with
+ * default options but a 64 KiB ring (16 KiB messages at most) and a no-op handler, `start()` timed,
+ * RSS after it, then W1 spread evenly over them (round robin, each run at
+ * least --seconds long), against one mailbox in the same command.
+ *
+ *   npm run bench:many                      # 1, 10, 100 mailboxes
+ *   npm run bench:many -- --counts 1,10,100,1000 --seconds 2
+ */
+import { execFileSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { createRuntime, ErrorCodes, type Runtime } from '../runtime/index.js';
+import { header, table } from './machine.js';
+import { fixture } from './paths.js';
+
+interface Row {
+  mailboxes: number;
+  startMs: number;
+  rssMB: number;
+  threads: number;
+  msgsPerSec: number;
+  messages: number;
+}
+
+const msg = { id: 1, user: 'user-000042', sku: 'SKU-ABCDEFGH', qty: 3, price: 19.99, tags: ['a', 'bb', 'ccc'] };
+const CHUNK = 100_000;
+
+async function child(n: number, seconds: number): Promise<Row> {
+  const mailboxes: Record<string, { handler: URL; capacityBytes: number; maxMessageBytes: number }> = {};
+  // A 64 KiB ring takes messages up to 16 KiB (two of the largest must fit).
+  for (let i = 0; i < n; i++) mailboxes[`m${i}`] = { handler: fixture('noop.js'), capacityBytes: 64 << 10, maxMessageBytes: 16 << 10 };
+  const rt = createRuntime({ mailboxes });
+  const t0 = performance.now();
+  await rt.start();
+  const startMs = performance.now() - t0;
+  const names = Object.keys(mailboxes);
+  const processed = (): number => names.reduce((s, m) => s + rt.stats(m).processed, 0);
+  const threads = names.reduce((s, m) => s + rt.stats(m).threads, 0);
+  // Warm-up: a tenth of a chunk.
+  await offer(rt, names, CHUNK / 10, processed);
+  const rssMB = process.memoryUsage().rss / 2 ** 20;
+  let sent = 0;
+  const t1 = performance.now();
+  do {
+    await offer(rt, names, CHUNK, processed);
+    sent += CHUNK;
+  } while (performance.now() - t1 < seconds * 1000);
+  const ms = performance.now() - t1;
+  await rt.close({ timeoutMs: 10_000 });
+  return { mailboxes: n, startMs, rssMB, threads, msgsPerSec: (sent / ms) * 1000, messages: sent };
+}
+
+/** Send `count` messages round robin over `names`, waiting on a full ring, then until all are processed. */
+async function offer(rt: Runtime, names: string[], count: number, processed: () => number): Promise<void> {
+  const target = processed() + count;
+  for (let i = 0; i < count; i++) {
+    const m = names[i % names.length]!;
+    for (;;) {
+      try {
+        rt.send(m, msg);
+        break;
+      } catch (err) {
+        if ((err as { code?: string }).code !== ErrorCodes.QUEUE_FULL) throw err;
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+  }
+  while (processed() < target) await new Promise((r) => setTimeout(r, 1));
+}
+
+function parse(argv: string[]): { counts: number[]; seconds: number; child: number | null } {
+  let counts = [1, 10, 100];
+  let seconds = 2;
+  let childN: number | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const v = argv[i + 1];
+    if (a === '--counts' && v) (counts = v.split(',').map(Number)), i++;
+    else if (a === '--seconds' && v) (seconds = Number(v)), i++;
+    else if (a === '--child' && v) (childN = Number(v)), i++;
+    else if (a === '--help') {
+      console.log('npm run bench:many -- [--counts 1,10,100] [--seconds 2]');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a}`);
+  }
+  if (counts.some((c) => !Number.isInteger(c) || c < 1) || !(seconds > 0)) throw new Error('--counts takes positive integers, --seconds a positive number');
+  return { counts, seconds, child: childN };
+}
+
+const opts = parse(process.argv.slice(2));
+if (opts.child !== null) {
+  console.log(JSON.stringify(await child(opts.child, opts.seconds)));
+} else {
+  header(`many mailboxes (issue #28): ${availableParallelism()} cores`);
+  const rows: Row[] = [];
+  for (const n of opts.counts) {
+    const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', String(n), '--seconds', String(opts.seconds)], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 20,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    rows.push(JSON.parse(out.trim().split('\n').pop()!) as Row);
+  }
+  const one = rows.find((r) => r.mailboxes === 1)?.msgsPerSec;
+  table(
+    rows.map((r) => ({
+      mailboxes: r.mailboxes.toLocaleString('en-US'),
+      threads: r.threads.toLocaleString('en-US'),
+      'start() s': (r.startMs / 1000).toFixed(2),
+      'RSS MB': r.rssMB.toFixed(0),
+      'W1 msg/s': Math.round(r.msgsPerSec).toLocaleString('en-US'),
+      'x one mailbox': one === undefined ? '-' : (r.msgsPerSec / one).toFixed(2),
+    })),
+  );
+  console.log('   W1 spread evenly (round robin), each count in a fresh process; RSS after start() and a warm-up.');
+}
