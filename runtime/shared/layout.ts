@@ -391,3 +391,10 @@ export const J_LAST_FSYNC_MS = 3;
 export const J_RECOVERED = 4;
 export const J_COMPACTIONS = 5;
 export const J_STATS_WORDS = 8;
+
+// ---- pool board (one Int32 SharedArrayBuffer per shared pool of consumer threads; pool-board.ts) ----
+/** Words 0-2 the pool's wake word, its sleepers and a wake on its way (as WAKE, SLEEPERS, WAKE_PENDING of a ring); from word 16 one READY bit per lane. */
+export const PB_WAKE = 0;
+export const PB_SLEEPERS = 1;
+export const PB_WAKE_PENDING = 2;
+export const PB_READY = 16;
