@@ -19,6 +19,7 @@ import { createRuntime, ErrorCodes, type Runtime } from 'ringpool';
 import { createMetrics, serve, type MetricsServer } from 'ringpool/metrics';
 import { redisProducer } from 'ringpool/redis';
 import { fixture, until } from '../helpers.js';
+import { readReply } from '../net.js';
 // @ts-expect-error a plain-JS fixture (worker threads load it too)
 import { allow, hostile, hostileNumber, hostileObject, hostileString, isCoded, label, mutate, prng } from '../fixtures/fuzz-values.js';
 
@@ -487,18 +488,9 @@ function httpCall(base: string, path: string, method: string, headers: Record<st
           req.destroy();
           return;
         }
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
+        void readReply(res).then(({ status, text, json }) => {
           clearTimeout(timer);
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, text, json });
+          resolve({ status, text, json });
         });
         res.on('error', () => undefined);
       });

@@ -12,33 +12,16 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createMetrics, serve, type MetricsServer } from 'ringpool/metrics';
 import type { Runtime } from 'ringpool';
 import { expectCode, fixture, runtime, until } from '../helpers.js';
+import { readReply, type HttpReply } from '../net.js';
 
 const TOKEN = 'console-test-token-0123456789';
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-  json: any;
-}
-
 /** One request with full control of the headers (fetch refuses to set Host). */
-function call(base: string, path: string, opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<Reply> {
+function call(base: string, path: string, opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<HttpReply> {
   const u = new URL(path, base);
   return new Promise((resolve, reject) => {
     const req = request(u, { method: opts.method ?? 'GET', headers: opts.headers ?? {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-      });
+      void readReply(res).then(resolve);
     });
     req.on('error', reject);
     if (opts.body !== undefined) req.write(opts.body);
@@ -392,7 +375,7 @@ describe('console API', () => {
       await until(() => rt.deadLetters('disk').size === 1, 10_000, 'the durable dead letter');
       const disk = await call(server.url, '/api/mailboxes/disk/dead-letters');
       expect(disk.json).toMatchObject({ total: 1, letters: [{ payload: { n: 1 }, reason: 'max_attempts', lastError: { message: 'disk fails' } }] });
-      let page: Reply | undefined;
+      let page: HttpReply | undefined;
       for (const end = Date.now() + 10_000; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
         page = await call(server.url, '/api/mailboxes/stream/dead-letters');
         if (page.json.total === 1) break;
@@ -434,7 +417,7 @@ describe('console API', () => {
       servers.push(server);
       // Each runtime numbers what it reads from 0: their letters share ids.
       for (let i = 0; i < 6; i++) (i % 2 === 0 ? a : b).send('s', { n: i, always: true });
-      let page: Reply | undefined;
+      let page: HttpReply | undefined;
       let dup: number | undefined;
       for (const end = Date.now() + 10_000; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
         page = await call(server.url, '/api/mailboxes/s/dead-letters');

@@ -116,15 +116,27 @@ describe('console in a browser', () => {
     await page.close();
   }, 30_000);
 
-  it('redrives a letter with a token and it is processed; without a token the buttons are disabled', async () => {
+  /**
+   * Dead letters `ns` of mailbox 'work' (each succeeds once redriven after `okAfter`), then `body` with the
+   * numbers of the messages that have run so far (console-work.js reports each on a BroadcastChannel).
+   */
+  async function withLetters(ns: number[], body: (ran: number[], okAfter: number) => Promise<void>): Promise<void> {
     rt.deadLetters('work').purge();
     const okAfter = Date.now() + 300;
-    rt.send('work', { n: 42, okAfter });
-    await until(() => rt.deadLetters('work').size === 1, 10_000, 'the dead letter');
+    for (const n of ns) rt.send('work', { n, okAfter });
+    await until(() => rt.deadLetters('work').size === ns.length, 10_000, `${ns.length} dead letter(s)`);
     const ran: number[] = [];
     const ch = new BroadcastChannel('ringpool-console-test');
     ch.onmessage = (e) => ran.push((e as { data: number }).data);
     try {
+      await body(ran, okAfter);
+    } finally {
+      ch.close();
+    }
+  }
+
+  it('redrives a letter with a token and it is processed; without a token the buttons are disabled', async () => {
+    await withLetters([42], async (ran, okAfter) => {
       const page = await open(server.url);
       await card(page, 'work').locator('[data-testid="open-dead-letters"]').click();
       const t = table(page, 'work');
@@ -161,20 +173,11 @@ describe('console in a browser', () => {
       expect(refused).toBe(403);
       expect(rt.deadLetters('work').size).toBe(1);
       await ro.close();
-    } finally {
-      ch.close();
-    }
+    });
   }, 45_000);
 
   it('"Redrive all" and "Purge all" act on every letter (the page sends {"all": true}: an empty body is refused)', async () => {
-    rt.deadLetters('work').purge();
-    const okAfter = Date.now() + 300;
-    for (const n of [101, 102, 103]) rt.send('work', { n, okAfter });
-    await until(() => rt.deadLetters('work').size === 3, 10_000, '3 dead letters');
-    const ran: number[] = [];
-    const ch = new BroadcastChannel('ringpool-console-test');
-    ch.onmessage = (e) => ran.push((e as { data: number }).data);
-    try {
+    await withLetters([101, 102, 103], async (ran, okAfter) => {
       const page = await open(server.url);
       await card(page, 'work').locator('[data-testid="open-dead-letters"]').click();
       const t = table(page, 'work');
@@ -200,9 +203,7 @@ describe('console in a browser', () => {
       await expect.poll(() => t.locator('[data-testid="dead-letter-row"]').count(), { timeout: 3_000 }).toBe(0);
       expect(ran.filter((n) => n === 201 || n === 202)).toEqual([]);
       await page.close();
-    } finally {
-      ch.close();
-    }
+    });
   }, 45_000);
 
   it('stays responsive at 20 mailboxes and 1,000 dead letters: one page of rows in the DOM, paging and filtering work', async () => {

@@ -71,7 +71,8 @@ export class ConsumerLoop implements WorkerControl {
     this.keys = new Int32Array(ref.keys);
     const post = (ev: WorkerEvent): void => this.post(ev);
     this.tally = new LoopTally(slot, post, task.incarnation);
-    this.parker = new Parker(ring, this.keys, slot.c, this.pace, this.isRunning, () => (this.conc === undefined ? 0 : this.conc.inflight));
+    // Parks only inside loop(), once run() has made conc.
+    this.parker = new Parker(ring, this.keys, slot.c, this.pace, this.isRunning, () => this.conc.inflight);
     this.router = new KeyRouter(ring, this.keys, slot, post, task.incarnation);
     this.hw = new HistogramWriter(task.metricsSab);
     slot.resetForLoop();
