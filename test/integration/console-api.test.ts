@@ -11,7 +11,7 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMetrics, serve, type MetricsServer } from 'ringpool/metrics';
 import type { Runtime } from 'ringpool';
-import { expectCode, fixture, runtime, until } from '../helpers.js';
+import { expectCode, fixture, runtime, until, untilAsync } from '../helpers.js';
 import { readReply, type HttpReply } from '../net.js';
 
 const TOKEN = 'console-test-token-0123456789';
@@ -407,16 +407,22 @@ describe('console API', () => {
     let a: Runtime | undefined;
     let b: Runtime | undefined;
     try {
-      a = make('ca');
+      // Each runtime numbers what it reads from 0: their letters share ids.
+      // b reads its three alone and leaves, then a reads three: which
+      // process reads an entry is never left to chance.
+      await redis.connect();
       b = make('cb');
+      await b.start();
+      for (let i = 0; i < 3; i++) b.send('s', { n: i, always: true });
+      await untilAsync(async () => (await redis.xLen(`${stream}:dead`)) === 3, 10_000, "b's three dead letters");
+      await b.destroy();
+      a = make('ca');
       const registry = new Registry();
       createMetrics(a, { registry });
       await a.start();
-      await b.start();
       const server = await serve(registry, { port: 0, console: true, admin: { token: TOKEN } });
       servers.push(server);
-      // Each runtime numbers what it reads from 0: their letters share ids.
-      for (let i = 0; i < 6; i++) (i % 2 === 0 ? a : b).send('s', { n: i, always: true });
+      for (let i = 3; i < 6; i++) a.send('s', { n: i, always: true });
       let page: HttpReply | undefined;
       let dup: number | undefined;
       for (const end = Date.now() + 10_000; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
