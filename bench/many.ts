@@ -3,10 +3,12 @@
  * count, in a fresh process (so RSS is that count's alone): N mailboxes with
  * default options but a 64 KiB ring (16 KiB messages at most) and a no-op handler, `start()` timed,
  * RSS after it, then W1 spread evenly over them (round robin, each run at
- * least --seconds long), against one mailbox in the same command.
+ * least --seconds long), against one mailbox in the same command. By default
+ * the mailboxes share the runtime's pool; `--threads dedicated` gives each
+ * threads of its own (as before issue #28), `--threads shared,dedicated` both.
  *
- *   npm run bench:many                      # 1, 10, 100 mailboxes
- *   npm run bench:many -- --counts 1,10,100,1000 --seconds 2
+ *   npm run bench:many                      # 1, 10, 100, 1000 mailboxes, shared
+ *   npm run bench:many -- --counts 1,10,100 --threads shared,dedicated --seconds 2
  */
 import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -15,7 +17,10 @@ import { createRuntime, ErrorCodes, type Runtime } from '../runtime/index.js';
 import { header, table } from './machine.js';
 import { fixture } from './paths.js';
 
+type Threads = 'shared' | 'dedicated';
+
 interface Row {
+  mode: Threads;
   mailboxes: number;
   startMs: number;
   rssMB: number;
@@ -27,17 +32,17 @@ interface Row {
 const msg = { id: 1, user: 'user-000042', sku: 'SKU-ABCDEFGH', qty: 3, price: 19.99, tags: ['a', 'bb', 'ccc'] };
 const CHUNK = 100_000;
 
-async function child(n: number, seconds: number): Promise<Row> {
-  const mailboxes: Record<string, { handler: URL; capacityBytes: number; maxMessageBytes: number }> = {};
+async function child(n: number, seconds: number, mode: Threads): Promise<Row> {
+  const mailboxes: Record<string, { handler: URL; capacityBytes: number; maxMessageBytes: number; threads: Threads }> = {};
   // A 64 KiB ring takes messages up to 16 KiB (two of the largest must fit).
-  for (let i = 0; i < n; i++) mailboxes[`m${i}`] = { handler: fixture('noop.js'), capacityBytes: 64 << 10, maxMessageBytes: 16 << 10 };
+  for (let i = 0; i < n; i++) mailboxes[`m${i}`] = { handler: fixture('noop.js'), capacityBytes: 64 << 10, maxMessageBytes: 16 << 10, threads: mode };
   const rt = createRuntime({ mailboxes });
   const t0 = performance.now();
   await rt.start();
   const startMs = performance.now() - t0;
   const names = Object.keys(mailboxes);
   const processed = (): number => names.reduce((s, m) => s + rt.stats(m).processed, 0);
-  const threads = names.reduce((s, m) => s + rt.stats(m).threads, 0);
+  const threads = mode === 'shared' ? rt.poolStats().threads : names.reduce((s, m) => s + rt.stats(m).threads, 0);
   // Warm-up: a tenth of a chunk.
   await offer(rt, names, CHUNK / 10, processed);
   const rssMB = process.memoryUsage().rss / 2 ** 20;
@@ -49,7 +54,7 @@ async function child(n: number, seconds: number): Promise<Row> {
   } while (performance.now() - t1 < seconds * 1000);
   const ms = performance.now() - t1;
   await rt.close({ timeoutMs: 10_000 });
-  return { mailboxes: n, startMs, rssMB, threads, msgsPerSec: (sent / ms) * 1000, messages: sent };
+  return { mode, mailboxes: n, startMs, rssMB, threads, msgsPerSec: (sent / ms) * 1000, messages: sent };
 }
 
 /** Send `count` messages round robin over `names`, waiting on a full ring, then until all are processed. */
@@ -71,8 +76,9 @@ async function offer(rt: Runtime, names: string[], count: number, processed: () 
   while (processed() < target) await new Promise((r) => setTimeout(r, 10));
 }
 
-function parse(argv: string[]): { counts: number[]; seconds: number; child: number | null } {
-  let counts = [1, 10, 100];
+function parse(argv: string[]): { counts: number[]; seconds: number; child: number | null; modes: Threads[] } {
+  let counts = [1, 10, 100, 1000];
+  let modes: Threads[] = ['shared'];
   let seconds = 2;
   let childN: number | null = null;
   for (let i = 0; i < argv.length; i++) {
@@ -81,34 +87,40 @@ function parse(argv: string[]): { counts: number[]; seconds: number; child: numb
     if (a === '--counts' && v) (counts = v.split(',').map(Number)), i++;
     else if (a === '--seconds' && v) (seconds = Number(v)), i++;
     else if (a === '--child' && v) (childN = Number(v)), i++;
+    else if (a === '--threads' && v) (modes = v.split(',') as Threads[]), i++;
     else if (a === '--help') {
-      console.log('npm run bench:many -- [--counts 1,10,100] [--seconds 2]');
+      console.log('npm run bench:many -- [--counts 1,10,100,1000] [--seconds 2] [--threads shared,dedicated]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
   if (counts.some((c) => !Number.isInteger(c) || c < 1) || !(seconds > 0)) throw new Error('--counts takes positive integers, --seconds a positive number');
-  return { counts, seconds, child: childN };
+  if (modes.length === 0 || modes.some((m) => m !== 'shared' && m !== 'dedicated')) throw new Error('--threads takes shared, dedicated or both');
+  return { counts, seconds, child: childN, modes };
 }
 
 const opts = parse(process.argv.slice(2));
 if (opts.child !== null) {
-  console.log(JSON.stringify(await child(opts.child, opts.seconds)));
+  console.log(JSON.stringify(await child(opts.child, opts.seconds, opts.modes[0]!)));
 } else {
   header(`many mailboxes (issue #28): ${availableParallelism()} cores`);
   const rows: Row[] = [];
-  for (const n of opts.counts) {
-    const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', String(n), '--seconds', String(opts.seconds)], {
-      encoding: 'utf8',
-      maxBuffer: 1 << 20,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    rows.push(JSON.parse(out.trim().split('\n').pop()!) as Row);
+  for (const mode of opts.modes) {
+    for (const n of opts.counts) {
+      const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', String(n), '--seconds', String(opts.seconds), '--threads', mode], {
+        encoding: 'utf8',
+        maxBuffer: 1 << 20,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      rows.push(JSON.parse(out.trim().split('\n').pop()!) as Row);
+    }
   }
+  // Against one mailbox: the first row with one (shared when it ran).
   const one = rows.find((r) => r.mailboxes === 1)?.msgsPerSec;
   table(
     rows.map((r) => ({
+      threads: r.mode,
       mailboxes: r.mailboxes.toLocaleString('en-US'),
-      threads: r.threads.toLocaleString('en-US'),
+      'OS threads': r.threads.toLocaleString('en-US'),
       'start() s': (r.startMs / 1000).toFixed(2),
       'RSS MB': r.rssMB.toFixed(0),
       'W1 msg/s': Math.round(r.msgsPerSec).toLocaleString('en-US'),

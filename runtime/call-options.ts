@@ -1,6 +1,6 @@
 /**
  * The options each call takes (sendAsync, sendBatchAsync, ask, an actor
- * reference), read once and checked: a getter or Proxy trap runs once (one
+ * reference, close), read once and checked: a getter or Proxy trap runs once (one
  * that throws is RINGPOOL_INVALID_OPTION, the thrown value as `cause`), and
  * what the call goes on with is a plain copy, so a later read cannot see
  * another value. Main thread.
@@ -91,4 +91,22 @@ function isAbortSignal(v: unknown): boolean {
   } catch {
     return false;
   }
+}
+
+/** close()'s options: its timeoutMs (default 30 s), checked. */
+export function closeTimeout(opts: { timeoutMs?: number } | null | undefined): number {
+  let timeoutMs: unknown;
+  try {
+    if (opts !== null && typeof opts !== 'object') throw new RingpoolError(ErrorCodes.INVALID_OPTION, `close options must be an object { timeoutMs }, got ${describeValue(opts)}`, { option: 'options' });
+    timeoutMs = opts?.timeoutMs ?? 30_000;
+  } catch (err) {
+    throw optionThrew('close options', err);
+  }
+  if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS)) {
+    throw new RingpoolError(ErrorCodes.INVALID_OPTION, `close options.timeoutMs must be a number from 0 to ${MAX_TIMER_MS}, got ${describeValue(timeoutMs)}`, {
+      option: 'timeoutMs',
+      limit: MAX_TIMER_MS,
+    });
+  }
+  return timeoutMs;
 }

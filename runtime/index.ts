@@ -20,3 +20,5 @@ export type { ErrorCode, ErrorInfo } from './shared/errors.js';
 export type { Codec, CodecOption } from './shared/codec.js';
 export type { BatchOptions, SendOptions } from './shared/producer.js';
 export type { WorkerStats } from './shared/protocol.js';
+export type { PoolStats } from './pool/shared.js';
+export type { PoolOptions } from './pool/options.js';

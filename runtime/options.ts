@@ -6,6 +6,7 @@
 import { MAX_TIMER_MS } from './shared/clock.js';
 import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
+import { resolvePool, threadsOption, type PoolOptions, type ResolvedPool } from './pool/options.js';
 import { pathToFileURL } from 'node:url';
 import { resolve as resolvePath } from 'node:path';
 import type { ResourceLimits } from 'node:worker_threads';
@@ -56,8 +57,10 @@ export interface MailboxOptions {
   batchSize?: number;
   /** Dead letters kept; past it the oldest are dropped (and counted). @default 10000 */
   deadLetterLimit?: number;
-  /** Worker resourceLimits for this mailbox's threads (an OOM under them is a crash). @default undefined */
+  /** Worker resourceLimits for this mailbox's threads (an OOM under them is a crash); they make its threads its own. @default undefined */
   resourceLimits?: ResourceLimits;
+  /** 'shared': its loops run on the runtime's pool of threads; 'dedicated': on threads of its own. @default 'shared' ('dedicated' with resourceLimits) */
+  threads?: 'shared' | 'dedicated';
   /** Messages in flight per thread, for async handlers that wait (on a database, ...); the autoscaler may raise it for I/O-bound handlers. @default 1 */
   concurrency?: number;
   /** Thread count from backlog and drain rate, between minThreads and maxThreads; `false` keeps minThreads (or what `rt.resize()` pins). @default {} (on, with the defaults below) */
@@ -128,6 +131,8 @@ export interface RuntimeOptions {
   startTimeoutMs?: number;
   /** Dispatcher housekeeping period: lease watchdog, counters, scaling. @default 100 */
   tickMs?: number;
+  /** The threads mailboxes share (those without `threads: 'dedicated'`). */
+  pool?: PoolOptions;
 }
 
 export const mailboxDefaults = Object.freeze({
@@ -143,6 +148,7 @@ export const mailboxDefaults = Object.freeze({
   batchSize: 64,
   deadLetterLimit: 10_000,
   resourceLimits: undefined,
+  threads: 'shared' as const,
   concurrency: 1,
   autoscale: Object.freeze({}),
 });
@@ -150,6 +156,7 @@ export const mailboxDefaults = Object.freeze({
 export const runtimeDefaults = Object.freeze({
   startTimeoutMs: 10_000,
   tickMs: 100,
+  pool: Object.freeze({}),
 });
 
 /** Largest maxMessageBytes accepted. */
@@ -170,6 +177,7 @@ export interface ResolvedMailbox {
   batchSize: number;
   deadLetterLimit: number;
   resourceLimits: ResourceLimits | undefined;
+  threads: 'shared' | 'dedicated';
   concurrency: number;
   autoscale: ResolvedAutoscale | false;
   store: MessageStore | null;
@@ -194,6 +202,7 @@ export interface ResolvedRuntime {
   mailboxes: ResolvedMailbox[];
   startTimeoutMs: number;
   tickMs: number;
+  pool: ResolvedPool;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -286,6 +295,7 @@ export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
     batchSize: int(`${p}.batchSize`, pick('batchSize', d.batchSize), 1, 4096),
     deadLetterLimit: int(`${p}.deadLetterLimit`, pick('deadLetterLimit', d.deadLetterLimit), 0),
     resourceLimits: resourceLimits as ResourceLimits | undefined,
+    threads: threadsOption(`${p}.threads`, pick('threads', resourceLimits === undefined ? 'shared' : 'dedicated'), resourceLimits !== undefined),
     concurrency: int(`${p}.concurrency`, pick('concurrency', d.concurrency), 1, 1024),
     autoscale: resolveAutoscale(`${p}.autoscale`, pick('autoscale', d.autoscale)),
     store: seam<MessageStore>(`${p}.store`, o.store, ['open', 'outcomes', 'close']),
@@ -381,5 +391,5 @@ export function resolveRuntime(o: unknown): ResolvedRuntime {
   });
   const startTimeoutMs = o.startTimeoutMs === undefined ? runtimeDefaults.startTimeoutMs : int('startTimeoutMs', o.startTimeoutMs, 1, MAX_TIMER_MS);
   const tickMs = o.tickMs === undefined ? runtimeDefaults.tickMs : int('tickMs', o.tickMs, 1, 60_000);
-  return Object.assign(Object.create(null) as ResolvedRuntime, { mailboxes, startTimeoutMs, tickMs });
+  return Object.assign(Object.create(null) as ResolvedRuntime, { mailboxes, startTimeoutMs, tickMs, pool: resolvePool('pool', o.pool) });
 }

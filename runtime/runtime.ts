@@ -3,18 +3,20 @@
  * Main thread only.
  */
 import { EventEmitter } from 'node:events';
-import { MAX_TIMER_MS, now } from './shared/clock.js';
-import { ErrorCodes, RingpoolError } from './shared/errors.js';
+import { now } from './shared/clock.js';
+import { ErrorCodes, RingpoolError, describeValue, optionThrew } from './shared/errors.js';
 import type { BatchOptions, SendOptions } from './shared/producer.js';
 import type { RingRef, WorkerStats } from './shared/protocol.js';
 import type { DeadLetter, DeadLetters } from './dead-letters.js';
 import { Mailbox, type HandlerTimeoutEvent, type MailboxHost, type MailboxStats, type ScaleEvent, type WorkerCrashEvent } from './mailbox/index.js';
 import type { CloseOptions, CloseReport, RuntimeEvents, SendAsyncOptions, SendBatchAsyncOptions } from './api.js';
-import { resolveRuntime, type ResolvedRuntime, type RuntimeOptions } from './options.js';
-import { checkAsk, splitWait } from './call-options.js';
+import { resolveRuntime, type ResolvedMailbox, type ResolvedRuntime, type RuntimeOptions } from './options.js';
+import { sharedPool, threadsOf, type SharedPool, type PoolStats } from './pool/shared.js';
+import type { LaneHost } from './pool/threads.js';
+import type { Ring } from './shared/ring.js';
+import { checkAsk, closeTimeout, splitWait } from './call-options.js';
 import { FLAG_ASK } from './shared/layout.js';
 import { actorRef, type ActorRef, type ActorRefOptions, type AskOptions } from './actor-ref.js';
-import { describeValue, optionThrew } from './shared/errors.js';
 import type { StreamDeadLetters } from './source/stream.js';
 import type { ActorDefinition } from '../workers/actor.js';
 
@@ -35,6 +37,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
   private closing: Promise<CloseReport> | null = null;
   private finished = false;
   readonly options: ResolvedRuntime;
+  /** The threads mailboxes share (null when every mailbox has its own). */
+  private readonly pool: SharedPool | null;
 
   constructor(options: RuntimeOptions) {
     super();
@@ -44,6 +48,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
       // A getter or Proxy trap in the options that throws: RINGPOOL_INVALID_OPTION, the thrown value as `cause`.
       throw optionThrew('createRuntime options', err);
     }
+    this.pool = sharedPool(this.options, () => this.refs, (err) => this.emitError(err));
     for (const m of this.options.mailboxes) {
       const box = new Mailbox(this, m);
       this.boxes.set(m.name, box);
@@ -54,6 +59,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
   // ---- MailboxHost ----
   ringRefs(): Record<string, RingRef> {
     return this.refs;
+  }
+  threadsOf(name: string, ring: Ring, o: ResolvedMailbox): () => LaneHost {
+    return threadsOf(this.pool, this.options, name, ring, o, (err) => this.emitError(err));
   }
   mailbox(name: string): Mailbox | undefined {
     return this.boxes.get(name);
@@ -116,7 +124,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
       this.state_ = 'closed';
       for (const b of this.boxes.values()) b.closeIntake();
       const left = this.leftovers();
-      await Promise.allSettled([...this.boxes.values()].map((b) => b.destroyPool()));
+      await this.stopThreads().catch(() => {});
       // Finished: nothing will move any more, so onIdle() waiters are released
       // and 'close' reports what was sent before start() and is now lost.
       this.finish({ drained: this.isIdle(), left });
@@ -221,6 +229,11 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     return b.sendBatchAsync(payloads, batchOpts, signal, timeoutMs);
   }
 
+  /** The threads shared mailboxes run on: how many run, at most, and the loops they run. */
+  poolStats(): PoolStats {
+    return this.pool?.stats() ?? { threads: 0, maxThreads: this.options.pool.maxThreads, lanes: 0 };
+  }
+
   /** A snapshot of one mailbox's counters and gauges. */
   stats(mailbox: string): MailboxStats {
     return this.box(mailbox).stats();
@@ -317,20 +330,11 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    */
   close(opts: CloseOptions = {}): Promise<CloseReport> {
     if (this.closing !== null) return this.closing;
-    let timeoutMs: unknown;
+    let timeoutMs: number;
     try {
-      if (opts !== null && typeof opts !== 'object') throw new RingpoolError(ErrorCodes.INVALID_OPTION, `close options must be an object { timeoutMs }, got ${describeValue(opts)}`, { option: 'options' });
-      timeoutMs = opts?.timeoutMs ?? 30_000;
+      timeoutMs = closeTimeout(opts);
     } catch (err) {
-      return Promise.reject(optionThrew('close options', err));
-    }
-    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS)) {
-      return Promise.reject(
-        new RingpoolError(ErrorCodes.INVALID_OPTION, `close options.timeoutMs must be a number from 0 to ${MAX_TIMER_MS}, got ${describeValue(timeoutMs)}`, {
-          option: 'timeoutMs',
-          limit: MAX_TIMER_MS,
-        }),
-      );
+      return Promise.reject(err);
     }
     this.closing = this.doClose(timeoutMs);
     return this.closing;
@@ -353,7 +357,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     // Drained: loops return at once, unless actor passivate hooks run (a loop
     // waits up to leaseMs for them): give them that long. Not drained: the
     // deadline has passed, 1 s for the threads to return, then terminate.
-    await Promise.all([...this.boxes.values()].map((b) => b.stop(drained ? Math.max(5_000, b.opts.leaseMs + 1_000) : 1_000)));
+    await Promise.all([...this.boxes.values()].map((b) => b.stopLoops(drained ? Math.max(5_000, b.opts.leaseMs + 1_000) : 1_000)));
+    await this.stopThreads();
     const report = { drained, left };
     this.finish(report);
     return report;
@@ -365,10 +370,16 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     for (const b of this.boxes.values()) b.closeIntake();
     const left = this.leftovers();
     this.state_ = 'closed';
-    await Promise.all([...this.boxes.values()].map((b) => b.destroyPool()));
+    await this.stopThreads();
     const report = { drained, left };
     this.finish(report);
     return report;
+  }
+
+  /** The shared pool first (its loops of every mailbox end), then each mailbox's own threads, store and source. */
+  private async stopThreads(): Promise<void> {
+    await this.pool?.destroy();
+    await Promise.all([...this.boxes.values()].map((b) => b.destroyPool()));
   }
 
   private leftovers(): CloseReport['left'] {

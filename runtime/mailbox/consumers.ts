@@ -1,18 +1,17 @@
 /**
- * A mailbox's consumer threads (main thread): the Piscina pool, starting a
- * consumer loop in a free slot, stopping it, and retiring its slot when the
+ * A mailbox's consumer loops (main thread): starting one in a free slot on
+ * the threads it is given (a LaneHost: the runtime's shared pool, or threads
+ * of its own; runtime/pool/), stopping it, and retiring its slot when the
  * loop ends (a stop, a crash, a lease kill): what the slot still holds is
- * taken back, its keys move on, and the pool is filled to the desired size.
+ * taken back, its keys move on, and the loops are filled to the desired count.
  * It knows no mailbox: what it uses is given (ConsumersDeps), and what it
  * tells (a loop's events, the probe's answer, slots that changed) goes up
  * through callbacks the wiring passes in.
  */
-import { once } from 'node:events';
 import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import { Piscina } from 'piscina';
 import * as Comlink from '../shared/comlink.js';
 import { codecSpec } from '../shared/codec.js';
-import { ErrorCodes, RingpoolError, safeString, type ErrorInfo } from '../shared/errors.js';
+import { ErrorCodes, RingpoolError, type ErrorInfo } from '../shared/errors.js';
 import {
   ACTOR_WORD,
   GUARD_FREE,
@@ -25,6 +24,8 @@ import {
   handoffBase,
 } from '../shared/layout.js';
 import type { ConsumerTask, LoopResult, ProbeResult, WorkerControl, WorkerEvent, WorkerStats } from '../shared/protocol.js';
+import { LaneLost } from '../pool/shared.js';
+import { handlerLoadError, withTimeout, type LaneHost } from '../pool/threads.js';
 import { releaseOwner } from '../key-owners.js';
 import type { ResolvedMailbox } from '../options.js';
 import type { Ring } from '../shared/ring.js';
@@ -36,7 +37,9 @@ import type { ConsumerState, WorkerCrashEvent } from './types.js';
 
 export interface ConsumersDeps {
   mailbox: string;
-  opts: Pick<ResolvedMailbox, 'minThreads' | 'maxThreads' | 'resourceLimits' | 'handlerUrl' | 'codec' | 'leaseMs' | 'batchSize'>;
+  opts: Pick<ResolvedMailbox, 'minThreads' | 'handlerUrl' | 'codec' | 'leaseMs' | 'batchSize'>;
+  /** The threads its loops run on, made at start() (the runtime's shared pool, or its own). */
+  threads: () => LaneHost;
   ring: Ring;
   /** The key table: a retired slot's hand-off queue and its keys are cleared there. */
   keys: Int32Array;
@@ -64,8 +67,6 @@ export interface ConsumersDeps {
   emitError(err: Error): void;
 }
 
-/** The file Piscina loads in each consumer thread (CommonJS: see workers/loop/entry.cts). */
-export const CONSUMER_ENTRY = new URL('../../workers/loop/entry.cjs', import.meta.url);
 /** A live loop inside its send guard is waited for this long at most before a slot is retired anyway (see whenGuardsFree). */
 const GUARD_GIVE_UP_MS = 10_000;
 
@@ -96,7 +97,7 @@ export interface Consumer {
 }
 
 export class Consumers {
-  private pool: Piscina | null = null;
+  private pool: LaneHost | null = null;
   private readonly consumers = new Map<number, Consumer>();
   private readonly slotBusy = new Uint8Array(MAX_CONSUMERS);
   private incarnations = 0;
@@ -115,18 +116,9 @@ export class Consumers {
   async start(timeoutMs: number): Promise<ProbeResult> {
     const m = this.m;
     const o = m.opts;
-    this.pool = new Piscina({
-      filename: CONSUMER_ENTRY.href,
-      minThreads: o.minThreads,
-      maxThreads: o.maxThreads + 1, // one spare while a terminated thread exits
-      idleTimeout: 10_000,
-      atomics: 'disabled',
-      concurrentTasksPerWorker: 1,
-      ...(o.resourceLimits ? { resourceLimits: o.resourceLimits } : {}),
-    });
-    this.pool.on('error', (err: Error) => m.emitError(err));
+    this.pool = m.threads();
     const info = await withTimeout(
-      this.pool.run({ handlerUrl: o.handlerUrl, codec: codecSpec(o.codec) }, { name: 'probe' }) as Promise<ProbeResult>,
+      this.pool.probe({ handlerUrl: o.handlerUrl, codec: codecSpec(o.codec) }),
       timeoutMs,
       () => handlerLoadError(m.mailbox, o.handlerUrl, new Error(`loading took longer than startTimeoutMs (${timeoutMs} ms)`)),
     ).catch((err: unknown) => {
@@ -198,9 +190,18 @@ export class Consumers {
       control: ctl.port2,
       events: ev.port2,
     };
+    const run = pool.run(task, [ctl.port2, ev.port2], (exit) => (consumer.exited = exit));
+    if (run === null) {
+      // No thread can take another loop of this mailbox now (the shared pool is at its size).
+      view.setStatus(SLOT_IDLE);
+      this.slotBusy[slot] = 0;
+      ctl.port1.close();
+      ev.port1.close();
+      return null;
+    }
     this.consumers.set(slot, consumer);
     m.onSlotsChanged();
-    consumer.done = pool.run(task, { transferList: [ctl.port2, ev.port2] as never }).then(
+    consumer.done = run.then(
       (r: LoopResult) => this.onLoopEnd(consumer, null, r),
       (err: Error) => this.onLoopEnd(consumer, err, null),
     );
@@ -219,11 +220,8 @@ export class Consumers {
 
   /** After a lease kill: terminate the loop's thread (its slot is reused only once that thread is gone). */
   terminate(c: Consumer): void {
-    const worker = this.pool?.threads.find((w) => w.threadId === c.threadId);
-    if (worker !== undefined) {
-      c.exited = once(worker, 'exit').catch(() => {});
-      void worker.terminate();
-    }
+    const exited = this.pool?.terminate(c.threadId) ?? null;
+    if (exited !== null) c.exited = exited;
   }
 
   /** Per-thread figures, asked of each running loop over its comlink control port. */
@@ -254,11 +252,13 @@ export class Consumers {
       m.onEvent(c, e.message as WorkerEvent);
     }
     // Shutting down (close() past its deadline, destroy()): not a crash; what it held stays as leftovers.
-    const crashed = err !== null && c.state !== 'revoked' && !m.stopped();
+    // A lane of a shared thread that died of another lane's fault (LaneLost.collateral) is not a crash of its own.
+    const lost = err instanceof LaneLost ? err : null;
+    const crashed = err !== null && c.state !== 'revoked' && !m.stopped() && lost?.collateral !== true;
     // With several handlers running at the crash, nobody can tell which one
     // killed the thread: none is charged an attempt; all come back flagged to
     // run alone, so a second crash is blamed on the right one.
-    const several = crashed && ring.slot(c.slot).inflight() > 1;
+    const several = crashed && (ring.slot(c.slot).inflight() > 1 || lost?.several === true);
     const current = crashed && !several ? ring.slot(c.slot).currentUnit() : -1;
     c.state = 'dead';
     // Not RUNNING any more before anything is taken back: a thread handing a
@@ -386,20 +386,4 @@ export class Consumers {
     this.pool = null;
     if (pool !== null) await pool.destroy();
   }
-}
-
-function handlerLoadError(mailbox: string, url: string, cause: unknown): RingpoolError {
-  const msg = cause instanceof Error ? cause.message : safeString(cause);
-  return new RingpoolError(ErrorCodes.HANDLER_LOAD, `mailbox '${mailbox}': handler ${url} cannot be used: ${msg}`, { mailbox, url }, { cause });
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(onTimeout()), ms);
-      timer.unref();
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

@@ -101,10 +101,13 @@ export class Mailbox {
     const followed = opts.store !== null || hasSource(opts) || journaled;
     const sab = Ring.allocate({ capacityBytes: opts.capacityBytes, maxPayloadBytes: opts.maxMessageBytes, followed, journaled });
     this.ring = new Ring(sab);
+    // Before any other view of the ring is made: a ring served by the shared pool wakes it through the pool's board.
+    const threads = host.threadsOf(this.name, this.ring, opts);
     // msgpack's record shapes, shared by every thread of the process (none when other processes decode the messages too).
     this.structures = opts.codec === 'msgpack' && !sourceIsRemote(opts) ? new StructureTable(StructureTable.allocate()) : null;
     const store = buildStore(opts, { mailbox: this.name, ring: this.ring, structures: this.structures, emitError });
     this.republish = new Ring(sab);
+    if (this.ring.boardSab !== null) this.republish.attachBoard(this.ring.boardSab);
     this.republish.countHeld = false;
     this.codec = codecOf(opts.codec, this.structures?.sab ?? null);
     this.backlog = new Backlog({ ring: this.ring, republish: this.republish, keys: this.keys, clock: now, onNeedsRoom: () => this.intake.armSpaceWatch() });
@@ -120,6 +123,7 @@ export class Mailbox {
       keys: this.keys,
       metricsSab: this.histogramBlocks.sab,
       ringRefs: () => host.ringRefs(),
+      threads,
       desired: () => this.scaling.desired,
       stopped: () => this.stopped,
       running: () => host.running(),
@@ -215,6 +219,7 @@ export class Mailbox {
       replies: this.replies.ring.sab,
       codec: codecSpec(this.opts.codec, this.structures?.sab ?? null),
       maxMessageBytes: this.opts.maxMessageBytes,
+      board: this.ring.boardSab,
     };
   }
 
@@ -367,11 +372,11 @@ export class Mailbox {
   }
 
   /** Ask every loop to return after its batch; wait up to `graceMs`, then terminate the threads. */
-  async stop(graceMs: number): Promise<void> {
+  /** Ask the loops to return after their batch; wait up to `graceMs`. Then destroyPool() (after the shared pool, if any, is gone). */
+  async stopLoops(graceMs: number): Promise<void> {
     this.stopped = true;
     this.backlog.stop();
     await this.consumers.stopAll(graceMs);
-    await this.destroyPool();
   }
 
   async destroyPool(): Promise<void> {

@@ -11,6 +11,9 @@ import type { DeadLetter, DeadLetterReason } from '../dead-letters.js';
 import type { RingRef } from '../shared/protocol.js';
 import type { HeldMessage } from '../held.js';
 import type { HoleRepairs } from '../holes.js';
+import type { ResolvedMailbox } from '../options.js';
+import type { LaneHost } from '../pool/threads.js';
+import type { Ring } from '../shared/ring.js';
 
 /** A consumer loop's state: `revoked`, its lease expired and its thread is being terminated; `dead`, its slot was recovered (late events are ignored). */
 export type ConsumerState = 'starting' | 'running' | 'stopping' | 'revoked' | 'dead';
@@ -24,6 +27,8 @@ export interface PeerMailbox {
 /** What the mailbox needs from its runtime. */
 export interface MailboxHost {
   ringRefs(): Record<string, RingRef>;
+  /** The threads of mailbox `name`: the runtime's shared pool (its ring is then served by it from now on), or threads of its own. */
+  threadsOf(name: string, ring: Ring, opts: ResolvedMailbox): () => LaneHost;
   mailbox(name: string): PeerMailbox | undefined;
   /** The mailbox at `index` in the runtime's order (ring tags, holes.ts). */
   mailboxAt(index: number): PeerMailbox | undefined;

@@ -40,6 +40,8 @@
  *  word 49 SLEEPERS      consumers parked on WAKE
  *  word 50 WAKE_PENDING  1 while a notify is on its way: producers do not notify again
  *                        (one futex wake per wake-up, not one per message sent meanwhile)
+ *  word 51 POOL_HOSTS, 52 POOL_LANE  served by a shared pool: its threads hosting a loop of this ring (a bit
+ *                        each), and the ring's lane on the pool's board (pool-board.ts, which has that layout)
  *  word 64 MAGIC, 65 VERSION, 66 CAPACITY_UNITS, 67 MAX_PAYLOAD_BYTES
  *  word 68 CONCURRENCY   messages in flight per consumer loop (set by the dispatcher/autoscaler, read each batch)
  *  word 69 ACTOR, 70 HELD_UNITS (below)
@@ -147,6 +149,8 @@ export const FOLLOWED = 35;
 export const WAKE = 48;
 export const SLEEPERS = 49;
 export const WAKE_PENDING = 50;
+export const POOL_HOSTS = 51;
+export const POOL_LANE = 52;
 export const MAGIC_WORD = 64;
 export const VERSION_WORD = 65;
 export const CAPACITY_UNITS_WORD = 66;
@@ -391,10 +395,3 @@ export const J_LAST_FSYNC_MS = 3;
 export const J_RECOVERED = 4;
 export const J_COMPACTIONS = 5;
 export const J_STATS_WORDS = 8;
-
-// ---- pool board (one Int32 SharedArrayBuffer per shared pool of consumer threads; pool-board.ts) ----
-/** Words 0-2 the pool's wake word, its sleepers and a wake on its way (as WAKE, SLEEPERS, WAKE_PENDING of a ring); from word 16 one READY bit per lane. */
-export const PB_WAKE = 0;
-export const PB_SLEEPERS = 1;
-export const PB_WAKE_PENDING = 2;
-export const PB_READY = 16;

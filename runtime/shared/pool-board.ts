@@ -1,17 +1,27 @@
 /**
- * The board of a pool of consumer threads shared by mailboxes (issue #28;
- * layout in layout.ts, "pool board"). Thread-neutral. Each mailbox served
- * by the pool is a lane with a READY bit: a producer that publishes sets it,
- * a pool thread that finds the lane's ring empty clears it, and the pool's
- * idle threads sleep on one wake word. Finding work costs one load per 32
- * lanes, not one per mailbox, and a send pays one load when the bit is set.
+ * The board of a pool of consumer threads shared by mailboxes (issue #28),
+ * and its layout. Thread-neutral. Each mailbox served
+ * by the pool is a lane with a READY bit, and each pool thread has a SLEEP
+ * flag and a WAKE word of its own. A producer that publishes to a lane's
+ * ring sets the bit and wakes the parked threads that host the lane (the
+ * ring's POOL_HOSTS mask), and no other: a thread whose lanes are idle is
+ * never woken by its neighbours' traffic.
  *
  * Ordering (as a ring's SLEEPERS and WAKE): a producer publishes its record,
- * then sets the bit and reads SLEEPERS; a thread clears the bit, then looks at
- * the ring once more; a parking thread raises SLEEPERS, then looks at the bits
- * once more. Each pair is sequentially consistent, so either side sees the other.
+ * then sets the bit and reads SLEEP; a thread about to park sets SLEEP, then
+ * looks at its lanes' bits once more; a thread that finds a lane's ring empty
+ * clears the bit, then looks at the ring once more. Each pair is
+ * sequentially consistent, so either side sees the other.
  */
-import { PB_READY, PB_SLEEPERS, PB_WAKE, PB_WAKE_PENDING } from './layout.js';
+
+// ---- the board's layout: one Int32 SharedArrayBuffer per shared pool ----
+/** Pool thread t's words from PB_THREADS + t * PB_THREAD_WORDS (a cache line each): SLEEP, WAKE, the lane whose handler runs (-1: none). */
+export const PB_THREADS = 16;
+export const PB_THREAD_WORDS = 16;
+/** A ring's POOL_HOSTS word (layout.ts) is a mask of pool threads: 32 at most. */
+export const MAX_POOL_THREADS = 32;
+/** From here one READY bit per lane. */
+export const PB_READY = PB_THREADS + MAX_POOL_THREADS * PB_THREAD_WORDS;
 
 export class PoolBoard {
   readonly i32: Int32Array;
@@ -28,18 +38,26 @@ export class PoolBoard {
     this.lanes = (this.i32.length - PB_READY) * 32;
   }
 
-  /** Producer, after publishing to lane `lane`'s ring: set its bit, wake one parked thread. True when it woke one. */
-  markReady(lane: number): boolean {
+  /**
+   * Producer, after publishing to lane `lane`'s ring: set its bit, wake the
+   * parked threads among `hosts` (a mask of pool threads). True when it woke one.
+   */
+  markReady(lane: number, hosts: number): boolean {
     const i32 = this.i32;
     const w = PB_READY + (lane >>> 5);
     const bit = 1 << (lane & 31);
     if ((Atomics.load(i32, w) & bit) === 0) Atomics.or(i32, w, bit);
-    if (Atomics.load(i32, PB_SLEEPERS) === 0) return false;
-    // A wake-up already on its way finds this lane too (the woken thread looks at every bit before it parks again).
-    if (Atomics.compareExchange(i32, PB_WAKE_PENDING, 0, 1) !== 0) return false;
-    Atomics.add(i32, PB_WAKE, 1);
-    if (Atomics.notify(i32, PB_WAKE, 1) === 0) Atomics.store(i32, PB_WAKE_PENDING, 0);
-    return true;
+    let woke = false;
+    for (let h = hosts; h !== 0; h &= h - 1) {
+      const s = PB_THREADS + (31 - Math.clz32(h & -h)) * PB_THREAD_WORDS;
+      // The one that turns SLEEP 1 -> 0 notifies: one futex wake per park.
+      if (Atomics.load(i32, s) !== 0 && Atomics.compareExchange(i32, s, 1, 0) === 1) {
+        Atomics.add(i32, s + 1, 1);
+        Atomics.notify(i32, s + 1);
+        woke = true;
+      }
+    }
+    return woke;
   }
 
   /** Pool thread: lane `lane` looked empty. Clear its bit; the caller then looks at the ring once more. */
@@ -69,21 +87,48 @@ export class PoolBoard {
     return bits !== 0 ? (w0 << 5) + lowestBit(bits) : -1;
   }
 
-  /** Pool thread, about to park: count itself a sleeper, then look at the bits once more (nextReady). */
-  announce(): number {
-    Atomics.add(this.i32, PB_SLEEPERS, 1);
-    return Atomics.load(this.i32, PB_WAKE);
+  /** Pool thread `t`, about to park: raise its SLEEP flag, then look at its lanes' bits once more. Returns the WAKE value to wait on. */
+  announce(t: number): number {
+    const s = PB_THREADS + t * PB_THREAD_WORDS;
+    const seen = Atomics.load(this.i32, s + 1);
+    Atomics.store(this.i32, s, 1);
+    return seen;
   }
 
-  /** Park until a producer marks a lane (or `ms` pass); `seen` is what announce() returned. */
-  wait(seen: number, ms: number): 'ok' | 'not-equal' | 'timed-out' {
-    return Atomics.wait(this.i32, PB_WAKE, seen, ms);
+  /** Park thread `t` until a producer wakes it (or `ms` pass); `seen` is what announce() returned. */
+  wait(t: number, seen: number, ms: number): 'ok' | 'not-equal' | 'timed-out' {
+    return Atomics.wait(this.i32, PB_THREADS + t * PB_THREAD_WORDS + 1, seen, ms);
   }
 
-  /** Pool thread, awake again: no longer a sleeper; a later mark may wake another. */
-  leave(): void {
-    Atomics.sub(this.i32, PB_SLEEPERS, 1);
-    Atomics.store(this.i32, PB_WAKE_PENDING, 0);
+  /** The same, without blocking the thread (handlers in flight need its event loop). */
+  waitAsync(t: number, seen: number, ms: number): Promise<unknown> | null {
+    const r = Atomics.waitAsync(this.i32, PB_THREADS + t * PB_THREAD_WORDS + 1, seen, ms);
+    return r.async ? r.value : null;
+  }
+
+  /** Pool thread `t`, awake again: a producer need not wake it. */
+  leave(t: number): void {
+    Atomics.store(this.i32, PB_THREADS + t * PB_THREAD_WORDS, 0);
+  }
+
+  /** Thread `t`'s word naming the lane whose handler it runs now (-1: none), written by that thread around each handler call. */
+  runningWord(t: number): number {
+    return PB_THREADS + t * PB_THREAD_WORDS + 2;
+  }
+
+  /** A new thread `t`: asleep to no one, running nothing. */
+  reset(t: number): void {
+    const s = PB_THREADS + t * PB_THREAD_WORDS;
+    Atomics.store(this.i32, s, 0);
+    Atomics.store(this.i32, s + 2, -1);
+  }
+
+  /** Wake thread `t` whatever its lanes (a new lane, a stop). */
+  wake(t: number): void {
+    const s = PB_THREADS + t * PB_THREAD_WORDS;
+    Atomics.store(this.i32, s, 0);
+    Atomics.add(this.i32, s + 1, 1);
+    Atomics.notify(this.i32, s + 1);
   }
 }
 

@@ -20,6 +20,8 @@ export interface RingRef {
   replies: SharedArrayBuffer;
   codec: CodecSpec;
   maxMessageBytes: number;
+  /** The shared pool's board when a pool serves this mailbox (its publishes wake the pool's threads), else null. */
+  board: SharedArrayBuffer | null;
 }
 
 export interface ConsumerTask {
@@ -36,6 +38,28 @@ export interface ConsumerTask {
   control: MessagePort;
   events: MessagePort;
 }
+
+/** A shared pool's thread (a long Piscina task): it runs the loops (lanes) the main thread gives it over `port`. */
+export interface PoolThreadTask {
+  /** Its index in the pool: its words on the board, its bit in a ring's POOL_HOSTS. */
+  index: number;
+  board: SharedArrayBuffer;
+  /** Every mailbox of the runtime (the lanes' ConsumerTask.rings). */
+  rings: Record<string, RingRef>;
+  port: MessagePort;
+}
+
+/** Main thread -> pool thread. A lane's task comes without `rings` (the thread's table is used). */
+export type ToPoolThread =
+  | { t: 'lane'; key: number; task: Omit<ConsumerTask, 'rings'> }
+  | { t: 'probe'; id: number; task: ProbeTask }
+  | { t: 'quit' };
+
+/** Pool thread -> main thread. */
+export type FromPoolThread =
+  | { t: 'hello'; threadId: number }
+  | { t: 'lane-end'; key: number; result?: LoopResult; error?: ErrorInfo }
+  | { t: 'probe'; id: number; result?: ProbeResult; error?: ErrorInfo };
 
 export interface ProbeTask {
   handlerUrl: string;

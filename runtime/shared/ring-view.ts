@@ -39,6 +39,8 @@ import {
   R_META_BYTES,
   R_PAYLOAD_BYTES,
   R_UNITS,
+  POOL_HOSTS,
+  POOL_LANE,
   SLEEPERS,
   TAIL,
   UNIT_SHIFT,
@@ -48,6 +50,7 @@ import {
   regions,
   type RejectReason,
 } from './layout.js';
+import { PoolBoard } from './pool-board.js';
 import { SlotView } from './slot.js';
 
 export interface RingInit {
@@ -229,9 +232,26 @@ export class RingView {
 
   // ---------------------------------------------------------------- wake words
 
+  /** The shared pool's board when a pool serves this ring (attachBoard), and the ring's lane on it. */
+  private board: PoolBoard | null = null;
+  private lane = 0;
+
+  /** A shared pool serves this ring: its wake-ups go through the pool's board too (its lane is in the header). */
+  attachBoard(sab: SharedArrayBuffer): void {
+    this.board = new PoolBoard(sab);
+    this.lane = Atomics.load(this.i32, POOL_LANE);
+  }
+
+  /** The board attached (for another thread's view of this ring: the journal's), or null. */
+  get boardSab(): SharedArrayBuffer | null {
+    return this.board === null ? null : (this.board.i32.buffer as SharedArrayBuffer);
+  }
+
   /** Notify one parked consumer, if any is parked and no wake-up is on its way already. */
   wakeIfSleeping(): boolean {
     const i32 = this.i32;
+    const b = this.board;
+    if (b !== null && b.markReady(this.lane, Atomics.load(i32, POOL_HOSTS))) return true;
     // Seq-cst: a consumer increments SLEEPERS before its last look for work,
     // so either we see it here or it sees the record we just published.
     if (Atomics.load(i32, SLEEPERS) === 0) return false;
@@ -263,11 +283,15 @@ export class RingView {
 
   /** Wake every parked consumer, if any is parked (a hand-off to a consumer that may be one of them). */
   wakeAllIfSleeping(): void {
+    const b = this.board;
+    if (b !== null) b.markReady(this.lane, Atomics.load(this.i32, POOL_HOSTS));
     if (Atomics.load(this.i32, SLEEPERS) > 0) this.wakeAll();
   }
 
   /** Wake every parked consumer (stop requests). */
   wakeAll(): void {
+    const b = this.board;
+    if (b !== null) b.markReady(this.lane, Atomics.load(this.i32, POOL_HOSTS));
     Atomics.add(this.i32, WAKE, 1);
     Atomics.notify(this.i32, WAKE);
   }

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { CONSUMER_ENTRY } from '../../dist/runtime/mailbox/consumers.js';
+import { CONSUMER_ENTRY } from '../../dist/runtime/pool/threads.js';
 import { fixture } from '../helpers.js';
 
 describe('the consumer thread entry', () => {

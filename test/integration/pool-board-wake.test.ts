@@ -1,5 +1,5 @@
 // A pool thread parked on the pool board's wake word (runtime/shared/pool-board.ts, issue #28) is woken by a
-// producer marking a lane: a real worker thread in Atomics.wait, a real SharedArrayBuffer.
+// producer marking a lane it hosts: a real worker thread in Atomics.wait, a real SharedArrayBuffer.
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { PoolBoard } from '../../dist/runtime/shared/pool-board.js';
@@ -13,10 +13,10 @@ describe('PoolBoard wake-up across threads', () => {
       const { workerData, parentPort } = require('node:worker_threads');
       import(workerData.url).then(({ PoolBoard }) => {
         const b = new PoolBoard(workerData.sab);
-        const seen = b.announce();
+        const seen = b.announce(3);
         parentPort.postMessage('parked');
-        const r = b.nextReady(0) >= 0 ? 'found' : b.wait(seen, 10000);
-        b.leave();
+        const r = b.nextReady(0) >= 0 ? 'found' : b.wait(3, seen, 10000);
+        b.leave(3);
         parentPort.postMessage({ r, lane: b.nextReady(0) });
       });`;
     const w = new Worker(code, { eval: true, workerData: { sab: b.i32.buffer, url: boardUrl } });
@@ -24,7 +24,7 @@ describe('PoolBoard wake-up across threads', () => {
     const done = new Promise<void>((resolve, reject) => {
       w.on('message', (m) => {
         results.push(m);
-        if (m === 'parked') setTimeout(() => b.markReady(7), 20);
+        if (m === 'parked') setTimeout(() => b.markReady(7, 1 << 3), 20);
         else resolve();
       });
       w.on('error', reject);

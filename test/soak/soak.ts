@@ -54,7 +54,7 @@ export interface SoakOptions {
 export interface SoakReport {
   seed: number;
   /** The mix this seed chose. */
-  config: { looseConcurrency: number; keyedConcurrency: number; keys: number; leaseMs: number; maxAttempts: number; churn: boolean; feed: boolean; journal: boolean; only?: 'loose' | 'keyed' | 'tight' };
+  config: { looseConcurrency: number; keyedConcurrency: number; keys: number; leaseMs: number; maxAttempts: number; churn: boolean; feed: boolean; journal: boolean; threads: 'shared' | 'dedicated'; only?: 'loose' | 'keyed' | 'tight' };
   /** The most messages in flight per thread each mailbox had (the autoscaler raises it for I/O-bound handlers). */
   peakConcurrency: Record<string, number>;
   messages: number;
@@ -133,6 +133,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     // Seeds 4, 5 (mod 8) make every mailbox durable (a journal, fsync 'always'): after the run, a restart on the
     // same directories must give back the dead letters and nothing else (every ack reached the journal).
     journal: ((opts.seed >> 1) & 3) === 2,
+    // Seeds 8-15 (mod 16) give each mailbox threads of its own; the others run all three on the runtime's shared pool.
+    threads: ((opts.seed >> 3) & 1) === 1 ? ('dedicated' as const) : ('shared' as const),
     ...opts.config,
   };
   // A mailbox has one store: the journal, or the feed's check. Natural seeds never draw both; a mix that sets
@@ -153,6 +155,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     leaseMs: config.leaseMs,
     maxAttempts: config.maxAttempts,
     backoff: { baseMs: 2, maxMs: 40 },
+    threads: config.threads,
   };
   const rt: Runtime = createRuntime({
     mailboxes: {

@@ -12,7 +12,7 @@ import { isThenable } from './actors.js';
 import type { KeyRouter } from './handoff.js';
 import type { Invoker } from './invoke.js';
 import type { Outbound } from './outbound.js';
-import { sleep, type Pace, type Parker } from './park.js';
+import { sleep, type Pace, type Parks } from './park.js';
 import type { LoopTally } from './tally.js';
 
 const origin = performance.timeOrigin;
@@ -37,7 +37,7 @@ export interface ConcurrentDeps {
   tally: LoopTally;
   hw: HistogramWriter;
   pace: Pace;
-  parker: Parker;
+  parker: Parks;
   /** Whether the loop still runs (a handler finishing after a stop reclaims nothing). */
   running: () => boolean;
 }

@@ -6,9 +6,10 @@
  * terminated while that graph instantiates: a thread stopped or destroyed
  * just as it starts. This entry loads the consumer (index.ts) with import(),
  * whose termination Node handles. Exports for Piscina's task names:
- * `default` runs a consumer loop, `probe` loads the handler module.
+ * `default` runs a consumer loop, `probe` loads the handler module,
+ * `poolThread` runs a thread of the runtime's shared pool (workers/pool/).
  */
-import type { ConsumerTask, LoopResult, ProbeResult, ProbeTask } from '../../runtime/shared/protocol.js';
+import type { ConsumerTask, LoopResult, PoolThreadTask, ProbeResult, ProbeTask } from '../../runtime/shared/protocol.js';
 
 type Consumer = typeof import('./index.js');
 let loaded: Promise<Consumer> | undefined;
@@ -22,5 +23,9 @@ async function probe(task: ProbeTask): Promise<ProbeResult> {
   return (await load()).probe(task);
 }
 
+async function poolThread(task: PoolThreadTask): Promise<{ threadId: number }> {
+  return (await load()).poolThread(task);
+}
+
 // __esModule: Piscina's require() interop then reads `default` as the default export, not as module.exports.
-export = { __esModule: true, default: consumerLoop, probe };
+export = { __esModule: true, default: consumerLoop, probe, poolThread };

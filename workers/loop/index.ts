@@ -8,6 +8,7 @@ import type { ConsumerTask, LoopResult } from '../../runtime/shared/protocol.js'
 import { ConsumerLoop } from './loop.js';
 
 export { probe } from './load.js';
+export { poolThread } from '../pool/thread.js';
 
 /** Piscina task (default export): run one consumer loop until the dispatcher stops it. */
 export default async function consumerLoop(task: ConsumerTask): Promise<LoopResult> {

@@ -19,6 +19,8 @@ export class Invoker {
     /** A plain handler, or null when the module is an actor (then `actors` runs it). */
     private readonly handler: Handler | null,
     private readonly actors: ActorStates | null,
+    /** On a shared pool thread: a word set to `value` while a handler's synchronous part runs (a crash then blames this loop alone). */
+    private readonly mark: { i32: Int32Array; index: number; value: number } | null = null,
   ) {}
 
   /** The ctx of the record at `unit`, whose handler starts at `started` (performance.now()). */
@@ -29,6 +31,17 @@ export class Invoker {
 
   /** Decode the record and call the handler or the actor with `ctx`. Throws what decoding or a sync handler throws. */
   invoke(unit: number, flags: number, ctx: MessageContext, keySlot: number): unknown {
+    const m = this.mark;
+    if (m === null) return this.call(unit, flags, ctx, keySlot);
+    m.i32[m.index] = m.value;
+    try {
+      return this.call(unit, flags, ctx, keySlot);
+    } finally {
+      m.i32[m.index] = -1;
+    }
+  }
+
+  private call(unit: number, flags: number, ctx: MessageContext, keySlot: number): unknown {
     const ring = this.ring;
     const start = ring.payloadStart(unit);
     const payload = this.codec.decode(ring.buf, ring.u8, start, start + ring.payloadBytes(unit), (flags & FLAG_ASCII) !== 0);

@@ -13,8 +13,7 @@
 import { threadId } from 'node:worker_threads';
 import { isActor } from '../actor.js';
 import * as Comlink from '../../runtime/shared/comlink.js';
-import { loadCodec, type PayloadCodec } from '../../runtime/shared/codec.js';
-import { MsgpackCodec } from '../../runtime/shared/msgpack.js';
+import type { PayloadCodec } from '../../runtime/shared/codec.js';
 import { toErrorInfo } from '../../runtime/shared/errors.js';
 import { faultHook } from '../../runtime/shared/faults.js';
 import { CONCURRENCY_WORD, FLAG_ASK, FLAG_KEYED, GUARD_KILLED, SLOT_REVOKED, SLOT_RUNNING } from '../../runtime/shared/layout.js';
@@ -24,12 +23,13 @@ import type { SlotView } from '../../runtime/shared/slot.js';
 import { H_END_TO_END, H_PROCESSING, H_QUEUE_WAIT, HistogramWriter, blockOffset, observe } from '../../runtime/shared/histogram.js';
 import type { Handler, MessageContext } from '../context.js';
 import { ActorStates, isThenable } from './actors.js';
+import { LaneCodecs, loadCustomCodecs } from './codecs.js';
 import { Concurrent } from './concurrent.js';
 import { KeyRouter } from './handoff.js';
 import { Invoker } from './invoke.js';
 import { loadHandler } from './load.js';
 import { Outbound } from './outbound.js';
-import { Pace, Parker, sleep, yieldToLoop, YIELD_EVERY_MS } from './park.js';
+import { Pace, Parker, sleep, yieldToLoop, YIELD_EVERY_MS, type ParkerParts, type Parks } from './park.js';
 import { LoopTally } from './tally.js';
 
 /** A batch aims at about this much handler time, so slow handlers do not hoard messages other threads could run. */
@@ -37,17 +37,30 @@ const TARGET_BATCH_MS = 1;
 
 const origin = performance.timeOrigin;
 
+/** What a thread shared by mailboxes gives each of its loops (workers/pool/); a loop of its own thread needs none. */
+export interface LoopHooks {
+  /** The loop's parker: the pool thread's, which parks the thread only when all its loops wait. */
+  parker(parts: ParkerParts): Parks;
+  /** Custom codecs, loaded once per thread. */
+  customCodecs: Map<string, PayloadCodec>;
+  /** After a batch: another loop of this thread has work (the loop then gives the event loop a turn). */
+  othersWaiting(): boolean;
+  /** The thread's word naming the loop whose handler runs, and this loop's value in it. */
+  mark: { i32: Int32Array; index: number; value: number };
+}
+
 export class ConsumerLoop implements WorkerControl {
   private readonly ring: Ring;
   /** This loop's consumer slot. */
   private readonly slot: SlotView;
   /** This mailbox's key table (keyed ordering) and hand-off queues. */
   private readonly keys: Int32Array;
-  /** One codec instance per mailbox, loaded at start (custom codecs are modules). */
-  private readonly codecs = new Map<string, PayloadCodec>();
+  /** One codec instance per mailbox, made on first use (custom codecs are loaded at start). */
+  private readonly codecs: LaneCodecs;
+  private readonly customCodecs: Map<string, PayloadCodec>;
   private readonly tally: LoopTally;
   private readonly pace = new Pace();
-  private readonly parker: Parker;
+  private readonly parker: Parks;
   private readonly router: KeyRouter;
   private readonly hw: HistogramWriter;
   // Made once the handler module and the codecs are loaded (run()).
@@ -64,15 +77,23 @@ export class ConsumerLoop implements WorkerControl {
   /** running() for the parts (they are given this function, not the loop). */
   private readonly isRunning = (): boolean => this.running();
 
-  constructor(private readonly task: ConsumerTask) {
+  constructor(
+    private readonly task: ConsumerTask,
+    private readonly hooks: LoopHooks | null = null,
+  ) {
     const ref = task.rings[task.mailbox]!;
     const ring = (this.ring = new Ring(ref.sab));
+    if (ref.board !== null) ring.attachBoard(ref.board);
     const slot = (this.slot = ring.slot(task.consumer));
     this.keys = new Int32Array(ref.keys);
     const post = (ev: WorkerEvent): void => this.post(ev);
     this.tally = new LoopTally(slot, post, task.incarnation);
     // Parks only inside loop(), once run() has made conc.
-    this.parker = new Parker(ring, this.keys, slot.c, this.pace, this.isRunning, () => this.conc.inflight);
+    const parts: ParkerParts = { ring, keys: this.keys, c: slot.c, pace: this.pace, running: this.isRunning, inflight: () => this.conc.inflight, busy: () => this.router.heldN > 0 };
+    this.parker = hooks !== null ? hooks.parker(parts) : new Parker(parts);
+    this.customCodecs = hooks?.customCodecs ?? new Map();
+    // An append to a shared msgpack table runs under this thread's guard: a lease kill never leaves it locked.
+    this.codecs = new LaneCodecs(task.rings, this.customCodecs, { i32: slot.i32, index: slot.guardWord });
     this.router = new KeyRouter(ring, this.keys, slot, post, task.incarnation);
     this.hw = new HistogramWriter(task.metricsSab);
     slot.resetForLoop();
@@ -92,19 +113,14 @@ export class ConsumerLoop implements WorkerControl {
       const h = await loadHandler(task.handlerUrl);
       if (isActor(h)) this.actors = new ActorStates(h, task.mailbox, this.keys, task.leaseMs);
       else handler = h;
-      for (const [name, ref] of Object.entries(task.rings)) {
-        const codec = await loadCodec(ref.codec);
-        // An append to a shared msgpack table runs under this thread's guard: a lease kill never leaves it locked.
-        if (codec instanceof MsgpackCodec && codec.table !== null) codec.table.guard = { i32: slot.i32, index: slot.guardWord };
-        this.codecs.set(name, codec);
-      }
+      await loadCustomCodecs(task.rings, this.customCodecs);
     } catch (err) {
       this.post({ type: 'load-error', consumer: slot.c, incarnation: task.incarnation, error: toErrorInfo(err) });
       return { reason: 'load-error', stats: this.stats() };
     }
     const post = (ev: WorkerEvent): void => this.post(ev);
     const out = (this.out = new Outbound(task.mailbox, task.leaseMs, task.rings, this.keys, slot, this.codecs, post, this.pace));
-    this.invoker = new Invoker(this.ring, this.codecs.get(task.mailbox)!, out, handler, this.actors);
+    this.invoker = new Invoker(this.ring, this.codecs.get(task.mailbox)!, out, handler, this.actors, this.hooks?.mark ?? null);
     const conc = (this.conc = new Concurrent({
       ring: this.ring,
       slot,
@@ -265,7 +281,7 @@ export class ConsumerLoop implements WorkerControl {
         tally.observeBatch((t - batchStart) / ran);
         this.batch = Math.max(1, Math.min(maxBatch, Math.floor(TARGET_BATCH_MS / Math.max(tally.handlerMs, 1e-6))));
       }
-      if (t - pace.lastYield > YIELD_EVERY_MS) {
+      if (t - pace.lastYield > YIELD_EVERY_MS || (this.hooks !== null && this.hooks.othersWaiting())) {
         await yieldToLoop();
         pace.lastYield = performance.now();
       }

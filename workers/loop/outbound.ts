@@ -14,6 +14,7 @@ import type { SlotView } from '../../runtime/shared/slot.js';
 import { acquireGuard, releaseGuard } from '../../runtime/shared/guard.js';
 import { DurableMarks, type ContextHost, type MessageContext } from '../context.js';
 import { UnrecoverableError } from '../unrecoverable.js';
+import type { CodecLookup } from './codecs.js';
 import type { Pace } from './park.js';
 import type { Post } from './tally.js';
 
@@ -35,7 +36,7 @@ export class Outbound implements ContextHost {
     private readonly keys: Int32Array,
     /** The loop's slot: its guard, and the words its reservations are written down in. */
     private readonly slot: SlotView,
-    private readonly codecs: ReadonlyMap<string, PayloadCodec>,
+    private readonly codecs: CodecLookup,
     private readonly post: Post,
     private readonly pace: Pace,
   ) {
@@ -104,6 +105,7 @@ export class Outbound implements ContextHost {
     }
     // A ring of its own even for this mailbox: its reservations are written down (markIn), the loop's claims are not.
     const ring = new Ring(ref.sab);
+    if (ref.board !== null) ring.attachBoard(ref.board);
     const slot = this.slot;
     ring.markIn(slot.i32, slot.markWord, ringTag(Object.keys(rings).indexOf(mailbox), false));
     const post = this.post;

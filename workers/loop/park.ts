@@ -47,18 +47,43 @@ export class Pace {
   }
 }
 
+/** What a loop parks with: its ring's own wake word (Parker), or its shared pool thread's (workers/pool/parker.ts). */
+export interface Parks {
+  /** Return when the loop may have work: a producer published, the slot was stopped, or a timeout. */
+  park(): Promise<void>;
+}
+
+/** What a loop's parker is made from. */
+export interface ParkerParts {
+  ring: Ring;
+  keys: Int32Array;
+  c: number;
+  pace: Pace;
+  running: () => boolean;
+  inflight: () => number;
+  /** The loop wants a look again soon even if nothing is published (keyed records it holds for their turn). */
+  busy: () => boolean;
+}
+
 /** Parks one consumer loop: slot `c` of `ring`, its hand-off queue in `keys`. */
-export class Parker {
-  constructor(
-    private readonly ring: Ring,
-    private readonly keys: Int32Array,
-    private readonly c: number,
-    private readonly pace: Pace,
-    /** Whether the loop still runs (its slot's status and guard, a stop request). */
-    private readonly running: () => boolean,
-    /** Handlers of the loop running now: with none, the wait may block the thread. */
-    private readonly inflight: () => number,
-  ) {}
+export class Parker implements Parks {
+  private readonly ring: Ring;
+  private readonly keys: Int32Array;
+  private readonly c: number;
+  private readonly pace: Pace;
+  /** Whether the loop still runs (its slot's status and guard, a stop request). */
+  private readonly running: () => boolean;
+  /** Handlers of the loop running now: with none, the wait may block the thread. */
+  private readonly inflight: () => number;
+
+  constructor(p: ParkerParts) {
+    this.ring = p.ring;
+    this.keys = p.keys;
+    this.c = p.c;
+    this.pace = p.pace;
+    this.running = p.running;
+    this.inflight = p.inflight;
+  }
 
   /** Sleep on the wake word until a producer publishes, the slot is stopped, or a timeout. */
   async park(): Promise<void> {

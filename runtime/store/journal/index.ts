@@ -140,6 +140,7 @@ export class Journal implements MessageStore, StoreWrites {
       structuresOnDisk: this.structuresOnDisk,
       stats: this.statsSab,
       port: port2,
+      board: this.ring.boardSab,
     };
     // trackUnmanagedFds (Node's default, set here because the lock relies on it): a thread that dies has its
     // descriptors closed, the one holding LOCK open included, so its LOCK is stale to this process (lock.ts).

@@ -24,6 +24,8 @@ export interface JournalThreadData extends WriterOptions {
   structuresOnDisk: number;
   stats: SharedArrayBuffer;
   port: MessagePort;
+  /** The shared pool's board when a pool serves the mailbox: the journal's publishes wake its threads. */
+  board: SharedArrayBuffer | null;
 }
 
 /** Main thread -> journal thread. */
@@ -53,6 +55,7 @@ function errorOf(err: unknown, fatal: boolean): FromJournal {
 function run(d: JournalThreadData): void {
   const port = d.port;
   const writer = new JournalWriter(nodeFiles, d.sab, d, new Float64Array(d.stats), d.structures === null ? null : new StructureTable(d.structures), d.structuresOnDisk);
+  if (d.board !== null) writer.ring.attachBoard(d.board);
   try {
     const { chunks, index, states, tornBytes } = writer.open();
     const msg: FromJournal = { t: 'opened', chunks, index, states, tornBytes };

@@ -1,0 +1,323 @@
+/**
+ * The runtime's pool of consumer threads, shared by its mailboxes (issue #28;
+ * main thread). Each thread is one long Piscina task (workers/pool/thread.ts)
+ * that runs loops the pool gives it: a lane, one mailbox's consumer loop in
+ * one of its slots. A mailbox's lanes go on different threads (its maxThreads
+ * then means what it meant); the pool grows to min(maxThreads, lanes wanted)
+ * threads and gives a new lane to the thread with the fewest; a thread with
+ * no lane ends after idleTimeoutMs.
+ *
+ * Faults: a thread that dies ends all its lanes. Only what the fault blames
+ * is charged: with one lane busy (a handler running) that lane is the crash's,
+ * as on a thread of its own; with several busy, each goes back as after a
+ * crash with several handlers running (none charged, all to run alone); the
+ * idle ones, and every lane of a thread killed for another's lease, go back
+ * uncharged and report no crash (LaneLost.collateral). With none busy (it
+ * died between handlers) every lane reports the crash, and nothing is charged.
+ */
+import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
+import { once } from 'node:events';
+import { Piscina } from 'piscina';
+import { GUARD_KILLED, GUARD_SENDING, POOL_HOSTS, POOL_LANE } from '../shared/layout.js';
+import { PoolBoard } from '../shared/pool-board.js';
+import type { ConsumerTask, FromPoolThread, LoopResult, PoolThreadTask, ProbeResult, ProbeTask, RingRef, ToPoolThread } from '../shared/protocol.js';
+import type { Ring } from '../shared/ring.js';
+import { blame, placeLane } from './decide.js';
+import type { ResolvedPool } from './options.js';
+import type { ResolvedMailbox, ResolvedRuntime } from '../options.js';
+import { CONSUMER_ENTRY, DedicatedThreads, type LaneHost } from './threads.js';
+
+/** A lane ended because its thread did: `collateral`, nothing of it is to blame; `several`, it was one of several busy lanes. */
+export class LaneLost extends Error {
+  constructor(
+    message: string,
+    readonly collateral: boolean,
+    readonly several: boolean,
+  ) {
+    super(message);
+    this.name = 'LaneLost';
+  }
+}
+
+/** `rt.poolStats()`: the shared pool now. */
+export interface PoolStats {
+  /** Threads running. */
+  threads: number;
+  /** Threads it grows to at most (`pool.maxThreads`). */
+  maxThreads: number;
+  /** Consumer loops on them (a mailbox has one per thread it runs on). */
+  lanes: number;
+}
+
+interface Lane {
+  key: number;
+  mailbox: string;
+  ring: Ring;
+  slot: number;
+  resolve: (r: LoopResult) => void;
+  reject: (e: Error) => void;
+  doomed: (exit: Promise<unknown>) => void;
+}
+
+interface PoolThread {
+  t: number;
+  port: MessagePort;
+  lanes: Map<number, Lane>;
+  threadId: number;
+  /** Being terminated (a lease kill): it takes no lane. */
+  killed: boolean;
+  quitting: boolean;
+  exited: Promise<void>;
+  onExit: () => void;
+  idle: NodeJS.Timeout | null;
+}
+
+export class SharedPool {
+  readonly board: SharedArrayBuffer;
+  private readonly view: PoolBoard;
+  private piscina: Piscina | null = null;
+  private readonly threads: (PoolThread | null)[] = [];
+  private nextKey = 0;
+  private readonly probes = new Map<number, { resolve: (r: ProbeResult) => void; reject: (e: Error) => void; t: number }>();
+  private closed = false;
+
+  constructor(
+    private readonly o: ResolvedPool,
+    lanes: number,
+    private readonly rings: () => Record<string, RingRef>,
+    private readonly emitError: (err: Error) => void,
+  ) {
+    this.board = PoolBoard.allocate(lanes);
+    this.view = new PoolBoard(this.board);
+  }
+
+  /** Mailbox `ring` is served by this pool as lane `lane`: its publishes wake the pool's threads (before any other view of it is made). */
+  serve(ring: Ring, lane: number): void {
+    Atomics.store(ring.i32, POOL_LANE, lane);
+    ring.attachBoard(this.board);
+  }
+
+  /** A view for one mailbox. */
+  host(mailbox: string, ring: Ring): LaneHost {
+    return {
+      probe: (task) => this.probe(task),
+      run: (task, transfer, doomed) => this.run(mailbox, ring, task, transfer, doomed),
+      terminate: (threadId) => this.kill(threadId),
+      destroy: async () => {},
+    };
+  }
+
+  /** Threads running now, and the loops (lanes) they run. */
+  stats(): PoolStats {
+    let threads = 0;
+    let lanes = 0;
+    for (const th of this.threads) {
+      if (th === null) continue;
+      threads++;
+      lanes += th.lanes.size;
+    }
+    return { threads, maxThreads: this.o.maxThreads, lanes };
+  }
+
+  private live(): PoolThread[] {
+    return this.threads.filter((th): th is PoolThread => th !== null && !th.killed && !th.quitting);
+  }
+
+  private spawn(): PoolThread | null {
+    if (this.closed) return null;
+    let t = this.threads.findIndex((th) => th === null);
+    if (t < 0) t = this.threads.length;
+    if (t >= this.o.maxThreads) return null;
+    this.piscina ??= this.makePiscina();
+    const { port1, port2 } = new MessageChannel();
+    let onExit!: () => void;
+    const th: PoolThread = {
+      t,
+      port: port1,
+      lanes: new Map(),
+      threadId: -1,
+      killed: false,
+      quitting: false,
+      exited: new Promise<void>((r) => (onExit = r)),
+      onExit,
+      idle: null,
+    };
+    this.threads[t] = th;
+    this.view.reset(t);
+    port1.on('message', (m: FromPoolThread) => this.onMessage(th, m));
+    port1.unref();
+    const task: PoolThreadTask = { index: t, board: this.board, rings: this.rings(), port: port2 };
+    this.piscina.run(task, { name: 'poolThread', transferList: [port2] as never }).then(
+      () => this.onThreadEnd(th, null),
+      (err: Error) => this.onThreadEnd(th, err),
+    );
+    return th;
+  }
+
+  private makePiscina(): Piscina {
+    const p = new Piscina({
+      filename: CONSUMER_ENTRY.href,
+      minThreads: 0,
+      maxThreads: this.o.maxThreads + 1, // one spare while a terminated thread exits
+      idleTimeout: 1_000,
+      atomics: 'disabled',
+      concurrentTasksPerWorker: 1,
+    });
+    p.on('error', (err: Error) => this.emitError(err));
+    return p;
+  }
+
+
+  private run(mailbox: string, ring: Ring, task: ConsumerTask, transfer: MessagePort[], doomed: (exit: Promise<unknown>) => void): Promise<LoopResult> | null {
+    const live = this.live();
+    const loads = live.map((x) => ({ lanes: x.lanes.size, hosts: [...x.lanes.values()].some((l) => l.mailbox === mailbox) }));
+    const { threads, lanes } = this.stats();
+    const at = placeLane(loads, threads, this.o.maxThreads, lanes);
+    const th = at === 'spawn' ? this.spawn() : (live[at] ?? null);
+    if (th === null) return null;
+    if (th.idle !== null) {
+      clearTimeout(th.idle);
+      th.idle = null;
+    }
+    const key = ++this.nextKey;
+    const { rings: _all, ...rest } = task;
+    return new Promise<LoopResult>((resolve, reject) => {
+      th.lanes.set(key, { key, mailbox, ring, slot: task.consumer, resolve, reject, doomed });
+      Atomics.or(ring.i32, POOL_HOSTS, 1 << th.t);
+      const msg: ToPoolThread = { t: 'lane', key, task: rest };
+      th.port.postMessage(msg, transfer);
+      this.view.wake(th.t);
+    });
+  }
+
+  probe(task: ProbeTask): Promise<ProbeResult> {
+    const th = this.live()[0] ?? this.spawn();
+    if (th === null) return Promise.reject(new Error('the shared pool is closed'));
+    const id = ++this.nextKey;
+    return new Promise<ProbeResult>((resolve, reject) => {
+      this.probes.set(id, { resolve, reject, t: th.t });
+      const msg: ToPoolThread = { t: 'probe', id, task };
+      th.port.postMessage(msg);
+      this.view.wake(th.t);
+      this.idleLater(th);
+    });
+  }
+
+  private onMessage(th: PoolThread, m: FromPoolThread): void {
+    if (m.t === 'hello') {
+      th.threadId = m.threadId;
+    } else if (m.t === 'probe') {
+      const p = this.probes.get(m.id);
+      this.probes.delete(m.id);
+      if (m.error !== undefined) p?.reject(Object.assign(new Error(m.error.message), m.error));
+      else p?.resolve(m.result!);
+    } else {
+      const lane = th.lanes.get(m.key);
+      if (lane === undefined) return;
+      this.drop(th, lane);
+      if (m.error !== undefined) lane.reject(Object.assign(new Error(m.error.message), { name: m.error.name }));
+      else lane.resolve(m.result!);
+      this.idleLater(th);
+    }
+  }
+
+  private drop(th: PoolThread, lane: Lane): void {
+    th.lanes.delete(lane.key);
+    Atomics.and(lane.ring.i32, POOL_HOSTS, ~(1 << th.t));
+  }
+
+  /** A thread with no lane left ends after idleTimeoutMs (unless one comes). */
+  private idleLater(th: PoolThread): void {
+    if (th.lanes.size > 0 || th.idle !== null || th.killed || th.quitting) return;
+    th.idle = setTimeout(() => {
+      th.idle = null;
+      if (th.lanes.size > 0 || th.killed || [...this.probes.values()].some((p) => p.t === th.t)) return;
+      th.quitting = true;
+      const msg: ToPoolThread = { t: 'quit' };
+      th.port.postMessage(msg);
+      this.view.wake(th.t);
+    }, this.o.idleTimeoutMs);
+    th.idle.unref();
+  }
+
+  private onThreadEnd(th: PoolThread, err: Error | null): void {
+    if (this.threads[th.t] === th) this.threads[th.t] = null;
+    if (th.idle !== null) clearTimeout(th.idle);
+    // A killed thread is gone at its 'exit' (killWhenGuardsFree), which may come after its task fails.
+    if (!th.killed) th.onExit();
+    const lanes = [...th.lanes.values()];
+    for (const lane of lanes) this.drop(th, lane);
+    // Whose handler was running when it died (decide.ts): the lane the thread named, else the busy ones.
+    const named = Atomics.load(this.view.i32, this.view.runningWord(th.t));
+    const culprit = lanes.filter((l) => Atomics.load(l.ring.i32, POOL_LANE) === named);
+    const { blamed, several } = blame(lanes, culprit, isBusy, th.killed || this.closed);
+    const why = err?.message ?? 'the thread ended';
+    for (const lane of lanes) {
+      lane.reject(new LaneLost(`shared pool thread ${th.threadId} died: ${why}`, !blamed.has(lane), several));
+    }
+    for (const [id, p] of this.probes) {
+      if (p.t !== th.t) continue;
+      this.probes.delete(id);
+      p.reject(new Error(`the thread probing the handler died: ${why}`));
+    }
+    th.port.close();
+  }
+
+  /**
+   * After a lease kill: terminate the thread running `threadId`. Its other
+   * lanes are refused their guards first (a kill never lands inside a send
+   * of theirs: the guard is waited for, a few instructions), and each is told
+   * when the thread is gone (its slot is not reused before).
+   */
+  private kill(threadId: number): Promise<unknown> | null {
+    const th = this.threads.find((x) => x !== null && x.threadId === threadId);
+    if (th === undefined || th === null) return null;
+    if (!th.killed) {
+      th.killed = true;
+      for (const lane of th.lanes.values()) lane.doomed(th.exited);
+      this.killWhenGuardsFree(th);
+    }
+    return th.exited;
+  }
+
+  private killWhenGuardsFree(th: PoolThread): void {
+    for (const lane of th.lanes.values()) {
+      const slot = lane.ring.slot(lane.slot);
+      if (slot.guard() === GUARD_KILLED) continue;
+      if (slot.revokeGuard() === GUARD_SENDING) {
+        setTimeout(() => this.killWhenGuardsFree(th), 1).unref();
+        return;
+      }
+      slot.setGuard(GUARD_KILLED);
+    }
+    const worker = this.piscina?.threads.find((w: Worker) => w.threadId === th.threadId);
+    if (worker === undefined) return;
+    void once(worker, 'exit').then(th.onExit, th.onExit);
+    void worker.terminate();
+  }
+
+  async destroy(): Promise<void> {
+    this.closed = true;
+    const p = this.piscina;
+    this.piscina = null;
+    if (p !== null) await p.destroy();
+  }
+}
+
+/** A handler of the lane was running when its thread died. */
+function isBusy(l: Lane): boolean {
+  const s = l.ring.slot(l.slot);
+  return s.currentUnit() >= 0 || s.inflight() > 0;
+}
+
+/** The runtime's shared pool, when one of its mailboxes runs on it (null when every mailbox has threads of its own). */
+export function sharedPool(o: ResolvedRuntime, rings: () => Record<string, RingRef>, emitError: (err: Error) => void): SharedPool | null {
+  return o.mailboxes.some((m) => m.threads === 'shared') ? new SharedPool(o.pool, o.mailboxes.length, rings, emitError) : null;
+}
+
+/** Where mailbox `name`'s loops run: the shared pool (its ring is served by it from now on, as lane = its index), or threads of its own. */
+export function threadsOf(pool: SharedPool | null, o: ResolvedRuntime, name: string, ring: Ring, m: ResolvedMailbox, emitError: (err: Error) => void): () => LaneHost {
+  if (m.threads === 'dedicated' || pool === null) return () => new DedicatedThreads(m, emitError);
+  pool.serve(ring, o.mailboxes.findIndex((x) => x.name === name));
+  return () => pool.host(name, ring);
+}

@@ -1,0 +1,169 @@
+// Threads shared by mailboxes (issue #28): a thousand mailboxes on the runtime's pool of two threads, real worker
+// threads and rings. Faults on a shared thread charge only their culprit: a crash in a handler's synchronous part,
+// and a lease kill (a handler spinning), each with other mailboxes' handlers in flight on the same thread, which
+// come back uncharged (their successful run reports ctx.attempt 1). A dedicated mailbox's crash leaves the pool alone.
+// Reports come from the handler after its work, before it returns (test/fixtures/pool-mix.js).
+import { BroadcastChannel } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import type { HandlerTimeoutEvent, MailboxOptions, Runtime, WorkerCrashEvent } from 'ringpool';
+import { expectCode, fixture, runtime, until } from '../helpers.js';
+
+interface Report {
+  op: string;
+  tag: string;
+  i: number;
+  key: string | null;
+  attempt: number;
+  thread: number;
+}
+
+function listen(): { got: Report[]; close(): void } {
+  const ch = new BroadcastChannel('ringpool-pool-mix');
+  const got: Report[] = [];
+  ch.onmessage = (e) => got.push((e as MessageEvent).data as Report);
+  return { got, close: () => ch.close() };
+}
+
+const small: MailboxOptions = { handler: fixture('pool-mix.js'), capacityBytes: 64 << 10, maxMessageBytes: 16 << 10, autoscale: false };
+
+function processed(rt: Runtime): number {
+  let n = 0;
+  for (const name of rt.mailboxes) n += rt.stats(name).processed;
+  return n;
+}
+
+describe('a thousand mailboxes on a shared pool of two threads', () => {
+  it('processes 200,000 messages; keyed order and actor state hold; a crash and a lease kill charge only their culprit', async () => {
+    const reports = listen();
+    try {
+      const mailboxes: Record<string, MailboxOptions> = {};
+      for (let i = 0; i < 997; i++) mailboxes[`b${i}`] = small;
+      mailboxes.keyed = { ...small, minThreads: 2, maxThreads: 2 };
+      mailboxes.counter = { handler: fixture('counter-actor.js'), capacityBytes: 64 << 10, maxMessageBytes: 16 << 10, autoscale: false };
+      mailboxes.spinner = { ...small, leaseMs: 400, maxAttempts: 3 };
+      const rt = runtime({ mailboxes, pool: { maxThreads: 2 } });
+      const crashes: WorkerCrashEvent[] = [];
+      const timeouts: HandlerTimeoutEvent[] = [];
+      rt.on('worker-crash', (e) => crashes.push(e));
+      rt.on('handler-timeout', (e) => timeouts.push(e));
+      await rt.start();
+
+      // 1. Bulk: 200,000 messages, 1,000 a round: 930 mailboxes one each, keyed ones (20 keys), actor calls (50 keys).
+      let sent = 0;
+      for (let round = 0; round < 200; round++) {
+        for (let j = 0; j < 930; j++) {
+          const b = (round * 930 + j) % 997;
+          for (;;) {
+            try {
+              rt.send(`b${b}`, { n: sent });
+              break;
+            } catch (err) {
+              if ((err as { code?: string }).code !== 'RINGPOOL_QUEUE_FULL') throw err;
+              await new Promise((r) => setTimeout(r, 1));
+            }
+          }
+          sent++;
+        }
+        for (let k = 0; k < 20; k++) await rt.sendAsync('keyed', { op: 'order', tag: 'keyed', i: round }, { key: `k${k}` });
+        for (let k = 0; k < 50; k++) await rt.sendAsync('counter', { add: 1 }, { key: `c${k}` });
+        sent += 70;
+        if (round % 10 === 0) await new Promise((r) => setImmediate(r));
+      }
+      expect(sent).toBe(200_000);
+      await rt.onIdle();
+      expect(processed(rt)).toBe(200_000);
+      for (const name of rt.mailboxes) expect(rt.stats(name)).toMatchObject({ failed: 0, deadLettered: 0, redelivered: 0 });
+      expect(rt.poolStats().threads).toBeLessThanOrEqual(2);
+      await until(() => reports.got.filter((r) => r.tag === 'keyed').length === 4000, 10_000, 'the keyed reports');
+      for (let k = 0; k < 20; k++) {
+        expect(reports.got.filter((r) => r.key === `k${k}`).map((r) => r.i)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+      }
+      const counts = await Promise.all(Array.from({ length: 50 }, (_, k) => rt.ask('counter', { add: 0 }, { key: `c${k}` })));
+      expect(counts).toEqual(Array.from({ length: 50 }, () => 200));
+
+      // 2. A crash in a handler's synchronous part, with slow handlers of 40 other mailboxes in flight on both threads.
+      reports.got.length = 0;
+      for (let b = 0; b < 40; b++) rt.send(`b${b}`, { op: 'slow', tag: 'crash-victim', i: b, wait: 300 });
+      await new Promise((r) => setTimeout(r, 50));
+      rt.send('b100', { op: 'crash', tag: 'culprit', i: 0 });
+      await rt.onIdle();
+      expect(crashes.map((c) => c.mailbox)).toEqual(['b100']);
+      const victims = reports.got.filter((r) => r.tag === 'crash-victim');
+      expect(victims.map((r) => r.i).sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+      // Some ran on the crashed thread (they were put back and ran again), and none was charged an attempt.
+      expect(victims.every((r) => r.attempt === 1)).toBe(true);
+      let redelivered = 0;
+      for (let b = 0; b < 40; b++) redelivered += rt.stats(`b${b}`).redelivered;
+      expect(redelivered).toBeGreaterThan(0);
+      for (let b = 0; b < 40; b++) expect(rt.stats(`b${b}`)).toMatchObject({ failed: 0, deadLettered: 0 });
+      expect(reports.got.filter((r) => r.tag === 'culprit').map((r) => r.attempt)).toEqual([2]);
+      expect(rt.stats('b100')).toMatchObject({ failed: 1, deadLettered: 0 });
+
+      // 3. A lease kill: a handler spins on its thread past leaseMs, other mailboxes' slow handlers in flight beside it.
+      reports.got.length = 0;
+      for (let b = 200; b < 240; b++) rt.send(`b${b}`, { op: 'slow', tag: 'kill-victim', i: b, wait: 200 });
+      await new Promise((r) => setTimeout(r, 50));
+      rt.send('spinner', { op: 'spin', tag: 'spinner', i: 0 });
+      await rt.onIdle();
+      expect(timeouts.map((t) => t.mailbox)).toEqual(['spinner']);
+      const killed = reports.got.filter((r) => r.tag === 'kill-victim');
+      expect(killed.map((r) => r.i).sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => 200 + i));
+      expect(killed.every((r) => r.attempt === 1)).toBe(true);
+      redelivered = 0;
+      for (let b = 200; b < 240; b++) redelivered += rt.stats(`b${b}`).redelivered;
+      expect(redelivered).toBeGreaterThan(0);
+      expect(reports.got.filter((r) => r.tag === 'spinner').map((r) => r.attempt)).toEqual([2]);
+      expect(rt.stats('spinner')).toMatchObject({ failed: 1, deadLettered: 0 });
+      expect(crashes.map((c) => c.mailbox)).toEqual(['b100']); // a lease kill is not reported as its neighbours' crash
+      await rt.close({ timeoutMs: 5_000 });
+    } finally {
+      reports.close();
+    }
+  }, 120_000);
+
+  it("a dedicated mailbox's crash does not touch the shared pool", async () => {
+    const reports = listen();
+    try {
+      const rt = runtime({
+        mailboxes: {
+          own: { ...small, threads: 'dedicated', maxAttempts: 3 },
+          a: small,
+          b: small,
+        },
+        pool: { maxThreads: 2 },
+      });
+      const crashes: WorkerCrashEvent[] = [];
+      rt.on('worker-crash', (e) => crashes.push(e));
+      await rt.start();
+      for (let i = 0; i < 20; i++) rt.send(i % 2 ? 'a' : 'b', { op: 'slow', tag: 'shared', i, wait: 300 });
+      await new Promise((r) => setTimeout(r, 50));
+      rt.send('own', { op: 'crash', tag: 'own', i: 0 });
+      await rt.onIdle();
+      expect(crashes.map((c) => c.mailbox)).toEqual(['own']);
+      expect(rt.stats('a')).toMatchObject({ processed: 10, redelivered: 0, failed: 0 });
+      expect(rt.stats('b')).toMatchObject({ processed: 10, redelivered: 0, failed: 0 });
+      const shared = reports.got.filter((r) => r.tag === 'shared');
+      expect(shared.every((r) => r.attempt === 1)).toBe(true);
+      const ownRun = reports.got.find((r) => r.tag === 'own')!;
+      expect(ownRun.attempt).toBe(2);
+      expect(shared.map((r) => r.thread)).not.toContain(ownRun.thread);
+    } finally {
+      reports.close();
+    }
+  }, 30_000);
+
+  it('refuses bad threads and pool options with a code naming the option', async () => {
+    const h = fixture('pool-mix.js');
+    const bad = [
+      [{ mailboxes: { m: { handler: h, threads: 'mine' } } }, 'mailboxes.m.threads'],
+      [{ mailboxes: { m: { handler: h, threads: 'shared', resourceLimits: { maxOldGenerationSizeMb: 64 } } } }, 'mailboxes.m.threads'],
+      [{ mailboxes: { m: { handler: h } }, pool: { maxThreads: 0 } }, 'pool.maxThreads'],
+      [{ mailboxes: { m: { handler: h } }, pool: { maxThreads: 33 } }, 'pool.maxThreads'],
+      [{ mailboxes: { m: { handler: h } }, pool: { idle: 1 } }, 'pool.idle'],
+    ] as const;
+    for (const [opts, option] of bad) {
+      const err = await expectCode(() => runtime(opts as never), 'RINGPOOL_INVALID_OPTION');
+      expect((err as unknown as { details: { option: string } }).details.option).toBe(option);
+    }
+  });
+});

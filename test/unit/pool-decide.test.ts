@@ -1,0 +1,43 @@
+// The shared pool's decisions (runtime/pool/decide.ts, issue #28), without threads: where a new lane goes, and
+// whom a dead thread's fault is charged to.
+import { describe, expect, it } from 'vitest';
+import { blame, placeLane } from '../../dist/runtime/pool/decide.js';
+
+const t = (lanes: number, hosts = false) => ({ lanes, hosts });
+
+describe('placeLane: which thread runs a new loop', () => {
+  it('grows the pool to min(maxThreads, lanes wanted), then fills the least loaded thread', () => {
+    expect(placeLane([], 0, 2, 0)).toBe('spawn'); // the first lane makes the first thread
+    expect(placeLane([t(1)], 1, 2, 1)).toBe('spawn'); // a second lane: a second thread
+    expect(placeLane([t(1), t(1)], 2, 2, 2)).toBe(0); // at maxThreads: the first of the least loaded
+    expect(placeLane([t(5), t(3)], 2, 2, 8)).toBe(1);
+    expect(placeLane([t(0)], 1, 4, 0)).toBe(0); // the probe's thread, idle: it takes the first lane
+  });
+
+  it("never puts two lanes of one mailbox on one thread; spawns for it while the pool has room, else refuses", () => {
+    expect(placeLane([t(1, true), t(9)], 2, 2, 10)).toBe(1);
+    expect(placeLane([t(1, true)], 1, 2, 1)).toBe('spawn');
+    expect(placeLane([t(1, true), t(1, true)], 2, 2, 2)).toBe(-1);
+    // Threads being killed or quitting are not in `live` but count against maxThreads.
+    expect(placeLane([t(1, true)], 2, 2, 1)).toBe(-1);
+  });
+});
+
+describe('blame: whom a dead thread charges', () => {
+  const lanes = ['a', 'b', 'c'];
+  const busyOf = (set: string[]) => (l: string) => set.includes(l);
+
+  it('the lane the thread named (a crash in a handler\'s synchronous part) alone, busy neighbours or not', () => {
+    expect(blame(lanes, ['b'], busyOf(['a', 'b', 'c']), false)).toEqual({ blamed: new Set(['b']), several: false });
+  });
+
+  it('else the lanes with a handler in flight; several of them are each sent back to run alone', () => {
+    expect(blame(lanes, [], busyOf(['c']), false)).toEqual({ blamed: new Set(['c']), several: false });
+    expect(blame(lanes, [], busyOf(['a', 'c']), false)).toEqual({ blamed: new Set(['a', 'c']), several: true });
+  });
+
+  it('every lane when none was busy (each reports the crash, nothing to charge); nobody after a kill or at close', () => {
+    expect(blame(lanes, [], busyOf([]), false)).toEqual({ blamed: new Set(lanes), several: false });
+    expect(blame(lanes, ['a'], busyOf(['a']), true)).toEqual({ blamed: new Set(), several: false });
+  });
+});

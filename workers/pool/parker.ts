@@ -1,0 +1,196 @@
+/**
+ * Parking on a thread shared by mailboxes (issue #28). The thread's loops
+ * (its lanes, one per mailbox it serves) run side by side on its event loop;
+ * a loop that finds its ring empty waits on a promise, not on a futex, so
+ * the others go on. Only when every loop of the thread waits does the thread
+ * itself park, on its own wake word of the pool board (pool-board.ts), which
+ * a producer to any of its lanes notifies. A busy loop asks, after each
+ * batch, whether another loop of the thread has work (othersWaiting), and
+ * then gives the event loop a turn: a quiet mailbox beside a saturating one
+ * waits one batch, not the busy loop's whole time slice.
+ */
+import { handoffReady } from '../../runtime/shared/handoff.js';
+import { faultHook } from '../../runtime/shared/faults.js';
+import type { PoolBoard } from '../../runtime/shared/pool-board.js';
+import { yieldToLoop, YIELD_EVERY_MS, type ParkerParts, type Parks } from '../loop/park.js';
+
+/** With some loops waiting beside others that run, the waiting ones are looked at this often (a busy loop also looks after each batch). */
+const TICK_MS = 1;
+/** How long the thread polls its lanes before it parks. */
+const SPIN_MS = 0.05;
+/** With nothing in flight, the thread blocks this long at most before its event loop gets a turn (control calls, timers, new lanes). */
+const PARK_SYNC_MS = 10;
+/** With handlers in flight, the thread waits asynchronously, this long at most. */
+const PARK_ASYNC_MS = 200;
+
+/** One loop of the thread, as its parker sees it. */
+interface Lane {
+  parts: ParkerParts;
+  /** Its bit on the board (the mailbox's lane). */
+  bit: number;
+  /** Set while it waits: resolving it lets the loop go on. */
+  resume: (() => void) | null;
+}
+
+export class ThreadParker {
+  private readonly lanes = new Set<Lane>();
+  private readonly waiting = new Set<Lane>();
+  /** Loops of the thread not waiting in park(). */
+  private active = 0;
+  private driving = false;
+  private lastYield = performance.now();
+  /** While some loops wait and others run: a look at the waiting ones every TICK_MS (the running ones may be awaiting I/O, not running batches). */
+  private ticker: NodeJS.Timeout | null = null;
+  private ticks = 0;
+
+  constructor(
+    private readonly board: PoolBoard,
+    /** This thread's index in the pool. */
+    private readonly t: number,
+  ) {}
+
+  /** A loop starts on this thread: its parker. `bit` is its mailbox's lane on the board. */
+  add(parts: ParkerParts, bit: number): Parks & { remove(): void } {
+    const lane: Lane = { parts, bit, resume: null };
+    this.lanes.add(lane);
+    this.active++;
+    return {
+      park: () => this.park(lane),
+      remove: () => {
+        this.lanes.delete(lane);
+        if (this.waiting.delete(lane)) lane.resume?.();
+        else this.active--;
+        if (this.active === 0 && this.waiting.size > 0) void this.drive();
+        this.schedule();
+      },
+    };
+  }
+
+  /** Lanes of this thread. */
+  get size(): number {
+    return this.lanes.size;
+  }
+
+  /** A busy loop, after its batch: another loop of the thread can run (the caller then yields). */
+  othersWaiting(): boolean {
+    if (this.active > 1) return true;
+    return this.waiting.size > 0 && this.wakeReady() > 0;
+  }
+
+  private async park(lane: Lane): Promise<void> {
+    const p = lane.parts;
+    if (!p.running()) return;
+    p.pace.parkedInWindow = true;
+    p.ring.reclaim();
+    // Clear the bit, then look once more: a publish after the clear sets it again.
+    this.board.clearReady(lane.bit);
+    if (hasWork(p)) return;
+    if (performance.now() - p.pace.lastYield > YIELD_EVERY_MS) {
+      await yieldToLoop();
+      p.pace.lastYield = performance.now();
+      if (!p.running() || hasWork(p)) return;
+    }
+    await new Promise<void>((resolve) => {
+      lane.resume = resolve;
+      this.waiting.add(lane);
+      this.active--;
+      if (this.active === 0) void this.drive();
+      this.schedule();
+    });
+    p.pace.lastYield = performance.now();
+  }
+
+  private wake(lane: Lane): void {
+    this.waiting.delete(lane);
+    this.active++;
+    const r = lane.resume;
+    lane.resume = null;
+    r?.();
+    this.schedule();
+  }
+
+  /** Run the ticker exactly while some loops wait and others run. */
+  private schedule(): void {
+    const want = this.waiting.size > 0 && this.active > 0;
+    if (want && this.ticker === null) {
+      this.ticker = setInterval(() => {
+        // Bits every tick; every tenth also the rings themselves (a publish path that sets no bit), as the park timeout does.
+        this.wakeReady(++this.ticks % 10 === 0);
+      }, TICK_MS);
+    } else if (!want && this.ticker !== null) {
+      clearInterval(this.ticker);
+      this.ticker = null;
+    }
+  }
+
+  /** Resume the waiting loops whose bit is set (or, `thorough`, whose ring has work, which were stopped or want a look). */
+  private wakeReady(thorough = false): number {
+    let n = 0;
+    for (const lane of this.waiting) {
+      if (this.board.isReady(lane.bit) || (thorough && (hasWork(lane.parts) || !lane.parts.running() || lane.parts.busy()))) {
+        this.wake(lane);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  private inflight(): boolean {
+    for (const lane of this.waiting) if (lane.parts.inflight() > 0) return true;
+    return false;
+  }
+
+  /** Every loop waits: park the thread until a producer marks one of its lanes. */
+  private async drive(): Promise<void> {
+    if (this.driving) return;
+    this.driving = true;
+    const board = this.board;
+    const t = this.t;
+    try {
+      while (this.active === 0 && this.waiting.size > 0) {
+        // Under a stream of sends the next record is microseconds away: look a little before parking.
+        const spinUntil = performance.now() + SPIN_MS;
+        let found = false;
+        for (let k = 1; !found; k++) {
+          found = this.wakeReady() > 0;
+          if ((k & 15) === 0 && performance.now() > spinUntil) break;
+        }
+        if (found) break;
+        if (performance.now() - this.lastYield > YIELD_EVERY_MS) {
+          await this.yield();
+          continue;
+        }
+        const seen = board.announce(t);
+        if (this.wakeReady() > 0) {
+          board.leave(t);
+          break;
+        }
+        if (!this.inflight()) {
+          // Nothing of the thread waits on its event loop: block in the futex (a wake-up costs the futex alone).
+          const r = board.wait(t, seen, PARK_SYNC_MS);
+          board.leave(t);
+          if (faultHook !== null) faultHook('woken', 0);
+          // Woken for none of its lanes: the main thread wants its event loop (a new lane, a stop, a probe).
+          if (this.wakeReady(r === 'timed-out') === 0) await this.yield();
+        } else {
+          const p = board.waitAsync(t, seen, PARK_ASYNC_MS);
+          if (p !== null) await p;
+          board.leave(t);
+          this.lastYield = performance.now();
+          this.wakeReady(true);
+        }
+      }
+    } finally {
+      this.driving = false;
+    }
+  }
+
+  private async yield(): Promise<void> {
+    await yieldToLoop();
+    this.lastYield = performance.now();
+  }
+}
+
+function hasWork(p: ParkerParts): boolean {
+  return p.ring.hasReady() || handoffReady(p.keys, p.c);
+}
