@@ -3,8 +3,9 @@
  * messages/s (W4: send -> handler start, p50/p99/p99.9), alone and then beside
  * a saturating neighbour on the same pool of threads (a mailbox that keeps
  * 20,000 messages in its ring by sending each one to itself again, on every
- * thread). Each in a fresh runtime, both in one command; the target is the
- * quiet mailbox's p99 beside the neighbour within 2x of its p99 alone.
+ * thread). Each in a fresh runtime, all in one command; the target is the
+ * quiet mailbox's p99 beside the neighbour within 2x of its p99 alone. A last
+ * row puts both on threads of their own (`threads: 'dedicated'`), for comparison.
  *
  *   npm run bench:fairness -- [--seconds 5] [--threads 2]
  */
@@ -28,11 +29,11 @@ interface Row {
   neighbourPerSec: number;
 }
 
-async function run(neighbour: boolean, seconds: number, threads: number): Promise<Row> {
+async function run(neighbour: boolean, seconds: number, threads: number, mode: 'shared' | 'dedicated' = 'shared'): Promise<Row> {
   const mailboxes: Record<string, MailboxOptions> = {
-    quiet: { handler: fixture('ringpool-stamp.js'), minThreads: 1, maxThreads: 1, autoscale: false },
+    quiet: { handler: fixture('ringpool-stamp.js'), minThreads: 1, maxThreads: 1, autoscale: false, threads: mode },
   };
-  if (neighbour) mailboxes.noise = { handler: fixture('self-feed.js'), minThreads: threads, maxThreads: threads, autoscale: false, capacityBytes: 4 << 20 };
+  if (neighbour) mailboxes.noise = { handler: fixture('self-feed.js'), minThreads: threads, maxThreads: threads, autoscale: false, capacityBytes: 4 << 20, threads: mode };
   const rt = createRuntime({ mailboxes, pool: { maxThreads: threads } });
   const sink = new LatencySink();
   const channel = new BroadcastChannel(LATENCY_CHANNEL);
@@ -57,7 +58,7 @@ async function run(neighbour: boolean, seconds: number, threads: number): Promis
   const neighbourPerSec = neighbour ? ((rt.stats('noise').processed - before) / (performance.now() - t0)) * 1000 : 0;
   channel.close();
   await rt.destroy();
-  return { case: neighbour ? 'beside a saturating neighbour' : 'alone', p50: percentile(lat, 50), p99: percentile(lat, 99), p999: percentile(lat, 99.9), neighbourPerSec };
+  return { case: neighbour ? `beside a saturating neighbour${mode === 'dedicated' ? ', threads of their own' : ''}` : 'alone', p50: percentile(lat, 50), p99: percentile(lat, 99), p999: percentile(lat, 99.9), neighbourPerSec };
 }
 
 let seconds = 5;
@@ -75,8 +76,10 @@ if (!(seconds > 0) || !Number.isInteger(threads) || threads < 1) throw new Error
 header(`fairness on the shared pool (issue #28): ${availableParallelism()} cores, pool of ${threads} threads, quiet mailbox at 1,000 msg/s`);
 const alone = await run(false, seconds, threads);
 const beside = await run(true, seconds, threads);
+// For comparison: the same two mailboxes on threads of their own (1 + `threads` threads beside the producer).
+const dedicated = await run(true, seconds, threads, 'dedicated');
 table(
-  [alone, beside].map((r) => ({
+  [alone, beside, dedicated].map((r) => ({
     quiet: r.case,
     'p50 µs': r.p50.toFixed(0),
     'p99 µs': r.p99.toFixed(0),

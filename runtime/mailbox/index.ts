@@ -156,7 +156,7 @@ export class Mailbox {
     // the feed reports the ring's ACCEPTED and CLAIMED entries only for a listener that wants them.
     const ringEntries = listeners.some((l) => l.ringEntries !== false);
     this.outcomes = followed ? new OutcomeFeed(this.name, this.ring, listeners, (err) => emitError(err as Error), ringEntries) : null;
-    this.replies = new Replies(new Ring(Ring.allocate({ capacityBytes: REPLY_RING_BYTES, maxPayloadBytes: opts.maxMessageBytes })), this.codec);
+    this.replies = new Replies(new Ring(Ring.allocate({ capacityBytes: REPLY_RING_BYTES, maxPayloadBytes: opts.maxMessageBytes, prefault: false })), this.codec);
     this.failures = new Failures({
       mailbox: this.name, ring: this.ring, policy: { maxAttempts: opts.maxAttempts, backoff: opts.backoff }, clock: now, wallClock: Date.now, tally: this.counters,
       backlog: this.backlog, turns: this.turns, sink: () => this.deadLetters, outcomes: this.outcomes, replies: this.replies, emitDeadLetter, emitError,

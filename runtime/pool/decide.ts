@@ -15,18 +15,19 @@ export interface ThreadLoad {
 /**
  * Where a new lane goes: 'spawn' (a new thread), the index in `live` of the
  * thread that takes it, or -1 (none can: every thread runs this mailbox and
- * the pool is at maxThreads). The pool grows to min(maxThreads, lanes wanted)
- * threads; a lane goes to the thread with the fewest lanes that does not run
- * its mailbox yet (the first such on a tie).
+ * the pool is at maxThreads). A lane goes to the thread with the fewest lanes
+ * that does not run its mailbox yet (the first such on a tie); a thread is
+ * added only when there is none, so the pool has as many threads as the
+ * mailbox that wants the most (each mailbox's autoscaler asks for more when
+ * its backlog grows): a thousand quiet mailboxes share one thread rather than
+ * take every core from the producers.
  */
-export function placeLane(live: readonly ThreadLoad[], threads: number, maxThreads: number, lanes: number): number | 'spawn' {
+export function placeLane(live: readonly ThreadLoad[], threads: number, maxThreads: number): number | 'spawn' {
   let best = -1;
   for (let i = 0; i < live.length; i++) {
     if (!live[i]!.hosts && (best < 0 || live[i]!.lanes < live[best]!.lanes)) best = i;
   }
-  const room = threads < maxThreads;
-  if (room && (best < 0 || live.length < Math.min(maxThreads, lanes + 1))) return 'spawn';
-  return best;
+  return best < 0 && threads < maxThreads ? 'spawn' : best;
 }
 
 /**

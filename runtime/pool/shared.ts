@@ -3,9 +3,9 @@
  * main thread). Each thread is one long Piscina task (workers/pool/thread.ts)
  * that runs loops the pool gives it: a lane, one mailbox's consumer loop in
  * one of its slots. A mailbox's lanes go on different threads (its maxThreads
- * then means what it meant); the pool grows to min(maxThreads, lanes wanted)
- * threads and gives a new lane to the thread with the fewest; a thread with
- * no lane ends after idleTimeoutMs.
+ * then means what it meant); a new lane goes to the thread with the fewest,
+ * and a thread is added only for a mailbox that runs on every thread already
+ * (decide.ts); a thread with no lane ends after idleTimeoutMs.
  *
  * Faults: a thread that dies ends all its lanes. Only what the fault blames
  * is charged: with one lane busy (a handler running) that lane is the crash's,
@@ -171,8 +171,7 @@ export class SharedPool {
   private run(mailbox: string, ring: Ring, task: ConsumerTask, transfer: MessagePort[], doomed: (exit: Promise<unknown>) => void): Promise<LoopResult> | null {
     const live = this.live();
     const loads = live.map((x) => ({ lanes: x.lanes.size, hosts: [...x.lanes.values()].some((l) => l.mailbox === mailbox) }));
-    const { threads, lanes } = this.stats();
-    const at = placeLane(loads, threads, this.o.maxThreads, lanes);
+    const at = placeLane(loads, this.stats().threads, this.o.maxThreads);
     const th = at === 'spawn' ? this.spawn() : (live[at] ?? null);
     if (th === null) return null;
     if (th.idle !== null) {

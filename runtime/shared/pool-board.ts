@@ -46,7 +46,10 @@ export class PoolBoard {
     const i32 = this.i32;
     const w = PB_READY + (lane >>> 5);
     const bit = 1 << (lane & 31);
-    if ((Atomics.load(i32, w) & bit) === 0) Atomics.or(i32, w, bit);
+    // Set already: whoever set it wakes the hosts (a thread clears the bit before its last look at the ring,
+    // and looks at the bits after raising SLEEP), as WAKE_PENDING spares a ring's producers a notify each.
+    if ((Atomics.load(i32, w) & bit) !== 0) return false;
+    Atomics.or(i32, w, bit);
     let woke = false;
     for (let h = hosts; h !== 0; h &= h - 1) {
       const s = PB_THREADS + (31 - Math.clz32(h & -h)) * PB_THREAD_WORDS;

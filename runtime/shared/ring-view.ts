@@ -64,6 +64,8 @@ export interface RingInit {
   followed?: boolean;
   /** A journal thread follows the ring: claims stop at JOURNALED (runtime/store/journal/). */
   journaled?: boolean;
+  /** Touch every page at allocation (default true); false for a ring used now and then (a reply ring): its pages come on first use. */
+  prefault?: boolean;
 }
 
 export class RingView {
@@ -89,7 +91,7 @@ export class RingView {
     const i32 = new Int32Array(sab);
     // Touch every page now: a first-lap page fault costs microseconds, and it
     // would land on a send() in the middle of a burst.
-    for (let w = 0; w < i32.length; w += 1024) i32[w] = 0;
+    if (init.prefault !== false) for (let w = 0; w < i32.length; w += 1024) i32[w] = 0;
     const c = (init.initialCursor ?? 0) | 0;
     // Plain writes: no other thread has the buffer yet (postMessage of it to a thread orders them before).
     i32[HEAD] = c;

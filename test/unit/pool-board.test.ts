@@ -70,7 +70,8 @@ describe('PoolBoard: each thread\'s wake word', () => {
     const seen = b.announce(1);
     expect(b.markReady(6, 0b01)).toBe(false); // thread 1 does not host lane 6: not woken
     expect(b.wait(1, seen, 1)).toBe('timed-out');
-    expect(b.markReady(6, 0b10)).toBe(true);
+    expect(b.markReady(6, 0b10)).toBe(false); // the bit was set: whoever set it did the waking
+    expect(b.markReady(8, 0b10)).toBe(true);
     // The mark came after the announce: the wait returns at once instead of sleeping through it.
     expect(b.wait(1, seen, 1000)).toBe('not-equal');
     expect(b.markReady(7, 0b10)).toBe(false); // one wake-up per park: the flag went down with the first

@@ -6,20 +6,20 @@ import { blame, placeLane } from '../../dist/runtime/pool/decide.js';
 const t = (lanes: number, hosts = false) => ({ lanes, hosts });
 
 describe('placeLane: which thread runs a new loop', () => {
-  it('grows the pool to min(maxThreads, lanes wanted), then fills the least loaded thread', () => {
-    expect(placeLane([], 0, 2, 0)).toBe('spawn'); // the first lane makes the first thread
-    expect(placeLane([t(1)], 1, 2, 1)).toBe('spawn'); // a second lane: a second thread
-    expect(placeLane([t(1), t(1)], 2, 2, 2)).toBe(0); // at maxThreads: the first of the least loaded
-    expect(placeLane([t(5), t(3)], 2, 2, 8)).toBe(1);
-    expect(placeLane([t(0)], 1, 4, 0)).toBe(0); // the probe's thread, idle: it takes the first lane
+  it('puts a lane on the least loaded thread; adds a thread only for a mailbox that runs on every one', () => {
+    expect(placeLane([], 0, 2)).toBe('spawn'); // the first lane makes the first thread
+    expect(placeLane([t(0)], 1, 4)).toBe(0); // the probe's thread, idle: it takes the first lane
+    expect(placeLane([t(1)], 1, 2)).toBe(0); // another mailbox: beside it, no new thread
+    expect(placeLane([t(5), t(3)], 2, 2)).toBe(1);
+    expect(placeLane([t(2), t(2)], 2, 2)).toBe(0); // a tie: the first
   });
 
   it("never puts two lanes of one mailbox on one thread; spawns for it while the pool has room, else refuses", () => {
-    expect(placeLane([t(1, true), t(9)], 2, 2, 10)).toBe(1);
-    expect(placeLane([t(1, true)], 1, 2, 1)).toBe('spawn');
-    expect(placeLane([t(1, true), t(1, true)], 2, 2, 2)).toBe(-1);
+    expect(placeLane([t(1, true), t(9)], 2, 2)).toBe(1);
+    expect(placeLane([t(1, true)], 1, 2)).toBe('spawn');
+    expect(placeLane([t(1, true), t(1, true)], 2, 2)).toBe(-1);
     // Threads being killed or quitting are not in `live` but count against maxThreads.
-    expect(placeLane([t(1, true)], 2, 2, 1)).toBe(-1);
+    expect(placeLane([t(1, true)], 2, 2)).toBe(-1);
   });
 });
 
