@@ -1,7 +1,9 @@
 /**
  * The orders pipeline from the user's story: an API-like producer enqueues
  * orders; `payments`, `inventory` and `shipping` are separate mailboxes, each
- * with its own threads and retry policy, chained with ctx.send(). Inventory
+ * with its own retry policy and thread bounds, chained with ctx.send(), all
+ * three on the runtime's shared pool of threads (at most
+ * os.availableParallelism(); a mailbox runs on up to its maxThreads of them). Inventory
  * is an actor per SKU (its stock is per-key state; see inventory.ts), read
  * at the end through a typed proxy. In the
  * middle third of the run the payment provider slows from 5 ms to 500 ms a
@@ -81,4 +83,6 @@ console.log(`  inventory / shipping processed ${i!.processed} / ${s!.processed}`
 console.log(`  every order shipped            ${s!.processed === sent ? 'yes' : 'NO'}`);
 console.log(`  units reserved (50 SKU actors) ${reserved} of ${wanted} ordered: ${reserved === wanted ? 'exact' : 'WRONG'}`);
 console.log(`  slowest send() of the producer ${maxSendUs.toFixed(0)} µs (the producer never waited on payments)`);
+const pool = rt.poolStats();
+console.log(`  shared pool                    ${pool.threads} thread(s) of at most ${pool.maxThreads}, running ${pool.lanes} loops of 3 mailboxes`);
 await rt.close();

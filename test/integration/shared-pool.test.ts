@@ -37,8 +37,10 @@ describe('a thousand mailboxes on a shared pool of two threads', () => {
     const reports = listen();
     try {
       const mailboxes: Record<string, MailboxOptions> = {};
-      for (let i = 0; i < 997; i++) mailboxes[`b${i}`] = small;
+      for (let i = 0; i < 996; i++) mailboxes[`b${i}`] = small;
       mailboxes.keyed = { ...small, minThreads: 2, maxThreads: 2 };
+      // A loop on each of the two threads, handlers in flight on both: whichever thread a fault hits, some of its messages are there.
+      mailboxes.wide = { ...small, minThreads: 2, maxThreads: 2, concurrency: 8 };
       mailboxes.counter = { handler: fixture('counter-actor.js'), capacityBytes: 64 << 10, maxMessageBytes: 16 << 10, autoscale: false };
       mailboxes.spinner = { ...small, leaseMs: 400, maxAttempts: 3 };
       const rt = runtime({ mailboxes, pool: { maxThreads: 2 } });
@@ -52,7 +54,7 @@ describe('a thousand mailboxes on a shared pool of two threads', () => {
       let sent = 0;
       for (let round = 0; round < 200; round++) {
         for (let j = 0; j < 930; j++) {
-          const b = (round * 930 + j) % 997;
+          const b = (round * 930 + j) % 996;
           for (;;) {
             try {
               rt.send(`b${b}`, { n: sent });
@@ -81,20 +83,24 @@ describe('a thousand mailboxes on a shared pool of two threads', () => {
       const counts = await Promise.all(Array.from({ length: 50 }, (_, k) => rt.ask('counter', { add: 0 }, { key: `c${k}` })));
       expect(counts).toEqual(Array.from({ length: 50 }, () => 200));
 
-      // 2. A crash in a handler's synchronous part, with slow handlers of 40 other mailboxes in flight on both threads.
+      // 2. A crash in a handler's synchronous part, with slow handlers of 41 other mailboxes in flight on both threads.
       reports.got.length = 0;
       for (let b = 0; b < 40; b++) rt.send(`b${b}`, { op: 'slow', tag: 'crash-victim', i: b, wait: 300 });
+      for (let i = 0; i < 16; i++) rt.send('wide', { op: 'slow', tag: 'wide-crash', i, wait: 300 });
       await new Promise((r) => setTimeout(r, 50));
       rt.send('b100', { op: 'crash', tag: 'culprit', i: 0 });
       await rt.onIdle();
       expect(crashes.map((c) => c.mailbox)).toEqual(['b100']);
       const victims = reports.got.filter((r) => r.tag === 'crash-victim');
       expect(victims.map((r) => r.i).sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i));
-      // Some ran on the crashed thread (they were put back and ran again), and none was charged an attempt.
+      // Some ran on the crashed thread ('wide' runs on both: they were put back and ran again), and none was charged an attempt.
       expect(victims.every((r) => r.attempt === 1)).toBe(true);
-      let redelivered = 0;
-      for (let b = 0; b < 40; b++) redelivered += rt.stats(`b${b}`).redelivered;
+      const wide = reports.got.filter((r) => r.tag === 'wide-crash');
+      expect(wide.map((r) => r.i).sort((a, b) => a - b)).toEqual(Array.from({ length: 16 }, (_, i) => i));
+      expect(wide.every((r) => r.attempt === 1)).toBe(true);
+      const redelivered = rt.stats('wide').redelivered;
       expect(redelivered).toBeGreaterThan(0);
+      expect(rt.stats('wide')).toMatchObject({ failed: 0, deadLettered: 0 });
       for (let b = 0; b < 40; b++) expect(rt.stats(`b${b}`)).toMatchObject({ failed: 0, deadLettered: 0 });
       expect(reports.got.filter((r) => r.tag === 'culprit').map((r) => r.attempt)).toEqual([2]);
       expect(rt.stats('b100')).toMatchObject({ failed: 1, deadLettered: 0 });
@@ -102,6 +108,7 @@ describe('a thousand mailboxes on a shared pool of two threads', () => {
       // 3. A lease kill: a handler spins on its thread past leaseMs, other mailboxes' slow handlers in flight beside it.
       reports.got.length = 0;
       for (let b = 200; b < 240; b++) rt.send(`b${b}`, { op: 'slow', tag: 'kill-victim', i: b, wait: 200 });
+      for (let i = 0; i < 16; i++) rt.send('wide', { op: 'slow', tag: 'wide-kill', i, wait: 200 });
       await new Promise((r) => setTimeout(r, 50));
       rt.send('spinner', { op: 'spin', tag: 'spinner', i: 0 });
       await rt.onIdle();
@@ -109,9 +116,11 @@ describe('a thousand mailboxes on a shared pool of two threads', () => {
       const killed = reports.got.filter((r) => r.tag === 'kill-victim');
       expect(killed.map((r) => r.i).sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => 200 + i));
       expect(killed.every((r) => r.attempt === 1)).toBe(true);
-      redelivered = 0;
-      for (let b = 200; b < 240; b++) redelivered += rt.stats(`b${b}`).redelivered;
-      expect(redelivered).toBeGreaterThan(0);
+      const wideKilled = reports.got.filter((r) => r.tag === 'wide-kill');
+      expect(wideKilled.map((r) => r.i).sort((a, b) => a - b)).toEqual(Array.from({ length: 16 }, (_, i) => i));
+      expect(wideKilled.every((r) => r.attempt === 1)).toBe(true);
+      expect(rt.stats('wide').redelivered).toBeGreaterThan(redelivered);
+      expect(rt.stats('wide')).toMatchObject({ failed: 0, deadLettered: 0 });
       expect(reports.got.filter((r) => r.tag === 'spinner').map((r) => r.attempt)).toEqual([2]);
       expect(rt.stats('spinner')).toMatchObject({ failed: 1, deadLettered: 0 });
       expect(crashes.map((c) => c.mailbox)).toEqual(['b100']); // a lease kill is not reported as its neighbours' crash
