@@ -1,11 +1,12 @@
 /**
  * `npm run bench`: the suite (bench/suite.ts) with every flag given, then the
- * ask round trip (bench/ask.ts) in the same command. npm appends `-- flags` to
+ * ask round trip (bench/ask.ts), many mailboxes on the shared pool
+ * (bench/many.ts) and the pool's fairness (bench/fairness.ts) in the same command. npm appends `-- flags` to
  * the end of a script, so a script `suite.js && ask.js` would hand them to
  * ask.js alone; this runner routes them.
  *
- * ask runs after a whole-suite run only: not with --help, --only or --systems
- * (a narrowed look); it gets the suite's --quick and --runs.
+ * The others run after a whole-suite run only: not with --help, --only or
+ * --systems (a narrowed look); they get the suite's --quick (and --runs).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -23,4 +24,9 @@ const suite = run('./suite.js', args, ['--expose-gc']);
 if (suite !== 0) process.exit(suite);
 const o = parseOptions(args);
 if (o.help || o.workloads.length < 5 || o.systems.length > 0) process.exit(0);
-process.exit(run('./ask.js', [...(o.quick ? ['--quick'] : []), '--runs', String(o.runs)]));
+const ask = run('./ask.js', [...(o.quick ? ['--quick'] : []), '--runs', String(o.runs)]);
+if (ask !== 0) process.exit(ask);
+// Issue #28: many mailboxes on the shared pool (1 to 1,000), and a quiet mailbox beside a saturating one.
+const many = run('./many.js', o.quick ? ['--counts', '1,10', '--seconds', '0.2', '--runs', '1'] : ['--runs', String(o.runs)]);
+if (many !== 0) process.exit(many);
+process.exit(run('./fairness.js', o.quick ? ['--seconds', '0.3'] : []));

@@ -33,6 +33,16 @@ interface Result {
 // Its figures are not asserted (quick mode measures nothing, and the machine is shared):
 // only that every row ran, or was skipped with its reason printed.
 describe('bench suite (npm run bench), quick mode', () => {
+  it('bench:many and bench:fairness run one tiny iteration (issue #28) and print their tables', async () => {
+    const many = await node(['dist/bench/many.js', '--counts', '1,3', '--threads', 'shared,dedicated', '--seconds', '0.2', '--runs', '1']);
+    expect(many.code, many.stderr).toBe(0);
+    expect(many.stdout).toMatch(/^ *shared +3 +1 /m);
+    expect(many.stdout).toMatch(/^ *dedicated +3 +3 /m);
+    const fair = await node(['dist/bench/fairness.js', '--seconds', '0.3']);
+    expect(fair.code, fair.stderr).toBe(0);
+    expect(fair.stdout).toMatch(/beside a saturating neighbour +\d+ +\d+/);
+  }, 60_000);
+
   it('runs every system on every workload it applies to, or prints why it skipped it', async () => {
     const { code, stdout, stderr } = await suite(['--quick', '--out', out]);
     const result = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as Result;
