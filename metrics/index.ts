@@ -17,6 +17,7 @@
 import type { Registry } from 'prom-client';
 import { Runtime as RuntimeClass, type Runtime } from '../runtime/runtime.js';
 import type { Mailbox, MailboxStats } from '../runtime/mailbox/index.js';
+import type { PoolStats } from '../runtime/pool/shared.js';
 import { DEFAULT_BOUNDS, MAX_BOUNDS, type HistogramSnapshot } from '../runtime/shared/histogram.js';
 import { ErrorCodes, RingpoolError, invalidOption, optionThrew } from '../runtime/shared/errors.js';
 import { REJECT_REASONS } from '../runtime/shared/layout.js';
@@ -105,6 +106,12 @@ class Exporter {
     return () => this.snapshots().map((s) => ({ labels: { mailbox: s.mailbox }, value: pick(s.stats) }));
   }
 
+  private pool(pick: (p: PoolStats) => number): number {
+    let n = 0;
+    for (const rt of this.runtimes) n += pick(rt.poolStats());
+    return n;
+  }
+
   /** Redis mailboxes only (stats().stream). */
   private eachStream(pick: (s: NonNullable<MailboxStats['stream']>) => number): () => Value[] {
     return () => this.snapshots().flatMap((s) => (s.stats.stream === undefined ? [] : [{ labels: { mailbox: s.mailbox }, value: pick(s.stats.stream) }]));
@@ -152,6 +159,8 @@ class Exporter {
       gauge('worker_threads_desired', 'Consumer threads the scaler wants.', this.each((s) => s.desiredThreads)),
       gauge('worker_threads_min', 'minThreads of the mailbox.', this.each((s) => s.minThreads)),
       gauge('worker_threads_max', 'maxThreads of the mailbox.', this.each((s) => s.maxThreads)),
+      gauge('pool_threads', "Threads of the runtime's shared pool running now (summed over the runtimes this registry exports).", () => [{ labels: {}, value: this.pool((p) => p.threads) }]),
+      gauge('pool_lanes', "Consumer loops on the shared pool's threads (a mailbox has one per pool thread it runs on).", () => [{ labels: {}, value: this.pool((p) => p.lanes) }]),
       counter('messages_enqueued_total', 'Accepted sends (first sends and redriven dead letters; not retries or redeliveries).', this.each((s) => s.enqueued)),
       counter('messages_processed_total', 'Messages whose handler succeeded (acked).', this.each((s) => s.processed)),
       counter('messages_failed_total', 'Failed attempts (handler threw, its thread crashed, or it ran past leaseMs). Counts attempts, not messages.', this.each((s) => s.failed)),

@@ -101,6 +101,8 @@ export class Consumers {
   private readonly consumers = new Map<number, Consumer>();
   private readonly slotBusy = new Uint8Array(MAX_CONSUMERS);
   private incarnations = 0;
+  /** Slots that ever ran a loop are below this (counters.ts reads their ack words only). */
+  slotsUsed = 0;
 
   constructor(private readonly m: ConsumersDeps) {}
 
@@ -146,6 +148,7 @@ export class Consumers {
     const slot = this.slotBusy.indexOf(0);
     if (slot < 0) return null;
     this.slotBusy[slot] = 1;
+    if (slot >= this.slotsUsed) this.slotsUsed = slot + 1;
     const ring = m.ring;
     const incarnation = ++this.incarnations;
     const view = ring.slot(slot);

@@ -29,6 +29,8 @@ export interface CountersDeps {
   backlog: Pick<Backlog, 'pendingCount' | 'delayedCount' | 'blockedCount' | 'oldestPendingAt'>;
   /** ms since the epoch (clock.ts's now(), or a test's). */
   clock: () => number;
+  /** Consumer slots that ever ran a loop are below this (the others' ack words are 0): fold() reads only these. */
+  slotsUsed?: () => number;
 }
 
 /** What stats() takes from the parts that own it. */
@@ -100,7 +102,8 @@ export class Counters {
   fold(): void {
     const ring = this.d.ring;
     const i32 = ring.i32;
-    for (let s = 0; s < MAX_CONSUMERS; s++) this.acked[s]!.fold(ring.slot(s).acked());
+    const used = this.d.slotsUsed?.() ?? MAX_CONSUMERS;
+    for (let s = 0; s < used; s++) this.acked[s]!.fold(ring.slot(s).acked());
     const claimed = Atomics.load(i32, CLAIMED);
     this.claimed.fold(claimed);
     const published = Atomics.load(i32, PUBLISHED);
@@ -109,6 +112,12 @@ export class Counters {
     this.readyInRing = d > 0 ? d : 0;
     for (let r = 0; r < REJECT_REASONS.length; r++) this.rejected[r]!.fold(Atomics.load(i32, REJECTED_BASE + r));
     this.enqueued.fold(Atomics.load(i32, ENQUEUED));
+  }
+
+  /** What the autoscaler reads each tick: depth and in flight, as stats() counts them, without the rest of stats(). */
+  load(): { depth: number; inFlight: number } {
+    this.fold();
+    return { depth: this.readyInRing + this.d.backlog.pendingCount, inFlight: Math.max(0, this.claimed.total - this.processed() - this.finishedHere) };
   }
 
   processed(): number {

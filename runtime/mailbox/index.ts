@@ -111,7 +111,7 @@ export class Mailbox {
     this.republish.countHeld = false;
     this.codec = codecOf(opts.codec, this.structures?.sab ?? null);
     this.backlog = new Backlog({ ring: this.ring, republish: this.republish, keys: this.keys, clock: now, onNeedsRoom: () => this.intake.armSpaceWatch() });
-    this.counters = new Counters({ ring: this.ring, backlog: this.backlog, clock: now });
+    this.counters = new Counters({ ring: this.ring, backlog: this.backlog, clock: now, slotsUsed: () => this.consumers.slotsUsed });
     this.turns = new KeyTurns({ table: this.keys, ring: this.ring, backlog: this.backlog });
     const actor = (): boolean => this.actorInfo.actor;
     const loops = () => this.consumers.all();
@@ -142,7 +142,7 @@ export class Mailbox {
     });
     this.scaling = new Scaling({
       mailbox: this.name, ring: this.ring, opts, clock: now, loops,
-      load: () => this.stats(),
+      load: () => this.counters.load(),
       arrivalRate: () => (this.counters.arrivalKnown ? this.counters.arrivalRate : undefined),
       onDesired: () => this.consumers.fillToDesired(),
       emitScale: (ev) => host.emitScale(ev),

@@ -61,6 +61,10 @@ describe('metrics', () => {
     expect(m.get(`ringpool_messages_delayed${l}`)).toBe(0);
     expect(m.get(`ringpool_dead_letters${l}`)).toBe(10);
     expect(m.get(`ringpool_worker_threads_max${l}`)).toBe(2);
+    // The shared pool the mailbox runs on (issue #28): what rt.poolStats() says.
+    expect(m.get('ringpool_pool_threads')).toBe(rt.poolStats().threads);
+    expect(m.get('ringpool_pool_threads')).toBeGreaterThanOrEqual(1);
+    expect(m.get('ringpool_pool_lanes')).toBe(rt.poolStats().lanes);
     // buckets are cumulative and end at _count
     const buckets = [...m].filter(([k]) => k.startsWith('ringpool_processing_seconds_bucket')).map(([, v]) => v);
     expect(buckets.length).toBe(24);

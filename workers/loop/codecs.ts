@@ -15,12 +15,17 @@ export interface CodecLookup {
   get(mailbox: string): PayloadCodec | undefined;
 }
 
+/** Tables already filled for a rings table (a pool thread's lanes share both: the first loop walks the mailboxes, not each). */
+const filled = new WeakMap<Map<string, PayloadCodec>, object>();
+
 /** Import every custom codec module of `rings` not in `into` yet (a thread's table, shared by its loops). */
 export async function loadCustomCodecs(rings: Readonly<Record<string, RingRef>>, into: Map<string, PayloadCodec>): Promise<void> {
+  if (filled.get(into) === rings) return;
   for (const name of Object.keys(rings)) {
     const spec = rings[name]!.codec;
     if (spec.kind === 'custom' && !into.has(name)) into.set(name, await loadCodec(spec));
   }
+  filled.set(into, rings);
 }
 
 export class LaneCodecs implements CodecLookup {

@@ -42,6 +42,7 @@ export class ThreadParker {
   /** While some loops wait and others run: a look at the waiting ones every TICK_MS (the running ones may be awaiting I/O, not running batches). */
   private ticker: NodeJS.Timeout | null = null;
   private ticks = 0;
+  private sweeps = 0;
 
   constructor(
     private readonly board: PoolBoard,
@@ -123,11 +124,18 @@ export class ThreadParker {
     }
   }
 
-  /** Resume the waiting loops whose bit is set (or, `thorough`, whose ring has work, which were stopped or want a look). */
+  /**
+   * Resume the waiting loops whose bit is set; `thorough`, also those that
+   * want a look (keyed records held for their turn) and, every tenth time,
+   * those whose ring has work or that were stopped (a safety net: every
+   * publish sets the bit; a thousand idle lanes are not each read every 10 ms).
+   */
   private wakeReady(thorough = false): number {
+    const all = thorough && ++this.sweeps % 10 === 0;
     let n = 0;
     for (const lane of this.waiting) {
-      if (this.board.isReady(lane.bit) || (thorough && (hasWork(lane.parts) || !lane.parts.running() || lane.parts.busy()))) {
+      const p = lane.parts;
+      if (this.board.isReady(lane.bit) || (thorough && p.busy()) || (all && (hasWork(p) || !p.running()))) {
         this.wake(lane);
         n++;
       }
