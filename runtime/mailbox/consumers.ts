@@ -223,7 +223,7 @@ export class Consumers {
 
   /** After a lease kill: terminate the loop's thread (its slot is reused only once that thread is gone). */
   terminate(c: Consumer): void {
-    const exited = this.pool?.terminate(c.threadId) ?? null;
+    const exited = this.pool?.terminate(c.threadId, c.slot) ?? null;
     if (exited !== null) c.exited = exited;
   }
 

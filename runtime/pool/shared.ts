@@ -102,7 +102,7 @@ export class SharedPool {
     return {
       probe: (task) => this.probe(task),
       run: (task, transfer, doomed) => this.run(mailbox, ring, task, transfer, doomed),
-      terminate: (threadId) => this.kill(threadId),
+      terminate: (threadId, slot) => this.kill(threadId, ring, slot),
       destroy: async () => {},
     };
   }
@@ -242,8 +242,9 @@ export class SharedPool {
   private onThreadEnd(th: PoolThread, err: Error | null): void {
     if (this.threads[th.t] === th) this.threads[th.t] = null;
     if (th.idle !== null) clearTimeout(th.idle);
-    // A killed thread is gone at its 'exit' (killWhenGuardsFree), which may come after its task fails.
-    if (!th.killed) th.onExit();
+    // A killed thread is gone at its 'exit' (killWhenGuardsFree), which may come after its task fails;
+    // one that died by itself while being killed has no worker left to wait for.
+    if (!th.killed || this.workerOf(th) === undefined) th.onExit();
     const lanes = [...th.lanes.values()];
     for (const lane of lanes) this.drop(th, lane);
     // Whose handler was running when it died (decide.ts): the lane the thread named, else the busy ones.
@@ -263,14 +264,18 @@ export class SharedPool {
   }
 
   /**
-   * After a lease kill: terminate the thread running `threadId`. Its other
+   * After a lease kill: terminate the thread `threadId`. Its other
    * lanes are refused their guards first (a kill never lands inside a send
    * of theirs: the guard is waited for, a few instructions), and each is told
    * when the thread is gone (its slot is not reused before).
    */
-  private kill(threadId: number): Promise<unknown> | null {
-    const th = this.threads.find((x) => x !== null && x.threadId === threadId);
+  private kill(threadId: number, ring: Ring, slot: number): Promise<unknown> | null {
+    // By its id, or (should its 'hello' not be in yet) by the lane it runs.
+    const th =
+      this.threads.find((x) => x !== null && x.threadId === threadId) ??
+      this.threads.find((x) => x !== null && [...x.lanes.values()].some((l) => l.ring === ring && l.slot === slot));
     if (th === undefined || th === null) return null;
+    if (th.threadId < 0) th.threadId = threadId;
     if (!th.killed) {
       th.killed = true;
       for (const lane of th.lanes.values()) lane.doomed(th.exited);
@@ -279,7 +284,16 @@ export class SharedPool {
     return th.exited;
   }
 
+  private workerOf(th: PoolThread): Worker | undefined {
+    return this.piscina?.threads.find((w: Worker) => w.threadId === th.threadId);
+  }
+
   private killWhenGuardsFree(th: PoolThread): void {
+    // Died meanwhile (it may have been inside a guard for good: an OOM there): nothing left to kill.
+    if (this.threads[th.t] !== th) {
+      th.onExit();
+      return;
+    }
     for (const lane of th.lanes.values()) {
       const slot = lane.ring.slot(lane.slot);
       if (slot.guard() === GUARD_KILLED) continue;
@@ -289,8 +303,11 @@ export class SharedPool {
       }
       slot.setGuard(GUARD_KILLED);
     }
-    const worker = this.piscina?.threads.find((w: Worker) => w.threadId === th.threadId);
-    if (worker === undefined) return;
+    const worker = this.workerOf(th);
+    if (worker === undefined) {
+      th.onExit();
+      return;
+    }
     void once(worker, 'exit').then(th.onExit, th.onExit);
     void worker.terminate();
   }
