@@ -155,6 +155,7 @@ export class Consumers {
     view.setIncarnation(incarnation);
     view.clearCurrent();
     view.setGuard(GUARD_FREE);
+    view.setPoolThread(-1); // the shared pool names its thread when it places the loop
     view.setStatus(SLOT_RUNNING);
     const ctl = new MessageChannel();
     const ev = new MessageChannel();
@@ -225,6 +226,11 @@ export class Consumers {
   terminate(c: Consumer): void {
     const exited = this.pool?.terminate(c.threadId, c.slot) ?? null;
     if (exited !== null) c.exited = exited;
+  }
+
+  /** On a shared thread: another mailbox's handler holds the thread that runs `c` (leases.ts charges nobody then). */
+  blockedByOther(c: Consumer): boolean {
+    return this.pool?.runsOther?.(c.slot) ?? false;
   }
 
   /** Per-thread figures, asked of each running loop over its comlink control port. */

@@ -162,7 +162,7 @@ export class Mailbox {
       backlog: this.backlog, turns: this.turns, sink: () => this.deadLetters, outcomes: this.outcomes, replies: this.replies, emitDeadLetter, emitError,
     });
     this.leases = new Leases({
-      mailbox: this.name, ring: this.ring, leaseMs: opts.leaseMs, loops, terminate: (c) => this.consumers.terminate(c), failures: this.failures,
+      mailbox: this.name, ring: this.ring, leaseMs: opts.leaseMs, loops, terminate: (c) => this.consumers.terminate(c), blockedByOther: (c) => this.consumers.blockedByOther(c), failures: this.failures,
       tally: this.counters, backlog: this.backlog, emitHandlerTimeout: (ev) => host.emitHandlerTimeout(ev), emitError,
     });
     this.producer = new Producer(

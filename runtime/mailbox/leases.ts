@@ -32,6 +32,8 @@ export interface LeasesDeps {
   loops: () => Iterable<Consumer>;
   /** End a loop whose lease ran out: its thread is terminated and its slot retired (consumers.ts). */
   terminate: (c: Consumer) => void;
+  /** On a shared thread: another mailbox's handler holds the loop's thread (its kill is blamed on that one; none of ours is charged). */
+  blockedByOther?: (c: Consumer) => boolean;
   failures: Pick<Failures, 'takeBack' | 'fail'>;
   tally: Pick<Counters, 'handlerTimeouts' | 'redelivered'>;
   backlog: Pick<Backlog, 'pend' | 'flush'>;
@@ -69,7 +71,8 @@ export class Leases {
       if (!leaseExpired(started, t, leaseMs)) continue;
       // Read before the take: with several handlers running, the lease's
       // holder (the oldest) is not necessarily the one that blocks the thread.
-      const several = slot.inflight() > 1;
+      // On a shared thread another mailbox's handler may be what holds it: then ours is not to blame either.
+      const several = slot.inflight() > 1 || (d.blockedByOther?.(c) ?? false);
       // Never kill a thread between reserve and publish of a ctx.send(): try again next tick.
       if (slot.revokeGuard() === GUARD_SENDING) continue;
       // REVOKED goes up before the record is taken: a loop whose ack then fails

@@ -32,14 +32,17 @@ export function placeLane(live: readonly ThreadLoad[], threads: number, maxThrea
 
 /**
  * Whom a dead thread's fault is charged to. `named`: the lanes whose handler
- * the thread said it was running (its synchronous part); else the lanes with
- * a handler in flight (`busy`); with none of either, every lane (each reports
- * the crash, and nothing is charged). A thread killed for a lease, or
- * destroyed at close, blames no one. `several`: more than one lane is blamed
- * (each goes back as after a crash with several handlers running).
+ * the thread said it was running (its synchronous part). A crash: the named
+ * lane; else the lanes with a handler in flight (`busy`); with none of either,
+ * every lane (each reports the crash, and nothing is charged). A lease kill:
+ * the named lane only, when it is not the one whose lease ran out (its handler
+ * held the thread; the expired one is handled by its own mailbox). At close:
+ * no one. `several`: more than one lane is blamed (each goes back as after a
+ * crash with several handlers running).
  */
-export function blame<L>(lanes: readonly L[], named: readonly L[], busy: (l: L) => boolean, nobody: boolean): { blamed: Set<L>; several: boolean } {
-  if (nobody) return { blamed: new Set(), several: false };
+export function blame<L>(lanes: readonly L[], named: readonly L[], busy: (l: L) => boolean, end: 'crash' | 'kill' | 'close'): { blamed: Set<L>; several: boolean } {
+  if (end === 'close') return { blamed: new Set(), several: false };
+  if (end === 'kill') return { blamed: new Set(named), several: false };
   const culprits = named.length > 0 ? named : lanes.filter(busy);
   return culprits.length > 0 ? { blamed: new Set(culprits), several: culprits.length > 1 } : { blamed: new Set(lanes), several: false };
 }

@@ -15,7 +15,7 @@
  * uncharged and report no crash (LaneLost.collateral). With none busy (it
  * died between handlers) every lane reports the crash, and nothing is charged.
  */
-import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
 import { once } from 'node:events';
 import { Piscina } from 'piscina';
 import { GUARD_KILLED, GUARD_SENDING, POOL_HOSTS, POOL_LANE } from '../shared/layout.js';
@@ -72,6 +72,9 @@ interface PoolThread {
   idle: NodeJS.Timeout | null;
 }
 
+/** A loop inside its send guard is waited for this long at most before its thread is killed anyway (as consumers.ts). */
+const GUARD_GIVE_UP_MS = 10_000;
+
 export class SharedPool {
   readonly board: SharedArrayBuffer;
   private readonly view: PoolBoard;
@@ -100,11 +103,24 @@ export class SharedPool {
   /** A view for one mailbox. */
   host(mailbox: string, ring: Ring): LaneHost {
     return {
+      runsOther: (slot) => this.runsOther(ring, slot),
       probe: (task) => this.probe(task),
       run: (task, transfer, doomed) => this.run(mailbox, ring, task, transfer, doomed),
       terminate: (threadId, slot) => this.kill(threadId, ring, slot),
       destroy: async () => {},
     };
+  }
+
+  /**
+   * Whether the thread running `ring`'s loop in `slot` is running another
+   * mailbox's handler now (a lease that runs out there is not this handler's
+   * doing: the other one holds the thread).
+   */
+  private runsOther(ring: Ring, slot: number): boolean {
+    const t = ring.slot(slot).poolThread();
+    if (t < 0) return false;
+    const named = Atomics.load(this.view.i32, this.view.runningWord(t));
+    return named >= 0 && named !== Atomics.load(ring.i32, POOL_LANE);
   }
 
   /** Threads running now, and the loops (lanes) they run. */
@@ -183,6 +199,7 @@ export class SharedPool {
     return new Promise<LoopResult>((resolve, reject) => {
       th.lanes.set(key, { key, mailbox, ring, slot: task.consumer, resolve, reject, doomed });
       Atomics.or(ring.i32, POOL_HOSTS, 1 << th.t);
+      ring.slot(task.consumer).setPoolThread(th.t);
       const msg: ToPoolThread = { t: 'lane', key, task: rest };
       th.port.postMessage(msg, transfer);
       this.view.wake(th.t);
@@ -190,8 +207,10 @@ export class SharedPool {
   }
 
   probe(task: ProbeTask): Promise<ProbeResult> {
+    if (this.closed) return Promise.reject(new Error('the shared pool is closed'));
     const th = this.live()[0] ?? this.spawn();
-    if (th === null) return Promise.reject(new Error('the shared pool is closed'));
+    // Every thread is quitting or being killed and the pool is at its size: again once one is gone (the caller bounds the wait).
+    if (th === null) return new Promise((r) => setTimeout(r, 20)).then(() => this.probe(task));
     const id = ++this.nextKey;
     return new Promise<ProbeResult>((resolve, reject) => {
       this.probes.set(id, { resolve, reject, t: th.t });
@@ -210,6 +229,7 @@ export class SharedPool {
       this.probes.delete(m.id);
       if (m.error !== undefined) p?.reject(Object.assign(new Error(m.error.message), m.error));
       else p?.resolve(m.result!);
+      this.idleLater(th);
     } else {
       const lane = th.lanes.get(m.key);
       if (lane === undefined) return;
@@ -227,10 +247,10 @@ export class SharedPool {
 
   /** A thread with no lane left ends after idleTimeoutMs (unless one comes). */
   private idleLater(th: PoolThread): void {
-    if (th.lanes.size > 0 || th.idle !== null || th.killed || th.quitting) return;
+    if (th.lanes.size > 0 || th.idle !== null || th.killed || th.quitting || this.closed) return;
     th.idle = setTimeout(() => {
       th.idle = null;
-      if (th.lanes.size > 0 || th.killed || [...this.probes.values()].some((p) => p.t === th.t)) return;
+      if (this.threads[th.t] !== th || th.lanes.size > 0 || th.killed || [...this.probes.values()].some((p) => p.t === th.t)) return;
       th.quitting = true;
       const msg: ToPoolThread = { t: 'quit' };
       th.port.postMessage(msg);
@@ -240,6 +260,8 @@ export class SharedPool {
   }
 
   private onThreadEnd(th: PoolThread, err: Error | null): void {
+    // What it posted before it ended first (a lane that returned just before the thread died is not a crash of it).
+    for (let m = receiveMessageOnPort(th.port); m !== undefined; m = receiveMessageOnPort(th.port)) this.onMessage(th, m.message as FromPoolThread);
     if (this.threads[th.t] === th) this.threads[th.t] = null;
     if (th.idle !== null) clearTimeout(th.idle);
     // A killed thread is gone at its 'exit' (killWhenGuardsFree), which may come after its task fails;
@@ -250,7 +272,7 @@ export class SharedPool {
     // Whose handler was running when it died (decide.ts): the lane the thread named, else the busy ones.
     const named = Atomics.load(this.view.i32, this.view.runningWord(th.t));
     const culprit = lanes.filter((l) => Atomics.load(l.ring.i32, POOL_LANE) === named);
-    const { blamed, several } = blame(lanes, culprit, isBusy, th.killed || this.closed);
+    const { blamed, several } = blame(lanes, culprit, isBusy, this.closed ? 'close' : th.killed ? 'kill' : 'crash');
     const why = err?.message ?? 'the thread ended';
     for (const lane of lanes) {
       lane.reject(new LaneLost(`shared pool thread ${th.threadId} died: ${why}`, !blamed.has(lane), several));
@@ -288,7 +310,7 @@ export class SharedPool {
     return this.piscina?.threads.find((w: Worker) => w.threadId === th.threadId);
   }
 
-  private killWhenGuardsFree(th: PoolThread): void {
+  private killWhenGuardsFree(th: PoolThread, since = performance.now()): void {
     // Died meanwhile (it may have been inside a guard for good: an OOM there): nothing left to kill.
     if (this.threads[th.t] !== th) {
       th.onExit();
@@ -298,8 +320,13 @@ export class SharedPool {
       const slot = lane.ring.slot(lane.slot);
       if (slot.guard() === GUARD_KILLED) continue;
       if (slot.revokeGuard() === GUARD_SENDING) {
-        setTimeout(() => this.killWhenGuardsFree(th), 1).unref();
-        return;
+        // A guard covers a few instructions; one held this long belongs to a thread that is stuck: kill it anyway (holes.ts repairs).
+        if (performance.now() - since < GUARD_GIVE_UP_MS) {
+          setTimeout(() => this.killWhenGuardsFree(th, since), 1).unref();
+          return;
+        }
+        this.emitError(new Error(`shared pool thread ${th.threadId}: a loop held its send guard for ${GUARD_GIVE_UP_MS} ms; terminating the thread anyway`));
+        continue;
       }
       slot.setGuard(GUARD_KILLED);
     }

@@ -23,6 +23,8 @@ export interface LaneHost {
    * is being terminated for another loop's lease (its slot waits for that exit).
    */
   run(task: ConsumerTask, transfer: MessagePort[], doomed: (exit: Promise<unknown>) => void): Promise<LoopResult> | null;
+  /** The thread running the loop in `slot` runs another mailbox's handler now (a shared thread; its lease then says nothing of this one's). */
+  runsOther?(slot: number): boolean;
   /** After a lease kill: terminate the thread `threadId` (running the loop in `slot`); resolves once it has exited (null: no such thread). */
   terminate(threadId: number, slot: number): Promise<unknown> | null;
   destroy(): Promise<void>;

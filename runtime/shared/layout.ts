@@ -224,6 +224,8 @@ export const RESV_BATCH = -1;
 export const RESV_BATCH_LAID = -2;
 /** A hand-off push under way (see holes.ts): the HO words from S_HO_UNIT, each at its HO_* offset. */
 export const S_HO_UNIT = 21;
+/** The shared pool thread running the slot's loop, + 1 (0: a thread of the mailbox's own); the dispatcher writes it. */
+export const S_POOL_THREAD = 25;
 export const HO_UNIT = 0;
 export const HO_OWNER = 1;
 export const HO_INC = 2;

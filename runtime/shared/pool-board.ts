@@ -15,7 +15,7 @@
  */
 
 // ---- the board's layout: one Int32 SharedArrayBuffer per shared pool ----
-/** Pool thread t's words from PB_THREADS + t * PB_THREAD_WORDS (a cache line each): SLEEP, WAKE, the lane whose handler runs (-1: none). */
+/** Pool thread t's words from PB_THREADS + t * PB_THREAD_WORDS (a cache line each): SLEEP, WAKE, the lane whose handler runs (-1: none), HANDOFF (a keyed record was handed to one of its loops). */
 export const PB_THREADS = 16;
 export const PB_THREAD_WORDS = 16;
 /** A ring's POOL_HOSTS word (layout.ts) is a mask of pool threads: 32 at most. */
@@ -66,6 +66,11 @@ export class PoolBoard {
   /** Pool thread: lane `lane` looked empty. Clear its bit; the caller then looks at the ring once more. */
   clearReady(lane: number): void {
     Atomics.and(this.i32, PB_READY + (lane >>> 5), ~(1 << (lane & 31)));
+  }
+
+  /** READY word `w` (lanes 32w to 32w + 31). */
+  wordOf(w: number): number {
+    return Atomics.load(this.i32, PB_READY + w);
   }
 
   isReady(lane: number): boolean {
@@ -119,11 +124,34 @@ export class PoolBoard {
     return PB_THREADS + t * PB_THREAD_WORDS + 2;
   }
 
+  /**
+   * A thread handed a keyed record to a loop of thread `t` (a hand-off queue
+   * is per slot, not per mailbox: the mailbox's bit would not do, another
+   * loop of the mailbox may clear it): raise `t`'s HANDOFF word, then wake
+   * it if it is parked. It looks at its waiting loops' hand-off queues.
+   */
+  handoff(t: number): void {
+    const i32 = this.i32;
+    const s = PB_THREADS + t * PB_THREAD_WORDS;
+    if (Atomics.load(i32, s + 3) === 0) Atomics.store(i32, s + 3, 1);
+    if (Atomics.load(i32, s) !== 0 && Atomics.compareExchange(i32, s, 1, 0) === 1) {
+      Atomics.add(i32, s + 1, 1);
+      Atomics.notify(i32, s + 1);
+    }
+  }
+
+  /** Thread `t`: whether a hand-off came since it last looked (and lower the word; it then looks at every waiting loop's queue). */
+  takeHandoff(t: number): boolean {
+    const w = PB_THREADS + t * PB_THREAD_WORDS + 3;
+    return Atomics.load(this.i32, w) !== 0 && Atomics.exchange(this.i32, w, 0) !== 0;
+  }
+
   /** A new thread `t`: asleep to no one, running nothing. */
   reset(t: number): void {
     const s = PB_THREADS + t * PB_THREAD_WORDS;
     Atomics.store(this.i32, s, 0);
     Atomics.store(this.i32, s + 2, -1);
+    Atomics.store(this.i32, s + 3, 0);
   }
 
   /** Wake thread `t` whatever its lanes (a new lane, a stop). */

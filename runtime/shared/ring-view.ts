@@ -244,6 +244,14 @@ export class RingView {
     this.lane = Atomics.load(this.i32, POOL_LANE);
   }
 
+  /** A keyed record was pushed to slot `owner`'s hand-off queue: on a shared pool, wake the thread that runs it. */
+  wakeOwner(owner: number): void {
+    const b = this.board;
+    if (b === null) return;
+    const t = this.slot(owner).poolThread();
+    if (t >= 0) b.handoff(t);
+  }
+
   /** The board attached (for another thread's view of this ring: the journal's), or null. */
   get boardSab(): SharedArrayBuffer | null {
     return this.board === null ? null : (this.board.i32.buffer as SharedArrayBuffer);

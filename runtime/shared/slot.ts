@@ -31,6 +31,7 @@ import {
   S_RESV_TAG,
   S_STATUS,
   S_THREAD_ID,
+  S_POOL_THREAD,
   SLOTS_OFF,
   SLOT_WORDS,
 } from './layout.js';
@@ -117,6 +118,14 @@ export class SlotView {
   /** D: raise REVOKED if the guard is FREE (a CAS); returns what the guard was (SENDING: try again later). */
   revokeGuard(): number {
     return Atomics.compareExchange(this.i32, this.guardWord, GUARD_FREE, GUARD_REVOKED);
+  }
+
+  // ---- POOL_THREAD: D writes it before the loop starts (its shared pool thread + 1, 0 for a thread of its own).
+  poolThread(): number {
+    return Atomics.load(this.i32, this.base + S_POOL_THREAD) - 1;
+  }
+  setPoolThread(t: number): void {
+    Atomics.store(this.i32, this.base + S_POOL_THREAD, t + 1);
   }
 
   // ---- THREAD_ID: L writes it once when ready; read for diagnostics.

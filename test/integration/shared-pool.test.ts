@@ -161,6 +161,34 @@ describe('a thousand mailboxes on a shared pool of two threads', () => {
     }
   }, 30_000);
 
+  it("a lease that runs out while another mailbox's handler holds the thread charges that handler, not the expired one", async () => {
+    const reports = listen();
+    try {
+      // One pool thread: the slow handler of 'waiter' (lease 300 ms) is in flight when 'hog' spins on the thread.
+      const rt = runtime({
+        mailboxes: { waiter: { ...small, leaseMs: 300, maxAttempts: 3 }, hog: { ...small, leaseMs: 2_000, maxAttempts: 3 } },
+        pool: { maxThreads: 1 },
+      });
+      const crashes: WorkerCrashEvent[] = [];
+      const timeouts: HandlerTimeoutEvent[] = [];
+      rt.on('worker-crash', (e) => crashes.push(e));
+      rt.on('handler-timeout', (e) => timeouts.push(e));
+      await rt.start();
+      rt.send('waiter', { op: 'slow', tag: 'waiter', i: 0, wait: 200 });
+      await new Promise((r) => setTimeout(r, 50));
+      rt.send('hog', { op: 'spin', tag: 'hog', i: 0 });
+      await rt.onIdle();
+      expect(timeouts.map((t) => t.mailbox)).toEqual(['waiter']); // its lease ran out first...
+      expect(reports.got.filter((r) => r.tag === 'waiter').map((r) => r.attempt)).toEqual([1]); // ...but it was not charged
+      expect(rt.stats('waiter')).toMatchObject({ processed: 1, failed: 0, deadLettered: 0 });
+      expect(reports.got.filter((r) => r.tag === 'hog').map((r) => r.attempt)).toEqual([2]); // the handler that held the thread was
+      expect(rt.stats('hog')).toMatchObject({ processed: 1, failed: 1, deadLettered: 0 });
+      expect(crashes.map((c) => c.mailbox)).toEqual(['hog']);
+    } finally {
+      reports.close();
+    }
+  }, 30_000);
+
   it('refuses bad threads and pool options with a code naming the option', async () => {
     const h = fixture('pool-mix.js');
     const bad = [

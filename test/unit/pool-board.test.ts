@@ -86,6 +86,19 @@ describe('PoolBoard: each thread\'s wake word', () => {
     expect(b.wait(31, seen[1]!, 1000)).toBe('not-equal');
   });
 
+  it('a hand-off wakes the thread that runs the owner loop, whatever the mailbox bit says, and is taken once', () => {
+    const b = new PoolBoard(PoolBoard.allocate(64));
+    b.markReady(4, 0); // the mailbox's bit is set (another loop of it will clear it): a hand-off must not rely on it
+    const seen = b.announce(2);
+    b.handoff(2);
+    expect(b.wait(2, seen, 1000)).toBe('not-equal');
+    expect(b.takeHandoff(2)).toBe(true);
+    expect(b.takeHandoff(2)).toBe(false);
+    expect(b.takeHandoff(1)).toBe(false);
+    b.handoff(1); // not parked: raised, no wake-up
+    expect(b.takeHandoff(1)).toBe(true);
+  });
+
   it('names the lane whose handler a thread runs, -1 after reset', () => {
     const b = new PoolBoard(PoolBoard.allocate(64));
     b.i32[b.runningWord(2)] = 9;

@@ -28,16 +28,21 @@ describe('blame: whom a dead thread charges', () => {
   const busyOf = (set: string[]) => (l: string) => set.includes(l);
 
   it('the lane the thread named (a crash in a handler\'s synchronous part) alone, busy neighbours or not', () => {
-    expect(blame(lanes, ['b'], busyOf(['a', 'b', 'c']), false)).toEqual({ blamed: new Set(['b']), several: false });
+    expect(blame(lanes, ['b'], busyOf(['a', 'b', 'c']), 'crash')).toEqual({ blamed: new Set(['b']), several: false });
   });
 
   it('else the lanes with a handler in flight; several of them are each sent back to run alone', () => {
-    expect(blame(lanes, [], busyOf(['c']), false)).toEqual({ blamed: new Set(['c']), several: false });
-    expect(blame(lanes, [], busyOf(['a', 'c']), false)).toEqual({ blamed: new Set(['a', 'c']), several: true });
+    expect(blame(lanes, [], busyOf(['c']), 'crash')).toEqual({ blamed: new Set(['c']), several: false });
+    expect(blame(lanes, [], busyOf(['a', 'c']), 'crash')).toEqual({ blamed: new Set(['a', 'c']), several: true });
   });
 
-  it('every lane when none was busy (each reports the crash, nothing to charge); nobody after a kill or at close', () => {
-    expect(blame(lanes, [], busyOf([]), false)).toEqual({ blamed: new Set(lanes), several: false });
-    expect(blame(lanes, ['a'], busyOf(['a']), true)).toEqual({ blamed: new Set(), several: false });
+  it('every lane when none was busy (each reports the crash, nothing to charge); nobody at close', () => {
+    expect(blame(lanes, [], busyOf([]), 'crash')).toEqual({ blamed: new Set(lanes), several: false });
+    expect(blame(lanes, ['a'], busyOf(['a']), 'close')).toEqual({ blamed: new Set(), several: false });
+  });
+
+  it('a lease kill: only the lane whose handler held the thread, never the busy neighbours', () => {
+    expect(blame(lanes, ['b'], busyOf(['a', 'b', 'c']), 'kill')).toEqual({ blamed: new Set(['b']), several: false });
+    expect(blame(lanes, [], busyOf(['a', 'c']), 'kill')).toEqual({ blamed: new Set(), several: false });
   });
 });

@@ -33,6 +33,8 @@ export class KeyRouter {
   stalledN = 0;
   /** This take() handed something over: wake parked threads once, at its end. */
   private handedOff = false;
+  /** Slots handed a record in this take (bit per slot, two words for 64 slots): their threads are woken at its end. */
+  private handedTo = new Int32Array(2);
   /**
    * Records of this loop's keys whose turn had not come, kept here up to
    * HOLD_MS: their predecessor is nearly always on its way to this thread
@@ -104,6 +106,11 @@ export class KeyRouter {
     if (this.handedOff) {
       this.handedOff = false;
       this.ring.wakeAllIfSleeping();
+      const to = this.handedTo;
+      for (let w = 0; w < 2; w++) {
+        for (let bits = to[w]!; bits !== 0; bits &= bits - 1) this.ring.wakeOwner((w << 5) + 31 - Math.clz32(bits & -bits));
+        to[w] = 0;
+      }
     }
     return m;
   }
@@ -180,6 +187,7 @@ export class KeyRouter {
           if (handoffPush(keys, owner, u, i32, slot.handoffWord + HO_POS)) {
             slot.endHandoff();
             this.handedOff = true;
+            this.handedTo[owner >>> 5]! |= 1 << (owner & 31);
             return true;
           }
           // The owner cannot have it (no entry was written), so this cannot fail; if it ever did, the record is not ours to keep.

@@ -16,6 +16,10 @@ import { yieldToLoop, YIELD_EVERY_MS, type ParkerParts, type Parks } from '../lo
 
 /** With some loops waiting beside others that run, the waiting ones are looked at this often (a busy loop also looks after each batch). */
 const TICK_MS = 1;
+/** Waiting loops holding keyed records for their turn get a look this often (the hold lasts HOLD_MS, 50 ms). */
+const BUSY_LOOK_MS = 10;
+/** Every waiting loop's ring and status are looked at this often (a safety net: every publish sets the bit). */
+const FULL_LOOK_MS = 100;
 /** How long the thread polls its lanes before it parks. */
 const SPIN_MS = 0.05;
 /** With nothing in flight, the thread blocks this long at most before its event loop gets a turn (control calls, timers, new lanes). */
@@ -35,20 +39,26 @@ interface Lane {
 export class ThreadParker {
   private readonly lanes = new Set<Lane>();
   private readonly waiting = new Set<Lane>();
+  /** The waiting loops by their board bit (a mailbox has one loop on a thread at most), and the mask of those bits. */
+  private readonly byBit: (Lane | undefined)[] = [];
+  private readonly waitMask: Int32Array;
+  /** When the waiting loops were last looked at for held keyed records, and for work a bit does not show. */
+  private lastBusyLook = 0;
+  private lastFullLook = 0;
   /** Loops of the thread not waiting in park(). */
   private active = 0;
   private driving = false;
   private lastYield = performance.now();
   /** While some loops wait and others run: a look at the waiting ones every TICK_MS (the running ones may be awaiting I/O, not running batches). */
   private ticker: NodeJS.Timeout | null = null;
-  private ticks = 0;
-  private sweeps = 0;
 
   constructor(
     private readonly board: PoolBoard,
     /** This thread's index in the pool. */
     private readonly t: number,
-  ) {}
+  ) {
+    this.waitMask = new Int32Array(board.lanes >>> 5);
+  }
 
   /** A loop starts on this thread: its parker. `bit` is its mailbox's lane on the board. */
   add(parts: ParkerParts, bit: number): Parks & { remove(): void } {
@@ -59,7 +69,7 @@ export class ThreadParker {
       park: () => this.park(lane),
       remove: () => {
         this.lanes.delete(lane);
-        if (this.waiting.delete(lane)) lane.resume?.();
+        if (this.waiting.has(lane)) this.unwait(lane);
         else this.active--;
         if (this.active === 0 && this.waiting.size > 0) void this.drive();
         this.schedule();
@@ -83,9 +93,9 @@ export class ThreadParker {
     if (!p.running()) return;
     p.pace.parkedInWindow = true;
     p.ring.reclaim();
-    // Clear the bit, then look once more: a publish after the clear sets it again.
+    // Clear the bit, then look once more: a publish after the clear sets it again (a stop too).
     this.board.clearReady(lane.bit);
-    if (hasWork(p)) return;
+    if (hasWork(p) || !p.running()) return;
     if (performance.now() - p.pace.lastYield > YIELD_EVERY_MS) {
       await yieldToLoop();
       p.pace.lastYield = performance.now();
@@ -94,6 +104,8 @@ export class ThreadParker {
     await new Promise<void>((resolve) => {
       lane.resume = resolve;
       this.waiting.add(lane);
+      this.byBit[lane.bit] = lane;
+      this.waitMask[lane.bit >>> 5]! |= 1 << (lane.bit & 31);
       this.active--;
       if (this.active === 0) void this.drive();
       this.schedule();
@@ -101,12 +113,18 @@ export class ThreadParker {
     p.pace.lastYield = performance.now();
   }
 
-  private wake(lane: Lane): void {
+  private unwait(lane: Lane): void {
     this.waiting.delete(lane);
-    this.active++;
+    this.byBit[lane.bit] = undefined;
+    this.waitMask[lane.bit >>> 5]! &= ~(1 << (lane.bit & 31));
     const r = lane.resume;
     lane.resume = null;
     r?.();
+  }
+
+  private wake(lane: Lane): void {
+    this.unwait(lane);
+    this.active++;
     this.schedule();
   }
 
@@ -115,8 +133,7 @@ export class ThreadParker {
     const want = this.waiting.size > 0 && this.active > 0;
     if (want && this.ticker === null) {
       this.ticker = setInterval(() => {
-        // Bits every tick; every tenth also the rings themselves (a publish path that sets no bit), as the park timeout does.
-        this.wakeReady(++this.ticks % 10 === 0);
+        this.wakeReady();
       }, TICK_MS);
     } else if (!want && this.ticker !== null) {
       clearInterval(this.ticker);
@@ -125,17 +142,41 @@ export class ThreadParker {
   }
 
   /**
-   * Resume the waiting loops whose bit is set; `thorough`, also those that
-   * want a look (keyed records held for their turn) and, every tenth time,
-   * those whose ring has work or that were stopped (a safety net: every
-   * publish sets the bit; a thousand idle lanes are not each read every 10 ms).
+   * Resume the waiting loops whose bit is set: the board's words under this
+   * thread's mask of waiting bits, one load per 32 mailboxes. Then, when a
+   * hand-off came for this thread, those with a record in their queue; every
+   * 10 ms those that want a look (keyed records held for their turn); every
+   * 100 ms those whose ring has work or that were stopped, a safety net (every
+   * publish sets the bit). The looks go by the clock, so a busy neighbour that
+   * keeps the thread from ever timing out does not starve them.
    */
-  private wakeReady(thorough = false): number {
-    const all = thorough && ++this.sweeps % 10 === 0;
+  private wakeReady(): number {
+    const board = this.board;
+    const mask = this.waitMask;
+    const byBit = this.byBit;
     let n = 0;
-    for (const lane of this.waiting) {
+    for (let w = 0; w < mask.length; w++) {
+      const m = mask[w]!;
+      if (m === 0) continue;
+      for (let bits = board.wordOf(w) & m; bits !== 0; bits &= bits - 1) {
+        const lane = byBit[(w << 5) + 31 - Math.clz32(bits & -bits)];
+        if (lane !== undefined) {
+          this.wake(lane);
+          n++;
+        }
+      }
+    }
+    if (this.waiting.size === 0) return n;
+    const handoff = board.takeHandoff(this.t);
+    const now = performance.now();
+    const busyLook = now - this.lastBusyLook >= BUSY_LOOK_MS;
+    const fullLook = now - this.lastFullLook >= FULL_LOOK_MS;
+    if (!handoff && !busyLook && !fullLook) return n;
+    if (busyLook) this.lastBusyLook = now;
+    if (fullLook) this.lastFullLook = now;
+    for (const lane of [...this.waiting]) {
       const p = lane.parts;
-      if (this.board.isReady(lane.bit) || (thorough && p.busy()) || (all && (hasWork(p) || !p.running()))) {
+      if ((handoff && handoffReady(p.keys, p.c)) || (busyLook && p.busy()) || (fullLook && (hasWork(p) || !p.running()))) {
         this.wake(lane);
         n++;
       }
@@ -179,13 +220,13 @@ export class ThreadParker {
           board.leave(t);
           if (faultHook !== null) faultHook('woken', 0);
           // Woken for none of its lanes: the main thread wants its event loop (a new lane, a stop, a probe).
-          if (this.wakeReady(r === 'timed-out') === 0) await this.yield();
+          if (this.wakeReady() === 0) await this.yield();
         } else {
           const p = board.waitAsync(t, seen, PARK_ASYNC_MS);
           if (p !== null) await p;
           board.leave(t);
           this.lastYield = performance.now();
-          this.wakeReady(true);
+          this.wakeReady();
         }
       }
     } finally {
