@@ -13,7 +13,7 @@
 import type { StructureTable } from '../../shared/structures.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { DEAD_LETTER_REASONS, Outcome, type OutcomeBatch } from '../../outcome.js';
 import { ErrorCodes, RingpoolError, journalStopped, type ErrorCode } from '../../shared/errors.js';
 import { ID_BLOCK, ID_BLOCK_SIZE, JOURNALED, JOURNAL_BROKEN, JOURNAL_CLOSED, JOURNAL_FAILED, JOURNAL_SEQ, JOURNAL_WATCHERS, OUTCOMES_DONE } from '../../shared/layout.js';
@@ -148,7 +148,7 @@ export class Journal implements MessageStore, StoreWrites {
     this.worker = worker;
     this.port = port1;
     return new Promise<StoredMessage[]>((resolve, reject) => {
-      port1.on('message', (msg: FromJournal) => {
+      const onMessage = (msg: FromJournal): void => {
         if (msg.t === 'opened') {
           this.opened = true;
           // Closing already (another mailbox failed to start): stay referenced until 'closed'.
@@ -170,12 +170,15 @@ export class Journal implements MessageStore, StoreWrites {
             this.settle();
           }
         } else this.closedResolve?.();
-      });
+      };
+      port1.on('message', onMessage);
       worker.on('error', (err) => {
         if (!this.opened) reject(err);
         else this.onError(err);
       });
       worker.on('exit', (code) => {
+        // What it posted just before it ended may not have been delivered yet (its error for a held LOCK): read it first.
+        for (let m = receiveMessageOnPort(port1); m !== undefined; m = receiveMessageOnPort(port1)) onMessage(m.message as FromJournal);
         this.worker = null;
         this.exited = true;
         if (!this.opened) reject(new RingpoolError(ErrorCodes.JOURNAL_IO, `mailbox '${this.mailbox}': the journal thread exited before it opened ${this.opts.dir}`, { mailbox: this.mailbox }));
