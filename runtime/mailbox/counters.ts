@@ -117,7 +117,17 @@ export class Counters {
   /** What the autoscaler reads each tick: depth and in flight, as stats() counts them, without the rest of stats(). */
   load(): { depth: number; inFlight: number } {
     this.fold();
-    return { depth: this.readyInRing + this.d.backlog.pendingCount, inFlight: Math.max(0, this.claimed.total - this.processed() - this.finishedHere) };
+    return { depth: this.depth(), inFlight: this.inFlight(this.processed()) };
+  }
+
+  /** Ready messages: in the ring, and waiting outside it for room (after fold()). */
+  private depth(): number {
+    return this.readyInRing + this.d.backlog.pendingCount;
+  }
+
+  /** Claimed and not yet finished (after fold()). */
+  private inFlight(processed: number): number {
+    return Math.max(0, this.claimed.total - processed - this.finishedHere);
   }
 
   processed(): number {
@@ -190,12 +200,12 @@ export class Counters {
     const { ring, backlog } = this.d;
     const processed = this.processed();
     const rejectedBy = Object.fromEntries(REJECT_REASONS.map((r, i) => [r, this.rejected[i]!.total])) as Record<RejectReason, number>;
-    const depth = this.readyInRing + backlog.pendingCount;
+    const depth = this.depth();
     const oldest = depth === 0 ? 0 : this.oldestAgeSeconds();
     const sc = x.scaling;
     return {
       depth,
-      inFlight: Math.max(0, this.claimed.total - processed - this.finishedHere),
+      inFlight: this.inFlight(processed),
       delayed: backlog.delayedCount + backlog.blockedCount,
       enqueued: this.enqueued.total + x.enqueuedHere,
       processed,

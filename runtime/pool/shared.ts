@@ -51,7 +51,6 @@ export interface PoolStats {
 
 interface Lane {
   key: number;
-  mailbox: string;
   ring: Ring;
   slot: number;
   resolve: (r: LoopResult) => void;
@@ -101,11 +100,11 @@ export class SharedPool {
   }
 
   /** A view for one mailbox. */
-  host(mailbox: string, ring: Ring): LaneHost {
+  host(ring: Ring): LaneHost {
     return {
       runsOther: (slot) => this.runsOther(ring, slot),
       probe: (task) => this.probe(task),
-      run: (task, transfer, doomed) => this.run(mailbox, ring, task, transfer, doomed),
+      run: (task, transfer, doomed) => this.run(ring, task, transfer, doomed),
       terminate: (threadId, slot) => this.kill(threadId, ring, slot),
       destroy: async () => {},
     };
@@ -184,9 +183,10 @@ export class SharedPool {
   }
 
 
-  private run(mailbox: string, ring: Ring, task: ConsumerTask, transfer: MessagePort[], doomed: (exit: Promise<unknown>) => void): Promise<LoopResult> | null {
+  private run(ring: Ring, task: ConsumerTask, transfer: MessagePort[], doomed: (exit: Promise<unknown>) => void): Promise<LoopResult> | null {
     const live = this.live();
-    const loads = live.map((x) => ({ lanes: x.lanes.size, hosts: [...x.lanes.values()].some((l) => l.mailbox === mailbox) }));
+    const hosts = Atomics.load(ring.i32, POOL_HOSTS);
+    const loads = live.map((x) => ({ lanes: x.lanes.size, hosts: ((hosts >>> x.t) & 1) === 1 }));
     const at = placeLane(loads, this.stats().threads, this.o.maxThreads);
     const th = at === 'spawn' ? this.spawn() : (live[at] ?? null);
     if (th === null) return null;
@@ -197,7 +197,7 @@ export class SharedPool {
     const key = ++this.nextKey;
     const { rings: _all, ...rest } = task;
     return new Promise<LoopResult>((resolve, reject) => {
-      th.lanes.set(key, { key, mailbox, ring, slot: task.consumer, resolve, reject, doomed });
+      th.lanes.set(key, { key, ring, slot: task.consumer, resolve, reject, doomed });
       Atomics.or(ring.i32, POOL_HOSTS, 1 << th.t);
       ring.slot(task.consumer).setPoolThread(th.t);
       const msg: ToPoolThread = { t: 'lane', key, task: rest };
@@ -292,10 +292,8 @@ export class SharedPool {
    * when the thread is gone (its slot is not reused before).
    */
   private kill(threadId: number, ring: Ring, slot: number): Promise<unknown> | null {
-    // By its id, or (should its 'hello' not be in yet) by the lane it runs.
-    const th =
-      this.threads.find((x) => x !== null && x.threadId === threadId) ??
-      this.threads.find((x) => x !== null && [...x.lanes.values()].some((l) => l.ring === ring && l.slot === slot));
+    // The thread the dispatcher placed the loop on (its id may not be in yet: its 'hello' comes on another port).
+    const th = this.threads[ring.slot(slot).poolThread()];
     if (th === undefined || th === null) return null;
     if (th.threadId < 0) th.threadId = threadId;
     if (!th.killed) {
@@ -362,5 +360,5 @@ export function sharedPool(o: ResolvedRuntime, rings: () => Record<string, RingR
 export function threadsOf(pool: SharedPool | null, o: ResolvedRuntime, name: string, ring: Ring, m: ResolvedMailbox, emitError: (err: Error) => void): () => LaneHost {
   if (m.threads === 'dedicated' || pool === null) return () => new DedicatedThreads(m, emitError);
   pool.serve(ring, o.mailboxes.findIndex((x) => x.name === name));
-  return () => pool.host(name, ring);
+  return () => pool.host(ring);
 }

@@ -52,13 +52,7 @@ export class PoolBoard {
     Atomics.or(i32, w, bit);
     let woke = false;
     for (let h = hosts; h !== 0; h &= h - 1) {
-      const s = PB_THREADS + (31 - Math.clz32(h & -h)) * PB_THREAD_WORDS;
-      // The one that turns SLEEP 1 -> 0 notifies: one futex wake per park.
-      if (Atomics.load(i32, s) !== 0 && Atomics.compareExchange(i32, s, 1, 0) === 1) {
-        Atomics.add(i32, s + 1, 1);
-        Atomics.notify(i32, s + 1);
-        woke = true;
-      }
+      if (this.wakeIfParked(31 - Math.clz32(h & -h))) woke = true;
     }
     return woke;
   }
@@ -77,24 +71,6 @@ export class PoolBoard {
     return (Atomics.load(this.i32, PB_READY + (lane >>> 5)) & (1 << (lane & 31))) !== 0;
   }
 
-  /** The first lane with its bit set at or after `from`, going round past the last lane; -1 when none is. */
-  nextReady(from: number): number {
-    const i32 = this.i32;
-    const words = i32.length - PB_READY;
-    const start = (from >>> 0) % this.lanes;
-    const w0 = start >>> 5;
-    const below = (start & 31) === 0 ? 0 : -1 >>> (32 - (start & 31)); // the bits of w0 under `start`
-    let bits = Atomics.load(i32, PB_READY + w0) & ~below;
-    if (bits !== 0) return (w0 << 5) + lowestBit(bits);
-    for (let k = 1; k < words; k++) {
-      const w = (w0 + k) % words;
-      bits = Atomics.load(i32, PB_READY + w);
-      if (bits !== 0) return (w << 5) + lowestBit(bits);
-    }
-    bits = Atomics.load(i32, PB_READY + w0) & below;
-    return bits !== 0 ? (w0 << 5) + lowestBit(bits) : -1;
-  }
-
   /** Pool thread `t`, about to park: raise its SLEEP flag, then look at its lanes' bits once more. Returns the WAKE value to wait on. */
   announce(t: number): number {
     const s = PB_THREADS + t * PB_THREAD_WORDS;
@@ -106,12 +82,6 @@ export class PoolBoard {
   /** Park thread `t` until a producer wakes it (or `ms` pass); `seen` is what announce() returned. */
   wait(t: number, seen: number, ms: number): 'ok' | 'not-equal' | 'timed-out' {
     return Atomics.wait(this.i32, PB_THREADS + t * PB_THREAD_WORDS + 1, seen, ms);
-  }
-
-  /** The same, without blocking the thread (handlers in flight need its event loop). */
-  waitAsync(t: number, seen: number, ms: number): Promise<unknown> | null {
-    const r = Atomics.waitAsync(this.i32, PB_THREADS + t * PB_THREAD_WORDS + 1, seen, ms);
-    return r.async ? r.value : null;
   }
 
   /** Pool thread `t`, awake again: a producer need not wake it. */
@@ -134,10 +104,17 @@ export class PoolBoard {
     const i32 = this.i32;
     const s = PB_THREADS + t * PB_THREAD_WORDS;
     if (Atomics.load(i32, s + 3) === 0) Atomics.store(i32, s + 3, 1);
-    if (Atomics.load(i32, s) !== 0 && Atomics.compareExchange(i32, s, 1, 0) === 1) {
-      Atomics.add(i32, s + 1, 1);
-      Atomics.notify(i32, s + 1);
-    }
+    this.wakeIfParked(t);
+  }
+
+  /** Thread `t`, if parked: the one that turns its SLEEP 1 -> 0 notifies (one futex wake per park). True when it did. */
+  private wakeIfParked(t: number): boolean {
+    const i32 = this.i32;
+    const s = PB_THREADS + t * PB_THREAD_WORDS;
+    if (Atomics.load(i32, s) === 0 || Atomics.compareExchange(i32, s, 1, 0) !== 1) return false;
+    Atomics.add(i32, s + 1, 1);
+    Atomics.notify(i32, s + 1);
+    return true;
   }
 
   /** Thread `t`: whether a hand-off came since it last looked (and lower the word; it then looks at every waiting loop's queue). */
@@ -162,6 +139,3 @@ export class PoolBoard {
     Atomics.notify(this.i32, s + 1);
   }
 }
-
-/** The index of the lowest set bit of a non-zero word. */
-const lowestBit = (bits: number): number => 31 - Math.clz32(bits & -bits);

@@ -15,9 +15,9 @@ describe('PoolBoard wake-up across threads', () => {
         const b = new PoolBoard(workerData.sab);
         const seen = b.announce(3);
         parentPort.postMessage('parked');
-        const r = b.nextReady(0) >= 0 ? 'found' : b.wait(3, seen, 10000);
+        const r = b.isReady(7) ? 'found' : b.wait(3, seen, 10000);
         b.leave(3);
-        parentPort.postMessage({ r, lane: b.nextReady(0) });
+        parentPort.postMessage({ r, lane: b.isReady(7) ? 7 : -1 });
       });`;
     const w = new Worker(code, { eval: true, workerData: { sab: b.i32.buffer, url: boardUrl } });
     const results: unknown[] = [];

@@ -26,6 +26,15 @@ function listen(): { got: Report[]; close(): void } {
 
 const small: MailboxOptions = { handler: fixture('pool-mix.js'), capacityBytes: 64 << 10, maxMessageBytes: 16 << 10, autoscale: false };
 
+/** The crashes and lease expiries the runtime reports, as they come. */
+function faultsOf(rt: Runtime): { crashes: WorkerCrashEvent[]; timeouts: HandlerTimeoutEvent[] } {
+  const crashes: WorkerCrashEvent[] = [];
+  const timeouts: HandlerTimeoutEvent[] = [];
+  rt.on('worker-crash', (e) => crashes.push(e));
+  rt.on('handler-timeout', (e) => timeouts.push(e));
+  return { crashes, timeouts };
+}
+
 function processed(rt: Runtime): number {
   let n = 0;
   for (const name of rt.mailboxes) n += rt.stats(name).processed;
@@ -44,10 +53,7 @@ describe('a thousand mailboxes on a shared pool of two threads', () => {
       mailboxes.counter = { handler: fixture('counter-actor.js'), capacityBytes: 64 << 10, maxMessageBytes: 16 << 10, autoscale: false };
       mailboxes.spinner = { ...small, leaseMs: 400, maxAttempts: 3 };
       const rt = runtime({ mailboxes, pool: { maxThreads: 2 } });
-      const crashes: WorkerCrashEvent[] = [];
-      const timeouts: HandlerTimeoutEvent[] = [];
-      rt.on('worker-crash', (e) => crashes.push(e));
-      rt.on('handler-timeout', (e) => timeouts.push(e));
+      const { crashes, timeouts } = faultsOf(rt);
       await rt.start();
 
       // 1. Bulk: 200,000 messages, 1,000 a round: 930 mailboxes one each, keyed ones (20 keys), actor calls (50 keys).
@@ -141,8 +147,7 @@ describe('a thousand mailboxes on a shared pool of two threads', () => {
         },
         pool: { maxThreads: 2 },
       });
-      const crashes: WorkerCrashEvent[] = [];
-      rt.on('worker-crash', (e) => crashes.push(e));
+      const { crashes } = faultsOf(rt);
       await rt.start();
       for (let i = 0; i < 20; i++) rt.send(i % 2 ? 'a' : 'b', { op: 'slow', tag: 'shared', i, wait: 300 });
       await new Promise((r) => setTimeout(r, 50));
@@ -169,10 +174,7 @@ describe('a thousand mailboxes on a shared pool of two threads', () => {
         mailboxes: { waiter: { ...small, leaseMs: 300, maxAttempts: 3 }, hog: { ...small, leaseMs: 2_000, maxAttempts: 3 } },
         pool: { maxThreads: 1 },
       });
-      const crashes: WorkerCrashEvent[] = [];
-      const timeouts: HandlerTimeoutEvent[] = [];
-      rt.on('worker-crash', (e) => crashes.push(e));
-      rt.on('handler-timeout', (e) => timeouts.push(e));
+      const { crashes, timeouts } = faultsOf(rt);
       await rt.start();
       rt.send('waiter', { op: 'slow', tag: 'waiter', i: 0, wait: 200 });
       await new Promise((r) => setTimeout(r, 50));

@@ -22,10 +22,12 @@ const BUSY_LOOK_MS = 10;
 const FULL_LOOK_MS = 100;
 /** How long the thread polls its lanes before it parks. */
 const SPIN_MS = 0.05;
-/** With nothing in flight, the thread blocks this long at most before its event loop gets a turn (control calls, timers, new lanes). */
-const PARK_SYNC_MS = 10;
-/** With handlers in flight, the thread waits asynchronously, this long at most. */
-const PARK_ASYNC_MS = 200;
+/**
+ * The thread blocks this long at most before its event loop gets a turn (control calls, timers, new lanes).
+ * A loop parks only with none of its handlers in flight (loop.ts, concurrent.ts), so nothing of a
+ * waiting loop needs the event loop sooner.
+ */
+const PARK_MS = 10;
 
 /** One loop of the thread, as its parker sees it. */
 interface Lane {
@@ -37,7 +39,6 @@ interface Lane {
 }
 
 export class ThreadParker {
-  private readonly lanes = new Set<Lane>();
   private readonly waiting = new Set<Lane>();
   /** The waiting loops by their board bit (a mailbox has one loop on a thread at most), and the mask of those bits. */
   private readonly byBit: (Lane | undefined)[] = [];
@@ -56,6 +57,8 @@ export class ThreadParker {
     private readonly board: PoolBoard,
     /** This thread's index in the pool. */
     private readonly t: number,
+    /** performance.now(), or a test's clock: when the waiting loops' looks are due. */
+    private readonly now: () => number = () => performance.now(),
   ) {
     this.waitMask = new Int32Array(board.lanes >>> 5);
   }
@@ -63,23 +66,16 @@ export class ThreadParker {
   /** A loop starts on this thread: its parker. `bit` is its mailbox's lane on the board. */
   add(parts: ParkerParts, bit: number): Parks & { remove(): void } {
     const lane: Lane = { parts, bit, resume: null };
-    this.lanes.add(lane);
     this.active++;
     return {
       park: () => this.park(lane),
       remove: () => {
-        this.lanes.delete(lane);
         if (this.waiting.has(lane)) this.unwait(lane);
         else this.active--;
         if (this.active === 0 && this.waiting.size > 0) void this.drive();
         this.schedule();
       },
     };
-  }
-
-  /** Lanes of this thread. */
-  get size(): number {
-    return this.lanes.size;
   }
 
   /** A busy loop, after its batch: another loop of the thread can run (the caller then yields). */
@@ -168,7 +164,7 @@ export class ThreadParker {
     }
     if (this.waiting.size === 0) return n;
     const handoff = board.takeHandoff(this.t);
-    const now = performance.now();
+    const now = this.now();
     const busyLook = now - this.lastBusyLook >= BUSY_LOOK_MS;
     const fullLook = now - this.lastFullLook >= FULL_LOOK_MS;
     if (!handoff && !busyLook && !fullLook) return n;
@@ -182,11 +178,6 @@ export class ThreadParker {
       }
     }
     return n;
-  }
-
-  private inflight(): boolean {
-    for (const lane of this.waiting) if (lane.parts.inflight() > 0) return true;
-    return false;
   }
 
   /** Every loop waits: park the thread until a producer marks one of its lanes. */
@@ -214,20 +205,12 @@ export class ThreadParker {
           board.leave(t);
           break;
         }
-        if (!this.inflight()) {
-          // Nothing of the thread waits on its event loop: block in the futex (a wake-up costs the futex alone).
-          const r = board.wait(t, seen, PARK_SYNC_MS);
-          board.leave(t);
-          if (faultHook !== null) faultHook('woken', 0);
-          // Woken for none of its lanes: the main thread wants its event loop (a new lane, a stop, a probe).
-          if (this.wakeReady() === 0) await this.yield();
-        } else {
-          const p = board.waitAsync(t, seen, PARK_ASYNC_MS);
-          if (p !== null) await p;
-          board.leave(t);
-          this.lastYield = performance.now();
-          this.wakeReady();
-        }
+        // Nothing of the thread waits on its event loop: block in the futex (a wake-up costs the futex alone).
+        board.wait(t, seen, PARK_MS);
+        board.leave(t);
+        if (faultHook !== null) faultHook('woken', 0);
+        // Woken for none of its lanes: the main thread wants its event loop (a new lane, a stop, a probe), or a timeout.
+        if (this.wakeReady() === 0) await this.yield();
       }
     } finally {
       this.driving = false;
