@@ -61,6 +61,10 @@ export function goals(r: SuiteResult): GoalLine[] {
   const bull = med(r, 'w1', 'bullmq', 'msgsPerSec');
   out.push(check('W1 Redis Streams mailbox, 1 process >= 10x BullMQ add', med(r, 'w1', 'ringpool-redis-1p', 'msgsPerSec'), bull === undefined ? undefined : 10 * bull, ''));
   out.push(check('W4 Redis Streams mailbox, 1 process: e2e p50 <= 1 ms at the fixed rate', med(r, 'w4', 'ringpool-redis-1p', 'fixed.p50Us'), 1000, ' µs', true));
+  for (const p of [1, 2, 3]) {
+    const plain = med(r, 'w1', `ringpool-redis-${p}p`, 'msgsPerSec');
+    out.push(check(`W1 Redis mailbox keyed (partitions), ${p} process${p === 1 ? '' : 'es'} >= 0.7x unkeyed`, med(r, 'w1', `ringpool-redis-keyed-${p}p`, 'msgsPerSec'), plain === undefined ? undefined : 0.7 * plain, ''));
+  }
   // Issue #17: msgpack, batch sends, the wake-up gap.
   const json1 = med(r, 'w1', 'ringpool-1t', 'msgsPerSec');
   const times = (x: number | undefined, k: number): number | undefined => (x === undefined ? undefined : k * x);

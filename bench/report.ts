@@ -175,16 +175,18 @@ export function summaryTables(r: SuiteResult): Table[] {
       }),
     notes: ['raw: a prepared 100-byte (W5: 64 KiB) Uint8Array, no encoding at all; v8: node:v8 serialize/deserialize of the same object.'],
   };
-  const streamRows = ['ringpool-redis-1p', 'ringpool-redis-2p', 'ringpool-redis-3p', 'bullmq', 'bullmq-bulk'];
+  const streamRows = ['ringpool-redis-1p', 'ringpool-redis-2p', 'ringpool-redis-3p', 'ringpool-redis-keyed-1p', 'ringpool-redis-keyed-2p', 'ringpool-redis-keyed-3p', 'bullmq', 'bullmq-bulk'];
   const bull = med(r, 'w1', 'bullmq', 'msgsPerSec');
   const redis: Table = {
     title: 'Across processes, on one Redis: the Redis Streams mailbox against BullMQ',
-    columns: ['row', 'W1 msgs/s', 'x BullMQ add', 'W4 p50 µs', 'W4 p99 µs'],
+    columns: ['row', 'W1 msgs/s', 'x BullMQ add', 'x unkeyed', 'W4 p50 µs', 'W4 p99 µs'],
     rows: r.subjects
       .filter((s) => streamRows.includes(s.id))
       .map((s) => {
         const v = med(r, 'w1', s.id, 'msgsPerSec');
-        return [s.label, int(v), ratio(v !== undefined && bull ? v / bull : undefined), us(med(r, 'w4', s.id, 'fixed.p50Us')), us(med(r, 'w4', s.id, 'fixed.p99Us'))];
+        // A keyed row against the unkeyed row of as many processes, in the same run (issue #29).
+        const plain = s.id.startsWith('ringpool-redis-keyed-') ? med(r, 'w1', s.id.replace('-keyed', ''), 'msgsPerSec') : undefined;
+        return [s.label, int(v), ratio(v !== undefined && bull ? v / bull : undefined), ratio(v !== undefined && plain ? v / plain : undefined), us(med(r, 'w4', s.id, 'fixed.p50Us')), us(med(r, 'w4', s.id, 'fixed.p99Us'))];
       }),
     notes: [
       `W4 at ${int(Number(r.options.w4Rate))} msg/s, send call to handler start, across processes. The producer is this process (pipelined XADD), the consumers are child processes with one thread each;`,

@@ -6,7 +6,7 @@
 import { openNaiveRing } from './naive-ring.js';
 import type { Subject, WorkloadId } from './session.js';
 import { openBullmq, redisAvailable, redisUrl } from './systems/bullmq.js';
-import { openRingpoolRedis } from './systems/ringpool-redis.js';
+import { KEYED_PARTITIONS, openRingpoolRedis } from './systems/ringpool-redis.js';
 import { openPiscina } from './systems/piscina.js';
 import { openPostMessage } from './systems/post-message.js';
 import { openRingpool, type RingpoolConfig } from './systems/ringpool.js';
@@ -176,6 +176,20 @@ export function lineup(o: LineupOptions): Subject[] {
       workloads: ['w1', 'w4'],
       available: () => redisAvailable(redisUrl()),
       open: (spec) => openRingpoolRedis(p, spec),
+    });
+  }
+  // Issue #29: keyed sends (1,000 keys) over 12 partitions, each owned by one of the processes.
+  for (const p of [1, 2, 3]) {
+    rows.push({
+      id: `ringpool-redis-keyed-${p}p`,
+      label: `ringpool Redis Streams mailbox, keyed (1,000 keys, 12 partitions), ${p} consumer process${p === 1 ? '' : 'es'} x 1 thread`,
+      system: 'ringpool (Redis)',
+      threads: p,
+      speed: 'stream',
+      payload: 'object',
+      workloads: ['w1'],
+      available: () => redisAvailable(redisUrl()),
+      open: (spec) => openRingpoolRedis(p, spec, KEYED_PARTITIONS),
     });
   }
   return rows;

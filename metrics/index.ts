@@ -117,6 +117,20 @@ class Exporter {
     return () => this.snapshots().flatMap((s) => (s.stats.stream === undefined ? [] : [{ labels: { mailbox: s.mailbox }, value: pick(s.stats.stream) }]));
   }
 
+  /** Partitioned Redis mailboxes only (stats().stream.partitions). */
+  private eachPartitioned(pick: (s: NonNullable<NonNullable<MailboxStats['stream']>['partitions']>) => number): () => Value[] {
+    return () => this.snapshots().flatMap((s) => (s.stats.stream?.partitions === undefined ? [] : [{ labels: { mailbox: s.mailbox }, value: pick(s.stats.stream.partitions) }]));
+  }
+
+  /** Each partition's lag, for the partitions this process owns. */
+  private partitionLag(): () => Value[] {
+    return () =>
+      this.snapshots().flatMap((s) => {
+        const ps = s.stats.stream?.partitions;
+        return ps === undefined ? [] : ps.owned.map((p) => ({ labels: { mailbox: s.mailbox, partition: String(p) }, value: ps.lag[p]! }));
+      });
+  }
+
   private byLabel<K extends string>(label: string, keys: readonly K[], pick: (s: MailboxStats, k: K) => number): () => Value[] {
     return () => this.snapshots().flatMap((s) => keys.map((k) => ({ labels: { mailbox: s.mailbox, [label]: k }, value: pick(s.stats, k) })));
   }
@@ -180,6 +194,13 @@ class Exporter {
       counter('stream_reconnects_total', 'Redis mailboxes: reconnections after a dropped connection.', this.eachStream((s) => s.reconnects)),
       counter('stream_trimmed_total', 'Redis mailboxes: entries trimmed from the stream before they ran (acknowledged and dropped).', this.eachStream((s) => s.trimmed)),
       counter('stream_resets_total', 'Redis mailboxes: times the stream or group was found gone (NOGROUP) and recreated.', this.eachStream((s) => s.resets)),
+      gauge('stream_partitions_owned', 'Partitioned Redis mailboxes: partitions this process owns (reads, or finishes before giving back).', this.eachPartitioned((p) => p.owned.length)),
+      gauge('stream_members', 'Partitioned Redis mailboxes: live processes of the group, as this one last saw them.', this.eachPartitioned((p) => p.members)),
+      counter('stream_rebalances_total', 'Partitioned Redis mailboxes: partitions this process took from, or gave back to, the group at a clean point.', this.eachPartitioned((p) => p.rebalances)),
+      counter('stream_takeovers_total', 'Partitioned Redis mailboxes: partitions this process took whose last owner had not given them back (it died or paused past its lease).', this.eachPartitioned((p) => p.takeovers)),
+      counter('stream_fenced_total', 'Partitioned Redis mailboxes: acknowledgements, retry counts and dead letters Redis refused because another process had taken the partition.', this.eachPartitioned((p) => p.fenced)),
+      counter('stream_fenced_skipped_total', 'Partitioned Redis mailboxes: records of a partition this process had lost, not run here (the new owner runs them).', this.eachPartitioned((p) => p.fencedSkipped)),
+      gauge('stream_partition_lag', 'Partitioned Redis mailboxes: entries of each owned partition not yet delivered to the group.', this.partitionLag()),
       histogram('enqueue_duration_seconds', 'Time spent inside send() on the main thread (encode, reserve, write, publish).', (h) => h.enqueue),
       histogram('queue_wait_seconds', 'Time from enqueue (or re-enqueue) to claim by a thread, each delivery.', (h) => h.queueWait),
       histogram('processing_seconds', 'Handler start to ack or failure, each attempt.', (h) => h.processing),

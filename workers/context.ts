@@ -2,6 +2,7 @@
  * The `ctx` a handler receives. One small object per message: handlers may
  * keep it across awaits. The AbortSignal is made only when `ctx.signal` is read.
  */
+import { ErrorCodes, RingpoolError } from '../runtime/shared/errors.js';
 import type { BatchOptions, SendOptions } from '../runtime/shared/producer.js';
 
 export type { BatchOptions, SendOptions };
@@ -13,8 +14,21 @@ export interface HandlerContext {
   readonly attempt: number;
   readonly mailbox: string;
   readonly key: string | undefined;
-  /** Aborted when the lease (leaseMs from handler start) ends. */
+  /**
+   * Aborted when the lease (leaseMs from handler start) ends, and on a
+   * partitioned Redis mailbox also when this process's lease of the
+   * message's partition runs out (reason: RINGPOOL_FENCED; then `fenced`).
+   */
   readonly signal: AbortSignal;
+  /**
+   * Partitioned Redis mailbox: the fencing epoch of this process's lease of
+   * the message's partition when the handler started, a number that only
+   * goes up across owners: pass it to a downstream that refuses writes from
+   * an older one. Undefined elsewhere.
+   */
+  readonly fence: number | undefined;
+  /** Partitioned Redis mailbox: true once this process no longer owns the message's partition (another may run it now). Always false elsewhere. */
+  readonly fenced: boolean;
   /** Send to any mailbox of the runtime, straight into its ring. Throws RingpoolError (RINGPOOL_QUEUE_FULL, ...). */
   send(mailbox: string, payload: unknown, opts?: SendOptions): number;
   /** Send every payload or none (one reservation): the ids in order. Throws RINGPOOL_QUEUE_FULL with nothing written when they do not fit now. */
@@ -46,8 +60,18 @@ export interface ContextHost {
   sendBatch(mailbox: string, payloads: readonly unknown[], opts: BatchOptions | undefined, from: MessageContext): number[];
 }
 
+/** A partition's lease as a context reads it (runtime/shared/partition.ts's FenceView). */
+export interface FenceReader {
+  leftMs(p: number): number;
+  epoch(p: number): number;
+}
+
 export class MessageContext implements HandlerContext {
   private abort: AbortSignal | undefined;
+  /** Set by the Invoker for a record of a partition: the fence table, the partition and its epoch at start. */
+  fenceOf: FenceReader | null = null;
+  partition = -1;
+  fence: number | undefined = undefined;
   /** Sends of this handler to durable mailboxes (made on the first one): on disk before its message is acked. */
   marks: DurableMarks | null = null;
   constructor(
@@ -65,9 +89,14 @@ export class MessageContext implements HandlerContext {
   get signal(): AbortSignal {
     if (this.abort === undefined) {
       const left = Math.max(0, Math.ceil(this.host.leaseMs - (performance.now() - this.startedAt)));
-      this.abort = AbortSignal.timeout(left);
+      this.abort = this.fenceOf === null ? AbortSignal.timeout(left) : AbortSignal.any([AbortSignal.timeout(left), fenceSignal(this, left)]);
     }
     return this.abort;
+  }
+
+  get fenced(): boolean {
+    const f = this.fenceOf;
+    return f !== null && (f.leftMs(this.partition) <= 0 || f.epoch(this.partition) !== this.fence);
   }
 
   send(mailbox: string, payload: unknown, opts?: SendOptions): number {
@@ -77,4 +106,32 @@ export class MessageContext implements HandlerContext {
   sendBatch(mailbox: string, payloads: readonly unknown[], opts?: BatchOptions): number[] {
     return this.host.sendBatch(mailbox, payloads, opts, this);
   }
+}
+
+/**
+ * Aborted once `ctx` is fenced: looked at when its partition's lease would
+ * end, and again after each renewal moved that end; no more looks past the
+ * handler's own lease (`leftMs` from now), which aborts the signal anyway.
+ */
+function fenceSignal(ctx: MessageContext, leftMs: number): AbortSignal {
+  const ac = new AbortController();
+  const end = performance.now() + leftMs;
+  const look = (): void => {
+    if (ctx.fenced) {
+      ac.abort(fencedError(ctx));
+      return;
+    }
+    const wait = Math.max(1, ctx.fenceOf!.leftMs(ctx.partition));
+    if (performance.now() + wait < end + 1) setTimeout(look, wait).unref();
+  };
+  look();
+  return ac.signal;
+}
+
+export function fencedError(ctx: { mailbox: string; partition: number; fence: number | undefined }): RingpoolError {
+  return new RingpoolError(
+    ErrorCodes.FENCED,
+    `mailbox '${ctx.mailbox}': this process no longer owns partition ${ctx.partition} (its fencing epoch was ${ctx.fence}); the partition's new owner runs this message`,
+    { mailbox: ctx.mailbox, partition: ctx.partition, fence: ctx.fence },
+  );
 }

@@ -8,6 +8,7 @@
  */
 import type { DeadLetterRecord } from '../outcome.js';
 import type { RingpoolError } from '../shared/errors.js';
+import type { FenceRef } from '../shared/partition.js';
 import type { SendOptions } from '../shared/producer.js';
 import type { MessageSource, MailboxCall, SourceIntake } from '../source/source.js';
 import type { MessageStore, StoredMessage, StoreWrites } from '../store/store.js';
@@ -32,6 +33,16 @@ export class Attached {
   constructor(private readonly d: AttachedDeps) {
     const send = d.source?.send;
     this.sendOut = send === undefined ? null : send.bind(d.source);
+  }
+
+  /** The source's fence table, when it reads partitions owned one process at a time (consumers read it). */
+  get fence(): FenceRef | null {
+    return this.d.source?.fence ?? null;
+  }
+
+  /** A failed record the source read from a partition this process lost: dropped here (its new owner runs it). */
+  fenced(localId: number): boolean {
+    return this.d.source?.fenced?.(localId) ?? false;
   }
 
   /** The store's promise for sends, when it writes the ring's records (a durable mailbox). */

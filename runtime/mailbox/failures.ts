@@ -5,7 +5,7 @@
  * It knows no mailbox: what it uses is given (FailuresDeps).
  */
 import { ErrorCodes, RingpoolError, fromErrorInfo, type ErrorInfo } from '../shared/errors.js';
-import { READ, ST_CLAIMED, ST_FREE, ST_HELD, ST_READY, ST_RECLAIMING, ST_SKIP, TAIL } from '../shared/layout.js';
+import { FLAG_PARTITION, READ, ST_CLAIMED, ST_FREE, ST_HELD, ST_READY, ST_RECLAIMING, ST_SKIP, TAIL } from '../shared/layout.js';
 import type { Ring } from '../shared/ring.js';
 import type { DeadLetter, DeadLetterReason, DeadLetterSink } from '../dead-letters.js';
 import { HeldMessage } from '../held.js';
@@ -38,6 +38,8 @@ export interface FailuresDeps {
   replies: Pick<Replies, 'size' | 'fail'>;
   emitDeadLetter(letter: DeadLetter): void;
   emitError(err: Error): void;
+  /** A record the source read from a partition (FLAG_PARTITION) failed: true when the source drops it (this process lost the partition; its new owner runs it). */
+  fenced(id: number): boolean;
 }
 
 export class Failures {
@@ -71,6 +73,11 @@ export class Failures {
    */
   fail(held: HeldMessage, error: ErrorInfo, kind: FailureKind): boolean {
     const d = this.d;
+    if ((held.kept & FLAG_PARTITION) !== 0 && d.fenced(held.id)) {
+      // Neither retried nor dead-lettered here: the partition's new owner has the entry. Its key's turn goes on.
+      d.turns.passTurn(held);
+      return false;
+    }
     d.tally.failed++;
     if (held.firstError === undefined) held.firstError = error;
     held.lastError = error;

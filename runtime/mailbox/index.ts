@@ -160,6 +160,7 @@ export class Mailbox {
     this.failures = new Failures({
       mailbox: this.name, ring: this.ring, policy: { maxAttempts: opts.maxAttempts, backoff: opts.backoff }, clock: now, wallClock: Date.now, tally: this.counters,
       backlog: this.backlog, turns: this.turns, sink: () => this.deadLetters, outcomes: this.outcomes, replies: this.replies, emitDeadLetter, emitError,
+      fenced: (id) => this.attached.fenced(id),
     });
     this.leases = new Leases({
       mailbox: this.name, ring: this.ring, leaseMs: opts.leaseMs, loops, terminate: (c) => this.consumers.terminate(c), blockedByOther: (c) => this.consumers.blockedByOther(c), failures: this.failures,
@@ -220,6 +221,7 @@ export class Mailbox {
       codec: codecSpec(this.opts.codec, this.structures?.sab ?? null),
       maxMessageBytes: this.opts.maxMessageBytes,
       board: this.ring.boardSab,
+      fence: this.attached.fence,
     };
   }
 
@@ -244,7 +246,7 @@ export class Mailbox {
       {
         mailbox: this.name,
         offer: (payload, opts) => producer.trySend(payload, opts, 0),
-        offerBytes: (bytes, attempt, sentAt) => producer.offerBytes(bytes, attempt, sentAt),
+        offerBytes: (bytes, attempt, sentAt, key, flags) => producer.offerBytes(bytes, attempt, sentAt, key ?? null, flags ?? 0),
         whenRoom: () => intake.whenRoom(),
         get open() {
           return !stopped() && !producer.closed;

@@ -43,6 +43,10 @@ export const ErrorCodes = {
   SOURCE_TRIMMED: 'RINGPOOL_SOURCE_TRIMMED',
   /** A Redis mailbox's consumer name is in use by another live process: start() refuses (or, as an 'error' event, it was taken meanwhile). */
   SOURCE_CONSUMER_TAKEN: 'RINGPOOL_SOURCE_CONSUMER_TAKEN',
+  /** A partitioned Redis mailbox's `partitions` differs from the one stored with its stream (`{<stream>}:partitions`): start() or the producer refuses. */
+  PARTITIONS_MISMATCH: 'RINGPOOL_PARTITIONS_MISMATCH',
+  /** A record of a partition this process no longer owns (its lease ran out, another process took it): not run here (its new owner runs it); also `ctx.signal`'s reason. */
+  FENCED: 'RINGPOOL_FENCED',
   /** (an 'error' event) The newest journal segment ended in a partial record (a write cut short by a crash): cut off, start goes on. */
   JOURNAL_TORN: 'RINGPOOL_JOURNAL_TORN',
 } as const;

@@ -101,7 +101,8 @@
  *  +40 i32 flags        FLAG_ASCII: the payload is 7-bit (decoder may use latin1);
  *                       FLAG_SUSPECT: run alone (put back after a crash with several handlers running);
  *                       FLAG_KEYED, FLAG_ASK, FLAG_CALL (below); FLAG_AGAIN: put back by the dispatcher
- *                       (not a new acceptance); FLAG_VOID: a repaired hole, no message
+ *                       (not a new acceptance); FLAG_VOID: a repaired hole, no message;
+ *                       FLAG_PARTITION: from a partition a source reads (fenced)
  *  +44 i32 metaBytes    JSON of the first failure, carried across retries (0 = none)
  *  +48 i32 keySeq       FLAG_KEYED: this message's place in its key's order (see keys below)
  *  +52 i32 keySlot      FLAG_KEYED: the key's entry in the mailbox's key table
@@ -299,8 +300,10 @@ export const FLAG_CALL = 16;
 export const FLAG_AGAIN = 32;
 /** A repaired hole (holes.ts): no message in it. */
 export const FLAG_VOID = 64;
+/** A record a source read from a partition of its engine (issue #29): a consumer starts it only while the fence table says the partition is this process's. */
+export const FLAG_PARTITION = 128;
 /** Flags a retry keeps (the rest are set per write). */
-export const FLAGS_KEPT = FLAG_ASK | FLAG_CALL;
+export const FLAGS_KEPT = FLAG_ASK | FLAG_CALL | FLAG_PARTITION;
 
 export const KEY_SLOTS = 4096;
 export const KEY_WORDS = 8;

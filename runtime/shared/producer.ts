@@ -283,9 +283,11 @@ export class Producer {
   /**
    * A message a source read (bytes already encoded by the mailbox's codec),
    * into the ring at `attempt`: its id, or -1 when the ring is full now
-   * (nothing counted). Unkeyed; the caller checked the size.
+   * (nothing counted). `key`: a keyed message (in its key's order, taken
+   * now); `flags`: FLAG_PARTITION for a record of a partition. The caller
+   * checked the size.
    */
-  offerBytes(bytes: Uint8Array, attempt: number, sentAt: number): number {
+  offerBytes(bytes: Uint8Array, attempt: number, sentAt: number, key: string | null = null, flags = 0): number {
     const ring = this.ring;
     if (this.closed) {
       throw new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.mailbox}' is closed to new messages`, { mailbox: this.mailbox });
@@ -294,7 +296,9 @@ export class Producer {
     w.bytes = bytes;
     const id = ring.nextId();
     this.countEnqueued(1);
-    const ok = ring.write(w, bytes.byteLength, null, 0, attempt, id, sentAt, now(), false);
+    const ok = key === null
+      ? ring.write(w, bytes.byteLength, null, 0, attempt, id, sentAt, now(), false, 0, flags)
+      : ring.write(w, bytes.byteLength, key, Buffer.byteLength(key, 'utf8'), attempt, id, sentAt, now(), false, 0, flags, this.keyTable, keySlotOf(key), null);
     w.bytes = EMPTY;
     if (!ok) {
       this.countEnqueued(-1);
@@ -326,7 +330,7 @@ class BytesWriter {
  * reach the handler as U+FFFD (the ring holds UTF-8), so two different keys
  * would become one, in order and for an actor's state: refused.
  */
-function keyOf(k: unknown): string {
+export function keyOf(k: unknown): string {
   if (typeof k !== 'string') throw badSendOption('key', 'a string', k);
   if (!k.isWellFormed()) throw badSendOption('key', 'well-formed UTF-16 (a lone surrogate would arrive as U+FFFD, merging keys)', k);
   return k;
@@ -354,7 +358,7 @@ function delayOf(d: unknown): number {
   return d;
 }
 
-function badSendOption(name: string, expected: string, value: unknown): RingpoolError {
+export function badSendOption(name: string, expected: string, value: unknown): RingpoolError {
   return new RingpoolError(ErrorCodes.INVALID_OPTION, `send options${name === '' ? '' : `.${name}`} must be ${expected}, got ${describeValue(value)}`, {
     option: name === '' ? 'options' : name,
   });

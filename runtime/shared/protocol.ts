@@ -8,6 +8,7 @@
  * - The control interface a consumer exposes with comlink on `control`
  *   (calls with replies: stop, stats).
  */
+import type { FenceRef } from './partition.js';
 import type { MessagePort } from 'node:worker_threads';
 import type { CodecSpec } from './codec.js';
 import type { ErrorInfo } from './errors.js';
@@ -22,6 +23,8 @@ export interface RingRef {
   maxMessageBytes: number;
   /** The shared pool's board when a pool serves this mailbox (its publishes wake the pool's threads), else null. */
   board: SharedArrayBuffer | null;
+  /** The source's fence table when it reads partitions (FLAG_PARTITION records), else null. */
+  fence: FenceRef | null;
 }
 
 export interface ConsumerTask {

@@ -25,6 +25,7 @@ import type { DeadLetterSink } from '../dead-letters.js';
 import type { RingpoolError } from '../shared/errors.js';
 import type { SendOptions } from '../shared/producer.js';
 import type { OutcomeListener } from '../outcome.js';
+import type { FenceRef } from '../shared/partition.js';
 import type { StreamStats } from './stream.js';
 
 export interface SourceIntake {
@@ -34,10 +35,12 @@ export interface SourceIntake {
   /**
    * Put one message the engine holds already encoded (by the mailbox's codec)
    * into the ring, at `attempt` (the engine's delivery count), sent at
-   * `sentAt` (clock.now() ms): its id, or -1 when there is no room. Unkeyed;
-   * the caller checks maxMessageBytes. Throws RINGPOOL_CLOSED once closed.
+   * `sentAt` (clock.now() ms): its id, or -1 when there is no room. `key`:
+   * keyed, in the key's order (taken now); `flags`: FLAG_PARTITION for a
+   * record of a partition (fenced by `fence`). The caller checks
+   * maxMessageBytes. Throws RINGPOOL_CLOSED once closed.
    */
-  offerBytes(bytes: Uint8Array, attempt: number, sentAt: number): number;
+  offerBytes(bytes: Uint8Array, attempt: number, sentAt: number, key?: string | null, flags?: number): number;
   /** Resolves at the next sign of freed space, or at once when the mailbox is stopping. */
   whenRoom(): Promise<void>;
   /** False once the mailbox stops taking messages. */
@@ -68,6 +71,19 @@ export interface MessageSource extends OutcomeListener {
    * the others (a handler's ctx.send() into this ring) to the local store.
    */
   deadLetters?(local: DeadLetterSink): DeadLetterSink;
+  /**
+   * Optional: the fence table (runtime/shared/partition.ts) of a source that
+   * reads partitions, each owned by one process at a time: consumers start a
+   * FLAG_PARTITION record only while its partition's lease here lasts, and
+   * its ctx carries the fencing epoch.
+   */
+  readonly fence?: FenceRef | null;
+  /**
+   * Optional, with `fence`: a failed or skipped record the source read from
+   * a partition this process no longer owns: true when the source drops it
+   * here (not retried, not dead-lettered: its new owner runs it).
+   */
+  fenced?(localId: number): boolean;
   /** Optional: its figures, for `stats().source`. */
   stats?(): SourceStats;
   /**

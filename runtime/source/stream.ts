@@ -38,6 +38,44 @@ export interface RedisSourceOptions {
   sendBufferBytes?: number;
   /** Most dead letters `<stream>:dead` keeps: each new one past it trims the oldest (XTRIM MAXLEN, exact, in the script that writes it). @default undefined (unbounded) */
   maxDeadLetters?: number;
+  /**
+   * Keyed sends across processes (issue #29): P streams `{<stream>}:p:<i>`,
+   * i = partitionOf(key, P) (FNV-1a of the key's UTF-8 bytes, mod P), each
+   * consumed by one live process at a time (a lease with a fencing epoch),
+   * so a key's messages run one at a time, in order, across the group; an
+   * actor handler may run on the mailbox. Unkeyed sends still go to
+   * `<stream>`. An integer from 1 to 1024; every process of the stream, and
+   * every `redisProducer`, must give the same (it is stored in Redis, at
+   * `{<stream>}:partitions`, and a different one is refused).
+   * @default undefined (one stream; keyed sends and actors refused)
+   */
+  partitions?: number;
+  /** A partition's owner keeps it this long without renewing it; then another live process takes it over. @default 5000 */
+  ownerLeaseMs?: number;
+  /** How often an owner renews its partitions' leases, and looks for partitions to take or give back. At most ownerLeaseMs / 2. @default 1000 */
+  ownerRenewMs?: number;
+}
+
+/** `stats().source.partitions` of a partitioned Redis mailbox. */
+export interface PartitionStats {
+  /** P. */
+  count: number;
+  /** The partitions this process owns now (reading, or finishing before it gives one back), ascending. */
+  owned: number[];
+  /** Its fencing epoch of each owned partition, in the order of `owned`. */
+  epochs: number[];
+  /** Live processes of the group, as this one last saw them. */
+  members: number;
+  /** Partitions this process took while their owner was alive and gave them back (it joined) plus those it gave back. */
+  rebalances: number;
+  /** Partitions this process took from an owner whose lease had run out (it died or paused). */
+  takeovers: number;
+  /** Acknowledgements, retries and dead letters refused because this process no longer owned the partition (ringpool_stream_fenced_total). */
+  fenced: number;
+  /** Records of a partition no longer owned that this process did not run (its new owner runs them). */
+  fencedSkipped: number;
+  /** Entries not yet delivered to the group, per partition (-1: unknown), polled once a second. */
+  lag: number[];
 }
 
 /** `stats(mailbox).source` of a Redis mailbox (also `stats(mailbox).stream`). */
@@ -68,6 +106,8 @@ export interface StreamStats {
   resets: number;
   /** `<stream>:dead` XLEN, polled. */
   deadLetters: number;
+  /** A partitioned mailbox's partitions (absent without `partitions`). */
+  partitions?: PartitionStats;
 }
 
 /** A dead letter of a Redis mailbox: the in-memory fields, plus where it lives. */

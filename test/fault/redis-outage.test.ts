@@ -277,14 +277,15 @@ describe('Redis acknowledgements: each reply on its own (sortReplies)', () => {
 
   it('writes again only the XACK chunk and the dead letters that failed; NOGROUP counts as done', () => {
     const acks = Array.from({ length: 2_500 }, (_, i) => `1-${i}`);
-    const r = sortReplies(acks, [ok(1_024), loading, ok(452)], 1_024, ['a', 'b', 'c', 'd'], [ok('9-0'), loading, noGroup, ok('9-1')]);
+    const chunks = [acks.slice(0, 1_024), acks.slice(1_024, 2_048), acks.slice(2_048)];
+    const r = sortReplies(chunks, [ok(1_024), loading, ok(452)], ['a', 'b', 'c', 'd'], [ok('9-0'), loading, noGroup, ok('9-1')]);
     expect(r.acked).toBe(1_476);
     expect(r.ackAgain).toEqual(acks.slice(1_024, 2_048));
     expect(r.ackDone).toEqual([...acks.slice(0, 1_024), ...acks.slice(2_048)]);
     expect(r.deadAgain).toEqual(['b']);
     expect(r.deadDone).toEqual(['a', 'c', 'd']);
     expect((r.err as Error).message).toMatch(/^LOADING/);
-    const clean = sortReplies(['1-0'], [ok(1)], 1_024, ['a'], [noGroup]);
+    const clean = sortReplies([['1-0']], [ok(1)], ['a'], [noGroup]);
     expect(clean.err).toBeNull();
     expect(clean.deadDone).toEqual(['a']);
   });

@@ -207,7 +207,7 @@ describe('Redis Streams source (one process)', () => {
     const b = runtime({ mailboxes: { work: box(stream, { redis: { consumer: 'same' } }) } });
     const err = await expectCode(b.start(), ErrorCodes.SOURCE_CONSUMER_TAKEN);
     expect(err.message).toMatch(/consumer 'same'.*another live process/);
-    await expectCode(() => a.send('work', { i: 1 }, { key: 'k' }), ErrorCodes.INVALID_OPTION).then((e) => expect(e.message).toMatch(/partitioned streams/));
+    await expectCode(() => a.send('work', { i: 1 }, { key: 'k' }), ErrorCodes.INVALID_OPTION).then((e) => expect(e.message).toMatch(/source\.redis\.partitions/));
     await expectCode(() => a.send('work', { i: 1 }, { delayMs: 10 }), ErrorCodes.INVALID_OPTION);
     await expectCode(a.ask('work', { i: 1 }), ErrorCodes.INVALID_OPTION);
     await expectCode(() => a.send('work', { big: 'x'.repeat(300_000) }), ErrorCodes.MESSAGE_TOO_LARGE);

@@ -2,7 +2,7 @@
 // SharedArrayBuffer, a fake clock, and recording fakes for what failures.ts is given. Microseconds a case.
 import { describe, expect, it } from 'vitest';
 import { codecOf } from '../../dist/runtime/shared/codec.js';
-import { allocateKeyTable, ST_CLAIMED } from '../../dist/runtime/shared/layout.js';
+import { allocateKeyTable, FLAG_PARTITION, ST_CLAIMED } from '../../dist/runtime/shared/layout.js';
 import { Producer } from '../../dist/runtime/shared/producer.js';
 import { Ring } from '../../dist/runtime/shared/ring.js';
 import { afterFailure } from '../../dist/runtime/mailbox/retry.js';
@@ -30,12 +30,15 @@ describe('afterFailure: retry after a backoff with full jitter, or dead-letter, 
 });
 
 /** A ring with `n` messages sent and claimed by consumer slot 0; Failures over recording fakes at fake time `t`. */
-function rig(n: number, opts: { maxAttempts?: number; keyed?: boolean; asks?: number } = {}) {
+function rig(n: number, opts: { maxAttempts?: number; keyed?: boolean; asks?: number; partition?: boolean; fenced?: Set<number> } = {}) {
   const sab = Ring.allocate({ capacityBytes: 1 << 16, maxPayloadBytes: 1024 });
   const ring = new Ring(sab);
   const keys = new Int32Array(allocateKeyTable());
   const producer = new Producer('m', ring, codecOf('json'), 1024, () => {}, keys);
-  for (let i = 0; i < n; i++) producer.send({ i }, opts.keyed ? { key: 'k' } : undefined);
+  for (let i = 0; i < n; i++) {
+    if (opts.partition) producer.offerBytes(Buffer.from(JSON.stringify({ i })), 1, 0, 'k', FLAG_PARTITION);
+    else producer.send({ i }, opts.keyed ? { key: 'k' } : undefined);
+  }
   const units = new Int32Array(64);
   expect(ring.claim(0, 64, units)).toBe(n);
   const clock = { t: 10_000 };
@@ -57,11 +60,26 @@ function rig(n: number, opts: { maxAttempts?: number; keyed?: boolean; asks?: nu
     replies: { size: opts.asks ?? 0, fail: (id: number, err: Error & { code?: string }) => void log.push(`ask ${id} ${err.code}`) },
     emitDeadLetter: (l: { id: number }) => void log.push(`event ${l.id}`),
     emitError: (e: Error) => void log.push(`error ${e.message}`),
+    fenced: (id: number) => opts.fenced?.has(id) ?? false,
   });
   return { ring, units: [...units.subarray(0, n)], clock, log, tally, scheduled, pended, failures };
 }
 
 describe('Failures: a nack, a crash, a dead letter (no threads, fake clock)', () => {
+  it('a failed record of a partition this process lost is dropped (no retry, no letter, its key turn passed); one still owned retries', () => {
+    const fenced = new Set<number>();
+    const r = rig(2, { partition: true, fenced });
+    const [a, b] = r.units.map((u) => r.ring.id(u));
+    fenced.add(a!);
+    r.failures.onNack(0, r.units[0]!, { name: 'RingpoolError', message: 'fenced' }, false);
+    expect(r.scheduled).toHaveLength(0);
+    expect(r.log).toEqual([`passTurn ${a}`]);
+    expect(r.tally).toMatchObject({ failed: 0, retried: 0, deadLettered: 0 });
+    r.failures.onNack(0, r.units[1]!, { name: 'Error', message: 'boom' }, false);
+    expect(r.scheduled.map((h) => h.id)).toEqual([b]);
+    expect(r.tally).toMatchObject({ failed: 1, retried: 1 });
+  });
+
   it('a nack takes the record back (TAKEN in the ring) and schedules attempt 2 after the backoff', () => {
     const r = rig(1);
     const id = r.ring.id(r.units[0]!);

@@ -7,7 +7,11 @@
 import type { ActorDefinition } from '../actor.js';
 import { ErrorCodes } from '../../runtime/shared/errors.js';
 import { FLAG_CALL, KEY_WORDS, K_STATES } from '../../runtime/shared/layout.js';
+import type { FenceView } from '../../runtime/shared/partition.js';
 import type { MessageContext } from '../context.js';
+
+/** How often a partitioned mailbox's states are looked at for partitions given back or lost. */
+const PARTITION_SWEEP_MS = 50;
 import { UnrecoverableError } from '../unrecoverable.js';
 
 /** One key's actor state in this thread. */
@@ -17,6 +21,8 @@ interface StateEntry {
   lastUsed: number;
   /** Handlers of this key running now (0 or 1: a key runs one message at a time). */
   busy: number;
+  /** Its key's partition (a partitioned Redis mailbox), else -1. */
+  part: number;
 }
 
 export const isThenable = (x: unknown): x is PromiseLike<unknown> =>
@@ -37,7 +43,32 @@ export class ActorStates {
     private readonly keys: Int32Array,
     /** How long a retiring loop waits for passivate hooks. */
     private readonly leaseMs: number,
-  ) {}
+    /** A partitioned Redis mailbox's fence table: states of a partition given back are passivated, of one lost dropped. */
+    private readonly fence: FenceView | null = null,
+  ) {
+    if (fence !== null) {
+      this.partTimer = setInterval(() => this.sweepPartitions(), PARTITION_SWEEP_MS);
+      this.partTimer.unref();
+    }
+  }
+
+  private partTimer: NodeJS.Timeout | null = null;
+
+  /** States of partitions given back are passivated (hook), of partitions lost dropped (no hook: their changes were not acknowledged). */
+  private sweepPartitions(): void {
+    const f = this.fence!;
+    for (const [key, e] of this.states) {
+      if (e.part < 0 || e.busy > 0) continue;
+      if (f.leftMs(e.part) <= 0) this.drop(key, e);
+      else if (f.giving(e.part)) void this.passivate(key, e);
+    }
+  }
+
+  private drop(key: string, e: StateEntry): void {
+    this.states.delete(key);
+    Atomics.sub(this.keys, e.keySlot * KEY_WORDS + K_STATES, 1);
+    this.fence!.countState(e.part, -1);
+  }
 
   /** Run one message of `ctx.key` against its state (made first if the key has none here). */
   invoke(payload: unknown, flags: number, ctx: MessageContext, keySlot: number): unknown {
@@ -71,8 +102,10 @@ export class ActorStates {
   }
 
   private add(key: string, state: unknown, keySlot: number): StateEntry {
-    const e: StateEntry = { state, keySlot, lastUsed: performance.now(), busy: 0 };
+    const part = this.fence === null ? -1 : this.fence.partition(key);
+    const e: StateEntry = { state, keySlot, lastUsed: performance.now(), busy: 0, part };
     this.states.set(key, e);
+    if (part >= 0) this.fence!.countState(part, 1);
     // Counted in the key table: the dispatcher moves a key entry to another thread only when no state of it lives here.
     Atomics.add(this.keys, keySlot * KEY_WORDS + K_STATES, 1);
     this.armSweep();
@@ -135,6 +168,7 @@ export class ActorStates {
       } finally {
         if (this.passivating.get(key) === done) this.passivating.delete(key);
         if (!this.released) Atomics.sub(this.keys, e.keySlot * KEY_WORDS + K_STATES, 1);
+        if (e.part >= 0) this.fence!.countState(e.part, -1);
         finish();
       }
     })();
@@ -164,6 +198,7 @@ export class ActorStates {
   /** The loop is over: stop sweeping; the dispatcher resets this slot's key counts, so a hook finishing later must not touch them. */
   end(): void {
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    if (this.partTimer !== null) clearInterval(this.partTimer);
     this.released = true;
   }
 }

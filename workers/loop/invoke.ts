@@ -4,9 +4,10 @@
  * here. Worker thread.
  */
 import type { PayloadCodec } from '../../runtime/shared/codec.js';
-import { FLAG_ASCII, FLAG_CALL } from '../../runtime/shared/layout.js';
+import { FLAG_ASCII, FLAG_CALL, FLAG_PARTITION } from '../../runtime/shared/layout.js';
+import type { FenceView } from '../../runtime/shared/partition.js';
 import type { Ring } from '../../runtime/shared/ring.js';
-import { MessageContext, type ContextHost, type Handler } from '../context.js';
+import { MessageContext, fencedError, type ContextHost, type Handler } from '../context.js';
 import { UnrecoverableError } from '../unrecoverable.js';
 import type { ActorStates } from './actors.js';
 
@@ -21,16 +22,30 @@ export class Invoker {
     private readonly actors: ActorStates | null,
     /** On a shared pool thread: a word set to `value` while a handler's synchronous part runs (a crash then blames this loop alone). */
     private readonly mark: { i32: Int32Array; index: number; value: number } | null = null,
+    /** The source's fence table, when it reads partitions (FLAG_PARTITION records). */
+    private readonly fence: FenceView | null = null,
   ) {}
 
   /** The ctx of the record at `unit`, whose handler starts at `started` (performance.now()). */
   context(unit: number, started: number): MessageContext {
     const ring = this.ring;
-    return new MessageContext(this.host, ring.id(unit), ring.attempt(unit), ring.key(unit), started);
+    const ctx = new MessageContext(this.host, ring.id(unit), ring.attempt(unit), ring.key(unit), started);
+    const f = this.fence;
+    if (f !== null && (ring.flags(unit) & FLAG_PARTITION) !== 0 && ctx.key !== undefined) {
+      ctx.fenceOf = f;
+      ctx.partition = f.partition(ctx.key);
+      ctx.fence = f.epoch(ctx.partition);
+    }
+    return ctx;
   }
 
-  /** Decode the record and call the handler or the actor with `ctx`. Throws what decoding or a sync handler throws. */
+  /**
+   * Decode the record and call the handler or the actor with `ctx`. Throws
+   * what decoding or a sync handler throws, and RINGPOOL_FENCED, without
+   * calling it, for a record of a partition this process no longer owns.
+   */
   invoke(unit: number, flags: number, ctx: MessageContext, keySlot: number): unknown {
+    if (ctx.fenceOf !== null && ctx.fenced) throw fencedError(ctx);
     const m = this.mark;
     if (m === null) return this.call(unit, flags, ctx, keySlot);
     m.i32[m.index] = m.value;

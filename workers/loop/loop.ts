@@ -18,6 +18,7 @@ import { toErrorInfo } from '../../runtime/shared/errors.js';
 import { faultHook } from '../../runtime/shared/faults.js';
 import { CONCURRENCY_WORD, FLAG_ASK, FLAG_KEYED, GUARD_KILLED, SLOT_REVOKED, SLOT_RUNNING } from '../../runtime/shared/layout.js';
 import type { ConsumerTask, LoopResult, WorkerControl, WorkerEvent, WorkerStats } from '../../runtime/shared/protocol.js';
+import { FenceView } from '../../runtime/shared/partition.js';
 import { Ring } from '../../runtime/shared/ring.js';
 import type { SlotView } from '../../runtime/shared/slot.js';
 import { H_END_TO_END, H_PROCESSING, H_QUEUE_WAIT, HistogramWriter, blockOffset, observe } from '../../runtime/shared/histogram.js';
@@ -111,7 +112,8 @@ export class ConsumerLoop implements WorkerControl {
     let handler: Handler | null = null;
     try {
       const h = await loadHandler(task.handlerUrl);
-      if (isActor(h)) this.actors = new ActorStates(h, task.mailbox, this.keys, task.leaseMs);
+      const fence = task.rings[task.mailbox]!.fence;
+      if (isActor(h)) this.actors = new ActorStates(h, task.mailbox, this.keys, task.leaseMs, fence === null ? null : new FenceView(fence));
       else handler = h;
       await loadCustomCodecs(task.rings, this.customCodecs);
     } catch (err) {
@@ -120,7 +122,8 @@ export class ConsumerLoop implements WorkerControl {
     }
     const post = (ev: WorkerEvent): void => this.post(ev);
     const out = (this.out = new Outbound(task.mailbox, task.leaseMs, task.rings, this.keys, slot, this.codecs, post, this.pace));
-    this.invoker = new Invoker(this.ring, this.codecs.get(task.mailbox)!, out, handler, this.actors, this.hooks?.mark ?? null);
+    const fence = task.rings[task.mailbox]!.fence;
+    this.invoker = new Invoker(this.ring, this.codecs.get(task.mailbox)!, out, handler, this.actors, this.hooks?.mark ?? null, fence === null ? null : new FenceView(fence));
     const conc = (this.conc = new Concurrent({
       ring: this.ring,
       slot,

@@ -25,11 +25,13 @@
  */
 import type { PayloadCodec } from '../../shared/codec.js';
 import { ErrorCodes, RingpoolError, describeValue } from '../../shared/errors.js';
-import type { SendOptions } from '../../shared/producer.js';
+import { badSendOption, keyOf, type SendOptions } from '../../shared/producer.js';
 import { backoffMs, loadRedis, message, type Client } from './connection.js';
 
 /** The entry field that holds the encoded payload. */
 export const PAYLOAD_FIELD = 'd';
+/** The entry field that holds a keyed message's key (partition streams). */
+export const KEY_FIELD = 'k';
 
 /** Sends a transaction takes at most (the rest go in the next). */
 const MAX_BATCH = 8_192;
@@ -45,6 +47,9 @@ const DONE = 2;
 
 interface Pending {
   bytes: Buffer;
+  /** The stream it goes to: null for AddsOptions.stream (a partition's otherwise). */
+  stream: string | null;
+  key: string | null;
   resolve: ((id: string) => void) | null;
   reject: ((err: unknown) => void) | null;
   state: number;
@@ -92,7 +97,7 @@ export class Adds {
    * sendAsync's executor, rejects) RINGPOOL_QUEUE_FULL past maxBytes, and the
    * signal's reason when it is already aborted: nothing is queued then.
    */
-  push(codec: PayloadCodec, resolve: Pending['resolve'], reject: Pending['reject'], timeoutMs?: number, signal?: AbortSignal): void {
+  push(codec: PayloadCodec, resolve: Pending['resolve'], reject: Pending['reject'], timeoutMs?: number, signal?: AbortSignal, stream: string | null = null, key: string | null = null): void {
     if (signal?.aborted) throw signal.reason;
     const b = codec.preparedBytes();
     if (this.bytes > 0 && this.bytes + b.byteLength > this.o.maxBytes) {
@@ -103,7 +108,7 @@ export class Adds {
         { stream: this.o.stream, sendBufferBytes: this.o.maxBytes, waitingBytes: this.bytes },
       );
     }
-    const p: Pending = { bytes: Buffer.from(b.buffer, b.byteOffset, b.byteLength), resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
+    const p: Pending = { bytes: Buffer.from(b.buffer, b.byteOffset, b.byteLength), stream, key, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
     this.bytes += b.byteLength;
     if (timeoutMs !== undefined) p.timer = setTimeout(() => this.giveUp(p, (written) => this.timeoutError(timeoutMs, written)), timeoutMs);
     if (signal !== undefined) {
@@ -120,12 +125,12 @@ export class Adds {
     while (this.draining !== null) await this.draining;
   }
 
-  /** Fail every send not yet written (closing with Redis away): not in the stream. */
-  abandon(why: string): void {
+  /** Fail every send not yet written (closing with Redis away): not in the stream. A RingpoolError is given to the senders as it is. */
+  abandon(why: string | RingpoolError): void {
     const q = this.queue.slice(this.head);
     this.queue = [];
     this.head = 0;
-    for (const p of q) if (p.state === QUEUED) this.fail(p, new Error(why), false);
+    for (const p of q) if (p.state === QUEUED) this.fail(p, typeof why === 'string' ? new Error(why) : why, false);
     this.queued = 0;
   }
 
@@ -136,7 +141,8 @@ export class Adds {
       try {
         c = await this.o.client();
       } catch (err) {
-        this.abandon(`no connection to Redis: ${message(err)}`);
+        if (err instanceof RingpoolError && err.code === ErrorCodes.PARTITIONS_MISMATCH) this.abandon(err);
+        else this.abandon(`no connection to Redis: ${message(err)}`);
         return;
       }
       const { ErrorReply, MultiErrorReply } = await loadRedis();
@@ -191,7 +197,8 @@ export class Adds {
       p.state = WRITTEN;
       this.queued--;
       live.push(p);
-      m.addCommand(['XADD', this.o.stream, '*', PAYLOAD_FIELD, p.bytes]);
+      if (p.key === null) m.addCommand(['XADD', p.stream ?? this.o.stream, '*', PAYLOAD_FIELD, p.bytes]);
+      else m.addCommand(['XADD', p.stream ?? this.o.stream, '*', PAYLOAD_FIELD, p.bytes, KEY_FIELD, p.key]);
     }
     if (live.length === 0) return [];
     let replies: unknown[];
@@ -256,6 +263,14 @@ export class Adds {
 
   private fail(p: Pending, cause: unknown, maybeWritten: boolean): void {
     if (!this.settle(p)) return;
+    if (cause instanceof RingpoolError && cause.code === ErrorCodes.PARTITIONS_MISMATCH) {
+      if (p.reject !== null) p.reject(cause);
+      else {
+        this.failed++;
+        this.o.onError?.(cause);
+      }
+      return;
+    }
     const tail = maybeWritten ? ': the connection was lost before Redis answered; the entry may be in the stream' : '';
     const err = new RingpoolError(ErrorCodes.SOURCE_IO, `XADD to stream '${this.o.stream}' failed: ${message(cause)}${tail}`, { stream: this.o.stream, maybeWritten }, { cause });
     if (p.reject !== null) p.reject(err);
@@ -274,16 +289,15 @@ export function prepare(codec: PayloadCodec, payload: unknown, maxMessageBytes: 
   }
 }
 
-/** The send options a Redis mailbox refuses, and why. */
-export function checkStreamSend(mailbox: string, stream: string, opts: SendOptions | undefined): void {
-  if (opts === undefined || opts === null) return;
-  if (opts.key !== undefined && opts.key !== null) {
-    throw new RingpoolError(
-      ErrorCodes.INVALID_OPTION,
-      `mailbox '${mailbox}' reads Redis stream '${stream}': a keyed send is refused, because per-key order across processes needs partitioned streams (not yet supported); send without { key }`,
-      { mailbox, option: 'key' },
-    );
-  }
+/**
+ * A send's options on a Redis mailbox: its key (null: unkeyed), or the
+ * option refused and why. A key needs `partitions` (per-key order across
+ * processes is one owner per partition).
+ */
+export function checkStreamSend(mailbox: string, stream: string, opts: SendOptions | undefined, partitions: number): string | null {
+  if (opts === undefined || opts === null) return null;
+  if (typeof opts !== 'object') throw badSendOption('', 'an object { key, delayMs }', opts);
+  const key = opts.key;
   if (opts.delayMs !== undefined) {
     throw new RingpoolError(
       ErrorCodes.INVALID_OPTION,
@@ -291,4 +305,13 @@ export function checkStreamSend(mailbox: string, stream: string, opts: SendOptio
       { mailbox, option: 'delayMs' },
     );
   }
+  if (key === undefined || key === null) return null;
+  if (partitions === 0) {
+    throw new RingpoolError(
+      ErrorCodes.INVALID_OPTION,
+      `mailbox '${mailbox}' reads Redis stream '${stream}' without partitions: a keyed send is refused (per-key order across processes needs source.redis.partitions); send without { key }, or set partitions`,
+      { mailbox, option: 'partitions' },
+    );
+  }
+  return keyOf(key);
 }

@@ -103,8 +103,8 @@ export class Claims {
  * (a margin of 1,024 covers these). 0: no longer
  * pending for us (acknowledged, or taken over meanwhile): skipped.
  */
-export async function pendingCounts(o: ResolvedRedisSource, cmd: Connection, held: number, ids: readonly string[]): Promise<number[]> {
-  const rows = (await cmd.client.sendCommand(['XPENDING', o.stream, o.group, ids[0]!, ids[ids.length - 1]!, String(ids.length + held + 1_024), o.consumer])) as unknown[][];
+export async function pendingCounts(o: ResolvedRedisSource, cmd: Connection, held: number, ids: readonly string[], stream = o.stream): Promise<number[]> {
+  const rows = (await cmd.client.sendCommand(['XPENDING', stream, o.group, ids[0]!, ids[ids.length - 1]!, String(ids.length + held + 1_024), o.consumer])) as unknown[][];
   const count = new Map<string, number>();
   for (const r of rows) count.set(String(r[0]), Number(r[3]));
   return ids.map((id) => count.get(id) ?? 0);

@@ -109,6 +109,8 @@ export function message(err: unknown): string {
 export class Entries {
   ids: string[] = [];
   payloads: (Buffer | null)[] = [];
+  /** Each entry's `k` field (a keyed message's key, partition streams), or null. */
+  keys: (string | null)[] = [];
   /** The entry exists but has no `d` field (not written by ringpool). */
   foreign: boolean[] = [];
   /** Filled by Offer.take: reserved by this take (held, not yet in the ring or finished). */
@@ -129,6 +131,13 @@ export class Entries {
     return this;
   }
 
+  /** A list of entries as such (the fenced read's reply, part-reader.ts). */
+  fromList(list: unknown): this {
+    this.clear();
+    this.add(list);
+    return this;
+  }
+
   /** XAUTOCLAIM: [cursor, entries, deleted ids]; returns the cursor and puts the deleted ids in `deleted`. */
   fromClaim(reply: unknown, deleted: string[]): string {
     this.clear();
@@ -144,16 +153,17 @@ export class Entries {
       this.ids.push(String(e[0]));
       const fields = e[1] as unknown[] | null;
       let d: Buffer | null = null;
+      let k: string | null = null;
       if (Array.isArray(fields)) {
         for (let i = 0; i + 1 < fields.length; i += 2) {
           const f = fields[i];
-          if (Buffer.isBuffer(f) ? f.length === 1 && f[0] === 0x64 : f === 'd') {
-            const v = fields[i + 1];
-            d = Buffer.isBuffer(v) ? v : Buffer.from(String(v));
-            break;
-          }
+          const one = Buffer.isBuffer(f) ? (f.length === 1 ? f[0] : -1) : f === 'd' ? 0x64 : f === 'k' ? 0x6b : -1;
+          const v = fields[i + 1];
+          if (one === 0x64 && d === null) d = Buffer.isBuffer(v) ? v : Buffer.from(String(v));
+          else if (one === 0x6b && k === null) k = Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
         }
       }
+      this.keys.push(k);
       this.payloads.push(d);
       this.foreign.push(d === null && Array.isArray(fields));
     }
@@ -161,6 +171,7 @@ export class Entries {
 
   private clear(): void {
     this.ids.length = 0;
+    this.keys.length = 0;
     this.payloads.length = 0;
     this.foreign.length = 0;
   }
@@ -170,4 +181,15 @@ export class Entries {
 export function entryTime(id: string): number {
   const dash = id.indexOf('-');
   return Number(dash < 0 ? id : id.slice(0, dash));
+}
+
+/** Wait for `p` until `deadline` (epoch ms); past it, run `giveUp` and wait for `p` no more. */
+export async function within(p: Promise<unknown>, deadline: number, giveUp: () => unknown): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((r) => {
+    timer = setTimeout(() => r('late'), Math.max(0, deadline - Date.now()));
+  });
+  const r = await Promise.race([p.then(() => 'done' as const), late]);
+  clearTimeout(timer);
+  if (r === 'late') await giveUp();
 }

@@ -6,12 +6,15 @@
  * this store for a Redis mailbox: the same list/redrive/purge as the
  * in-memory one, but asynchronous (they are Redis commands).
  */
-import type { DeadLetter, DeadLetterReason } from '../../dead-letters.js';
+import type { DeadLetter, DeadLetterReason, DeadLetterSink } from '../../dead-letters.js';
+import type { HeldMessage } from '../../held.js';
 import { DEAD_LETTER_REASONS } from '../../outcome.js';
 import type { PayloadCodec } from '../../shared/codec.js';
 import type { ErrorInfo } from '../../shared/errors.js';
-import { PAYLOAD_FIELD } from './adds.js';
+import { KEY_FIELD, PAYLOAD_FIELD } from './adds.js';
 import type { Client } from './connection.js';
+import { partitionKeys } from './keys.js';
+import { partitionOf } from '../../shared/partition.js';
 import type { ResolvedRedisSource } from './options.js';
 import type { StreamDeadLetter, StreamDeadLetters } from '../stream.js';
 
@@ -21,6 +24,11 @@ export type { StreamDeadLetter, StreamDeadLetters } from '../stream.js';
 export interface DeadFields {
   payload: Uint8Array;
   streamId: string;
+  /** Its qualified id (held.ts), and its partition (-1: the mailbox's own stream), epoch and key. */
+  q: string;
+  partition: number;
+  epoch: number;
+  key: string | null;
   localId: number;
   attempts: number;
   reason: DeadLetterReason;
@@ -43,6 +51,7 @@ export function deadEntryFields(o: ResolvedRedisSource, f: DeadFields): (string 
     'sent', String(f.enqueuedAt),
     'dead', String(f.deadAt),
     'consumer', o.consumer,
+    ...(f.key === null ? [] : [KEY_FIELD, f.key]),
   ];
 }
 
@@ -68,8 +77,11 @@ export class RedisDeadLetters implements StreamDeadLetters {
     const out = (await this.list()).filter((l) => (filter === undefined || filter(l)) && (l as Carried).payloadBytes !== null);
     if (out.length === 0) return 0;
     const m = (await this.client()).multi();
+    const parts = this.o.partitions > 0 ? partitionKeys(this.o.stream, this.o.group) : null;
     for (const l of out) {
-      m.addCommand(['XADD', this.o.stream, '*', PAYLOAD_FIELD, (l as Carried).payloadBytes!]);
+      // A keyed letter of a partitioned mailbox goes back to its key's partition, with its key.
+      if (parts !== null && l.key !== undefined) m.addCommand(['XADD', parts.stream(partitionOf(l.key, this.o.partitions)), '*', PAYLOAD_FIELD, (l as Carried).payloadBytes!, KEY_FIELD, l.key]);
+      else m.addCommand(['XADD', this.o.stream, '*', PAYLOAD_FIELD, (l as Carried).payloadBytes!]);
       m.addCommand(['XDEL', this.o.deadStream, l.deadEntryId]);
     }
     await m.exec();
@@ -128,7 +140,7 @@ export class RedisDeadLetters implements StreamDeadLetters {
       id: Number.isSafeInteger(Number(text('local'))) && text('local') !== '' ? Number(text('local')) : -1,
       mailbox: this.mailbox,
       payload,
-      key: undefined,
+      key: f.has(KEY_FIELD) ? text(KEY_FIELD) : undefined,
       attempts: num('attempts'),
       firstError: err('first'),
       lastError: err('last'),
@@ -152,3 +164,23 @@ export class RedisDeadLetters implements StreamDeadLetters {
 
 /** A letter and its payload's bytes (null: none, a damaged letter that cannot be redriven). */
 type Carried = StreamDeadLetter & { payloadBytes: Buffer | null };
+
+/**
+ * A Redis mailbox's dead letters: those of the stream's entries go to
+ * `<stream>:dead` (`add` writes them, with their XACK, and returns the
+ * letter), a message that is not from the stream (a handler's ctx.send()
+ * into this ring: `add` returns null) to the local store.
+ * `rt.deadLetters()` gives `<stream>:dead`.
+ */
+export function streamSink(local: DeadLetterSink, dead: RedisDeadLetters, add: (held: HeldMessage, reason: DeadLetterReason, deadAt: number) => DeadLetter | null): DeadLetterSink {
+  return {
+    add: (held, reason, deadAt) => add(held, reason, deadAt) ?? local.add(held, reason, deadAt),
+    get size() {
+      return local.size + dead.size; // <stream>:dead (polled), beside any local ones
+    },
+    get dropped() {
+      return local.dropped;
+    },
+    view: dead,
+  };
+}

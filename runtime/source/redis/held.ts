@@ -11,8 +11,16 @@
  * stream, and a process that dies leaves at most this many entries to take
  * over. Takeovers have room beyond what reads may fill, so that a dead
  * process's entries do not wait for a busy one's backlog.
+ *
+ * Entries are named by qualified ids (qualify()): the entry id alone for the
+ * mailbox's own stream, `<id>@<partition>.<epoch>` for a partition's, so
+ * that ids of different streams never meet, and an entry held under an
+ * epoch this process lost is not taken for one it reads under its new one.
+ * Counts per partition say when one has nothing left here (a clean point).
  */
 export class HeldEntries {
+  /** Entries held per partition (partitioned mailboxes). */
+  readonly perPartition: Int32Array;
   private readonly bySid = new Map<string, number>();
   private readonly byLocal = new Map<number, string>();
   /** Read or taken over, not yet in the ring (waiting for room). */
@@ -24,7 +32,10 @@ export class HeldEntries {
     readonly limit: number,
     /** Entries takeovers may bring it to (more: a busy process still takes over from a dead one). */
     readonly claimLimit: number,
-  ) {}
+    partitions = 0,
+  ) {
+    this.perPartition = new Int32Array(partitions);
+  }
 
   /** Entries held: in the ring and waiting for room. */
   get size(): number {
@@ -47,12 +58,18 @@ export class HeldEntries {
 
   /** Read or taken over: held (and touched) from now on, until hold() or unreserve(). */
   reserve(sid: string): void {
+    if (this.waiting.has(sid)) return;
     this.waiting.add(sid);
+    const p = partOf(sid);
+    if (p >= 0) this.perPartition[p]!++;
   }
 
   /** Not put into the ring after all (stopping, dead-lettered unrun, no longer pending): no longer ours. */
   unreserve(sid: string): void {
-    if (this.waiting.delete(sid)) this.wakeOne();
+    if (!this.waiting.delete(sid)) return;
+    const p = partOf(sid);
+    if (p >= 0) this.perPartition[p]!--;
+    this.wakeOne();
   }
 
   /** Put into the ring as message `localId`. */
@@ -73,14 +90,17 @@ export class HeldEntries {
     if (sid === undefined) return undefined;
     this.byLocal.delete(localId);
     this.bySid.delete(sid);
+    const p = partOf(sid);
+    if (p >= 0) this.perPartition[p]!--;
     this.wakeOne();
     return sid;
   }
 
-  /** Every entry id held, waiting ones too (for the pass that keeps them from looking idle). */
+  /** Every entry id of the mailbox's own stream held, waiting ones too (for the pass that keeps them from looking idle; a partition's owner needs none). */
   sids(): string[] {
-    const out = [...this.byLocal.values()];
-    for (const sid of this.waiting) out.push(sid);
+    const out: string[] = [];
+    for (const sid of this.byLocal.values()) if (partOf(sid) < 0) out.push(sid);
+    for (const sid of this.waiting) if (partOf(sid) < 0) out.push(sid);
     return out;
   }
 
@@ -104,4 +124,23 @@ export class HeldEntries {
     this.waiter = null;
     w?.();
   }
+}
+
+/** The qualified id of entry `sid` of partition `p` read under `epoch` (p < 0: the mailbox's own stream). */
+export function qualify(sid: string, p: number, epoch: number): string {
+  return p < 0 ? sid : `${sid}@${p}.${epoch}`;
+}
+
+/** The partition of a qualified id (-1: the mailbox's own stream). */
+export function partOf(q: string): number {
+  const at = q.indexOf('@');
+  return at < 0 ? -1 : Number(q.slice(at + 1, q.indexOf('.', at)));
+}
+
+/** A qualified id's parts. */
+export function unqualify(q: string): { sid: string; p: number; epoch: number } {
+  const at = q.indexOf('@');
+  if (at < 0) return { sid: q, p: -1, epoch: 0 };
+  const dot = q.indexOf('.', at);
+  return { sid: q.slice(0, at), p: Number(q.slice(at + 1, dot)), epoch: Number(q.slice(dot + 1)) };
 }

@@ -11,7 +11,9 @@ import type { DeadLetter, DeadLetterReason } from '../../dead-letters.js';
 import { now } from '../../shared/clock.js';
 import { ErrorCodes } from '../../shared/errors.js';
 import type { SourceIntake } from '../source.js';
+import { FLAG_PARTITION } from '../../shared/layout.js';
 import { entryTime, type Entries } from './connection.js';
+import { qualify, unqualify } from './held.js';
 import type { DeadFields } from './dead.js';
 import type { RedisSource, SourceHost } from './source.js';
 
@@ -31,42 +33,48 @@ export class Offer {
    * delivery counters (XPENDING), asked once they are reserved; null: first
    * deliveries (attempt 1).
    */
-  async take(e: Entries, counts: ((ids: readonly string[]) => Promise<number[]>) | null): Promise<void> {
+  async take(e: Entries, counts: ((ids: readonly string[]) => Promise<number[]>) | null, part = -1, epoch = 0): Promise<void> {
     const held = this.src.held;
     const reserved = e.reserved;
     reserved.length = e.n;
+    // Qualified ids (held.ts): a partition's entries are named with the partition and the epoch they are read under.
+    const q = part < 0 ? e.ids : e.ids.map((sid) => qualify(sid, part, epoch));
     for (let i = 0; i < e.n; i++) {
-      const sid = e.ids[i]!;
+      const sid = q[i]!;
       reserved[i] = !this.mine(sid);
       if (reserved[i]) held.reserve(sid);
     }
+    const flags = part < 0 ? 0 : FLAG_PARTITION;
     try {
       const attempts = counts === null ? null : await counts(e.ids);
       const intake = this.intake();
       const { maxAttempts, maxMessageBytes } = this.host;
       for (let i = 0; i < e.n; i++) {
         if (!reserved[i]) continue;
-        const sid = e.ids[i]!;
+        const sid = q[i]!;
+        const key = part < 0 ? null : e.keys[i]!;
         const attempt = attempts === null ? 1 : attempts[i]!;
         const p = e.payloads[i]!;
         // Each of these ends its reservation below: no longer pending for us, or finished unrun (in acks' unconfirmed set).
         if (attempt === 0) {
           // no longer pending for us (acknowledged meanwhile, or taken over): not ours to run
         } else if (p === null) {
-          if (e.foreign[i]) this.deadNow(sid, Buffer.alloc(0), attempt - 1, 'poison', `entry ${sid} has no field 'd' (it was not written by ringpool)`);
-          else this.src.trimmed([sid]);
+          if (e.foreign[i]) this.deadNow(sid, key, Buffer.alloc(0), attempt - 1, 'poison', `entry ${e.ids[i]} has no field 'd' (it was not written by ringpool)`);
+          else this.src.trimmed([e.ids[i]!], part, epoch);
         } else if (p.byteLength > maxMessageBytes) {
-          this.deadNow(sid, p, attempt - 1, 'poison', `entry ${sid} of ${p.byteLength} bytes is over maxMessageBytes ${maxMessageBytes}`);
+          this.deadNow(sid, key, p, attempt - 1, 'poison', `entry ${e.ids[i]} of ${p.byteLength} bytes is over maxMessageBytes ${maxMessageBytes}`);
         } else if (attempt > maxAttempts) {
-          this.deadNow(sid, p, attempt - 1, 'max_attempts', `delivered ${attempt - 1} times without an outcome (its consumers died while it ran)`);
+          this.deadNow(sid, key, p, attempt - 1, 'max_attempts', `delivered ${attempt - 1} times without an outcome (its consumers died while it ran)`);
         } else {
           // When Redis took it (the id's ms; +0.5 for the truncation), so end-to-end time includes the wait in the stream.
           const sentAt = Math.min(entryTime(sid) + 0.5, now());
           for (;;) {
             if (!intake.open || !this.src.running) return;
+            // A partition lost meanwhile: its new owner has the rest.
+            if (part >= 0 && !this.src.holds(part, epoch)) return;
             let id: number;
             try {
-              id = intake.offerBytes(p, attempt, sentAt);
+              id = intake.offerBytes(p, attempt, sentAt, key, flags);
             } catch {
               return; // the mailbox closed: the entry stays pending, for a takeover
             }
@@ -82,7 +90,7 @@ export class Offer {
       }
     } finally {
       // Left unrun (stopping, or the counts could not be read): pending in Redis, untouched from now on.
-      for (let i = 0; i < e.n; i++) if (reserved[i]) held.unreserve(e.ids[i]!);
+      for (let i = 0; i < e.n; i++) if (reserved[i]) held.unreserve(q[i]!);
     }
   }
 
@@ -92,9 +100,10 @@ export class Offer {
   }
 
   /** Dead-letter an entry without running it (too large, not ours, out of attempts). */
-  private deadNow(sid: string, payload: Uint8Array, attempts: number, reason: DeadLetterReason, why: string): void {
+  private deadNow(q: string, key: string | null, payload: Uint8Array, attempts: number, reason: DeadLetterReason, why: string): void {
     const err = { name: 'RingpoolError', message: why, code: ErrorCodes.DEAD_LETTERED };
-    const f: DeadFields = { payload, streamId: sid, localId: -1, attempts, reason, firstError: undefined, lastError: err, enqueuedAt: entryTime(sid), deadAt: Date.now() };
+    const { sid, p, epoch } = unqualify(q);
+    const f: DeadFields = { payload, streamId: sid, q, partition: p, epoch, key, localId: -1, attempts, reason, firstError: undefined, lastError: err, enqueuedAt: entryTime(sid), deadAt: Date.now() };
     this.src.acks.deadLetter(f);
     this.host.emitDeadLetter(this.letter(f));
   }
@@ -107,6 +116,6 @@ export class Offer {
     } catch {
       // undecodable: the bytes
     }
-    return { id: f.localId, mailbox: this.src.mailbox, payload, key: undefined, attempts: f.attempts, firstError: f.firstError, lastError: f.lastError, enqueuedAt: f.enqueuedAt, deadAt: f.deadAt, reason: f.reason };
+    return { id: f.localId, mailbox: this.src.mailbox, payload, key: f.key ?? undefined, attempts: f.attempts, firstError: f.firstError, lastError: f.lastError, enqueuedAt: f.enqueuedAt, deadAt: f.deadAt, reason: f.reason };
   }
 }

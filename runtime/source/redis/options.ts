@@ -5,7 +5,9 @@
  */
 import { hostname } from 'node:os';
 import { invalidOption } from '../../shared/errors.js';
+import { MAX_PARTITIONS } from '../../shared/partition.js';
 import type { RedisSourceOptions } from '../stream.js';
+import { checkTaggable, partitionKeys } from './keys.js';
 
 export type { RedisSourceOptions } from '../stream.js';
 
@@ -25,12 +27,16 @@ export interface ResolvedRedisSource {
   deadStream: string;
   /** The key whose lease says a live process runs this consumer name. */
   leaseKey: string;
+  /** 0: one stream; else P partition streams (keys.ts names them). */
+  partitions: number;
+  ownerLeaseMs: number;
+  ownerRenewMs: number;
 }
 
 /** Default sendBufferBytes, of a Redis mailbox and of redisProducer. */
 export const SEND_BUFFER_BYTES = 64 << 20;
 
-const KNOWN = ['url', 'stream', 'group', 'consumer', 'claimIdleMs', 'readCount', 'blockMs', 'keepAckedMs', 'sendBufferBytes', 'maxDeadLetters'];
+const KNOWN = ['url', 'stream', 'group', 'consumer', 'claimIdleMs', 'readCount', 'blockMs', 'keepAckedMs', 'sendBufferBytes', 'maxDeadLetters', 'partitions', 'ownerLeaseMs', 'ownerRenewMs'];
 
 /** A URL the Redis client can parse, redis:// or rediss:// with a host. */
 export function isRedisUrl(url: string): boolean {
@@ -57,6 +63,11 @@ export function resolveRedisSource(path: string, v: unknown, leaseMs: number): R
   const stream = name('stream', undefined);
   const group = name('group', 'ringpool');
   const consumer = name('consumer', `${hostname()}-${process.pid}`);
+  const partitions = o.partitions === undefined ? 0 : int('partitions', 0, 1, MAX_PARTITIONS);
+  if (partitions > 0) checkTaggable(path, stream);
+  const ownerLeaseMs = int('ownerLeaseMs', 5_000, 100, 600_000);
+  const ownerRenewMs = int('ownerRenewMs', Math.min(1_000, Math.floor(ownerLeaseMs / 2)), 10, Math.floor(ownerLeaseMs / 2));
+  const keys = partitions > 0 ? partitionKeys(stream, group) : null;
   return {
     url: o.url,
     stream,
@@ -68,8 +79,11 @@ export function resolveRedisSource(path: string, v: unknown, leaseMs: number): R
     keepAckedMs: keepAcked(path, o.keepAckedMs),
     sendBufferBytes: int('sendBufferBytes', SEND_BUFFER_BYTES, 1, Number.MAX_SAFE_INTEGER),
     maxDeadLetters: o.maxDeadLetters === undefined ? 0 : int('maxDeadLetters', 0, 1, 2 ** 31 - 1),
-    deadStream: `${stream}:dead`,
-    leaseKey: `${stream}:ringpool:consumer:${group}:${consumer}`,
+    deadStream: keys?.dead ?? `${stream}:dead`,
+    leaseKey: keys?.consumer(consumer) ?? `${stream}:ringpool:consumer:${group}:${consumer}`,
+    partitions,
+    ownerLeaseMs,
+    ownerRenewMs,
   };
 }
 

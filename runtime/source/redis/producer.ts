@@ -13,6 +13,10 @@ import { MAX_MESSAGE_BYTES_LIMIT } from '../../options.js';
 import { checkWaitOptions } from '../../call-options.js';
 import { SEND_BUFFER_BYTES, isRedisUrl } from './options.js';
 import { Adds, prepare } from './adds.js';
+import { checkTaggable, partitionKeys, type PartitionKeys } from './keys.js';
+import { agreeOnPartitions } from './partitions.js';
+import { MAX_PARTITIONS, partitionOf } from '../../shared/partition.js';
+import { badSendOption, keyOf } from '../../shared/producer.js';
 
 export { PAYLOAD_FIELD } from './adds.js';
 
@@ -34,10 +38,26 @@ export interface RedisProducerOptions {
    * @default 67108864 (64 MiB)
    */
   sendBufferBytes?: number;
+  /**
+   * The consuming mailbox's `partitions` (source.redis.partitions): a keyed
+   * send goes to stream `{<stream>}:p:<partitionOf(key, partitions)>`
+   * (FNV-1a of the key's UTF-8 bytes, mod partitions), as the mailbox routes
+   * its own. Checked against the one stored with the stream (or stored, when
+   * none is yet): a different one fails the sends with
+   * RINGPOOL_PARTITIONS_MISMATCH. Without it a keyed send is refused.
+   * @default undefined
+   */
+  partitions?: number;
+}
+
+/** A send's key (partitioned mailboxes). */
+export interface ProducerKeyOptions {
+  /** The message's key: its partition's owner runs a key's messages one at a time, in order. Needs `partitions`. */
+  key?: string;
 }
 
 /** sendAsync's wait: as rt.sendAsync's. */
-export interface ProducerSendOptions {
+export interface ProducerSendOptions extends ProducerKeyOptions {
   /** Give up after this long: RINGPOOL_TIMEOUT (the entry is not in the stream unless it had been written, see `details.written`). */
   timeoutMs?: number;
   /** Abort the wait: the promise rejects with the signal's reason. */
@@ -49,6 +69,9 @@ export class RedisProducer {
   private readonly codec: PayloadCodec;
   private readonly maxMessageBytes: number;
   private readonly connected: Promise<unknown>;
+  /** Connected, and partitions agreed with the stream's. */
+  private readonly ready: Promise<unknown>;
+  private readonly keys: PartitionKeys | null;
   private readonly adds: Adds;
   private closed = false;
   private seq = 0;
@@ -58,12 +81,17 @@ export class RedisProducer {
     this.maxMessageBytes = opts.maxMessageBytes ?? 256 << 10;
     this.client = createClient({ url: opts.url });
     this.client.on('error', () => undefined); // reconnects on its own; a command that fails rejects its own promise
+    const P = opts.partitions;
+    this.keys = P === undefined ? null : partitionKeys(opts.stream, 'ringpool');
     this.connected = this.client.connect();
+    // With partitions: agree on P with the stream's consumers before the first send goes out.
+    this.ready = P === undefined ? this.connected : this.connected.then(() => agreeOnPartitions(this.client, this.keys!.meta, P, opts.stream, 'redisProducer'));
     this.connected.catch(() => undefined);
+    this.ready.catch(() => undefined);
     this.adds = new Adds({
       stream: opts.stream,
       what: `redisProducer for stream '${opts.stream}'`,
-      client: () => this.connected.then(() => this.client),
+      client: () => this.ready.then(() => this.client),
       onError: opts.onError,
       maxBytes: opts.sendBufferBytes ?? SEND_BUFFER_BYTES,
     });
@@ -75,9 +103,14 @@ export class RedisProducer {
   }
 
   /** Queue one message; returns its number in this producer (the entry id comes with sendAsync). Bad input throws. */
-  send(payload: unknown): number {
-    this.enqueue(payload, null, null);
+  send(payload: unknown, opts?: ProducerKeyOptions): number {
+    this.enqueue(payload, opts, null, null);
     return this.seq++;
+  }
+
+  /** Resolves once connected (and, with partitions, once they agree with the stream's: else RINGPOOL_PARTITIONS_MISMATCH). */
+  whenReady(): Promise<void> {
+    return this.ready.then(() => undefined);
   }
 
   /** Resolves with the stream entry id once Redis has the entry. `timeoutMs` and `signal` end the wait. */
@@ -86,7 +119,7 @@ export class RedisProducer {
       const { timeoutMs, signal } = opts ?? {};
       checkWaitOptions('redisProducer.sendAsync', timeoutMs, signal);
       if (signal?.aborted) throw signal.reason; // nothing sent
-      this.enqueue(payload, resolve, reject, timeoutMs, signal);
+      this.enqueue(payload, opts, resolve, reject, timeoutMs, signal);
       this.seq++;
     });
   }
@@ -104,14 +137,29 @@ export class RedisProducer {
     if (this.client.isOpen) await this.client.quit();
   }
 
-  private enqueue(payload: unknown, resolve: ((id: string) => void) | null, reject: ((err: unknown) => void) | null, timeoutMs?: number, signal?: AbortSignal): void {
+  private enqueue(payload: unknown, opts: ProducerKeyOptions | undefined, resolve: ((id: string) => void) | null, reject: ((err: unknown) => void) | null, timeoutMs?: number, signal?: AbortSignal): void {
     if (this.closed) throw new RingpoolError(ErrorCodes.CLOSED, `redisProducer for stream '${this.opts.stream}' is closed`, { stream: this.opts.stream });
+    const key = keyOfSend(this.opts, opts);
     prepare(this.codec, payload, this.maxMessageBytes, `redisProducer for stream '${this.opts.stream}'`);
-    this.adds.push(this.codec, resolve, reject, timeoutMs, signal);
+    const stream = key === null ? null : this.keys!.stream(partitionOf(key, this.opts.partitions!));
+    this.adds.push(this.codec, resolve, reject, timeoutMs, signal, stream, key);
   }
 }
 
-const PRODUCER_KEYS = ['url', 'stream', 'codec', 'maxMessageBytes', 'onError', 'sendBufferBytes'];
+const PRODUCER_KEYS = ['url', 'stream', 'codec', 'maxMessageBytes', 'onError', 'sendBufferBytes', 'partitions'];
+
+/** A send's key: null (unkeyed), or refused (no partitions, not a well-formed string). */
+function keyOfSend(o: RedisProducerOptions, opts: ProducerKeyOptions | undefined): string | null {
+  if (opts === undefined || opts === null) return null;
+  if (typeof opts !== 'object') throw badSendOption('', 'an object { key, timeoutMs, signal }', opts);
+  const k = opts.key;
+  if (k === undefined || k === null) return null;
+  if (o.partitions === undefined) {
+    throw new RingpoolError(ErrorCodes.INVALID_OPTION, `redisProducer for stream '${o.stream}' has no partitions: a keyed send is refused (give the consuming mailbox's partitions)`, { stream: o.stream, option: 'partitions' });
+  }
+  return keyOf(k);
+}
+
 
 /**
  * `import { redisProducer } from 'ringpool/redis'`: options checked (each
@@ -132,7 +180,7 @@ function producerOptions(opts: unknown): RedisProducerOptions {
   if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw invalidOption('redisProducer', 'an object { url, stream, codec }', opts);
   const o = opts as Record<string, unknown>;
   for (const k of Object.keys(o)) if (!PRODUCER_KEYS.includes(k)) throw invalidOption(`redisProducer.${k}`, `one of ${PRODUCER_KEYS.join(', ')} (unknown option)`, o[k]);
-  const { url, stream, codec: c, maxMessageBytes: max, onError, sendBufferBytes: buf } = o;
+  const { url, stream, codec: c, maxMessageBytes: max, onError, sendBufferBytes: buf, partitions: P } = o;
   if (typeof url !== 'string' || !isRedisUrl(url)) throw invalidOption('redisProducer.url', 'a redis:// or rediss:// URL', url);
   if (typeof stream !== 'string' || stream === '' || !stream.isWellFormed()) throw invalidOption('redisProducer.stream', 'a stream key (a non-empty, well-formed string)', stream);
   if (c !== undefined && c !== 'json' && c !== 'msgpack' && c !== 'v8' && c !== 'raw' && (typeof c !== 'object' || c === null || typeof (c as Codec).encode !== 'function' || typeof (c as Codec).decode !== 'function' || typeof (c as Codec).name !== 'string')) {
@@ -143,5 +191,7 @@ function producerOptions(opts: unknown): RedisProducerOptions {
   }
   if (onError !== undefined && typeof onError !== 'function') throw invalidOption('redisProducer.onError', 'a function', onError);
   if (buf !== undefined && (typeof buf !== 'number' || !Number.isSafeInteger(buf) || buf < 1)) throw invalidOption('redisProducer.sendBufferBytes', 'an integer >= 1', buf);
-  return { url, stream, codec: c as CodecOption | undefined, maxMessageBytes: max, onError: onError as RedisProducerOptions['onError'], sendBufferBytes: buf as number | undefined };
+  if (P !== undefined && (typeof P !== 'number' || !Number.isInteger(P) || P < 1 || P > MAX_PARTITIONS)) throw invalidOption('redisProducer.partitions', `an integer from 1 to ${MAX_PARTITIONS}`, P);
+  if (P !== undefined) checkTaggable('redisProducer', stream);
+  return { url, stream, codec: c as CodecOption | undefined, maxMessageBytes: max, onError: onError as RedisProducerOptions['onError'], sendBufferBytes: buf as number | undefined, partitions: P as number | undefined };
 }

@@ -18,6 +18,9 @@
  * - send: XADD through this process's connection, pipelined, waiting here
  *   (bounded) while Redis is away or loading (adds.ts).
  *
+ * With `partitions` (partitioned.ts), keyed sends go to P partition streams,
+ * each read by one live process at a time under a fenced lease.
+ *
  * One consumer name is one live process: a lease key, refreshed every
  * second, refuses a second one. Faults (a lost connection, the group gone,
  * a trimmed entry) are each an 'error' event and a counter, never a hot loop.
@@ -34,14 +37,18 @@ import type { SourceContext } from '../index.js';
 import { Acks } from './acks.js';
 import { Adds, checkStreamSend, prepare } from './adds.js';
 import { Claims } from './claims.js';
-import { Connection, entryTime, message, type Entries } from './connection.js';
-import { RedisDeadLetters, type DeadFields } from './dead.js';
-import { HeldEntries } from './held.js';
+import { Connection, message, within, type Entries } from './connection.js';
+import { redisRefusal } from './refusals.js';
+import { RedisDeadLetters, streamSink, type DeadFields } from './dead.js';
 import { poll, takeLease } from './lease.js';
 import type { ResolvedRedisSource } from './options.js';
 import { Offer } from './offer.js';
 import { Reader } from './reader.js';
 import { Trim, TRIM_EVERY_MS } from './trim.js';
+import type { FenceRef } from '../../shared/partition.js';
+import { HeldEntries, qualify, unqualify } from './held.js';
+import { Partitioned } from './partitioned.js';
+import { agreeOnPartitions } from './partitions.js';
 import { streamStats, type StreamStats } from './stats.js';
 
 export type { StreamStats } from './stats.js';
@@ -51,17 +58,6 @@ const HEARTBEAT_MS = 1_000;
 const STOP_GRACE_MS = 1_000;
 /** close() writes what is left for at most this long (Redis may be down), then disconnects. */
 const CLOSE_MS = 5_000;
-
-/** Wait for `p` until `deadline` (epoch ms); past it, run `giveUp` and wait for `p` no more. */
-async function within(p: Promise<unknown>, deadline: number, giveUp: () => unknown): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'late'>((r) => {
-    timer = setTimeout(() => r('late'), Math.max(0, deadline - Date.now()));
-  });
-  const r = await Promise.race([p.then(() => 'done' as const), late]);
-  clearTimeout(timer);
-  if (r === 'late') await giveUp();
-}
 
 /** What the source needs from its mailbox (runtime/source/index.ts's SourceContext). */
 export type SourceHost = Omit<SourceContext, 'mailbox'>;
@@ -84,6 +80,8 @@ export class RedisSource implements MessageSource {
   readonly claims: Claims;
   readonly dead: RedisDeadLetters;
   readonly trim: Trim;
+  /** What `partitions` adds (null without). */
+  readonly part: Partitioned | null;
   private readonly reader: Reader;
   private readonly offer: Offer;
   private intake: SourceIntake | null = null;
@@ -120,10 +118,11 @@ export class RedisSource implements MessageSource {
     this.cmd = new Connection(o.url, `ringpool:${o.consumer}`, onChange);
     this.readConn = new Connection(o.url, `ringpool:${o.consumer}:read`, onChange);
     // Bounded so that the ring stays small and the group's work spreads over its processes: two reads' worth, one more for takeovers.
-    this.held = new HeldEntries(2 * o.readCount, 3 * o.readCount);
+    this.held = new HeldEntries(2 * o.readCount, 3 * o.readCount, o.partitions);
     const client = () => this.connectedOnce.then(() => this.cmd.client);
     this.adds = new Adds({ stream: o.stream, what: `mailbox '${mailbox}'`, client, onError: (err) => host.emitError(err), maxBytes: o.sendBufferBytes, onFull: () => host.countFull() });
-    this.acks = new Acks(o, this.cmd, (err) => this.fault(err, 'writing acknowledgements'));
+    this.part = o.partitions > 0 ? new Partitioned(this, this.token, onChange) : null;
+    this.acks = new Acks(o, this.cmd, (err) => this.fault(err, 'writing acknowledgements'), this.part?.keys ?? null);
     this.claims = new Claims(o, this.cmd, this.held, { take: (e, a) => this.take(e, a), trimmed: (ids) => this.trimmed(ids) });
     this.dead = new RedisDeadLetters(mailbox, o, host.codec, client, () => this.cmd.bytes);
     this.trim = new Trim(o, this.cmd);
@@ -136,23 +135,30 @@ export class RedisSource implements MessageSource {
   async start(intake: SourceIntake, timeoutMs = 10_000): Promise<void> {
     this.intake = intake;
     try {
-      await Promise.all([this.cmd.open(timeoutMs), this.readConn.open(timeoutMs)]);
+      await Promise.all([this.cmd.open(timeoutMs), this.readConn.open(timeoutMs), this.part?.conn.open(timeoutMs)]);
+      if (this.part !== null) await agreeOnPartitions(this.cmd.client, this.part.keys.meta, this.o.partitions, this.o.stream, `mailbox '${this.mailbox}'`);
       await this.ensureGroup();
       await takeLease(this.cmd, this.o, this.mailbox, this.token);
       await this.cmd.client.sendCommand(['XGROUP', 'CREATECONSUMER', this.o.stream, this.o.group, this.o.consumer]);
     } catch (err) {
       this.connectedReject(err);
-      await Promise.all([this.cmd.close(true), this.readConn.close(true)]);
+      await Promise.all([this.cmd.close(true), this.readConn.close(true), this.part?.conn.close(true)]);
       throw err;
     }
     this.connectedResolve();
     this.linked = true;
     this.running = true;
     this.reader.start();
+    if (this.part !== null) {
+      // Renewals go on while stopping (what is held still finishes under its lease); takes only while reading.
+      this.every(this.o.ownerRenewMs, () => this.part!.parts.pass(), true);
+      await this.part.parts.pass().catch((err: unknown) => this.fault(err, 'taking partitions'));
+      this.part.reader.start();
+    }
     this.every(HEARTBEAT_MS, () => this.heartbeat(), true);
     this.every(this.claims.takeoverEveryMs, () => this.claims.takeover());
     this.every(this.claims.touchEveryMs, () => this.claims.touch(), true);
-    if (this.trim.on) this.every(TRIM_EVERY_MS, () => this.trim.pass());
+    if (this.trim.on) this.every(TRIM_EVERY_MS, () => this.trim.pass(this.part === null ? [] : this.part.parts.owned().map((p) => this.part!.keys.stream(p))));
   }
 
   /** Stop reading (the mailbox closes): what is held still finishes, and its outcomes still reach Redis until close(). */
@@ -162,6 +168,7 @@ export class RedisSource implements MessageSource {
     this.held.wake();
     const deadline = Date.now() + this.o.blockMs + STOP_GRACE_MS;
     await within(this.reader.stop(this.cmd, this.o.consumer), deadline, () => this.readConn.close(true));
+    if (this.part !== null) await within(this.part.reader.stop(), deadline, () => this.part!.conn.close(true));
     await within(this.claims.idle().catch(() => undefined), deadline, () => undefined);
   }
 
@@ -185,9 +192,10 @@ export class RedisSource implements MessageSource {
       if (mine.length === 0) await c.sendCommand(['XGROUP', 'DELCONSUMER', stream, group, consumer]);
       if ((await c.get(leaseKey)) === this.token) await c.del(leaseKey);
     };
-    // Redis away: the lease expires on its own.
+    // Redis away: the leases expire on their own.
+    if (this.cmd.up && this.part !== null) await within(this.part.parts.releaseAll().catch(() => undefined), deadline, () => undefined);
     if (this.cmd.up) await within(leave().catch(() => undefined), deadline, () => undefined);
-    await Promise.all([this.cmd.close(!this.cmd.up || Date.now() >= deadline), this.readConn.close(true)]);
+    await Promise.all([this.cmd.close(!this.cmd.up || Date.now() >= deadline), this.readConn.close(true), this.part?.conn.close(true)]);
   }
 
   /** A background pass every `ms`; `always`: also while stopping (until close()), else only while reading. */
@@ -238,6 +246,7 @@ export class RedisSource implements MessageSource {
     if (h.pending !== null) this.pending = h.pending;
     if (h.lag !== null) this.lag = h.lag;
     if (h.dead !== null) this.dead.size = h.dead;
+    if (this.part !== null) await this.part.pollLag();
   }
 
   // ------------------------------------------------------------ faults
@@ -268,9 +277,9 @@ export class RedisSource implements MessageSource {
   }
 
   /** Entries trimmed from the stream before they ran: nothing to run; acknowledged, counted, reported. */
-  trimmed(ids: readonly string[]): void {
+  trimmed(ids: readonly string[], part = -1, epoch = 0): void {
     this.trimmedCount += ids.length;
-    for (const id of ids) this.acks.ack(id);
+    for (const id of ids) this.acks.ack(qualify(id, part, epoch));
     this.host.emitError(
       new RingpoolError(ErrorCodes.SOURCE_TRIMMED, `${ids.length} entr${ids.length === 1 ? 'y' : 'ies'} of stream '${this.o.stream}' had been trimmed before they ran (first ${ids[0]}): acknowledged and dropped`, {
         mailbox: this.mailbox,
@@ -282,8 +291,27 @@ export class RedisSource implements MessageSource {
 
   // ------------------------------------------------------------ entries into the ring (offer.ts)
 
-  take(e: Entries, counts: ((ids: readonly string[]) => Promise<number[]>) | null): Promise<void> {
-    return this.offer.take(e, counts);
+  take(e: Entries, counts: ((ids: readonly string[]) => Promise<number[]>) | null, part = -1, epoch = 0): Promise<void> {
+    return this.offer.take(e, counts, part, epoch);
+  }
+
+  /** Partition `p` is this process's at `epoch`, its lease not lapsed here. */
+  holds(p: number, epoch: number): boolean {
+    return this.part?.parts.holds(p, epoch) ?? false;
+  }
+
+  emitError(err: Error): void {
+    this.host.emitError(err);
+  }
+
+  /** The fence table its consumers read (partitioned mailboxes). */
+  get fence(): FenceRef | null {
+    return this.part?.fenceRef ?? null;
+  }
+
+  /** A failed or skipped record of a partition this process lost: dropped here (failures.ts asks). */
+  fenced(localId: number): boolean {
+    return this.part?.fenced(localId) ?? false;
   }
 
   // ------------------------------------------------------------ outcomes back to Redis
@@ -310,11 +338,16 @@ export class RedisSource implements MessageSource {
    * handler's ctx.send into this ring), which the local store keeps.
    */
   deadLetter(held: HeldMessage, reason: DeadLetterReason, deadAt: number): DeadLetter | null {
-    const sid = this.held.release(held.id);
-    if (sid === undefined) return null;
+    const q = this.held.release(held.id);
+    if (q === undefined) return null;
+    const { sid, p, epoch } = unqualify(q);
     const f: DeadFields = {
       payload: held.payload,
       streamId: sid,
+      q,
+      partition: p,
+      epoch,
+      key: held.key ?? null,
       localId: held.id,
       attempts: held.attempt,
       reason,
@@ -331,8 +364,8 @@ export class RedisSource implements MessageSource {
 
   /** rt.send() to a Redis mailbox: XADD, pipelined. Returns this process's count of sends to it. */
   send(payload: unknown, opts: SendOptions | undefined, closed: boolean): number {
-    this.checkSend(payload, opts, closed);
-    this.adds.push(this.host.codec, null, null);
+    const key = this.checkSend(payload, opts, closed);
+    this.adds.push(this.host.codec, null, null, undefined, undefined, key === null ? null : this.part!.streamOf(key), key);
     return this.seq++;
   }
 
@@ -340,64 +373,31 @@ export class RedisSource implements MessageSource {
   sendAsync(payload: unknown, opts: SendOptions | undefined, closed: boolean, signal?: AbortSignal, timeoutMs?: number): Promise<string> {
     return new Promise<string>((resolve, reject) => {
       if (signal?.aborted) throw signal.reason; // nothing sent
-      this.checkSend(payload, opts, closed);
-      this.adds.push(this.host.codec, resolve, reject, timeoutMs, signal);
+      const key = this.checkSend(payload, opts, closed);
+      this.adds.push(this.host.codec, resolve, reject, timeoutMs, signal, key === null ? null : this.part!.streamOf(key), key);
       this.seq++;
     });
   }
 
-  private checkSend(payload: unknown, opts: SendOptions | undefined, closed: boolean): void {
+  /** The send's key (null: unkeyed), its payload prepared; bad input throws. */
+  private checkSend(payload: unknown, opts: SendOptions | undefined, closed: boolean): string | null {
     if (closed || this.closed) throw new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.mailbox}' is closed to new messages`, { mailbox: this.mailbox });
-    checkStreamSend(this.mailbox, this.o.stream, opts);
+    const key = checkStreamSend(this.mailbox, this.o.stream, opts, this.o.partitions);
     prepare(this.host.codec, payload, this.host.maxMessageBytes, `mailbox '${this.mailbox}'`);
+    return key;
   }
 
   stats(): StreamStats {
     return streamStats(this);
   }
 
-  /** The calls a Redis mailbox cannot keep yet, each with why (a later issue lifts them). */
+  /** The calls a Redis mailbox cannot keep yet, each with why (refusals.ts). */
   refuses(call: MailboxCall): RingpoolError | null {
-    const m = this.mailbox;
-    switch (call) {
-      case 'ask':
-        return refused(m, 'ask()', 'the reply would have to find its way back to this process');
-      case 'sendBatch':
-        return refused(m, 'sendBatch()', 'a stream takes entries one XADD at a time; use send() (one pipeline a turn)');
-      case 'sendBatchAsync':
-        return refused(m, 'sendBatchAsync()', 'a stream takes entries one XADD at a time; use sendAsync()');
-      case 'actor':
-        return new RingpoolError(
-          ErrorCodes.INVALID_OPTION,
-          `mailbox '${m}' reads Redis stream '${this.o.stream}', and its handler is an actor: refused, because an actor needs per-key order and per-key order across processes needs partitioned streams (not yet supported)`,
-          { mailbox: m, option: `mailboxes.${m}.source` },
-        );
-    }
+    return redisRefusal(this.mailbox, this.o.stream, this.part !== null, call);
   }
 
-  /**
-   * The mailbox's dead letters: those of the stream's entries go to
-   * `<stream>:dead` (with their XACK, deadLetter() above); a message that is
-   * not from the stream (a handler's ctx.send() into this ring) to the local
-   * store. `rt.deadLetters()` gives `<stream>:dead`.
-   */
+  /** The mailbox's dead letters: the stream's go to `<stream>:dead` (deadLetter() above), the rest to the local store (dead.ts). */
   deadLetters(local: DeadLetterSink): DeadLetterSink {
-    const dead = this.dead;
-    return {
-      add: (held, reason, deadAt) => this.deadLetter(held, reason, deadAt) ?? local.add(held, reason, deadAt),
-      get size() {
-        return local.size + dead.size; // <stream>:dead (polled), beside any local ones
-      },
-      get dropped() {
-        return local.dropped;
-      },
-      view: dead,
-    };
+    return streamSink(local, this.dead, (held, reason, deadAt) => this.deadLetter(held, reason, deadAt));
   }
 }
-
-/** A call a Redis mailbox does not take, and why. */
-function refused(mailbox: string, what: string, why: string): RingpoolError {
-  return new RingpoolError(ErrorCodes.INVALID_OPTION, `mailbox '${mailbox}' reads a Redis stream: ${what} is refused (${why})`, { mailbox, option: 'source.redis' });
-}
-

@@ -26,5 +26,6 @@ export function streamStats(src: RedisSource): StreamStats {
     trimmedAcked: src.trim.trimmed,
     resets: src.resets,
     deadLetters: src.dead.size,
+    ...(src.part === null ? {} : { partitions: src.part.stats(src.acks.fenced) }),
   };
 }

@@ -62,10 +62,12 @@ export class Trim {
     return this.o.keepAckedMs !== false;
   }
 
-  /** One pass. Errors go to the caller. */
-  async pass(): Promise<void> {
+  /** One pass over the mailbox's stream and `more` (the partitions this process owns: each trimmed by its owner). Errors go to the caller. */
+  async pass(more: readonly string[] = []): Promise<void> {
     if (this.o.keepAckedMs === false) return;
-    const n = await this.cmd.client.sendCommand(['EVAL', TRIM_LUA, '1', this.o.stream, String(this.o.keepAckedMs)]);
-    if (typeof n === 'number' && n > 0) this.trimmed += n;
+    const c = this.cmd.client;
+    const keep = String(this.o.keepAckedMs);
+    const ns = await Promise.all([this.o.stream, ...more].map((k) => c.sendCommand(['EVAL', TRIM_LUA, '1', k, keep])));
+    for (const n of ns) if (typeof n === 'number' && n > 0) this.trimmed += n;
   }
 }

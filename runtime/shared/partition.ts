@@ -1,0 +1,125 @@
+/**
+ * Partitions of a Redis mailbox (any thread): which partition a key goes to,
+ * and the fence table through which the main thread tells its consumer
+ * threads which partitions this process may still run (issue #29).
+ *
+ * The hash, documented for producers written in other languages:
+ *   partition = fnv1a32(utf8(key)) mod partitions
+ * where fnv1a32 starts at 2166136261 and, for each byte b, does
+ * h = (h XOR b) * 16777619 mod 2^32 (unsigned). `redisProducer` and the
+ * mailbox both use partitionOf() below.
+ *
+ * The fence table (a SharedArrayBuffer of FENCE_WORDS Int32 words a
+ * partition, written by the main thread only, read plainly by consumers):
+ *   UNTIL  the lease's end as this process last renewed it: clock.ts ms,
+ *          modulo 2^32 (compared by their signed difference, which stays
+ *          small, so no origin runs out); 0: not owned.
+ *          A consumer starts no record of a partition past it: a process
+ *          paused beyond its lease (GC, SIGSTOP) runs nothing of it on resume,
+ *          before its main thread even learns it lost it.
+ *   EPOCH  the fencing epoch of this process's lease (ctx.fence).
+ *   GIVE   1 while the main thread gives the partition back (a rebalance):
+ *          consumers passivate its keys' actor states (the hook runs).
+ *   STATES actor states of the partition's keys alive in consumers (they add
+ *          and subtract): the partition is given back, or taken again, only
+ *          at 0. States of a partition lost (UNTIL passed) are dropped
+ *          without their hook: the messages that changed them since their
+ *          init() were not acknowledged, and the new owner runs them again.
+ */
+import { now } from './clock.js';
+
+export const MAX_PARTITIONS = 1024;
+export const FENCE_WORDS = 4;
+export const F_UNTIL = 0;
+export const F_EPOCH = 1;
+export const F_GIVE = 2;
+export const F_STATES = 3;
+
+const encoder = new TextEncoder();
+const scratch = new Uint8Array(256);
+
+/** FNV-1a (32 bits) of the key's UTF-8 bytes, mod `partitions`. */
+export function partitionOf(key: string, partitions: number): number {
+  let h = 0x811c9dc5;
+  let bytes: Uint8Array;
+  let n: number;
+  if (key.length * 3 <= scratch.length) {
+    n = encoder.encodeInto(key, scratch).written;
+    bytes = scratch;
+  } else {
+    bytes = encoder.encode(key);
+    n = bytes.length;
+  }
+  for (let i = 0; i < n; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+  return (h >>> 0) % partitions;
+}
+
+/** The fence table of one mailbox: shared by its main thread (writes) and its consumers (read). */
+export interface FenceRef {
+  sab: SharedArrayBuffer;
+  partitions: number;
+}
+
+export function createFence(partitions: number): FenceRef {
+  return { sab: new SharedArrayBuffer(partitions * FENCE_WORDS * 4), partitions };
+}
+
+/** A consumer's (or the main thread's) view of a fence table. */
+export class FenceView {
+  readonly i32: Int32Array;
+  constructor(readonly ref: FenceRef) {
+    this.i32 = new Int32Array(ref.sab);
+  }
+
+  /** The partition of `key`, when this view's table has partitions. */
+  partition(key: string): number {
+    return partitionOf(key, this.ref.partitions);
+  }
+
+  /** ms left on this process's lease of partition `p` (<= 0: not ours, or lapsed). */
+  leftMs(p: number): number {
+    const until = Atomics.load(this.i32, p * FENCE_WORDS + F_UNTIL);
+    return until === 0 ? 0 : (until - (Math.floor(now()) | 0)) | 0;
+  }
+
+  epoch(p: number): number {
+    return Atomics.load(this.i32, p * FENCE_WORDS + F_EPOCH);
+  }
+
+  /** The main thread gives `p` back: its actor states are to be passivated. */
+  giving(p: number): boolean {
+    return Atomics.load(this.i32, p * FENCE_WORDS + F_GIVE) !== 0;
+  }
+
+  /** Actor states of `p`'s keys alive in consumers. */
+  states(p: number): number {
+    return Atomics.load(this.i32, p * FENCE_WORDS + F_STATES);
+  }
+
+  /** Consumer: one actor state of `p` made (+1) or dropped (-1). */
+  countState(p: number, d: number): void {
+    Atomics.add(this.i32, p * FENCE_WORDS + F_STATES, d);
+  }
+
+  /** Main thread: forget a count of states that no consumer will take back (it died with them). */
+  resetStates(p: number): void {
+    Atomics.store(this.i32, p * FENCE_WORDS + F_STATES, 0);
+  }
+
+  /** Main thread: start (or stop) giving `p` back. */
+  give(p: number, on: boolean): void {
+    Atomics.store(this.i32, p * FENCE_WORDS + F_GIVE, on ? 1 : 0);
+  }
+
+  /** Main thread: partition `p` is ours under `epoch` until `untilMs` (clock.ts ms). */
+  own(p: number, epoch: number, untilMs: number): void {
+    Atomics.store(this.i32, p * FENCE_WORDS + F_EPOCH, epoch);
+    Atomics.store(this.i32, p * FENCE_WORDS + F_UNTIL, Math.floor(untilMs) | 0 || 1);
+  }
+
+  /** Main thread: partition `p` is no longer ours. */
+  lose(p: number): void {
+    Atomics.store(this.i32, p * FENCE_WORDS + F_UNTIL, 0);
+    Atomics.store(this.i32, p * FENCE_WORDS + F_GIVE, 0);
+  }
+}
