@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: the suite (bench/suite.ts) with every flag given, then the
  * ask round trip (bench/ask.ts), many mailboxes on the shared pool
- * (bench/many.ts) and the pool's fairness (bench/fairness.ts) in the same command. npm appends `-- flags` to
+ * (bench/many.ts), the pool's fairness (bench/fairness.ts) and the takeover time of a partitioned Redis
+ * mailbox (bench/takeover.ts) in the same command. npm appends `-- flags` to
  * the end of a script, so a script `suite.js && ask.js` would hand them to
  * ask.js alone; this runner routes them.
  *
@@ -29,4 +30,7 @@ if (ask !== 0) process.exit(ask);
 // Issue #28: many mailboxes on the shared pool (1 to 1,000), and a quiet mailbox beside a saturating one.
 const many = run('./many.js', o.quick ? ['--counts', '1,10', '--seconds', '0.2', '--runs', '1'] : ['--runs', String(o.runs)]);
 if (many !== 0) process.exit(many);
-process.exit(run('./fairness.js', o.quick ? ['--seconds', '0.3'] : []));
+const fair = run('./fairness.js', o.quick ? ['--seconds', '0.3'] : []);
+if (fair !== 0) process.exit(fair);
+// Issue #29: takeover time after a SIGKILL on a partitioned Redis mailbox (20 kills at the default lease and renewal).
+process.exit(run('./takeover.js', o.quick ? ['--quick'] : []));

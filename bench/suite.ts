@@ -122,7 +122,7 @@ async function main(): Promise<number> {
   const clock = await checkClocks();
   console.log(`# runs: ${o.runs}; thread clock skew ${clock.skewMicros} µs${gc ? '' : '; no --expose-gc: rows are not separated by a GC'}`);
 
-  const subjects = lineup({ bullmqConcurrency: o.bullmqConcurrency }).filter(
+  const subjects = lineup({ bullmqConcurrency: o.bullmqConcurrency, quick: o.quick }).filter(
     (s) => o.systems.length === 0 || o.systems.some((f) => s.id.includes(f) || s.system.toLowerCase().includes(f.toLowerCase())),
   );
   const result: SuiteResult = {

@@ -73,10 +73,20 @@ export class Failures {
    */
   fail(held: HeldMessage, error: ErrorInfo, kind: FailureKind): boolean {
     const d = this.d;
-    if ((held.kept & FLAG_PARTITION) !== 0 && d.fenced(held.id)) {
-      // Neither retried nor dead-lettered here: the partition's new owner has the entry. Its key's turn goes on.
-      d.turns.passTurn(held);
-      return false;
+    if ((held.kept & FLAG_PARTITION) !== 0) {
+      if (d.fenced(held.id)) {
+        // Neither retried nor dead-lettered here: the partition's new owner has the entry. Its key's turn goes on.
+        d.turns.passTurn(held);
+        return false;
+      }
+      if (error.code === ErrorCodes.FENCED) {
+        // Its consumer did not start it (the lease had lapsed on its clock), and the partition is still ours
+        // (renewed meanwhile): not an attempt. It runs again at the same attempt.
+        d.tally.redelivered++;
+        d.backlog.pend(held);
+        d.backlog.flush();
+        return true;
+      }
     }
     d.tally.failed++;
     if (held.firstError === undefined) held.firstError = error;

@@ -20,11 +20,19 @@
  *   EPOCH  the fencing epoch of this process's lease (ctx.fence).
  *   GIVE   1 while the main thread gives the partition back (a rebalance):
  *          consumers passivate its keys' actor states (the hook runs).
- *   STATES actor states of the partition's keys alive in consumers (they add
- *          and subtract): the partition is given back, or taken again, only
- *          at 0. States of a partition lost (UNTIL passed) are dropped
- *          without their hook: the messages that changed them since their
- *          init() were not acknowledged, and the new owner runs them again.
+ *   STATES actor states of the partition's keys alive in consumers: the
+ *          low 20 bits count them (consumers add and subtract), the high 12
+ *          are a generation. The partition is given back, or taken again,
+ *          only at 0. The main thread forgets a count that no consumer will
+ *          take back (a thread that died with its states) by moving to the
+ *          next generation at 0; a consumer subtracts only within the
+ *          generation it added in (one CAS each), so the count never goes
+ *          below what lives. States of a partition lost (UNTIL 0: the main
+ *          thread knows another may own it) are dropped without their hook:
+ *          the messages that changed them since their init() were not
+ *          acknowledged, and the new owner runs them again. A lease that
+ *          merely lapsed here (UNTIL passed, the main thread late) drops
+ *          nothing: no new record starts until it renews or loses it.
  */
 import { now } from './clock.js';
 
@@ -34,6 +42,9 @@ export const F_UNTIL = 0;
 export const F_EPOCH = 1;
 export const F_GIVE = 2;
 export const F_STATES = 3;
+const COUNT_BITS = 20;
+const COUNT_MASK = (1 << COUNT_BITS) - 1;
+const GEN_MASK = (1 << (32 - COUNT_BITS)) - 1;
 
 const encoder = new TextEncoder();
 const scratch = new Uint8Array(256);
@@ -91,19 +102,43 @@ export class FenceView {
     return Atomics.load(this.i32, p * FENCE_WORDS + F_GIVE) !== 0;
   }
 
-  /** Actor states of `p`'s keys alive in consumers. */
+  /** The main thread said `p` is not this process's (lost or given back): not merely lapsed. */
+  lost(p: number): boolean {
+    return Atomics.load(this.i32, p * FENCE_WORDS + F_UNTIL) === 0;
+  }
+
+  /** Actor states of `p`'s keys alive in consumers (this generation). */
   states(p: number): number {
-    return Atomics.load(this.i32, p * FENCE_WORDS + F_STATES);
+    return Atomics.load(this.i32, p * FENCE_WORDS + F_STATES) & COUNT_MASK;
   }
 
-  /** Consumer: one actor state of `p` made (+1) or dropped (-1). */
-  countState(p: number, d: number): void {
-    Atomics.add(this.i32, p * FENCE_WORDS + F_STATES, d);
+  /** Consumer: one actor state of `p` made; returns the generation to give back to dropState(). */
+  addState(p: number): number {
+    const at = p * FENCE_WORDS + F_STATES;
+    for (;;) {
+      const w = Atomics.load(this.i32, at);
+      if (Atomics.compareExchange(this.i32, at, w, ((w & ~COUNT_MASK) | (((w & COUNT_MASK) + 1) & COUNT_MASK)) | 0) === w) return w >>> COUNT_BITS;
+    }
   }
 
-  /** Main thread: forget a count of states that no consumer will take back (it died with them). */
+  /** Consumer: one actor state of `p` gone; counted down only within the generation it was added in. */
+  dropState(p: number, gen: number): void {
+    const at = p * FENCE_WORDS + F_STATES;
+    for (;;) {
+      const w = Atomics.load(this.i32, at);
+      if (w >>> COUNT_BITS !== gen || (w & COUNT_MASK) === 0) return;
+      if (Atomics.compareExchange(this.i32, at, w, w - 1) === w) return;
+    }
+  }
+
+  /** Main thread: forget the count (states no consumer will give back: their thread died): the next generation, at 0. */
   resetStates(p: number): void {
-    Atomics.store(this.i32, p * FENCE_WORDS + F_STATES, 0);
+    const at = p * FENCE_WORDS + F_STATES;
+    for (;;) {
+      const w = Atomics.load(this.i32, at);
+      const next = ((((w >>> COUNT_BITS) + 1) & GEN_MASK) << COUNT_BITS) | 0;
+      if (Atomics.compareExchange(this.i32, at, w, next) === w) return;
+    }
   }
 
   /** Main thread: start (or stop) giving `p` back. */

@@ -10,7 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from 'redis';
 import { partitionOf, redisProducer } from 'ringpool/redis';
 import { createRuntime, ErrorCodes } from 'ringpool';
-import { expectCode, fixture, runtime, untilAsync } from '../helpers.js';
+import { Registry } from 'prom-client';
+import { createMetrics, serve } from 'ringpool/metrics';
+import { expectCode, fixture, runtime, until, untilAsync } from '../helpers.js';
 
 const url = process.env.REDIS_URL!;
 const admin = createClient({ url });
@@ -151,7 +153,7 @@ describe('Partitioned Redis mailboxes: per-key order across processes', () => {
     const a = await child(stream, 'a', redis);
     const b = await child(stream, 'b', redis);
     await untilAsync(async () => a.stats()?.partitions.owned.length === 2 && b.stats()?.partitions.owned.length === 2, 10_000, 'two partitions each');
-    const N = 4_000;
+    const N = 3_000;
     const K = 40;
     const producer = redisProducer({ url, stream, partitions: P });
     // 20 ms a handler, 8 at once a thread: `a` always has some running when it stops.
@@ -163,11 +165,11 @@ describe('Partitioned Redis mailboxes: per-key order across processes', () => {
     const stoppedAt = Date.now();
     await untilAsync(async () => b.stats()!.partitions.owned.length === P, 10_000, "b took a's partitions");
     const tookMs = Date.now() - stoppedAt;
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, 200));
     a.proc.kill('SIGCONT');
     const contAt = Date.now();
     await untilAsync(async () => (await admin.hLen(`${stream}:done`)) === N, 60_000, 'every message done');
-    await new Promise((r) => setTimeout(r, 1_000)); // what a would still write late
+    await new Promise((r) => setTimeout(r, 500)); // what a would still write late
     await stopAll([a, b]);
     const sa = a.stats()!;
     const sb = b.stats()!;
@@ -284,7 +286,33 @@ describe('Partitioned Redis mailboxes: per-key order across processes', () => {
   }, 150_000);
 });
 
-describe('Partitioned Redis mailboxes: bad input', () => {
+describe('Partitioned Redis mailboxes: health, and bad input', () => {
+  it('a process that owns no partition is healthy (/healthz 200) and says so in its stats and metrics', async () => {
+    const stream = `${prefix}-idle`;
+    const mk = (consumer: string) => runtime({ mailboxes: { work: { handler: fixture('redis-keyed.js'), source: { redis: { url, stream, consumer, partitions: 1, ownerRenewMs: 100 } } } } });
+    const a = mk('one');
+    await a.start();
+    const b = mk('two');
+    await b.start();
+    const registry = new Registry();
+    createMetrics(b, { registry });
+    const http = await serve(registry, { port: 0 });
+    try {
+      await until(() => a.stats('work').source!.partitions!.owned.length + b.stats('work').source!.partitions!.owned.length === 1, 5_000, 'one owner');
+      const idle = a.stats('work').source!.partitions!.owned.length === 0 ? a : b;
+      await until(() => idle.stats('work').source!.partitions!.members === 2, 5_000, 'both members seen');
+      expect(idle.stats('work').source!.partitions).toMatchObject({ count: 1, owned: [], members: 2 });
+      expect((await fetch(`${http.url}/healthz`)).status).toBe(200);
+      const text = await (await fetch(`${http.url}/metrics`)).text();
+      expect(text).toMatch(/ringpool_stream_partitions_owned\{mailbox="work"\} [01]/);
+      expect(text).toMatch(/ringpool_stream_members\{mailbox="work"\} 2/);
+    } finally {
+      await http.close();
+      await a.close();
+      await b.close();
+    }
+  });
+
   const box = (redis: object, handler = 'redis-keyed.js') => ({ mailboxes: { work: { handler: fixture(handler), source: { redis: { url, stream: `${prefix}-bad`, ...redis } } } } });
 
   it('partitions 0, 1025, 1.5 and a string are refused, naming the option; so is a stream name with braces', async () => {

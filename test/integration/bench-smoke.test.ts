@@ -33,7 +33,7 @@ interface Result {
 // Its figures are not asserted (quick mode measures nothing, and the machine is shared):
 // only that every row ran, or was skipped with its reason printed.
 describe('bench suite (npm run bench), quick mode', () => {
-  it('bench:many and bench:fairness run one tiny iteration (issue #28) and print their tables', async () => {
+  it('bench:many, bench:fairness (issue #28) and bench:takeover (issue #29) run one tiny iteration and print their results', async () => {
     const many = await node(['dist/bench/many.js', '--counts', '1,3', '--threads', 'shared,dedicated', '--seconds', '0.2', '--runs', '1']);
     expect(many.code, many.stderr).toBe(0);
     expect(many.stdout).toMatch(/^ *shared +3 +1 /m);
@@ -41,6 +41,9 @@ describe('bench suite (npm run bench), quick mode', () => {
     const fair = await node(['dist/bench/fairness.js', '--seconds', '0.3']);
     expect(fair.code, fair.stderr).toBe(0);
     expect(fair.stdout).toMatch(/beside a saturating neighbour +\d+ +\d+/);
+    const take = await node(['dist/bench/takeover.js', '--kills', '1', '--lease', '500', '--renew', '100']);
+    expect(take.code, take.stderr).toBe(0);
+    expect(take.stdout).toMatch(/takeover after SIGKILL: p50 \d+ ms, p99 \d+ ms/);
   }, 60_000);
 
   it('runs every system on every workload it applies to, or prints why it skipped it', async () => {
@@ -60,7 +63,7 @@ describe('bench suite (npm run bench), quick mode', () => {
     }
     // Every system of issue #6 is in the line-up.
     const ids = result.subjects.map((s) => s.id);
-    for (const id of ['ringpool-1t', 'ringpool-2t', 'ringpool-1t-metrics', 'ringpool-1t-v8', 'ringpool-1t-raw', 'ringpool-2t-keyed', 'ring-1t', 'piscina-run-1t', 'piscina-batch-2t', 'tinypool-1t', 'workerpool-2t', 'postmessage-1t', 'bullmq', 'bullmq-bulk', 'ringpool-redis-1p', 'ringpool-redis-2p', 'ringpool-redis-3p']) {
+    for (const id of ['ringpool-1t', 'ringpool-2t', 'ringpool-1t-metrics', 'ringpool-1t-v8', 'ringpool-1t-raw', 'ringpool-2t-keyed', 'ring-1t', 'piscina-run-1t', 'piscina-batch-2t', 'tinypool-1t', 'workerpool-2t', 'postmessage-1t', 'bullmq', 'bullmq-bulk', 'ringpool-redis-1p', 'ringpool-redis-2p', 'ringpool-redis-3p', 'ringpool-redis-keyed-2p']) {
       expect(ids).toContain(id);
     }
     expect(stdout).toMatch(/cores, \d+ GiB, Node v\d+/); // the machine header

@@ -80,6 +80,14 @@ describe('Failures: a nack, a crash, a dead letter (no threads, fake clock)', ()
     expect(r.tally).toMatchObject({ failed: 1, retried: 1 });
   });
 
+  it('a record of a partition still owned that its consumer refused to start (its lease lapsed on the thread\'s clock, renewed since) runs again at the same attempt: not a failure', () => {
+    const r = rig(1, { partition: true, fenced: new Set() });
+    r.failures.onNack(0, r.units[0]!, { name: 'RingpoolError', message: 'fenced', code: 'RINGPOOL_FENCED' }, false);
+    expect(r.scheduled).toHaveLength(0);
+    expect(r.pended.map((h) => h.attempt)).toEqual([1]);
+    expect(r.tally).toMatchObject({ failed: 0, retried: 0, redelivered: 1 });
+  });
+
   it('a nack takes the record back (TAKEN in the ring) and schedules attempt 2 after the backoff', () => {
     const r = rig(1);
     const id = r.ring.id(r.units[0]!);

@@ -44,13 +44,32 @@ describe('FenceView: a lease as consumers read it', () => {
     expect(f.leftMs(3)).toBeLessThan(0);
     f.give(2, true);
     expect(f.giving(2)).toBe(true);
-    f.countState(2, 1);
-    f.countState(2, 1);
-    f.countState(2, -1);
+    const g1 = f.addState(2);
+    f.addState(2);
+    f.dropState(2, g1);
     expect(f.states(2)).toBe(1);
+    expect(f.lost(2)).toBe(false);
     f.lose(2);
     expect(f.leftMs(2)).toBe(0);
+    expect(f.lost(2)).toBe(true);
     expect(f.giving(2)).toBe(false);
+  });
+
+  it('a count of actor states reset by the main thread (a thread died with them) never goes below what lives: drops of the old generation are ignored', () => {
+    const f = new FenceView(createFence(1));
+    const dead = f.addState(0); // a state whose thread will die without giving it back
+    const slow = f.addState(0); // one whose passivate hook outlives the wait
+    f.resetStates(0);
+    expect(f.states(0)).toBe(0);
+    const live = f.addState(0);
+    expect(live).not.toBe(slow);
+    f.dropState(0, slow); // the slow hook ends: not counted against the new generation
+    expect(f.states(0)).toBe(1);
+    f.dropState(0, live);
+    expect(f.states(0)).toBe(0);
+    f.dropState(0, live); // never below zero
+    expect(f.states(0)).toBe(0);
+    void dead;
   });
 });
 

@@ -21,8 +21,9 @@ interface StateEntry {
   lastUsed: number;
   /** Handlers of this key running now (0 or 1: a key runs one message at a time). */
   busy: number;
-  /** Its key's partition (a partitioned Redis mailbox), else -1. */
+  /** Its key's partition (a partitioned Redis mailbox), else -1, and the fence's STATES generation it was counted in. */
   part: number;
+  gen: number;
 }
 
 export const isThenable = (x: unknown): x is PromiseLike<unknown> =>
@@ -54,12 +55,12 @@ export class ActorStates {
 
   private partTimer: NodeJS.Timeout | null = null;
 
-  /** States of partitions given back are passivated (hook), of partitions lost dropped (no hook: their changes were not acknowledged). */
+  /** States of partitions given back are passivated (hook), of partitions lost dropped (no hook: their changes were not acknowledged); a lease that only lapsed here drops nothing. */
   private sweepPartitions(): void {
     const f = this.fence!;
     for (const [key, e] of this.states) {
       if (e.part < 0 || e.busy > 0) continue;
-      if (f.leftMs(e.part) <= 0) this.drop(key, e);
+      if (f.lost(e.part)) this.drop(key, e);
       else if (f.giving(e.part)) void this.passivate(key, e);
     }
   }
@@ -67,7 +68,7 @@ export class ActorStates {
   private drop(key: string, e: StateEntry): void {
     this.states.delete(key);
     Atomics.sub(this.keys, e.keySlot * KEY_WORDS + K_STATES, 1);
-    this.fence!.countState(e.part, -1);
+    this.fence!.dropState(e.part, e.gen);
   }
 
   /** Run one message of `ctx.key` against its state (made first if the key has none here). */
@@ -103,9 +104,9 @@ export class ActorStates {
 
   private add(key: string, state: unknown, keySlot: number): StateEntry {
     const part = this.fence === null ? -1 : this.fence.partition(key);
-    const e: StateEntry = { state, keySlot, lastUsed: performance.now(), busy: 0, part };
+    const gen = part >= 0 ? this.fence!.addState(part) : 0;
+    const e: StateEntry = { state, keySlot, lastUsed: performance.now(), busy: 0, part, gen };
     this.states.set(key, e);
-    if (part >= 0) this.fence!.countState(part, 1);
     // Counted in the key table: the dispatcher moves a key entry to another thread only when no state of it lives here.
     Atomics.add(this.keys, keySlot * KEY_WORDS + K_STATES, 1);
     this.armSweep();
@@ -168,7 +169,7 @@ export class ActorStates {
       } finally {
         if (this.passivating.get(key) === done) this.passivating.delete(key);
         if (!this.released) Atomics.sub(this.keys, e.keySlot * KEY_WORDS + K_STATES, 1);
-        if (e.part >= 0) this.fence!.countState(e.part, -1);
+        if (e.part >= 0) this.fence!.dropState(e.part, e.gen);
         finish();
       }
     })();

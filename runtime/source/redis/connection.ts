@@ -193,3 +193,18 @@ export async function within(p: Promise<unknown>, deadline: number, giveUp: () =
   clearTimeout(timer);
   if (r === 'late') await giveUp();
 }
+
+/** One group's row of an XINFO GROUPS reply, as an object (RESP3 gives maps or objects, RESP2 flat arrays of name, value), or null. */
+export function groupRow(reply: unknown, group: string): Record<string, unknown> | null {
+  if (!Array.isArray(reply)) return null;
+  for (const g of reply as unknown[]) {
+    let row: Record<string, unknown>;
+    if (g instanceof Map) row = Object.fromEntries(g);
+    else if (Array.isArray(g)) {
+      row = {};
+      for (let i = 0; i + 1 < g.length; i += 2) row[String(g[i])] = g[i + 1];
+    } else row = g as Record<string, unknown>;
+    if (String(row?.name) === group) return row;
+  }
+  return null;
+}

@@ -20,7 +20,7 @@
  * everything pending in the group, from the start of its pending list, so
  * in entry-id order.
  */
-import { backoffMs, Entries, message, type Connection } from './connection.js';
+import { backoffMs, Entries, groupRow, message, type Connection } from './connection.js';
 import { pendingCounts } from './claims.js';
 import type { PartitionKeys } from './keys.js';
 import type { Partitions } from './partitions.js';
@@ -37,14 +37,13 @@ end
 if #moved > 0 then redis.call('SET', KEYS[1], '1', 'PX', '1000') end
 return moved`;
 
-/** KEYS: stream, epoch key; ARGV: epoch, group, consumer, cursor, count. -1 (fenced), or XAUTOCLAIM's reply. */
+/** KEYS: stream, epoch key; ARGV: epoch, group, consumer, cursor, count, min-idle ms. -1 (fenced), or XAUTOCLAIM's reply. */
 const CLAIM_LUA = `if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
-return redis.call('XAUTOCLAIM', KEYS[1], ARGV[2], ARGV[3], '0', ARGV[4], 'COUNT', ARGV[5])`;
+return redis.call('XAUTOCLAIM', KEYS[1], ARGV[2], ARGV[3], ARGV[6], ARGV[4], 'COUNT', ARGV[5])`;
 
 export class PartReader {
   private loop: Promise<void> | null = null;
   private readonly entries = new Entries();
-  private readonly deleted: string[] = [];
   /** The last entry id the group delivered of each partition (the XREAD wait starts after it). */
   private readonly last: string[];
   private kicked: (() => void) | null = null;
@@ -78,8 +77,22 @@ export class PartReader {
     this.loop = null;
   }
 
-  /** Claim every entry pending in the group of partition `p` into the ring, in id order; false when `epoch` is no longer ours. */
-  async claimAll(p: number, epoch: number): Promise<boolean> {
+  /**
+   * Entries of partition `p` pending for another consumer (a read that
+   * reached Redis from a process that had lost the partition, with its
+   * reply lost: rare, and only ever after the owner's claim at
+   * acquisition): claimed once idle for a lease. None: one XPENDING.
+   */
+  async strays(p: number, epoch: number, leaseMs: number): Promise<void> {
+    const src = this.src;
+    const summary = (await src.cmd.client.sendCommand(['XPENDING', this.keys.stream(p), src.o.group])) as unknown[];
+    const consumers = (summary?.[3] as unknown[][] | null) ?? [];
+    if (!consumers.some((row) => String(row[0]) !== src.o.consumer)) return;
+    await this.claimAll(p, epoch, leaseMs, false);
+  }
+
+  /** Claim every entry pending in the group of partition `p` (idle `minIdleMs`) into the ring, in id order; false when `epoch` is no longer ours. */
+  async claimAll(p: number, epoch: number, minIdleMs = 0, learnLast = true): Promise<boolean> {
     const src = this.src;
     const { group, consumer, readCount } = src.o;
     const stream = this.keys.stream(p);
@@ -89,11 +102,11 @@ export class PartReader {
     const e = new Entries();
     do {
       const room = Math.max(1, Math.min(readCount, src.held.claimRoom));
-      const r = await c.sendCommand(['EVAL', CLAIM_LUA, '2', stream, this.keys.epoch(p), String(epoch), group, consumer, cursor, String(room)], src.cmd.bytes);
+      const r = await c.sendCommand(['EVAL', CLAIM_LUA, '2', stream, this.keys.epoch(p), String(epoch), group, consumer, cursor, String(room), String(minIdleMs)], src.cmd.bytes);
       if (r === -1) return false;
-      this.deleted.length = 0;
-      cursor = e.fromClaim(r, this.deleted);
-      if (this.deleted.length > 0) src.trimmed(this.deleted, p, epoch);
+      const deleted: string[] = [];
+      cursor = e.fromClaim(r, deleted);
+      if (deleted.length > 0) src.trimmed(deleted, p, epoch);
       if (e.n > 0) {
         src.claims.claimed += e.n;
         await src.take(e, counts, p, epoch);
@@ -101,11 +114,9 @@ export class PartReader {
       if (!this.parts.holds(p, epoch)) return false;
       if (e.n > 0 && src.held.claimRoom <= 0) await src.held.whenReleased();
     } while (cursor !== '0-0' && src.running);
-    const groups = (await c.sendCommand(['XINFO', 'GROUPS', stream])) as Array<Record<string, unknown> | unknown[]>;
-    for (const g of groups) {
-      const row = Array.isArray(g) ? Object.fromEntries(pairs(g)) : g;
-      if (String(row.name) === group) this.last[p] = String(row['last-delivered-id']);
-    }
+    if (!learnLast) return true;
+    const row = groupRow(await c.sendCommand(['XINFO', 'GROUPS', stream]), group);
+    if (row !== null) this.last[p] = String(row['last-delivered-id']);
     return true;
   }
 
@@ -114,6 +125,9 @@ export class PartReader {
     const { group, consumer, readCount, blockMs } = src.o;
     const conn = this.conn;
     let failures = 0;
+    /** The partitions (and epochs) of a read in flight: claimed again if it fails. */
+    let reading: number[] | null = null;
+    let readEpochs: number[] | null = null;
     while (src.running) {
       try {
         const parts = this.parts.reading();
@@ -132,6 +146,8 @@ export class PartReader {
         const streams = parts.map((p) => this.keys.stream(p));
         const c = conn.client;
         const read = ['XREADGROUP', 'GROUP', group, consumer, 'COUNT', String(count), 'STREAMS', ...streams, ...streams.map(() => '>')];
+        reading = parts;
+        readEpochs = epochs;
         const [, moved, , , exec] = (await Promise.all([
           c.sendCommand(['WATCH', this.guard, ...epochKeys]),
           c.sendCommand(['EVAL', CHECK_LUA, String(epochKeys.length + 1), this.guard, ...epochKeys, ...epochs.map(String)]),
@@ -141,8 +157,13 @@ export class PartReader {
         ])) as [unknown, number[], unknown, unknown, unknown[] | null];
         failures = 0;
         src.healthy();
-        for (const i of moved) this.parts.lose(parts[i]!, 'another process took it (its epoch moved on)');
-        if (exec === null) continue; // an epoch moved: nothing was read; looked at again
+        for (const i of moved) this.parts.lose(parts[i]!, 'another process took it (its epoch moved on)', epochs[i]);
+        if (exec === null) {
+          reading = null;
+          continue; // an epoch moved: nothing was read; looked at again
+        }
+        if (exec[0] instanceof Error) throw exec[0]; // NOGROUP (a partition's stream deleted), ...: claimed again below
+        reading = null;
         const ours = parts;
         let got = 0;
         for (let i = 0; i < ours.length; i++) {
@@ -161,6 +182,10 @@ export class PartReader {
       } catch (err) {
         if (!src.running) break;
         src.fault(err, `reading partitions: ${message(err)}`);
+        // A read that failed may have run in Redis (its reply lost with the connection, or an error beside it):
+        // its entries are in this consumer's pending list, where only a claim looks. Claim them again, in id order.
+        if (reading !== null) reading.forEach((p, i) => this.parts.reclaim(p, readEpochs![i]!));
+        reading = null;
         await this.idle(backoffMs(failures++));
       }
     }
@@ -193,8 +218,3 @@ function listOf(reply: unknown, stream: string, i: number): unknown {
   return (reply as Record<string, unknown>)[stream] ?? [];
 }
 
-function pairs(a: unknown[]): Array<[string, unknown]> {
-  const out: Array<[string, unknown]> = [];
-  for (let i = 0; i + 1 < a.length; i += 2) out.push([String(a[i]), a[i + 1]]);
-  return out;
-}

@@ -14,6 +14,7 @@ import { Owners } from './owners.js';
 import { PartReader } from './part-reader.js';
 import { Partitions } from './partitions.js';
 import type { RedisSource } from './source.js';
+import { groupRow } from './connection.js';
 
 export class Partitioned {
   readonly keys: PartitionKeys;
@@ -44,6 +45,7 @@ export class Partitioned {
       heldOf: (p) => src.held.perPartition[p]! + src.acks.unconfirmedOf(p),
       claimAll: (p, epoch) => this.reader.claimAll(p, epoch),
       readingChanged: () => this.reader.kick(),
+      strays: (p, epoch) => this.reader.strays(p, epoch, o.ownerLeaseMs),
       emitError: (err) => src.emitError(err),
       fault: (err, doing) => src.fault(err, doing),
     });
@@ -68,7 +70,7 @@ export class Partitioned {
     const { p, epoch } = unqualify(q);
     if (this.parts.holds(p, epoch)) return false;
     if (this.parts.state[p] !== 0 && this.parts.epochs[p] === epoch) {
-      this.parts.lose(p, 'its lease lapsed here before this process renewed it');
+      this.parts.lose(p, 'its lease lapsed here before this process renewed it', epoch);
       this.owners.release(p, epoch).catch(() => undefined);
     }
     this.src.held.release(localId);
@@ -84,9 +86,9 @@ export class Partitioned {
     const lag = this.parts.lag;
     lag.fill(-1);
     replies.forEach((r, i) => {
-      if (r.status !== 'fulfilled' || !Array.isArray(r.value)) return;
-      const g = (r.value as Array<Record<string, unknown>>).find((x) => x?.name === this.src.o.group);
-      if (g !== undefined) lag[owned[i]!] = typeof g.lag === 'number' ? g.lag : -1;
+      if (r.status !== 'fulfilled') return;
+      const g = groupRow(r.value, this.src.o.group);
+      if (g !== null) lag[owned[i]!] = typeof g.lag === 'number' ? g.lag : -1;
     });
   }
 

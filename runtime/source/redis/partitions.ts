@@ -36,6 +36,9 @@ export const CLAIMING = 1;
 export const READING = 2;
 export const DRAINING = 3;
 
+/** Every this many passes, the partitions read are looked at for entries pending for another consumer (strays()). */
+const STRAY_EVERY = 10;
+
 /** What the partitions need from their source. */
 export interface PartitionHost {
   readonly running: boolean;
@@ -45,6 +48,8 @@ export interface PartitionHost {
   claimAll(p: number, epoch: number): Promise<boolean>;
   /** The set of partitions read changed. */
   readingChanged(): void;
+  /** Claim what of partition `p` is pending for other consumers, idle for a lease (part-reader.ts strays()). */
+  strays(p: number, epoch: number): Promise<void>;
   emitError(err: Error): void;
   fault(err: unknown, doing: string): void;
 }
@@ -55,6 +60,9 @@ export class Partitions {
   private readonly freeSince = new Map<number, number>();
   private members: string[] = [];
   private passing: Promise<void> | null = null;
+  private passes = 0;
+  /** Partitions this process has owned (its consumer name is in their groups). */
+  readonly touched = new Set<number>();
   private readonly draining = new Set<number>();
   /** When each partition given back had nothing left held here (its actor states are passivated from then). */
   private readonly givingSince = new Map<number, number>();
@@ -141,6 +149,7 @@ export class Partitions {
     });
     for (const p of d.release) this.drain(p);
     for (const p of d.acquire) await this.acquire(p);
+    if (++this.passes % STRAY_EVERY === 0) for (const p of this.reading()) await this.host.strays(p, this.epochs[p]!);
   }
 
   private async acquire(p: number): Promise<void> {
@@ -148,6 +157,7 @@ export class Partitions {
     const r = await this.owners.acquire(p);
     if (r.epoch < 0) return;
     this.freeSince.delete(p);
+    this.touched.add(p);
     this.epochs[p] = r.epoch;
     this.state[p] = CLAIMING;
     this.fence.own(p, r.epoch, sentAt + this.leaseMs);
@@ -180,9 +190,9 @@ export class Partitions {
     }
   }
 
-  /** Stop reading `p` and give it back once nothing of it is held here. */
+  /** Stop reading `p` and give it back once nothing of it is held here (one still being claimed waits for a later pass). */
   private drain(p: number): void {
-    if (this.state[p] === FREE || this.draining.has(p)) return;
+    if (this.state[p] !== READING || this.draining.has(p)) return;
     this.state[p] = DRAINING;
     this.draining.add(p);
     this.host.readingChanged();
@@ -225,9 +235,9 @@ export class Partitions {
     return true;
   }
 
-  /** Partition `p` is no longer ours (`why` null: let go here). */
-  lose(p: number, why: string | null): void {
-    if (this.state[p] === FREE) return;
+  /** Partition `p` is no longer ours (`why` null: let go here); `epoch`: only if it is still ours at that one (not taken again since). */
+  lose(p: number, why: string | null, epoch?: number): void {
+    if (this.state[p] === FREE || (epoch !== undefined && this.epochs[p] !== epoch)) return;
     this.state[p] = FREE;
     this.draining.delete(p);
     this.givingSince.delete(p);
@@ -246,15 +256,28 @@ export class Partitions {
   /** At close: let every partition go at once (no wait for a lease to run out), and leave the members. */
   async releaseAll(): Promise<void> {
     await this.passing?.catch(() => undefined);
+    const out: Promise<void>[] = [];
     for (let p = 0; p < this.count; p++) {
       if (this.state[p] === FREE) continue;
-      const epoch = this.epochs[p]!;
       this.state[p] = FREE;
       this.fence.lose(p);
-      await this.owners.release(p, epoch);
+      out.push(this.owners.release(p, this.epochs[p]!));
     }
     this.draining.clear();
+    await Promise.all(out);
     await this.owners.members(this.me, false);
+  }
+
+  /**
+   * Read again from the start of the group's pending list (a read whose
+   * reply was lost left its entries in this consumer's pending list, where
+   * only a claim looks): claimed again in id order, then read on.
+   */
+  reclaim(p: number, epoch: number): void {
+    if (this.state[p] !== READING || this.epochs[p] !== epoch) return;
+    this.state[p] = CLAIMING;
+    this.host.readingChanged();
+    void this.claim(p, epoch);
   }
 
   stats(fenced: number, fencedSkipped: number): PartitionStats {

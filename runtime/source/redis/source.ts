@@ -188,8 +188,11 @@ export class RedisSource implements MessageSource {
     const c = this.cmd.client;
     const leave = async (): Promise<void> => {
       // A consumer with nothing pending is dropped from the group (names of past processes do not pile up); one with entries stays, for a takeover.
-      const mine = (await c.sendCommand(['XPENDING', stream, group, '-', '+', '1', consumer])) as unknown[];
-      if (mine.length === 0) await c.sendCommand(['XGROUP', 'DELCONSUMER', stream, group, consumer]);
+      const streams = [stream, ...[...(this.part?.parts.touched ?? [])].map((p) => this.part!.keys.stream(p))];
+      await Promise.all(streams.map(async (k) => {
+        const mine = (await c.sendCommand(['XPENDING', k, group, '-', '+', '1', consumer])) as unknown[];
+        if (mine.length === 0) await c.sendCommand(['XGROUP', 'DELCONSUMER', k, group, consumer]);
+      }));
       if ((await c.get(leaseKey)) === this.token) await c.del(leaseKey);
     };
     // Redis away: the leases expire on their own.
