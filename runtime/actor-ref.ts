@@ -55,7 +55,7 @@ export function actorRef<T extends ActorDefinition>(b: Mailbox, defaults: ActorR
     if (typeof key !== 'string') throw keyArgError(mailbox, name, key);
     const refused = noMethod(name);
     if (refused !== null) throw refused;
-    return b.producer.send([name, ...args], { key }, FLAG_CALL);
+    return b.sendCall([name, ...args], key);
   };
   const methods = <F>(make: (name: string) => F): Record<string, F> => {
     const cache = new Map<string, F>();

@@ -21,7 +21,7 @@
 import { codecOf, codecSpec, type PayloadCodec } from '../shared/codec.js';
 import { StructureTable } from '../shared/structures.js';
 import { ErrorCodes, RingpoolError } from '../shared/errors.js';
-import { allocateKeyTable } from '../shared/layout.js';
+import { allocateKeyTable, FLAG_CALL } from '../shared/layout.js';
 import { now } from '../shared/clock.js';
 import { Producer, type BatchOptions, type SendOptions } from '../shared/producer.js';
 import type { ProbeResult, RingRef, WorkerStats } from '../shared/protocol.js';
@@ -287,6 +287,12 @@ export class Mailbox {
   send(payload: unknown, opts: SendOptions | undefined): number {
     const out = this.attached.sendOut;
     return out === null ? this.producer.send(payload, opts) : out(payload, opts, this.producer.closed);
+  }
+
+  /** An actor method call sent with `tell` (FLAG_CALL): into the ring, or to the source's engine when sends go there. */
+  sendCall(payload: unknown, key: string): number {
+    const out = this.attached.sendOut;
+    return out === null ? this.producer.send(payload, { key }, FLAG_CALL) : out(payload, { key }, this.producer.closed, FLAG_CALL);
   }
 
   /** rt.sendAsync(): resolves with the id once accepted (durable: written), or with the engine's name for it when sends go to the source. */

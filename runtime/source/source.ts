@@ -58,9 +58,10 @@ export interface MessageSource extends OutcomeListener {
    * Optional: sends to the mailbox go to the source's engine (a Redis
    * stream), not into this process's ring; they come back through it. The
    * number is the source's own count of sends. `closed`: the mailbox takes no
-   * more sends (RINGPOOL_CLOSED).
+   * more sends (RINGPOOL_CLOSED). `flags`: FLAG_CALL for an actor method
+   * call (`tell`), to be run as one where it is read.
    */
-  send?(payload: unknown, opts: SendOptions | undefined, closed: boolean): number;
+  send?(payload: unknown, opts: SendOptions | undefined, closed: boolean, flags?: number): number;
   /** Optional, with send(): resolves with what the engine names the message (a stream entry id). */
   sendAsync?(payload: unknown, opts: SendOptions | undefined, closed: boolean, signal?: AbortSignal, timeoutMs?: number): Promise<unknown>;
   /** Optional: the error a call is refused with on this source's mailbox (with why), or null when it takes it. */

@@ -1,7 +1,7 @@
 // Per-key order across processes (issue #29): partitioned Redis mailboxes on real processes and a real Redis.
 // The handler (fixtures/redis-keyed.js) is watched from outside: a SET NX per key catches two runs of one key at
 // once, each start is recorded as '<pid>:<n>:<fence>', and a success only after the work is done.
-// - 3 processes, 200 keys, 50,000 keyed messages, one SIGKILLed mid-run and a new one started;
+// - 3 processes, 200 keys, 30,000 keyed messages, one SIGKILLed mid-run and a new one started;
 // - an owner SIGSTOPped past its lease, another takes over, SIGCONT: its late acknowledgements are refused and
 //   counted, and nothing is lost;
 // - a process joins: partitions spread; the longest pause of a key that did not move is measured.
@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from 'redis';
 import { partitionOf, redisProducer } from 'ringpool/redis';
 import { createRuntime, ErrorCodes } from 'ringpool';
+import type { ActorDefinition } from 'ringpool/worker';
 import { Registry } from 'prom-client';
 import { createMetrics, serve } from 'ringpool/metrics';
 import { expectCode, fixture, runtime, until, untilAsync } from '../helpers.js';
@@ -78,6 +79,9 @@ const stopAll = async (kids: Child[]): Promise<void> => {
 
 type Start = [pid: number, n: number, fence: number, at: number];
 
+/** test/fixtures/redis-counter-actor.js, as rt.actor() sees it. */
+type CounterActor = ActorDefinition<{ count: number }, unknown, unknown, { bump(state: { count: number }, n: number): number }>;
+
 /** Each key's starts as [pid, n, fence, time]. */
 async function startsOf(p: string, keys: number): Promise<Map<string, Start[]>> {
   const out = new Map<string, Start[]>();
@@ -110,13 +114,13 @@ function orderViolations(starts: Map<string, Start[]>, killed: Set<number>): str
 }
 
 describe('Partitioned Redis mailboxes: per-key order across processes', () => {
-  it('3 processes, 200 keys, 50,000 keyed messages, one SIGKILLed and a new one started: every message done, in order per key, never two at once', async () => {
+  it('3 processes, 200 keys, 30,000 keyed messages, one SIGKILLed and a new one started: every message done, in order per key, never two at once', async () => {
     const stream = `${prefix}-kill`;
     const P = 16;
     const redis = { partitions: P, ownerLeaseMs: 2_000, ownerRenewMs: 400, blockMs: 200, readCount: 64 };
     const errors: string[] = [];
     const procs = await Promise.all(['a', 'b', 'c'].map((c) => child(stream, c, redis, {}, errors)));
-    const N = 50_000;
+    const N = 30_000;
     const K = 200;
     const producer = redisProducer({ url, stream, partitions: P });
     for (let i = 0; i < N; i++) producer.send({ url, prefix: stream, n: Math.floor(i / K), failOnce: i % 997 === 3 }, { key: `k${i % K}` });
@@ -266,10 +270,16 @@ describe('Partitioned Redis mailboxes: per-key order across processes', () => {
     // A join after everything ran: partitions move, their states are passivated and taken up by init() elsewhere.
     kids.push(await child(stream, 'd', redis, { handler: 'redis-counter-actor.js' }));
     await untilAsync(async () => kids.slice(1).every((k) => [2, 3].includes(k.stats()!.partitions.owned.length)), 15_000, 'spread over three');
-    const producer2 = redisProducer({ url, stream, partitions: P });
-    for (let k = 0; k < K; k++) producer2.send({ n: PER }, { key: `k${k}` });
-    await producer2.close();
+    // The last round as actor method calls, told from a runtime in this process (it joins the group too):
+    // each goes to its key's partition and runs at that partition's owner, whichever process it is.
+    process.env.RP_URL = url;
+    process.env.RP_PREFIX = stream;
+    const teller = runtime({ mailboxes: { work: { handler: fixture('redis-counter-actor.js'), maxThreads: 1, source: { redis: { url, stream, consumer: 'teller', ...redis } } } } });
+    await teller.start();
+    const ref = teller.actor<CounterActor>('work');
+    for (let k = 0; k < K; k++) ref.tell.bump(`k${k}`, PER);
     await untilAsync(async () => (await total()) === K * (PER + 1), 30_000, 'the last round counted');
+    await teller.close();
     // Before any close: the passivations the moves made.
     const moved = Object.values(await admin.hGetAll(`${stream}:passivations`)).reduce((s, v) => s + Number(v), 0);
     await stopAll(kids.slice(1));

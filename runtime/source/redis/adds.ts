@@ -32,6 +32,8 @@ import { backoffMs, loadRedis, message, type Client } from './connection.js';
 export const PAYLOAD_FIELD = 'd';
 /** The entry field that holds a keyed message's key (partition streams). */
 export const KEY_FIELD = 'k';
+/** The entry field that marks an actor method call (`tell`): its payload is `[method, ...args]`. */
+export const CALL_FIELD = 'c';
 
 /** Sends a transaction takes at most (the rest go in the next). */
 const MAX_BATCH = 8_192;
@@ -50,6 +52,8 @@ interface Pending {
   /** The stream it goes to: null for AddsOptions.stream (a partition's otherwise). */
   stream: string | null;
   key: string | null;
+  /** An actor method call (`tell`). */
+  call: boolean;
   resolve: ((id: string) => void) | null;
   reject: ((err: unknown) => void) | null;
   state: number;
@@ -97,7 +101,7 @@ export class Adds {
    * sendAsync's executor, rejects) RINGPOOL_QUEUE_FULL past maxBytes, and the
    * signal's reason when it is already aborted: nothing is queued then.
    */
-  push(codec: PayloadCodec, resolve: Pending['resolve'], reject: Pending['reject'], timeoutMs?: number, signal?: AbortSignal, stream: string | null = null, key: string | null = null): void {
+  push(codec: PayloadCodec, resolve: Pending['resolve'], reject: Pending['reject'], timeoutMs?: number, signal?: AbortSignal, stream: string | null = null, key: string | null = null, call = false): void {
     if (signal?.aborted) throw signal.reason;
     const b = codec.preparedBytes();
     if (this.bytes > 0 && this.bytes + b.byteLength > this.o.maxBytes) {
@@ -108,7 +112,7 @@ export class Adds {
         { stream: this.o.stream, sendBufferBytes: this.o.maxBytes, waitingBytes: this.bytes },
       );
     }
-    const p: Pending = { bytes: Buffer.from(b.buffer, b.byteOffset, b.byteLength), stream, key, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
+    const p: Pending = { bytes: Buffer.from(b.buffer, b.byteOffset, b.byteLength), stream, key, call, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
     this.bytes += b.byteLength;
     if (timeoutMs !== undefined) p.timer = setTimeout(() => this.giveUp(p, (written) => this.timeoutError(timeoutMs, written)), timeoutMs);
     if (signal !== undefined) {
@@ -198,7 +202,8 @@ export class Adds {
       this.queued--;
       live.push(p);
       if (p.key === null) m.addCommand(['XADD', p.stream ?? this.o.stream, '*', PAYLOAD_FIELD, p.bytes]);
-      else m.addCommand(['XADD', p.stream ?? this.o.stream, '*', PAYLOAD_FIELD, p.bytes, KEY_FIELD, p.key]);
+      else if (!p.call) m.addCommand(['XADD', p.stream ?? this.o.stream, '*', PAYLOAD_FIELD, p.bytes, KEY_FIELD, p.key]);
+      else m.addCommand(['XADD', p.stream ?? this.o.stream, '*', PAYLOAD_FIELD, p.bytes, KEY_FIELD, p.key, CALL_FIELD, '1']);
     }
     if (live.length === 0) return [];
     let replies: unknown[];

@@ -111,6 +111,8 @@ export class Entries {
   payloads: (Buffer | null)[] = [];
   /** Each entry's `k` field (a keyed message's key, partition streams), or null. */
   keys: (string | null)[] = [];
+  /** Each entry has field `c` (an actor method call sent with `tell`). */
+  calls: boolean[] = [];
   /** The entry exists but has no `d` field (not written by ringpool). */
   foreign: boolean[] = [];
   /** Filled by Offer.take: reserved by this take (held, not yet in the ring or finished). */
@@ -154,16 +156,19 @@ export class Entries {
       const fields = e[1] as unknown[] | null;
       let d: Buffer | null = null;
       let k: string | null = null;
+      let call = false;
       if (Array.isArray(fields)) {
         for (let i = 0; i + 1 < fields.length; i += 2) {
           const f = fields[i];
-          const one = Buffer.isBuffer(f) ? (f.length === 1 ? f[0] : -1) : f === 'd' ? 0x64 : f === 'k' ? 0x6b : -1;
+          const one = Buffer.isBuffer(f) ? (f.length === 1 ? f[0] : -1) : f === 'd' ? 0x64 : f === 'k' ? 0x6b : f === 'c' ? 0x63 : -1;
           const v = fields[i + 1];
           if (one === 0x64 && d === null) d = Buffer.isBuffer(v) ? v : Buffer.from(String(v));
           else if (one === 0x6b && k === null) k = Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
+          else if (one === 0x63) call = true;
         }
       }
       this.keys.push(k);
+      this.calls.push(call);
       this.payloads.push(d);
       this.foreign.push(d === null && Array.isArray(fields));
     }
@@ -172,6 +177,7 @@ export class Entries {
   private clear(): void {
     this.ids.length = 0;
     this.keys.length = 0;
+    this.calls.length = 0;
     this.payloads.length = 0;
     this.foreign.length = 0;
   }

@@ -11,7 +11,7 @@ import type { HeldMessage } from '../../held.js';
 import { DEAD_LETTER_REASONS } from '../../outcome.js';
 import type { PayloadCodec } from '../../shared/codec.js';
 import type { ErrorInfo } from '../../shared/errors.js';
-import { KEY_FIELD, PAYLOAD_FIELD } from './adds.js';
+import { CALL_FIELD, KEY_FIELD, PAYLOAD_FIELD } from './adds.js';
 import type { Client } from './connection.js';
 import { partitionKeys } from './keys.js';
 import { partitionOf } from '../../shared/partition.js';
@@ -29,6 +29,8 @@ export interface DeadFields {
   partition: number;
   epoch: number;
   key: string | null;
+  /** An actor method call (`tell`): redriven as one. */
+  call: boolean;
   localId: number;
   attempts: number;
   reason: DeadLetterReason;
@@ -52,6 +54,7 @@ export function deadEntryFields(o: ResolvedRedisSource, f: DeadFields): (string 
     'dead', String(f.deadAt),
     'consumer', o.consumer,
     ...(f.key === null ? [] : [KEY_FIELD, f.key]),
+    ...(f.call ? [CALL_FIELD, '1'] : []),
   ];
 }
 
@@ -80,7 +83,10 @@ export class RedisDeadLetters implements StreamDeadLetters {
     const parts = this.o.partitions > 0 ? partitionKeys(this.o.stream, this.o.group) : null;
     for (const l of out) {
       // A keyed letter of a partitioned mailbox goes back to its key's partition, with its key.
-      if (parts !== null && l.key !== undefined) m.addCommand(['XADD', parts.stream(partitionOf(l.key, this.o.partitions)), '*', PAYLOAD_FIELD, (l as Carried).payloadBytes!, KEY_FIELD, l.key]);
+      if (parts !== null && l.key !== undefined) {
+        const call = (l as Carried).call ? [CALL_FIELD, '1'] : [];
+        m.addCommand(['XADD', parts.stream(partitionOf(l.key, this.o.partitions)), '*', PAYLOAD_FIELD, (l as Carried).payloadBytes!, KEY_FIELD, l.key, ...call]);
+      }
       else m.addCommand(['XADD', this.o.stream, '*', PAYLOAD_FIELD, (l as Carried).payloadBytes!]);
       m.addCommand(['XDEL', this.o.deadStream, l.deadEntryId]);
     }
@@ -158,12 +164,13 @@ export class RedisDeadLetters implements StreamDeadLetters {
       letter.lastError = { name: 'RingpoolError', message: `damaged entry ${deadEntryId} in '${this.o.deadStream}': ${problems.join('; ')}; its fields: ${JSON.stringify(all).slice(0, 2_000)}` };
     }
     // The payload's bytes travel with the letter for redrive, out of sight of JSON.stringify and the console.
+    Object.defineProperty(letter, 'call', { value: f.has(CALL_FIELD), enumerable: false });
     return Object.defineProperty(letter, 'payloadBytes', { value: bytes, enumerable: false }) as Carried;
   }
 }
 
 /** A letter and its payload's bytes (null: none, a damaged letter that cannot be redriven). */
-type Carried = StreamDeadLetter & { payloadBytes: Buffer | null };
+type Carried = StreamDeadLetter & { payloadBytes: Buffer | null; call: boolean };
 
 /**
  * A Redis mailbox's dead letters: those of the stream's entries go to

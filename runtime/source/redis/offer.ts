@@ -11,7 +11,7 @@ import type { DeadLetter, DeadLetterReason } from '../../dead-letters.js';
 import { now } from '../../shared/clock.js';
 import { ErrorCodes } from '../../shared/errors.js';
 import type { SourceIntake } from '../source.js';
-import { FLAG_PARTITION } from '../../shared/layout.js';
+import { FLAG_CALL, FLAG_PARTITION } from '../../shared/layout.js';
 import { entryTime, type Entries } from './connection.js';
 import { qualify, unqualify } from './held.js';
 import type { DeadFields } from './dead.js';
@@ -59,12 +59,12 @@ export class Offer {
         if (attempt === 0) {
           // no longer pending for us (acknowledged meanwhile, or taken over): not ours to run
         } else if (p === null) {
-          if (e.foreign[i]) this.deadNow(sid, key, Buffer.alloc(0), attempt - 1, 'poison', `entry ${e.ids[i]} has no field 'd' (it was not written by ringpool)`);
+          if (e.foreign[i]) this.deadNow(sid, key, e.calls[i]!, Buffer.alloc(0), attempt - 1, 'poison', `entry ${e.ids[i]} has no field 'd' (it was not written by ringpool)`);
           else this.src.trimmed([e.ids[i]!], part, epoch);
         } else if (p.byteLength > maxMessageBytes) {
-          this.deadNow(sid, key, p, attempt - 1, 'poison', `entry ${e.ids[i]} of ${p.byteLength} bytes is over maxMessageBytes ${maxMessageBytes}`);
+          this.deadNow(sid, key, e.calls[i]!, p, attempt - 1, 'poison', `entry ${e.ids[i]} of ${p.byteLength} bytes is over maxMessageBytes ${maxMessageBytes}`);
         } else if (attempt > maxAttempts) {
-          this.deadNow(sid, key, p, attempt - 1, 'max_attempts', `delivered ${attempt - 1} times without an outcome (its consumers died while it ran)`);
+          this.deadNow(sid, key, e.calls[i]!, p, attempt - 1, 'max_attempts', `delivered ${attempt - 1} times without an outcome (its consumers died while it ran)`);
         } else {
           // When Redis took it (the id's ms; +0.5 for the truncation), so end-to-end time includes the wait in the stream.
           const sentAt = Math.min(entryTime(sid) + 0.5, now());
@@ -74,7 +74,7 @@ export class Offer {
             if (part >= 0 && !this.src.holds(part, epoch)) return;
             let id: number;
             try {
-              id = intake.offerBytes(p, attempt, sentAt, key, flags);
+              id = intake.offerBytes(p, attempt, sentAt, key, e.calls[i] ? flags | FLAG_CALL : flags);
             } catch {
               return; // the mailbox closed: the entry stays pending, for a takeover
             }
@@ -100,10 +100,10 @@ export class Offer {
   }
 
   /** Dead-letter an entry without running it (too large, not ours, out of attempts). */
-  private deadNow(q: string, key: string | null, payload: Uint8Array, attempts: number, reason: DeadLetterReason, why: string): void {
+  private deadNow(q: string, key: string | null, call: boolean, payload: Uint8Array, attempts: number, reason: DeadLetterReason, why: string): void {
     const err = { name: 'RingpoolError', message: why, code: ErrorCodes.DEAD_LETTERED };
     const { sid, p, epoch } = unqualify(q);
-    const f: DeadFields = { payload, streamId: sid, q, partition: p, epoch, key, localId: -1, attempts, reason, firstError: undefined, lastError: err, enqueuedAt: entryTime(sid), deadAt: Date.now() };
+    const f: DeadFields = { payload, streamId: sid, q, partition: p, epoch, key, call, localId: -1, attempts, reason, firstError: undefined, lastError: err, enqueuedAt: entryTime(sid), deadAt: Date.now() };
     this.src.acks.deadLetter(f);
     this.host.emitDeadLetter(this.letter(f));
   }

@@ -31,6 +31,7 @@ import type { HeldMessage } from '../../held.js';
 import { Outcome, type OutcomeBatch } from '../../outcome.js';
 import type { PayloadCodec } from '../../shared/codec.js';
 import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
+import { FLAG_CALL } from '../../shared/layout.js';
 import type { SendOptions } from '../../shared/producer.js';
 import type { MailboxCall, MessageSource, SourceIntake } from '../source.js';
 import type { SourceContext } from '../index.js';
@@ -351,6 +352,7 @@ export class RedisSource implements MessageSource {
       partition: p,
       epoch,
       key: held.key ?? null,
+      call: (held.kept & FLAG_CALL) !== 0,
       localId: held.id,
       attempts: held.attempt,
       reason,
@@ -366,9 +368,9 @@ export class RedisSource implements MessageSource {
   // ------------------------------------------------------------ sends
 
   /** rt.send() to a Redis mailbox: XADD, pipelined. Returns this process's count of sends to it. */
-  send(payload: unknown, opts: SendOptions | undefined, closed: boolean): number {
+  send(payload: unknown, opts: SendOptions | undefined, closed: boolean, flags = 0): number {
     const key = this.checkSend(payload, opts, closed);
-    this.adds.push(this.host.codec, null, null, undefined, undefined, key === null ? null : this.part!.streamOf(key), key);
+    this.adds.push(this.host.codec, null, null, undefined, undefined, key === null ? null : this.part!.streamOf(key), key, (flags & FLAG_CALL) !== 0);
     return this.seq++;
   }
 
