@@ -27,15 +27,17 @@ export interface PartitionKeys {
   consumer(name: string): string;
 }
 
-export function partitionKeys(stream: string, group: string): PartitionKeys {
+export function partitionKeys(stream: string, group: string, partitions = 0): PartitionKeys {
   const tag = `{${stream}}`;
+  // The partitions' stream names, made once (a keyed send names one).
+  const streams = Array.from({ length: partitions }, (_, i) => `${tag}:p:${i}`);
   return {
     tag,
     meta: `${tag}:partitions`,
     dead: `${tag}:dead`,
     members: `${tag}:members:${group}`,
     released: `${tag}:released:${group}`,
-    stream: (i) => `${tag}:p:${i}`,
+    stream: (i) => streams[i] ?? `${tag}:p:${i}`,
     owner: (i) => `${tag}:owner:${group}:${i}`,
     epoch: (i) => `${tag}:epoch:${group}:${i}`,
     consumer: (name) => `${tag}:consumer:${group}:${name}`,

@@ -33,7 +33,7 @@ export class Partitioned {
     onChange: (up: boolean, err: Error | null) => void,
   ) {
     const o = src.o;
-    this.keys = partitionKeys(o.stream, o.group);
+    this.keys = partitionKeys(o.stream, o.group, o.partitions);
     this.fenceRef = createFence(o.partitions);
     this.fence = new FenceView(this.fenceRef);
     this.conn = new Connection(o.url, `ringpool:${o.consumer}:parts`, onChange);

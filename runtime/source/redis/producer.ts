@@ -82,7 +82,7 @@ export class RedisProducer {
     this.client = createClient({ url: opts.url });
     this.client.on('error', () => undefined); // reconnects on its own; a command that fails rejects its own promise
     const P = opts.partitions;
-    this.keys = P === undefined ? null : partitionKeys(opts.stream, 'ringpool');
+    this.keys = P === undefined ? null : partitionKeys(opts.stream, 'ringpool', P);
     this.connected = this.client.connect();
     // With partitions: agree on P with the stream's consumers before the first send goes out.
     this.ready = P === undefined ? this.connected : this.connected.then(() => agreeOnPartitions(this.client, this.keys!.meta, P, opts.stream, 'redisProducer'));
