@@ -221,12 +221,13 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
   }
 
   /** sendBatch, waiting for room for the whole batch when the overflow is 'wait' (FIFO with sendAsync). */
-  async sendBatchAsync(mailbox: string, payloads: readonly unknown[], opts?: SendBatchAsyncOptions): Promise<number[]> {
+  async sendBatchAsync<Ids extends unknown[] = number[]>(mailbox: string, payloads: readonly unknown[], opts?: SendBatchAsyncOptions): Promise<Ids> {
     const b = this.box(mailbox);
     const refused = b.refusal('sendBatchAsync');
     if (refused !== null) throw refused;
     const [batchOpts, signal, timeoutMs] = splitWait<BatchOptions>('sendBatchAsync', opts);
-    return b.sendBatchAsync(payloads, batchOpts, signal, timeoutMs);
+    // A Redis mailbox resolves with the stream entry ids (sendBatchAsync<string[]>), as sendAsync does.
+    return b.sendBatchAsync(payloads, batchOpts, signal, timeoutMs) as Promise<Ids>;
   }
 
   /** The threads shared mailboxes run on: how many run, at most, and the loops they run. */

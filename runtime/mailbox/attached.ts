@@ -9,7 +9,7 @@
 import type { DeadLetterRecord } from '../outcome.js';
 import type { RingpoolError } from '../shared/errors.js';
 import type { FenceRef } from '../shared/partition.js';
-import type { SendOptions } from '../shared/producer.js';
+import type { BatchOptions, SendOptions } from '../shared/producer.js';
 import type { MessageSource, MailboxCall, SourceIntake } from '../source/source.js';
 import type { MessageStore, StoredMessage, StoreWrites } from '../store/store.js';
 import type { OutcomeFeed } from './outcomes.js';
@@ -43,6 +43,16 @@ export class Attached {
   /** A failed record the source read from a partition this process lost: dropped here (its new owner runs it). */
   fenced(localId: number): boolean {
     return this.d.source?.fenced?.(localId) ?? false;
+  }
+
+  /** rt.sendBatch() to a mailbox whose sends go to the source's engine, or undefined when they go to the ring. */
+  sendBatchOut(payloads: readonly unknown[], opts: BatchOptions | undefined, closed: boolean): number[] | undefined {
+    return this.d.source?.sendBatch?.(payloads, opts, closed);
+  }
+
+  /** rt.sendBatchAsync() likewise. */
+  sendBatchAsyncOut(payloads: readonly unknown[], opts: BatchOptions | undefined, closed: boolean, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown[]> | undefined {
+    return this.d.source?.sendBatchAsync?.(payloads, opts, closed, signal, timeoutMs);
   }
 
   /** The store's promise for sends, when it writes the ring's records (a durable mailbox). */

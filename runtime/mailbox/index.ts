@@ -304,7 +304,7 @@ export class Mailbox {
   sendBatch(payloads: readonly unknown[], opts: BatchOptions | undefined): number[] {
     const refused = this.refusal('sendBatch');
     if (refused !== null) throw refused;
-    return this.producer.sendBatch(payloads, opts);
+    return this.attached.sendBatchOut(payloads, opts, this.producer.closed) ?? this.producer.sendBatch(payloads, opts);
   }
 
   /** Resolves with the id once the message is accepted; on a durable mailbox, once it is on disk as the fsync mode says. */
@@ -315,6 +315,8 @@ export class Mailbox {
 
   /** Resolves with the ids once the whole batch is accepted (on a durable mailbox: on disk, as for sendAsync). */
   sendBatchAsync(payloads: readonly unknown[], opts: BatchOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<number[]> {
+    const out = this.attached.sendBatchAsyncOut(payloads, opts, this.producer.closed, signal, timeoutMs);
+    if (out !== undefined) return out as Promise<number[]>; // the engine's names (stream entry ids), as sendAsync gives them
     const sent = this.intake.sendBatchAsync(payloads, opts, signal, timeoutMs);
     const writes = this.attached.writes;
     return writes === undefined ? sent : this.intake.durableBatch(writes, sent, opts);

@@ -23,7 +23,7 @@
  */
 import type { DeadLetterSink } from '../dead-letters.js';
 import type { RingpoolError } from '../shared/errors.js';
-import type { SendOptions } from '../shared/producer.js';
+import type { BatchOptions, SendOptions } from '../shared/producer.js';
 import type { OutcomeListener } from '../outcome.js';
 import type { FenceRef } from '../shared/partition.js';
 import type { StreamStats } from './stream.js';
@@ -64,6 +64,13 @@ export interface MessageSource extends OutcomeListener {
   send?(payload: unknown, opts: SendOptions | undefined, closed: boolean, flags?: number): number;
   /** Optional, with send(): resolves with what the engine names the message (a stream entry id). */
   sendAsync?(payload: unknown, opts: SendOptions | undefined, closed: boolean, signal?: AbortSignal, timeoutMs?: number): Promise<unknown>;
+  /**
+   * Optional, with send(): rt.sendBatch() to the mailbox goes to the engine,
+   * every payload or none, in order. The numbers are the source's own count.
+   */
+  sendBatch?(payloads: readonly unknown[], opts: BatchOptions | undefined, closed: boolean): number[];
+  /** Optional, with sendBatch(): resolves with what the engine names each message (stream entry ids), in order. */
+  sendBatchAsync?(payloads: readonly unknown[], opts: BatchOptions | undefined, closed: boolean, signal?: AbortSignal, timeoutMs?: number): Promise<unknown[]>;
   /** Optional: the error a call is refused with on this source's mailbox (with why), or null when it takes it. */
   refuses?(call: MailboxCall): RingpoolError | null;
   /**

@@ -230,6 +230,59 @@ describe('Redis Streams source (one process)', () => {
     await d.start();
   }, 20_000);
 
+  it('sendBatch / sendBatchAsync on a Redis mailbox (issue #30): one transaction, in order, all or nothing; bad input queues nothing', async () => {
+    await connected();
+    const { stream, runs: rk } = names();
+    const rt = runtime({ mailboxes: { work: box(stream, { redis: { keepAckedMs: false } }) } });
+    await rt.start();
+    try {
+      const ids = await rt.sendBatchAsync<string[]>('work', Array.from({ length: 500 }, (_, i) => ({ i, url, runs: rk })));
+      expect(ids).toHaveLength(500);
+      // In order: the entry ids ascend as the payloads do.
+      const entries = await admin.xRange(stream, '-', '+');
+      const mine = entries.filter((e) => ids.includes(e.id)).map((e) => (JSON.parse(e.message.d!) as { i: number }).i);
+      expect(mine).toEqual(Array.from({ length: 500 }, (_, i) => i));
+      expect(rt.sendBatch('work', [{ i: 500, url, runs: rk }, { i: 501, url, runs: rk }])).toHaveLength(2);
+      await untilAsync(async () => (await admin.hLen(rk)) === 502, 20_000, 'every batched message run');
+      // Bad input anywhere in a batch: nothing of it reaches the stream.
+      const before = await admin.xLen(stream);
+      await expectCode(() => rt.sendBatch('work', [{ i: 1 }, { b: 1n }]), ErrorCodes.UNSERIALIZABLE);
+      await expectCode(() => rt.sendBatch('work', [{ i: 1 }, { big: 'x'.repeat(300_000) }]), ErrorCodes.MESSAGE_TOO_LARGE);
+      await expectCode(() => rt.sendBatch('work', [{ i: 1 }], { key: 'k' }), ErrorCodes.INVALID_OPTION);
+      await expectCode(rt.sendBatchAsync('work', [{ i: 1 }], { delayMs: 5 } as never), ErrorCodes.INVALID_OPTION);
+      await expectCode(() => rt.sendBatch('work', 'nope' as never), ErrorCodes.INVALID_OPTION);
+      expect(await rt.sendBatchAsync('work', [])).toEqual([]);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(await admin.xLen(stream)).toBe(before);
+    } finally {
+      await rt.close();
+    }
+  }, 30_000);
+
+  it('a keyed sendBatch on a partitioned Redis mailbox: each message to the partition of its key, in key order, in one transaction', async () => {
+    await connected();
+    const { stream } = names();
+    const P = 4;
+    const rt = runtime({ mailboxes: { work: { handler: fixture('noop.js'), source: { redis: { url, stream, partitions: P, ownerRenewMs: 100, keepAckedMs: false } } } } });
+    await rt.start();
+    try {
+      const payloads = Array.from({ length: 400 }, (_, i) => ({ i, k: `k${i % 8}` }));
+      const ids = await rt.sendBatchAsync<string[]>('work', payloads, { key: (p) => (p as { k: string }).k });
+      expect(ids).toHaveLength(400);
+      const { partitionOf } = await import('ringpool/redis');
+      for (let p = 0; p < P; p++) {
+        const got = (await admin.xRange(`{${stream}}:p:${p}`, '-', '+')).map((e) => ({ k: e.message.k!, i: (JSON.parse(e.message.d!) as { i: number }).i }));
+        for (const g of got) expect(partitionOf(g.k, P)).toBe(p);
+        for (let k = 0; k < 8; k++) {
+          const is = got.filter((g) => g.k === `k${k}`).map((g) => g.i);
+          expect(is).toEqual([...is].sort((a, b) => a - b));
+        }
+      }
+    } finally {
+      await rt.close();
+    }
+  }, 30_000);
+
   it('start() rejects with RINGPOOL_SOURCE_IO when no Redis answers within startTimeoutMs, and leaves nothing running', async () => {
     const rt = runtime({ startTimeoutMs: 1_000, mailboxes: { work: { handler: fixture('noop.js'), source: { redis: { url: 'redis://127.0.0.1:1', stream: 'nowhere' } } } } });
     const t = Date.now();

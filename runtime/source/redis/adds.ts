@@ -35,6 +35,8 @@ export const KEY_FIELD = 'k';
 /** The entry field that marks an actor method call (`tell`): its payload is `[method, ...args]`. */
 export const CALL_FIELD = 'c';
 
+const EMPTY = Buffer.alloc(0);
+
 /** Sends a transaction takes at most (the rest go in the next). */
 const MAX_BATCH = 8_192;
 
@@ -47,14 +49,26 @@ const QUEUED = 0;
 const WRITTEN = 1;
 const DONE = 2;
 
+/** One entry of a batch send (pushGroup). */
+export interface GroupItem {
+  bytes: Buffer;
+  stream: string | null;
+  key: string | null;
+}
+
 interface Pending {
   bytes: Buffer;
+  /** A batch send: its entries, written in one transaction, in order (then `bytes` is unused). */
+  group: GroupItem[] | null;
+  /** Payload bytes it holds (all of a group's). */
+  size: number;
   /** The stream it goes to: null for AddsOptions.stream (a partition's otherwise). */
   stream: string | null;
   key: string | null;
   /** An actor method call (`tell`). */
   call: boolean;
-  resolve: ((id: string) => void) | null;
+  /** With the entry id, or a group's ids in order. */
+  resolve: ((id: string & string[]) => void) | null;
   reject: ((err: unknown) => void) | null;
   state: number;
   timer: NodeJS.Timeout | undefined;
@@ -104,16 +118,39 @@ export class Adds {
   push(codec: PayloadCodec, resolve: Pending['resolve'], reject: Pending['reject'], timeoutMs?: number, signal?: AbortSignal, stream: string | null = null, key: string | null = null, call = false): void {
     if (signal?.aborted) throw signal.reason;
     const b = codec.preparedBytes();
-    if (this.bytes > 0 && this.bytes + b.byteLength > this.o.maxBytes) {
+    this.checkRoom(b.byteLength);
+    const p: Pending = { bytes: Buffer.from(b.buffer, b.byteOffset, b.byteLength), group: null, size: b.byteLength, stream, key, call, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
+    this.enqueue(p, timeoutMs, signal);
+  }
+
+  /**
+   * Queue a batch send: its entries go to Redis in one transaction (MULTI,
+   * their XADDs in order, EXEC), all or none; it resolves with their ids in
+   * order. The items' bytes are the caller's own copies.
+   */
+  pushGroup(items: GroupItem[], resolve: Pending['resolve'], reject: Pending['reject'], timeoutMs?: number, signal?: AbortSignal): void {
+    if (signal?.aborted) throw signal.reason;
+    let size = 0;
+    for (const it of items) size += it.bytes.byteLength;
+    this.checkRoom(size);
+    const p: Pending = { bytes: EMPTY, group: items, size, stream: null, key: null, call: false, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
+    this.enqueue(p, timeoutMs, signal);
+  }
+
+  /** RINGPOOL_QUEUE_FULL when `size` more bytes would pass maxBytes (one send always fits when nothing waits). */
+  private checkRoom(size: number): void {
+    if (this.bytes > 0 && this.bytes + size > this.o.maxBytes) {
       this.o.onFull?.();
       throw new RingpoolError(
         ErrorCodes.QUEUE_FULL,
-        `${this.o.what}: ${this.bytes} bytes of sends wait for Redis, and this one (${b.byteLength}) would pass sendBufferBytes ${this.o.maxBytes} (Redis is away, or slower than the sends)`,
+        `${this.o.what}: ${this.bytes} bytes of sends wait for Redis, and this one (${size}) would pass sendBufferBytes ${this.o.maxBytes} (Redis is away, or slower than the sends)`,
         { stream: this.o.stream, sendBufferBytes: this.o.maxBytes, waitingBytes: this.bytes },
       );
     }
-    const p: Pending = { bytes: Buffer.from(b.buffer, b.byteOffset, b.byteLength), stream, key, call, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
-    this.bytes += b.byteLength;
+  }
+
+  private enqueue(p: Pending, timeoutMs: number | undefined, signal: AbortSignal | undefined): void {
+    this.bytes += p.size;
     if (timeoutMs !== undefined) p.timer = setTimeout(() => this.giveUp(p, (written) => this.timeoutError(timeoutMs, written)), timeoutMs);
     if (signal !== undefined) {
       p.onAbort = () => this.giveUp(p, () => signal.reason);
@@ -201,9 +238,8 @@ export class Adds {
       p.state = WRITTEN;
       this.queued--;
       live.push(p);
-      if (p.key === null) m.addCommand(['XADD', p.stream ?? this.o.stream, '*', PAYLOAD_FIELD, p.bytes]);
-      else if (!p.call) m.addCommand(['XADD', p.stream ?? this.o.stream, '*', PAYLOAD_FIELD, p.bytes, KEY_FIELD, p.key]);
-      else m.addCommand(['XADD', p.stream ?? this.o.stream, '*', PAYLOAD_FIELD, p.bytes, KEY_FIELD, p.key, CALL_FIELD, '1']);
+      if (p.group === null) m.addCommand(this.xadd(p.stream, p.bytes, p.key, p.call));
+      else for (const it of p.group) m.addCommand(this.xadd(it.stream, it.bytes, it.key, false));
     }
     if (live.length === 0) return [];
     let replies: unknown[];
@@ -224,15 +260,35 @@ export class Adds {
         return [];
       }
     }
-    for (let i = 0; i < live.length; i++) {
-      const p = live[i]!;
-      const r = replies[i];
-      if (typeof r === 'string') {
-        this.added++;
-        if (this.settle(p)) p.resolve?.(r);
-      } else this.fail(p, r instanceof Error ? r : new Error(`unexpected reply ${describeValue(r)}`), false);
+    let at = 0;
+    for (const p of live) {
+      if (p.group === null) {
+        const r = replies[at++];
+        if (typeof r === 'string') {
+          this.added++;
+          if (this.settle(p)) p.resolve?.(r as string & string[]);
+        } else this.fail(p, r instanceof Error ? r : new Error(`unexpected reply ${describeValue(r)}`), false);
+        continue;
+      }
+      const rs = replies.slice(at, (at += p.group.length));
+      const bad = rs.find((r) => typeof r !== 'string');
+      this.added += rs.filter((r) => typeof r === 'string').length;
+      if (bad === undefined) {
+        if (this.settle(p)) p.resolve?.(rs as string & string[]);
+      } else {
+        // An error inside EXEC (a key that is not a stream): the others of the batch ran. Said so, not hidden.
+        const cause = bad instanceof Error ? bad : new Error(`unexpected reply ${describeValue(bad)}`);
+        this.fail(p, new Error(`${message(cause)} (${rs.length - rs.filter((r) => typeof r !== 'string').length} of the batch's ${rs.length} entries were added)`), false);
+      }
     }
     return [];
+  }
+
+  /** One XADD: the payload, and a keyed message's key (a method call's mark). */
+  private xadd(stream: string | null, bytes: Buffer, key: string | null, call: boolean): (string | Buffer)[] {
+    const k = stream ?? this.o.stream;
+    if (key === null) return ['XADD', k, '*', PAYLOAD_FIELD, bytes];
+    return call ? ['XADD', k, '*', PAYLOAD_FIELD, bytes, KEY_FIELD, key, CALL_FIELD, '1'] : ['XADD', k, '*', PAYLOAD_FIELD, bytes, KEY_FIELD, key];
   }
 
   /**
@@ -260,7 +316,7 @@ export class Adds {
     if (p.state === DONE) return false;
     if (p.state === QUEUED) this.queued--;
     p.state = DONE;
-    this.bytes -= p.bytes.byteLength;
+    this.bytes -= p.size;
     if (p.timer !== undefined) clearTimeout(p.timer);
     if (p.onAbort !== undefined) p.signal!.removeEventListener('abort', p.onAbort);
     return true;

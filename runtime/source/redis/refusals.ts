@@ -11,9 +11,8 @@ export function redisRefusal(mailbox: string, stream: string, partitioned: boole
     case 'ask':
       return refused(mailbox, 'ask()', 'the reply would have to find its way back to this process');
     case 'sendBatch':
-      return refused(mailbox, 'sendBatch()', 'a stream takes entries one XADD at a time; use send() (one pipeline a turn)');
     case 'sendBatchAsync':
-      return refused(mailbox, 'sendBatchAsync()', 'a stream takes entries one XADD at a time; use sendAsync()');
+      return null; // one transaction (batch.ts)
     case 'actor':
       if (partitioned) return null;
       return new RingpoolError(

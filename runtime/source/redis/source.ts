@@ -32,11 +32,12 @@ import { Outcome, type OutcomeBatch } from '../../outcome.js';
 import type { PayloadCodec } from '../../shared/codec.js';
 import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
 import { FLAG_CALL } from '../../shared/layout.js';
-import type { SendOptions } from '../../shared/producer.js';
+import type { BatchOptions, SendOptions } from '../../shared/producer.js';
 import type { MailboxCall, MessageSource, SourceIntake } from '../source.js';
 import type { SourceContext } from '../index.js';
 import { Acks } from './acks.js';
-import { Adds, checkStreamSend, prepare } from './adds.js';
+import { Adds } from './adds.js';
+import { StreamSends } from './sends.js';
 import { Claims } from './claims.js';
 import { Connection, message, within, type Entries } from './connection.js';
 import { redisRefusal } from './refusals.js';
@@ -84,6 +85,7 @@ export class RedisSource implements MessageSource {
   /** What `partitions` adds (null without). */
   readonly part: Partitioned | null;
   private readonly reader: Reader;
+  private readonly sends: StreamSends;
   private readonly offer: Offer;
   private intake: SourceIntake | null = null;
   private readonly token = randomUUID();
@@ -93,7 +95,6 @@ export class RedisSource implements MessageSource {
   private connectedReject!: (err: unknown) => void;
   running = false;
   private closed = false;
-  private seq = 0;
   lag = -1;
   pending = 0;
   trimmedCount = 0;
@@ -128,6 +129,7 @@ export class RedisSource implements MessageSource {
     this.dead = new RedisDeadLetters(mailbox, o, host.codec, client, () => this.cmd.bytes);
     this.trim = new Trim(o, this.cmd);
     this.reader = new Reader(this);
+    this.sends = new StreamSends(mailbox, o, host, this.adds, (k) => this.part!.streamOf(k));
     this.offer = new Offer(this, host, () => this.intake!);
   }
 
@@ -365,31 +367,22 @@ export class RedisSource implements MessageSource {
     return this.offer.letter(f);
   }
 
-  // ------------------------------------------------------------ sends
+  // ------------------------------------------------------------ sends (sends.ts)
 
-  /** rt.send() to a Redis mailbox: XADD, pipelined. Returns this process's count of sends to it. */
   send(payload: unknown, opts: SendOptions | undefined, closed: boolean, flags = 0): number {
-    const key = this.checkSend(payload, opts, closed);
-    this.adds.push(this.host.codec, null, null, undefined, undefined, key === null ? null : this.part!.streamOf(key), key, (flags & FLAG_CALL) !== 0);
-    return this.seq++;
+    return this.sends.send(payload, opts, closed || this.closed, flags);
   }
 
-  /** rt.sendAsync(): resolves with the stream entry id once Redis has the entry; `timeoutMs` and `signal` end the wait (adds.ts). */
   sendAsync(payload: unknown, opts: SendOptions | undefined, closed: boolean, signal?: AbortSignal, timeoutMs?: number): Promise<string> {
-    return new Promise<string>((resolve, reject) => {
-      if (signal?.aborted) throw signal.reason; // nothing sent
-      const key = this.checkSend(payload, opts, closed);
-      this.adds.push(this.host.codec, resolve, reject, timeoutMs, signal, key === null ? null : this.part!.streamOf(key), key);
-      this.seq++;
-    });
+    return this.sends.sendAsync(payload, opts, closed || this.closed, signal, timeoutMs);
   }
 
-  /** The send's key (null: unkeyed), its payload prepared; bad input throws. */
-  private checkSend(payload: unknown, opts: SendOptions | undefined, closed: boolean): string | null {
-    if (closed || this.closed) throw new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.mailbox}' is closed to new messages`, { mailbox: this.mailbox });
-    const key = checkStreamSend(this.mailbox, this.o.stream, opts, this.o.partitions);
-    prepare(this.host.codec, payload, this.host.maxMessageBytes, `mailbox '${this.mailbox}'`);
-    return key;
+  sendBatch(payloads: readonly unknown[], opts: BatchOptions | undefined, closed: boolean): number[] {
+    return this.sends.sendBatch(payloads, opts, closed || this.closed);
+  }
+
+  sendBatchAsync(payloads: readonly unknown[], opts: BatchOptions | undefined, closed: boolean, signal?: AbortSignal, timeoutMs?: number): Promise<string[]> {
+    return this.sends.sendBatchAsync(payloads, opts, closed || this.closed, signal, timeoutMs);
   }
 
   stats(): StreamStats {
