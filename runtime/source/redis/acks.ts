@@ -81,12 +81,13 @@ export class Acks {
   private addSent(q: string): void {
     if (this.sent.has(q)) return;
     this.sent.add(q);
+    if (this.sentPer.length === 0) return; // no partitions: plain ids, nothing to parse
     const p = partOf(q);
     if (p >= 0) this.sentPer[p]!++;
   }
 
   private deleteSent(q: string): void {
-    if (!this.sent.delete(q)) return;
+    if (!this.sent.delete(q) || this.sentPer.length === 0) return;
     const p = partOf(q);
     if (p >= 0) this.sentPer[p]!--;
   }

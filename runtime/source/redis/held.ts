@@ -60,15 +60,13 @@ export class HeldEntries {
   reserve(sid: string): void {
     if (this.waiting.has(sid)) return;
     this.waiting.add(sid);
-    const p = partOf(sid);
-    if (p >= 0) this.perPartition[p]!++;
+    this.count(sid, 1);
   }
 
   /** Not put into the ring after all (stopping, dead-lettered unrun, no longer pending): no longer ours. */
   unreserve(sid: string): void {
     if (!this.waiting.delete(sid)) return;
-    const p = partOf(sid);
-    if (p >= 0) this.perPartition[p]!--;
+    this.count(sid, -1);
     this.wakeOne();
   }
 
@@ -90,17 +88,24 @@ export class HeldEntries {
     if (sid === undefined) return undefined;
     this.byLocal.delete(localId);
     this.bySid.delete(sid);
-    const p = partOf(sid);
-    if (p >= 0) this.perPartition[p]!--;
+    this.count(sid, -1);
     this.wakeOne();
     return sid;
+  }
+
+  /** A partition's count (nothing to parse for a mailbox without partitions: its ids are plain). */
+  private count(sid: string, d: number): void {
+    if (this.perPartition.length === 0) return;
+    const p = partOf(sid);
+    if (p >= 0) this.perPartition[p]! += d;
   }
 
   /** Every entry id of the mailbox's own stream held, waiting ones too (for the pass that keeps them from looking idle; a partition's owner needs none). */
   sids(): string[] {
     const out: string[] = [];
-    for (const sid of this.byLocal.values()) if (partOf(sid) < 0) out.push(sid);
-    for (const sid of this.waiting) if (partOf(sid) < 0) out.push(sid);
+    const all = this.perPartition.length === 0;
+    for (const sid of this.byLocal.values()) if (all || partOf(sid) < 0) out.push(sid);
+    for (const sid of this.waiting) if (all || partOf(sid) < 0) out.push(sid);
     return out;
   }
 

@@ -29,7 +29,15 @@ import type { PartitionStats } from '../stream.js';
 import { assign } from './assign.js';
 import { message, type Connection } from './connection.js';
 import type { PartitionKeys } from './keys.js';
-import type { Owners } from './owners.js';
+import type { Lease } from './owners.js';
+
+/** What the partitions ask of Redis (owners.ts; a test's fake). */
+export interface LeaseStore {
+  members(me: string, join: boolean): Promise<string[]>;
+  look(): Promise<Lease[]>;
+  acquire(p: number): Promise<{ epoch: number; takeover: boolean }>;
+  release(p: number, epoch: number): Promise<void>;
+}
 
 export const FREE = 0;
 export const CLAIMING = 1;
@@ -74,14 +82,16 @@ export class Partitions {
   constructor(
     readonly count: number,
     private readonly me: string,
-    private readonly owners: Owners,
+    private readonly owners: LeaseStore,
     private readonly keys: PartitionKeys,
-    private readonly cmd: Connection,
+    private readonly cmd: Pick<Connection, 'client'>,
     private readonly group: string,
     private readonly fence: FenceView,
     private readonly leaseMs: number,
     private readonly renewMs: number,
     private readonly host: PartitionHost,
+    /** clock.ts's now(), or a test's. */
+    private readonly clock: () => number = now,
   ) {
     this.state = new Uint8Array(count);
     this.epochs = new Float64Array(count);
@@ -115,10 +125,10 @@ export class Partitions {
   }
 
   private async run(): Promise<void> {
-    const sentAt = now();
+    const sentAt = this.clock();
     this.members = await this.owners.members(this.me, true);
     const leases = await this.owners.look();
-    const t = now();
+    const t = this.clock();
     for (let p = 0; p < this.count; p++) {
       const l = leases[p]!;
       if (this.state[p] !== FREE) {
@@ -153,7 +163,7 @@ export class Partitions {
   }
 
   private async acquire(p: number): Promise<void> {
-    const sentAt = now();
+    const sentAt = this.clock();
     const r = await this.owners.acquire(p);
     if (r.epoch < 0) return;
     this.freeSince.delete(p);
@@ -210,7 +220,7 @@ export class Partitions {
       return;
     }
     if (this.host.heldOf(p) > 0) return;
-    const t = now();
+    const t = this.clock();
     const since = this.givingSince.get(p);
     if (since === undefined) {
       this.givingSince.set(p, t);

@@ -29,7 +29,6 @@ import { randomUUID } from 'node:crypto';
 import type { DeadLetter, DeadLetterReason, DeadLetterSink } from '../../dead-letters.js';
 import type { HeldMessage } from '../../held.js';
 import { Outcome, type OutcomeBatch } from '../../outcome.js';
-import type { PayloadCodec } from '../../shared/codec.js';
 import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
 import { FLAG_CALL } from '../../shared/layout.js';
 import type { BatchOptions, SendOptions } from '../../shared/producer.js';
