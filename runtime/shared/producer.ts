@@ -340,7 +340,7 @@ export function keyOf(k: unknown): string {
 const read: { key: unknown; delayMs: unknown } = { key: undefined, delayMs: undefined };
 
 /** A send's options, each read once (a getter or Proxy trap that throws is RINGPOOL_INVALID_OPTION). */
-function readOptions(opts: unknown, what: string): { key: unknown; delayMs: unknown } {
+export function readOptions(opts: unknown, what: string): { key: unknown; delayMs: unknown } {
   if (typeof opts !== 'object') throw badSendOption('', 'an object { key, delayMs }', opts);
   try {
     read.key = (opts as SendOptions).key;
@@ -352,7 +352,7 @@ function readOptions(opts: unknown, what: string): { key: unknown; delayMs: unkn
 }
 
 /** A send's delayMs (0 when absent), or RINGPOOL_INVALID_OPTION. */
-function delayOf(d: unknown): number {
+export function delayOf(d: unknown): number {
   if (d === undefined) return 0;
   if (typeof d !== 'number' || !(d >= 0) || d === Infinity) throw badSendOption('delayMs', 'a finite number >= 0', d);
   return d;

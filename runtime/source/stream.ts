@@ -106,6 +106,12 @@ export interface StreamStats {
   resets: number;
   /** `<stream>:dead` XLEN, polled. */
   deadLetters: number;
+  /** Messages waiting in the stream's delayed set (`delayMs`; all senders), as of the mover's last pass (at most a second old). */
+  delayed: number;
+  /** Until the earliest of them is due (ms), or -1: none. */
+  nextDueInMs: number;
+  /** Due delayed messages this process moved into the stream. */
+  delayedMoved: number;
   /** A partitioned mailbox's partitions (absent without `partitions`). */
   partitions?: PartitionStats;
 }

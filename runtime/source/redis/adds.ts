@@ -23,17 +23,17 @@
  *   the stream), one already handed to the client may be in it
  *   (`details.written`).
  */
+import { createHash } from 'node:crypto';
 import type { PayloadCodec } from '../../shared/codec.js';
 import { ErrorCodes, RingpoolError, describeValue } from '../../shared/errors.js';
-import { badSendOption, keyOf, type SendOptions } from '../../shared/producer.js';
 import { backoffMs, loadRedis, message, type Client } from './connection.js';
 
-/** The entry field that holds the encoded payload. */
-export const PAYLOAD_FIELD = 'd';
-/** The entry field that holds a keyed message's key (partition streams). */
-export const KEY_FIELD = 'k';
-/** The entry field that marks an actor method call (`tell`): its payload is `[method, ...args]`. */
-export const CALL_FIELD = 'c';
+import { PAYLOAD_FIELD } from './fields.js';
+import { SEND_LUA, sendFlags, type DelayedKeys } from './delayed.js';
+
+export { PAYLOAD_FIELD, KEY_FIELD, CALL_FIELD } from './fields.js';
+
+const SEND_SHA = createHash('sha1').update(SEND_LUA).digest('hex');
 
 const EMPTY = Buffer.alloc(0);
 
@@ -54,6 +54,8 @@ export interface GroupItem {
   bytes: Buffer;
   stream: string | null;
   key: string | null;
+  /** Whole ms to wait in the delayed set (delayed.ts); 0: now. */
+  delayMs: number;
 }
 
 interface Pending {
@@ -67,6 +69,8 @@ interface Pending {
   key: string | null;
   /** An actor method call (`tell`). */
   call: boolean;
+  /** Whole ms to wait in the delayed set; 0: now. */
+  delayMs: number;
   /** With the entry id, or a group's ids in order. */
   resolve: ((id: string & string[]) => void) | null;
   reject: ((err: unknown) => void) | null;
@@ -88,6 +92,8 @@ export interface AddsOptions {
   maxBytes: number;
   /** Sends refused because maxBytes was reached (counted by the caller). */
   onFull?: () => void;
+  /** The stream's delayed set: where delayed sends wait, and keyed sends while their key is held (delayed.ts). */
+  delayed: DelayedKeys;
 }
 
 export class Adds {
@@ -115,11 +121,11 @@ export class Adds {
    * sendAsync's executor, rejects) RINGPOOL_QUEUE_FULL past maxBytes, and the
    * signal's reason when it is already aborted: nothing is queued then.
    */
-  push(codec: PayloadCodec, resolve: Pending['resolve'], reject: Pending['reject'], timeoutMs?: number, signal?: AbortSignal, stream: string | null = null, key: string | null = null, call = false): void {
+  push(codec: PayloadCodec, resolve: Pending['resolve'], reject: Pending['reject'], timeoutMs?: number, signal?: AbortSignal, stream: string | null = null, key: string | null = null, call = false, delayMs = 0): void {
     if (signal?.aborted) throw signal.reason;
     const b = codec.preparedBytes();
     this.checkRoom(b.byteLength);
-    const p: Pending = { bytes: Buffer.from(b.buffer, b.byteOffset, b.byteLength), group: null, size: b.byteLength, stream, key, call, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
+    const p: Pending = { bytes: Buffer.from(b.buffer, b.byteOffset, b.byteLength), group: null, size: b.byteLength, stream, key, call, delayMs, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
     this.enqueue(p, timeoutMs, signal);
   }
 
@@ -133,7 +139,7 @@ export class Adds {
     let size = 0;
     for (const it of items) size += it.bytes.byteLength;
     this.checkRoom(size);
-    const p: Pending = { bytes: EMPTY, group: items, size, stream: null, key: null, call: false, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
+    const p: Pending = { bytes: EMPTY, group: items, size, stream: null, key: null, call: false, delayMs: 0, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
     this.enqueue(p, timeoutMs, signal);
   }
 
@@ -233,13 +239,22 @@ export class Adds {
   private async write(c: Client, batch: Pending[], ErrorReply: ErrorClass, MultiErrorReply: ErrorClass): Promise<Pending[]> {
     const live: Pending[] = [];
     const m = c.multi();
+    // A keyed or delayed send is a script (delayed.ts): loaded in the same transaction, so that EVALSHA finds it whatever Redis forgot.
+    let at = 0;
+    for (const p of batch) {
+      if (p.state === QUEUED && (p.key !== null || p.delayMs > 0 || (p.group !== null && p.group.some((it) => it.key !== null || it.delayMs > 0)))) {
+        m.addCommand(['SCRIPT', 'LOAD', SEND_LUA]);
+        at = 1;
+        break;
+      }
+    }
     for (const p of batch) {
       if (p.state !== QUEUED) continue;
       p.state = WRITTEN;
       this.queued--;
       live.push(p);
-      if (p.group === null) m.addCommand(this.xadd(p.stream, p.bytes, p.key, p.call));
-      else for (const it of p.group) m.addCommand(this.xadd(it.stream, it.bytes, it.key, false));
+      if (p.group === null) m.addCommand(this.entry(p.stream, p.bytes, p.key, p.call, p.delayMs));
+      else for (const it of p.group) m.addCommand(this.entry(it.stream, it.bytes, it.key, false, it.delayMs));
     }
     if (live.length === 0) return [];
     let replies: unknown[];
@@ -260,7 +275,6 @@ export class Adds {
         return [];
       }
     }
-    let at = 0;
     for (const p of live) {
       if (p.group === null) {
         const r = replies[at++];
@@ -284,11 +298,15 @@ export class Adds {
     return [];
   }
 
-  /** One XADD: the payload, and a keyed message's key (a method call's mark). */
-  private xadd(stream: string | null, bytes: Buffer, key: string | null, call: boolean): (string | Buffer)[] {
+  /**
+   * One entry's command: an XADD of the payload; a keyed or delayed one
+   * through SEND_LUA (an XADD unless it waits in the delayed set).
+   */
+  private entry(stream: string | null, bytes: Buffer, key: string | null, call: boolean, delayMs: number): (string | Buffer)[] {
     const k = stream ?? this.o.stream;
-    if (key === null) return ['XADD', k, '*', PAYLOAD_FIELD, bytes];
-    return call ? ['XADD', k, '*', PAYLOAD_FIELD, bytes, KEY_FIELD, key, CALL_FIELD, '1'] : ['XADD', k, '*', PAYLOAD_FIELD, bytes, KEY_FIELD, key];
+    if (key === null && delayMs <= 0) return ['XADD', k, '*', PAYLOAD_FIELD, bytes];
+    const d = this.o.delayed;
+    return ['EVALSHA', SEND_SHA, '4', d.set, d.holds, d.seq, k, String(delayMs), sendFlags(key, call), key ?? '', bytes, d.wake];
   }
 
   /**
@@ -340,39 +358,4 @@ export class Adds {
       this.o.onError?.(err);
     }
   }
-}
-
-/** Encode one payload for a stream entry: RINGPOOL_MESSAGE_TOO_LARGE / RINGPOOL_UNSERIALIZABLE as send() gives them. */
-export function prepare(codec: PayloadCodec, payload: unknown, maxMessageBytes: number, what: string): void {
-  const n = codec.prepare(payload);
-  if (n > maxMessageBytes) {
-    throw new RingpoolError(ErrorCodes.MESSAGE_TOO_LARGE, `message of ${n} bytes is over maxMessageBytes ${maxMessageBytes} of ${what}`, { size: n, limit: maxMessageBytes });
-  }
-}
-
-/**
- * A send's options on a Redis mailbox: its key (null: unkeyed), or the
- * option refused and why. A key needs `partitions` (per-key order across
- * processes is one owner per partition).
- */
-export function checkStreamSend(mailbox: string, stream: string, opts: SendOptions | undefined, partitions: number): string | null {
-  if (opts === undefined || opts === null) return null;
-  if (typeof opts !== 'object') throw badSendOption('', 'an object { key, delayMs }', opts);
-  const key = opts.key;
-  if (opts.delayMs !== undefined) {
-    throw new RingpoolError(
-      ErrorCodes.INVALID_OPTION,
-      `mailbox '${mailbox}' reads Redis stream '${stream}': delayMs is refused (a delayed message would wait in this process's memory, not in Redis), got ${describeValue(opts.delayMs)}`,
-      { mailbox, option: 'delayMs' },
-    );
-  }
-  if (key === undefined || key === null) return null;
-  if (partitions === 0) {
-    throw new RingpoolError(
-      ErrorCodes.INVALID_OPTION,
-      `mailbox '${mailbox}' reads Redis stream '${stream}' without partitions: a keyed send is refused (per-key order across processes needs source.redis.partitions); send without { key }, or set partitions`,
-      { mailbox, option: 'partitions' },
-    );
-  }
-  return keyOf(key);
 }

@@ -10,7 +10,8 @@
 import { describeValue, ErrorCodes, RingpoolError, optionThrew } from '../../shared/errors.js';
 import type { PayloadCodec } from '../../shared/codec.js';
 import { badSendOption, keyOf, type BatchOptions } from '../../shared/producer.js';
-import { checkStreamSend, prepare, type GroupItem } from './adds.js';
+import type { GroupItem } from './adds.js';
+import { checkStreamSend, prepare, streamSendDelay } from './send-check.js';
 
 /** Most messages a batch takes (a transaction of this many XADDs is still quick; more is a stream of batches). */
 export const MAX_BATCH_MESSAGES = 65_536;
@@ -42,11 +43,13 @@ export function prepareBatch(t: BatchTarget, payloads: readonly unknown[], opts:
     });
   }
   let key: string | ((payload: unknown, index: number) => string) | null = null;
+  let delay = 0;
   if (opts !== undefined && opts !== null) {
     if (typeof opts !== 'object') throw badSendOption('', 'an object { key, delayMs }', opts);
     const { key: k, delayMs } = opts as BatchOptions & { delayMs?: unknown };
-    // The same refusals as a single send (delayMs; a key without partitions).
+    // The same checks as a single send (delayMs; a key without partitions).
     checkStreamSend(t.mailbox, t.stream, { delayMs } as never, t.partitions);
+    delay = streamSendDelay();
     if (k !== undefined && k !== null) {
       if (typeof k === 'function') key = k as (payload: unknown, index: number) => string;
       else if (typeof k === 'string') key = k;
@@ -69,7 +72,7 @@ export function prepareBatch(t: BatchTarget, payloads: readonly unknown[], opts:
     } else if (key !== null) k = keyOf(key);
     prepare(t.codec, payload, t.maxMessageBytes, `mailbox '${t.mailbox}'`);
     const b = t.codec.preparedBytes();
-    items.push({ bytes: Buffer.from(b), stream: k === null ? null : t.streamOf(k), key: k });
+    items.push({ bytes: Buffer.from(b), stream: k === null ? null : t.streamOf(k), key: k, delayMs: delay });
   }
   return items;
 }

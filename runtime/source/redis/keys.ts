@@ -44,6 +44,12 @@ export function partitionKeys(stream: string, group: string, partitions = 0): Pa
   };
 }
 
+/** Redis Cluster hashes this name by a tag of its own: its first `{`, then the first `}` after it, with something between. */
+export function hasHashTag(name: string): boolean {
+  const i = name.indexOf('{');
+  return i >= 0 && name.indexOf('}', i + 1) > i + 1;
+}
+
 /** A stream name that can be a hash tag: no braces (Redis Cluster would hash another part of the name). */
 export function checkTaggable(path: string, stream: string): void {
   if (/[{}]/.test(stream)) throw invalidOption(`${path}.stream`, 'a name without { or } when partitions is set (it becomes the hash tag {<stream>})', stream);

@@ -12,11 +12,13 @@ import { ErrorCodes, RingpoolError, invalidOption, optionThrew } from '../../sha
 import { MAX_MESSAGE_BYTES_LIMIT } from '../../options.js';
 import { checkWaitOptions } from '../../call-options.js';
 import { SEND_BUFFER_BYTES, isRedisUrl } from './options.js';
-import { Adds, prepare } from './adds.js';
+import { Adds } from './adds.js';
+import { delayedKeys } from './delayed.js';
+import { prepare } from './send-check.js';
 import { checkTaggable, partitionKeys, type PartitionKeys } from './keys.js';
 import { agreeOnPartitions } from './partitions.js';
 import { MAX_PARTITIONS, partitionOf } from '../../shared/partition.js';
-import { badSendOption, keyOf } from '../../shared/producer.js';
+import { badSendOption, delayOf, keyOf } from '../../shared/producer.js';
 
 export { PAYLOAD_FIELD } from './adds.js';
 
@@ -54,6 +56,8 @@ export interface RedisProducerOptions {
 export interface ProducerKeyOptions {
   /** The message's key: its partition's owner runs a key's messages one at a time, in order. Needs `partitions`. */
   key?: string;
+  /** Wait this long (ms) in the stream's delayed set (Redis), then join the stream. */
+  delayMs?: number;
 }
 
 /** sendAsync's wait: as rt.sendAsync's. */
@@ -94,6 +98,7 @@ export class RedisProducer {
       client: () => this.ready.then(() => this.client),
       onError: opts.onError,
       maxBytes: opts.sendBufferBytes ?? SEND_BUFFER_BYTES,
+      delayed: delayedKeys(opts.stream),
     });
   }
 
@@ -142,17 +147,22 @@ export class RedisProducer {
     const key = keyOfSend(this.opts, opts);
     prepare(this.codec, payload, this.maxMessageBytes, `redisProducer for stream '${this.opts.stream}'`);
     const stream = key === null ? null : this.keys!.stream(partitionOf(key, this.opts.partitions!));
-    this.adds.push(this.codec, resolve, reject, timeoutMs, signal, stream, key);
+    this.adds.push(this.codec, resolve, reject, timeoutMs, signal, stream, key, false, sendDelay);
   }
 }
 
 const PRODUCER_KEYS = ['url', 'stream', 'codec', 'maxMessageBytes', 'onError', 'sendBufferBytes', 'partitions'];
 
-/** A send's key: null (unkeyed), or refused (no partitions, not a well-formed string). */
+/** The delayMs (whole ms) of the last send keyOfSend() read. */
+let sendDelay = 0;
+
+/** A send's key: null (unkeyed), or refused (no partitions, not a well-formed string); its delay in `sendDelay`. */
 function keyOfSend(o: RedisProducerOptions, opts: ProducerKeyOptions | undefined): string | null {
+  sendDelay = 0;
   if (opts === undefined || opts === null) return null;
-  if (typeof opts !== 'object') throw badSendOption('', 'an object { key, timeoutMs, signal }', opts);
+  if (typeof opts !== 'object') throw badSendOption('', 'an object { key, delayMs, timeoutMs, signal }', opts);
   const k = opts.key;
+  sendDelay = Math.ceil(delayOf(opts.delayMs));
   if (k === undefined || k === null) return null;
   if (o.partitions === undefined) {
     throw new RingpoolError(ErrorCodes.INVALID_OPTION, `redisProducer for stream '${o.stream}' has no partitions: a keyed send is refused (give the consuming mailbox's partitions)`, { stream: o.stream, option: 'partitions' });

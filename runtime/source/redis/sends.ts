@@ -9,7 +9,8 @@ import type { PayloadCodec } from '../../shared/codec.js';
 import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
 import { FLAG_CALL } from '../../shared/layout.js';
 import type { BatchOptions, SendOptions } from '../../shared/producer.js';
-import { checkStreamSend, prepare, type Adds } from './adds.js';
+import type { Adds } from './adds.js';
+import { checkStreamSend, prepare, streamSendDelay } from './send-check.js';
 import { prepareBatch } from './batch.js';
 import type { ResolvedRedisSource } from './options.js';
 
@@ -28,7 +29,7 @@ export class StreamSends {
   /** rt.send() (and `tell`, flags FLAG_CALL): XADD, pipelined. */
   send(payload: unknown, opts: SendOptions | undefined, closed: boolean, flags = 0): number {
     const key = this.check(payload, opts, closed);
-    this.adds.push(this.host.codec, null, null, undefined, undefined, key === null ? null : this.streamOf(key), key, (flags & FLAG_CALL) !== 0);
+    this.adds.push(this.host.codec, null, null, undefined, undefined, key === null ? null : this.streamOf(key), key, (flags & FLAG_CALL) !== 0, streamSendDelay());
     return this.seq++;
   }
 
@@ -37,7 +38,7 @@ export class StreamSends {
     return new Promise<string>((resolve, reject) => {
       if (signal?.aborted) throw signal.reason; // nothing sent
       const key = this.check(payload, opts, closed);
-      this.adds.push(this.host.codec, resolve as (id: string & string[]) => void, reject, timeoutMs, signal, key === null ? null : this.streamOf(key), key);
+      this.adds.push(this.host.codec, resolve as (id: string & string[]) => void, reject, timeoutMs, signal, key === null ? null : this.streamOf(key), key, false, streamSendDelay());
       this.seq++;
     });
   }
@@ -66,7 +67,7 @@ export class StreamSends {
     return { mailbox: this.mailbox, stream: o.stream, partitions: o.partitions, codec: this.host.codec, maxMessageBytes: this.host.maxMessageBytes, streamOf: this.streamOf };
   }
 
-  /** The send's key (null: unkeyed), its payload prepared; bad input throws. */
+  /** The send's key (null: unkeyed; its delay: streamSendDelay()), its payload prepared; bad input throws. */
   private check(payload: unknown, opts: SendOptions | undefined, closed: boolean): string | null {
     if (closed) throw this.closedError();
     const key = checkStreamSend(this.mailbox, this.o.stream, opts, this.o.partitions);

@@ -36,6 +36,8 @@ import type { MailboxCall, MessageSource, SourceIntake } from '../source.js';
 import type { SourceContext } from '../index.js';
 import { Acks } from './acks.js';
 import { Adds } from './adds.js';
+import { delayedKeys } from './delayed.js';
+import { Mover } from './mover.js';
 import { StreamSends } from './sends.js';
 import { Claims } from './claims.js';
 import { Connection, message, within, type Entries } from './connection.js';
@@ -81,6 +83,8 @@ export class RedisSource implements MessageSource {
   readonly claims: Claims;
   readonly dead: RedisDeadLetters;
   readonly trim: Trim;
+  /** Moves due delayed messages into the stream (mover.ts). */
+  readonly mover: Mover;
   /** What `partitions` adds (null without). */
   readonly part: Partitioned | null;
   private readonly reader: Reader;
@@ -121,12 +125,13 @@ export class RedisSource implements MessageSource {
     // Bounded so that the ring stays small and the group's work spreads over its processes: two reads' worth, one more for takeovers.
     this.held = new HeldEntries(2 * o.readCount, 3 * o.readCount, o.partitions);
     const client = () => this.connectedOnce.then(() => this.cmd.client);
-    this.adds = new Adds({ stream: o.stream, what: `mailbox '${mailbox}'`, client, onError: (err) => host.emitError(err), maxBytes: o.sendBufferBytes, onFull: () => host.countFull() });
+    this.adds = new Adds({ stream: o.stream, what: `mailbox '${mailbox}'`, client, onError: (err) => host.emitError(err), maxBytes: o.sendBufferBytes, onFull: () => host.countFull(), delayed: delayedKeys(o.stream) });
     this.part = o.partitions > 0 ? new Partitioned(this, this.token, onChange) : null;
     this.acks = new Acks(o, this.cmd, (err) => this.fault(err, 'writing acknowledgements'), this.part?.keys ?? null);
     this.claims = new Claims(o, this.cmd, this.held, { take: (e, a) => this.take(e, a), trimmed: (ids) => this.trimmed(ids) });
     this.dead = new RedisDeadLetters(mailbox, o, host.codec, client, () => this.cmd.bytes);
     this.trim = new Trim(o, this.cmd);
+    this.mover = new Mover(delayedKeys(o.stream), () => this.cmd.client, (err, doing) => this.fault(err, doing));
     this.reader = new Reader(this);
     this.sends = new StreamSends(mailbox, o, host, this.adds, (k) => this.part!.streamOf(k));
     this.offer = new Offer(this, host, () => this.intake!);
@@ -142,9 +147,10 @@ export class RedisSource implements MessageSource {
       await this.ensureGroup();
       await takeLease(this.cmd, this.o, this.mailbox, this.token);
       await this.cmd.client.sendCommand(['XGROUP', 'CREATECONSUMER', this.o.stream, this.o.group, this.o.consumer]);
+      await this.mover.start(`ringpool:${this.o.consumer}:wake`);
     } catch (err) {
       this.connectedReject(err);
-      await Promise.all([this.cmd.close(true), this.readConn.close(true), this.part?.conn.close(true)]);
+      await Promise.all([this.cmd.close(true), this.readConn.close(true), this.part?.conn.close(true), this.mover.stop()]);
       throw err;
     }
     this.connectedResolve();
@@ -172,6 +178,8 @@ export class RedisSource implements MessageSource {
     await within(this.reader.stop(this.cmd, this.o.consumer), deadline, () => this.readConn.close(true));
     if (this.part !== null) await within(this.part.reader.stop(), deadline, () => this.part!.conn.close(true));
     await within(this.claims.idle().catch(() => undefined), deadline, () => undefined);
+    // Due messages are the other processes' to move now.
+    await within(this.mover.stop(), deadline, () => undefined);
   }
 
   /** After the feed's last batch: write what is left (CLOSE_MS at most), let go of the consumer name, disconnect. */

@@ -26,6 +26,9 @@ export function streamStats(src: RedisSource): StreamStats {
     trimmedAcked: src.trim.trimmed,
     resets: src.resets,
     deadLetters: src.dead.size,
+    delayed: src.mover.size,
+    nextDueInMs: src.mover.nextDueAt < 0 ? -1 : Math.max(0, src.mover.nextDueAt - Date.now()),
+    delayedMoved: src.mover.moved,
     ...(src.part === null ? {} : { partitions: src.part.stats(src.acks.fenced) }),
   };
 }

@@ -1,0 +1,8 @@
+/** The fields of a ringpool stream entry (every writer and reader of the stream agrees on them). */
+
+/** The entry field that holds the encoded payload. */
+export const PAYLOAD_FIELD = 'd';
+/** The entry field that holds a keyed message's key (partition streams). */
+export const KEY_FIELD = 'k';
+/** The entry field that marks an actor method call (`tell`): its payload is `[method, ...args]`. */
+export const CALL_FIELD = 'c';
