@@ -4,6 +4,7 @@
  */
 import { ErrorCodes, RingpoolError } from '../runtime/shared/errors.js';
 import type { BatchOptions, SendOptions } from '../runtime/shared/producer.js';
+import type { StreamItem } from '../runtime/shared/protocol.js';
 
 export type { BatchOptions, SendOptions };
 
@@ -29,7 +30,11 @@ export interface HandlerContext {
   readonly fence: number | undefined;
   /** Partitioned Redis mailbox: true once this process no longer owns the message's partition (another may run it now). Always false elsewhere. */
   readonly fenced: boolean;
-  /** Send to any mailbox of the runtime, straight into its ring. Throws RingpoolError (RINGPOOL_QUEUE_FULL, ...). */
+  /**
+   * Send to any mailbox of the runtime, straight into its ring; to a Redis
+   * mailbox, to its stream when the handler finishes (this message is
+   * acknowledged only once Redis has it). Throws RingpoolError (RINGPOOL_QUEUE_FULL, ...).
+   */
   send(mailbox: string, payload: unknown, opts?: SendOptions): number;
   /** Send every payload or none (one reservation): the ids in order. Throws RINGPOOL_QUEUE_FULL with nothing written when they do not fit now. */
   sendBatch(mailbox: string, payloads: readonly unknown[], opts?: BatchOptions): number[];
@@ -74,6 +79,10 @@ export class MessageContext implements HandlerContext {
   fence: number | undefined = undefined;
   /** Sends of this handler to durable mailboxes (made on the first one): on disk before its message is acked. */
   marks: DurableMarks | null = null;
+  /** Sends of this handler to Redis mailboxes (made on the first one): posted when it finishes, in Redis before its message is acked. */
+  streamSends: StreamItem[] | null = null;
+  /** Set once the handler finished: a later ctx.send() to a Redis mailbox (a timer) goes out on its own, waited for by nobody. */
+  finished = false;
   constructor(
     private readonly host: ContextHost,
     readonly id: number,

@@ -9,6 +9,7 @@
 import type { DeadLetterRecord } from '../outcome.js';
 import type { RingpoolError } from '../shared/errors.js';
 import type { FenceRef } from '../shared/partition.js';
+import type { StreamItem } from '../shared/protocol.js';
 import type { BatchOptions, SendOptions } from '../shared/producer.js';
 import type { MessageSource, MailboxCall, SourceIntake } from '../source/source.js';
 import type { MessageStore, StoredMessage, StoreWrites } from '../store/store.js';
@@ -33,6 +34,19 @@ export class Attached {
   constructor(private readonly d: AttachedDeps) {
     const send = d.source?.send;
     this.sendOut = send === undefined ? null : send.bind(d.source);
+  }
+
+  /** Where consumer threads send ctx.send() to this mailbox: a Redis stream (posted to the dispatcher, chained.ts), or null (the ring). */
+  get stream(): { partitions: number } | null {
+    const s = this.d.source;
+    return s?.sendEncoded === undefined ? null : { partitions: s.partitions ?? 0 };
+  }
+
+  /** A handler's chained sends to this mailbox, to the source's engine (rejects when sends do not go there). */
+  sendEncoded(items: readonly StreamItem[]): Promise<unknown> {
+    const s = this.d.source;
+    if (s?.sendEncoded === undefined) return Promise.reject(new Error(`mailbox '${this.d.mailbox}' does not send to a stream`));
+    return s.sendEncoded(items);
   }
 
   /** The source's fence table, when it reads partitions owned one process at a time (consumers read it). */

@@ -153,6 +153,7 @@ export class Consumers {
     const incarnation = ++this.incarnations;
     const view = ring.slot(slot);
     view.setIncarnation(incarnation);
+    view.setChain(0, 0); // its chained sends are numbered from 1 (chained.ts)
     view.clearCurrent();
     view.setGuard(GUARD_FREE);
     view.setPoolThread(-1); // the shared pool names its thread when it places the loop

@@ -17,6 +17,7 @@ import type { Failures } from './failures.js';
 import type { KeyTurns } from './key-turns.js';
 import type { Owners } from './owners.js';
 import type { PeerMailbox } from './types.js';
+import type { ChainedSends } from './chained.js';
 
 export interface EventRoutes {
   mailbox: string;
@@ -26,6 +27,7 @@ export interface EventRoutes {
   owners: Pick<Owners, 'holdKeyed'>;
   turns: Pick<KeyTurns, 'releaseTurns'>;
   replies: Pick<Replies, 'fromEvent'>;
+  chained: Pick<ChainedSends, 'post'>;
   /** A mailbox of the runtime by name (a delayed ctx.send() may target any). */
   peer: (name: string) => PeerMailbox | undefined;
 }
@@ -51,6 +53,10 @@ export function routeEvent(r: EventRoutes, c: Consumer, ev: WorkerEvent): void {
     case 'nack':
       if (c.state === 'dead') return; // its slot was recovered already: a late result of a dead thread
       r.failures.onNack(c.slot, ev.unit, ev.error, ev.unrecoverable);
+      return;
+    case 'stream-sends':
+      // Sent by the handler (never dropped, whatever became of its thread); answered only to the loop that sent it.
+      r.chained.post(c.slot, c.incarnation, ev.seq, ev.items);
       return;
     case 'delayed-send': {
       // Accepted (counted as enqueued) on the worker: never drop it, whatever became of that thread.

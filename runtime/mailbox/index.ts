@@ -24,7 +24,7 @@ import { ErrorCodes, RingpoolError } from '../shared/errors.js';
 import { allocateKeyTable, FLAG_CALL } from '../shared/layout.js';
 import { now } from '../shared/clock.js';
 import { Producer, type BatchOptions, type SendOptions } from '../shared/producer.js';
-import type { ProbeResult, RingRef, WorkerStats } from '../shared/protocol.js';
+import type { ProbeResult, RingRef, StreamItem, WorkerStats } from '../shared/protocol.js';
 import { Ring } from '../shared/ring.js';
 import { DeadLetterStore, type DeadLetter, type DeadLetterSink } from '../dead-letters.js';
 import { HeldMessage } from '../held.js';
@@ -48,6 +48,7 @@ import { Owners } from './owners.js';
 import { Leases } from './leases.js';
 import { OutcomeFeed } from './outcomes.js';
 import { Scaling } from './scaling.js';
+import { ChainedSends } from './chained.js';
 import type { MailboxHost, MailboxStats } from './types.js';
 
 export type { HandlerTimeoutEvent, MailboxHost, MailboxStats, ScaleEvent, WorkerCrashEvent } from './types.js';
@@ -209,6 +210,7 @@ export class Mailbox {
     this.routes = {
       mailbox: this.name, handlerUrl: opts.handlerUrl, ring: this.ring, failures: this.failures, owners: this.owners, turns: this.turns,
       replies: this.replies, peer: (name: string) => host.mailbox(name),
+      chained: new ChainedSends((c) => this.ring.slot(c), (name) => host.mailbox(name), emitError),
     };
     this.attached = new Attached({ mailbox: this.name, store, source, outcomes: this.outcomes, emitError });
   }
@@ -222,6 +224,7 @@ export class Mailbox {
       maxMessageBytes: this.opts.maxMessageBytes,
       board: this.ring.boardSab,
       fence: this.attached.fence,
+      stream: this.attached.stream,
     };
   }
 
@@ -254,6 +257,11 @@ export class Mailbox {
       },
       timeoutMs,
     );
+  }
+
+  /** A handler's chained sends to this mailbox (chained.ts): to its source's engine. */
+  sendEncoded(items: readonly StreamItem[]): Promise<unknown> {
+    return this.attached.sendEncoded(items);
   }
 
   /** A delayed send (from any thread) was accepted: hold it until it is due. */

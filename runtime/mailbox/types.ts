@@ -8,7 +8,7 @@ import type { StreamStats } from '../source/stream.js';
 import type { ErrorInfo } from '../shared/errors.js';
 import type { RejectReason } from '../shared/layout.js';
 import type { DeadLetter, DeadLetterReason } from '../dead-letters.js';
-import type { RingRef } from '../shared/protocol.js';
+import type { RingRef, StreamItem } from '../shared/protocol.js';
 import type { HeldMessage } from '../held.js';
 import type { HoleRepairs } from '../holes.js';
 import type { ResolvedMailbox } from '../options.js';
@@ -21,6 +21,8 @@ export type ConsumerState = 'starting' | 'running' | 'stopping' | 'revoked' | 'd
 /** Another mailbox of the runtime, as a mailbox sees it (a delayed ctx.send() to it; its holes, repaired together). */
 export interface PeerMailbox {
   acceptDelayed(held: HeldMessage, delayMs: number): void;
+  /** A handler's chained sends to this mailbox, when its sends go to a Redis stream (chained.ts). */
+  sendEncoded(items: readonly StreamItem[]): Promise<unknown>;
   readonly holes: HoleRepairs;
 }
 

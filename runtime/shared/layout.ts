@@ -83,6 +83,10 @@
  *                       RESV_BATCH_LAID for a batch send), 20 SEQ (a batch: its record count)
  *  word 21-24 HO_*      a hand-off push under way: 21 UNIT + 1 (0 none), 22 OWNER slot,
  *                       23 the owner's INCARNATION, 24 POS in the owner's queue (-1 until reserved)
+ *  word 25 POOL_THREAD  the shared pool thread running the loop, + 1
+ *  word 26 CHAIN_DONE   the loop's chained sends to Redis mailboxes (one group a handler, numbered
+ *                       from 1 by the loop): every group up to this one is answered (dispatcher)
+ *  word 27 CHAIN_FAILED the highest group the dispatcher saw fail (0 none)
  * ```
  * Only a thread that dies inside its guard leaves RESV/HO words that matter:
  * the dispatcher reads them after that thread is gone and repairs the hole.
@@ -227,6 +231,9 @@ export const RESV_BATCH_LAID = -2;
 export const S_HO_UNIT = 21;
 /** The shared pool thread running the slot's loop, + 1 (0: a thread of the mailbox's own); the dispatcher writes it. */
 export const S_POOL_THREAD = 25;
+/** Chained sends to Redis mailboxes (chained.ts): every group up to this one answered; the highest that failed. */
+export const S_CHAIN_DONE = 26;
+export const S_CHAIN_FAILED = 27;
 export const HO_UNIT = 0;
 export const HO_OWNER = 1;
 export const HO_INC = 2;

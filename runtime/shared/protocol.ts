@@ -25,6 +25,17 @@ export interface RingRef {
   board: SharedArrayBuffer | null;
   /** The source's fence table when it reads partitions (FLAG_PARTITION records), else null. */
   fence: FenceRef | null;
+  /** A mailbox whose sends go to a Redis stream: a ctx.send() to it is posted (chained.ts), not written to the ring. `partitions`: 0 without. */
+  stream: { partitions: number } | null;
+}
+
+/** One ctx.send() / ctx.sendBatch() message to a Redis mailbox, encoded by its codec on the worker. */
+export interface StreamItem {
+  mailbox: string;
+  payload: Uint8Array;
+  key: string | null;
+  /** Whole ms (0: now). */
+  delayMs: number;
 }
 
 export interface ConsumerTask {
@@ -100,6 +111,13 @@ export type WorkerEvent =
       keySlot: number;
       keySeq: number;
     }
+  /**
+   * A handler's chained sends to Redis mailboxes, in order, posted when it
+   * finished: `seq` numbers the loop's groups from 1 (0: sent after its
+   * handler had finished, nobody waits). The dispatcher XADDs them and
+   * answers in the slot's CHAIN words.
+   */
+  | { type: 'stream-sends'; seq: number; items: StreamItem[] }
   /** A keyed record whose turn has not come: the dispatcher holds it until it has. */
   | { type: 'defer'; consumer: number; incarnation: number; unit: number }
   /** A keyed message finished and others of its key are held: release the next. */

@@ -32,6 +32,8 @@ import {
   S_STATUS,
   S_THREAD_ID,
   S_POOL_THREAD,
+  S_CHAIN_DONE,
+  S_CHAIN_FAILED,
   SLOTS_OFF,
   SLOT_WORDS,
 } from './layout.js';
@@ -126,6 +128,25 @@ export class SlotView {
   }
   setPoolThread(t: number): void {
     Atomics.store(this.i32, this.base + S_POOL_THREAD, t + 1);
+  }
+
+  // ---- CHAIN_DONE, CHAIN_FAILED: D writes FAILED, then DONE (release) and wakes its waiters; L loads DONE
+  // (acquire) then FAILED, waiting asynchronously (Atomics.waitAsync) for a handler's group of chained sends.
+  /** Int32 index of the CHAIN_DONE word (L waits on it). */
+  get chainDoneWord(): number {
+    return this.base + S_CHAIN_DONE;
+  }
+  chainDone(): number {
+    return Atomics.load(this.i32, this.base + S_CHAIN_DONE);
+  }
+  chainFailed(): number {
+    return Atomics.load(this.i32, this.base + S_CHAIN_FAILED);
+  }
+  /** D: groups answered up to `done`, the highest failed `failed`; wakes the loop's waiters. */
+  setChain(done: number, failed: number): void {
+    Atomics.store(this.i32, this.base + S_CHAIN_FAILED, failed);
+    Atomics.store(this.i32, this.base + S_CHAIN_DONE, done);
+    Atomics.notify(this.i32, this.base + S_CHAIN_DONE);
   }
 
   // ---- THREAD_ID: L writes it once when ready; read for diagnostics.

@@ -26,6 +26,7 @@ import type { RingpoolError } from '../shared/errors.js';
 import type { BatchOptions, SendOptions } from '../shared/producer.js';
 import type { OutcomeListener } from '../outcome.js';
 import type { FenceRef } from '../shared/partition.js';
+import type { StreamItem } from '../shared/protocol.js';
 import type { StreamStats } from './stream.js';
 
 export interface SourceIntake {
@@ -71,6 +72,15 @@ export interface MessageSource extends OutcomeListener {
   sendBatch?(payloads: readonly unknown[], opts: BatchOptions | undefined, closed: boolean): number[];
   /** Optional, with sendBatch(): resolves with what the engine names each message (stream entry ids), in order. */
   sendBatchAsync?(payloads: readonly unknown[], opts: BatchOptions | undefined, closed: boolean, signal?: AbortSignal, timeoutMs?: number): Promise<unknown[]>;
+  /**
+   * Optional, with send(): a handler's chained sends to the mailbox
+   * (ctx.send / ctx.sendBatch on a worker, already encoded by the mailbox's
+   * codec): to the engine all together, in order; resolves once it has them
+   * (its handler's message is acknowledged only then).
+   */
+  sendEncoded?(items: readonly StreamItem[]): Promise<unknown>;
+  /** Optional, with sendEncoded(): the mailbox's partitions (0: none); a keyed chained send needs them. */
+  readonly partitions?: number;
   /** Optional: the error a call is refused with on this source's mailbox (with why), or null when it takes it. */
   refuses?(call: MailboxCall): RingpoolError | null;
   /**

@@ -3,37 +3,13 @@
 // SIGKILLed inside its delayed mover (a test hook: the move script sent, its answer not read). Nothing lost, nothing
 // doubled: the stream (kept: keepAckedMs false) holds each message exactly once, and each has a run recorded after its
 // work; a run twice only for what the killed process held. Lateness is checked only loosely (bench:delayed measures it).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { afterAll, describe, expect, it } from 'vitest';
-import { createClient } from 'redis';
+import { describe, expect, it } from 'vitest';
 import { redisProducer } from 'ringpool/redis';
-import { fixture, untilAsync } from '../helpers.js';
+import { untilAsync } from '../helpers.js';
+import { scratch, url } from '../redis-helpers.js';
 
-const url = process.env.REDIS_URL!;
-const admin = createClient({ url });
-admin.on('error', () => undefined);
+const { admin, child } = scratch(`ringpool-test-delayed-fleet-${process.pid}`);
 const prefix = `ringpool-test-delayed-fleet-${process.pid}`;
-const children: ChildProcess[] = [];
-afterAll(async () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  if (!admin.isOpen) return;
-  for (const k of [...(await admin.keys(`${prefix}*`)), ...(await admin.keys(`{${prefix}*`))]) await admin.del(k);
-  await admin.quit();
-});
-
-function child(stream: string, consumer: string, overrides: object): Promise<ChildProcess> {
-  const args = [decodeURIComponent(fixture('redis-child.mjs').pathname), url, stream, consumer, '1000', JSON.stringify(overrides)];
-  const c = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(c);
-  return new Promise((resolve, reject) => {
-    let text = '';
-    c.stdout!.on('data', (d: Buffer) => {
-      text += d.toString();
-      if (text.includes('ready')) resolve(c);
-    });
-    c.once('exit', (code) => reject(new Error(`consumer ${consumer} exited with ${code} before it was ready: ${text}`)));
-  });
-}
 
 describe('delayed messages across processes', () => {
   it('10,000 pending, three consumers, one SIGKILLed inside the mover: each message enters the stream once and runs', async () => {

@@ -3,31 +3,15 @@
 // before their time; a keyed one holds its key's later messages as in memory (and no other key); a delayed send from
 // another sender (redisProducer) wakes the consumers through the wake channel; past-due messages after an outage run
 // once each, in due order; a batch with delayMs; stats and metrics of the set. Timings here are loose (bench has them).
-import { afterAll, describe, expect, it } from 'vitest';
-import { createClient } from 'redis';
+import { describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { ErrorCodes, type MailboxOptions } from 'ringpool';
 import { createMetrics } from 'ringpool/metrics';
 import { redisProducer } from 'ringpool/redis';
 import { expectCode, fixture, runtime, until, untilAsync } from '../helpers.js';
+import { scratch, url } from '../redis-helpers.js';
 
-const url = process.env.REDIS_URL!;
-const admin = createClient({ url });
-admin.on('error', () => undefined);
-let n = 0;
-const prefix = `ringpool-test-delayed-${process.pid}`;
-function names(): { stream: string; runs: string } {
-  const stream = `${prefix}-${++n}`;
-  return { stream, runs: `${stream}:runs` };
-}
-afterAll(async () => {
-  if (!admin.isOpen) return;
-  for (const k of [...(await admin.keys(`${prefix}-*`)), ...(await admin.keys(`{${prefix}-*`))]) await admin.del(k);
-  await admin.quit();
-});
-const connected = async (): Promise<void> => {
-  if (!admin.isOpen) await admin.connect();
-};
+const { admin, connected, names } = scratch(`ringpool-test-delayed-${process.pid}`);
 
 function box(stream: string, extra: Partial<MailboxOptions> & { redis?: Record<string, unknown> } = {}): MailboxOptions {
   const { redis, ...rest } = extra;

@@ -151,8 +151,7 @@ export class Concurrent {
 
   private finishOne(entry: Running, sentAt: number, record: boolean, threw: boolean, err: unknown, value: unknown): void {
     const d = this.d;
-    const { ring, slot } = d;
-    const t = performance.now();
+    const { ring } = d;
     let dropped = false;
     if (!threw && (entry.flags & FLAG_ASK) !== 0) {
       try {
@@ -164,6 +163,20 @@ export class Concurrent {
         err = e;
       }
     }
+    // Chained work: this handler's ctx.send() to a Redis mailbox is in Redis before its message counts as acked (waited for without blocking the others).
+    const chained = entry.ctx === null ? 0 : d.out.streams.flush(entry.ctx);
+    if (chained !== 0 && !dropped && !threw) {
+      d.out.streams.wait(chained, d.out.leaseMs - (performance.now() - entry.started)).then((e) => this.settle(entry, sentAt, record, false, e !== undefined, e));
+      return;
+    }
+    this.settle(entry, sentAt, record, dropped, threw, err);
+  }
+
+  /** The rest of a handler's end: its durable sends on disk, then its ack or nack, its figures, the lease. */
+  private settle(entry: Running, sentAt: number, record: boolean, dropped: boolean, threw: boolean, err: unknown): void {
+    const d = this.d;
+    const { ring, slot } = d;
+    const t = performance.now();
     // Chained work: this handler's ctx.send() to a durable mailbox is on disk before its message counts as acked.
     const marks = entry.ctx?.marks ?? null;
     if (!dropped && !threw && marks !== null) {

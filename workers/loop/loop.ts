@@ -250,9 +250,17 @@ export class ConsumerLoop implements WorkerControl {
             threw = true;
             failed = err;
           }
-          // Chained work: a ctx.send() to a durable mailbox is on disk before this message counts as acked.
+          // Chained work: a ctx.send() to a durable mailbox is on disk, one to a Redis mailbox in Redis, before this message counts as acked.
+          const chained = ctx === null ? 0 : outbound.streams.flush(ctx);
           if (!threw && ctx !== null && ctx.marks !== null) {
             const e = outbound.awaitDurable(ctx.marks);
+            if (e !== undefined) {
+              threw = true;
+              failed = e;
+            }
+          }
+          if (!threw && chained !== 0) {
+            const e = await outbound.streams.wait(chained, outbound.leaseMs - (performance.now() - started));
             if (e !== undefined) {
               threw = true;
               failed = e;

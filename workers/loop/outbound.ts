@@ -17,6 +17,7 @@ import { UnrecoverableError } from '../unrecoverable.js';
 import type { CodecLookup } from './codecs.js';
 import type { Pace } from './park.js';
 import type { Post } from './tally.js';
+import { StreamSends } from './streams.js';
 
 export class Outbound implements ContextHost {
   private readonly producers = new Map<string, Producer>();
@@ -25,6 +26,8 @@ export class Outbound implements ContextHost {
   /** This mailbox's codec (replies are encoded with it). */
   private readonly codec: PayloadCodec;
   private ended = false;
+  /** ctx.send() to Redis mailboxes: kept on the ctx, posted as one group when the handler finishes (streams.ts). */
+  readonly streams: StreamSends;
 
   constructor(
     /** The mailbox this loop consumes. */
@@ -41,14 +44,17 @@ export class Outbound implements ContextHost {
     private readonly pace: Pace,
   ) {
     this.codec = codecs.get(mailbox)!;
+    this.streams = new StreamSends(codecs, slot, post);
     const boxIndex = Object.keys(rings).indexOf(mailbox); // ring tags name mailboxes by this index
     this.replies = new Ring(rings[mailbox]!.replies);
     // Reservations this thread makes (ctx.send, replies) are written down in its slot (holes.ts).
     this.replies.markIn(slot.i32, slot.markWord, ringTag(boxIndex, true));
   }
 
-  /** ctx.send(): straight into the target mailbox's ring; a send to a durable one is marked on the sender's ctx. */
+  /** ctx.send(): straight into the target mailbox's ring; a send to a durable one is marked on the sender's ctx; one to a Redis mailbox is kept on it (streams.ts). */
   send(mailbox: string, payload: unknown, opts: SendOptions | undefined, from: MessageContext | null): number {
+    const ref = this.streamRef(mailbox);
+    if (ref !== null) return this.streams.send(mailbox, ref, payload, opts, from);
     let p = this.producers.get(mailbox);
     if (p === undefined) p = this.producerFor(mailbox);
     const id = p.send(payload, opts);
@@ -61,6 +67,8 @@ export class Outbound implements ContextHost {
 
   /** ctx.sendBatch(): every payload or none, into the target's ring in one reservation. */
   sendBatch(mailbox: string, payloads: readonly unknown[], opts: BatchOptions | undefined, from: MessageContext | null): number[] {
+    const ref = this.streamRef(mailbox);
+    if (ref !== null) return this.streams.sendBatch(mailbox, ref, payloads, opts, from);
     let p = this.producers.get(mailbox);
     if (p === undefined) p = this.producerFor(mailbox);
     const ids = p.sendBatch(payloads, opts);
@@ -90,6 +98,13 @@ export class Outbound implements ContextHost {
       }
     }
     return undefined;
+  }
+
+  /** The target's ring ref when its sends go to a Redis stream, else null (unknown names fail in producerFor). */
+  private streamRef(mailbox: string): RingRef | null {
+    if (typeof mailbox !== 'string' || !Object.hasOwn(this.rings, mailbox)) return null;
+    const ref = this.rings[mailbox]!;
+    return ref.stream === null ? null : ref;
   }
 
   private producerFor(mailbox: string): Producer {

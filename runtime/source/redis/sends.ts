@@ -9,7 +9,8 @@ import type { PayloadCodec } from '../../shared/codec.js';
 import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
 import { FLAG_CALL } from '../../shared/layout.js';
 import type { BatchOptions, SendOptions } from '../../shared/producer.js';
-import type { Adds } from './adds.js';
+import type { Adds, GroupItem } from './adds.js';
+import type { StreamItem } from '../../shared/protocol.js';
 import { checkStreamSend, prepare, streamSendDelay } from './send-check.js';
 import { prepareBatch } from './batch.js';
 import type { ResolvedRedisSource } from './options.js';
@@ -57,6 +58,24 @@ export class StreamSends {
       const items = prepareBatch(this.target(closed), payloads, opts);
       if (items.length === 0) return resolve([]);
       this.adds.pushGroup(items, resolve as (ids: string & string[]) => void, reject, timeoutMs, signal);
+      this.seq += items.length;
+    });
+  }
+
+  /**
+   * A handler's chained sends (encoded on its thread): one transaction, in
+   * order; resolves once Redis has them all (chained.ts acks their sender then).
+   */
+  sendEncoded(items: readonly StreamItem[], closed: boolean): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      if (closed) throw this.closedError();
+      const group: GroupItem[] = items.map((it) => ({
+        bytes: Buffer.from(it.payload.buffer, it.payload.byteOffset, it.payload.byteLength),
+        stream: it.key === null ? null : this.streamOf(it.key),
+        key: it.key,
+        delayMs: it.delayMs,
+      }));
+      this.adds.pushGroup(group, resolve, reject);
       this.seq += items.length;
     });
   }

@@ -32,6 +32,7 @@ import { Outcome, type OutcomeBatch } from '../../outcome.js';
 import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
 import { FLAG_CALL } from '../../shared/layout.js';
 import type { BatchOptions, SendOptions } from '../../shared/producer.js';
+import type { StreamItem } from '../../shared/protocol.js';
 import type { MailboxCall, MessageSource, SourceIntake } from '../source.js';
 import type { SourceContext } from '../index.js';
 import { Acks } from './acks.js';
@@ -390,6 +391,16 @@ export class RedisSource implements MessageSource {
 
   sendBatchAsync(payloads: readonly unknown[], opts: BatchOptions | undefined, closed: boolean, signal?: AbortSignal, timeoutMs?: number): Promise<string[]> {
     return this.sends.sendBatchAsync(payloads, opts, closed || this.closed, signal, timeoutMs);
+  }
+
+  /** A handler's chained sends to this mailbox (chained.ts): one transaction, resolved once Redis has them. */
+  sendEncoded(items: readonly StreamItem[]): Promise<unknown> {
+    return this.sends.sendEncoded(items, this.closed);
+  }
+
+  /** Its partitions (0: none): a keyed chained send needs them. */
+  get partitions(): number {
+    return this.o.partitions;
   }
 
   stats(): StreamStats {
