@@ -85,7 +85,7 @@ export function actorRef<T extends ActorDefinition>(b: Mailbox, defaults: ActorR
     },
     send: (key, msg) => {
       if (typeof key !== 'string') throw keyArgError(mailbox, 'send', key);
-      return b.producer.send(msg, { key });
+      return b.send(msg, { key }); // the ring, or the stream of a Redis mailbox
     },
   };
 }

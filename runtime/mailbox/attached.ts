@@ -42,6 +42,11 @@ export class Attached {
     return s?.sendEncoded === undefined ? null : { partitions: s.partitions ?? 0 };
   }
 
+  /** ask() to a mailbox whose sends go to the source's engine (the reply comes back through it), or undefined when they go to the ring. */
+  askOut(payload: unknown, key: string | undefined, flags: number, closed: boolean, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> | undefined {
+    return this.d.source?.ask?.(payload, key, flags, closed, signal, timeoutMs);
+  }
+
   /** A handler's chained sends to this mailbox, to the source's engine (rejects when sends do not go there). */
   sendEncoded(items: readonly StreamItem[]): Promise<unknown> {
     const s = this.d.source;

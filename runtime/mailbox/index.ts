@@ -151,6 +151,8 @@ export class Mailbox {
     const source = buildSource(opts, {
       mailbox: this.name, codec: this.codec, maxMessageBytes: opts.maxMessageBytes, maxAttempts: opts.maxAttempts, emitError, emitDeadLetter,
       countFull: () => this.ring.countRejected('queue_full'),
+      openAsk: (id, ask) => this.replies.add(id, ask),
+      dropAsk: (id) => this.replies.drop(id),
     });
     const listeners = [store, source].filter((l) => l !== null);
     // A journal reads the records from the ring itself, and a Redis source needs only what finishes them:
@@ -333,7 +335,9 @@ export class Mailbox {
   ask(payload: unknown, key: string | undefined, flags: number, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> {
     const refused = this.refusal('ask');
     if (refused !== null) return Promise.reject(refused);
-    return this.intake.ask(payload, key, flags, signal, timeoutMs);
+    // An actor's ask needs its key (intake.ask says so for the ring).
+    if (key === undefined && this.actorInfo.actor) return this.intake.ask(payload, key, flags, signal, timeoutMs);
+    return this.attached.askOut(payload, key, flags, this.producer.closed, signal, timeoutMs) ?? this.intake.ask(payload, key, flags, signal, timeoutMs);
   }
 
   stats(): MailboxStats {

@@ -9,6 +9,7 @@ import type { DeadLetter } from '../dead-letters.js';
 import { loadBuiltIn } from '../lazy.js';
 import type { PayloadCodec } from '../shared/codec.js';
 import type { MessageSource } from './source.js';
+import type { OpenAsk } from '../replies.js';
 
 /** What the builders read of a mailbox's resolved options. */
 export interface SourceOptions {
@@ -34,6 +35,10 @@ export interface SourceContext {
   emitDeadLetter(letter: DeadLetter): void;
   /** A send refused for lack of room upstream (counted as rejected, queue_full). */
   countFull(): void;
+  /** Open an ask for message `id` in the mailbox's reply table (an ask from another process: its reply goes back there). */
+  openAsk(id: number, ask: OpenAsk): void;
+  /** Forget the ask of message `id` (it will not run here). */
+  dropAsk(id: number): void;
 }
 
 /** runtime/source/redis/options.ts and source.ts, as the builder sees them. */

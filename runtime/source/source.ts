@@ -79,6 +79,13 @@ export interface MessageSource extends OutcomeListener {
    * (its handler's message is acknowledged only then).
    */
   sendEncoded?(items: readonly StreamItem[]): Promise<unknown>;
+  /**
+   * Optional, with send(): ask() to the mailbox goes to the engine with a
+   * reply address and comes back from whichever process ran it; settles as
+   * a local ask does (the reply, the final error, RINGPOOL_TIMEOUT, the
+   * signal's reason). `flags`: FLAG_CALL for an actor method.
+   */
+  ask?(payload: unknown, key: string | undefined, flags: number, closed: boolean, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown>;
   /** Optional, with sendEncoded(): the mailbox's partitions (0: none); a keyed chained send needs them. */
   readonly partitions?: number;
   /** Optional: the error a call is refused with on this source's mailbox (with why), or null when it takes it. */

@@ -209,7 +209,7 @@ describe('Redis Streams source (one process)', () => {
     expect(err.message).toMatch(/consumer 'same'.*another live process/);
     await expectCode(() => a.send('work', { i: 1 }, { key: 'k' }), ErrorCodes.INVALID_OPTION).then((e) => expect(e.message).toMatch(/source\.redis\.partitions/));
     await expectCode(() => a.send('work', { i: 1 }, { delayMs: -1 }), ErrorCodes.INVALID_OPTION);
-    await expectCode(a.ask('work', { i: 1 }), ErrorCodes.INVALID_OPTION);
+    await expectCode(a.ask('work', { i: 1 }, { key: 'k' }), ErrorCodes.INVALID_OPTION);
     await expectCode(() => a.send('work', { big: 'x'.repeat(300_000) }), ErrorCodes.MESSAGE_TOO_LARGE);
     await expectCode(() => a.send('work', { b: 1n }), ErrorCodes.UNSERIALIZABLE);
     // An actor needs per-key order: refused at start.

@@ -28,7 +28,7 @@ import type { PayloadCodec } from '../../shared/codec.js';
 import { ErrorCodes, RingpoolError, describeValue } from '../../shared/errors.js';
 import { backoffMs, loadRedis, message, type Client } from './connection.js';
 
-import { PAYLOAD_FIELD } from './fields.js';
+import { CORR_FIELD, PAYLOAD_FIELD, REPLY_FIELD } from './fields.js';
 import { SEND_LUA, sendFlags, type DelayedKeys } from './delayed.js';
 
 export { PAYLOAD_FIELD, KEY_FIELD, CALL_FIELD } from './fields.js';
@@ -71,6 +71,9 @@ interface Pending {
   call: boolean;
   /** Whole ms to wait in the delayed set; 0: now. */
   delayMs: number;
+  /** An ask's reply stream and correlation id (asks.ts), or null. */
+  reply: string | null;
+  corr: string | null;
   /** With the entry id, or a group's ids in order. */
   resolve: ((id: string & string[]) => void) | null;
   reject: ((err: unknown) => void) | null;
@@ -124,8 +127,13 @@ export class Adds {
   push(codec: PayloadCodec, resolve: Pending['resolve'], reject: Pending['reject'], timeoutMs?: number, signal?: AbortSignal, stream: string | null = null, key: string | null = null, call = false, delayMs = 0): void {
     if (signal?.aborted) throw signal.reason;
     const b = codec.preparedBytes();
-    this.checkRoom(b.byteLength);
-    const p: Pending = { bytes: Buffer.from(b.buffer, b.byteOffset, b.byteLength), group: null, size: b.byteLength, stream, key, call, delayMs, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
+    this.pushBytes(Buffer.from(b.buffer, b.byteOffset, b.byteLength), resolve, reject, timeoutMs, signal, stream, key, call, delayMs, null, null);
+  }
+
+  /** Queue bytes the caller owns; `reply` and `corr`: an ask's (asks.ts). Throws as push() does. */
+  pushBytes(bytes: Buffer, resolve: Pending['resolve'], reject: Pending['reject'], timeoutMs: number | undefined, signal: AbortSignal | undefined, stream: string | null, key: string | null, call: boolean, delayMs: number, reply: string | null, corr: string | null): void {
+    this.checkRoom(bytes.byteLength);
+    const p: Pending = { bytes, group: null, size: bytes.byteLength, stream, key, call, delayMs, reply, corr, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
     this.enqueue(p, timeoutMs, signal);
   }
 
@@ -139,7 +147,7 @@ export class Adds {
     let size = 0;
     for (const it of items) size += it.bytes.byteLength;
     this.checkRoom(size);
-    const p: Pending = { bytes: EMPTY, group: items, size, stream: null, key: null, call: false, delayMs: 0, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
+    const p: Pending = { bytes: EMPTY, group: items, size, stream: null, key: null, call: false, delayMs: 0, reply: null, corr: null, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
     this.enqueue(p, timeoutMs, signal);
   }
 
@@ -253,8 +261,8 @@ export class Adds {
       p.state = WRITTEN;
       this.queued--;
       live.push(p);
-      if (p.group === null) m.addCommand(this.entry(p.stream, p.bytes, p.key, p.call, p.delayMs));
-      else for (const it of p.group) m.addCommand(this.entry(it.stream, it.bytes, it.key, false, it.delayMs));
+      if (p.group === null) m.addCommand(this.entry(p.stream, p.bytes, p.key, p.call, p.delayMs, p.reply, p.corr));
+      else for (const it of p.group) m.addCommand(this.entry(it.stream, it.bytes, it.key, false, it.delayMs, null, null));
     }
     if (live.length === 0) return [];
     let replies: unknown[];
@@ -302,11 +310,11 @@ export class Adds {
    * One entry's command: an XADD of the payload; a keyed or delayed one
    * through SEND_LUA (an XADD unless it waits in the delayed set).
    */
-  private entry(stream: string | null, bytes: Buffer, key: string | null, call: boolean, delayMs: number): (string | Buffer)[] {
+  private entry(stream: string | null, bytes: Buffer, key: string | null, call: boolean, delayMs: number, reply: string | null, corr: string | null): (string | Buffer)[] {
     const k = stream ?? this.o.stream;
-    if (key === null && delayMs <= 0) return ['XADD', k, '*', PAYLOAD_FIELD, bytes];
+    if (key === null && delayMs <= 0) return reply === null ? ['XADD', k, '*', PAYLOAD_FIELD, bytes] : ['XADD', k, '*', PAYLOAD_FIELD, bytes, REPLY_FIELD, reply, CORR_FIELD, corr!];
     const d = this.o.delayed;
-    return ['EVALSHA', SEND_SHA, '4', d.set, d.holds, d.seq, k, String(delayMs), sendFlags(key, call), key ?? '', bytes, d.wake];
+    return ['EVALSHA', SEND_SHA, '4', d.set, d.holds, d.seq, k, String(delayMs), sendFlags(key, call), key ?? '', bytes, d.wake, reply ?? '', corr ?? ''];
   }
 
   /**

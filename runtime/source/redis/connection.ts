@@ -113,6 +113,10 @@ export class Entries {
   keys: (string | null)[] = [];
   /** Each entry has field `c` (an actor method call sent with `tell`). */
   calls: boolean[] = [];
+  /** An ask's reply stream (field `r`), or null. */
+  replyTo: (string | null)[] = [];
+  /** An ask's correlation id (field `a`), or null. */
+  corrs: (string | null)[] = [];
   /** The entry exists but has no `d` field (not written by ringpool). */
   foreign: boolean[] = [];
   /** Filled by Offer.take: reserved by this take (held, not yet in the ring or finished). */
@@ -157,16 +161,22 @@ export class Entries {
       let d: Buffer | null = null;
       let k: string | null = null;
       let call = false;
+      let r: string | null = null;
+      let a: string | null = null;
       if (Array.isArray(fields)) {
         for (let i = 0; i + 1 < fields.length; i += 2) {
           const f = fields[i];
-          const one = Buffer.isBuffer(f) ? (f.length === 1 ? f[0] : -1) : f === 'd' ? 0x64 : f === 'k' ? 0x6b : f === 'c' ? 0x63 : -1;
+          const one = Buffer.isBuffer(f) ? (f.length === 1 ? f[0] : -1) : typeof f === 'string' && f.length === 1 ? f.charCodeAt(0) : -1;
           const v = fields[i + 1];
           if (one === 0x64 && d === null) d = Buffer.isBuffer(v) ? v : Buffer.from(String(v));
           else if (one === 0x6b && k === null) k = Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
           else if (one === 0x63) call = true;
+          else if (one === 0x72) r = Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
+          else if (one === 0x61) a = Buffer.isBuffer(v) ? v.toString('latin1') : String(v);
         }
       }
+      this.replyTo.push(r);
+      this.corrs.push(a);
       this.keys.push(k);
       this.calls.push(call);
       this.payloads.push(d);
@@ -178,6 +188,8 @@ export class Entries {
     this.ids.length = 0;
     this.keys.length = 0;
     this.calls.length = 0;
+    this.replyTo.length = 0;
+    this.corrs.length = 0;
     this.payloads.length = 0;
     this.foreign.length = 0;
   }

@@ -14,6 +14,8 @@ import type { ErrorInfo } from '../../shared/errors.js';
 import { CALL_FIELD, KEY_FIELD, PAYLOAD_FIELD } from './adds.js';
 import type { Client } from './connection.js';
 import { partitionKeys } from './keys.js';
+import { unqualify } from './held.js';
+import { FLAG_CALL } from '../../shared/layout.js';
 import { partitionOf } from '../../shared/partition.js';
 import type { ResolvedRedisSource } from './options.js';
 import type { StreamDeadLetter, StreamDeadLetters } from '../stream.js';
@@ -38,6 +40,27 @@ export interface DeadFields {
   lastError: ErrorInfo | undefined;
   enqueuedAt: number;
   deadAt: number;
+}
+
+/** A held message of the stream (qualified id `q`, held.ts) as it is dead-lettered. */
+export function deadFields(held: HeldMessage, q: string, reason: DeadLetterReason, deadAt: number): DeadFields {
+  const { sid, p, epoch } = unqualify(q);
+  return {
+    payload: held.payload,
+    streamId: sid,
+    q,
+    partition: p,
+    epoch,
+    key: held.key ?? null,
+    call: (held.kept & FLAG_CALL) !== 0,
+    localId: held.id,
+    attempts: held.attempt,
+    reason,
+    firstError: held.firstError,
+    lastError: held.lastError,
+    enqueuedAt: held.sentAt,
+    deadAt,
+  };
 }
 
 /** The fields of a dead letter's entry (`d` holds the payload bytes, as in the stream). */

@@ -5,7 +5,8 @@
  * - `<D>` (D = `{<stream>}:delayed`, or `<stream>:delayed` when the stream
  *   name has a hash tag of its own: in the stream's hash slot either way): a
  *   sorted set scored by due time (ms, Redis's clock); each member is one
- *   message, `<seq:16 hex>:<flags>:<stream len>:<key len>:<stream><key><payload>`
+ *   message, `<seq:16 hex>:<flags>:<stream len>:<key len>:<reply len>:<corr len>:`
+ *   then its stream, key, reply stream, correlation id (an ask's) and payload
  *   (the seq orders messages due at the same ms as they were sent).
  * - `<D>:holds`: a hash, key -> `<count> <last due>`: a keyed message
  *   delayed pauses its key, as in memory: the key's later messages (delayed
@@ -21,8 +22,8 @@
  * runs it, woken for the earliest due time it knows (its own sends, the wake
  * channel, the last pass's answer) and at least every second.
  */
-import { PAYLOAD_FIELD, KEY_FIELD, CALL_FIELD } from './fields.js';
-import { hasHashTag } from './keys.js';
+import { PAYLOAD_FIELD, KEY_FIELD, CALL_FIELD, REPLY_FIELD, CORR_FIELD } from './fields.js';
+import { slotPrefix } from './keys.js';
 
 export interface DelayedKeys {
   set: string;
@@ -37,27 +38,34 @@ export interface DelayedKeys {
  * same whoever sends: a mailbox with or without partitions, a producer.
  */
 export function delayedKeys(stream: string): DelayedKeys {
-  const d = hasHashTag(stream) ? `${stream}:delayed` : `{${stream}}:delayed`;
+  const d = `${slotPrefix(stream)}:delayed`;
   return { set: d, holds: `${d}:holds`, seq: `${d}:seq`, wake: `${d}:wake` };
 }
 
 const NOW = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
+/** The XADD of one message: its fields from flags, key, reply stream and correlation id (Lua locals of that name). */
+const XADD_FIELDS = `local f = { '${PAYLOAD_FIELD}', payload }
+if string.find(flags, 'k', 1, true) then f[#f + 1] = '${KEY_FIELD}'; f[#f + 1] = key end
+if string.find(flags, 'c', 1, true) then f[#f + 1] = '${CALL_FIELD}'; f[#f + 1] = '1' end
+if reply ~= '' then f[#f + 1] = '${REPLY_FIELD}'; f[#f + 1] = reply; f[#f + 1] = '${CORR_FIELD}'; f[#f + 1] = corr end`;
+
 /**
  * KEYS: set, holds, seq, the message's stream; ARGV: delay ms, flags ('',
- * 'k' keyed, 'kc' a keyed method call), key, payload, wake channel. An XADD
- * (its entry id) when neither delayed nor behind a delayed message of its
- * key; else a member of the set ('delayed:<seq>').
+ * 'k' keyed, 'kc' a keyed method call), key, payload, wake channel, reply
+ * stream ('' unless an ask), correlation id. An XADD (its entry id) when
+ * neither delayed nor behind a delayed message of its key; else a member of
+ * the set ('delayed:<seq>').
  */
 export const SEND_LUA = `local d = tonumber(ARGV[1])
-local keyed = ARGV[2] ~= ''
+local flags, key, payload, reply, corr = ARGV[2], ARGV[3], ARGV[4], ARGV[6], ARGV[7]
+local keyed = flags ~= ''
 local h = false
-if keyed then h = redis.call('HGET', KEYS[2], ARGV[3]) end
+if keyed then h = redis.call('HGET', KEYS[2], key) end
 if d <= 0 and not h then
-  if not keyed then return redis.call('XADD', KEYS[4], '*', '${PAYLOAD_FIELD}', ARGV[4]) end
-  if ARGV[2] == 'kc' then return redis.call('XADD', KEYS[4], '*', '${PAYLOAD_FIELD}', ARGV[4], '${KEY_FIELD}', ARGV[3], '${CALL_FIELD}', '1') end
-  return redis.call('XADD', KEYS[4], '*', '${PAYLOAD_FIELD}', ARGV[4], '${KEY_FIELD}', ARGV[3])
+${XADD_FIELDS}
+  return redis.call('XADD', KEYS[4], '*', unpack(f))
 end
 ${NOW}
 local due = now + d
@@ -69,12 +77,12 @@ if keyed then
     local last = tonumber(string.sub(h, sp + 1))
     if last > due then due = last end
   end
-  redis.call('HSET', KEYS[2], ARGV[3], n .. ' ' .. due)
+  redis.call('HSET', KEYS[2], key, n .. ' ' .. due)
 end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local seq = redis.call('INCR', KEYS[3])
 local s = string.format('%016x', seq)
-redis.call('ZADD', KEYS[1], due, s .. ':' .. ARGV[2] .. ':' .. #KEYS[4] .. ':' .. #ARGV[3] .. ':' .. KEYS[4] .. ARGV[3] .. ARGV[4])
+redis.call('ZADD', KEYS[1], due, s .. ':' .. flags .. ':' .. #KEYS[4] .. ':' .. #key .. ':' .. #reply .. ':' .. #corr .. ':' .. KEYS[4] .. key .. reply .. corr .. payload)
 if first[2] == nil or tonumber(first[2]) > due then redis.call('PUBLISH', ARGV[5], tostring(due - now)) end
 return 'delayed:' .. s`;
 
@@ -87,20 +95,23 @@ export const MOVE_LUA = `${NOW}
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 for i = 1, #due do
   local m = due[i]
-  local b = string.find(m, ':', 18, true)
-  local flags = string.sub(m, 18, b - 1)
-  local c = string.find(m, ':', b + 1, true)
-  local sl = tonumber(string.sub(m, b + 1, c - 1))
-  local e = string.find(m, ':', c + 1, true)
-  local kl = tonumber(string.sub(m, c + 1, e - 1))
-  local stream = string.sub(m, e + 1, e + sl)
-  local payload = string.sub(m, e + sl + kl + 1)
-  if flags == '' then
-    redis.call('XADD', stream, '*', '${PAYLOAD_FIELD}', payload)
-  else
-    local key = string.sub(m, e + sl + 1, e + sl + kl)
-    if flags == 'kc' then redis.call('XADD', stream, '*', '${PAYLOAD_FIELD}', payload, '${KEY_FIELD}', key, '${CALL_FIELD}', '1')
-    else redis.call('XADD', stream, '*', '${PAYLOAD_FIELD}', payload, '${KEY_FIELD}', key) end
+  local at = 18
+  local lens = {}
+  for j = 1, 5 do
+    local c = string.find(m, ':', at, true)
+    lens[j] = string.sub(m, at, c - 1)
+    at = c + 1
+  end
+  local flags = lens[1]
+  local sl, kl, rl, al = tonumber(lens[2]), tonumber(lens[3]), tonumber(lens[4]), tonumber(lens[5])
+  local stream = string.sub(m, at, at + sl - 1)
+  local key = string.sub(m, at + sl, at + sl + kl - 1)
+  local reply = string.sub(m, at + sl + kl, at + sl + kl + rl - 1)
+  local corr = string.sub(m, at + sl + kl + rl, at + sl + kl + rl + al - 1)
+  local payload = string.sub(m, at + sl + kl + rl + al)
+${XADD_FIELDS}
+  redis.call('XADD', stream, '*', unpack(f))
+  if flags ~= '' then
     local h = redis.call('HGET', KEYS[2], key)
     if h then
       local sp = string.find(h, ' ', 1, true)

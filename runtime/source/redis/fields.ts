@@ -6,3 +6,9 @@ export const PAYLOAD_FIELD = 'd';
 export const KEY_FIELD = 'k';
 /** The entry field that marks an actor method call (`tell`): its payload is `[method, ...args]`. */
 export const CALL_FIELD = 'c';
+/** An ask's entry: the stream its reply goes to (the asking process's reply stream, asks.ts). */
+export const REPLY_FIELD = 'r';
+/** An ask's entry, and its reply: the asker's correlation id. */
+export const CORR_FIELD = 'a';
+/** A reply entry that carries the ask's final error (JSON) instead of `d`. */
+export const ERROR_FIELD = 'e';

@@ -44,6 +44,11 @@ export function partitionKeys(stream: string, group: string, partitions = 0): Pa
   };
 }
 
+/** What a stream's own keys start with to share its hash slot: `{S}`, or S itself when it has a tag of its own. */
+export function slotPrefix(stream: string): string {
+  return hasHashTag(stream) ? stream : `{${stream}}`;
+}
+
 /** Redis Cluster hashes this name by a tag of its own: its first `{`, then the first `}` after it, with something between. */
 export function hasHashTag(name: string): boolean {
   const i = name.indexOf('{');

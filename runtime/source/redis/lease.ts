@@ -30,6 +30,22 @@ export async function takeLease(cmd: Connection, o: ResolvedRedisSource, mailbox
   }
 }
 
+/**
+ * Let go of the consumer name (close()): a consumer with nothing pending in
+ * `streams` is dropped from their group (names of past processes do not
+ * pile up; one with entries stays, for a takeover), and its lease deleted.
+ */
+export async function leaveGroup(cmd: Connection, o: ResolvedRedisSource, streams: readonly string[], token: string): Promise<void> {
+  const c = cmd.client;
+  await Promise.all(
+    streams.map(async (k) => {
+      const mine = (await c.sendCommand(['XPENDING', k, o.group, '-', '+', '1', o.consumer])) as unknown[];
+      if (mine.length === 0) await c.sendCommand(['XGROUP', 'DELCONSUMER', k, o.group, o.consumer]);
+    }),
+  );
+  if ((await c.get(o.leaseKey)) === token) await c.del(o.leaseKey);
+}
+
 export interface Poll {
   /** Someone else held the name when this process refreshed it. */
   lostLease: boolean;

@@ -11,7 +11,7 @@ import type { DeadLetter, DeadLetterReason } from '../../dead-letters.js';
 import { now } from '../../shared/clock.js';
 import { ErrorCodes } from '../../shared/errors.js';
 import type { SourceIntake } from '../source.js';
-import { FLAG_CALL, FLAG_PARTITION } from '../../shared/layout.js';
+import { FLAG_ASK, FLAG_CALL, FLAG_PARTITION } from '../../shared/layout.js';
 import { entryTime, type Entries } from './connection.js';
 import { qualify, unqualify } from './held.js';
 import type { DeadFields } from './dead.js';
@@ -74,7 +74,10 @@ export class Offer {
             if (part >= 0 && !this.src.holds(part, epoch)) return;
             let id: number;
             try {
-              id = intake.offerBytes(p, attempt, sentAt, key, e.calls[i] ? flags | FLAG_CALL : flags);
+              const to = e.replyTo[i]!;
+              id = intake.offerBytes(p, attempt, sentAt, key, (e.calls[i] ? flags | FLAG_CALL : flags) | (to === null ? 0 : FLAG_ASK));
+              // An ask from another process (or this one): opened here, its reply goes back to `to` (asks.ts).
+              if (id >= 0 && to !== null) this.host.openAsk(id, this.src.replier.expect(id, to, e.corrs[i] ?? ''));
             } catch {
               return; // the mailbox closed: the entry stays pending, for a takeover
             }

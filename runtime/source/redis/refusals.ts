@@ -9,7 +9,7 @@ import type { MailboxCall } from '../source.js';
 export function redisRefusal(mailbox: string, stream: string, partitioned: boolean, call: MailboxCall): RingpoolError | null {
   switch (call) {
     case 'ask':
-      return refused(mailbox, 'ask()', 'the reply would have to find its way back to this process');
+      return null; // a reply stream per asking process (asks.ts)
     case 'sendBatch':
     case 'sendBatchAsync':
       return null; // one transaction (batch.ts)

@@ -44,6 +44,23 @@ export class StreamSends {
     });
   }
 
+  /**
+   * An ask's payload checked and encoded now (bad input throws: the ask
+   * rejects, nothing sent); returns what sends it once its reply stream
+   * exists (asks.ts), resolving once Redis has the entry.
+   */
+  prepareAsk(payload: unknown, key: string | undefined, call: boolean, closed: boolean, replyTo: string): (corr: string) => Promise<unknown> {
+    const k = this.check(payload, key === undefined ? undefined : { key }, closed);
+    const b = this.host.codec.preparedBytes();
+    const bytes = Buffer.from(b); // a copy: the codec's buffer is reused
+    const stream = k === null ? null : this.streamOf(k);
+    return (corr) =>
+      new Promise((resolve, reject) => {
+        this.adds.pushBytes(bytes, resolve as (id: string & string[]) => void, reject, undefined, undefined, stream, k, call, 0, replyTo, corr);
+        this.seq++;
+      });
+  }
+
   /** rt.sendBatch(): every payload or none, in order, in one transaction. */
   sendBatch(payloads: readonly unknown[], opts: BatchOptions | undefined, closed: boolean): number[] {
     const items = prepareBatch(this.target(closed), payloads, opts);

@@ -39,18 +39,20 @@ import { Acks } from './acks.js';
 import { Adds } from './adds.js';
 import { delayedKeys } from './delayed.js';
 import { Mover } from './mover.js';
+import { Asks, Replier } from './asks.js';
+import { slotPrefix } from './keys.js';
 import { StreamSends } from './sends.js';
 import { Claims } from './claims.js';
 import { Connection, message, within, type Entries } from './connection.js';
 import { redisRefusal } from './refusals.js';
-import { RedisDeadLetters, streamSink, type DeadFields } from './dead.js';
-import { poll, takeLease } from './lease.js';
+import { RedisDeadLetters, deadFields, streamSink } from './dead.js';
+import { leaveGroup, poll, takeLease } from './lease.js';
 import type { ResolvedRedisSource } from './options.js';
 import { Offer } from './offer.js';
 import { Reader } from './reader.js';
 import { Trim, TRIM_EVERY_MS } from './trim.js';
 import type { FenceRef } from '../../shared/partition.js';
-import { HeldEntries, qualify, unqualify } from './held.js';
+import { HeldEntries, qualify } from './held.js';
 import { Partitioned } from './partitioned.js';
 import { agreeOnPartitions } from './partitions.js';
 import { streamStats, type StreamStats } from './stats.js';
@@ -84,6 +86,10 @@ export class RedisSource implements MessageSource {
   readonly claims: Claims;
   readonly dead: RedisDeadLetters;
   readonly trim: Trim;
+  /** This process's asks, their replies read from its reply stream (asks.ts). */
+  readonly asks: Asks;
+  /** Replies of the asks this process runs, and the XACKs that wait for them (asks.ts). */
+  readonly replier: Replier;
   /** Moves due delayed messages into the stream (mover.ts). */
   readonly mover: Mover;
   /** What `partitions` adds (null without). */
@@ -132,6 +138,8 @@ export class RedisSource implements MessageSource {
     this.claims = new Claims(o, this.cmd, this.held, { take: (e, a) => this.take(e, a), trimmed: (ids) => this.trimmed(ids) });
     this.dead = new RedisDeadLetters(mailbox, o, host.codec, client, () => this.cmd.bytes);
     this.trim = new Trim(o, this.cmd);
+    this.asks = new Asks(`${slotPrefix(o.stream)}:replies:${this.token}`, () => this.cmd.client, host.codec, `ringpool:${o.consumer}:replies`, (err, doing) => this.fault(err, doing));
+    this.replier = new Replier(() => this.cmd.client, host.codec, (sid) => this.acks.ack(sid), (err, doing) => this.fault(err, doing));
     this.mover = new Mover(delayedKeys(o.stream), () => this.cmd.client, (err, doing) => this.fault(err, doing));
     this.reader = new Reader(this);
     this.sends = new StreamSends(mailbox, o, host, this.adds, (k) => this.part!.streamOf(k));
@@ -181,6 +189,7 @@ export class RedisSource implements MessageSource {
     await within(this.claims.idle().catch(() => undefined), deadline, () => undefined);
     // Due messages are the other processes' to move now.
     await within(this.mover.stop(), deadline, () => undefined);
+    await within(this.asks.stop(), deadline, () => undefined);
   }
 
   /** After the feed's last batch: write what is left (CLOSE_MS at most), let go of the consumer name, disconnect. */
@@ -195,17 +204,8 @@ export class RedisSource implements MessageSource {
     await within(this.adds.flushed(), deadline, () => this.adds.abandon(`not sent: Redis did not take it before mailbox '${this.mailbox}' closed`));
     await this.acks.flushed(Math.max(0, deadline - Date.now()));
     this.acks.stopped = true;
-    const { stream, group, consumer, leaseKey } = this.o;
-    const c = this.cmd.client;
-    const leave = async (): Promise<void> => {
-      // A consumer with nothing pending is dropped from the group (names of past processes do not pile up); one with entries stays, for a takeover.
-      const streams = [stream, ...[...(this.part?.parts.touched ?? [])].map((p) => this.part!.keys.stream(p))];
-      await Promise.all(streams.map(async (k) => {
-        const mine = (await c.sendCommand(['XPENDING', k, group, '-', '+', '1', consumer])) as unknown[];
-        if (mine.length === 0) await c.sendCommand(['XGROUP', 'DELCONSUMER', k, group, consumer]);
-      }));
-      if ((await c.get(leaseKey)) === this.token) await c.del(leaseKey);
-    };
+    const streams = [this.o.stream, ...[...(this.part?.parts.touched ?? [])].map((p) => this.part!.keys.stream(p))];
+    const leave = (): Promise<void> => leaveGroup(this.cmd, this.o, streams, this.token);
     // Redis away: the leases expire on their own.
     if (this.cmd.up && this.part !== null) await within(this.part.parts.releaseAll().catch(() => undefined), deadline, () => undefined);
     if (this.cmd.up) await within(leave().catch(() => undefined), deadline, () => undefined);
@@ -323,9 +323,14 @@ export class RedisSource implements MessageSource {
     return this.part?.fenceRef ?? null;
   }
 
-  /** A failed or skipped record of a partition this process lost: dropped here (failures.ts asks). */
+  /** A failed or skipped record of a partition this process lost: dropped here (failures.ts asks); an ask of it is answered by its new owner. */
   fenced(localId: number): boolean {
-    return this.part?.fenced(localId) ?? false;
+    const dropped = this.part?.fenced(localId) ?? false;
+    if (dropped && this.replier.size > 0) {
+      this.replier.forget(localId);
+      this.host.dropAsk(localId);
+    }
+    return dropped;
   }
 
   // ------------------------------------------------------------ outcomes back to Redis
@@ -336,7 +341,8 @@ export class RedisSource implements MessageSource {
       const k = batch.kind[i];
       if (k === Outcome.ACKED) {
         const sid = held.release(batch.id[i]!);
-        if (sid !== undefined) this.acks.ack(sid);
+        // An ask's XACK waits for its reply to be in Redis (asks.ts).
+        if (sid !== undefined) this.replier.size === 0 ? this.acks.ack(sid) : this.replier.acked(batch.id[i]!, sid);
       } else if (k === Outcome.RETRY) {
         const sid = held.sid(batch.id[i]!);
         if (sid !== undefined) this.acks.retry(sid, batch.attempt[i]! - 1);
@@ -354,23 +360,7 @@ export class RedisSource implements MessageSource {
   deadLetter(held: HeldMessage, reason: DeadLetterReason, deadAt: number): DeadLetter | null {
     const q = this.held.release(held.id);
     if (q === undefined) return null;
-    const { sid, p, epoch } = unqualify(q);
-    const f: DeadFields = {
-      payload: held.payload,
-      streamId: sid,
-      q,
-      partition: p,
-      epoch,
-      key: held.key ?? null,
-      call: (held.kept & FLAG_CALL) !== 0,
-      localId: held.id,
-      attempts: held.attempt,
-      reason,
-      firstError: held.firstError,
-      lastError: held.lastError,
-      enqueuedAt: held.sentAt,
-      deadAt,
-    };
+    const f = deadFields(held, q, reason, deadAt);
     this.acks.deadLetter(f);
     return this.offer.letter(f);
   }
@@ -391,6 +381,17 @@ export class RedisSource implements MessageSource {
 
   sendBatchAsync(payloads: readonly unknown[], opts: BatchOptions | undefined, closed: boolean, signal?: AbortSignal, timeoutMs?: number): Promise<string[]> {
     return this.sends.sendBatchAsync(payloads, opts, closed || this.closed, signal, timeoutMs);
+  }
+
+  /** ask(): the entry carries this process's reply stream and an id; the reply comes back there (asks.ts). */
+  ask(payload: unknown, key: string | undefined, flags: number, closed: boolean, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> {
+    let send: (corr: string) => Promise<unknown>;
+    try {
+      send = this.sends.prepareAsk(payload, key, (flags & FLAG_CALL) !== 0, closed || this.closed, this.asks.key);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.asks.ask(send, `ask to mailbox '${this.mailbox}'`, signal, timeoutMs);
   }
 
   /** A handler's chained sends to this mailbox (chained.ts): one transaction, resolved once Redis has them. */
