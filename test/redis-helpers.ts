@@ -47,3 +47,28 @@ export function scratch(prefix: string) {
     },
   };
 }
+
+/** A key's start as test/fixtures/redis-keyed.js records it: [pid, n, fence, time, time sent]. */
+export type Start = [pid: number, n: number, fence: number, at: number, sent: number];
+
+/**
+ * Order per key: within a run of starts by one process, n never goes down (a retry runs n again, then n + 1);
+ * another process may start again only at an n not yet recorded done before the hand-over... which this oracle
+ * checks as: a process's first start of a key is never past the smallest n not yet done when it began (no gap),
+ * and no n is skipped in the key's sequence. Returns the violations.
+ */
+export function orderViolations(starts: Map<string, Start[]>, killed: Set<number>): string[] {
+  const bad: string[] = [];
+  for (const [key, rows] of starts) {
+    for (let i = 1; i < rows.length; i++) {
+      const [pid, n] = rows[i]!;
+      const [ppid, pn] = rows[i - 1]!;
+      if (pid === ppid && n < pn) bad.push(`${key}: ${pid} started ${n} after ${pn}`);
+      // Going back is allowed only when the previous runner died (its last ones may not have been acknowledged).
+      if (pid !== ppid && n < pn && !killed.has(ppid)) bad.push(`${key}: ${pid} went back to ${n} after ${ppid}'s ${pn}, which did not die`);
+      if (n > pn + 1) bad.push(`${key}: ${n} started after ${pn} (skipped)`);
+    }
+  }
+  return bad;
+}
+

@@ -6,9 +6,7 @@
  */
 import type { AsyncDeadLetters, DeadLetter } from '../dead-letters.js';
 
-export interface RedisSourceOptions {
-  /** `redis://host:port` (or `rediss://`). */
-  url: string;
+export interface RedisSourceOptions extends RedisConnectOptions {
   /** The stream key. */
   stream: string;
   /** The consumer group, created (from the stream's first entry, with MKSTREAM) if missing. @default 'ringpool' */
@@ -54,6 +52,34 @@ export interface RedisSourceOptions {
   ownerLeaseMs?: number;
   /** How often an owner renews its partitions' leases, and looks for partitions to take or give back. At most ownerLeaseMs / 2. @default 1000 */
   ownerRenewMs?: number;
+}
+
+/**
+ * Where a Redis mailbox, or a redisProducer, connects: exactly one of `url`,
+ * `cluster` or `client`.
+ */
+export interface RedisConnectOptions {
+  /** `redis://[user:password@]host:port[/db]` (or `rediss://` for TLS). */
+  url?: string;
+  /**
+   * A Redis Cluster: any of its nodes (CLUSTER SLOTS finds the master of the
+   * mailbox's hash slot; every key of a mailbox shares one). A stream
+   * without partitions needs a hash tag in its name there (`'{orders}'`).
+   */
+  cluster?: { nodes: string[] };
+  /**
+   * An existing node-redis client (createClient()): ringpool makes its own
+   * connections as duplicates of it (same options: TLS, auth, ...), and
+   * never uses or closes yours.
+   */
+  client?: unknown;
+  /**
+   * node-redis client options beside `url` or `cluster`: `socket` (`tls`,
+   * `ca`, `cert`, `key`, `connectTimeout`, ...), `username`, `password`,
+   * `database`, `RESP`, ... Not `url` or `name`; ringpool sets its own
+   * reconnection strategy.
+   */
+  clientOptions?: Record<string, unknown>;
 }
 
 /** `stats().source.partitions` of a partitioned Redis mailbox. */

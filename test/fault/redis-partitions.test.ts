@@ -14,6 +14,7 @@ import type { ActorDefinition } from 'ringpool/worker';
 import { Registry } from 'prom-client';
 import { createMetrics, serve } from 'ringpool/metrics';
 import { expectCode, fixture, runtime, until, untilAsync } from '../helpers.js';
+import { orderViolations, type Start } from '../redis-helpers.js';
 
 const url = process.env.REDIS_URL!;
 const admin = createClient({ url });
@@ -77,7 +78,6 @@ const stopAll = async (kids: Child[]): Promise<void> => {
   await Promise.all(procs.map((c) => new Promise((r) => (c.exitCode === null ? c.once('exit', r) : r(null)))));
 };
 
-type Start = [pid: number, n: number, fence: number, at: number, sent: number];
 
 /** test/fixtures/redis-counter-actor.js, as rt.actor() sees it. */
 type CounterActor = ActorDefinition<{ count: number }, unknown, unknown, { bump(state: { count: number }, n: number): number }>;
@@ -90,27 +90,6 @@ async function startsOf(p: string, keys: number): Promise<Map<string, Start[]>> 
     out.set(`k${k}`, rows.map((r) => r.split(':').map(Number) as Start));
   }
   return out;
-}
-
-/**
- * Order per key: within a run of starts by one process, n never goes down (a retry runs n again, then n + 1);
- * another process may start again only at an n not yet recorded done before the hand-over... which this oracle
- * checks as: a process's first start of a key is never past the smallest n not yet done when it began (no gap),
- * and no n is skipped in the key's sequence. Returns the violations.
- */
-function orderViolations(starts: Map<string, Start[]>, killed: Set<number>): string[] {
-  const bad: string[] = [];
-  for (const [key, rows] of starts) {
-    for (let i = 1; i < rows.length; i++) {
-      const [pid, n] = rows[i]!;
-      const [ppid, pn] = rows[i - 1]!;
-      if (pid === ppid && n < pn) bad.push(`${key}: ${pid} started ${n} after ${pn}`);
-      // Going back is allowed only when the previous runner died (its last ones may not have been acknowledged).
-      if (pid !== ppid && n < pn && !killed.has(ppid)) bad.push(`${key}: ${pid} went back to ${n} after ${ppid}'s ${pn}, which did not die`);
-      if (n > pn + 1) bad.push(`${key}: ${n} started after ${pn} (skipped)`);
-    }
-  }
-  return bad;
 }
 
 describe('Partitioned Redis mailboxes: per-key order across processes', () => {

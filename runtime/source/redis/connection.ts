@@ -6,6 +6,7 @@
  * the source reads: stream entries and errors.
  */
 import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
+import { keySlot, masterOf, type RedisTarget } from './target.js';
 
 type Redis = typeof import('redis');
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -33,7 +34,9 @@ export class Connection {
   private closing = false;
 
   constructor(
-    private readonly url: string,
+    private readonly target: RedisTarget,
+    /** A key of the mailbox: on a cluster, the connection goes to the master of its slot. */
+    private readonly slotKey: string,
     private readonly name: string,
     /** The connection went down (once per outage) or came back up. */
     private readonly onChange: (up: boolean, err: Error | null) => void,
@@ -43,11 +46,13 @@ export class Connection {
   async open(timeoutMs: number): Promise<void> {
     const redis = await loadRedis();
     this.bytes = { typeMapping: { [redis.RESP_TYPES.BLOB_STRING]: Buffer } };
-    const c = redis.createClient({
-      url: this.url,
-      name: this.name,
-      socket: { reconnectStrategy: (retries: number) => (this.closing ? false : backoffMs(retries)), connectTimeout: Math.min(timeoutMs, 10_000) },
-    });
+    const socket = { reconnectStrategy: (retries: number) => (this.closing ? false : backoffMs(retries)), connectTimeout: Math.min(timeoutMs, 10_000) };
+    let c: Client;
+    try {
+      c = await makeClient(this.target, this.slotKey, this.name, socket);
+    } catch (err) {
+      throw new RingpoolError(ErrorCodes.SOURCE_IO, `cannot connect to Redis at ${this.target.label}: ${message(err)}`, { url: this.target.label }, { cause: err });
+    }
     this.client = c;
     c.on('error', (err: Error) => {
       this.lastError = err;
@@ -76,7 +81,7 @@ export class Connection {
     } catch (err) {
       this.closing = true;
       c.destroy?.();
-      throw new RingpoolError(ErrorCodes.SOURCE_IO, `cannot connect to Redis at ${this.url}: ${(err as Error)?.message ?? String(err)}`, { url: this.url }, { cause: err });
+      throw new RingpoolError(ErrorCodes.SOURCE_IO, `cannot connect to Redis at ${this.target.label}: ${(err as Error)?.message ?? String(err)}`, { url: this.target.label }, { cause: err });
     } finally {
       clearTimeout(timer);
     }
@@ -94,6 +99,49 @@ export class Connection {
     }
     await c.quit().catch(() => c.destroy());
   }
+}
+
+/**
+ * A client (not yet connected) for `t`: a duplicate of the user's client, a
+ * client of the URL with the user's options, or one of the cluster master
+ * that serves `slotKey`'s hash slot (target.ts). `socket`: ringpool's
+ * reconnection and timeout, over the user's socket options.
+ */
+export async function makeClient(t: RedisTarget, slotKey: string, name: string | undefined, socket: Record<string, unknown>): Promise<Client> {
+  const redis = await loadRedis();
+  const named = name === undefined ? {} : { name };
+  if (t.client !== null) {
+    const own = (t.client.options ?? (t.client as { _options?: { socket?: object } })._options)?.socket ?? {};
+    return t.client.duplicate({ ...named, socket: { ...own, ...socket } });
+  }
+  const sock = { ...(t.clientOptions.socket as object | undefined), ...socket };
+  const url = t.url ?? (await clusterMaster(t, slotKey, sock));
+  return redis.createClient({ ...t.clientOptions, url, ...named, socket: sock });
+}
+
+/** The URL of the master that serves `slotKey`'s slot, asked of the cluster's nodes in turn (CLUSTER SLOTS). */
+async function clusterMaster(t: RedisTarget, slotKey: string, sock: Record<string, unknown>): Promise<string> {
+  const redis = await loadRedis();
+  const slot = keySlot(slotKey);
+  let last: unknown = new Error('no node answered');
+  for (const node of t.nodes!) {
+    const c = redis.createClient({ ...t.clientOptions, url: node, socket: { ...sock, reconnectStrategy: false } });
+    c.on('error', () => undefined);
+    try {
+      await c.connect();
+      const m = masterOf(await c.sendCommand(['CLUSTER', 'SLOTS']), slot);
+      if (m === null) throw new Error(`no master serves hash slot ${slot} (of '${slotKey}')`);
+      const u = new URL(node);
+      if (m.host !== '') u.hostname = m.host;
+      u.port = String(m.port);
+      return u.toString();
+    } catch (err) {
+      last = err;
+    } finally {
+      c.destroy();
+    }
+  }
+  throw last;
 }
 
 /** NOGROUP: the stream or the group is gone (Redis restarted without persistence, or someone deleted them). */

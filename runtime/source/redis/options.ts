@@ -8,11 +8,14 @@ import { invalidOption } from '../../shared/errors.js';
 import { MAX_PARTITIONS } from '../../shared/partition.js';
 import type { RedisSourceOptions } from '../stream.js';
 import { checkTaggable, partitionKeys } from './keys.js';
+import { resolveTarget, type RedisTarget } from './target.js';
 
 export type { RedisSourceOptions } from '../stream.js';
 
 export interface ResolvedRedisSource {
+  /** Where it connects, for messages (the URL, `cluster <first node>`, 'an existing client'). */
   url: string;
+  target: RedisTarget;
   stream: string;
   group: string;
   consumer: string;
@@ -36,19 +39,14 @@ export interface ResolvedRedisSource {
 /** Default sendBufferBytes, of a Redis mailbox and of redisProducer. */
 export const SEND_BUFFER_BYTES = 64 << 20;
 
-const KNOWN = ['url', 'stream', 'group', 'consumer', 'claimIdleMs', 'readCount', 'blockMs', 'keepAckedMs', 'sendBufferBytes', 'maxDeadLetters', 'partitions', 'ownerLeaseMs', 'ownerRenewMs'];
+const KNOWN = ['url', 'cluster', 'client', 'clientOptions', 'stream', 'group', 'consumer', 'claimIdleMs', 'readCount', 'blockMs', 'keepAckedMs', 'sendBufferBytes', 'maxDeadLetters', 'partitions', 'ownerLeaseMs', 'ownerRenewMs'];
 
-/** A URL the Redis client can parse, redis:// or rediss:// with a host. */
-export function isRedisUrl(url: string): boolean {
-  if (!/^rediss?:\/\/./.test(url) || !URL.canParse(url)) return false;
-  return new URL(url).hostname !== '';
-}
+export { isRedisUrl } from './target.js';
 
 export function resolveRedisSource(path: string, v: unknown, leaseMs: number): ResolvedRedisSource {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw invalidOption(path, `an object { ${KNOWN.join(', ')} }`, v);
   const o = v as Record<string, unknown>;
   for (const k of Object.keys(o)) if (!KNOWN.includes(k)) throw invalidOption(`${path}.${k}`, `one of ${KNOWN.join(', ')} (unknown option)`, o[k]);
-  if (typeof o.url !== 'string' || !isRedisUrl(o.url)) throw invalidOption(`${path}.url`, 'a redis:// or rediss:// URL', o.url);
   const name = (k: string, def: string | undefined): string => {
     const x = o[k] === undefined ? def : o[k];
     // Well-formed: a lone surrogate would reach Redis as U+FFFD (two names, one key).
@@ -68,8 +66,10 @@ export function resolveRedisSource(path: string, v: unknown, leaseMs: number): R
   const ownerLeaseMs = int('ownerLeaseMs', 5_000, 100, 600_000);
   const ownerRenewMs = int('ownerRenewMs', Math.min(1_000, Math.floor(ownerLeaseMs / 2)), 10, Math.floor(ownerLeaseMs / 2));
   const keys = partitions > 0 ? partitionKeys(stream, group) : null;
+  const target = resolveTarget(path, o, stream, partitions > 0);
   return {
-    url: o.url,
+    url: target.label,
+    target,
     stream,
     group,
     consumer,

@@ -36,7 +36,7 @@ export class Partitioned {
     this.keys = partitionKeys(o.stream, o.group, o.partitions);
     this.fenceRef = createFence(o.partitions);
     this.fence = new FenceView(this.fenceRef);
-    this.conn = new Connection(o.url, `ringpool:${o.consumer}:parts`, onChange);
+    this.conn = new Connection(o.target, o.stream, `ringpool:${o.consumer}:parts`, onChange);
     this.owners = new Owners(src.cmd, this.keys, o.partitions, token, o.ownerLeaseMs);
     this.parts = new Partitions(o.partitions, o.consumer, this.owners, this.keys, src.cmd, o.group, this.fence, o.ownerLeaseMs, o.ownerRenewMs, {
       get running() {

@@ -6,12 +6,14 @@
  * Sends made in one turn of the event loop go to Redis as one pipeline, and
  * wait here (bounded) while Redis is away (adds.ts).
  */
-import { createClient } from 'redis';
 import { codecOf, type Codec, type CodecOption, type PayloadCodec } from '../../shared/codec.js';
 import { ErrorCodes, RingpoolError, invalidOption, optionThrew } from '../../shared/errors.js';
 import { MAX_MESSAGE_BYTES_LIMIT } from '../../options.js';
 import { checkWaitOptions } from '../../call-options.js';
-import { SEND_BUFFER_BYTES, isRedisUrl } from './options.js';
+import { SEND_BUFFER_BYTES } from './options.js';
+import { makeClient, type Client } from './connection.js';
+import { resolveTarget, type RedisTarget } from './target.js';
+import type { RedisConnectOptions } from '../stream.js';
 import { Adds } from './adds.js';
 import { delayedKeys } from './delayed.js';
 import { prepare } from './send-check.js';
@@ -22,9 +24,8 @@ import { badSendOption, delayOf, keyOf } from '../../shared/producer.js';
 
 export { PAYLOAD_FIELD } from './adds.js';
 
-export interface RedisProducerOptions {
-  /** `redis://host:port`. */
-  url: string;
+/** Where it connects: exactly one of `url`, `cluster` or `client`, as a Redis mailbox's (`clientOptions` beside a URL or the nodes). */
+export interface RedisProducerOptions extends RedisConnectOptions {
   /** The stream key. */
   stream: string;
   /** How payloads are encoded: the consuming mailbox's codec. @default 'json' */
@@ -69,7 +70,9 @@ export interface ProducerSendOptions extends ProducerKeyOptions {
 }
 
 export class RedisProducer {
-  private readonly client;
+  private client: Client = null;
+  private readonly target: RedisTarget;
+  private readonly made: Promise<Client>;
   private readonly codec: PayloadCodec;
   private readonly maxMessageBytes: number;
   private readonly connected: Promise<unknown>;
@@ -83,11 +86,16 @@ export class RedisProducer {
   constructor(private readonly opts: RedisProducerOptions) {
     this.codec = codecOf(opts.codec ?? 'json');
     this.maxMessageBytes = opts.maxMessageBytes ?? 256 << 10;
-    this.client = createClient({ url: opts.url });
-    this.client.on('error', () => undefined); // reconnects on its own; a command that fails rejects its own promise
+    // Reconnects on its own; a command that fails rejects its own promise.
+    this.target = resolveTarget('redisProducer', opts as unknown as Record<string, unknown>, opts.stream, opts.partitions !== undefined);
+    this.made = makeClient(this.target, opts.stream, undefined, {}).then((c: Client) => {
+      c.on('error', () => undefined);
+      this.client = c;
+      return c;
+    });
     const P = opts.partitions;
     this.keys = P === undefined ? null : partitionKeys(opts.stream, 'ringpool', P);
-    this.connected = this.client.connect();
+    this.connected = this.made.then((c: Client) => c.connect());
     // With partitions: agree on P with the stream's consumers before the first send goes out.
     this.ready = P === undefined ? this.connected : this.connected.then(() => agreeOnPartitions(this.client, this.keys!.meta, P, opts.stream, 'redisProducer'));
     this.connected.catch(() => undefined);
@@ -139,7 +147,7 @@ export class RedisProducer {
     this.closed = true;
     await this.adds.flushed();
     await this.connected.catch(() => undefined);
-    if (this.client.isOpen) await this.client.quit();
+    if (this.client?.isOpen) await this.client.quit();
   }
 
   private enqueue(payload: unknown, opts: ProducerKeyOptions | undefined, resolve: ((id: string) => void) | null, reject: ((err: unknown) => void) | null, timeoutMs?: number, signal?: AbortSignal): void {
@@ -151,7 +159,7 @@ export class RedisProducer {
   }
 }
 
-const PRODUCER_KEYS = ['url', 'stream', 'codec', 'maxMessageBytes', 'onError', 'sendBufferBytes', 'partitions'];
+const PRODUCER_KEYS = ['url', 'cluster', 'client', 'clientOptions', 'stream', 'codec', 'maxMessageBytes', 'onError', 'sendBufferBytes', 'partitions'];
 
 /** The delayMs (whole ms) of the last send keyOfSend() read. */
 let sendDelay = 0;
@@ -190,8 +198,7 @@ function producerOptions(opts: unknown): RedisProducerOptions {
   if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw invalidOption('redisProducer', 'an object { url, stream, codec }', opts);
   const o = opts as Record<string, unknown>;
   for (const k of Object.keys(o)) if (!PRODUCER_KEYS.includes(k)) throw invalidOption(`redisProducer.${k}`, `one of ${PRODUCER_KEYS.join(', ')} (unknown option)`, o[k]);
-  const { url, stream, codec: c, maxMessageBytes: max, onError, sendBufferBytes: buf, partitions: P } = o;
-  if (typeof url !== 'string' || !isRedisUrl(url)) throw invalidOption('redisProducer.url', 'a redis:// or rediss:// URL', url);
+  const { url, cluster, client, clientOptions, stream, codec: c, maxMessageBytes: max, onError, sendBufferBytes: buf, partitions: P } = o;
   if (typeof stream !== 'string' || stream === '' || !stream.isWellFormed()) throw invalidOption('redisProducer.stream', 'a stream key (a non-empty, well-formed string)', stream);
   if (c !== undefined && c !== 'json' && c !== 'msgpack' && c !== 'v8' && c !== 'raw' && (typeof c !== 'object' || c === null || typeof (c as Codec).encode !== 'function' || typeof (c as Codec).decode !== 'function' || typeof (c as Codec).name !== 'string')) {
     throw invalidOption('redisProducer.codec', "'json', 'msgpack', 'v8', 'raw' or a Codec { name, encode, decode }", c);
@@ -203,5 +210,6 @@ function producerOptions(opts: unknown): RedisProducerOptions {
   if (buf !== undefined && (typeof buf !== 'number' || !Number.isSafeInteger(buf) || buf < 1)) throw invalidOption('redisProducer.sendBufferBytes', 'an integer >= 1', buf);
   if (P !== undefined && (typeof P !== 'number' || !Number.isInteger(P) || P < 1 || P > MAX_PARTITIONS)) throw invalidOption('redisProducer.partitions', `an integer from 1 to ${MAX_PARTITIONS}`, P);
   if (P !== undefined) checkTaggable('redisProducer', stream);
-  return { url, stream, codec: c as CodecOption | undefined, maxMessageBytes: max, onError: onError as RedisProducerOptions['onError'], sendBufferBytes: buf as number | undefined, partitions: P as number | undefined };
+  resolveTarget('redisProducer', { url, cluster, client, clientOptions }, stream, P !== undefined);
+  return { url: url as string | undefined, cluster: cluster as RedisProducerOptions['cluster'], client, clientOptions: clientOptions as RedisProducerOptions['clientOptions'], stream, codec: c as CodecOption | undefined, maxMessageBytes: max, onError: onError as RedisProducerOptions['onError'], sendBufferBytes: buf as number | undefined, partitions: P as number | undefined };
 }

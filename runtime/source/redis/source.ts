@@ -127,8 +127,8 @@ export class RedisSource implements MessageSource {
     });
     this.connectedOnce.catch(() => undefined);
     const onChange = (up: boolean, err: Error | null): void => this.connectionChanged(up, err);
-    this.cmd = new Connection(o.url, `ringpool:${o.consumer}`, onChange);
-    this.readConn = new Connection(o.url, `ringpool:${o.consumer}:read`, onChange);
+    this.cmd = new Connection(o.target, o.stream, `ringpool:${o.consumer}`, onChange);
+    this.readConn = new Connection(o.target, o.stream, `ringpool:${o.consumer}:read`, onChange);
     // Bounded so that the ring stays small and the group's work spreads over its processes: two reads' worth, one more for takeovers.
     this.held = new HeldEntries(2 * o.readCount, 3 * o.readCount, o.partitions);
     const client = () => this.connectedOnce.then(() => this.cmd.client);
