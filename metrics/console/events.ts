@@ -40,6 +40,8 @@ export interface MailboxSnapshot {
   deadLetterSize: number;
   autoscale: boolean;
   scaleReason: string;
+  /** A Redis mailbox's stream: lag, pending, the delayed set (size, ms to the next due, -1 none), ask traffic. */
+  stream?: { connected: boolean; lag: number; pending: number; delayedSet: number; nextDueInMs: number; asksOpen: number; repliesReceived: number; repliesSent: number; repliesDropped: number };
 }
 
 interface Last {
@@ -202,6 +204,14 @@ export class EventHub {
           deadLetterSize: s.deadLetterSize,
           autoscale: s.autoscale,
           scaleReason: s.scaleReason,
+          ...(s.stream === undefined
+            ? {}
+            : {
+                stream: {
+                  connected: s.stream.connected, lag: s.stream.lag, pending: s.stream.pending, delayedSet: s.stream.delayed, nextDueInMs: s.stream.nextDueInMs,
+                  asksOpen: s.stream.asksOpen, repliesReceived: s.stream.repliesReceived, repliesSent: s.stream.repliesSent, repliesDropped: s.stream.repliesDropped,
+                },
+              }),
         });
         seen.add(name);
         this.last.set(name, { at: t, processed: s.processed, failed: s.failed, e2e: e2e === null ? null : { ...e2e, cumulative: e2e.cumulative.slice() } });

@@ -138,6 +138,13 @@ export interface StreamStats {
   nextDueInMs: number;
   /** Due delayed messages this process moved into the stream. */
   delayedMoved: number;
+  /** This process's asks to the mailbox waiting for their reply (ask() across processes). */
+  asksOpen: number;
+  /** Replies this process read for its asks: settled an ask, or dropped (its ask had timed out or was answered already). */
+  repliesReceived: number;
+  repliesDropped: number;
+  /** Replies this process sent for the asks it ran (results and final errors), confirmed by Redis. */
+  repliesSent: number;
   /** A partitioned mailbox's partitions (absent without `partitions`). */
   partitions?: PartitionStats;
 }

@@ -3,7 +3,9 @@
 // with RINGPOOL_DEAD_LETTERED and the handler's error as cause; timeoutMs and signal end the wait; a late reply is
 // dropped; reply streams are trimmed as read and deleted on close; an actor's methods through rt.actor() proxies.
 import { describe, expect, it } from 'vitest';
+import { Registry } from 'prom-client';
 import { ErrorCodes, type MailboxOptions } from 'ringpool';
+import { createMetrics } from 'ringpool/metrics';
 import { expectCode, fixture, runtime, until, untilAsync } from '../helpers.js';
 import { scratch, url } from '../redis-helpers.js';
 
@@ -48,6 +50,18 @@ describe('ask() on a Redis mailbox', () => {
       const ks = await admin.keys(`{${stream}}:replies:*`);
       for (const k of ks) expect(await admin.pTTL(k)).toBeGreaterThan(0); // they expire if their process dies
       await until(() => a.stats('work').stream!.held === 0 && b.stats('work').stream!.held === 0, 5_000, 'nothing held');
+      // The reply traffic, in stats and metrics: a asked 200 + 1 + 1 + 1 + 1 (the two refused before sending are not counted).
+      const sa = a.stats('work').stream!;
+      const sb = b.stats('work').stream!;
+      await until(() => a.stats('work').stream!.repliesDropped >= 2, 5_000, 'the late replies read and dropped');
+      expect(a.stats('work').stream!.asksOpen).toBe(0);
+      expect(sa.repliesReceived).toBeGreaterThanOrEqual(202);
+      expect(sa.repliesSent + sb.repliesSent).toBeGreaterThanOrEqual(403);
+      const registry = new Registry();
+      createMetrics(a, { registry });
+      const text = await registry.metrics();
+      expect(text).toMatch(/ringpool_stream_replies_received_total\{mailbox="work"\} [1-9]/);
+      expect(text).toMatch(/ringpool_stream_asks_open\{mailbox="work"\} 0/);
     } finally {
       await a.close();
       await b.close();

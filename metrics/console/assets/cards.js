@@ -38,6 +38,7 @@ function makeCard(box) {
       stat('depth', 'depth', 'depth'), stat('in flight', 'inFlight'), stat('delayed', 'delayed'),
       stat('processed', 'processed'), stat('failed', 'failed'), stat('dead letters', 'dead', 'dead-letter-count')),
     el('div', { class: 'stats times' }, stat('oldest', 'oldest'), stat('est. lag', 'lag'), stat('e2e p50', 'p50'), stat('e2e p99', 'p99')),
+    (f.stream = el('div', { class: 'line stream', 'data-testid': 'stream-line', hidden: '' })),
     el('div', { class: 'line' },
       el('span', { class: 'k' }, 'threads × concurrency'), v('threads'),
       (f.auto = el('span', { class: 'badge' }, '')), (f.reason = el('span', { class: 'reason' }, ''))),
@@ -66,6 +67,16 @@ export function renderCard(box) {
   setText(f.lag, secs(s.estimatedLagSeconds));
   setText(f.p50, ms(s.e2eP50Ms));
   setText(f.p99, ms(s.e2eP99Ms));
+  // A Redis mailbox: its stream, its delayed set (all senders'), its ask traffic.
+  const st = s.stream;
+  f.stream.hidden = !st;
+  if (st) {
+    const next = isNum(st.nextDueInMs) && st.nextDueInMs >= 0 ? `, next in ${secs(st.nextDueInMs / 1000)}` : '';
+    setText(
+      f.stream,
+      `stream ${st.connected ? '' : '(unreachable) '}lag ${int(st.lag)} · pending ${int(st.pending)} · delayed set ${int(st.delayedSet)}${next} · asks open ${int(st.asksOpen)} · replies in ${int(st.repliesReceived)} (dropped ${int(st.repliesDropped)}) · out ${int(st.repliesSent)}`,
+    );
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -193,6 +193,8 @@ export class Asks {
 /** The running side: where the asks this process runs reply, and the XACKs that wait for their replies. */
 export class Replier {
   private readonly asks = new Map<number, { to: string; corr: string; sent: boolean; ackSid: string | null }>();
+  /** Replies Redis took (to a live asker's stream). */
+  sent = 0;
 
   constructor(
     private readonly client: () => Client,
@@ -247,8 +249,9 @@ export class Replier {
     const a = this.asks.get(localId);
     if (a === undefined) return;
     evalScript(this.client(), REPLY_SHA, REPLY_LUA, ['1', a.to, a.corr, field, value]).then(
-      () => {
+      (added: unknown) => {
         a.sent = true;
+        if (added !== null && added !== undefined) this.sent++;
         if (a.ackSid !== null || field === ERROR_FIELD) {
           this.asks.delete(localId);
           if (a.ackSid !== null) this.ack(a.ackSid);

@@ -29,6 +29,10 @@ export function streamStats(src: RedisSource): StreamStats {
     delayed: src.mover.size,
     nextDueInMs: src.mover.nextDueAt < 0 ? -1 : Math.max(0, src.mover.nextDueAt - Date.now()),
     delayedMoved: src.mover.moved,
+    asksOpen: src.asks.size,
+    repliesReceived: src.asks.settled + src.asks.dropped,
+    repliesDropped: src.asks.dropped,
+    repliesSent: src.replier.sent,
     ...(src.part === null ? {} : { partitions: src.part.stats(src.acks.fenced) }),
   };
 }
