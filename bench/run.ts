@@ -1,8 +1,8 @@
 /**
  * `npm run bench`: the suite (bench/suite.ts) with every flag given, then the
  * ask round trip (bench/ask.ts), many mailboxes on the shared pool
- * (bench/many.ts), the pool's fairness (bench/fairness.ts) and the takeover time of a partitioned Redis
- * mailbox (bench/takeover.ts) in the same command. npm appends `-- flags` to
+ * (bench/many.ts), the pool's fairness (bench/fairness.ts), the takeover time of a partitioned Redis
+ * mailbox (bench/takeover.ts) and the Redis calls across processes (bench/redis-cross.ts) in the same command. npm appends `-- flags` to
  * the end of a script, so a script `suite.js && ask.js` would hand them to
  * ask.js alone; this runner routes them.
  *
@@ -33,4 +33,7 @@ if (many !== 0) process.exit(many);
 const fair = run('./fairness.js', o.quick ? ['--seconds', '0.3'] : []);
 if (fair !== 0) process.exit(fair);
 // Issue #29: takeover time after a SIGKILL on a partitioned Redis mailbox (20 kills at the default lease and renewal).
-process.exit(run('./takeover.js', o.quick ? ['--quick'] : []));
+const take = run('./takeover.js', o.quick ? ['--quick'] : []);
+if (take !== 0) process.exit(take);
+// Issue #30: delayed precision at 10,000 pending, ask round trip across processes against BullMQ, W1 on a Redis Cluster.
+process.exit(run('./redis-cross.js', o.quick ? ['--quick'] : []));

@@ -33,7 +33,7 @@ interface Result {
 // Its figures are not asserted (quick mode measures nothing, and the machine is shared):
 // only that every row ran, or was skipped with its reason printed.
 describe('bench suite (npm run bench), quick mode', () => {
-  it('bench:many, bench:fairness (issue #28) and bench:takeover (issue #29) run one tiny iteration and print their results', async () => {
+  it('bench:many, bench:fairness (issue #28), bench:takeover (issue #29) and bench:redis-cross (issue #30) run one tiny iteration and print their results', async () => {
     const many = await node(['dist/bench/many.js', '--counts', '1,3', '--threads', 'shared,dedicated', '--seconds', '0.2', '--runs', '1']);
     expect(many.code, many.stderr).toBe(0);
     expect(many.stdout).toMatch(/^ *shared +3 +1 /m);
@@ -44,6 +44,12 @@ describe('bench suite (npm run bench), quick mode', () => {
     const take = await node(['dist/bench/takeover.js', '--kills', '1', '--lease', '500', '--renew', '100']);
     expect(take.code, take.stderr).toBe(0);
     expect(take.stdout).toMatch(/takeover after SIGKILL: p50 \d+ ms, p99 \d+ ms/);
+    // Issue #30: delayed precision, ask round trip against BullMQ, W1 on a Redis Cluster of its own.
+    const cross = await node(['dist/bench/redis-cross.js', '--tiny']);
+    expect(cross.code, cross.stderr).toBe(0);
+    expect(cross.stdout).toMatch(/delayed: 200 pending .* lateness p50 [\d.]+ ms, p99 [\d.]+ ms/);
+    expect(cross.stdout).toMatch(/ratio p50 [\d.]+x, p99 [\d.]+x/);
+    expect(cross.stdout).toMatch(/cluster\/single [\d.]+x/);
   }, 60_000);
 
   it('runs every system on every workload it applies to, or prints why it skipped it', async () => {

@@ -42,6 +42,9 @@ const MAX_BATCH = 8_192;
 
 type ErrorClass = new (...a: never[]) => Error;
 
+/** Redis's clock is compared with this process's this often (delayed sends are due on Redis's clock). */
+const CLOCK_EVERY_MS = 10_000;
+
 /** While the client is not ready, look again this often. */
 const NOT_READY_POLL_MS = 50;
 
@@ -69,8 +72,12 @@ interface Pending {
   key: string | null;
   /** An actor method call (`tell`). */
   call: boolean;
-  /** Whole ms to wait in the delayed set; 0: now. */
-  delayMs: number;
+  /**
+   * When it is due (Date.now() ms) when delayed, else 0: the delay Redis is
+   * given counts from the send, not from the write. A group: when it was
+   * queued, if any of its items is delayed (each counts its delay from then).
+   */
+  dueAt: number;
   /** An ask's reply stream and correlation id (asks.ts), or null. */
   reply: string | null;
   corr: string | null;
@@ -116,6 +123,9 @@ export class Adds {
   added = 0;
   /** Sends written again after a LOADING or BUSY reply. */
   retried = 0;
+  /** Redis's clock minus this process's (ms), measured with TIME when written at least CLOCK_EVERY_MS ago. */
+  private offset = 0;
+  private offsetAt = -Infinity;
 
   constructor(private readonly o: AddsOptions) {}
 
@@ -133,7 +143,7 @@ export class Adds {
   /** Queue bytes the caller owns; `reply` and `corr`: an ask's (asks.ts). Throws as push() does. */
   pushBytes(bytes: Buffer, resolve: Pending['resolve'], reject: Pending['reject'], timeoutMs: number | undefined, signal: AbortSignal | undefined, stream: string | null, key: string | null, call: boolean, delayMs: number, reply: string | null, corr: string | null): void {
     this.checkRoom(bytes.byteLength);
-    const p: Pending = { bytes, group: null, size: bytes.byteLength, stream, key, call, delayMs, reply, corr, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
+    const p: Pending = { bytes, group: null, size: bytes.byteLength, stream, key, call, dueAt: delayMs > 0 ? Date.now() + delayMs : 0, reply, corr, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
     this.enqueue(p, timeoutMs, signal);
   }
 
@@ -147,7 +157,7 @@ export class Adds {
     let size = 0;
     for (const it of items) size += it.bytes.byteLength;
     this.checkRoom(size);
-    const p: Pending = { bytes: EMPTY, group: items, size, stream: null, key: null, call: false, delayMs: 0, reply: null, corr: null, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
+    const p: Pending = { bytes: EMPTY, group: items, size, stream: null, key: null, call: false, dueAt: items.some((it) => it.delayMs > 0) ? Date.now() : 0, reply: null, corr: null, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
     this.enqueue(p, timeoutMs, signal);
   }
 
@@ -211,6 +221,7 @@ export class Adds {
           await new Promise((r) => setTimeout(r, NOT_READY_POLL_MS));
           continue;
         }
+        if (Date.now() - this.offsetAt > CLOCK_EVERY_MS) await this.clock(c);
         const batch: Pending[] = [];
         while (this.head < this.queue.length && batch.length < MAX_BATCH) {
           const p = this.queue[this.head++]!;
@@ -236,6 +247,19 @@ export class Adds {
     }
   }
 
+  /** Redis's clock against this process's: the middle of a TIME round trip (off by at most half of it). */
+  private async clock(c: Client): Promise<void> {
+    try {
+      const a = Date.now();
+      const t = (await c.sendCommand(['TIME'])) as string[];
+      const b = Date.now();
+      this.offset = Number(t[0]) * 1000 + Number(t[1]) / 1000 - (a + b) / 2;
+      this.offsetAt = b;
+    } catch {
+      // The write below meets the same fault and says so; the last offset stands.
+    }
+  }
+
   /**
    * Write one batch as a transaction (MULTI, the XADDs, EXEC: all run, or
    * none) and read each reply on its own; returns the sends to write again.
@@ -250,7 +274,7 @@ export class Adds {
     // A keyed or delayed send is a script (delayed.ts): loaded in the same transaction, so that EVALSHA finds it whatever Redis forgot.
     let at = 0;
     for (const p of batch) {
-      if (p.state === QUEUED && (p.key !== null || p.delayMs > 0 || (p.group !== null && p.group.some((it) => it.key !== null || it.delayMs > 0)))) {
+      if (p.state === QUEUED && (p.key !== null || p.dueAt > 0 || (p.group !== null && p.group.some((it) => it.key !== null)))) {
         m.addCommand(['SCRIPT', 'LOAD', SEND_LUA]);
         at = 1;
         break;
@@ -261,8 +285,8 @@ export class Adds {
       p.state = WRITTEN;
       this.queued--;
       live.push(p);
-      if (p.group === null) m.addCommand(this.entry(p.stream, p.bytes, p.key, p.call, p.delayMs, p.reply, p.corr));
-      else for (const it of p.group) m.addCommand(this.entry(it.stream, it.bytes, it.key, false, it.delayMs, null, null));
+      if (p.group === null) m.addCommand(this.entry(p.stream, p.bytes, p.key, p.call, p.dueAt, p.reply, p.corr));
+      else for (const it of p.group) m.addCommand(this.entry(it.stream, it.bytes, it.key, false, it.delayMs > 0 ? p.dueAt + it.delayMs : 0, null, null));
     }
     if (live.length === 0) return [];
     let replies: unknown[];
@@ -306,15 +330,18 @@ export class Adds {
     return [];
   }
 
+
   /**
    * One entry's command: an XADD of the payload; a keyed or delayed one
    * through SEND_LUA (an XADD unless it waits in the delayed set).
    */
-  private entry(stream: string | null, bytes: Buffer, key: string | null, call: boolean, delayMs: number, reply: string | null, corr: string | null): (string | Buffer)[] {
+  private entry(stream: string | null, bytes: Buffer, key: string | null, call: boolean, dueAt: number, reply: string | null, corr: string | null): (string | Buffer)[] {
     const k = stream ?? this.o.stream;
-    if (key === null && delayMs <= 0) return reply === null ? ['XADD', k, '*', PAYLOAD_FIELD, bytes] : ['XADD', k, '*', PAYLOAD_FIELD, bytes, REPLY_FIELD, reply, CORR_FIELD, corr!];
+    if (key === null && dueAt === 0) return reply === null ? ['XADD', k, '*', PAYLOAD_FIELD, bytes] : ['XADD', k, '*', PAYLOAD_FIELD, bytes, REPLY_FIELD, reply, CORR_FIELD, corr!];
     const d = this.o.delayed;
-    return ['EVALSHA', SEND_SHA, '4', d.set, d.holds, d.seq, k, String(delayMs), sendFlags(key, call), key ?? '', bytes, d.wake, reply ?? '', corr ?? ''];
+    // Due on Redis's clock: a delay counts from the send (not from when a long transaction runs), whatever the clocks say.
+    const due = dueAt === 0 ? '0' : String(Math.ceil(dueAt + this.offset));
+    return ['EVALSHA', SEND_SHA, '4', d.set, d.holds, d.seq, k, due, sendFlags(key, call), key ?? '', bytes, d.wake, reply ?? '', corr ?? ''];
   }
 
   /**

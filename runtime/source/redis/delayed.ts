@@ -52,23 +52,25 @@ if string.find(flags, 'c', 1, true) then f[#f + 1] = '${CALL_FIELD}'; f[#f + 1] 
 if reply ~= '' then f[#f + 1] = '${REPLY_FIELD}'; f[#f + 1] = reply; f[#f + 1] = '${CORR_FIELD}'; f[#f + 1] = corr end`;
 
 /**
- * KEYS: set, holds, seq, the message's stream; ARGV: delay ms, flags ('',
+ * KEYS: set, holds, seq, the message's stream; ARGV: when it is due (ms on
+ * Redis's clock, the sender's clock corrected by its measured offset; 0: not
+ * delayed), flags ('',
  * 'k' keyed, 'kc' a keyed method call), key, payload, wake channel, reply
  * stream ('' unless an ask), correlation id. An XADD (its entry id) when
  * neither delayed nor behind a delayed message of its key; else a member of
  * the set ('delayed:<seq>').
  */
-export const SEND_LUA = `local d = tonumber(ARGV[1])
+export const SEND_LUA = `local due = tonumber(ARGV[1])
 local flags, key, payload, reply, corr = ARGV[2], ARGV[3], ARGV[4], ARGV[6], ARGV[7]
 local keyed = flags ~= ''
 local h = false
 if keyed then h = redis.call('HGET', KEYS[2], key) end
-if d <= 0 and not h then
+${NOW}
+if due <= now and not h then
 ${XADD_FIELDS}
   return redis.call('XADD', KEYS[4], '*', unpack(f))
 end
-${NOW}
-local due = now + d
+if due < now then due = now end
 if keyed then
   local n = 1
   if h then
