@@ -131,12 +131,12 @@ describe('delayed messages on a Redis mailbox', () => {
     const { stream, runs: rk } = names();
     const p = redisProducer({ url, stream });
     const N = 2_500; // more than one pass moves (1,000)
-    for (let i = 0; i < N; i++) p.send({ i, url, runs: rk }, { delayMs: 10 + ((i * 37) % 400) });
-    await p.close();
-    await new Promise((r) => setTimeout(r, 600)); // every one past due, no consumer running
-    // Due order as Redis holds it (scored by Redis's clock when each was taken; same-ms dues by send order).
+    for (let i = 0; i < N; i++) p.send({ i, url, runs: rk }, { delayMs: 400 + ((i * 37) % 400) });
+    await p.close(); // every one in the set (the first is due 400 ms after its send)
+    // Due order as Redis holds it (same-ms dues by send order), read before any is due.
     const byDue = (await admin.zRange(`{${stream}}:delayed`, 0, -1)).map((m) => Number(/"i":(\d+)/.exec(m)![1]));
     expect(byDue).toHaveLength(N);
+    await new Promise((r) => setTimeout(r, 1_000)); // every one past due, no consumer running
     const rt = runtime({ mailboxes: { work: box(stream) } });
     await rt.start();
     try {
