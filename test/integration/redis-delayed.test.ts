@@ -71,11 +71,13 @@ describe('delayed messages on a Redis mailbox', () => {
     }
   }, 30_000);
 
-  it('a keyed delayed message holds its key: the later ones wait behind it, in order; other keys do not', async () => {
+  it('a keyed delayed message holds its key: the later ones wait behind it, in order, from this process and another; other keys do not', async () => {
     await connected();
     const { stream, runs: rk } = names();
-    const rt = runtime({ mailboxes: { work: box(stream, { concurrency: 4, redis: { partitions: 4 } }) } });
+    const rt = runtime({ mailboxes: { work: box(stream, { concurrency: 4, redis: { partitions: 4, consumer: 'one' } }) } });
+    const other = runtime({ mailboxes: { work: box(stream, { concurrency: 4, redis: { partitions: 4, consumer: 'two' } }) } });
     await rt.start();
+    await other.start();
     try {
       const t0 = Date.now();
       rt.send('work', { i: 0, url, runs: rk }, { key: 'a', delayMs: 600 });
@@ -84,11 +86,14 @@ describe('delayed messages on a Redis mailbox', () => {
       rt.send('work', { i: 3, url, runs: rk }, { key: 'b' });
       await rt.sendBatchAsync('work', [{ i: 4, url, runs: rk }, { i: 5, url, runs: rk }], { key: 'a' });
       await rt.sendBatchAsync('work', [{ i: 6, url, runs: rk }, { i: 7, url, runs: rk }], { key: 'c', delayMs: 300 });
-      await untilAsync(async () => (await admin.hLen(rk)) === 8, 10_000, 'all eight run');
+      // Another process learns of the hold (the held channel) and sends behind it.
+      await new Promise((r) => setTimeout(r, 100));
+      await other.sendAsync('work', { i: 8, url, runs: rk }, { key: 'a' });
+      await untilAsync(async () => (await admin.hLen(rk)) === 9, 10_000, 'all nine run');
       const { counts, order } = await recorded(rk);
       expect([...counts.values()].every((c) => c === 1)).toBe(true);
       const of = (key: string) => order.filter((o) => o.key === key);
-      expect(of('a').map((o) => o.i)).toEqual([0, 1, 2, 4, 5]);
+      expect(of('a').map((o) => o.i)).toEqual([0, 1, 2, 4, 5, 8]);
       for (const o of of('a')) expect(o.at - t0).toBeGreaterThanOrEqual(598);
       expect(of('b')[0]!.at - t0).toBeLessThan(500); // not held by key a
       expect(of('c').map((o) => o.i)).toEqual([6, 7]);
@@ -97,6 +102,7 @@ describe('delayed messages on a Redis mailbox', () => {
       expect(await admin.hLen(`{${stream}}:delayed:holds`)).toBe(0);
     } finally {
       await rt.close();
+      await other.close();
     }
   }, 20_000);
 

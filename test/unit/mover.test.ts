@@ -15,8 +15,8 @@ function fakeRedis(answers: Answer[]) {
   const sub = {
     on: () => undefined,
     connect: async () => undefined,
-    subscribe: async (_ch: string, fn: (ms: string) => void) => {
-      wake = fn;
+    subscribe: async (ch: string, fn: (ms: string) => void) => {
+      if (ch.endsWith(':wake')) wake = fn;
     },
     quit: async () => undefined,
   };

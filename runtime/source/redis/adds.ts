@@ -28,7 +28,8 @@ import type { PayloadCodec } from '../../shared/codec.js';
 import { ErrorCodes, RingpoolError, describeValue } from '../../shared/errors.js';
 import { backoffMs, loadRedis, message, type Client } from './connection.js';
 
-import { CORR_FIELD, PAYLOAD_FIELD, REPLY_FIELD } from './fields.js';
+import { CALL_FIELD, CORR_FIELD, KEY_FIELD, PAYLOAD_FIELD, REPLY_FIELD } from './fields.js';
+import { KeyHolds } from './holds.js';
 import { SEND_LUA, sendFlags, type DelayedKeys } from './delayed.js';
 
 export { PAYLOAD_FIELD, KEY_FIELD, CALL_FIELD } from './fields.js';
@@ -123,11 +124,15 @@ export class Adds {
   added = 0;
   /** Sends written again after a LOADING or BUSY reply. */
   retried = 0;
+  /** Keys a delayed message may hold: their keyed sends go through the script (holds.ts). */
+  readonly holds: KeyHolds;
   /** Redis's clock minus this process's (ms), measured with TIME when written at least CLOCK_EVERY_MS ago. */
   private offset = 0;
   private offsetAt = -Infinity;
 
-  constructor(private readonly o: AddsOptions) {}
+  constructor(private readonly o: AddsOptions) {
+    this.holds = new KeyHolds(o.delayed.holds, o.client);
+  }
 
   /**
    * Queue the codec's prepared bytes (a fresh copy). Throws (or, inside a
@@ -143,6 +148,7 @@ export class Adds {
   /** Queue bytes the caller owns; `reply` and `corr`: an ask's (asks.ts). Throws as push() does. */
   pushBytes(bytes: Buffer, resolve: Pending['resolve'], reject: Pending['reject'], timeoutMs: number | undefined, signal: AbortSignal | undefined, stream: string | null, key: string | null, call: boolean, delayMs: number, reply: string | null, corr: string | null): void {
     this.checkRoom(bytes.byteLength);
+    if (key !== null && delayMs > 0) this.holds.sending(key);
     const p: Pending = { bytes, group: null, size: bytes.byteLength, stream, key, call, dueAt: delayMs > 0 ? Date.now() + delayMs : 0, reply, corr, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
     this.enqueue(p, timeoutMs, signal);
   }
@@ -157,6 +163,7 @@ export class Adds {
     let size = 0;
     for (const it of items) size += it.bytes.byteLength;
     this.checkRoom(size);
+    for (const it of items) if (it.key !== null && it.delayMs > 0) this.holds.sending(it.key);
     const p: Pending = { bytes: EMPTY, group: items, size, stream: null, key: null, call: false, dueAt: items.some((it) => it.delayMs > 0) ? Date.now() : 0, reply: null, corr: null, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
     this.enqueue(p, timeoutMs, signal);
   }
@@ -274,7 +281,7 @@ export class Adds {
     // A keyed or delayed send is a script (delayed.ts): loaded in the same transaction, so that EVALSHA finds it whatever Redis forgot.
     let at = 0;
     for (const p of batch) {
-      if (p.state === QUEUED && (p.key !== null || p.dueAt > 0 || (p.group !== null && p.group.some((it) => it.key !== null)))) {
+      if (p.state === QUEUED && (p.dueAt > 0 || (p.key !== null && this.holds.may(p.key)) || (p.group !== null && p.group.some((it) => it.key !== null && this.holds.may(it.key))))) {
         m.addCommand(['SCRIPT', 'LOAD', SEND_LUA]);
         at = 1;
         break;
@@ -337,11 +344,18 @@ export class Adds {
    */
   private entry(stream: string | null, bytes: Buffer, key: string | null, call: boolean, dueAt: number, reply: string | null, corr: string | null): (string | Buffer)[] {
     const k = stream ?? this.o.stream;
-    if (key === null && dueAt === 0) return reply === null ? ['XADD', k, '*', PAYLOAD_FIELD, bytes] : ['XADD', k, '*', PAYLOAD_FIELD, bytes, REPLY_FIELD, reply, CORR_FIELD, corr!];
+    if (dueAt === 0 && (key === null || !this.holds.may(key))) {
+      // Not delayed, and its key (if any) held by nothing this process knows of: a plain XADD.
+      const f: (string | Buffer)[] = ['XADD', k, '*', PAYLOAD_FIELD, bytes];
+      if (key !== null) f.push(KEY_FIELD, key);
+      if (call) f.push(CALL_FIELD, '1');
+      if (reply !== null) f.push(REPLY_FIELD, reply, CORR_FIELD, corr!);
+      return f;
+    }
     const d = this.o.delayed;
     // Due on Redis's clock: a delay counts from the send (not from when a long transaction runs), whatever the clocks say.
     const due = dueAt === 0 ? '0' : String(Math.ceil(dueAt + this.offset));
-    return ['EVALSHA', SEND_SHA, '4', d.set, d.holds, d.seq, k, due, sendFlags(key, call), key ?? '', bytes, d.wake, reply ?? '', corr ?? ''];
+    return ['EVALSHA', SEND_SHA, '4', d.set, d.holds, d.seq, k, due, sendFlags(key, call), key ?? '', bytes, d.wake, reply ?? '', corr ?? '', d.held];
   }
 
   /**
@@ -370,6 +384,11 @@ export class Adds {
     if (p.state === QUEUED) this.queued--;
     p.state = DONE;
     this.bytes -= p.size;
+    // Its delayed keyed sends are answered: the key may be forgotten once Redis holds nothing for it.
+    if (this.holds.size > 0) {
+      if (p.key !== null && p.dueAt > 0) this.holds.answered(p.key);
+      else if (p.group !== null && p.dueAt > 0) for (const it of p.group) if (it.key !== null && it.delayMs > 0) this.holds.answered(it.key);
+    }
     if (p.timer !== undefined) clearTimeout(p.timer);
     if (p.onAbort !== undefined) p.signal!.removeEventListener('abort', p.onAbort);
     return true;

@@ -30,6 +30,8 @@ export interface DelayedKeys {
   holds: string;
   seq: string;
   wake: string;
+  /** A channel told each key a delayed message starts to hold (holds.ts). */
+  held: string;
 }
 
 /**
@@ -39,7 +41,7 @@ export interface DelayedKeys {
  */
 export function delayedKeys(stream: string): DelayedKeys {
   const d = `${slotPrefix(stream)}:delayed`;
-  return { set: d, holds: `${d}:holds`, seq: `${d}:seq`, wake: `${d}:wake` };
+  return { set: d, holds: `${d}:holds`, seq: `${d}:seq`, wake: `${d}:wake`, held: `${d}:held` };
 }
 
 const NOW = `local t = redis.call('TIME')
@@ -56,15 +58,21 @@ if reply ~= '' then f[#f + 1] = '${REPLY_FIELD}'; f[#f + 1] = reply; f[#f + 1] =
  * Redis's clock, the sender's clock corrected by its measured offset; 0: not
  * delayed), flags ('',
  * 'k' keyed, 'kc' a keyed method call), key, payload, wake channel, reply
- * stream ('' unless an ask), correlation id. An XADD (its entry id) when
+ * stream ('' unless an ask), correlation id, held channel. An XADD (its entry id) when
  * neither delayed nor behind a delayed message of its key; else a member of
  * the set ('delayed:<seq>').
  */
-export const SEND_LUA = `local due = tonumber(ARGV[1])
-local flags, key, payload, reply, corr = ARGV[2], ARGV[3], ARGV[4], ARGV[6], ARGV[7]
+export const SEND_LUA = `local flags, key, payload, reply, corr = ARGV[2], ARGV[3], ARGV[4], ARGV[6], ARGV[7]
 local keyed = flags ~= ''
 local h = false
 if keyed then h = redis.call('HGET', KEYS[2], key) end
+-- The common case first (a keyed send whose key holds nothing): one XADD, no more.
+if not h and ARGV[1] == '0' then
+  if flags == 'k' and reply == '' then return redis.call('XADD', KEYS[4], '*', '${PAYLOAD_FIELD}', payload, '${KEY_FIELD}', key) end
+${XADD_FIELDS}
+  return redis.call('XADD', KEYS[4], '*', unpack(f))
+end
+local due = tonumber(ARGV[1])
 ${NOW}
 if due <= now and not h then
 ${XADD_FIELDS}
@@ -80,6 +88,7 @@ if keyed then
     if last > due then due = last end
   end
   redis.call('HSET', KEYS[2], key, n .. ' ' .. due)
+  if not h then redis.call('PUBLISH', ARGV[8], key) end
 end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local seq = redis.call('INCR', KEYS[3])

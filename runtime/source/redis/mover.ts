@@ -43,6 +43,8 @@ export class Mover {
     private readonly client: () => Client,
     private readonly fault: (err: unknown, doing: string) => void,
     private readonly clock: () => number = Date.now,
+    /** A key another process's delayed message started to hold (the held channel). */
+    private readonly onHeld: (key: string) => void = () => undefined,
   ) {}
 
   /** Listen on the wake channel (its own connection), then a first pass. */
@@ -52,6 +54,7 @@ export class Mover {
     this.sub = sub;
     await sub.connect();
     await sub.subscribe(this.keys.wake, (ms: string) => this.arm(Number(ms)));
+    await sub.subscribe(this.keys.held, (key: string) => this.onHeld(key));
     this.arm(0);
   }
 

@@ -146,6 +146,7 @@ export class RedisProducer {
   async close(): Promise<void> {
     this.closed = true;
     await this.adds.flushed();
+    this.adds.holds.stop();
     await this.connected.catch(() => undefined);
     if (this.client?.isOpen) await this.client.quit();
   }

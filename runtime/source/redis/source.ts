@@ -140,7 +140,7 @@ export class RedisSource implements MessageSource {
     this.trim = new Trim(o, this.cmd);
     this.asks = new Asks(`${slotPrefix(o.stream)}:replies:${this.token}`, () => this.cmd.client, host.codec, `ringpool:${o.consumer}:replies`, (err, doing) => this.fault(err, doing));
     this.replier = new Replier(() => this.cmd.client, host.codec, (sid) => this.acks.ack(sid), (err, doing) => this.fault(err, doing));
-    this.mover = new Mover(delayedKeys(o.stream), () => this.cmd.client, (err, doing) => this.fault(err, doing));
+    this.mover = new Mover(delayedKeys(o.stream), () => this.cmd.client, (err, doing) => this.fault(err, doing), Date.now, (key) => this.adds.holds.learn(key));
     this.reader = new Reader(this);
     this.sends = new StreamSends(mailbox, o, host, this.adds, (k) => this.part!.streamOf(k));
     this.offer = new Offer(this, host, () => this.intake!);
@@ -190,6 +190,7 @@ export class RedisSource implements MessageSource {
     // Due messages are the other processes' to move now.
     await within(this.mover.stop(), deadline, () => undefined);
     await within(this.asks.stop(), deadline, () => undefined);
+    this.adds.holds.stop();
   }
 
   /** After the feed's last batch: write what is left (CLOSE_MS at most), let go of the consumer name, disconnect. */
