@@ -192,7 +192,8 @@ export class Asks {
 
 /** The running side: where the asks this process runs reply, and the XACKs that wait for their replies. */
 export class Replier {
-  private readonly asks = new Map<number, { to: string; corr: string; sent: boolean; ackSid: string | null }>();
+  /** `lost`: Redis refused its reply: its entry is left pending (taken over and run again after claimIdleMs, which replies again). */
+  private readonly asks = new Map<number, { to: string; corr: string; sent: boolean; lost: boolean; ackSid: string | null }>();
   /** Replies Redis took (to a live asker's stream). */
   sent = 0;
 
@@ -209,7 +210,7 @@ export class Replier {
 
   /** Message `localId` (in the ring, FLAG_ASK) is an ask from `to` with id `corr`: what opens its ask here. */
   expect(localId: number, to: string, corr: string): OpenAsk {
-    this.asks.set(localId, { to, corr, sent: false, ackSid: null });
+    this.asks.set(localId, { to, corr, sent: false, lost: false, ackSid: null });
     return {
       resolve: (value) => {
         let bytes: Buffer;
@@ -234,7 +235,9 @@ export class Replier {
   acked(localId: number, sid: string): void {
     const a = this.asks.get(localId);
     if (a === undefined) return this.ack(sid);
-    if (a.sent) {
+    if (a.lost) {
+      this.asks.delete(localId); // not acknowledged: it runs again and replies again
+    } else if (a.sent) {
       this.asks.delete(localId);
       this.ack(sid);
     } else a.ackSid = sid;
@@ -258,8 +261,9 @@ export class Replier {
         }
       },
       (err: unknown) => {
-        // The reply is lost (its asker times out); the entry is not acknowledged: it runs again and replies again.
-        this.asks.delete(localId);
+        // The reply is lost: the entry is not acknowledged (it runs again after claimIdleMs and replies again, or the asker times out).
+        if (a.ackSid !== null || field === ERROR_FIELD) this.asks.delete(localId);
+        else a.lost = true;
         this.fault(err, 'sending an ask reply');
       },
     );
