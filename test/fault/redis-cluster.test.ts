@@ -67,6 +67,24 @@ describe('Redis mailboxes on a Redis Cluster', () => {
     for (const c of procs) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
   }, 150_000);
 
+  it('the fleet test on the cluster, without partitions: 3 processes on a tagged stream, 10,000 messages, one SIGKILLed: every message run, once except what it held', async () => {
+    await connected();
+    const stream = `{${prefix}-fleet}`;
+    const runs = `${prefix}-fleet:runs`;
+    const over = { handler: 'redis-work.js', redis: { cluster: { nodes: cluster.nodes } } };
+    const procs = await Promise.all(['a', 'b', 'c'].map((c) => child(stream, c, over)));
+    const N = 10_000;
+    const p = redisProducer({ cluster: { nodes: cluster.nodes }, stream });
+    for (let i = 0; i < N; i++) p.send({ i, url, runs, workMs: 1 });
+    await p.close();
+    await untilAsync(async () => (await admin.hLen(runs)) >= N / 4, 60_000, 'a quarter run');
+    procs[0]!.kill('SIGKILL');
+    await untilAsync(async () => (await admin.hLen(runs)) === N, 90_000, 'every message run');
+    const twice = Object.values(await admin.hGetAll(runs)).filter((c) => Number(c) > 1).length;
+    expect(twice).toBeLessThanOrEqual(3 * 128); // what the killed one held, at most (3 reads of readCount 128)
+    for (const c of procs) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+  }, 150_000);
+
   it("a plain mailbox with a tagged stream: sends, batches, delayed, ask, dead letters and chained sends through the cluster", async () => {
     await connected();
     const stream = `{${prefix}-plain}`;

@@ -114,9 +114,11 @@ export async function makeClient(t: RedisTarget, slotKey: string, name: string |
     const own = (t.client.options ?? (t.client as { _options?: { socket?: object } })._options)?.socket ?? {};
     return t.client.duplicate({ ...named, socket: { ...own, ...socket } });
   }
-  const sock = { ...(t.clientOptions.socket as object | undefined), ...socket };
+  // The user's connectTimeout, when given, wins over ringpool's default (the reconnection strategy is ringpool's).
+  const mine = t.clientOptions.socket as Record<string, unknown> | undefined;
+  const sock: Record<string, unknown> = { ...mine, ...socket, ...(mine?.connectTimeout === undefined ? {} : { connectTimeout: mine.connectTimeout }) };
   const url = t.url ?? (await clusterMaster(t, slotKey, sock));
-  return redis.createClient({ ...t.clientOptions, url, ...named, socket: sock });
+  return redis.createClient({ ...t.clientOptions, url, ...named, socket: sock as never });
 }
 
 /** The URL of the master that serves `slotKey`'s slot, asked of the cluster's nodes in turn (CLUSTER SLOTS). */
