@@ -51,12 +51,13 @@ describe('ask() on a Redis mailbox', () => {
       for (const k of ks) expect(await admin.pTTL(k)).toBeGreaterThan(0); // they expire if their process dies
       await until(() => a.stats('work').stream!.held === 0 && b.stats('work').stream!.held === 0, 5_000, 'nothing held');
       // The reply traffic, in stats and metrics: a asked 200 + 1 + 1 + 1 + 1 (the two refused before sending are not counted).
+      await until(() => a.stats('work').stream!.repliesDropped >= 2, 5_000, 'the late replies read and dropped');
       const sa = a.stats('work').stream!;
       const sb = b.stats('work').stream!;
-      await until(() => a.stats('work').stream!.repliesDropped >= 2, 5_000, 'the late replies read and dropped');
       expect(a.stats('work').stream!.asksOpen).toBe(0);
       expect(sa.repliesReceived).toBeGreaterThanOrEqual(202);
-      expect(sa.repliesSent + sb.repliesSent).toBeGreaterThanOrEqual(403);
+      await until(() => a.stats('work').stream!.repliesSent + b.stats('work').stream!.repliesSent >= 403, 5_000, 'every reply counted as sent');
+      expect(sb.repliesSent).toBeGreaterThan(0);
       const registry = new Registry();
       createMetrics(a, { registry });
       const text = await registry.metrics();

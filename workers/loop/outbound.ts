@@ -53,10 +53,13 @@ export class Outbound implements ContextHost {
 
   /** ctx.send(): straight into the target mailbox's ring; a send to a durable one is marked on the sender's ctx; one to a Redis mailbox is kept on it (streams.ts). */
   send(mailbox: string, payload: unknown, opts: SendOptions | undefined, from: MessageContext | null): number {
-    const ref = this.streamRef(mailbox);
-    if (ref !== null) return this.streams.send(mailbox, ref, payload, opts, from);
     let p = this.producers.get(mailbox);
-    if (p === undefined) p = this.producerFor(mailbox);
+    if (p === undefined) {
+      // A mailbox whose sends go to a Redis stream never gets a producer here: looked up only on this slower path.
+      const ref = this.streamRef(mailbox);
+      if (ref !== null) return this.streams.send(mailbox, ref, payload, opts, from);
+      p = this.producerFor(mailbox);
+    }
     const id = p.send(payload, opts);
     const r = p.ring;
     if (r.woke) this.pace.wokeOther = true;
@@ -67,10 +70,12 @@ export class Outbound implements ContextHost {
 
   /** ctx.sendBatch(): every payload or none, into the target's ring in one reservation. */
   sendBatch(mailbox: string, payloads: readonly unknown[], opts: BatchOptions | undefined, from: MessageContext | null): number[] {
-    const ref = this.streamRef(mailbox);
-    if (ref !== null) return this.streams.sendBatch(mailbox, ref, payloads, opts, from);
     let p = this.producers.get(mailbox);
-    if (p === undefined) p = this.producerFor(mailbox);
+    if (p === undefined) {
+      const ref = this.streamRef(mailbox);
+      if (ref !== null) return this.streams.sendBatch(mailbox, ref, payloads, opts, from);
+      p = this.producerFor(mailbox);
+    }
     const ids = p.sendBatch(payloads, opts);
     const r = p.ring;
     if (ids.length > 0 && r.journaled && from !== null && p.lastDelayMs === 0) (from.marks ??= new DurableMarks()).add(r, r.lastEnd, mailbox);
