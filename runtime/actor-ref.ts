@@ -49,13 +49,13 @@ export function actorRef<T extends ActorDefinition>(b: Mailbox, defaults: ActorR
     if (typeof key !== 'string') return Promise.reject(keyArgError(mailbox, name, key));
     const refused = noMethod(name);
     if (refused !== null) return Promise.reject(refused);
-    return b.ask([name, ...args], key, FLAG_ASK | FLAG_CALL, d.signal, d.timeoutMs);
+    return b.sends.ask([name, ...args], key, FLAG_ASK | FLAG_CALL, d.signal, d.timeoutMs);
   };
   const tell = (name: string, key: unknown, args: unknown[]): number => {
     if (typeof key !== 'string') throw keyArgError(mailbox, name, key);
     const refused = noMethod(name);
     if (refused !== null) throw refused;
-    return b.sendCall([name, ...args], key);
+    return b.sends.sendCall([name, ...args], key);
   };
   const methods = <F>(make: (name: string) => F): Record<string, F> => {
     const cache = new Map<string, F>();
@@ -81,11 +81,11 @@ export function actorRef<T extends ActorDefinition>(b: Mailbox, defaults: ActorR
       } catch (err) {
         return Promise.reject(err);
       }
-      return b.ask(msg, key, FLAG_ASK, o.signal ?? d.signal, o.timeoutMs ?? d.timeoutMs) as Promise<ActorReply<T>>;
+      return b.sends.ask(msg, key, FLAG_ASK, o.signal ?? d.signal, o.timeoutMs ?? d.timeoutMs) as Promise<ActorReply<T>>;
     },
     send: (key, msg) => {
       if (typeof key !== 'string') throw keyArgError(mailbox, 'send', key);
-      return b.send(msg, { key }); // the ring, or the stream of a Redis mailbox
+      return b.sends.send(msg, { key }); // the ring, or the stream of a Redis mailbox
     },
   };
 }

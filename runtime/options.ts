@@ -3,6 +3,7 @@
  * validation per option whose error names the option's path and the value.
  * README's config table is checked against `mailboxDefaults` by a test.
  */
+import { resolveRateLimit, type RateLimitOptions, type ResolvedRateLimit } from './rate-limit.js';
 import { MAX_TIMER_MS } from './shared/clock.js';
 import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
@@ -63,6 +64,8 @@ export interface MailboxOptions {
   threads?: 'shared' | 'dedicated';
   /** Messages in flight per thread, for async handlers that wait (on a database, ...); the autoscaler may raise it for I/O-bound handlers. @default 1 */
   concurrency?: number;
+  /** At most `max` handler starts in any window of `perMs`, across the mailbox's threads; a message held back waits in the ring, uncharged. @default undefined (none) */
+  rateLimit?: RateLimitOptions;
   /** Thread count from backlog and drain rate, between minThreads and maxThreads; `false` keeps minThreads (or what `rt.resize()` pins). @default {} (on, with the defaults below) */
   autoscale?: AutoscaleOptions | false;
   /**
@@ -180,6 +183,7 @@ export interface ResolvedMailbox {
   threads: 'shared' | 'dedicated';
   concurrency: number;
   autoscale: ResolvedAutoscale | false;
+  rateLimit: ResolvedRateLimit | null;
   store: MessageStore | null;
   source: MessageSource | null;
   /** `source: { redis }`, its options checked (the source itself is built with the mailbox, runtime/source/index.ts). */
@@ -241,7 +245,7 @@ function codec(path: string, v: unknown): CodecOption {
 export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
   const p = `mailboxes.${name}`;
   if (!isPlainObject(o)) throw invalidOption(p, 'an object', o);
-  const known = new Set([...Object.keys(mailboxDefaults), 'handler', 'store', 'source', 'durability']);
+  const known = new Set([...Object.keys(mailboxDefaults), 'handler', 'rateLimit', 'store', 'source', 'durability']);
   for (const k of Object.keys(o)) if (!known.has(k)) throw invalidOption(`${p}.${k}`, `one of ${[...known].join(', ')} (unknown option)`, o[k]);
   const d = mailboxDefaults;
   const pick = <T>(k: string, def: T): unknown => (o[k] === undefined ? def : o[k]);
@@ -298,6 +302,7 @@ export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
     threads: threadsOption(`${p}.threads`, pick('threads', resourceLimits === undefined ? 'shared' : 'dedicated'), resourceLimits !== undefined),
     concurrency: int(`${p}.concurrency`, pick('concurrency', d.concurrency), 1, 1024),
     autoscale: resolveAutoscale(`${p}.autoscale`, pick('autoscale', d.autoscale)),
+    rateLimit: resolveRateLimit(`${p}.rateLimit`, o.rateLimit),
     store: seam<MessageStore>(`${p}.store`, o.store, ['open', 'outcomes', 'close']),
     source: isBuiltInSource(o.source) ? null : seam<MessageSource>(`${p}.source`, o.source, ['start', 'outcomes', 'stop']),
     builtInSource: builtInSource(p, o, leaseMs),

@@ -2,6 +2,7 @@
  * The runtime: a set of mailboxes, the public API, events and lifecycle.
  * Main thread only.
  */
+import { IdleWaiters } from './idle.js';
 import { EventEmitter } from 'node:events';
 import { now } from './shared/clock.js';
 import { ErrorCodes, RingpoolError, describeValue, optionThrew } from './shared/errors.js';
@@ -31,9 +32,12 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
   private readonly boxes = new Map<string, Mailbox>();
   private readonly refs: Record<string, RingRef> = Object.create(null);
   private ticker: NodeJS.Timeout | null = null;
-  private idleWaiters: Array<() => void> = [];
-  private idlePoll: NodeJS.Timeout | null = null;
-  private idleStreak = 0;
+  private readonly idle = new IdleWaiters(
+    () => this.isIdle(),
+    () => {
+      for (const b of this.boxes.values()) b.outcomes?.follow();
+    },
+  );
   private closing: Promise<CloseReport> | null = null;
   private finished = false;
   readonly options: ResolvedRuntime;
@@ -163,7 +167,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    */
   send(mailbox: string, payload: unknown, opts?: SendOptions): number {
     // A Redis mailbox: XADD (pipelined); the number is this process's count of sends to it.
-    return this.box(mailbox).send(payload, opts);
+    return this.box(mailbox).sends.send(payload, opts);
   }
 
   /**
@@ -183,7 +187,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     } catch (err) {
       return Promise.reject(err);
     }
-    return b.ask(payload, o.key, FLAG_ASK, o.signal, o.timeoutMs) as Promise<R>;
+    return b.sends.ask(payload, o.key, FLAG_ASK, o.signal, o.timeoutMs) as Promise<R>;
   }
 
   /**
@@ -204,7 +208,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     const b = this.box(mailbox);
     const [sendOpts, signal, timeoutMs] = splitWait<SendOptions>('sendAsync', opts);
     // A Redis mailbox: resolves with the stream entry id (a string) once Redis has it.
-    return b.sendAsyncOut(payload, sendOpts, signal, timeoutMs) as Promise<Id>;
+    return b.sends.sendAsyncOut(payload, sendOpts, signal, timeoutMs) as Promise<Id>;
   }
 
   /**
@@ -217,7 +221,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    * per-key order is the batch's order.
    */
   sendBatch(mailbox: string, payloads: readonly unknown[], opts?: BatchOptions): number[] {
-    return this.box(mailbox).sendBatch(payloads, opts);
+    return this.box(mailbox).sends.sendBatch(payloads, opts);
   }
 
   /** sendBatch, waiting for room for the whole batch when the overflow is 'wait' (FIFO with sendAsync). */
@@ -227,7 +231,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     if (refused !== null) throw refused;
     const [batchOpts, signal, timeoutMs] = splitWait<BatchOptions>('sendBatchAsync', opts);
     // A Redis mailbox resolves with the stream entry ids (sendBatchAsync<string[]>), as sendAsync does.
-    return b.sendBatchAsync(payloads, batchOpts, signal, timeoutMs) as Promise<Ids>;
+    return b.sends.sendBatchAsync(payloads, batchOpts, signal, timeoutMs) as Promise<Ids>;
   }
 
   /** The threads shared mailboxes run on: how many run, at most, and the loops they run. */
@@ -252,6 +256,19 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
       });
     }
     b.resize(threads);
+  }
+
+  /**
+   * Start nothing new on a mailbox for `ms` (or until resume()): its messages
+   * wait in the ring, uncharged; what runs finishes (issue #31).
+   */
+  pause(mailbox: string, opts?: { ms?: number }): void {
+    this.box(mailbox).sends.pause(opts?.ms);
+  }
+
+  /** End a pause (rt.pause(), or a handler's ctx.retryAfter()): the mailbox starts messages again at once. */
+  resume(mailbox: string): void {
+    this.box(mailbox).sends.resume();
   }
 
   /** Turn the autoscaler on or off for a mailbox (on also undoes a resize()). */
@@ -283,45 +300,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     return true;
   }
 
-  /** Resolves when every mailbox is empty, nothing is in flight and nothing is delayed. */
+  /** Resolves when every mailbox is empty, nothing is in flight and nothing is delayed (idle.ts). */
   onIdle(): Promise<void> {
-    // Once closed nothing will move any more: what was left is in close()'s report.
-    if (this.finished) return Promise.resolve();
-    if (this.isIdle()) {
-      this.tellFeeds();
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      this.idleWaiters.push(resolve);
-      this.pollIdle();
-    });
-  }
-
-  /** Idle means a store or source has been told every outcome too: the feed walks now, not at its next timer. */
-  private tellFeeds(): void {
-    for (const b of this.boxes.values()) b.outcomes?.follow();
-  }
-
-  private pollIdle(): void {
-    if (this.idlePoll !== null) return;
-    this.idlePoll = setTimeout(() => {
-      this.idlePoll = null;
-      if (this.idleWaiters.length === 0) return;
-      // Two idle looks in a row, a poll apart, before anyone is told.
-      if (this.isIdle()) {
-        if (++this.idleStreak >= 2) {
-          this.idleStreak = 0;
-          this.tellFeeds();
-          for (const w of this.idleWaiters.splice(0)) w();
-          return;
-        }
-      } else {
-        this.idleStreak = 0;
-      }
-      this.pollIdle();
-    }, 1);
-    // A forgotten onIdle() must not keep the process alive.
-    this.idlePoll.unref();
+    return this.idle.wait(this.finished);
   }
 
   /**
@@ -395,10 +376,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     this.state_ = 'closed';
     if (this.ticker !== null) clearInterval(this.ticker);
     this.ticker = null;
-    if (this.idlePoll !== null) clearTimeout(this.idlePoll);
-    this.idlePoll = null;
     // Nothing more will happen: release onIdle() waiters.
-    for (const w of this.idleWaiters.splice(0)) w();
+    this.idle.release();
     if (first) this.emit('close', report);
   }
 

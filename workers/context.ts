@@ -5,6 +5,7 @@
 import { ErrorCodes, RingpoolError } from '../runtime/shared/errors.js';
 import type { BatchOptions, SendOptions } from '../runtime/shared/producer.js';
 import type { StreamItem } from '../runtime/shared/protocol.js';
+import { RetryAfterError } from './retry-after.js';
 
 export type { BatchOptions, SendOptions };
 
@@ -36,6 +37,12 @@ export interface HandlerContext {
    * acknowledged only once Redis has it). Throws RingpoolError (RINGPOOL_QUEUE_FULL, ...).
    */
   send(mailbox: string, payload: unknown, opts?: SendOptions): number;
+  /**
+   * The downstream said "not now" (a 429 or a 503 with Retry-After): throws
+   * a RetryAfterError, so the message goes back uncharged (same attempt, no
+   * backoff) and the whole mailbox starts nothing new for `ms` (0 to 30 min).
+   */
+  retryAfter(ms: number): never;
   /** Send every payload or none (one reservation): the ids in order. Throws RINGPOOL_QUEUE_FULL with nothing written when they do not fit now. */
   sendBatch(mailbox: string, payloads: readonly unknown[], opts?: BatchOptions): number[];
 }
@@ -114,6 +121,10 @@ export class MessageContext implements HandlerContext {
 
   sendBatch(mailbox: string, payloads: readonly unknown[], opts?: BatchOptions): number[] {
     return this.host.sendBatch(mailbox, payloads, opts, this);
+  }
+
+  retryAfter(ms: number): never {
+    throw new RetryAfterError(ms);
   }
 }
 

@@ -10,6 +10,7 @@
  * ```
  */
 export { UnrecoverableError } from './unrecoverable.js';
+export { RetryAfterError } from './retry-after.js';
 export { actor, isActor } from './actor.js';
 export type { ActorDefinition, ActorMethod, ActorSpec } from './actor.js';
 export type { Handler, HandlerContext, SendOptions } from './context.js';

@@ -59,7 +59,7 @@ export class ChainedSends {
     for (const [name, part] of parts) {
       const target = this.peer(name);
       try {
-        sent.push(target === undefined ? Promise.reject(new Error(`no mailbox '${name}'`)) : target.sendEncoded(part));
+        sent.push(target === undefined ? Promise.reject(new Error(`no mailbox '${name}'`)) : target.sends.sendEncoded(part));
       } catch (err) {
         sent.push(Promise.reject(err));
       }

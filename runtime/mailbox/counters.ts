@@ -6,6 +6,7 @@
  * (StatsInputs, gathered by index.ts). It knows no mailbox: the ring, the
  * backlog's counts, a clock.
  */
+import { LIMIT_WAITS, PAUSE_WAITS, now32, pausedFor } from '../shared/limit.js';
 import {
   CLAIMED,
   ENQUEUED,
@@ -42,6 +43,7 @@ export interface StatsInputs {
   maxThreads: number;
   scaling: { desired: number; decisions: { up: number; down: number }; concurrency: number; autoscaling: boolean; lastReason: string };
   deadLetters: { size: number; dropped: number };
+  rateLimit: { max: number; perMs: number } | null;
 }
 
 /** A 64-bit count folded from a wrapping Int32 word. */
@@ -203,8 +205,14 @@ export class Counters {
     const depth = this.depth();
     const oldest = depth === 0 ? 0 : this.oldestAgeSeconds();
     const sc = x.scaling;
+    const paused = pausedFor(ring.i32, now32(Date.now()));
     return {
       depth,
+      paused: paused !== 0,
+      pausedForMs: paused < 0 ? -1 : Math.ceil(paused / 1000),
+      rateLimit: x.rateLimit,
+      limitWaits: Atomics.load(ring.i32, LIMIT_WAITS),
+      pauseWaits: Atomics.load(ring.i32, PAUSE_WAITS),
       inFlight: this.inFlight(processed),
       delayed: backlog.delayedCount + backlog.blockedCount,
       enqueued: this.enqueued.total + x.enqueuedHere,

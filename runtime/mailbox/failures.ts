@@ -88,6 +88,13 @@ export class Failures {
         return true;
       }
     }
+    if (error.code === ErrorCodes.RETRY_AFTER) {
+      // The downstream said "not now" (ctx.retryAfter): its thread paused the mailbox; the message goes back at the
+      // same attempt, no backoff, not a failure (the pause gates when it starts again).
+      d.backlog.pend(held);
+      d.backlog.flush();
+      return true;
+    }
     d.tally.failed++;
     if (held.firstError === undefined) held.firstError = error;
     held.lastError = error;

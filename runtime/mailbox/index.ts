@@ -18,6 +18,7 @@
  *   replay.ts     what a store (the journal) gave back at start()
  *   histograms.ts the latency histograms the loops write
  */
+import { expirePause, hold, now32, pauseUntil, resume, setLimit } from '../shared/limit.js';
 import { codecOf, codecSpec, type PayloadCodec } from '../shared/codec.js';
 import { StructureTable } from '../shared/structures.js';
 import { ErrorCodes, RingpoolError } from '../shared/errors.js';
@@ -49,6 +50,7 @@ import { Leases } from './leases.js';
 import { OutcomeFeed } from './outcomes.js';
 import { Scaling } from './scaling.js';
 import { ChainedSends } from './chained.js';
+import { Sending } from './sending.js';
 import type { MailboxHost, MailboxStats } from './types.js';
 
 export type { HandlerTimeoutEvent, MailboxHost, MailboxStats, ScaleEvent, WorkerCrashEvent } from './types.js';
@@ -84,6 +86,8 @@ export class Mailbox {
   readonly outcomes: OutcomeFeed | null;
   /** The store and the source, through their seams (runtime/store/, runtime/source/). */
   private readonly attached: Attached;
+  /** What the runtime sends to it, its asks, its pause (sending.ts). */
+  readonly sends: Sending;
   private readonly histogramBlocks = new Histograms();
   /** Where a loop's events go (events.ts). */
   private readonly routes: EventRoutes;
@@ -102,6 +106,7 @@ export class Mailbox {
     const followed = opts.store !== null || hasSource(opts) || journaled;
     const sab = Ring.allocate({ capacityBytes: opts.capacityBytes, maxPayloadBytes: opts.maxMessageBytes, followed, journaled });
     this.ring = new Ring(sab);
+    if (opts.rateLimit !== null) setLimit(this.ring.i32, opts.rateLimit.max, opts.rateLimit.perMs);
     // Before any other view of the ring is made: a ring served by the shared pool wakes it through the pool's board.
     const threads = host.threadsOf(this.name, this.ring, opts);
     // msgpack's record shapes, shared by every thread of the process (none when other processes decode the messages too).
@@ -215,6 +220,7 @@ export class Mailbox {
       chained: new ChainedSends((c) => this.ring.slot(c), (name) => host.mailbox(name), emitError),
     };
     this.attached = new Attached({ mailbox: this.name, store, source, outcomes: this.outcomes, emitError });
+    this.sends = new Sending({ ring: this.ring, producer: this.producer, intake: this.intake, attached: this.attached, actor: () => this.actorInfo.actor });
   }
 
   ringRef(): RingRef {
@@ -261,11 +267,6 @@ export class Mailbox {
     );
   }
 
-  /** A handler's chained sends to this mailbox (chained.ts): to its source's engine. */
-  sendEncoded(items: readonly StreamItem[]): Promise<unknown> {
-    return this.attached.sendEncoded(items);
-  }
-
   /** A delayed send (from any thread) was accepted: hold it until it is due. */
   acceptDelayed(held: HeldMessage, delayMs: number): void {
     this.backlog.holdDelayed(held, delayMs);
@@ -284,6 +285,7 @@ export class Mailbox {
     this.backlog.tick();
     this.outcomes?.follow();
     this.scaling.tick(t);
+    expirePause(this.ring.i32, now32(t));
   }
 
   // ------------------------------------------------------------------ what the runtime asks
@@ -291,53 +293,6 @@ export class Mailbox {
   /** The error a call is refused with on this mailbox (its source cannot keep it), or null. */
   refusal(call: MailboxCall): RingpoolError | null {
     return this.attached.refusal(call);
-  }
-
-  /** rt.send(): into the ring, or to the source's engine when sends go there. */
-  send(payload: unknown, opts: SendOptions | undefined): number {
-    const out = this.attached.sendOut;
-    return out === null ? this.producer.send(payload, opts) : out(payload, opts, this.producer.closed);
-  }
-
-  /** An actor method call sent with `tell` (FLAG_CALL): into the ring, or to the source's engine when sends go there. */
-  sendCall(payload: unknown, key: string): number {
-    const out = this.attached.sendOut;
-    return out === null ? this.producer.send(payload, { key }, FLAG_CALL) : out(payload, { key }, this.producer.closed, FLAG_CALL);
-  }
-
-  /** rt.sendAsync(): resolves with the id once accepted (durable: written), or with the engine's name for it when sends go to the source. */
-  sendAsyncOut(payload: unknown, opts: SendOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> {
-    return this.attached.sendAsyncOut(payload, opts, this.producer.closed, signal, timeoutMs) ?? this.sendAsync(payload, opts, signal, timeoutMs);
-  }
-
-  /** rt.sendBatch(): every payload or none, into the ring. */
-  sendBatch(payloads: readonly unknown[], opts: BatchOptions | undefined): number[] {
-    const refused = this.refusal('sendBatch');
-    if (refused !== null) throw refused;
-    return this.attached.sendBatchOut(payloads, opts, this.producer.closed) ?? this.producer.sendBatch(payloads, opts);
-  }
-
-  /** Resolves with the id once the message is accepted; on a durable mailbox, once it is on disk as the fsync mode says. */
-  sendAsync(payload: unknown, opts: SendOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined, flags = 0, onSent?: (id: number) => void): Promise<number> {
-    const writes = this.attached.writes;
-    return writes === undefined ? this.intake.sendAsync(payload, opts, signal, timeoutMs, flags, onSent) : this.intake.sendAsyncDurable(writes, payload, opts, signal, timeoutMs, flags, onSent);
-  }
-
-  /** Resolves with the ids once the whole batch is accepted (on a durable mailbox: on disk, as for sendAsync). */
-  sendBatchAsync(payloads: readonly unknown[], opts: BatchOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<number[]> {
-    const out = this.attached.sendBatchAsyncOut(payloads, opts, this.producer.closed, signal, timeoutMs);
-    if (out !== undefined) return out as Promise<number[]>; // the engine's names (stream entry ids), as sendAsync gives them
-    const sent = this.intake.sendBatchAsync(payloads, opts, signal, timeoutMs);
-    const writes = this.attached.writes;
-    return writes === undefined ? sent : this.intake.durableBatch(writes, sent, opts);
-  }
-
-  ask(payload: unknown, key: string | undefined, flags: number, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> {
-    const refused = this.refusal('ask');
-    if (refused !== null) return Promise.reject(refused);
-    // An actor's ask needs its key (intake.ask says so for the ring).
-    if (key === undefined && this.actorInfo.actor) return this.intake.ask(payload, key, flags, signal, timeoutMs);
-    return this.attached.askOut(payload, key, flags, this.producer.closed, signal, timeoutMs) ?? this.intake.ask(payload, key, flags, signal, timeoutMs);
   }
 
   stats(): MailboxStats {
@@ -348,6 +303,7 @@ export class Mailbox {
       maxThreads: this.opts.maxThreads,
       scaling: this.scaling,
       deadLetters: this.deadLetters,
+      rateLimit: this.opts.rateLimit,
     });
     this.attached.addStats(s);
     return s;

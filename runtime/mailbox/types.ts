@@ -21,8 +21,8 @@ export type ConsumerState = 'starting' | 'running' | 'stopping' | 'revoked' | 'd
 /** Another mailbox of the runtime, as a mailbox sees it (a delayed ctx.send() to it; its holes, repaired together). */
 export interface PeerMailbox {
   acceptDelayed(held: HeldMessage, delayMs: number): void;
-  /** A handler's chained sends to this mailbox, when its sends go to a Redis stream (chained.ts). */
-  sendEncoded(items: readonly StreamItem[]): Promise<unknown>;
+  /** Its sendEncoded(): a handler's chained sends to it, when its sends go to a Redis stream (chained.ts). */
+  readonly sends: { sendEncoded(items: readonly StreamItem[]): Promise<unknown> };
   readonly holes: HoleRepairs;
 }
 
@@ -76,6 +76,15 @@ export interface HandlerTimeoutEvent {
 export interface MailboxStats {
   /** Ready messages not yet claimed (including redeliveries waiting for room). */
   depth: number;
+  /** Starts nothing new now: rt.pause(), or a handler's ctx.retryAfter() (issue #31). */
+  paused: boolean;
+  /** How long the pause lasts yet (ms): -1 until rt.resume(), 0 when not paused. */
+  pausedForMs: number;
+  /** The rateLimit in force, or null. */
+  rateLimit: { max: number; perMs: number } | null;
+  /** Times a consumer thread found no start to take: held back by the rate limit, and by a pause (once a wait). */
+  limitWaits: number;
+  pauseWaits: number;
   /** Claimed by a thread, not yet acked or failed. */
   inFlight: number;
   /** Waiting for a retry backoff or a delayMs. */

@@ -47,6 +47,8 @@ export const ErrorCodes = {
   PARTITIONS_MISMATCH: 'RINGPOOL_PARTITIONS_MISMATCH',
   /** A record of a partition this process no longer owns (its lease ran out, another process took it): not run here (its new owner runs it); also `ctx.signal`'s reason. */
   FENCED: 'RINGPOOL_FENCED',
+  /** A handler asked to retry later (ctx.retryAfter, RetryAfterError): its message went back uncharged and the mailbox paused. */
+  RETRY_AFTER: 'RINGPOOL_RETRY_AFTER',
   /** (an 'error' event) The newest journal segment ended in a partial record (a write cut short by a crash): cut off, start goes on. */
   JOURNAL_TORN: 'RINGPOOL_JOURNAL_TORN',
 } as const;

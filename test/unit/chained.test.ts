@@ -15,7 +15,7 @@ function setup() {
   slot.setIncarnation(7);
   const settle: Record<string, Array<{ ok: () => void; fail: (e: Error) => void; n: number }>> = { x: [], y: [] };
   const target = (name: string) => ({
-    sendEncoded: (items: unknown[]) => new Promise<unknown>((ok, fail) => settle[name]!.push({ ok: () => ok(undefined), fail, n: items.length })),
+    sends: { sendEncoded: (items: unknown[]) => new Promise<unknown>((ok, fail) => settle[name]!.push({ ok: () => ok(undefined), fail, n: items.length })) },
   });
   const errors: Error[] = [];
   const chained = new ChainedSends(() => slot, (name: string) => (name in settle ? (target(name) as never) : undefined), (e: Error) => errors.push(e));

@@ -3,6 +3,7 @@
  * side by side, each acked as it finishes, the lease following the oldest
  * one still running so the watchdog still sees a hung handler.
  */
+import type { Gate } from './gate.js';
 import { FLAG_ASK, FLAG_KEYED, FLAG_SUSPECT, SLOT_REVOKED } from '../../runtime/shared/layout.js';
 import { H_END_TO_END, H_PROCESSING, H_QUEUE_WAIT, blockOffset, observe, type HistogramWriter } from '../../runtime/shared/histogram.js';
 import type { Ring } from '../../runtime/shared/ring.js';
@@ -29,6 +30,8 @@ interface Running {
 
 /** What the concurrent mode is given: the loop's parts, none of them the loop. */
 export interface ConcurrentDeps {
+  /** The mailbox's start gate (a rate limit, a pause): claims take their starts from it. */
+  gate: Gate;
   ring: Ring;
   slot: SlotView;
   router: KeyRouter;
@@ -68,7 +71,15 @@ export class Concurrent {
       await this.completion();
       return this.revoked;
     }
-    const n = router.take(out, Math.min(room, out.length));
+    const allow = d.gate.take(Math.min(room, out.length));
+    if (allow === 0) {
+      // Held back (the rate limit, a pause): messages stay in the ring. Handlers running go on meanwhile.
+      if (this.inflight > 0) await Promise.race([this.completion(), d.gate.wait(true)]);
+      else await d.gate.wait(false);
+      return this.revoked;
+    }
+    const n = router.take(out, allow);
+    d.gate.refund(allow - n);
     if (n === 0 && router.took) {
       await d.pace.yieldIfDue();
       return this.revoked;

@@ -10,6 +10,7 @@
  * (ctx.send, replies), actors.ts and invoke.ts (running a record),
  * concurrent.ts (concurrency > 1).
  */
+import { Gate } from './gate.js';
 import { threadId } from 'node:worker_threads';
 import { isActor } from '../actor.js';
 import * as Comlink from '../../runtime/shared/comlink.js';
@@ -68,6 +69,8 @@ export class ConsumerLoop implements WorkerControl {
   private out!: Outbound;
   private invoker!: Invoker;
   private conc!: Concurrent;
+  /** The mailbox's start gate: a rate limit, a pause (gate.ts). */
+  private gate!: Gate;
   /** Set when the module's default export is an actor definition. */
   private actors: ActorStates | null = null;
   /** Claim size; starts small so a slow handler's first batch does not hoard, then follows the handler's speed. */
@@ -124,7 +127,9 @@ export class ConsumerLoop implements WorkerControl {
     const out = (this.out = new Outbound(task.mailbox, task.leaseMs, task.rings, this.keys, slot, this.codecs, post, this.pace));
     const fence = task.rings[task.mailbox]!.fence;
     this.invoker = new Invoker(this.ring, this.codecs.get(task.mailbox)!, out, handler, this.actors, this.hooks?.mark ?? null, fence === null ? null : new FenceView(fence));
+    this.gate = new Gate(this.ring.i32);
     const conc = (this.conc = new Concurrent({
+      gate: this.gate,
       ring: this.ring,
       slot,
       router: this.router,
@@ -174,7 +179,7 @@ export class ConsumerLoop implements WorkerControl {
   }
 
   private async loop(): Promise<void> {
-    const { ring, slot, router, invoker, out: outbound, tally, pace, hw } = this;
+    const { ring, slot, router, invoker, out: outbound, tally, pace, hw, gate } = this;
     const i32 = ring.i32;
     const c = slot.c;
     const out = new Int32Array(Math.max(1, this.task.batchSize));
@@ -196,7 +201,14 @@ export class ConsumerLoop implements WorkerControl {
         if (await this.conc.step(conc, out)) return;
         continue;
       }
-      let n = router.take(out, this.batch);
+      // The start gate (a rate limit, a pause): claim only what may start now; held back, messages stay in the ring.
+      const allow = gate.take(this.batch);
+      if (allow === 0) {
+        await gate.wait(false);
+        continue;
+      }
+      let n = router.take(out, allow);
+      gate.refund(allow - n);
       if (faultHook !== null && n > 0) faultHook('claimed', n);
       if (n === 0) {
         if (router.took || router.stalledN > 0) {

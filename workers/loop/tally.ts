@@ -7,6 +7,8 @@ import { toErrorInfo } from '../../runtime/shared/errors.js';
 import type { WorkerEvent, WorkerStats } from '../../runtime/shared/protocol.js';
 import type { SlotView } from '../../runtime/shared/slot.js';
 import { isUnrecoverable } from '../unrecoverable.js';
+import { retryAfterOf } from '../retry-after.js';
+import { now32, pauseUntil } from '../../runtime/shared/limit.js';
 
 /** What a loop's parts post to the dispatcher (its events port). */
 export type Post = (ev: WorkerEvent) => void;
@@ -37,6 +39,12 @@ export class LoopTally {
   /** A failed attempt: the dispatcher decides between retry and dead letter (the record stays claimed until it has). */
   nack(unit: number, err: unknown): void {
     this.nacked++;
+    // "Not now" from the downstream: the whole mailbox pauses here and now (no trip to the dispatcher), the message goes back uncharged.
+    const after = retryAfterOf(err);
+    if (after >= 0) {
+      const t = now32(performance.timeOrigin + performance.now());
+      pauseUntil(this.slot.i32, (t + Math.ceil(after * 1000)) | 0, t);
+    }
     this.post({ type: 'nack', consumer: this.slot.c, incarnation: this.incarnation, unit, error: toErrorInfo(err), unrecoverable: isUnrecoverable(err) });
   }
 

@@ -1,0 +1,158 @@
+/**
+ * A mailbox's start gate in its ring header (issue #31): a rate limit (GCRA
+ * in shared memory: every consumer thread of the mailbox takes its starts
+ * from one word with a CAS, no message to the main thread) and a pause (from
+ * `rt.pause`, or a handler's `ctx.retryAfter`). Thread-neutral: consumer
+ * loops take starts before they claim; the dispatcher sets the limit and the
+ * pause.
+ *
+ * Times are microseconds since the epoch modulo 2^32 (`now32`); every
+ * comparison is a wrap-safe difference, and no stored time is ever more than
+ * a window (`perMs`, at most MAX_PER_MS) from now.
+ *
+ * The limit `max` starts per `perMs`: an emission interval T = perMs / (max
+ * - b) and a burst tolerance tau = b * T, b = floor(max / 200), so that any
+ * half-open window of `perMs` holds at most `max` starts (the GCRA bound,
+ * ceil(W / T) + b) while a thread that fell behind may catch up b starts.
+ * The steady rate is (max - b) / perMs, up to 0.5 % under max (none under
+ * below 200 a window: no burst there, a late start's time is lost).
+ */
+import { HEADER_BYTES } from './layout.js';
+
+/** Header words (after the journal's; HEADER_BYTES holds 128). */
+export const LIMIT_T = 100;
+export const LIMIT_TAU = 101;
+export const LIMIT_TAT = 102;
+export const PAUSE = 103;
+export const PAUSE_UNTIL = 104;
+/** Times a consumer found no start to take (held back by the limit or the pause): counted once a wait. */
+export const LIMIT_WAITS = 105;
+export const PAUSE_WAITS = 106;
+
+export const PAUSE_NONE = 0;
+/** Paused until PAUSE_UNTIL. */
+export const PAUSE_TIMED = 1;
+/** Paused until resumed. */
+export const PAUSE_HELD = 2;
+
+/** Longest `perMs` a rate limit takes (its times stay well inside the 2^31 µs a difference can say). */
+export const MAX_PER_MS = 600_000;
+/** Longest timed pause (30 min: 1.8e9 µs, inside what a difference can say); longer is a held pause. */
+export const MAX_PAUSE_MS = 1_800_000;
+
+if (PAUSE_WAITS >= HEADER_BYTES >> 2) throw new Error('limit words past the ring header');
+
+/** µs since the epoch, modulo 2^32. */
+export function now32(epochMs: number): number {
+  return Math.floor(epochMs * 1000) | 0;
+}
+
+/** The emission interval and burst tolerance (µs) of `max` per `perMs`. */
+export function limitParams(max: number, perMs: number): { T: number; tau: number } {
+  const b = Math.floor(max / 200);
+  const T = Math.ceil((perMs * 1000) / (max - b));
+  return { T, tau: b * T };
+}
+
+/** The dispatcher sets (or, with max 0, clears) the limit. */
+export function setLimit(i32: Int32Array, max: number, perMs: number): void {
+  if (max <= 0) {
+    Atomics.store(i32, LIMIT_T, 0);
+    return;
+  }
+  const { T, tau } = limitParams(max, perMs);
+  Atomics.store(i32, LIMIT_TAU, tau);
+  Atomics.store(i32, LIMIT_T, T);
+}
+
+/**
+ * Take up to `want` starts at `t` (now32): how many were taken (0 when the
+ * limit holds them back: `limitWait` says for how long). Unused ones go back
+ * with `refund`.
+ */
+export function takeStarts(i32: Int32Array, want: number, t: number): number {
+  const T = Atomics.load(i32, LIMIT_T);
+  if (T === 0) return want;
+  const tau = Atomics.load(i32, LIMIT_TAU);
+  for (;;) {
+    const tat = Atomics.load(i32, LIMIT_TAT);
+    const ahead = (tat - t) | 0;
+    // TAT in the past (an idle gate), or further ahead than any taking leaves it (2 tau + T: an idle gate seen across a wrap): start from now.
+    const base = ahead <= 0 || ahead > 2 * (tau + T) ? t : tat;
+    const lead = (base - t) | 0;
+    const room = Math.floor((tau - lead) / T) + 1;
+    if (room <= 0) return 0;
+    const k = Math.min(want, room);
+    if (Atomics.compareExchange(i32, LIMIT_TAT, tat, (base + k * T) | 0) === tat) return k;
+  }
+}
+
+/** Give back `n` starts taken and not used (fewer ready than taken). */
+export function refund(i32: Int32Array, n: number): void {
+  const T = Atomics.load(i32, LIMIT_T);
+  if (T === 0 || n <= 0) return;
+  for (;;) {
+    const tat = Atomics.load(i32, LIMIT_TAT);
+    if (Atomics.compareExchange(i32, LIMIT_TAT, tat, (tat - n * T) | 0) === tat) return;
+  }
+}
+
+/** µs until the limit has a start again at `t` (0: now). */
+export function limitWait(i32: Int32Array, t: number): number {
+  const T = Atomics.load(i32, LIMIT_T);
+  if (T === 0) return 0;
+  const tau = Atomics.load(i32, LIMIT_TAU);
+  const ahead = (Atomics.load(i32, LIMIT_TAT) - t) | 0;
+  if (ahead > 2 * (tau + T)) return 0;
+  return Math.max(0, ahead - tau);
+}
+
+/** µs the mailbox stays paused at `t`: 0 not paused, -1 until resumed. */
+export function pausedFor(i32: Int32Array, t: number): number {
+  const p = Atomics.load(i32, PAUSE);
+  if (p === PAUSE_NONE) return 0;
+  if (p === PAUSE_HELD) return -1;
+  const left = (Atomics.load(i32, PAUSE_UNTIL) - t) | 0;
+  // Past (or seen across a wrap of the µs clock, after the dispatcher should have cleared it): over.
+  return left > 0 && left <= MAX_PAUSE_MS * 1000 ? left : 0;
+}
+
+/**
+ * The dispatcher, each tick: a timed pause that is over goes back to none
+ * (before the µs clock wraps round to it again). A pause set meanwhile (its
+ * time written, then its state) is put back: the time is read again after.
+ */
+export function expirePause(i32: Int32Array, t: number): void {
+  if (Atomics.load(i32, PAUSE) !== PAUSE_TIMED) return;
+  const until = Atomics.load(i32, PAUSE_UNTIL);
+  const left = (until - t) | 0;
+  if (left > 0 && left <= MAX_PAUSE_MS * 1000) return;
+  if (Atomics.compareExchange(i32, PAUSE, PAUSE_TIMED, PAUSE_NONE) !== PAUSE_TIMED) return;
+  if (Atomics.load(i32, PAUSE_UNTIL) !== until) Atomics.compareExchange(i32, PAUSE, PAUSE_NONE, PAUSE_TIMED);
+}
+
+/**
+ * Pause until `until` (now32, at most MAX_PAUSE_MS ahead), or later if
+ * already paused later (a handler's retryAfter, rt.pause({ ms })). The time
+ * is written first, then the state (expirePause relies on that order).
+ */
+export function pauseUntil(i32: Int32Array, until: number, t: number): void {
+  for (;;) {
+    const p = Atomics.load(i32, PAUSE);
+    const cur = Atomics.load(i32, PAUSE_UNTIL);
+    if (p !== PAUSE_NONE && pausedFor(i32, t) !== 0 && ((cur - until) | 0) >= 0) return; // already paused at least that long
+    if (Atomics.compareExchange(i32, PAUSE_UNTIL, cur, until) !== cur) continue;
+    Atomics.compareExchange(i32, PAUSE, PAUSE_NONE, PAUSE_TIMED);
+    return;
+  }
+}
+
+/** Pause until resumed (rt.pause without ms). */
+export function hold(i32: Int32Array): void {
+  Atomics.store(i32, PAUSE, PAUSE_HELD);
+}
+
+/** rt.resume: no pause, timed or held. */
+export function resume(i32: Int32Array): void {
+  Atomics.store(i32, PAUSE, PAUSE_NONE);
+}

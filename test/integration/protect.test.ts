@@ -1,0 +1,133 @@
+// Protecting the downstream (issue #31), on real threads: a rate limit across a mailbox's threads (no window of perMs
+// holds more than max starts, and close to max while there is a backlog), rt.pause / rt.resume (timed and held), and
+// a handler's ctx.retryAfter (the mailbox starts nothing for that long, the message runs after it at attempt 1, no
+// dead letter). Starts are reported by the handler on a BroadcastChannel.
+import { afterEach, describe, expect, it } from 'vitest';
+import { ErrorCodes, type MailboxOptions } from 'ringpool';
+import { expectCode, fixture, runtime, until } from '../helpers.js';
+
+interface Start {
+  i: number;
+  at: number;
+  attempt: number;
+  thread: number;
+}
+let bc: BroadcastChannel | null = null;
+function listen(): Start[] {
+  const starts: Start[] = [];
+  bc = new BroadcastChannel('ringpool-test-starts');
+  bc.onmessage = (ev) => starts.push((ev as MessageEvent<Start>).data);
+  return starts;
+}
+afterEach(() => {
+  bc?.close();
+  bc = null;
+});
+
+/** Most starts in any half-open window [t, t + w) (times sorted). */
+function maxInWindow(ats: number[], w: number): number {
+  const s = [...ats].sort((a, b) => a - b);
+  let best = 0;
+  let j = 0;
+  for (let i = 0; i < s.length; i++) {
+    while (s[i]! - s[j]! >= w) j++;
+    best = Math.max(best, i - j + 1);
+  }
+  return best;
+}
+
+function box(extra: Partial<MailboxOptions> = {}): MailboxOptions {
+  return { handler: fixture('gate-stamp.js'), minThreads: 2, maxThreads: 2, autoscale: false, concurrency: 4, ...extra } as MailboxOptions;
+}
+
+describe('protecting the downstream', () => {
+  it('rateLimit: no 500 ms window holds more than 100 starts over 2 threads, and close to 100 while there is a backlog', async () => {
+    const starts = listen();
+    const rt = runtime({ mailboxes: { work: box({ rateLimit: { max: 100, perMs: 500 } }) } });
+    await rt.start();
+    try {
+      const t0 = Date.now();
+      for (let i = 0; i < 700; i++) rt.send('work', { i });
+      await until(() => starts.length === 700, 10_000, 'every message started');
+      const ats = starts.map((s) => s.at);
+      // The clock read in the handler is ms: a window of 499 ms may hold what the gate spaced over 500.
+      expect(maxInWindow(ats, 499)).toBeLessThanOrEqual(100);
+      // With a backlog all along: 700 starts at 200/s take about 3.5 s (at least 95 % of the rate).
+      const took = Math.max(...ats) - t0;
+      expect(took).toBeGreaterThanOrEqual(3_000);
+      expect(700 / (took / 1000)).toBeGreaterThanOrEqual(190);
+      expect(new Set(starts.map((s) => s.thread)).size).toBe(2); // both threads ran some, under one limit
+      const s = rt.stats('work');
+      expect(s.rateLimit).toEqual({ max: 100, perMs: 500 });
+      expect(s.limitWaits).toBeGreaterThan(0);
+      expect(s.failed).toBe(0);
+    } finally {
+      await rt.close();
+    }
+  }, 20_000);
+
+  it('rt.pause and rt.resume: timed and held; messages wait in the ring, uncharged', async () => {
+    const starts = listen();
+    const rt = runtime({ mailboxes: { work: box() } });
+    await rt.start();
+    try {
+      rt.pause('work');
+      for (let i = 0; i < 10; i++) rt.send('work', { i });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(starts).toHaveLength(0);
+      expect(rt.stats('work').paused).toBe(true);
+      expect(rt.stats('work').pausedForMs).toBe(-1);
+      expect(rt.stats('work').depth).toBe(10);
+      rt.resume('work');
+      await until(() => starts.length === 10, 5_000, 'all ten after resume');
+      const t0 = Date.now();
+      rt.pause('work', { ms: 400 });
+      for (let i = 10; i < 15; i++) rt.send('work', { i });
+      await until(() => starts.length === 15, 5_000, 'the five after the timed pause');
+      expect(Math.min(...starts.slice(10).map((s) => s.at)) - t0).toBeGreaterThanOrEqual(390);
+      expect(starts.every((s) => s.attempt === 1)).toBe(true);
+      await until(() => !rt.stats('work').paused, 1_000, 'the pause over');
+      expect(() => rt.pause('work', { ms: -1 })).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_OPTION }));
+      expect(() => rt.pause('work', { ms: 3_600_000 })).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_OPTION }));
+      await expectCode(() => rt.pause('nope'), ErrorCodes.UNKNOWN_MAILBOX);
+    } finally {
+      await rt.close();
+    }
+  }, 20_000);
+
+  it('ctx.retryAfter: the mailbox starts nothing for that long; the message runs after it at attempt 1, no dead letter', async () => {
+    const starts = listen();
+    const rt = runtime({ mailboxes: { work: box({ maxAttempts: 1 }) } });
+    await rt.start();
+    try {
+      const throttleUntil = Date.now() + 1_000;
+      rt.send('work', { i: 0, throttleUntil });
+      await until(() => starts.length >= 1, 5_000, 'the first try');
+      const first = starts[0]!.at;
+      await new Promise((r) => setTimeout(r, 50));
+      for (let i = 1; i < 6; i++) rt.send('work', { i });
+      await until(() => starts.filter((s) => s.i !== 0 || s.at >= throttleUntil).length === 6, 5_000, 'all run after the pause');
+      // Nothing started between the 429 and its Retry-After; message 0 then ran at attempt 1.
+      const during = starts.filter((s) => s.at > first && s.at < throttleUntil - 5);
+      expect(during).toEqual([]);
+      expect(starts.filter((s) => s.i === 0).every((s) => s.attempt === 1)).toBe(true);
+      const s = rt.stats('work');
+      expect(s.deadLettered).toBe(0);
+      expect(s.failed).toBe(0);
+      expect(s.processed).toBe(6);
+      expect(s.pauseWaits).toBeGreaterThan(0);
+    } finally {
+      await rt.close();
+    }
+  }, 20_000);
+
+  it('bad rateLimit options are refused, naming the option', async () => {
+    const bad = (rateLimit: unknown) => expectCode(() => runtime({ mailboxes: { work: box({ rateLimit } as never) } }), ErrorCodes.INVALID_OPTION);
+    expect((await bad({ max: 0, perMs: 1000 })).message).toMatch(/rateLimit\.max/);
+    expect((await bad({ max: 10, perMs: 0 })).message).toMatch(/rateLimit\.perMs/);
+    expect((await bad({ max: 10, perMs: 700_000 })).message).toMatch(/rateLimit\.perMs/);
+    expect((await bad({ max: 10, perMs: 1000, scope: 'group' })).message).toMatch(/rateLimit\.scope/);
+    expect((await bad({ max: 10, perMs: 1000, nope: 1 })).message).toMatch(/rateLimit\.nope/);
+    await bad('fast');
+  });
+});

@@ -1,0 +1,50 @@
+/**
+ * A consumer loop's view of its mailbox's start gate (issue #31; the words
+ * and their rules: runtime/shared/limit.ts): before it claims, a loop asks
+ * how many it may start now, claims at most that many, and gives back what
+ * it could not claim. Held back (the rate limit, or a pause), messages stay
+ * in the ring: not claimed, not an attempt. Two loads a claim when the
+ * mailbox has neither a limit nor a pause.
+ */
+import { LIMIT_T, LIMIT_WAITS, PAUSE, PAUSE_WAITS, limitWait, now32, pausedFor, refund, takeStarts } from '../../runtime/shared/limit.js';
+
+/** A held pause (until rt.resume()) is looked at again this often. */
+const HELD_LOOK_MS = 50;
+
+export class Gate {
+  /** After take() gave 0: how long to wait before asking again (ms; may be under 1). */
+  waitMs = 0;
+
+  constructor(private readonly i32: Int32Array) {}
+
+  /** How many of `want` may start now (0: none, see waitMs); the starts are taken. */
+  take(want: number): number {
+    const i32 = this.i32;
+    if (Atomics.load(i32, PAUSE) === 0 && Atomics.load(i32, LIMIT_T) === 0) return want;
+    const t = now32(performance.timeOrigin + performance.now());
+    const p = pausedFor(i32, t);
+    if (p !== 0) {
+      Atomics.add(i32, PAUSE_WAITS, 1);
+      this.waitMs = p < 0 ? HELD_LOOK_MS : Math.min(HELD_LOOK_MS, p / 1000);
+      return 0;
+    }
+    const k = takeStarts(i32, want, t);
+    if (k === 0) {
+      Atomics.add(i32, LIMIT_WAITS, 1);
+      this.waitMs = Math.min(HELD_LOOK_MS, limitWait(i32, t) / 1000);
+    }
+    return k;
+  }
+
+  /** `n` starts taken and not used: back to the gate. */
+  refund(n: number): void {
+    if (n > 0) refund(this.i32, n);
+  }
+
+  /** Wait waitMs: a timer from a millisecond up (the event loop runs meanwhile), a blocking wait below it (no handler runs then). */
+  async wait(busy: boolean): Promise<void> {
+    const ms = this.waitMs;
+    if (ms >= 1 || busy) await new Promise((r) => setTimeout(r, Math.max(1, Math.floor(ms))));
+    else Atomics.wait(this.i32, LIMIT_WAITS, Atomics.load(this.i32, LIMIT_WAITS) + 1, ms);
+  }
+}
