@@ -112,6 +112,11 @@ class Exporter {
     return n;
   }
 
+  /** Mailboxes with a circuit breaker only (stats().breaker). */
+  private eachBreaker(pick: (b: NonNullable<MailboxStats['breaker']>) => number): () => Value[] {
+    return () => this.snapshots().flatMap((s) => (s.stats.breaker === null || s.stats.breaker === undefined ? [] : [{ labels: { mailbox: s.mailbox }, value: pick(s.stats.breaker) }]));
+  }
+
   /** Redis mailboxes only (stats().stream). */
   private eachStream(pick: (s: NonNullable<MailboxStats['stream']>) => number): () => Value[] {
     return () => this.snapshots().flatMap((s) => (s.stats.stream === undefined ? [] : [{ labels: { mailbox: s.mailbox }, value: pick(s.stats.stream) }]));
@@ -172,6 +177,8 @@ class Exporter {
       gauge('worker_threads', 'Consumer threads running.', this.each((s) => s.threads)),
       gauge('mailbox_paused', 'Mailboxes that start nothing new now (rt.pause, or a handler\'s ctx.retryAfter): 1, else 0.', this.each((s) => (s.paused ? 1 : 0))),
       counter('rate_limit_waits_total', 'Times a consumer thread found no start to take under the mailbox\'s rateLimit (once a wait).', this.each((s) => s.limitWaits)),
+      gauge('breaker_state', 'Mailboxes with a circuit breaker: 0 closed, 1 open (starts nothing), 2 half-open (one probe).', this.eachBreaker((b) => (b.state === 'closed' ? 0 : b.state === 'open' ? 1 : 2))),
+      counter('breaker_opens_total', 'Mailboxes with a circuit breaker: times it opened (from closed, or after a failed probe).', this.eachBreaker((b) => b.opens)),
       counter('pause_waits_total', 'Times a consumer thread waited because the mailbox was paused (once a wait).', this.each((s) => s.pauseWaits)),
       gauge('worker_threads_desired', 'Consumer threads the scaler wants.', this.each((s) => s.desiredThreads)),
       gauge('worker_threads_min', 'minThreads of the mailbox.', this.each((s) => s.minThreads)),

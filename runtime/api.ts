@@ -2,6 +2,7 @@
  * The runtime's public call options and events (types only; runtime.ts is
  * the class that takes and emits them).
  */
+import type { BreakerEvent } from './mailbox/breaker.js';
 import type { DeadLetter } from './dead-letters.js';
 import type { HandlerTimeoutEvent, ScaleEvent, WorkerCrashEvent } from './mailbox/index.js';
 import type { BatchOptions, SendOptions } from './shared/producer.js';
@@ -36,6 +37,8 @@ export interface DeadLetterEvent {
 }
 
 /** Events of a runtime. */
+export type { BreakerEvent } from './mailbox/breaker.js';
+
 export interface RuntimeEvents {
   /** A message went to the dead-letter store. */
   'dead-letter': [DeadLetterEvent];
@@ -49,4 +52,6 @@ export interface RuntimeEvents {
   close: [CloseReport];
   /** The desired thread count (or per-thread concurrency) of a mailbox changed, with the reason. */
   scale: [ScaleEvent];
+  /** A mailbox's circuit breaker opened, went half-open (one probe), or closed. */
+  breaker: [BreakerEvent];
 }

@@ -4,6 +4,7 @@
  * README's config table is checked against `mailboxDefaults` by a test.
  */
 import { resolveRateLimit, type RateLimitOptions, type ResolvedRateLimit } from './rate-limit.js';
+import { resolveBreaker, type BreakerOptions } from './mailbox/breaker.js';
 import { MAX_TIMER_MS } from './shared/clock.js';
 import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
@@ -66,6 +67,8 @@ export interface MailboxOptions {
   concurrency?: number;
   /** At most `max` handler starts in any window of `perMs`, across the mailbox's threads; a message held back waits in the ring, uncharged. @default undefined (none) */
   rateLimit?: RateLimitOptions;
+  /** A circuit breaker: when `failureRatio` of at least `minCalls` attempts in `windowMs` failed, start nothing for `cooldownMs`, then one probe. @default undefined (none) */
+  breaker?: Partial<BreakerOptions>;
   /** Thread count from backlog and drain rate, between minThreads and maxThreads; `false` keeps minThreads (or what `rt.resize()` pins). @default {} (on, with the defaults below) */
   autoscale?: AutoscaleOptions | false;
   /**
@@ -184,6 +187,7 @@ export interface ResolvedMailbox {
   concurrency: number;
   autoscale: ResolvedAutoscale | false;
   rateLimit: ResolvedRateLimit | null;
+  breaker: BreakerOptions | null;
   store: MessageStore | null;
   source: MessageSource | null;
   /** `source: { redis }`, its options checked (the source itself is built with the mailbox, runtime/source/index.ts). */
@@ -245,7 +249,7 @@ function codec(path: string, v: unknown): CodecOption {
 export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
   const p = `mailboxes.${name}`;
   if (!isPlainObject(o)) throw invalidOption(p, 'an object', o);
-  const known = new Set([...Object.keys(mailboxDefaults), 'handler', 'rateLimit', 'store', 'source', 'durability']);
+  const known = new Set([...Object.keys(mailboxDefaults), 'handler', 'rateLimit', 'breaker', 'store', 'source', 'durability']);
   for (const k of Object.keys(o)) if (!known.has(k)) throw invalidOption(`${p}.${k}`, `one of ${[...known].join(', ')} (unknown option)`, o[k]);
   const d = mailboxDefaults;
   const pick = <T>(k: string, def: T): unknown => (o[k] === undefined ? def : o[k]);
@@ -303,6 +307,7 @@ export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
     concurrency: int(`${p}.concurrency`, pick('concurrency', d.concurrency), 1, 1024),
     autoscale: resolveAutoscale(`${p}.autoscale`, pick('autoscale', d.autoscale)),
     rateLimit: resolveRateLimit(`${p}.rateLimit`, o.rateLimit),
+    breaker: resolveBreaker(`${p}.breaker`, o.breaker),
     store: seam<MessageStore>(`${p}.store`, o.store, ['open', 'outcomes', 'close']),
     source: isBuiltInSource(o.source) ? null : seam<MessageSource>(`${p}.source`, o.source, ['start', 'outcomes', 'stop']),
     builtInSource: builtInSource(p, o, leaseMs),

@@ -2,6 +2,7 @@
  * The runtime: a set of mailboxes, the public API, events and lifecycle.
  * Main thread only.
  */
+import type { BreakerEvent } from './mailbox/breaker.js';
 import { IdleWaiters } from './idle.js';
 import { EventEmitter } from 'node:events';
 import { now } from './shared/clock.js';
@@ -94,6 +95,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
   emitHandlerTimeout(ev: HandlerTimeoutEvent): void {
     this.emit('handler-timeout', ev);
   }
+  emitBreaker(ev: BreakerEvent): void {
+    this.emit('breaker', ev);
+  }
+
   emitScale(ev: ScaleEvent): void {
     this.emit('scale', ev);
   }

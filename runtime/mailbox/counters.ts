@@ -44,6 +44,7 @@ export interface StatsInputs {
   scaling: { desired: number; decisions: { up: number; down: number }; concurrency: number; autoscaling: boolean; lastReason: string };
   deadLetters: { size: number; dropped: number };
   rateLimit: { max: number; perMs: number } | null;
+  breaker: MailboxStats['breaker'];
 }
 
 /** A 64-bit count folded from a wrapping Int32 word. */
@@ -211,6 +212,7 @@ export class Counters {
       paused: paused !== 0,
       pausedForMs: paused < 0 ? -1 : Math.ceil(paused / 1000),
       rateLimit: x.rateLimit,
+      breaker: x.breaker,
       limitWaits: Atomics.load(ring.i32, LIMIT_WAITS),
       pauseWaits: Atomics.load(ring.i32, PAUSE_WAITS),
       inFlight: this.inFlight(processed),

@@ -40,6 +40,8 @@ export interface FailuresDeps {
   emitError(err: Error): void;
   /** A record the source read from a partition (FLAG_PARTITION) failed: true when the source drops it (this process lost the partition; its new owner runs it). */
   fenced(id: number): boolean;
+  /** The circuit breaker, if the mailbox has one: a failed attempt it says not to charge goes back at the same attempt (breaker.ts). */
+  breaker: { failure(): boolean } | null;
 }
 
 export class Failures {
@@ -91,6 +93,16 @@ export class Failures {
     if (error.code === ErrorCodes.RETRY_AFTER) {
       // The downstream said "not now" (ctx.retryAfter): its thread paused the mailbox; the message goes back at the
       // same attempt, no backoff, not a failure (the pause gates when it starts again).
+      d.backlog.pend(held);
+      d.backlog.flush();
+      return true;
+    }
+    if (d.breaker?.failure() === true) {
+      // The breaker is open (or this failure opened it): the downstream is out, not this message. Back at the same attempt;
+      // it starts again when the breaker lets it (counted as failed, not retried).
+      d.tally.failed++;
+      if (held.firstError === undefined) held.firstError = error;
+      held.lastError = error;
       d.backlog.pend(held);
       d.backlog.flush();
       return true;

@@ -18,7 +18,8 @@
  *   replay.ts     what a store (the journal) gave back at start()
  *   histograms.ts the latency histograms the loops write
  */
-import { expirePause, hold, now32, pauseUntil, resume, setLimit } from '../shared/limit.js';
+import { BREAKER_CLOSED, BREAKER_HALF_OPEN, BREAKER_OPEN, expirePause, now32, setBreaker, setLimit } from '../shared/limit.js';
+import { Breaker } from './breaker.js';
 import { codecOf, codecSpec, type PayloadCodec } from '../shared/codec.js';
 import { StructureTable } from '../shared/structures.js';
 import { ErrorCodes, RingpoolError } from '../shared/errors.js';
@@ -86,6 +87,9 @@ export class Mailbox {
   readonly outcomes: OutcomeFeed | null;
   /** The store and the source, through their seams (runtime/store/, runtime/source/). */
   private readonly attached: Attached;
+  /** The circuit breaker (breaker.ts), or null; the processed count it last saw. */
+  readonly breaker: Breaker | null;
+  private breakerSeen = 0;
   /** What the runtime sends to it, its asks, its pause (sending.ts). */
   readonly sends: Sending;
   private readonly histogramBlocks = new Histograms();
@@ -107,6 +111,11 @@ export class Mailbox {
     const sab = Ring.allocate({ capacityBytes: opts.capacityBytes, maxPayloadBytes: opts.maxMessageBytes, followed, journaled });
     this.ring = new Ring(sab);
     if (opts.rateLimit !== null) setLimit(this.ring.i32, opts.rateLimit.max, opts.rateLimit.perMs);
+    this.breaker = opts.breaker === null ? null : new Breaker(opts.breaker, Date.now, (state, failureRatio, calls) => {
+      setBreaker(this.ring.i32, state === 'open' ? BREAKER_OPEN : state === 'half-open' ? BREAKER_HALF_OPEN : BREAKER_CLOSED);
+      if (state !== 'open') this.ring.wakeAll();
+      host.emitBreaker({ mailbox: this.name, state, failureRatio, calls });
+    });
     // Before any other view of the ring is made: a ring served by the shared pool wakes it through the pool's board.
     const threads = host.threadsOf(this.name, this.ring, opts);
     // msgpack's record shapes, shared by every thread of the process (none when other processes decode the messages too).
@@ -169,6 +178,7 @@ export class Mailbox {
       mailbox: this.name, ring: this.ring, policy: { maxAttempts: opts.maxAttempts, backoff: opts.backoff }, clock: now, wallClock: Date.now, tally: this.counters,
       backlog: this.backlog, turns: this.turns, sink: () => this.deadLetters, outcomes: this.outcomes, replies: this.replies, emitDeadLetter, emitError,
       fenced: (id) => this.attached.fenced(id),
+      breaker: this.breaker,
     });
     this.leases = new Leases({
       mailbox: this.name, ring: this.ring, leaseMs: opts.leaseMs, loops, terminate: (c) => this.consumers.terminate(c), blockedByOther: (c) => this.consumers.blockedByOther(c), failures: this.failures,
@@ -286,6 +296,13 @@ export class Mailbox {
     this.outcomes?.follow();
     this.scaling.tick(t);
     expirePause(this.ring.i32, now32(t));
+    if (this.breaker !== null) {
+      // Successes since the last tick (the breaker counts them; a half-open one closes on its probe's).
+      const p = this.counters.processed();
+      this.breaker.success(p - this.breakerSeen);
+      this.breakerSeen = p;
+      this.breaker.tick();
+    }
   }
 
   // ------------------------------------------------------------------ what the runtime asks
@@ -304,6 +321,7 @@ export class Mailbox {
       scaling: this.scaling,
       deadLetters: this.deadLetters,
       rateLimit: this.opts.rateLimit,
+      breaker: this.breaker === null ? null : { state: this.breaker.state, opens: this.breaker.opens },
     });
     this.attached.addStats(s);
     return s;

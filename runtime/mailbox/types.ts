@@ -2,6 +2,7 @@
  * What a mailbox shows the rest of the runtime (main thread): the host it
  * needs, the events it raises, and its stats() snapshot. Types only.
  */
+import type { BreakerEvent, BreakerState } from './breaker.js';
 import type { JournalStats, StoreStats } from '../store/store.js';
 import type { SourceStats } from '../source/source.js';
 import type { StreamStats } from '../source/stream.js';
@@ -43,6 +44,7 @@ export interface MailboxHost {
   emitWorkerCrash(ev: WorkerCrashEvent): void;
   emitHandlerTimeout(ev: HandlerTimeoutEvent): void;
   emitScale(ev: ScaleEvent): void;
+  emitBreaker(ev: BreakerEvent): void;
   emitError(err: Error): void;
 }
 
@@ -80,6 +82,8 @@ export interface MailboxStats {
   paused: boolean;
   /** How long the pause lasts yet (ms): -1 until rt.resume(), 0 when not paused. */
   pausedForMs: number;
+  /** The circuit breaker: its state and how often it opened; null without one. */
+  breaker: { state: BreakerState; opens: number } | null;
   /** The rateLimit in force, or null. */
   rateLimit: { max: number; perMs: number } | null;
   /** Times a consumer thread found no start to take: held back by the rate limit, and by a pause (once a wait). */

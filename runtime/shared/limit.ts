@@ -28,6 +28,9 @@ export const PAUSE_UNTIL = 104;
 /** Times a consumer found no start to take (held back by the limit or the pause): counted once a wait. */
 export const LIMIT_WAITS = 105;
 export const PAUSE_WAITS = 106;
+/** The circuit breaker (runtime/mailbox/breaker.ts): BREAKER_* below; PROBE 1 while a half-open breaker's one probe may start. */
+export const BREAKER = 107;
+export const PROBE = 108;
 
 export const PAUSE_NONE = 0;
 /** Paused until PAUSE_UNTIL. */
@@ -40,7 +43,11 @@ export const MAX_PER_MS = 600_000;
 /** Longest timed pause (30 min: 1.8e9 µs, inside what a difference can say); longer is a held pause. */
 export const MAX_PAUSE_MS = 1_800_000;
 
-if (PAUSE_WAITS >= HEADER_BYTES >> 2) throw new Error('limit words past the ring header');
+export const BREAKER_CLOSED = 0;
+export const BREAKER_OPEN = 1;
+export const BREAKER_HALF_OPEN = 2;
+
+if (PROBE >= HEADER_BYTES >> 2) throw new Error('limit words past the ring header');
 
 /** µs since the epoch, modulo 2^32. */
 export function now32(epochMs: number): number {
@@ -145,6 +152,22 @@ export function pauseUntil(i32: Int32Array, until: number, t: number): void {
     Atomics.compareExchange(i32, PAUSE, PAUSE_NONE, PAUSE_TIMED);
     return;
   }
+}
+
+/**
+ * A start the breaker allows now: 1 closed (no say), 0 open, and half-open 1
+ * for the one probe (taken by a CAS), 0 after it.
+ */
+export function breakerAllows(i32: Int32Array): boolean {
+  const b = Atomics.load(i32, BREAKER);
+  if (b === BREAKER_CLOSED) return true;
+  return b === BREAKER_HALF_OPEN && Atomics.compareExchange(i32, PROBE, 1, 0) === 1;
+}
+
+/** The dispatcher moves the breaker's gate. */
+export function setBreaker(i32: Int32Array, state: number): void {
+  if (state === BREAKER_HALF_OPEN) Atomics.store(i32, PROBE, 1);
+  Atomics.store(i32, BREAKER, state);
 }
 
 /** Pause until resumed (rt.pause without ms). */

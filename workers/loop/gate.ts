@@ -6,7 +6,7 @@
  * in the ring: not claimed, not an attempt. Two loads a claim when the
  * mailbox has neither a limit nor a pause.
  */
-import { LIMIT_T, LIMIT_WAITS, PAUSE, PAUSE_WAITS, limitWait, now32, pausedFor, refund, takeStarts } from '../../runtime/shared/limit.js';
+import { BREAKER, BREAKER_HALF_OPEN, PROBE, LIMIT_T, LIMIT_WAITS, PAUSE, PAUSE_WAITS, breakerAllows, limitWait, now32, pausedFor, refund, takeStarts } from '../../runtime/shared/limit.js';
 
 /** A held pause (until rt.resume()) is looked at again this often. */
 const HELD_LOOK_MS = 50;
@@ -14,13 +14,16 @@ const HELD_LOOK_MS = 50;
 export class Gate {
   /** After take() gave 0: how long to wait before asking again (ms; may be under 1). */
   waitMs = 0;
+  /** The last take() was a half-open breaker's probe. */
+  private probe = false;
 
   constructor(private readonly i32: Int32Array) {}
 
   /** How many of `want` may start now (0: none, see waitMs); the starts are taken. */
   take(want: number): number {
     const i32 = this.i32;
-    if (Atomics.load(i32, PAUSE) === 0 && Atomics.load(i32, LIMIT_T) === 0) return want;
+    this.probe = false;
+    if (Atomics.load(i32, PAUSE) === 0 && Atomics.load(i32, LIMIT_T) === 0 && Atomics.load(i32, BREAKER) === 0) return want;
     const t = now32(performance.timeOrigin + performance.now());
     const p = pausedFor(i32, t);
     if (p !== 0) {
@@ -28,7 +31,18 @@ export class Gate {
       this.waitMs = p < 0 ? HELD_LOOK_MS : Math.min(HELD_LOOK_MS, p / 1000);
       return 0;
     }
+    // An open breaker starts nothing; a half-open one, its one probe.
+    if (Atomics.load(i32, BREAKER) !== 0) {
+      if (!breakerAllows(i32)) {
+        Atomics.add(i32, PAUSE_WAITS, 1);
+        this.waitMs = HELD_LOOK_MS;
+        return 0;
+      }
+      want = 1;
+      this.probe = true;
+    }
     const k = takeStarts(i32, want, t);
+    if (k === 0 && this.probe) this.giveProbeBack();
     if (k === 0) {
       Atomics.add(i32, LIMIT_WAITS, 1);
       this.waitMs = Math.min(HELD_LOOK_MS, limitWait(i32, t) / 1000);
@@ -36,9 +50,17 @@ export class Gate {
     return k;
   }
 
-  /** `n` starts taken and not used: back to the gate. */
+  /** `n` starts taken and not used: back to the gate (a half-open breaker's probe too). */
   refund(n: number): void {
-    if (n > 0) refund(this.i32, n);
+    if (n <= 0) return;
+    refund(this.i32, n);
+    if (this.probe) this.giveProbeBack();
+  }
+
+  /** The probe this loop took did not start: another may take it. */
+  private giveProbeBack(): void {
+    this.probe = false;
+    if (Atomics.load(this.i32, BREAKER) === BREAKER_HALF_OPEN) Atomics.store(this.i32, PROBE, 1);
   }
 
   /** Wait waitMs: a timer from a millisecond up (the event loop runs meanwhile), a blocking wait below it (no handler runs then). */
