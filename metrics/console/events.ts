@@ -40,6 +40,11 @@ export interface MailboxSnapshot {
   deadLetterSize: number;
   autoscale: boolean;
   scaleReason: string;
+  /** It starts nothing new now (rt.pause, ctx.retryAfter): ms left, -1 until resumed; 0 when not paused. */
+  pausedForMs: number;
+  /** Its circuit breaker's state, or null without one; its rate limit, or null. */
+  breaker: 'closed' | 'open' | 'half-open' | null;
+  rateLimit: { max: number; perMs: number } | null;
   /** A Redis mailbox's stream: lag, pending, the delayed set (size, ms to the next due, -1 none), ask traffic. */
   stream?: { connected: boolean; lag: number; pending: number; delayedSet: number; nextDueInMs: number; asksOpen: number; repliesReceived: number; repliesSent: number; repliesDropped: number };
 }
@@ -204,6 +209,9 @@ export class EventHub {
           deadLetterSize: s.deadLetterSize,
           autoscale: s.autoscale,
           scaleReason: s.scaleReason,
+          pausedForMs: s.paused ? s.pausedForMs : 0,
+          breaker: s.breaker?.state ?? null,
+          rateLimit: s.rateLimit,
           ...(s.stream === undefined
             ? {}
             : {

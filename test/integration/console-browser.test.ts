@@ -89,6 +89,14 @@ describe('console in a browser', () => {
     }
     expect(Math.max(...seen)).toBeGreaterThan(0);
     expect(seen[seen.length - 1]).toBe(0);
+    // A paused mailbox says so on its card (issue #31), and stops saying so when resumed.
+    const paused = card(page, 'slow').locator('[data-testid="paused"]');
+    expect(await paused.isVisible()).toBe(false);
+    rt.pause('slow');
+    await expect.poll(() => paused.isVisible(), { timeout: 3_000 }).toBe(true);
+    expect(await paused.textContent()).toBe('paused');
+    rt.resume('slow');
+    await expect.poll(() => paused.isVisible(), { timeout: 3_000 }).toBe(false);
     await page.close();
   }, 30_000);
 

@@ -33,7 +33,8 @@ function makeCard(box) {
   f.depthChart = makeChart(`depth of ${box.name}`, [{ key: 'depth', label: 'depth', cls: 's-depth' }]);
   f.rateChart = makeChart(`throughput of ${box.name}`, [{ key: 'proc', label: 'processed/s', cls: 's-proc' }, { key: 'fail', label: 'failed/s', cls: 's-fail' }]);
   return el('article', { class: 'card', 'data-testid': 'mailbox-card', 'data-mailbox': box.name },
-    el('header', { class: 'card-head' }, el('h2', { title: box.name }, box.name), (f.kind = el('span', { class: 'badge kind' }, ''))),
+    el('header', { class: 'card-head' }, el('h2', { title: box.name }, box.name), (f.kind = el('span', { class: 'badge kind' }, '')),
+      (f.paused = el('span', { class: 'badge paused', 'data-testid': 'paused', hidden: '' }, '')), (f.breaker = el('span', { class: 'badge breaker', 'data-testid': 'breaker', hidden: '' }, ''))),
     el('div', { class: 'stats' },
       stat('depth', 'depth', 'depth'), stat('in flight', 'inFlight'), stat('delayed', 'delayed'),
       stat('processed', 'processed'), stat('failed', 'failed'), stat('dead letters', 'dead', 'dead-letter-count')),
@@ -51,6 +52,13 @@ export function renderCard(box) {
   const s = box.info;
   const f = box.f;
   setText(f.kind, s.kind ?? '');
+  // Protecting the downstream: a pause (rt.pause, a handler's retryAfter), the breaker, the rate limit.
+  const paused = isNum(s.pausedForMs) && s.pausedForMs !== 0;
+  f.paused.hidden = !paused;
+  if (paused) setText(f.paused, s.pausedForMs < 0 ? 'paused' : `paused ${secs(s.pausedForMs / 1000)}`);
+  const br = typeof s.breaker === 'string' && s.breaker !== 'closed' ? s.breaker : null;
+  f.breaker.hidden = br === null;
+  if (br !== null) setText(f.breaker, `breaker ${br}`, s.rateLimit ? `rate limit ${s.rateLimit.max} per ${s.rateLimit.perMs} ms` : '');
   setText(f.depth, int(s.depth));
   setText(f.inFlight, int(s.inFlight));
   setText(f.delayed, int(s.delayed));
