@@ -41,7 +41,6 @@ export const SEND_BUFFER_BYTES = 64 << 20;
 
 const KNOWN = ['url', 'cluster', 'client', 'clientOptions', 'stream', 'group', 'consumer', 'claimIdleMs', 'readCount', 'blockMs', 'keepAckedMs', 'sendBufferBytes', 'maxDeadLetters', 'partitions', 'ownerLeaseMs', 'ownerRenewMs'];
 
-export { isRedisUrl } from './target.js';
 
 export function resolveRedisSource(path: string, v: unknown, leaseMs: number): ResolvedRedisSource {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw invalidOption(path, `an object { ${KNOWN.join(', ')} }`, v);

@@ -39,6 +39,7 @@ import { Acks } from './acks.js';
 import { Adds } from './adds.js';
 import { delayedKeys } from './delayed.js';
 import { Mover } from './mover.js';
+import { Outages, sourceIo } from './outages.js';
 import { Asks, Replier } from './asks.js';
 import { slotPrefix } from './keys.js';
 import { StreamSends } from './sends.js';
@@ -109,12 +110,8 @@ export class RedisSource implements MessageSource {
   pending = 0;
   trimmedCount = 0;
   resets = 0;
-  /** An outage is reported once, when it starts. */
-  private down = false;
-  /** Both connections up since the last outage began. */
-  private linked = false;
-  /** Outages: times the connections went down from both up (however many reconnection attempts each took). */
-  outages = 0;
+  /** Faults reported once per outage, outages counted (outages.ts). */
+  readonly outages: Outages;
 
   constructor(
     readonly mailbox: string,
@@ -126,7 +123,8 @@ export class RedisSource implements MessageSource {
       this.connectedReject = reject;
     });
     this.connectedOnce.catch(() => undefined);
-    const onChange = (up: boolean, err: Error | null): void => this.connectionChanged(up, err);
+    this.outages = new Outages(() => [this.cmd, this.readConn], (err, doing) => sourceIo(mailbox, o.url, o.stream, err, doing), (err) => host.emitError(err), () => this.closed);
+    const onChange = (up: boolean, err: Error | null): void => this.outages.changed(up, err);
     this.cmd = new Connection(o.target, o.stream, `ringpool:${o.consumer}`, onChange);
     this.readConn = new Connection(o.target, o.stream, `ringpool:${o.consumer}:read`, onChange);
     // Bounded so that the ring stays small and the group's work spreads over its processes: two reads' worth, one more for takeovers.
@@ -163,7 +161,7 @@ export class RedisSource implements MessageSource {
       throw err;
     }
     this.connectedResolve();
-    this.linked = true;
+    this.outages.started();
     this.running = true;
     this.reader.start();
     if (this.part !== null) {
@@ -266,29 +264,14 @@ export class RedisSource implements MessageSource {
 
   // ------------------------------------------------------------ faults
 
-  /** A command went through: the next fault is a new outage. */
+  /** A command went through: the next fault is a new outage (outages.ts). */
   healthy(): void {
-    if (this.down && this.cmd.up && this.readConn.up) this.down = false;
+    this.outages.healthy();
   }
 
-  private connectionChanged(up: boolean, err: Error | null): void {
-    if (up) {
-      if (this.cmd.up && this.readConn.up) this.linked = true;
-      this.healthy();
-      return;
-    }
-    if (this.linked) {
-      this.linked = false;
-      this.outages++;
-    }
-    this.fault(err, 'the connection dropped; reconnecting with backoff, local work goes on');
-  }
-
-  /** Report a fault once per outage (a stream of identical errors helps nobody). */
+  /** Report a fault, once per outage (outages.ts). */
   fault(err: unknown, doing: string): void {
-    if (this.closed || this.down) return;
-    this.down = true;
-    this.host.emitError(new RingpoolError(ErrorCodes.SOURCE_IO, `Redis source of mailbox '${this.mailbox}' (${this.o.url}, stream '${this.o.stream}'): ${doing}: ${message(err)}`, { mailbox: this.mailbox, stream: this.o.stream }, { cause: err }));
+    this.outages.fault(err, doing);
   }
 
   /** Entries trimmed from the stream before they ran: nothing to run; acknowledged, counted, reported. */

@@ -20,7 +20,7 @@ export function streamStats(src: RedisSource): StreamStats {
     held: src.held.size,
     claimed: src.claims.claimed,
     acked: src.acks.acked,
-    reconnects: src.outages,
+    reconnects: src.outages.count,
     sendWaitingBytes: src.adds.bytes,
     trimmed: src.trimmedCount,
     trimmedAcked: src.trim.trimmed,
