@@ -23,6 +23,11 @@
  *   not CPU-busy (event-loop utilisation below `busyElu`) and concurrency can
  *   grow, the policy doubles per-thread concurrency instead of adding threads.
  *   When they are busy, it adds threads up to max.
+ * - Adaptive concurrency (`limit`, runtime/adaptive-policy.ts): the limit,
+ *   not the autoscaler, says how many handlers run at once; concurrency is
+ *   never changed, c is the limit's share per thread, and threads are added
+ *   only when they are CPU-busy: a backlog behind a downstream that set the
+ *   limit is not one more thread's to clear.
  */
 
 export interface AutoscaleConfig {
@@ -55,6 +60,8 @@ export interface Observation {
   elu: number | undefined;
   threads: number;
   concurrency: number;
+  /** The adaptive concurrency limit across the mailbox (handlers at once); undefined when concurrency is fixed. */
+  limit?: number;
 }
 
 export interface Recommendation {
@@ -87,11 +94,14 @@ const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.m
 
 export function decide(cfg: AutoscaleConfig, o: Observation, past: readonly Recommendation[]): Decision {
   const current = o.threads;
-  const c = Math.max(1, o.concurrency);
+  const limit = o.limit;
+  // Adaptive: c is the limit's share of a thread (the concurrency word is only a ceiling then), and stays as it is.
+  const c = limit === undefined ? Math.max(1, o.concurrency) : Math.max(1, Math.min(o.concurrency, limit / Math.max(1, current)));
+  const keptC = Math.max(1, o.concurrency);
   const backlog = o.ready + o.inFlight;
   const keep = (reason: string, raw = NaN, hist: Recommendation[] = pruned(past, cfg, o.now)): Decision => ({
     threads: clamp(current, cfg.min, cfg.max),
-    concurrency: c,
+    concurrency: keptC,
     reason,
     raw,
     history: hist,
@@ -108,7 +118,7 @@ export function decide(cfg: AutoscaleConfig, o: Observation, past: readonly Reco
     const to = clamp(Math.min(current, ceiling), cfg.min, cfg.max);
     const reason =
       to < current ? `scale down: idle; highest recommendation in ${cfg.scaleDownWindowMs} ms is ${ceiling}` : to > current ? 'below min' : 'idle';
-    return { threads: to, concurrency: c, reason, raw: 0, history };
+    return { threads: to, concurrency: keptC, reason, raw: 0, history };
   }
   if (S === undefined || !(S > 0)) {
     // No handler time yet: scale up only to serve a backlog (one thread at a time), never down.
@@ -125,22 +135,26 @@ export function decide(cfg: AutoscaleConfig, o: Observation, past: readonly Reco
   const history = [...pruned(past, cfg, o.now), { at: o.now, threads: wanted }];
   const why =
     forBacklog >= forArrivals
-      ? `ready ${o.ready} x ${fmt(S)} s / (${c} x ${cfg.targetLagSeconds} s lag) + ${o.inFlight} in flight / ${c}`
-      : `arrivals ${fmt(lambda)}/s x ${fmt(S)} s / (${c} x 0.8)`;
+      ? `ready ${o.ready} x ${fmt(S)} s / (${fmt(c)} x ${cfg.targetLagSeconds} s lag) + ${o.inFlight} in flight / ${fmt(c)}`
+      : `arrivals ${fmt(lambda)}/s x ${fmt(S)} s / (${fmt(c)} x 0.8)`;
   // Saturated threads gain nothing from running handlers side by side: give
   // back concurrency first. (0.9, well above busyElu: a band, so it does not
   // flap with the raise below.)
   const minC = Math.max(1, cfg.minConcurrency ?? 1);
-  if (elu !== undefined && elu >= Math.max(cfg.busyElu, 0.9) && c > minC) {
+  if (limit === undefined && elu !== undefined && elu >= Math.max(cfg.busyElu, 0.9) && c > minC) {
     const to = Math.max(minC, Math.floor(c / 2));
     return { threads: clamp(current, cfg.min, cfg.max), concurrency: to, reason: `CPU-bound (event-loop utilisation ${fmt(elu)}): concurrency ${c} -> ${to}`, raw, history };
   }
 
   if (current > 0 && Math.abs(raw / current - 1) <= cfg.tolerance) {
-    return { threads: clamp(current, cfg.min, cfg.max), concurrency: c, reason: `within tolerance (${why} = ${fmt(raw)})`, raw, history };
+    return { threads: clamp(current, cfg.min, cfg.max), concurrency: keptC, reason: `within tolerance (${why} = ${fmt(raw)})`, raw, history };
   }
   // More capacity needed (raw, not clamped to max: at max threads, I/O-bound threads can still take more at once).
   if (Math.ceil(raw - 1e-9) > current) {
+    // Adaptive and not CPU-bound: the limit (the downstream) sets the pace, not the threads.
+    if (limit !== undefined && current > 0 && (elu === undefined || elu < cfg.busyElu)) {
+      return { threads: current, concurrency: keptC, reason: `adaptive limit ${limit}: threads not CPU-busy, the downstream sets the pace (${why} = ${fmt(raw)})`, raw, history };
+    }
     // Threads waiting on I/O: more messages per thread is cheaper than a thread.
     if (elu !== undefined && elu < cfg.busyElu && current > 0 && c < cfg.maxConcurrency) {
       return {
@@ -154,21 +168,21 @@ export function decide(cfg: AutoscaleConfig, o: Observation, past: readonly Reco
     // Not knowing yet whether the threads are CPU- or I/O-bound (their first
     // ~100 ms), add none: the wrong choice would cost a thread for 30 s.
     if (elu === undefined && current > 0) {
-      return { threads: current, concurrency: c, reason: `waiting for utilisation data before scaling up (${why} = ${fmt(raw)})`, raw, history: [...pruned(past, cfg, o.now)] };
+      return { threads: current, concurrency: keptC, reason: `waiting for utilisation data before scaling up (${why} = ${fmt(raw)})`, raw, history: [...pruned(past, cfg, o.now)] };
     }
     const to = Math.min(wanted, current + cfg.maxStepUp, cfg.max);
-    if (to > current) return { threads: to, concurrency: c, reason: `scale up: ${why} = ${fmt(raw)}`, raw, history };
-    if (wanted >= current) return { threads: current, concurrency: c, reason: `at max (${cfg.max}): ${why} = ${fmt(raw)}`, raw, history };
+    if (to > current) return { threads: to, concurrency: keptC, reason: `scale up: ${why} = ${fmt(raw)}`, raw, history };
+    if (wanted >= current) return { threads: current, concurrency: keptC, reason: `at max (${cfg.max}): ${why} = ${fmt(raw)}`, raw, history };
   }
   if (wanted < current) {
     if (arrivals === undefined) return { ...keep('arrival rate unknown: no scale-down', raw), history };
     // Down only to the highest recommendation in the window (this one included).
     const ceiling = Math.max(...history.map((h) => h.threads));
     const to = clamp(Math.max(wanted, ceiling), cfg.min, cfg.max);
-    if (to < current) return { threads: to, concurrency: c, reason: `scale down: highest recommendation in ${cfg.scaleDownWindowMs} ms is ${ceiling} (${why} = ${fmt(raw)})`, raw, history };
-    return { threads: current, concurrency: c, reason: `hold: waiting out the scale-down window (highest ${ceiling})`, raw, history };
+    if (to < current) return { threads: to, concurrency: keptC, reason: `scale down: highest recommendation in ${cfg.scaleDownWindowMs} ms is ${ceiling} (${why} = ${fmt(raw)})`, raw, history };
+    return { threads: current, concurrency: keptC, reason: `hold: waiting out the scale-down window (highest ${ceiling})`, raw, history };
   }
-  return { threads: current, concurrency: c, reason: `steady (${why} = ${fmt(raw)})`, raw, history };
+  return { threads: current, concurrency: keptC, reason: `steady (${why} = ${fmt(raw)})`, raw, history };
 }
 
 function pruned(history: readonly Recommendation[], cfg: AutoscaleConfig, now: number): Recommendation[] {

@@ -5,6 +5,7 @@
  */
 import { resolveRateLimit, type RateLimitOptions, type ResolvedRateLimit } from './rate-limit.js';
 import { resolveBreaker, type BreakerOptions } from './mailbox/breaker.js';
+import { resolveAdaptive, type AdaptiveOptions } from './adaptive-policy.js';
 import { MAX_TIMER_MS } from './shared/clock.js';
 import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
@@ -63,8 +64,13 @@ export interface MailboxOptions {
   resourceLimits?: ResourceLimits;
   /** 'shared': its loops run on the runtime's pool of threads; 'dedicated': on threads of its own. @default 'shared' ('dedicated' with resourceLimits) */
   threads?: 'shared' | 'dedicated';
-  /** Messages in flight per thread, for async handlers that wait (on a database, ...); the autoscaler may raise it for I/O-bound handlers. @default 1 */
-  concurrency?: number;
+  /**
+   * Messages in flight per thread, for async handlers that wait (on a database, ...); the autoscaler may raise it for I/O-bound handlers.
+   * 'adaptive': handlers running at once across the mailbox, bounded by a limit learned from their latency (tuned by `adaptive`). @default 1
+   */
+  concurrency?: number | 'adaptive';
+  /** With concurrency 'adaptive': the limit's bounds and start. @default { min: 1, max: 256, initial: 4 } */
+  adaptive?: Partial<AdaptiveOptions>;
   /** At most `max` handler starts in any window of `perMs`, across the mailbox's threads; a message held back waits in the ring, uncharged. @default undefined (none) */
   rateLimit?: RateLimitOptions;
   /** A circuit breaker: when `failureRatio` of at least `minCalls` attempts in `windowMs` failed, start nothing for `cooldownMs`, then one probe. @default undefined (none) */
@@ -184,7 +190,10 @@ export interface ResolvedMailbox {
   deadLetterLimit: number;
   resourceLimits: ResourceLimits | undefined;
   threads: 'shared' | 'dedicated';
+  /** Per thread (with adaptive concurrency: adaptive.max, the mailbox-wide limit bounds it). */
   concurrency: number;
+  /** Adaptive concurrency, or null (fixed). */
+  adaptive: AdaptiveOptions | null;
   autoscale: ResolvedAutoscale | false;
   rateLimit: ResolvedRateLimit | null;
   breaker: BreakerOptions | null;
@@ -249,7 +258,7 @@ function codec(path: string, v: unknown): CodecOption {
 export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
   const p = `mailboxes.${name}`;
   if (!isPlainObject(o)) throw invalidOption(p, 'an object', o);
-  const known = new Set([...Object.keys(mailboxDefaults), 'handler', 'rateLimit', 'breaker', 'store', 'source', 'durability']);
+  const known = new Set([...Object.keys(mailboxDefaults), 'handler', 'adaptive', 'rateLimit', 'breaker', 'store', 'source', 'durability']);
   for (const k of Object.keys(o)) if (!known.has(k)) throw invalidOption(`${p}.${k}`, `one of ${[...known].join(', ')} (unknown option)`, o[k]);
   const d = mailboxDefaults;
   const pick = <T>(k: string, def: T): unknown => (o[k] === undefined ? def : o[k]);
@@ -288,6 +297,7 @@ export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
   const overflow = pick('overflow', d.overflow);
   if (overflow !== 'wait' && overflow !== 'reject') throw invalidOption(`${p}.overflow`, "'wait' or 'reject'", overflow);
   const resourceLimits = checkResourceLimits(`${p}.resourceLimits`, pick('resourceLimits', d.resourceLimits));
+  const adaptive = resolveAdaptive(p, pick('concurrency', d.concurrency), o.adaptive);
   return Object.assign(Object.create(null) as ResolvedMailbox, {
     name,
     handlerUrl: handlerUrl(`${p}.handler`, o.handler),
@@ -304,7 +314,8 @@ export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
     deadLetterLimit: int(`${p}.deadLetterLimit`, pick('deadLetterLimit', d.deadLetterLimit), 0),
     resourceLimits: resourceLimits as ResourceLimits | undefined,
     threads: threadsOption(`${p}.threads`, pick('threads', resourceLimits === undefined ? 'shared' : 'dedicated'), resourceLimits !== undefined),
-    concurrency: int(`${p}.concurrency`, pick('concurrency', d.concurrency), 1, 1024),
+    concurrency: adaptive?.max ?? int(`${p}.concurrency`, pick('concurrency', d.concurrency), 1, 1024, "an integer from 1 to 1024, or 'adaptive'"),
+    adaptive,
     autoscale: resolveAutoscale(`${p}.autoscale`, pick('autoscale', d.autoscale)),
     rateLimit: resolveRateLimit(`${p}.rateLimit`, o.rateLimit),
     breaker: resolveBreaker(`${p}.breaker`, o.breaker),

@@ -63,6 +63,8 @@ export interface ConsumersDeps {
   onSlotsChanged: () => void;
   /** Up: a thread died inside its send guard: repair what it left (holes.ts, the structure tables). */
   onDeathInGuard: (slot: number, threadId: number) => void;
+  /** A loop's thread is gone: what its slot held of the mailbox (an adaptive limit's places) goes back. */
+  onLoopGone: (slot: number) => void;
   emitWorkerCrash(ev: WorkerCrashEvent): void;
   emitError(err: Error): void;
 }
@@ -304,6 +306,7 @@ export class Consumers {
     }
     ring.slot(c.slot).setStatus(SLOT_IDLE);
     ring.slot(c.slot).clearCurrent();
+    this.m.onLoopGone(c.slot);
     this.consumers.delete(c.slot);
     this.slotBusy[c.slot] = 0;
     c.controlPort.close();

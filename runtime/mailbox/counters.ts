@@ -45,6 +45,7 @@ export interface StatsInputs {
   deadLetters: { size: number; dropped: number };
   rateLimit: { max: number; perMs: number } | null;
   breaker: MailboxStats['breaker'];
+  adaptive: MailboxStats['adaptive'];
 }
 
 /** A 64-bit count folded from a wrapping Int32 word. */
@@ -213,6 +214,7 @@ export class Counters {
       pausedForMs: paused < 0 ? -1 : Math.ceil(paused / 1000),
       rateLimit: x.rateLimit,
       breaker: x.breaker,
+      adaptive: x.adaptive,
       limitWaits: Atomics.load(ring.i32, LIMIT_WAITS),
       pauseWaits: Atomics.load(ring.i32, PAUSE_WAITS),
       inFlight: this.inFlight(processed),

@@ -20,6 +20,7 @@
  */
 import { BREAKER_CLOSED, BREAKER_HALF_OPEN, BREAKER_OPEN, expirePause, now32, setBreaker, setLimit } from '../shared/limit.js';
 import { Breaker } from './breaker.js';
+import { Adaptive } from './adaptive.js';
 import { codecOf, codecSpec, type PayloadCodec } from '../shared/codec.js';
 import { StructureTable } from '../shared/structures.js';
 import { ErrorCodes, RingpoolError } from '../shared/errors.js';
@@ -90,6 +91,8 @@ export class Mailbox {
   /** The circuit breaker (breaker.ts), or null; the processed count it last saw. */
   readonly breaker: Breaker | null;
   private breakerSeen = 0;
+  /** Adaptive concurrency (adaptive.ts), or null. */
+  readonly adaptive: Adaptive | null;
   /** What the runtime sends to it, its asks, its pause (sending.ts). */
   readonly sends: Sending;
   private readonly histogramBlocks = new Histograms();
@@ -116,6 +119,7 @@ export class Mailbox {
       if (state !== 'open') this.ring.wakeAll();
       host.emitBreaker({ mailbox: this.name, state, failureRatio, calls });
     });
+    this.adaptive = opts.adaptive === null ? null : new Adaptive(this.ring.i32, opts.adaptive, now());
     // Before any other view of the ring is made: a ring served by the shared pool wakes it through the pool's board.
     const threads = host.threadsOf(this.name, this.ring, opts);
     // msgpack's record shapes, shared by every thread of the process (none when other processes decode the messages too).
@@ -152,12 +156,14 @@ export class Mailbox {
         this.holes.afterDeath(slot);
         host.releaseStructures(threadId);
       },
+      onLoopGone: (slot) => this.adaptive?.release(slot),
       emitWorkerCrash: (ev) => host.emitWorkerCrash(ev),
       emitError,
     });
     this.scaling = new Scaling({
       mailbox: this.name, ring: this.ring, opts, clock: now, loops,
       load: () => this.counters.load(),
+      limit: () => this.adaptive?.limit,
       arrivalRate: () => (this.counters.arrivalKnown ? this.counters.arrivalRate : undefined),
       onDesired: () => this.consumers.fillToDesired(),
       emitScale: (ev) => host.emitScale(ev),
@@ -294,6 +300,7 @@ export class Mailbox {
     this.owners.rebalanceIfDue();
     this.backlog.tick();
     this.outcomes?.follow();
+    this.adaptive?.tick(t);
     this.scaling.tick(t);
     expirePause(this.ring.i32, now32(t));
     if (this.breaker !== null) {
@@ -322,6 +329,7 @@ export class Mailbox {
       deadLetters: this.deadLetters,
       rateLimit: this.opts.rateLimit,
       breaker: this.breaker === null ? null : { state: this.breaker.state, opens: this.breaker.opens },
+      adaptive: this.adaptive?.stats() ?? null,
     });
     this.attached.addStats(s);
     return s;

@@ -21,6 +21,8 @@ export interface ScalingDeps {
   loops: () => Iterable<{ readonly slot: number; readonly state: ConsumerState }>;
   /** What it sizes for: messages ready and in flight now. */
   load: () => { depth: number; inFlight: number };
+  /** The adaptive concurrency limit now, or undefined when concurrency is fixed (adaptive.ts). */
+  limit?: () => number | undefined;
   /** Publishes per second, once known (counters.ts). */
   arrivalRate: () => number | undefined;
   /** The desired size may have changed: start or stop loops to match (consumers.ts). */
@@ -98,6 +100,7 @@ export class Scaling {
         elu: ne > 0 ? elu / ne : undefined,
         threads: this.desired,
         concurrency: this.concurrency,
+        limit: deps.limit?.(),
       },
       this.history,
     );

@@ -3,6 +3,7 @@
  * needs, the events it raises, and its stats() snapshot. Types only.
  */
 import type { BreakerEvent, BreakerState } from './breaker.js';
+import type { AdaptiveStats } from './adaptive.js';
 import type { JournalStats, StoreStats } from '../store/store.js';
 import type { SourceStats } from '../source/source.js';
 import type { StreamStats } from '../source/stream.js';
@@ -84,6 +85,8 @@ export interface MailboxStats {
   pausedForMs: number;
   /** The circuit breaker: its state and how often it opened; null without one. */
   breaker: { state: BreakerState; opens: number } | null;
+  /** Adaptive concurrency (`concurrency: 'adaptive'`): the limit learned, what runs, the latencies it compares; null when fixed. */
+  adaptive: AdaptiveStats | null;
   /** The rateLimit in force, or null. */
   rateLimit: { max: number; perMs: number } | null;
   /** Times a consumer thread found no start to take: held back by the rate limit, and by a pause (once a wait). */

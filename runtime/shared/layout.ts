@@ -87,6 +87,8 @@
  *  word 26 CHAIN_DONE   the loop's chained sends to Redis mailboxes (one group a handler, numbered
  *                       from 1 by the loop): every group up to this one is answered (dispatcher)
  *  word 27 CHAIN_FAILED the highest group the dispatcher saw fail (0 none)
+ *  word 28 ADAPT_HELD   adaptive concurrency: what the loop holds of the mailbox's limit (adaptive.ts);
+ *                       the dispatcher gives it back when the loop's thread is gone
  * ```
  * Only a thread that dies inside its guard leaves RESV/HO words that matter:
  * the dispatcher reads them after that thread is gone and repairs the hole.
@@ -234,6 +236,8 @@ export const S_POOL_THREAD = 25;
 /** Chained sends to Redis mailboxes (chained.ts): every group up to this one answered; the highest that failed. */
 export const S_CHAIN_DONE = 26;
 export const S_CHAIN_FAILED = 27;
+/** Adaptive concurrency (adaptive.ts): what the slot's loop holds of the mailbox's limit, reserved or running. */
+export const S_ADAPT_HELD = 28;
 export const HO_UNIT = 0;
 export const HO_OWNER = 1;
 export const HO_INC = 2;

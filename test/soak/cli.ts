@@ -19,7 +19,7 @@ const { values } = parseArgs({
 });
 if (values.help) {
   console.log('npm run soak -- [--seconds S (60)] [--seed N (random)] [--messages M (24000)] [--set name=value ...]');
-  console.log('  --set fixes one of the mix: looseConcurrency, keyedConcurrency, keys, leaseMs, maxAttempts (numbers), churn, feed, journal (true/false), only (loose, keyed or tight: every message to that mailbox), threads (shared or dedicated)');
+  console.log('  --set fixes one of the mix: looseConcurrency, keyedConcurrency, keys, leaseMs, maxAttempts (numbers), churn, feed, journal, adaptive (true/false), only (loose, keyed or tight: every message to that mailbox), threads (shared or dedicated)');
   process.exit(0);
 }
 const seconds = Number(values.seconds);
@@ -32,7 +32,7 @@ if (!(seconds > 0) || !Number.isInteger(first) || (messages !== undefined && !(m
 const config: Record<string, number | boolean | string> = {};
 for (const kv of values.set) {
   const [k, v] = kv.split('=');
-  const known = ['looseConcurrency', 'keyedConcurrency', 'keys', 'leaseMs', 'maxAttempts', 'churn', 'feed', 'journal', 'only', 'threads'];
+  const known = ['looseConcurrency', 'keyedConcurrency', 'keys', 'leaseMs', 'maxAttempts', 'churn', 'feed', 'journal', 'adaptive', 'only', 'threads'];
   if (k === undefined || v === undefined || !known.includes(k)) {
     console.error(`--set ${kv}: expected name=value, name one of ${known.join(', ')}`);
     process.exit(2);

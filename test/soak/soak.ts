@@ -54,7 +54,7 @@ export interface SoakOptions {
 export interface SoakReport {
   seed: number;
   /** The mix this seed chose. */
-  config: { looseConcurrency: number; keyedConcurrency: number; keys: number; leaseMs: number; maxAttempts: number; churn: boolean; feed: boolean; journal: boolean; threads: 'shared' | 'dedicated'; only?: 'loose' | 'keyed' | 'tight' };
+  config: { looseConcurrency: number; keyedConcurrency: number; keys: number; leaseMs: number; maxAttempts: number; churn: boolean; feed: boolean; journal: boolean; threads: 'shared' | 'dedicated'; adaptive: boolean; only?: 'loose' | 'keyed' | 'tight' };
   /** The most messages in flight per thread each mailbox had (the autoscaler raises it for I/O-bound handlers). */
   peakConcurrency: Record<string, number>;
   messages: number;
@@ -135,6 +135,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     journal: ((opts.seed >> 1) & 3) === 2,
     // Seeds 8-15 (mod 16) give each mailbox threads of its own; the others run all three on the runtime's shared pool.
     threads: ((opts.seed >> 3) & 1) === 1 ? ('dedicated' as const) : ('shared' as const),
+    // Seeds 4-7 (mod 8) bound the loose mailbox by adaptive concurrency: crashes and hangs must give back the places they held.
+    adaptive: ((opts.seed >> 2) & 1) === 1,
     ...opts.config,
   };
   // A mailbox has one store: the journal, or the feed's check. Natural seeds never draw both; a mix that sets
@@ -159,7 +161,11 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   };
   const rt: Runtime = createRuntime({
     mailboxes: {
-      loose: { ...common, concurrency: config.looseConcurrency, ...seams('loose') },
+      loose: {
+        ...common,
+        ...(config.adaptive ? { concurrency: 'adaptive' as const, adaptive: { max: 2 * config.looseConcurrency, initial: config.looseConcurrency } } : { concurrency: config.looseConcurrency }),
+        ...seams('loose'),
+      },
       keyed: { ...common, concurrency: config.keyedConcurrency, ...seams('keyed') },
       tight: { ...common, capacityBytes: 64 << 10, maxMessageBytes: 4096, overflow: 'wait', ...seams('tight') },
     },
@@ -296,6 +302,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       const want = { enqueued: mine.length, processed: mine.length - poison, deadLettered: poison, depth: 0, inFlight: 0, delayed: 0 };
       const got = { enqueued: s.enqueued, processed: s.processed, deadLettered: s.deadLettered, depth: s.depth, inFlight: s.inFlight, delayed: s.delayed };
       if (JSON.stringify(got) !== JSON.stringify(want)) violate(`${box}: stats ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+      // Adaptive: every place reserved under the limit came back (crashed and revoked loops' too).
+      if (s.adaptive !== null && s.adaptive.running !== 0) violate(`${box}: ${s.adaptive.running} handlers still counted as running under the adaptive limit after the run`);
       const dead = new Map<number, { reason: string; attempts: number; lastError: string }>();
       for (const d of rt.deadLetters(box).list()) {
         const i = (d.payload as { i: number }).i;

@@ -148,4 +148,19 @@ describe('autoscale policy (pure, injected clock)', () => {
     expect(b!.threads).toBe(3);
     expect(Number.isFinite(a!.threads) && Number.isFinite(b!.threads)).toBe(true);
   });
+
+  it('adaptive concurrency: the limit, not the autoscaler, sets concurrency; threads only when they are CPU-busy', () => {
+    // A backlog behind a downstream that set the limit at 12: I/O-bound threads are not added, concurrency is left as is.
+    const io = run([{ ready: 5_000, inFlight: 12, processingSeconds: 0.007, elu: 0.1, limit: 12 }], { threads: 2, concurrency: 256 });
+    expect(io[0]!.threads).toBe(2);
+    expect(io[0]!.concurrency).toBe(256);
+    expect(io[0]!.reason).toMatch(/adaptive limit 12/);
+    // The same backlog on CPU-busy threads: threads are added (the limit's share a thread, 6, sizes them), concurrency still as is.
+    const cpu = run([{ ready: 5_000, inFlight: 12, processingSeconds: 0.007, elu: 0.95, limit: 12 }], { threads: 2, concurrency: 256 });
+    expect(cpu[0]!.threads).toBeGreaterThan(2);
+    expect(cpu[0]!.concurrency).toBe(256);
+    // Without a limit the same I/O-bound backlog raises concurrency (the behaviour the limit replaces).
+    const fixed = run([{ ready: 5_000, inFlight: 2, processingSeconds: 0.007, elu: 0.1 }], { threads: 2, concurrency: 1 });
+    expect(fixed[0]!.concurrency).toBe(2);
+  });
 });

@@ -129,6 +129,7 @@ export class Concurrent {
     const flags = ring.flags(unit);
     if (!d.router.isTurn(unit, flags)) {
       d.router.hold(unit);
+      d.gate.unstarted();
       return false;
     }
     const started = performance.now();
@@ -211,6 +212,7 @@ export class Concurrent {
       if (!threw) observe(hw.f64, blockOffset(slot.c, H_END_TO_END), hw.bounds, hw.n, Math.max(0, (origin + t - sentAt) / 1000));
     }
     d.tally.observeHandler(t - entry.started);
+    d.gate.done(t - entry.started, !threw && !dropped);
     this.inflight--;
     slot.setInflight(this.inflight);
     entry.done = true;

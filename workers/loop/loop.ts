@@ -127,7 +127,7 @@ export class ConsumerLoop implements WorkerControl {
     const out = (this.out = new Outbound(task.mailbox, task.leaseMs, task.rings, this.keys, slot, this.codecs, post, this.pace));
     const fence = task.rings[task.mailbox]!.fence;
     this.invoker = new Invoker(this.ring, this.codecs.get(task.mailbox)!, out, handler, this.actors, this.hooks?.mark ?? null, fence === null ? null : new FenceView(fence));
-    this.gate = new Gate(this.ring.i32);
+    this.gate = new Gate(this.ring.i32, this.slot.c);
     const conc = (this.conc = new Concurrent({
       gate: this.gate,
       ring: this.ring,
@@ -195,9 +195,9 @@ export class ConsumerLoop implements WorkerControl {
     while (this.running()) {
       this.report();
       // Messages in flight per thread: 1 runs the batch one by one (the fast
-      // path); more runs async handlers side by side (I/O-bound mailboxes).
+      // path); more runs async handlers side by side (I/O-bound mailboxes), as does adaptive concurrency.
       const conc = Atomics.load(i32, CONCURRENCY_WORD);
-      if (conc > 1 || this.conc.inflight > 0) {
+      if (conc > 1 || this.conc.inflight > 0 || gate.adaptive) {
         if (await this.conc.step(conc, out)) return;
         continue;
       }

@@ -1,0 +1,195 @@
+/**
+ * Adaptive concurrency (`concurrency: 'adaptive'`, issue #31): how many
+ * handlers of a mailbox may run at once, learned from their latency. A pure
+ * class: no threads, no timers, no clock of its own (`now` is an input), so
+ * it is tested with a fake clock and a model downstream.
+ *
+ * TCP Vegas, as Netflix's concurrency-limits applies it to requests, with
+ * BBR's way of keeping the no-load latency honest:
+ *
+ *   rtt    = mean handler time of the successes in a window (>= 100 ms, >= 2 rtt)
+ *   rttMin = the lowest window mean since the last probe
+ *   queue  = L * (1 - rttMin / rtt)      requests waiting in the downstream, estimated
+ *
+ *   queue < 0.5        L += max(1, L / 4)     latency at its minimum: grow fast
+ *   queue < alpha      L += 1
+ *   queue > beta       L -= max(1, (queue - beta) / 2)
+ *   else               hold                   alpha = 1.5 max(1, log10 L), beta = 2.5 max(1, log10 L)
+ *
+ * - Growth only when the limit is used (at least half of it ran at the peak
+ *   of the window): an idle mailbox says nothing about the downstream.
+ * - A downstream that queues shows it as latency: L settles where one to
+ *   three requests wait in it (alpha..beta), enough to keep it busy while a
+ *   client turns a reply into the next request, few enough that a request
+ *   seldom waits a whole service time.
+ * - rttMin expires (PROBE_EVERY_MS): for two windows the limit drops to
+ *   what the downstream serves at once by the estimate (L - queue, that is
+ *   L * rttMin / rtt); the first window drains what ran, the second measures
+ *   the downstream with nothing queued in it and becomes the new rttMin. A
+ *   right estimate costs no throughput (the downstream stays full); a stale
+ *   one (a downstream slower for good, read as a queue) drops the limit far
+ *   enough to see the new latency. (BBR's ProbeRTT, aimed rather than halved.)
+ * - Failed attempts are not samples (a 503 in 1 ms is no latency); outages
+ *   are the breaker's business.
+ */
+import { invalidOption } from './shared/errors.js';
+
+export interface AdaptiveOptions {
+  /** Lowest limit. @default 1 */
+  min: number;
+  /** Highest limit (each thread's own concurrency too). @default 256 */
+  max: number;
+  /** Where it starts (from below: the first windows measure the downstream near no load). @default 4 */
+  initial: number;
+}
+
+export const adaptiveDefaults: Readonly<AdaptiveOptions> = Object.freeze({ min: 1, max: 256, initial: 4 });
+
+/** Shortest window a decision is made on (ms). */
+export const WINDOW_MS = 100;
+/** How long a no-load latency is trusted before the limit drops to measure it again (ms). */
+export const PROBE_EVERY_MS = 10_000;
+
+/** One window's figures, read from the mailbox's shared words. */
+export interface AdaptiveSample {
+  /** Successful handler runs that ended in the window. */
+  count: number;
+  /** Their summed handler time (ms). */
+  sumMs: number;
+  /** The most handlers running at once in the window. */
+  peak: number;
+}
+
+export type AdaptivePhase = 'measure' | 'probe-drain' | 'probe';
+
+export class AdaptiveLimit {
+  /** The limit, fractional inside; `current` is what is published. */
+  private l: number;
+  rttMin = Infinity;
+  private rttMinAt = 0;
+  /** The last window's mean handler time (ms); NaN before one. */
+  rtt = NaN;
+  queue = 0;
+  phase: AdaptivePhase = 'measure';
+  /** The limit before a probe lowered it. */
+  private saved = 0;
+  private windowStart: number;
+  private count = 0;
+  private sumMs = 0;
+  private peak = 0;
+  /** Decisions made, and why the last one (for stats). */
+  decisions = 0;
+  reason = 'starting';
+
+  constructor(
+    readonly opts: AdaptiveOptions,
+    now: number,
+  ) {
+    this.l = Math.min(opts.max, Math.max(opts.min, opts.initial));
+    this.windowStart = now;
+  }
+
+  /** The limit to publish: handlers that may run at once across the mailbox. */
+  get current(): number {
+    return Math.max(this.opts.min, Math.floor(this.l));
+  }
+
+  /**
+   * Add what happened since the last call; decide when the window is long
+   * enough. Returns the limit (changed or not).
+   */
+  update(now: number, s: AdaptiveSample): number {
+    this.count += s.count;
+    this.sumMs += s.sumMs;
+    if (s.peak > this.peak) this.peak = s.peak;
+    const elapsed = now - this.windowStart;
+    const minWindow = Math.max(WINDOW_MS, Number.isFinite(this.rtt) ? 2 * this.rtt : 0);
+    if (elapsed < minWindow || this.count === 0) return this.current;
+    const rtt = this.sumMs / this.count;
+    const peak = this.peak;
+    this.count = 0;
+    this.sumMs = 0;
+    this.peak = 0;
+    this.windowStart = now;
+    this.decide(now, rtt, peak);
+    return this.current;
+  }
+
+  private decide(now: number, rtt: number, peak: number): void {
+    this.rtt = rtt;
+    this.decisions++;
+    if (this.phase === 'probe-drain') {
+      // What ran before the drop ended in this window: not a no-load reading.
+      this.phase = 'probe';
+      this.reason = 'probe: draining';
+      return;
+    }
+    if (this.phase === 'probe') {
+      this.rttMin = rtt;
+      this.rttMinAt = now;
+      this.phase = 'measure';
+      this.l = this.saved;
+      this.reason = `probe: no-load latency ${fmt(rtt)} ms`;
+      return;
+    }
+    if (rtt < this.rttMin) {
+      this.rttMin = rtt;
+      this.rttMinAt = now;
+    }
+    if (now - this.rttMinAt > PROBE_EVERY_MS) {
+      this.saved = this.l;
+      this.l = Math.min(this.l, Math.max(this.opts.min, Math.floor((this.l * this.rttMin) / rtt)));
+      this.phase = 'probe-drain';
+      this.reason = `probe: limit ${this.current} for two windows to measure the no-load latency again`;
+      return;
+    }
+    const L = this.l;
+    const q = (this.queue = Math.max(0, L * (1 - this.rttMin / rtt)));
+    const lg = Math.log10(Math.max(L, 1));
+    const alpha = 0.75 * Math.max(1, lg);
+    const beta = 1.5 * Math.max(1, lg);
+    const used = peak * 2 >= L;
+    let next = L;
+    if (q > beta) next = L - Math.max(1, (q - beta) / 2);
+    else if (!used) {
+      this.reason = `hold: ${peak} of ${this.current} used`;
+      return;
+    } else if (q < 0.5) next = L + Math.max(1, L / 4);
+    else if (q < alpha) next = L + 1;
+    this.l = Math.min(this.opts.max, Math.max(this.opts.min, next));
+    this.reason = `queue ${fmt(q)} (latency ${fmt(rtt)} ms, no-load ${fmt(this.rttMin)} ms): ${next > L ? 'grow' : next < L ? 'shrink' : 'hold'} to ${this.current}`;
+  }
+}
+
+function fmt(v: number): string {
+  return Number.isInteger(v) ? String(v) : v.toPrecision(3);
+}
+
+const KEYS = ['min', 'max', 'initial'];
+
+/**
+ * `concurrency: 'adaptive'` and its `adaptive` options: the resolved options,
+ * or null (a fixed concurrency; `adaptive` without it is refused, it would
+ * silently do nothing).
+ */
+export function resolveAdaptive(path: string, concurrency: unknown, v: unknown): AdaptiveOptions | null {
+  if (concurrency !== 'adaptive') {
+    if (v !== undefined) throw invalidOption(`${path}.adaptive`, "undefined unless concurrency is 'adaptive'", v);
+    return null;
+  }
+  if (v === undefined) return { ...adaptiveDefaults };
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalidOption(`${path}.adaptive`, `an object { ${KEYS.join(', ')} }`, v);
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!KEYS.includes(k)) throw invalidOption(`${path}.adaptive.${k}`, `one of ${KEYS.join(', ')} (unknown option)`, o[k]);
+  const int = (k: keyof AdaptiveOptions, lo: number): number => {
+    const x = o[k] === undefined ? adaptiveDefaults[k] : o[k];
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < lo || x > 1024) throw invalidOption(`${path}.adaptive.${k}`, `an integer from ${lo} to 1024`, x);
+    return x;
+  };
+  const min = int('min', 1);
+  const max = o.max === undefined ? Math.max(min, adaptiveDefaults.max) : int('max', min);
+  if (max < min) throw invalidOption(`${path}.adaptive.max`, `an integer from adaptive.min (${min}) to 1024`, max);
+  const initial = o.initial === undefined ? Math.min(max, Math.max(min, adaptiveDefaults.initial)) : int('initial', min);
+  if (initial > max) throw invalidOption(`${path}.adaptive.initial`, `an integer from adaptive.min (${min}) to adaptive.max (${max})`, initial);
+  return { min, max, initial };
+}

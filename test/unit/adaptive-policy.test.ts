@@ -1,0 +1,116 @@
+// Adaptive concurrency's policy (runtime/adaptive-policy.ts) with a fake clock against a model downstream: C
+// requests served at once in S ms each, the rest queued (a closed loop: `limit` handlers keep it busy, so a window
+// of w ms ends about w * min(L, C) / S requests, each taking S * max(1, L / C) plus the client's own overhead).
+// The limit settles a little above C (a few requests waiting, queueing under S), follows a capacity raised or
+// lowered within seconds, does not grow unused, measures the no-load latency again when it has gone stale (a
+// downstream slower for good), and keeps to min and max.
+import { describe, expect, it } from 'vitest';
+import { AdaptiveLimit, PROBE_EVERY_MS, adaptiveDefaults, resolveAdaptive } from '../../dist/runtime/adaptive-policy.js';
+
+interface Model {
+  C: number;
+  S: number;
+  /** The client's own time per request (ms). */
+  overhead?: number;
+  /** Handlers that want to run (the backlog's reach): Infinity when the backlog is deep. */
+  demand?: number;
+}
+
+/** Run the policy against the model for `ms` in dispatcher ticks of 100 ms; the limit after each tick. */
+function run(p: AdaptiveLimit, m: Model, t0: number, ms: number, tick = 100): { t: number; limits: number[]; queueMs: number[] } {
+  const limits: number[] = [];
+  const queueMs: number[] = [];
+  let t = t0;
+  for (; t < t0 + ms; ) {
+    t += tick;
+    const running = Math.min(p.current, m.demand ?? Infinity);
+    const inDownstream = running;
+    const wait = m.S * Math.max(0, inDownstream / m.C - 1);
+    const rtt = m.S + wait + (m.overhead ?? 0.3);
+    const count = Math.round((tick * running) / rtt);
+    p.update(t, { count, sumMs: count * rtt, peak: running });
+    limits.push(p.current);
+    queueMs.push(wait);
+  }
+  return { t, limits, queueMs };
+}
+
+describe('adaptive concurrency: the policy', () => {
+  it('C = 8, S = 5 ms: settles within 8-16 from its start of 4, queueing under S; stays there across probes', () => {
+    const p = new AdaptiveLimit({ ...adaptiveDefaults }, 0);
+    expect(p.current).toBe(4);
+    const a = run(p, { C: 8, S: 5 }, 0, 3_000);
+    // From 4 to above 8 within the first second.
+    expect(a.limits.slice(0, 10).some((l) => l >= 8)).toBe(true);
+    const b = run(p, { C: 8, S: 5 }, a.t, 60_000);
+    expect(Math.min(...b.limits)).toBeGreaterThanOrEqual(8); // probes included: they drop to what the downstream serves, 8
+    expect(Math.max(...b.limits)).toBeLessThanOrEqual(16);
+    expect(Math.max(...b.queueMs)).toBeLessThan(5);
+    expect(p.rttMin).toBeCloseTo(5.3, 1);
+  });
+
+  it('the capacity raised to 64 mid-run: the limit follows within seconds; lowered again: it comes back down', () => {
+    const p = new AdaptiveLimit({ ...adaptiveDefaults }, 0);
+    const a = run(p, { C: 8, S: 5 }, 0, 5_000);
+    const up = run(p, { C: 64, S: 5 }, a.t, 3_000);
+    const at = up.limits.findIndex((l) => l >= 64);
+    expect(at).toBeGreaterThanOrEqual(0);
+    expect(at).toBeLessThan(20); // within 2 s of 100 ms ticks
+    expect(Math.max(...up.limits)).toBeLessThanOrEqual(64 + 16);
+    const down = run(p, { C: 8, S: 5 }, up.t, 5_000);
+    expect(down.limits.at(-1)).toBeLessThanOrEqual(16);
+    expect(down.limits.at(-1)).toBeGreaterThanOrEqual(8);
+  });
+
+  it('does not grow while the limit is not used (an idle mailbox says nothing about the downstream)', () => {
+    const p = new AdaptiveLimit({ ...adaptiveDefaults, initial: 20 }, 0);
+    const r = run(p, { C: 100, S: 5, demand: 3 }, 0, 10_000);
+    expect(Math.max(...r.limits)).toBe(20);
+    expect(p.reason).toMatch(/hold: 3 of 20 used/);
+  });
+
+  it('a downstream slower for good (5 ms -> 20 ms, no queue) is read as a queue until the probe, then as its new latency', () => {
+    const p = new AdaptiveLimit({ ...adaptiveDefaults }, 0);
+    const a = run(p, { C: 64, S: 5 }, 0, 5_000);
+    expect(a.limits.at(-1)).toBeGreaterThanOrEqual(48);
+    const b = run(p, { C: 64, S: 20 }, a.t, PROBE_EVERY_MS + 5_000);
+    // First it shrinks (latency 4x its minimum looks like a queue) ...
+    expect(Math.min(...b.limits)).toBeLessThan(16);
+    // ... then the probe measures 20 ms at no load, and the limit grows back toward the downstream's 64.
+    expect(p.rttMin).toBeGreaterThan(19);
+    expect(b.limits.at(-1)).toBeGreaterThanOrEqual(48);
+  });
+
+  it('keeps to min and max; a decision waits for a window of at least 100 ms with a sample in it', () => {
+    const p = new AdaptiveLimit({ min: 6, max: 10, initial: 6 }, 0);
+    const r = run(p, { C: 64, S: 5 }, 0, 5_000);
+    expect(Math.max(...r.limits)).toBe(10);
+    const q = run(p, { C: 1, S: 5 }, r.t, 10_000);
+    expect(Math.min(...q.limits)).toBe(6);
+    const w = new AdaptiveLimit({ ...adaptiveDefaults }, 0);
+    w.update(50, { count: 10, sumMs: 50, peak: 4 });
+    expect(w.decisions).toBe(0);
+    w.update(150, { count: 0, sumMs: 0, peak: 4 });
+    expect(w.decisions).toBe(1);
+    const slow = new AdaptiveLimit({ ...adaptiveDefaults }, 0);
+    slow.update(100, { count: 0, sumMs: 0, peak: 4 }); // a handler of 500 ms: no sample yet, no decision
+    expect(slow.decisions).toBe(0);
+  });
+
+  it("options: concurrency 'adaptive' and its bounds; adaptive without it, or out of range, refused with INVALID_OPTION", () => {
+    expect(resolveAdaptive('m', 4, undefined)).toBeNull();
+    expect(resolveAdaptive('m', 'adaptive', undefined)).toEqual({ min: 1, max: 256, initial: 4 });
+    expect(resolveAdaptive('m', 'adaptive', { max: 32 })).toEqual({ min: 1, max: 32, initial: 4 });
+    expect(resolveAdaptive('m', 'adaptive', { min: 8 })).toEqual({ min: 8, max: 256, initial: 8 });
+    for (const [c, v, path] of [
+      [4, { max: 8 }, 'm.adaptive'],
+      ['adaptive', { max: 0 }, 'm.adaptive.max'],
+      ['adaptive', { min: 10, max: 5 }, 'm.adaptive.max'],
+      ['adaptive', { initial: 300 }, 'm.adaptive.initial'],
+      ['adaptive', { speed: 1 }, 'm.adaptive.speed'],
+      ['adaptive', 5, 'm.adaptive'],
+    ] as const) {
+      expect(() => resolveAdaptive('m', c, v)).toThrow(expect.objectContaining({ code: 'RINGPOOL_INVALID_OPTION', details: expect.objectContaining({ option: path }) }));
+    }
+  });
+});
