@@ -117,6 +117,11 @@ class Exporter {
     return () => this.snapshots().flatMap((s) => (s.stats.breaker === null || s.stats.breaker === undefined ? [] : [{ labels: { mailbox: s.mailbox }, value: pick(s.stats.breaker) }]));
   }
 
+  /** Mailboxes with adaptive concurrency only (stats().adaptive). */
+  private eachAdaptive(pick: (a: NonNullable<MailboxStats['adaptive']>) => number): () => Value[] {
+    return () => this.snapshots().flatMap((s) => (s.stats.adaptive === null || s.stats.adaptive === undefined ? [] : [{ labels: { mailbox: s.mailbox }, value: pick(s.stats.adaptive) }]));
+  }
+
   /** Redis mailboxes only (stats().stream). */
   private eachStream(pick: (s: NonNullable<MailboxStats['stream']>) => number): () => Value[] {
     return () => this.snapshots().flatMap((s) => (s.stats.stream === undefined ? [] : [{ labels: { mailbox: s.mailbox }, value: pick(s.stats.stream) }]));
@@ -179,6 +184,9 @@ class Exporter {
       counter('rate_limit_waits_total', 'Times a consumer thread found no start to take under the mailbox\'s rateLimit (once a wait).', this.each((s) => s.limitWaits)),
       gauge('breaker_state', 'Mailboxes with a circuit breaker: 0 closed, 1 open (starts nothing), 2 half-open (one probe).', this.eachBreaker((b) => (b.state === 'closed' ? 0 : b.state === 'open' ? 1 : 2))),
       counter('breaker_opens_total', 'Mailboxes with a circuit breaker: times it opened (from closed, or after a failed probe).', this.eachBreaker((b) => b.opens)),
+      gauge('concurrency_limit', "Mailboxes with concurrency 'adaptive': handlers that may run at once across the mailbox, learned from their latency.", this.eachAdaptive((a) => a.limit)),
+      gauge('concurrency_limit_latency_seconds', "Mailboxes with concurrency 'adaptive': the last window's mean handler time the limit was decided on.", this.eachAdaptive((a) => (a.latencyMs ?? 0) / 1000)),
+      counter('concurrency_limit_waits_total', "Mailboxes with concurrency 'adaptive': times a consumer thread found the limit reached (once a wait).", this.eachAdaptive((a) => a.waits)),
       counter('pause_waits_total', 'Times a consumer thread waited because the mailbox was paused (once a wait).', this.each((s) => s.pauseWaits)),
       gauge('worker_threads_desired', 'Consumer threads the scaler wants.', this.each((s) => s.desiredThreads)),
       gauge('worker_threads_min', 'minThreads of the mailbox.', this.each((s) => s.minThreads)),

@@ -317,7 +317,7 @@ export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
     concurrency: adaptive?.max ?? int(`${p}.concurrency`, pick('concurrency', d.concurrency), 1, 1024, "an integer from 1 to 1024, or 'adaptive'"),
     adaptive,
     autoscale: resolveAutoscale(`${p}.autoscale`, pick('autoscale', d.autoscale)),
-    rateLimit: resolveRateLimit(`${p}.rateLimit`, o.rateLimit),
+    rateLimit: resolveRateLimit(`${p}.rateLimit`, o.rateLimit, isBuiltInSource(o.source)),
     breaker: resolveBreaker(`${p}.breaker`, o.breaker),
     store: seam<MessageStore>(`${p}.store`, o.store, ['open', 'outcomes', 'close']),
     source: isBuiltInSource(o.source) ? null : seam<MessageSource>(`${p}.source`, o.source, ['start', 'outcomes', 'stop']),

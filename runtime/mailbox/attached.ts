@@ -59,6 +59,14 @@ export class Attached {
     return this.d.source?.fence ?? null;
   }
 
+  /** rt.pause / rt.resume: to a source whose pause its other processes share (a Redis group's with scope 'group'). */
+  pauseOut(ms: number | undefined): void {
+    this.d.source?.pause?.(ms);
+  }
+  resumeOut(): void {
+    this.d.source?.resume?.();
+  }
+
   /** A failed record the source read from a partition this process lost: dropped here (its new owner runs it). */
   fenced(localId: number): boolean {
     return this.d.source?.fenced?.(localId) ?? false;

@@ -43,7 +43,7 @@ export interface StatsInputs {
   maxThreads: number;
   scaling: { desired: number; decisions: { up: number; down: number }; concurrency: number; autoscaling: boolean; lastReason: string };
   deadLetters: { size: number; dropped: number };
-  rateLimit: { max: number; perMs: number } | null;
+  rateLimit: MailboxStats['rateLimit'];
   breaker: MailboxStats['breaker'];
   adaptive: MailboxStats['adaptive'];
 }

@@ -173,6 +173,7 @@ export class Mailbox {
       countFull: () => this.ring.countRejected('queue_full'),
       openAsk: (id, ask) => this.replies.add(id, ask),
       dropAsk: (id) => this.replies.drop(id),
+      gate: { i32: this.ring.i32, rateLimit: opts.rateLimit, depth: () => this.counters.load().depth },
     });
     const listeners = [store, source].filter((l) => l !== null);
     // A journal reads the records from the ring itself, and a Redis source needs only what finishes them:

@@ -83,11 +83,13 @@ export class Sending {
       const t = now32(Date.now());
       pauseUntil(i32, (t + Math.ceil(ms * 1000)) | 0, t);
     }
+    this.d.attached.pauseOut(ms);
   }
 
   /** rt.resume(): start again at once (a pause from rt.pause() or a handler's ctx.retryAfter()). */
   resume(): void {
     resume(this.d.ring.i32);
+    this.d.attached.resumeOut();
     this.d.ring.wakeAll();
   }
 

@@ -88,7 +88,7 @@ export interface MailboxStats {
   /** Adaptive concurrency (`concurrency: 'adaptive'`): the limit learned, what runs, the latencies it compares; null when fixed. */
   adaptive: AdaptiveStats | null;
   /** The rateLimit in force, or null. */
-  rateLimit: { max: number; perMs: number } | null;
+  rateLimit: { max: number; perMs: number; scope: 'process' | 'group' } | null;
   /** Times a consumer thread found no start to take: held back by the rate limit, and by a pause (once a wait). */
   limitWaits: number;
   pauseWaits: number;

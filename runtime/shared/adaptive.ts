@@ -13,7 +13,7 @@
  * good.
  */
 import { HEADER_BYTES, SLOTS_OFF, SLOT_WORDS, S_ADAPT_HELD } from './layout.js';
-import { PROBE } from './limit.js';
+import { LIMIT_GROUP, PROBE } from './limit.js';
 
 /** Header words, after the start gate's (limit.ts). LIMIT 0: not adaptive. */
 export const ADAPT_LIMIT = PROBE + 1;
@@ -26,7 +26,7 @@ export const ADAPT_PEAK = PROBE + 5;
 /** Times a loop found the limit reached (counted once a wait). */
 export const ADAPT_WAITS = PROBE + 6;
 
-if (ADAPT_WAITS >= HEADER_BYTES >> 2) throw new Error('adaptive words past the ring header');
+if (ADAPT_WAITS >= Math.min(LIMIT_GROUP, HEADER_BYTES >> 2)) throw new Error('adaptive words past their room in the ring header');
 
 function heldWord(slot: number): number {
   return (SLOTS_OFF >> 2) + slot * SLOT_WORDS + S_ADAPT_HELD;

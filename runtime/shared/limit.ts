@@ -31,6 +31,17 @@ export const PAUSE_WAITS = 106;
 /** The circuit breaker (runtime/mailbox/breaker.ts): BREAKER_* below; PROBE 1 while a half-open breaker's one probe may start. */
 export const BREAKER = 107;
 export const PROBE = 108;
+/**
+ * A limit shared by a Redis group (scope 'group', runtime/source/redis/group-gate.ts): GROUP 1 when on.
+ * Starts then take only this process's slots of the group's schedule: the block [FLOOR, END) in force, and
+ * the next one (NEXT_START, NEXT_K slots) once the dispatcher has it (NEXT_K 0: none yet). (After the
+ * adaptive words, runtime/shared/adaptive.ts.)
+ */
+export const LIMIT_GROUP = 115;
+export const LIMIT_END = 116;
+export const LIMIT_FLOOR = 117;
+export const LIMIT_NEXT_START = 118;
+export const LIMIT_NEXT_K = 119;
 
 export const PAUSE_NONE = 0;
 /** Paused until PAUSE_UNTIL. */
@@ -47,7 +58,7 @@ export const BREAKER_CLOSED = 0;
 export const BREAKER_OPEN = 1;
 export const BREAKER_HALF_OPEN = 2;
 
-if (PROBE >= HEADER_BYTES >> 2) throw new Error('limit words past the ring header');
+if (LIMIT_NEXT_K >= HEADER_BYTES >> 2) throw new Error('limit words past the ring header');
 
 /** µs since the epoch, modulo 2^32. */
 export function now32(epochMs: number): number {
@@ -81,35 +92,101 @@ export function takeStarts(i32: Int32Array, want: number, t: number): number {
   const T = Atomics.load(i32, LIMIT_T);
   if (T === 0) return want;
   const tau = Atomics.load(i32, LIMIT_TAU);
+  const group = Atomics.load(i32, LIMIT_GROUP) !== 0;
+  // A group's block may start well ahead of now (other processes' slots first): only a TAT past 2^30 µs is stale.
+  const far = group ? 1 << 30 : 2 * (tau + T);
   for (;;) {
     const tat = Atomics.load(i32, LIMIT_TAT);
     const ahead = (tat - t) | 0;
-    // TAT in the past (an idle gate), or further ahead than any taking leaves it (2 tau + T: an idle gate seen across a wrap): start from now.
-    const base = ahead <= 0 || ahead > 2 * (tau + T) ? t : tat;
+    // TAT in the past (an idle gate), or further ahead than any taking leaves it (an idle gate seen across a wrap): start from now.
+    const base = ahead <= 0 || ahead > far ? t : tat;
     const lead = (base - t) | 0;
-    const room = Math.floor((tau - lead) / T) + 1;
+    let room = Math.floor((tau - lead) / T) + 1;
+    if (group) {
+      // Only this process's slots: up to the end of its block; at the end, on to its next block (once there is one).
+      const left = Math.floor(((Atomics.load(i32, LIMIT_END) - base) | 0) / T);
+      if (left <= 0) {
+        if (nextBlock(i32, T)) continue;
+        return 0;
+      }
+      room = Math.min(room, left);
+    }
     if (room <= 0) return 0;
     const k = Math.min(want, room);
     if (Atomics.compareExchange(i32, LIMIT_TAT, tat, (base + k * T) | 0) === tat) return k;
   }
 }
 
-/** Give back `n` starts taken and not used (fewer ready than taken). */
+/**
+ * A group's block is used up: move on to the next one, if the dispatcher has
+ * it. Whoever takes NEXT_K (a CAS) moves TAT to its start, then its floor and
+ * end; a thread that sees the old end meanwhile finds no room and waits.
+ */
+function nextBlock(i32: Int32Array, T: number): boolean {
+  const k = Atomics.load(i32, LIMIT_NEXT_K);
+  if (k === 0) return false;
+  // Stable while NEXT_K is not 0: the dispatcher writes a next block only after this one was taken.
+  const start = Atomics.load(i32, LIMIT_NEXT_START);
+  if (Atomics.compareExchange(i32, LIMIT_NEXT_K, k, 0) !== k) return true;
+  for (;;) {
+    const tat = Atomics.load(i32, LIMIT_TAT);
+    const to = ((start - tat) | 0) > 0 ? start : tat;
+    if (Atomics.compareExchange(i32, LIMIT_TAT, tat, to) === tat) break;
+  }
+  Atomics.store(i32, LIMIT_FLOOR, start);
+  Atomics.store(i32, LIMIT_END, (start + k * T) | 0);
+  return true;
+}
+
+/** The dispatcher: the group granted this process `k` slots from `start` (now32): its next block, once the one in force is used. */
+export function offerBlock(i32: Int32Array, start: number, k: number): void {
+  Atomics.store(i32, LIMIT_NEXT_START, start);
+  Atomics.store(i32, LIMIT_NEXT_K, k);
+}
+
+/** Whether the dispatcher may offer a block (the last one offered was taken). */
+export function blockTaken(i32: Int32Array): boolean {
+  return Atomics.load(i32, LIMIT_NEXT_K) === 0;
+}
+
+/** The dispatcher makes the limit a group's: no start until it has a block (a block ending now, used up). */
+export function setGroup(i32: Int32Array, t: number): void {
+  Atomics.store(i32, LIMIT_TAT, t);
+  Atomics.store(i32, LIMIT_FLOOR, t);
+  Atomics.store(i32, LIMIT_END, t);
+  Atomics.store(i32, LIMIT_GROUP, 1);
+}
+
+/** Give back `n` starts taken and not used (fewer ready than taken); a group's, never before its block. */
 export function refund(i32: Int32Array, n: number): void {
   const T = Atomics.load(i32, LIMIT_T);
   if (T === 0 || n <= 0) return;
+  const group = Atomics.load(i32, LIMIT_GROUP) !== 0;
   for (;;) {
     const tat = Atomics.load(i32, LIMIT_TAT);
-    if (Atomics.compareExchange(i32, LIMIT_TAT, tat, (tat - n * T) | 0) === tat) return;
+    let to = (tat - n * T) | 0;
+    if (group) {
+      const floor = Atomics.load(i32, LIMIT_FLOOR);
+      if (((to - floor) | 0) < 0) to = floor;
+    }
+    if (Atomics.compareExchange(i32, LIMIT_TAT, tat, to) === tat) return;
   }
 }
+
+/** How long a loop waits for a group's next block before it looks again (µs). */
+const BLOCK_LOOK_US = 5_000;
 
 /** µs until the limit has a start again at `t` (0: now). */
 export function limitWait(i32: Int32Array, t: number): number {
   const T = Atomics.load(i32, LIMIT_T);
   if (T === 0) return 0;
   const tau = Atomics.load(i32, LIMIT_TAU);
-  const ahead = (Atomics.load(i32, LIMIT_TAT) - t) | 0;
+  const tat = Atomics.load(i32, LIMIT_TAT);
+  const ahead = (tat - t) | 0;
+  if (Atomics.load(i32, LIMIT_GROUP) !== 0) {
+    if (((Atomics.load(i32, LIMIT_END) - (ahead > 0 ? tat : t)) | 0) < T) return BLOCK_LOOK_US;
+    return Math.max(0, ahead - tau);
+  }
   if (ahead > 2 * (tau + T)) return 0;
   return Math.max(0, ahead - tau);
 }

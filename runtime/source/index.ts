@@ -39,6 +39,8 @@ export interface SourceContext {
   openAsk(id: number, ask: OpenAsk): void;
   /** Forget the ask of message `id` (it will not run here). */
   dropAsk(id: number): void;
+  /** The mailbox's start gate (runtime/shared/limit.ts): its ring header, its rate limit, and how many messages wait in its ring. */
+  gate: { i32: Int32Array; rateLimit: { max: number; perMs: number; scope: 'process' | 'group' } | null; depth(): number };
 }
 
 /** runtime/source/redis/options.ts and source.ts, as the builder sees them. */

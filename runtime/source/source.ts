@@ -63,6 +63,9 @@ export interface MessageSource extends OutcomeListener {
    * call (`tell`), to be run as one where it is read.
    */
   send?(payload: unknown, opts: SendOptions | undefined, closed: boolean, flags?: number): number;
+  /** Optional: rt.pause / rt.resume on this process, for a source whose pause is shared by its other processes (a Redis group's). */
+  pause?(ms: number | undefined): void;
+  resume?(): void;
   /** Optional, with send(): resolves with what the engine names the message (a stream entry id). */
   sendAsync?(payload: unknown, opts: SendOptions | undefined, closed: boolean, signal?: AbortSignal, timeoutMs?: number): Promise<unknown>;
   /**

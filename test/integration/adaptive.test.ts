@@ -4,8 +4,10 @@
 // running across the mailbox settle within 8-16, the server's queueing p99 stays under S, and throughput is at least
 // 90 % of a fixed concurrency of 16 measured first in the same test; raised to 64 mid-run, the limit follows within
 // seconds. (The policy's own decisions are unit-tested with a fake clock: test/unit/adaptive-policy.test.ts.)
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MailboxOptions, Runtime } from 'ringpool';
+import { createMetrics } from 'ringpool/metrics';
 import { startDownstream, type Downstream } from '../../dist/examples/downstream/index.js';
 import { fixture, runtime, until } from '../helpers.js';
 
@@ -58,6 +60,8 @@ describe("concurrency: 'adaptive' against a downstream that queues", () => {
     }
 
     const rt = runtime({ mailboxes: { work: work('adaptive') } });
+    const registry = new Registry();
+    createMetrics(rt, { registry });
     await rt.start();
     try {
       const running: number[] = [];
@@ -108,6 +112,9 @@ describe("concurrency: 'adaptive' against a downstream that queues", () => {
       expect(followedAt - raisedAt).toBeLessThan(5_000);
       expect(rt.stats('work').deadLettered).toBe(0);
       await until(() => rt.stats('work').adaptive!.running === 0, 5_000, 'nothing held after the backlog');
+      const text = await registry.metrics();
+      expect(text).toContain(`ringpool_concurrency_limit{mailbox="work"} ${rt.stats('work').adaptive!.limit}`);
+      expect(text).toMatch(/ringpool_concurrency_limit_latency_seconds\{mailbox="work"\} 0\.00\d+/);
     } finally {
       await rt.close();
     }

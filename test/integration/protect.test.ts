@@ -58,7 +58,7 @@ describe('protecting the downstream', () => {
       expect(700 / (took / 1000)).toBeGreaterThanOrEqual(190);
       expect(new Set(starts.map((s) => s.thread)).size).toBe(2); // both threads ran some, under one limit
       const s = rt.stats('work');
-      expect(s.rateLimit).toEqual({ max: 100, perMs: 500 });
+      expect(s.rateLimit).toEqual({ max: 100, perMs: 500, scope: 'process' });
       expect(s.limitWaits).toBeGreaterThan(0);
       expect(s.failed).toBe(0);
     } finally {

@@ -4,7 +4,7 @@
 // and held, and a later pause never shortening an earlier one.
 import { describe, expect, it } from 'vitest';
 import { HEADER_BYTES } from '../../dist/runtime/shared/layout.js';
-import { hold, limitWait, now32, pausedFor, pauseUntil, refund, resume, setLimit, takeStarts } from '../../dist/runtime/shared/limit.js';
+import { blockTaken, hold, limitWait, now32, offerBlock, pausedFor, pauseUntil, refund, resume, setGroup, setLimit, takeStarts } from '../../dist/runtime/shared/limit.js';
 
 const fresh = () => new Int32Array(new SharedArrayBuffer(HEADER_BYTES));
 
@@ -98,5 +98,36 @@ describe('the start gate', () => {
     expect(pausedFor(i32, (t + 100) | 0)).toBe(-1);
     resume(i32);
     expect(pausedFor(i32, t)).toBe(0);
+  });
+
+  it("a group's limit: starts only inside the blocks offered, on to the next block at the end, refunds never below the block", () => {
+    const i32 = fresh();
+    setLimit(i32, 100, 100); // T = 1000 µs, no burst
+    const t0 = 5_000_000;
+    setGroup(i32, t0);
+    expect(takeStarts(i32, 10, t0)).toBe(0); // no block yet
+    expect(limitWait(i32, t0)).toBe(5_000);
+    offerBlock(i32, t0, 5); // slots t0 .. t0 + 4000
+    expect(blockTaken(i32)).toBe(false);
+    let n = 0;
+    for (let t = t0; t < t0 + 20_000; t += 250) n += takeStarts(i32, 10, t);
+    expect(n).toBe(5); // the block, not the 20 a local limit gives in 20 ms
+    expect(blockTaken(i32)).toBe(true);
+    // The next block starts after other processes' slots: nothing before it, then its 3 slots one T apart.
+    offerBlock(i32, t0 + 30_000, 3);
+    const at: number[] = [];
+    for (let t = t0 + 20_000; t < t0 + 60_000; t += 100) for (let k = takeStarts(i32, 10, t); k > 0; k--) at.push(t);
+    expect(at).toEqual([t0 + 30_000, t0 + 31_000, t0 + 32_000]);
+    // A refund gives back into the block, not before it (those slots were other processes').
+    refund(i32, 10);
+    const back: number[] = [];
+    for (let t = t0 + 60_000; t < t0 + 70_000; t += 100) for (let k = takeStarts(i32, 10, t); k > 0; k--) back.push(t);
+    expect(back.length).toBe(0); // the block's slots lie in the past: lost, not a burst now
+    offerBlock(i32, t0 + 80_000, 2);
+    expect(takeStarts(i32, 10, t0 + 70_000)).toBe(0); // moved on to the block; it starts later
+    expect(takeStarts(i32, 10, t0 + 80_000)).toBe(1);
+    refund(i32, 5);
+    expect(takeStarts(i32, 10, t0 + 76_000)).toBe(0); // not before the block
+    expect(takeStarts(i32, 10, t0 + 80_000)).toBe(1); // the one refunded, not five
   });
 });

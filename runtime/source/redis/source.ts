@@ -39,6 +39,7 @@ import { Acks } from './acks.js';
 import { Adds } from './adds.js';
 import { delayedKeys } from './delayed.js';
 import { Mover } from './mover.js';
+import { GATE_EVERY_MS, GroupGate } from './group-gate.js';
 import { Outages, sourceIo } from './outages.js';
 import { Asks, Replier } from './asks.js';
 import { slotPrefix } from './keys.js';
@@ -112,6 +113,8 @@ export class RedisSource implements MessageSource {
   resets = 0;
   /** Faults reported once per outage, outages counted (outages.ts). */
   readonly outages: Outages;
+  /** The group's rate limit and pause (rateLimit scope 'group'), or null. */
+  readonly groupGate: GroupGate | null;
 
   constructor(
     readonly mailbox: string,
@@ -142,6 +145,19 @@ export class RedisSource implements MessageSource {
     this.reader = new Reader(this);
     this.sends = new StreamSends(mailbox, o, host, this.adds, (k) => this.part!.streamOf(k));
     this.offer = new Offer(this, host, () => this.intake!);
+    const g = host.gate;
+    this.groupGate =
+      g.rateLimit?.scope !== 'group'
+        ? null
+        : new GroupGate({ i32: g.i32, keys: { tat: `${slotPrefix(o.stream)}:limit`, pause: `${slotPrefix(o.stream)}:pause` }, client: () => this.cmd.client, demand: () => g.depth() > 0 });
+  }
+
+  /** rt.pause / rt.resume with a group limit: the whole group. */
+  pause(ms: number | undefined): void {
+    this.groupGate?.pause(ms);
+  }
+  resume(): void {
+    this.groupGate?.resume();
   }
 
   // ------------------------------------------------------------ lifecycle
@@ -171,6 +187,7 @@ export class RedisSource implements MessageSource {
       this.part.reader.start();
     }
     this.every(HEARTBEAT_MS, () => this.heartbeat(), true);
+    if (this.groupGate !== null) this.every(GATE_EVERY_MS, () => this.groupGate!.pass(), true);
     this.every(this.claims.takeoverEveryMs, () => this.claims.takeover());
     this.every(this.claims.touchEveryMs, () => this.claims.touch(), true);
     if (this.trim.on) this.every(TRIM_EVERY_MS, () => this.trim.pass(this.part === null ? [] : this.part.parts.owned().map((p) => this.part!.keys.stream(p))));
