@@ -2,7 +2,7 @@
  * `npm run bench`: the suite (bench/suite.ts) with every flag given, then the
  * ask round trip (bench/ask.ts), many mailboxes on the shared pool
  * (bench/many.ts), the pool's fairness (bench/fairness.ts), the takeover time of a partitioned Redis
- * mailbox (bench/takeover.ts) and the Redis calls across processes (bench/redis-cross.ts) in the same command. npm appends `-- flags` to
+ * mailbox (bench/takeover.ts), the Redis calls across processes (bench/redis-cross.ts) and protecting the downstream (bench/protect.ts) in the same command. npm appends `-- flags` to
  * the end of a script, so a script `suite.js && ask.js` would hand them to
  * ask.js alone; this runner routes them.
  *
@@ -36,4 +36,7 @@ if (fair !== 0) process.exit(fair);
 const take = run('./takeover.js', o.quick ? ['--quick'] : []);
 if (take !== 0) process.exit(take);
 // Issue #30: delayed precision at 10,000 pending, ask round trip across processes against BullMQ, W1 on a Redis Cluster.
-process.exit(run('./redis-cross.js', o.quick ? ['--quick'] : []));
+const cross = run('./redis-cross.js', o.quick ? ['--quick'] : []);
+if (cross !== 0) process.exit(cross);
+// Issue #31: the rate limit's accuracy at 1,000/s and 10,000/s, adaptive concurrency against fixed 8, 16, 64.
+process.exit(run('./protect.js', o.quick ? ['--quick'] : []));

@@ -11,7 +11,9 @@
  *   rttMin = the lowest window mean since the last probe
  *   queue  = L * (1 - rttMin / rtt)      requests waiting in the downstream, estimated
  *
- *   queue < 0.5        L += max(1, L / 4)     latency at its minimum: grow fast
+ *   queue < 0.5        L += max(1, L / 2)     latency at its minimum: grow fast, until the
+ *                                             first shrink and then after 3 such windows in a row
+ *                                             (TCP's slow start; a downstream that got room)
  *   queue < alpha      L += 1
  *   queue > beta       L -= max(1, (queue - beta) / 2)
  *   else               hold                   alpha = 1.5 max(1, log10 L), beta = 2.5 max(1, log10 L)
@@ -77,6 +79,10 @@ export class AdaptiveLimit {
   private count = 0;
   private sumMs = 0;
   private peak = 0;
+  /** Growing fast: from the start until the first shrink. */
+  private slowStart = true;
+  /** Windows in a row with the latency at its minimum. */
+  private lowStreak = 0;
   /** Decisions made, and why the last one (for stats). */
   decisions = 0;
   reason = 'starting';
@@ -154,8 +160,10 @@ export class AdaptiveLimit {
     else if (!used) {
       this.reason = `hold: ${peak} of ${this.current} used`;
       return;
-    } else if (q < 0.5) next = L + Math.max(1, L / 4);
+    } else if (q < 0.5 && (this.slowStart || ++this.lowStreak >= 3)) next = L + Math.max(1, L / 2);
     else if (q < alpha) next = L + 1;
+    if (q >= 0.5) this.lowStreak = 0;
+    if (next < L) this.slowStart = false;
     this.l = Math.min(this.opts.max, Math.max(this.opts.min, next));
     this.reason = `queue ${fmt(q)} (latency ${fmt(rtt)} ms, no-load ${fmt(this.rttMin)} ms): ${next > L ? 'grow' : next < L ? 'shrink' : 'hold'} to ${this.current}`;
   }

@@ -3,7 +3,7 @@
 // handlers call it with fetch on 2 threads. With `concurrency: 'adaptive'` and a backlog of 20,000, the handlers
 // running across the mailbox settle within 8-16, the server's queueing p99 stays under S, and throughput is at least
 // 90 % of a fixed concurrency of 16 measured first in the same test; raised to 64 mid-run, the limit follows within
-// seconds. (The policy's own decisions are unit-tested with a fake clock: test/unit/adaptive-policy.test.ts.)
+// seconds (past its steady range, to about 20 here: beyond that the client's own CPU on 2 cores is the bound). (The policy's own decisions are unit-tested with a fake clock: test/unit/adaptive-policy.test.ts.)
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MailboxOptions, Runtime } from 'ringpool';
@@ -78,6 +78,8 @@ describe("concurrency: 'adaptive' against a downstream that queues", () => {
       let steadyAt = 0;
       let raisedAt = 0;
       let followedAt = 0;
+      let raisedMax = 0;
+      let raisedDone = 0;
       try {
         await drain(rt, 20_000, (p) => {
           if (phase === 'warm' && p >= 2_000) {
@@ -88,7 +90,12 @@ describe("concurrency: 'adaptive' against a downstream that queues", () => {
             phase = 'raised';
             raisedAt = performance.now();
             steadyStats = d.set({ capacity: 64, reset: true });
-          } else if (phase === 'raised' && followedAt === 0 && rt.stats('work').adaptive!.limit > 16) followedAt = performance.now();
+          } else if (phase === 'raised') {
+            const l = rt.stats('work').adaptive!.limit;
+            raisedMax = Math.max(raisedMax, l);
+            if (followedAt === 0 && l > Math.max(...limits)) followedAt = performance.now();
+            raisedDone = p;
+          }
         });
       } finally {
         clearInterval(sampler);
@@ -98,18 +105,23 @@ describe("concurrency: 'adaptive' against a downstream that queues", () => {
       running.sort((x, y) => x - y);
       const median = running[Math.floor(running.length / 2)]!;
       const rate = 8_000 / (raisedAt - steadyAt);
+      const raisedRate = (raisedDone - 10_000) / (performance.now() - raisedAt);
       console.log(
         `adaptive: running p10/p50/p90 ${running[Math.floor(running.length * 0.1)]}/${median}/${running[Math.floor(running.length * 0.9)]}, ` +
           `limit ${Math.min(...limits)}..${Math.max(...limits)}, server queue p50 ${steady.queueP50Ms.toFixed(2)} p99 ${steady.queueP99Ms.toFixed(2)} ms, ` +
-          `max present ${steady.maxPresent}, ${(rate * 1000).toFixed(0)}/s against fixed 16 ${(fixedRate * 1000).toFixed(0)}/s, limit past 16 at capacity 64 in ${(followedAt - raisedAt).toFixed(0)} ms, ${a.reason}`,
+          `max present ${steady.maxPresent}, ${(rate * 1000).toFixed(0)}/s against fixed 16 ${(fixedRate * 1000).toFixed(0)}/s, at capacity 64: past the steady limit in ${(followedAt - raisedAt).toFixed(0)} ms, up to ${raisedMax}, ${(raisedRate * 1000).toFixed(0)}/s, ${a.reason}`,
       );
       expect(median).toBeGreaterThanOrEqual(8);
       expect(median).toBeLessThanOrEqual(16);
       expect(Math.max(...limits)).toBeLessThanOrEqual(16);
       expect(steady.queueP99Ms).toBeLessThan(5);
       expect(rate / fixedRate).toBeGreaterThanOrEqual(0.9);
+      // Raised to 64: within seconds the limit passes its steady range (on 2 cores the client's own CPU, not the server,
+      // bounds it near 20), and more reaches the downstream.
       expect(followedAt).toBeGreaterThan(0);
       expect(followedAt - raisedAt).toBeLessThan(5_000);
+      expect(raisedMax).toBeGreaterThanOrEqual(16);
+      expect(raisedRate / rate).toBeGreaterThanOrEqual(1.4);
       expect(rt.stats('work').deadLettered).toBe(0);
       await until(() => rt.stats('work').adaptive!.running === 0, 5_000, 'nothing held after the backlog');
       const text = await registry.metrics();

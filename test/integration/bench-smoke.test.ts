@@ -33,7 +33,7 @@ interface Result {
 // Its figures are not asserted (quick mode measures nothing, and the machine is shared):
 // only that every row ran, or was skipped with its reason printed.
 describe('bench suite (npm run bench), quick mode', () => {
-  it('bench:many, bench:fairness (issue #28), bench:takeover (issue #29) and bench:redis-cross (issue #30) run one tiny iteration and print their results', async () => {
+  it('bench:many, bench:fairness (issue #28), bench:takeover (issue #29), bench:redis-cross (issue #30) and bench:protect (issue #31) run one tiny iteration and print their results', async () => {
     const many = await node(['dist/bench/many.js', '--counts', '1,3', '--threads', 'shared,dedicated', '--seconds', '0.2', '--runs', '1']);
     expect(many.code, many.stderr).toBe(0);
     expect(many.stdout).toMatch(/^ *shared +3 +1 /m);
@@ -50,7 +50,12 @@ describe('bench suite (npm run bench), quick mode', () => {
     expect(cross.stdout).toMatch(/delayed: 200 pending .* lateness p50 [\d.]+ ms, p99 [\d.]+ ms/);
     expect(cross.stdout).toMatch(/ratio p50 [\d.]+x, p99 [\d.]+x/);
     expect(cross.stdout).toMatch(/cluster\/single [\d.]+x/);
-  }, 60_000);
+    // Issue #31: the rate limit's accuracy, adaptive against fixed concurrency on the test downstream.
+    const protect = await node(['dist/bench/protect.js', '--tiny']);
+    expect(protect.code, protect.stderr).toBe(0);
+    expect(protect.stdout).toMatch(/rate limit 1000\/s: achieved \d+\/s = [\d.]+x of max/);
+    expect(protect.stdout).toMatch(/^adaptive +\d+ +[\d.]+x +[\d.]+ +[\d.]+ +\d+ +\d+$/m);
+  }, 75_000);
 
   it('runs every system on every workload it applies to, or prints why it skipped it', async () => {
     const { code, stdout, stderr } = await suite(['--quick', '--out', out]);
