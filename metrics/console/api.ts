@@ -88,14 +88,17 @@ export class ConsoleRoutes {
         this.events.open(req, res);
         return;
       }
+      const g = /^\/api\/mailboxes\/([^/]+)\/(pause|resume)$/.exec(path);
+      if (g !== null) {
+        this.only(method, ['POST']);
+        this.origins.checkOrigin(req);
+        this.token.check(req);
+        sendJson(res, 200, this.pauseOrResume(nameOf(g[1]!), g[2]!, await readJsonObject(req)));
+        return;
+      }
       const m = /^\/api\/mailboxes\/([^/]+)\/dead-letters(?:\/(redrive|purge))?$/.exec(path);
       if (m === null) throw new HttpError(404, ConsoleCodes.NOT_FOUND, `no such console route: ${path}`);
-      let name: string;
-      try {
-        name = decodeURIComponent(m[1]!);
-      } catch {
-        throw new HttpError(400, ConsoleCodes.BAD_QUERY, 'the mailbox name in the path is not valid percent-encoding');
-      }
+      const name = nameOf(m[1]!);
       const action = m[2];
       if (action === undefined) {
         this.only(method, ['GET']);
@@ -118,6 +121,22 @@ export class ConsoleRoutes {
       if (e.status === 401) extra['www-authenticate'] = 'Bearer realm="ringpool console"';
       sendError(res, e, extra);
     }
+  }
+
+  /** rt.pause (body { ms? }: for ms, else until resumed) or rt.resume on the mailbox (issue #31); its pause as it is after. */
+  private pauseOrResume(name: string, action: string, body: Record<string, unknown>): object {
+    const rt = this.find(name);
+    if (action === 'pause') {
+      const ms = body.ms;
+      if (ms !== undefined && (typeof ms !== 'number' || !Number.isFinite(ms))) throw new HttpError(400, ConsoleCodes.BAD_BODY, "'ms' must be a number (ms), or absent: paused until resumed");
+      try {
+        rt.pause(name, ms === undefined ? undefined : { ms });
+      } catch (err) {
+        throw new HttpError(400, ConsoleCodes.BAD_BODY, (err as Error).message);
+      }
+    } else rt.resume(name);
+    const s = rt.stats(name);
+    return { mailbox: name, paused: s.paused, pausedForMs: s.pausedForMs };
   }
 
   /** Redrive or purge the selected letters (every one for `{ all: true }`). */
@@ -227,4 +246,13 @@ function intParam(q: URLSearchParams, name: string, dflt: number, min: number, m
   const n = Number(v);
   if (n < min || n > max) throw new HttpError(400, ConsoleCodes.BAD_QUERY, `'${name}' must be an integer from ${min} to ${max}`);
   return n;
+}
+
+/** A mailbox name from a path segment. */
+function nameOf(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, ConsoleCodes.BAD_QUERY, 'the mailbox name in the path is not valid percent-encoding');
+  }
 }

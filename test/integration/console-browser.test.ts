@@ -143,6 +143,35 @@ describe('console in a browser', () => {
     }
   }
 
+  it('pauses and resumes a mailbox from its card with the token (issue #31); without one the button is disabled', async () => {
+    const page = await open(server.url);
+    const c = card(page, 'slow');
+    const toggle = c.locator('[data-testid="pause-toggle"]');
+    await toggle.waitFor();
+    expect(await toggle.textContent()).toBe('pause');
+    expect(await toggle.isDisabled()).toBe(true); // no token yet
+    await page.locator('[data-testid="admin-token"]').fill(TOKEN);
+    await expect.poll(() => toggle.isDisabled()).toBe(false);
+    await toggle.click(); // confirmed by the dialog handler
+    await until(() => rt.stats('slow').paused, 3_000, 'the mailbox paused by the console');
+    expect(rt.stats('slow').pausedForMs).toBe(-1);
+    await expect.poll(() => toggle.textContent(), { timeout: 3_000 }).toBe('resume');
+    expect(await c.locator('[data-testid="paused"]').isVisible()).toBe(true);
+    await page.screenshot({ path: 'scratch/console-paused.png' }).catch(() => undefined);
+    await toggle.click();
+    await until(() => !rt.stats('slow').paused, 3_000, 'the mailbox resumed by the console');
+    await expect.poll(() => toggle.textContent(), { timeout: 3_000 }).toBe('pause');
+    // The API itself: a bad ms is a 400 with a code; without the token a 401.
+    const r = await page.evaluate(async (token) => {
+      const post = (path: string, auth: boolean, body: string) =>
+        fetch(path, { method: 'POST', headers: { ...(auth ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json' }, body }).then(async (x) => [x.status, (await x.json()).code]);
+      return [await post('/api/mailboxes/slow/pause', true, '{"ms":"soon"}'), await post('/api/mailboxes/slow/pause', false, '{}'), await post('/api/mailboxes/nope/pause', true, '{}')];
+    }, TOKEN);
+    expect(r).toEqual([[400, 'RINGPOOL_CONSOLE_BAD_BODY'], [401, 'RINGPOOL_CONSOLE_UNAUTHORIZED'], [404, 'RINGPOOL_CONSOLE_UNKNOWN_MAILBOX']]);
+    expect(rt.stats('slow').paused).toBe(false);
+    await page.close();
+  }, 30_000);
+
   it('redrives a letter with a token and it is processed; without a token the buttons are disabled', async () => {
     await withLetters([42], async (ran, okAfter) => {
       const page = await open(server.url);

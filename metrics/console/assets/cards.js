@@ -4,8 +4,8 @@
 // processed/failed per second) drawn from a bounded ring of one-second snapshots.
 // Everything is built with el()/svg() from dom.js: strings only ever become text nodes.
 
-import { el, isNum, int, compact, secs, ms, setText, state, svg, ui } from './dom.js';
-import { togglePanel } from './letters.js';
+import { api, el, isNum, int, compact, secs, ms, setText, state, status, svg, ui } from './dom.js';
+import { adminBlock, togglePanel, updateAdminControls } from './letters.js';
 
 const POINTS = 300; // chart history: 5 minutes of one-second snapshots
 // ---------------------------------------------------------------------------------------------
@@ -30,6 +30,7 @@ function makeCard(box) {
   const v = (key, testid) => (f[key] = el('span', { class: 'v', 'data-testid': testid }, '—'));
   const stat = (label, key, testid) => el('div', { class: 'stat' }, el('span', { class: 'k' }, label), v(key, testid));
   f.open = el('button', { type: 'button', class: 'open', 'data-testid': 'open-dead-letters', 'aria-expanded': 'false', onclick: () => togglePanel(box) }, 'dead letters ▾');
+  f.pause = el('button', { type: 'button', class: 'admin', 'data-testid': 'pause-toggle', 'data-help': 'pause: start nothing new until resumed (admin)', onclick: () => pauseOrResume(box) }, 'pause');
   f.depthChart = makeChart(`depth of ${box.name}`, [{ key: 'depth', label: 'depth', cls: 's-depth' }]);
   f.rateChart = makeChart(`throughput of ${box.name}`, [{ key: 'proc', label: 'processed/s', cls: 's-proc' }, { key: 'fail', label: 'failed/s', cls: 's-fail' }]);
   return el('article', { class: 'card', 'data-testid': 'mailbox-card', 'data-mailbox': box.name },
@@ -45,7 +46,7 @@ function makeCard(box) {
       (f.auto = el('span', { class: 'badge' }, '')), (f.reason = el('span', { class: 'reason' }, ''))),
     f.depthChart.root,
     f.rateChart.root,
-    el('footer', { class: 'card-foot' }, f.open));
+    el('footer', { class: 'card-foot' }, f.open, f.pause));
 }
 
 export function renderCard(box) {
@@ -55,6 +56,11 @@ export function renderCard(box) {
   // Protecting the downstream: a pause (rt.pause, a handler's retryAfter), the breaker, the rate limit.
   const paused = isNum(s.pausedForMs) && s.pausedForMs !== 0;
   f.paused.hidden = !paused;
+  setText(f.pause, paused ? 'resume' : 'pause');
+  f.pause.dataset.help = paused ? 'resume: start messages again now (admin)' : 'pause: start nothing new until resumed (admin)';
+  const block = adminBlock();
+  f.pause.disabled = !!block || !!box.pausing;
+  f.pause.title = block || f.pause.dataset.help;
   if (paused) setText(f.paused, s.pausedForMs < 0 ? 'paused' : `paused ${secs(s.pausedForMs / 1000)}`);
   const br = typeof s.breaker === 'string' && s.breaker !== 'closed' ? s.breaker : null;
   f.breaker.hidden = br === null;
@@ -84,6 +90,30 @@ export function renderCard(box) {
       f.stream,
       `stream ${st.connected ? '' : '(unreachable) '}lag ${int(st.lag)} · pending ${int(st.pending)} · delayed set ${int(st.delayedSet)}${next} · asks open ${int(st.asksOpen)} · replies in ${int(st.repliesReceived)} (dropped ${int(st.repliesDropped)}) · out ${int(st.repliesSent)}`,
     );
+  }
+}
+
+/** The card's pause / resume button: POST .../pause (until resumed) or .../resume with the admin token. */
+async function pauseOrResume(box) {
+  const resume = box.f.pause.textContent === 'resume';
+  const op = resume ? 'resume' : 'pause';
+  if (!resume && !window.confirm(`Pause mailbox "${box.name}"? It starts nothing new until resumed (its messages wait).`)) return status('pause cancelled', 'info');
+  box.pausing = true;
+  updateAdminControls();
+  try {
+    const body = await api(`/api/mailboxes/${encodeURIComponent(box.name)}/${op}`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${state.token}`, 'Content-Type': 'application/json' },
+      body: '{}',
+    });
+    box.info = { ...box.info, pausedForMs: body?.pausedForMs ?? 0 };
+    status(`${box.name} ${body?.paused ? 'paused' : 'resumed'}`, 'ok');
+  } catch (e) {
+    status(`${op} failed (${box.name}): ${e.message}`, 'error');
+  } finally {
+    box.pausing = false;
+    renderCard(box);
+    updateAdminControls();
   }
 }
 

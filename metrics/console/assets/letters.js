@@ -16,7 +16,7 @@ const dlUrl = (name, tail = '') => `/api/mailboxes/${encodeURIComponent(name)}/d
 // ---------------------------------------------------------------------------------------------
 // Admin controls: enabled only with a server-side token and a typed one
 
-function adminBlock() {
+export function adminBlock() {
   if (!state.admin) return 'read-only console: the server has no admin token configured';
   if (!state.token) return 'type the admin token at the top of the page first';
   return '';
@@ -30,6 +30,11 @@ export function updateAdminControls() {
   const block = adminBlock();
   ui.mode.textContent = state.admin ? '' : 'read-only: no admin token configured on the server';
   for (const box of state.boxes.values()) {
+    // The card's own admin buttons (pause / resume).
+    for (const b of box.card.querySelectorAll('.card-foot button.admin')) {
+      b.disabled = !!block || !!box.pausing;
+      b.title = block || (box.pausing ? 'working…' : b.dataset.help);
+    }
     const p = box.panel;
     if (!p) continue;
     for (const b of p.root.querySelectorAll('button.admin')) {
