@@ -7,10 +7,15 @@
  * plus a 5 ms downstream call per request, 16 in flight a thread). The queue
  * absorbs the burst, the autoscaler adds a thread (2 at most: this box has 2
  * cores), the backlog drains, the thread is retired. Later the downstream
- * slows from 5 ms to 500 ms a call for 3 seconds: the consumers slow down
- * (the autoscaler sees I/O-bound threads and raises their concurrency), the
- * producer does not. A handful of poison requests end in the dead-letter
- * store. One status line a second, /metrics and the operator console served on 127.0.0.1, a summary
+ * is saturated for 3 seconds (a database at its connection limit: a real
+ * HTTP server in its own process, examples/downstream/, 8 calls at once in
+ * 50 ms each, the rest queued in it): the consumers slow down, the producer
+ * does not. With adaptive concurrency (the default; --no-protect turns it
+ * off) the handlers in flight follow what the downstream serves, so the
+ * backlog waits in the queue, not in the downstream; without it the
+ * autoscaler, seeing idle threads, raises concurrency and lengthens the
+ * downstream's own queue. The summary says what the downstream saw. A
+ * handful of poison requests end in the dead-letter store. One status line a second, /metrics and the operator console served on 127.0.0.1, a summary
  * table and an SVG timeline at the end.
  *
  *   npm start
@@ -25,6 +30,7 @@ import { Registry } from 'prom-client';
 import { createRuntime, RingpoolError, ErrorCodes, type DeadLetterEvent, type ScaleEvent } from '../runtime/index.js';
 import { createMetrics, serve, type MetricsServer } from '../metrics/index.js';
 import { timelineSvg } from './timeline-svg.js';
+import { startDownstream } from './downstream/index.js';
 
 // ---------------------------------------------------------------- options
 
@@ -37,6 +43,7 @@ interface DemoOptions {
   downstream: number;
   slow: number;
   slowFor: number;
+  slowCapacity: number;
   threads: number;
   concurrency: number;
   poison: number;
@@ -44,6 +51,8 @@ interface DemoOptions {
   out: string;
   short: boolean;
   json: boolean;
+  /** Adaptive concurrency on (--no-protect: a fixed concurrency the autoscaler may raise). */
+  protect: boolean;
   /** --port was given (else a taken default port falls back to a free one). */
   portGiven: boolean;
 }
@@ -55,8 +64,9 @@ const DEFAULTS = {
   burst: 2,
   perThread: 2_000,
   downstream: 5,
-  slow: 500,
+  slow: 50,
   slowFor: 3,
+  slowCapacity: 8,
   threads: Math.min(2, availableParallelism()),
   concurrency: 16,
   poison: 5,
@@ -69,9 +79,12 @@ const HELP = `ringpool demo: an API burst absorbed by a queue, on this machine, 
 
 The API receives --base requests/s, then --rate requests/s for --burst seconds;
 the backend spends 1e6/--per-thread µs of CPU and one downstream call
-(--downstream ms; --slow ms during the slow episode) per request. The autoscaler
-runs 1..--threads consumer threads. Status each second, /metrics on 127.0.0.1,
-a summary and an SVG timeline at the end.
+(--downstream ms) per request. For --slow-for seconds the downstream is
+saturated: a real HTTP server that serves --slow-capacity calls at once in
+--slow ms each and queues the rest. Adaptive concurrency keeps the calls in
+flight near what it serves (--no-protect: fixed, raised by the autoscaler).
+The autoscaler runs 1..--threads consumer threads. Status each second,
+/metrics on 127.0.0.1, a summary and an SVG timeline at the end.
 
 Usage: npm start -- [options]
   --duration <s>      how long the API sends                       (default ${DEFAULTS.duration}; --short ${SHORT.duration})
@@ -80,8 +93,10 @@ Usage: npm start -- [options]
   --burst <s>         burst length, from 10 % of the duration       (default ${DEFAULTS.burst}; --short ${SHORT.burst})
   --per-thread <n>    backend requests/s one thread can do (CPU)    (default ${DEFAULTS.perThread})
   --downstream <ms>   downstream call, normally                     (default ${DEFAULTS.downstream})
-  --slow <ms>         downstream call during the slow episode       (default ${DEFAULTS.slow})
-  --slow-for <s>      slow episode length, from 65 % of the duration (default ${DEFAULTS.slowFor}; --short ${SHORT.slowFor})
+  --slow <ms>         a call to the saturated downstream, served     (default ${DEFAULTS.slow})
+  --slow-capacity <n> calls the saturated downstream serves at once (default ${DEFAULTS.slowCapacity})
+  --slow-for <s>      saturated episode length, from 65 % of the duration (default ${DEFAULTS.slowFor}; --short ${SHORT.slowFor})
+  --no-protect        fixed concurrency (the autoscaler may raise it), not adaptive
   --threads <n>       most consumer threads (maxThreads)            (default ${DEFAULTS.threads}: min(2, cores))
   --concurrency <n>   requests in flight per thread (the autoscaler may raise it) (default ${DEFAULTS.concurrency})
   --poison <n>        poison requests (fail every attempt)          (default ${DEFAULTS.poison}; --short ${SHORT.poison})
@@ -101,6 +116,7 @@ const NUMERIC: Record<string, keyof typeof DEFAULTS> = {
   '--downstream': 'downstream',
   '--slow': 'slow',
   '--slow-for': 'slowFor',
+  '--slow-capacity': 'slowCapacity',
   '--threads': 'threads',
   '--concurrency': 'concurrency',
   '--poison': 'poison',
@@ -117,6 +133,7 @@ function parse(argv: string[]): DemoOptions {
   let out = resolve(tmpdir(), 'ringpool-demo-timeline.svg');
   let short = false;
   let json = false;
+  let protect = true;
   let portGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -125,6 +142,7 @@ function parse(argv: string[]): DemoOptions {
       process.exit(0);
     } else if (a === '--short') short = true;
     else if (a === '--json') json = true;
+    else if (a === '--no-protect') protect = false;
     else if (a === '--out') {
       if (argv[i + 1] === undefined) fail('--out needs a file name');
       out = resolve(argv[++i]!);
@@ -136,7 +154,8 @@ function parse(argv: string[]): DemoOptions {
       if (key === 'port') portGiven = true;
     } else fail(`unknown option ${a}`);
   }
-  const o = { ...DEFAULTS, ...(short ? SHORT : {}), ...given, out, short, json };
+  const o = { ...DEFAULTS, ...(short ? SHORT : {}), ...given, out, short, json, protect };
+  if (o.slowCapacity < 1 || !Number.isInteger(o.slowCapacity)) fail(`--slow-capacity needs an integer >= 1, got ${o.slowCapacity}`);
   if (o.threads < 1 || !Number.isInteger(o.threads)) fail(`--threads needs an integer >= 1, got ${o.threads}`);
   if (o.concurrency < 1 || !Number.isInteger(o.concurrency)) fail(`--concurrency needs an integer >= 1, got ${o.concurrency}`);
   if (o.perThread <= 0 || o.duration <= 0) fail('--per-thread and --duration need numbers > 0');
@@ -232,7 +251,9 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const epoch0 = Date.now();
   const now = (): number => (performance.now() - t0) / 1000;
-  const downstreamPlan = { fastMs: o.downstream, slowMs: o.slow, slowFrom: epoch0 + slowFrom * 1000, slowTo: epoch0 + slowTo * 1000 };
+  // The saturated downstream: a real server in its own process (examples/downstream/), called only during the episode.
+  const saturated = await startDownstream({ capacity: o.slowCapacity, serviceMs: o.slow });
+  const downstreamPlan = { fastMs: o.downstream, url: saturated.url, slowFrom: epoch0 + slowFrom * 1000, slowTo: epoch0 + slowTo * 1000 };
   process.env.RINGPOOL_DEMO_DOWNSTREAM = JSON.stringify(downstreamPlan);
   const downstream = new BroadcastChannel('ringpool-demo-downstream');
 
@@ -242,7 +263,8 @@ async function main(): Promise<void> {
         handler: new URL('../../examples/handlers/api-request.js', import.meta.url),
         minThreads: 1,
         maxThreads: o.threads,
-        concurrency: o.concurrency,
+        // Protected: handlers in flight bounded by a limit learned from their latency; the autoscaler then sizes threads only.
+        ...(o.protect ? { concurrency: 'adaptive' as const, adaptive: { initial: o.concurrency, max: 64 * o.threads } } : { concurrency: o.concurrency }),
         maxAttempts: 3,
         backoff: { baseMs: 50, maxMs: 500 },
         capacityBytes,
@@ -289,12 +311,15 @@ async function main(): Promise<void> {
     `  scaled to this box: ${o.threads} consumer thread${o.threads > 1 ? 's' : ''} (the producer and dispatcher share the ${cores.length} cores), so at most ~${int(perThreadReal * o.threads)}/s ` +
       `against ${int(o.rate)}/s: the queue has to absorb the burst`,
   );
-  log(`  slow downstream from ${slowFrom} s to ${slowTo} s (${o.downstream} ms -> ${o.slow} ms a call); ${o.poison} poison requests; ring ${capacityBytes >> 20} MiB`);
+  log(
+    `  saturated downstream from ${slowFrom} s to ${slowTo} s (${o.slowCapacity} calls at once in ${o.slow} ms, the rest queued in it: ${int((o.slowCapacity * 1000) / o.slow)}/s at most); ` +
+      `${o.protect ? 'adaptive concurrency on (--no-protect: off)' : 'adaptive concurrency OFF (--no-protect)'}; ${o.poison} poison requests; ring ${capacityBytes >> 20} MiB`,
+  );
   log(`  autoscale tick ${autoscale.tickMs} ms, scale-down window ${autoscale.scaleDownWindowMs} ms`);
   log(`  console: ${server.url}/  (live mailboxes and dead letters; ${served.admin.token === undefined ? 'read-only: set RINGPOOL_ADMIN_TOKEN to redrive and purge' : 'admin token from RINGPOOL_ADMIN_TOKEN'})`);
   log(`  metrics: ${server.url}/metrics  (health: ${server.url}/healthz)${o.port !== 0 && server.port !== o.port ? `  (port ${o.port} was taken)` : ''}`);
   log('');
-  log('     t  phase    offered/s  processed/s     depth  lag(s)  oldest(s)  threads x conc  e2e p99');
+  log(`     t  phase    offered/s  processed/s     depth  lag(s)  oldest(s)  threads x ${o.protect ? 'limit' : 'conc '}  e2e p99`);
 
   // Ctrl-C: stop the API, end the slow episode (so the drain is quick), drain, summarise. Twice: stop now.
   let stopping = false;
@@ -323,14 +348,17 @@ async function main(): Promise<void> {
   let peakDepthAt = 0;
   let peakThreads = 0;
   let peakConcurrency = 0;
+  let saturatedInFlight = 0;
   let offered = 0;
   const sample = (): void => {
     const s = rt.stats(MAILBOX);
     const t = now();
-    samples.push({ t, offered, processed: s.processed, depth: s.depth, threads: s.threads, concurrency: s.concurrency });
+    const c = s.adaptive?.limit ?? s.concurrency;
+    samples.push({ t, offered, processed: s.processed, depth: s.depth, threads: s.threads, concurrency: c });
     if (s.depth > peakDepth) [peakDepth, peakDepthAt] = [s.depth, t];
     peakThreads = Math.max(peakThreads, s.threads);
-    peakConcurrency = Math.max(peakConcurrency, s.concurrency);
+    peakConcurrency = Math.max(peakConcurrency, c);
+    if (t >= slowFrom && t < slowTo) saturatedInFlight = Math.max(saturatedInFlight, s.inFlight);
   };
   const sampler = setInterval(sample, 100);
   let prevE2e = await buckets(registry, 'ringpool_end_to_end_seconds');
@@ -339,7 +367,7 @@ async function main(): Promise<void> {
   let lastLineAt = 0;
   let producing = true;
   const phase = (t: number): string =>
-    t >= burstFrom && t < burstTo ? 'BURST' : t >= slowFrom && t < slowTo ? 'slow' : producing ? 'base' : 'drain';
+    t >= burstFrom && t < burstTo ? 'BURST' : t >= slowFrom && t < slowTo ? 'satur' : producing ? 'base' : 'drain';
   const statusLine = async (): Promise<void> => {
     const t = now();
     const s = rt.stats(MAILBOX);
@@ -352,7 +380,7 @@ async function main(): Promise<void> {
     [lastOffered, lastProcessed, lastLineAt] = [offered, s.processed, t];
     log(
       `${pad(t.toFixed(1), 6)}  ${phase(t - 0.5).padEnd(6)} ${pad(int(row.offered), 11)} ${pad(int(row.processed), 12)} ${pad(int(s.depth), 9)} ` +
-        `${pad(s.estimatedLagSeconds.toFixed(1), 7)} ${pad(s.oldestAgeSeconds.toFixed(2), 10)} ${pad(`${s.threads} x ${s.concurrency}`, 15)}  ${dur(p99)}`,
+        `${pad(s.estimatedLagSeconds.toFixed(1), 7)} ${pad(s.oldestAgeSeconds.toFixed(2), 10)} ${pad(`${s.threads} x ${s.adaptive?.limit ?? s.concurrency}`, 15)}  ${dur(p99)}`,
     );
   };
   let statusBusy = false;
@@ -441,6 +469,8 @@ async function main(): Promise<void> {
   // close() drains what is left (nothing, unless a second Ctrl-C cut the drain short) and stops the threads.
   const report = await (forcedNow ? rt.destroy() : Promise.race([rt.close({ timeoutMs: 30_000 }), forced.then(() => rt.destroy())]));
   downstream.close();
+  const seen = await saturated.stats();
+  await saturated.close();
   const s = rt.stats(MAILBOX);
   const total = now();
 
@@ -471,7 +501,7 @@ async function main(): Promise<void> {
     seconds: Math.max(total, o.duration),
     bands: [
       { from: burstFrom, to: Math.min(burstTo, producedFor + startedAt), label: `burst ${int(o.rate)}/s`, color: '#d9480f' },
-      { from: slowFrom, to: Math.min(slowTo, interrupted ? producedFor + startedAt : slowTo), label: `downstream ${o.slow} ms`, color: '#7048e8' },
+      { from: slowFrom, to: Math.min(slowTo, interrupted ? producedFor + startedAt : slowTo), label: `downstream saturated`, color: '#7048e8' },
     ].filter((b) => b.to > b.from),
     panels: [
       {
@@ -492,7 +522,7 @@ async function main(): Promise<void> {
         title: 'threads',
         series: [
           { label: 'consumer threads', color: '#e67700', step: true, points: samples.map((p) => [p.t, p.threads]) },
-          { label: 'concurrency a thread', color: '#868e96', step: true, dashed: true, right: true, points: samples.map((p) => [p.t, p.concurrency]) },
+          { label: o.protect ? 'adaptive limit' : 'concurrency a thread', color: '#868e96', step: true, dashed: true, right: true, points: samples.map((p) => [p.t, p.concurrency]) },
         ],
         minMax: o.threads,
         integer: true,
@@ -545,6 +575,8 @@ async function main(): Promise<void> {
     producedForSeconds: Number(producedFor.toFixed(2)),
     drainedAtSeconds: Number(drainedAt.toFixed(2)),
     totalSeconds: Number(total.toFixed(2)),
+    protect: o.protect,
+    downstream: { served: seen.served, maxInIt: seen.maxPresent, queueP50Ms: Number(seen.queueP50Ms.toFixed(2)), queueP99Ms: Number(seen.queueP99Ms.toFixed(2)), inFlightMax: saturatedInFlight },
     svg: o.out,
     metricsUrl: `${server.url}/metrics`,
   };
@@ -558,7 +590,7 @@ async function main(): Promise<void> {
     ['peak depth', `${int(peakDepth)} at ${peakDepthAt.toFixed(1)} s`],
     [
       'threads: peak / final',
-      `${peakThreads} / ${finalThreads}   (first scale-up ${firstUp ? `${firstUp.t.toFixed(1)} s` : '-'}, back to 1 at ${lastDown && finalThreads <= 1 ? `${lastDown.t.toFixed(1)} s` : '-'}; concurrency ${o.concurrency}..${peakConcurrency} a thread)`,
+      `${peakThreads} / ${finalThreads}   (first scale-up ${firstUp ? `${firstUp.t.toFixed(1)} s` : '-'}, back to 1 at ${lastDown && finalThreads <= 1 ? `${lastDown.t.toFixed(1)} s` : '-'}; ${o.protect ? `adaptive limit up to ${peakConcurrency} across the threads` : `concurrency ${o.concurrency}..${peakConcurrency} a thread`})`,
     ],
     [
       'send() p50 / p99 / p99.9 / max',
@@ -574,6 +606,11 @@ async function main(): Promise<void> {
     [
       `producer ran / ${forcedNow ? 'stopped' : 'drained'} at / total`,
       `${producedFor.toFixed(1)} s / ${drainedAt.toFixed(1)} s / ${total.toFixed(1)} s${forcedNow ? ' (Ctrl-C twice)' : interrupted ? ' (Ctrl-C)' : ''}`,
+    ],
+    [
+      'the saturated downstream saw',
+      `${int(seen.served)} calls, at most ${seen.maxPresent} in it at once (it serves ${o.slowCapacity}), waiting in its queue p50 ${seen.queueP50Ms.toFixed(1)} / p99 ${seen.queueP99Ms.toFixed(1)} ms; ` +
+        `${o.protect ? `adaptive concurrency (limit ${s.adaptive?.limit ?? '-'} at the end)` : 'fixed concurrency (--no-protect)'}, at most ${saturatedInFlight} in flight meanwhile`,
     ],
     ['timeline (SVG)', o.out],
   ];

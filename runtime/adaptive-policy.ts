@@ -7,7 +7,7 @@
  * TCP Vegas, as Netflix's concurrency-limits applies it to requests, with
  * BBR's way of keeping the no-load latency honest:
  *
- *   rtt    = mean handler time of the successes in a window (>= 100 ms, >= 2 rtt)
+ *   rtt    = mean handler time of the successes in a window (>= 100 ms, >= rtt)
  *   rttMin = the lowest window mean since the last probe
  *   queue  = L * (1 - rttMin / rtt)      requests waiting in the downstream, estimated
  *
@@ -15,7 +15,7 @@
  *                                             first shrink and then after 3 such windows in a row
  *                                             (TCP's slow start; a downstream that got room)
  *   queue < alpha      L += 1
- *   queue > beta       L -= max(1, (queue - beta) / 2)
+ *   queue > beta       L = L - queue + beta, to a quarter at most, by 1 at least
  *   else               hold                   alpha = 1.5 max(1, log10 L), beta = 2.5 max(1, log10 L)
  *
  * - Growth only when the limit is used (at least half of it ran at the peak
@@ -31,6 +31,11 @@
  *   right estimate costs no throughput (the downstream stays full); a stale
  *   one (a downstream slower for good, read as a queue) drops the limit far
  *   enough to see the new latency. (BBR's ProbeRTT, aimed rather than halved.)
+ * - Sooner than the probe: when what the downstream serves at once by the
+ *   estimate, L * rttMin / rtt, falls under half a request, rttMin is stale
+ *   (no downstream serves less than one) and the window's latency replaces it.
+ *   A minimum well under the last (a downstream with room again) lets the
+ *   limit grow fast at once.
  * - Failed attempts are not samples (a 503 in 1 ms is no latency); outages
  *   are the breaker's business.
  */
@@ -109,7 +114,7 @@ export class AdaptiveLimit {
     this.sumMs += s.sumMs;
     if (s.peak > this.peak) this.peak = s.peak;
     const elapsed = now - this.windowStart;
-    const minWindow = Math.max(WINDOW_MS, Number.isFinite(this.rtt) ? 2 * this.rtt : 0);
+    const minWindow = Math.max(WINDOW_MS, Number.isFinite(this.rtt) ? this.rtt : 0);
     if (elapsed < minWindow || this.count === 0) return this.current;
     const rtt = this.sumMs / this.count;
     const peak = this.peak;
@@ -139,8 +144,18 @@ export class AdaptiveLimit {
       return;
     }
     if (rtt < this.rttMin) {
+      // Well under the minimum: the downstream has room it did not have: grow fast if it stays low.
+      if (rtt < 0.8 * this.rttMin) this.lowStreak = 2;
       this.rttMin = rtt;
       this.rttMinAt = now;
+    } else if ((this.l * this.rttMin) / rtt < 0.5) {
+      // What the downstream serves at once by the estimate, L * rttMin / rtt, is under half a request: no downstream
+      // serves less than one, so the no-load latency is stale (a slower downstream read as a queue). Take this one.
+      this.rttMin = rtt;
+      this.rttMinAt = now;
+      this.lowStreak = 2;
+      this.reason = `no-load latency stale: ${fmt(rtt)} ms now`;
+      return;
     }
     if (now - this.rttMinAt > PROBE_EVERY_MS) {
       this.saved = this.l;
@@ -156,7 +171,7 @@ export class AdaptiveLimit {
     const beta = 1.5 * Math.max(1, lg);
     const used = peak * 2 >= L;
     let next = L;
-    if (q > beta) next = L - Math.max(1, (q - beta) / 2);
+    if (q > beta) next = Math.min(L - 1, Math.max(L / 4, L - q + beta));
     else if (!used) {
       this.reason = `hold: ${peak} of ${this.current} used`;
       return;

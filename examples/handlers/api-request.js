@@ -1,10 +1,13 @@
 // Demo backend (runs on the consumer threads): one API request costs
 // `req.work` µs of CPU (parse, validate, price) and one call to a downstream
-// service, simulated with a timer: 5 ms normally, 500 ms during the slow
-// episode. Poison requests fail on every attempt (retried, then dead-lettered);
-// 1 request in 500 meets a transient downstream error once (retried, then fine).
+// service: normally a far API with room, simulated with a timer (5 ms);
+// during the saturated episode a real HTTP call with fetch to the demo's
+// saturated downstream (examples/downstream/: a few calls at once, the rest
+// queued in it). Poison requests fail on every attempt (retried, then
+// dead-lettered); 1 request in 500 meets a transient downstream error once
+// (retried, then fine).
 //
-// The slow episode follows a wall-clock schedule the demo puts in the
+// The episode follows a wall-clock schedule the demo puts in the
 // environment before the threads start (worker threads copy process.env when
 // they spawn), so every thread, even one added later, agrees on it. On Ctrl-C
 // the demo ends the episode early through a BroadcastChannel, so the drain is
@@ -13,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 const schedule = JSON.parse(process.env.RINGPOOL_DEMO_DOWNSTREAM ?? '{}');
 const fastMs = schedule.fastMs ?? 5;
-const slowMs = schedule.slowMs ?? 500;
+const url = schedule.url;
 const slowFrom = schedule.slowFrom ?? 0; // epoch ms
 let slowTo = schedule.slowTo ?? 0;
 
@@ -23,10 +26,10 @@ channel.onmessage = (e) => {
 };
 channel.unref();
 
-/** The downstream's latency for a call made now. */
-function downstreamMs() {
+/** Whether a call made now meets the saturated downstream. */
+function saturated() {
   const now = Date.now();
-  return now >= slowFrom && now < slowTo ? slowMs : fastMs;
+  return url !== undefined && now >= slowFrom && now < slowTo;
 }
 
 function burn(us) {
@@ -39,7 +42,11 @@ function burn(us) {
 export default async function handleRequest(req, ctx) {
   if (req.poison) throw new Error(`request ${req.id}: body does not parse (poison: fails on every attempt)`);
   burn(req.work);
-  await sleep(downstreamMs());
+  if (saturated()) {
+    const res = await fetch(url, { method: 'POST', body: '{}' });
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`request ${req.id}: downstream answered ${res.status}`);
+  } else await sleep(fastMs);
   if (ctx.attempt === 1 && req.id % 500 === 250) throw new Error(`request ${req.id}: downstream answered 503 (transient)`);
   return req.items.length;
 }

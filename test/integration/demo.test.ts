@@ -89,8 +89,14 @@ describe('demo (npm start --short)', () => {
     expect(s.finalThreads).toBe(1);
     expect(s.backToOneThreadAtSeconds).not.toBeNull();
 
+    // The saturated episode (issue #31): handlers called the real downstream, under adaptive concurrency by default.
+    expect(s.protect).toBe(true);
+    expect(s.downstream.served).toBeGreaterThan(0);
+    expect(s.downstream.maxInIt).toBeGreaterThan(0);
+    expect(run.stdout).toMatch(/the saturated downstream saw +[\d,]+ calls, at most \d+ in it at once \(it serves 8\)/);
+
     // Status lines while it ran, the summary table, /metrics answered.
-    expect(run.stdout.match(/^\s+\d+\.\d\s+(base|BURST|slow|drain)\s+[\d,]+\s+[\d,]+\s+[\d,]+/gm)?.length ?? 0).toBeGreaterThanOrEqual(3);
+    expect(run.stdout.match(/^\s+\d+\.\d\s+(base|BURST|satur|drain)\s+[\d,]+\s+[\d,]+\s+[\d,]+/gm)?.length ?? 0).toBeGreaterThanOrEqual(3);
     expect(run.stdout).toMatch(/^summary$/m);
     expect(run.stdout).toMatch(/producer blocked\s+no/);
     expect(run.scrape).toMatch(/^ringpool_queue_depth\{mailbox="requests"\} \d+$/m);

@@ -69,16 +69,40 @@ describe('adaptive concurrency: the policy', () => {
     expect(p.reason).toMatch(/hold: 3 of 20 used/);
   });
 
-  it('a downstream slower for good (5 ms -> 20 ms, no queue) is read as a queue until the probe, then as its new latency', () => {
+  it('a downstream slower for good (5 ms -> 20 ms, no queue) is read as a queue only until the estimate becomes absurd', () => {
     const p = new AdaptiveLimit({ ...adaptiveDefaults }, 0);
     const a = run(p, { C: 64, S: 5 }, 0, 5_000);
     expect(a.limits.at(-1)).toBeGreaterThanOrEqual(48);
-    const b = run(p, { C: 64, S: 20 }, a.t, PROBE_EVERY_MS + 5_000);
+    const b = run(p, { C: 64, S: 20 }, a.t, 5_000);
     // First it shrinks (latency 4x its minimum looks like a queue) ...
     expect(Math.min(...b.limits)).toBeLessThan(16);
-    // ... then the probe measures 20 ms at no load, and the limit grows back toward the downstream's 64.
+    // ... until L * rttMin / rtt says the downstream serves under half a request: 20 ms is the new no-load latency,
+    // long before the probe (10 s), and the limit grows back toward the downstream's 64.
     expect(p.rttMin).toBeGreaterThan(19);
     expect(b.limits.at(-1)).toBeGreaterThanOrEqual(48);
+  });
+
+  it("a saturated downstream that is also slower (48 at once in 5 ms -> 8 at once in 50 ms, the demo's episode): near 8 within 1.5 s", () => {
+    const p = new AdaptiveLimit({ ...adaptiveDefaults, initial: 16 }, 0);
+    const a = run(p, { C: 48, S: 5 }, 0, 5_000);
+    expect(a.limits.at(-1)).toBeGreaterThanOrEqual(40);
+    const b = run(p, { C: 8, S: 50 }, a.t, 10_000);
+    // Halved a window (windows of max(100 ms, rtt)) until the estimate says under half a request is served (the old
+    // no-load latency is stale), then measured again and grown back to what the downstream serves.
+    const at = b.limits.findIndex((_, i) => b.limits.slice(i).every((x) => x >= 8 && x <= 12));
+    expect(at).toBeGreaterThanOrEqual(0);
+    expect(at).toBeLessThan(15); // 100 ms ticks
+    expect(p.rttMin).toBeGreaterThan(50);
+  });
+
+  it('the probe re-measures a no-load latency kept too long (a downstream slower, but read as near its old queue)', () => {
+    // 5 ms and 8 at once, then 6 ms: within what a queue could explain, so only the probe finds the new baseline.
+    const p = new AdaptiveLimit({ ...adaptiveDefaults }, 0);
+    const a = run(p, { C: 8, S: 5 }, 0, 5_000);
+    const before = p.rttMin;
+    run(p, { C: 8, S: 6 }, a.t, PROBE_EVERY_MS + 2_000);
+    expect(before).toBeLessThan(5.5);
+    expect(p.rttMin).toBeGreaterThan(6);
   });
 
   it('keeps to min and max; a decision waits for a window of at least 100 ms with a sample in it', () => {
