@@ -9,7 +9,7 @@ import { resolveAdaptive, type AdaptiveOptions } from './adaptive-policy.js';
 import { MAX_TIMER_MS } from './shared/clock.js';
 import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
-import { resolvePool, threadsOption, type PoolOptions, type ResolvedPool } from './pool/options.js';
+import { checkResourceLimits, resolvePool, threadsOption, type PoolOptions, type ResolvedPool } from './pool/options.js';
 import { pathToFileURL } from 'node:url';
 import { resolve as resolvePath } from 'node:path';
 import type { ResourceLimits } from 'node:worker_threads';
@@ -324,22 +324,6 @@ export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
     builtInSource: builtInSource(p, o, leaseMs),
     durability: durability(`${p}.durability`, o.durability, o.store),
   });
-}
-
-const RESOURCE_LIMITS = ['maxYoungGenerationSizeMb', 'maxOldGenerationSizeMb', 'codeRangeSizeMb', 'stackSizeMb'];
-
-/** worker_threads ResourceLimits: each a number > 0 (Node ignores what is not a number, silently). */
-function checkResourceLimits(path: string, v: unknown): ResourceLimits | undefined {
-  if (v === undefined) return undefined;
-  if (!isPlainObject(v)) throw invalidOption(path, `an object { ${RESOURCE_LIMITS.join(', ')} } (worker_threads ResourceLimits)`, v);
-  const out: Record<string, number> = {};
-  for (const k of Object.keys(v)) {
-    if (!RESOURCE_LIMITS.includes(k)) throw invalidOption(`${path}.${k}`, `one of ${RESOURCE_LIMITS.join(', ')} (unknown option)`, v[k]);
-    const x = v[k];
-    if (typeof x !== 'number' || !(x > 0) || !Number.isFinite(x)) throw invalidOption(`${path}.${k}`, 'a finite number > 0 (MB)', x);
-    out[k] = x;
-  }
-  return out as ResourceLimits;
 }
 
 /** `source: { redis }`: refused beside a store or durability (Redis is where the messages live). */

@@ -20,6 +20,8 @@
  * the group's pause (every PAUSE_POLL_MS).
  */
 import { createHash } from 'node:crypto';
+import type { SourceContext } from '../index.js';
+import { slotPrefix } from './keys.js';
 import { LIMIT_T, PAUSE, PAUSE_HELD, PAUSE_TIMED, PAUSE_UNTIL, blockTaken, hold, now32, offerBlock, pausedFor, pauseUntil, resume, setGroup } from '../../shared/limit.js';
 
 /** KEYS: the group's TAT, its pause. ARGV: T (µs), slots wanted (0: none), horizon (µs), the pause to push ('', 'held', 'resume', or ms). */
@@ -82,6 +84,12 @@ export class GroupGate {
   /** Blocks and slots taken (stats). */
   blocks = 0;
   slots = 0;
+
+  /** The gate of a mailbox whose rate limit is the group's (scope 'group'), or null. */
+  static of(g: SourceContext['gate'], stream: string, client: () => Client): GroupGate | null {
+    if (g.rateLimit?.scope !== 'group') return null;
+    return new GroupGate({ i32: g.i32, keys: { tat: `${slotPrefix(stream)}:limit`, pause: `${slotPrefix(stream)}:pause` }, client, demand: () => g.depth() > 0 });
+  }
 
   constructor(private readonly d: GroupGateDeps) {
     this.T = Atomics.load(d.i32, LIMIT_T);

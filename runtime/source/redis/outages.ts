@@ -59,3 +59,12 @@ export class Outages {
 export function sourceIo(mailbox: string, url: string, stream: string, err: unknown, doing: string): RingpoolError {
   return new RingpoolError(ErrorCodes.SOURCE_IO, `Redis source of mailbox '${mailbox}' (${url}, stream '${stream}'): ${doing}: ${message(err)}`, { mailbox, stream }, { cause: err });
 }
+
+/** Entries trimmed from the stream before they ran (acknowledged and dropped): what the mailbox reports. */
+export function trimmedError(mailbox: string, stream: string, ids: readonly string[]): RingpoolError {
+  return new RingpoolError(ErrorCodes.SOURCE_TRIMMED, `${ids.length} entr${ids.length === 1 ? 'y' : 'ies'} of stream '${stream}' had been trimmed before they ran (first ${ids[0]}): acknowledged and dropped`, {
+    mailbox,
+    stream,
+    ids: [...ids],
+  });
+}

@@ -40,7 +40,7 @@ import { Adds } from './adds.js';
 import { delayedKeys } from './delayed.js';
 import { Mover } from './mover.js';
 import { GATE_EVERY_MS, GroupGate } from './group-gate.js';
-import { Outages, sourceIo } from './outages.js';
+import { Outages, sourceIo, trimmedError } from './outages.js';
 import { Asks, Replier } from './asks.js';
 import { slotPrefix } from './keys.js';
 import { StreamSends } from './sends.js';
@@ -145,11 +145,7 @@ export class RedisSource implements MessageSource {
     this.reader = new Reader(this);
     this.sends = new StreamSends(mailbox, o, host, this.adds, (k) => this.part!.streamOf(k));
     this.offer = new Offer(this, host, () => this.intake!);
-    const g = host.gate;
-    this.groupGate =
-      g.rateLimit?.scope !== 'group'
-        ? null
-        : new GroupGate({ i32: g.i32, keys: { tat: `${slotPrefix(o.stream)}:limit`, pause: `${slotPrefix(o.stream)}:pause` }, client: () => this.cmd.client, demand: () => g.depth() > 0 });
+    this.groupGate = GroupGate.of(host.gate, o.stream, () => this.cmd.client);
   }
 
   /** rt.pause / rt.resume with a group limit: the whole group. */
@@ -295,13 +291,7 @@ export class RedisSource implements MessageSource {
   trimmed(ids: readonly string[], part = -1, epoch = 0): void {
     this.trimmedCount += ids.length;
     for (const id of ids) this.acks.ack(qualify(id, part, epoch));
-    this.host.emitError(
-      new RingpoolError(ErrorCodes.SOURCE_TRIMMED, `${ids.length} entr${ids.length === 1 ? 'y' : 'ies'} of stream '${this.o.stream}' had been trimmed before they ran (first ${ids[0]}): acknowledged and dropped`, {
-        mailbox: this.mailbox,
-        stream: this.o.stream,
-        ids: [...ids],
-      }),
-    );
+    this.host.emitError(trimmedError(this.mailbox, this.o.stream, ids));
   }
 
   // ------------------------------------------------------------ entries into the ring (offer.ts)
