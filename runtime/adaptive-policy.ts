@@ -18,8 +18,11 @@
  *   queue > beta       L = L - queue + beta, to a quarter at most, by 1 at least
  *   else               hold                   alpha = 1.5 max(1, log10 L), beta = 2.5 max(1, log10 L)
  *
- * - Growth only when the limit is used (at least half of it ran at the peak
- *   of the window): an idle mailbox says nothing about the downstream.
+ * - Growth only when the limit is used (at least half of it ran on average
+ *   in the window, by Little's law: the handler time summed over the
+ *   window's length): an idle mailbox says nothing about the downstream. An
+ *   unused limit decays toward twice what ran (10 % a window), so a quiet
+ *   spell does not leave a burst's limit waiting for a changed downstream.
  * - A downstream that queues shows it as latency: L settles where one to
  *   three requests wait in it (alpha..beta), enough to keep it busy while a
  *   client turns a reply into the next request, few enough that a request
@@ -36,6 +39,9 @@
  *   (no downstream serves less than one) and the window's latency replaces it.
  *   A minimum well under the last (a downstream with room again) lets the
  *   limit grow fast at once.
+ * - While the consumer threads are CPU-busy (event-loop utilisation >= 0.6)
+ *   it holds: their latency is then their own CPU queue, not the
+ *   downstream's, and shrinking would starve the CPU of the I/O it overlaps.
  * - Failed attempts are not samples (a 503 in 1 ms is no latency); outages
  *   are the breaker's business.
  */
@@ -52,6 +58,8 @@ export interface AdaptiveOptions {
 
 export const adaptiveDefaults: Readonly<AdaptiveOptions> = Object.freeze({ min: 1, max: 256, initial: 4 });
 
+/** Mean event-loop utilisation of the consumer threads at which latency counts as theirs (CPU), not the downstream's. */
+export const CPU_BUSY_ELU = 0.6;
 /** Shortest window a decision is made on (ms). */
 export const WINDOW_MS = 100;
 /** How long a no-load latency is trusted before the limit drops to measure it again (ms). */
@@ -109,7 +117,7 @@ export class AdaptiveLimit {
    * Add what happened since the last call; decide when the window is long
    * enough. Returns the limit (changed or not).
    */
-  update(now: number, s: AdaptiveSample): number {
+  update(now: number, s: AdaptiveSample, cpuBusy = false): number {
     this.count += s.count;
     this.sumMs += s.sumMs;
     if (s.peak > this.peak) this.peak = s.peak;
@@ -117,18 +125,25 @@ export class AdaptiveLimit {
     const minWindow = Math.max(WINDOW_MS, Number.isFinite(this.rtt) ? this.rtt : 0);
     if (elapsed < minWindow || this.count === 0) return this.current;
     const rtt = this.sumMs / this.count;
-    const peak = this.peak;
+    // Handlers running on average (Little's law): the peak alone is fooled by a batch claimed at once.
+    const busy = Math.min(this.peak, this.sumMs / elapsed);
     this.count = 0;
     this.sumMs = 0;
     this.peak = 0;
     this.windowStart = now;
-    this.decide(now, rtt, peak);
+    this.decide(now, rtt, busy, cpuBusy);
     return this.current;
   }
 
-  private decide(now: number, rtt: number, peak: number): void {
+  private decide(now: number, rtt: number, busy: number, cpuBusy: boolean): void {
     this.rtt = rtt;
     this.decisions++;
+    if (cpuBusy && this.phase === 'measure') {
+      // The consumer threads are CPU-bound: latency is their own CPU queue, not the downstream's (the autoscaler's business).
+      this.rttMinAt = now;
+      this.reason = `hold at ${this.current}: threads CPU-busy (latency ${fmt(rtt)} ms is theirs, not the downstream's)`;
+      return;
+    }
     if (this.phase === 'probe-drain') {
       // What ran before the drop ended in this window: not a no-load reading.
       this.phase = 'probe';
@@ -169,11 +184,14 @@ export class AdaptiveLimit {
     const lg = Math.log10(Math.max(L, 1));
     const alpha = 0.75 * Math.max(1, lg);
     const beta = 1.5 * Math.max(1, lg);
-    const used = peak * 2 >= L;
+    const used = busy * 2 >= L;
     let next = L;
     if (q > beta) next = Math.min(L - 1, Math.max(L / 4, L - q + beta));
     else if (!used) {
-      this.reason = `hold: ${peak} of ${this.current} used`;
+      // Unused, it tells nothing of the downstream: no growth, and a limit far above what runs decays toward twice that,
+      // so a downstream that changed meanwhile does not get a burst of the old limit.
+      this.l = Math.max(this.opts.min, Math.min(L, Math.max(2 * busy, 0.9 * L)));
+      this.reason = `unused: ${fmt(busy)} of ${fmt(L)} ran on average; ${this.current}`;
       return;
     } else if (q < 0.5 && (this.slowStart || ++this.lowStreak >= 3)) next = L + Math.max(1, L / 2);
     else if (q < alpha) next = L + 1;

@@ -5,7 +5,8 @@
  * to the ring header, where every loop of the mailbox reserves its starts.
  * A loop's thread gone, what it held goes back (release).
  */
-import { AdaptiveLimit, type AdaptiveOptions } from '../adaptive-policy.js';
+import { availableParallelism } from 'node:os';
+import { AdaptiveLimit, CPU_BUSY_ELU, type AdaptiveOptions } from '../adaptive-policy.js';
 import { ADAPT_LIMIT, ADAPT_RUNNING, ADAPT_WAITS, releaseSlot, takeSamples } from '../shared/adaptive.js';
 
 /** What stats() says of it. */
@@ -27,8 +28,14 @@ export interface AdaptiveStats {
   waits: number;
 }
 
+/** Cores this process may use, and the share of them in use at which latency counts as the CPU's. */
+const CORES = availableParallelism();
+const PROCESS_BUSY = 0.85;
+
 export class Adaptive {
   private readonly policy: AdaptiveLimit;
+  private cpuAt = process.cpuUsage();
+  private tickAt: number;
 
   constructor(
     private readonly i32: Int32Array,
@@ -36,6 +43,7 @@ export class Adaptive {
     now: number,
   ) {
     this.policy = new AdaptiveLimit(opts, now);
+    this.tickAt = now;
     Atomics.store(i32, ADAPT_LIMIT, this.policy.current);
   }
 
@@ -44,9 +52,20 @@ export class Adaptive {
     return this.policy.current;
   }
 
-  /** Every dispatcher tick: the samples since the last one to the policy, its limit to the loops. */
-  tick(now: number): void {
-    const limit = this.policy.update(now, takeSamples(this.i32));
+  /**
+   * Every dispatcher tick: the samples since the last one to the policy, its
+   * limit to the loops. CPU-busy (the policy then holds): the mailbox's
+   * threads (`elu`, their mean event-loop utilisation), or the whole process
+   * using nearly every core (threads descheduled by the OS wait too, and
+   * that is no downstream's queue).
+   */
+  tick(now: number, elu: number | undefined): void {
+    const cpu = process.cpuUsage();
+    const used = (cpu.user + cpu.system - this.cpuAt.user - this.cpuAt.system) / 1000 / Math.max(1, now - this.tickAt) / CORES;
+    this.cpuAt = cpu;
+    this.tickAt = now;
+    const busy = (elu !== undefined && elu >= CPU_BUSY_ELU) || used >= PROCESS_BUSY;
+    const limit = this.policy.update(now, takeSamples(this.i32), busy);
     if (Atomics.load(this.i32, ADAPT_LIMIT) !== limit) Atomics.store(this.i32, ADAPT_LIMIT, limit);
   }
 

@@ -301,7 +301,7 @@ export class Mailbox {
     this.owners.rebalanceIfDue();
     this.backlog.tick();
     this.outcomes?.follow();
-    this.adaptive?.tick(t);
+    this.adaptive?.tick(t, this.scaling.elu());
     this.scaling.tick(t);
     expirePause(this.ring.i32, now32(t));
     if (this.breaker !== null) {

@@ -140,6 +140,21 @@ export class Scaling {
     deps.onDesired();
   }
 
+  /** The running loops' mean event-loop utilisation over their last ~100 ms, or undefined (adaptive concurrency reads it too). */
+  elu(): number | undefined {
+    let sum = 0;
+    let n = 0;
+    for (const c of this.d.loops()) {
+      if (c.state !== 'running') continue;
+      const e = this.d.ring.slot(c.slot).elu();
+      if (!Number.isNaN(e)) {
+        sum += e;
+        n++;
+      }
+    }
+    return n > 0 ? sum / n : undefined;
+  }
+
   /** Pin the thread count (autoscale off). */
   resize(threads: number): void {
     this.pinned = threads;
