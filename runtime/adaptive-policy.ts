@@ -39,9 +39,11 @@
  *   (no downstream serves less than one) and the window's latency replaces it.
  *   A minimum well under the last (a downstream with room again) lets the
  *   limit grow fast at once.
- * - While the consumer threads are CPU-busy (event-loop utilisation >= 0.6)
- *   it holds: their latency is then their own CPU queue, not the
- *   downstream's, and shrinking would starve the CPU of the I/O it overlaps.
+ * - While the consumer threads are CPU-busy (event-loop utilisation >= 0.6,
+ *   or the process using 85 % of the cores) and the limit is used, it grows
+ *   (a quarter a window) instead of reading their latency: that is their own
+ *   CPU queue, not the downstream's, the CPU is the bottleneck, and a limit
+ *   shrunk by it would starve the CPU of the I/O it overlaps.
  * - Failed attempts are not samples (a 503 in 1 ms is no latency); outages
  *   are the breaker's business.
  */
@@ -138,10 +140,12 @@ export class AdaptiveLimit {
   private decide(now: number, rtt: number, busy: number, cpuBusy: boolean): void {
     this.rtt = rtt;
     this.decisions++;
-    if (cpuBusy && this.phase === 'measure') {
-      // The consumer threads are CPU-bound: latency is their own CPU queue, not the downstream's (the autoscaler's business).
+    if (cpuBusy && this.phase === 'measure' && busy * 2 >= this.l) {
+      // The consumer threads are CPU-bound: latency is their own CPU queue, not the downstream's, and the CPU is the
+      // bottleneck (the autoscaler's business): the limit steps aside, growing while it is used, so it never binds first.
       this.rttMinAt = now;
-      this.reason = `hold at ${this.current}: threads CPU-busy (latency ${fmt(rtt)} ms is theirs, not the downstream's)`;
+      this.l = Math.min(this.opts.max, this.l + Math.max(1, this.l / 4));
+      this.reason = `threads CPU-busy (latency ${fmt(rtt)} ms is theirs): out of the way, ${this.current}`;
       return;
     }
     if (this.phase === 'probe-drain') {

@@ -109,16 +109,21 @@ describe('adaptive concurrency: the policy', () => {
     expect(p.rttMin).toBeGreaterThan(6);
   });
 
-  it('holds while the consumer threads are CPU-busy: their latency is their own CPU queue, not the downstream', () => {
-    const p = new AdaptiveLimit({ ...adaptiveDefaults, initial: 24 }, 0);
-    run(p, { C: 1_000, S: 5 }, 0, 1_000);
+  it('steps aside while the consumer threads are CPU-busy: their latency is their own CPU queue, not the downstream', () => {
+    const p = new AdaptiveLimit({ ...adaptiveDefaults, initial: 8 }, 0);
+    run(p, { C: 1_000, S: 5 }, 0, 300);
     const at = p.current;
-    // Latency 4x the no-load one, as a CPU queue makes it: busy, the limit holds; not busy, it shrinks.
-    for (let t = 1_100; t < 3_000; t += 100) p.update(t, { count: 100, sumMs: 100 * 22, peak: p.current }, true);
-    expect(p.current).toBe(at);
+    // Latency 4x the no-load one, as a CPU queue makes it, the limit used: busy, it grows; not busy, it shrinks.
+    for (let t = 400; t < 1_000; t += 100) p.update(t, { count: 5 * p.current, sumMs: 100 * p.current, peak: p.current }, true);
+    const grown = p.current;
+    expect(grown).toBeGreaterThan(at);
     expect(p.reason).toMatch(/CPU-busy/);
-    p.update(3_100, { count: 100, sumMs: 100 * 22, peak: p.current }, false);
-    expect(p.current).toBeLessThan(at);
+    p.update(1_100, { count: 5 * grown, sumMs: 100 * grown, peak: grown }, false);
+    expect(p.current).toBeLessThan(grown);
+    // Busy but not used: no growth.
+    const q = new AdaptiveLimit({ ...adaptiveDefaults, initial: 40 }, 0);
+    for (let t = 100; t < 1_000; t += 100) q.update(t, { count: 10, sumMs: 10 * 20, peak: 2 }, true);
+    expect(q.current).toBeLessThanOrEqual(40);
   });
 
   it('keeps to min and max; a decision waits for a window of at least 100 ms with a sample in it', () => {
