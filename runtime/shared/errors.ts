@@ -51,6 +51,8 @@ export const ErrorCodes = {
   RETRY_AFTER: 'RINGPOOL_RETRY_AFTER',
   /** (an 'error' event) The newest journal segment ended in a partial record (a write cut short by a crash): cut off, start goes on. */
   JOURNAL_TORN: 'RINGPOOL_JOURNAL_TORN',
+  /** An optional peer dependency a feature needs is not installed (details.package names it). */
+  PEER_MISSING: 'RINGPOOL_PEER_MISSING',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -113,6 +115,17 @@ export function messageOf(thrown: unknown): string {
 export function optionThrew(path: string, thrown: unknown): RingpoolError {
   if (thrown instanceof RingpoolError) return thrown;
   return new RingpoolError(ErrorCodes.INVALID_OPTION, `${path} could not be read: it threw ${messageOf(thrown)}`, { option: path }, { cause: thrown });
+}
+
+/** An optional peer dependency `pkg` that `what` needs could not be loaded (`cause`: why). */
+export function peerMissing(pkg: string, what: string, cause: unknown): RingpoolError {
+  const missing = (cause as { code?: string })?.code === 'ERR_MODULE_NOT_FOUND';
+  return new RingpoolError(
+    ErrorCodes.PEER_MISSING,
+    `${what} needs the package '${pkg}'${missing ? `, which is not installed: npm install ${pkg}` : `, which failed to load: ${(cause as Error)?.message ?? String(cause)}`}`,
+    { package: pkg },
+    { cause },
+  );
 }
 
 export function invalidOption(path: string, expected: string, value: unknown): RingpoolError {

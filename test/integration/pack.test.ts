@@ -69,6 +69,8 @@ function quickStart(): Map<string, string> {
 const timings: Record<string, number> = {};
 let tarball = '';
 let packed: string[] = [];
+/** node_modules of the empty project after installing the tarball alone. */
+let installedAlone: string[] = [];
 
 beforeAll(async () => {
   timings.clone = (await must('git', ['clone', '--quiet', root, clone], work)).ms;
@@ -87,6 +89,9 @@ beforeAll(async () => {
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'quick-start', private: true, type: 'module' }, null, 2));
   timings.install = (await must('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball], app)).ms;
+  installedAlone = readdirSync(join(app, 'node_modules'));
+  // ringpool/metrics takes the user's prom-client Registry (an optional peer): a metrics user installs it.
+  timings.promClient = (await must('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', 'prom-client@^15'], app)).ms;
 }, 300_000);
 
 afterAll(() => {
@@ -100,16 +105,46 @@ describe('the package, packed from a clean clone', () => {
     const targets = Object.values(pkg.exports).flatMap((t) => (typeof t === 'string' ? [t] : Object.values(t)));
     for (const t of targets) expect(packed, `exports target ${t}`).toContain(t.replace(/^\.\//, ''));
     expect(existsSync(join(clone, 'dist', 'runtime', 'index.js')), 'prepack built dist/ in the clone').toBe(true);
-    for (const f of ['LICENSE', 'README.md', 'dist/workers/loop/entry.cjs', 'dist/runtime/store/journal/thread.js', 'metrics/console/assets/index.html']) {
+    for (const f of ['LICENSE', 'README.md', 'CHANGELOG.md', 'dist/workers/loop/entry.cjs', 'dist/runtime/store/journal/thread.js', 'metrics/console/assets/index.html']) {
       expect(packed, f).toContain(f);
     }
     const stray = packed.filter(
       (f) =>
-        !/^(dist\/(runtime|workers|metrics)\/.+\.(js|cjs|d\.ts|d\.cts)|metrics\/console\/assets\/[\w.-]+|package\.json|README\.md|ARCHITECTURE\.md|LICENSE)$/.test(f),
+        !/^(dist\/(runtime|workers|metrics)\/.+\.(js|cjs|d\.ts|d\.cts)|metrics\/console\/assets\/[\w.-]+|package\.json|README\.md|CHANGELOG\.md|ARCHITECTURE\.md|LICENSE)$/.test(f),
     );
     expect(stray, 'files outside what ships (tests, benchmarks, examples, source maps, .ts sources)').toEqual([]);
     expect(readFileSync(join(app, 'node_modules', 'ringpool', 'LICENSE'), 'utf8')).toMatch(/^MIT License\n\nCopyright \(c\) 2026 ringpool contributors\n/);
   });
+
+  it('installs with piscina, comlink and msgpackr only: node-redis, prom-client and OpenTelemetry are optional peers (issue #32)', () => {
+    for (const dep of ['piscina', 'comlink', 'msgpackr', 'ringpool']) expect(installedAlone, dep).toContain(dep);
+    for (const peer of ['redis', '@redis', 'prom-client', '@opentelemetry', 'bintrees', 'tdigest']) expect(installedAlone, peer).not.toContain(peer);
+  });
+
+  it("require('ringpool') from CommonJS works (Node >= 20.19 loads the ES module synchronously)", async () => {
+    writeFileSync(join(app, 'noop.js'), 'export default async function () {}\n');
+    writeFileSync(
+      join(app, 'cjs.cjs'),
+      `const { createRuntime } = require('ringpool');
+const { UnrecoverableError } = require('ringpool/worker');
+const { createMetrics } = require('ringpool/metrics');
+const { redisProducer } = require('ringpool/redis');
+const path = require('node:path');
+const { pathToFileURL } = require('node:url');
+(async () => {
+  const rt = createRuntime({ mailboxes: { m: { handler: pathToFileURL(path.join(__dirname, 'noop.js')) } } });
+  await rt.start();
+  for (let i = 0; i < 10; i++) rt.send('m', { i });
+  await rt.onIdle();
+  console.log(JSON.stringify({ processed: rt.stats('m').processed, kinds: [typeof UnrecoverableError, typeof createMetrics, typeof redisProducer] }));
+  await rt.close();
+})();
+`,
+    );
+    const r = await run(process.execPath, ['cjs.cjs'], app, 60_000);
+    expect(r.code, `node cjs.cjs: ${r.stderr}`).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!)).toEqual({ processed: 10, kinds: ['function', 'function', 'function'] });
+  }, 60_000);
 
   it("runs the README's quick start from the installed tarball, on worker threads", async () => {
     const files = quickStart();

@@ -1,20 +1,27 @@
 /**
- * Redis connections for a Redis Streams mailbox (main thread): node-redis 6,
- * loaded only when a mailbox has a Redis source, with reconnection on a
+ * Redis connections for a Redis Streams mailbox (main thread): node-redis 6
+ * (`@redis/client`, an optional peer), loaded only when a mailbox has a Redis source, with reconnection on a
  * capped exponential backoff, and the up/down state
  * (`/healthz` answers 503 while a source is down). Also the two reply shapes
  * the source reads: stream entries and errors.
  */
-import { ErrorCodes, RingpoolError } from '../../shared/errors.js';
+import { ErrorCodes, RingpoolError, peerMissing } from '../../shared/errors.js';
 import { keySlot, masterOf, type RedisTarget } from './target.js';
 
-type Redis = typeof import('redis');
+type Redis = typeof import('@redis/client');
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Client = any;
 
 let loaded: Promise<Redis> | null = null;
+/**
+ * node-redis's client, an optional peer dependency: loaded only when a Redis
+ * mailbox or producer is used. Not installed: RINGPOOL_PEER_MISSING naming it.
+ */
 export function loadRedis(): Promise<Redis> {
-  loaded ??= import('redis');
+  loaded ??= import('@redis/client').catch((err: unknown) => {
+    loaded = null;
+    throw peerMissing('@redis/client', 'a Redis mailbox or producer', err);
+  });
   return loaded;
 }
 
