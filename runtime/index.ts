@@ -2,6 +2,8 @@
  * `ringpool`: the public entry (main thread). Everything not exported here is internal.
  */
 export { createRuntime, Runtime } from './runtime.js';
+export { mailbox } from './typed.js';
+export type { AnyMailboxes, MailboxName, MailboxType, MailboxTypes, ModuleTypes, TypedHandler, TypesOf } from './typed.js';
 export type { ActorRef, ActorRefOptions, AskOptions, CloseOptions, CloseReport, DeadLetterEvent, RuntimeEvents, SendAsyncOptions, SendBatchAsyncOptions } from './runtime.js';
 export type { ActorDefinition, ActorMessage, ActorMethods, ActorReply, KeyedMethods } from '../workers/actor.js';
 export type { HandlerTimeoutEvent, MailboxStats, ScaleEvent, WorkerCrashEvent } from './mailbox/index.js';

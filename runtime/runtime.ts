@@ -21,6 +21,7 @@ import { FLAG_ASK } from './shared/layout.js';
 import { actorRef, type ActorRef, type ActorRefOptions, type AskOptions } from './actor-ref.js';
 import type { StreamDeadLetters } from './source/stream.js';
 import type { ActorDefinition } from '../workers/actor.js';
+import type { AnyMailboxes, MailboxName, MailboxTypes, TypesOf } from './typed.js';
 
 export type { ActorRef, ActorRefOptions, AskOptions } from './actor-ref.js';
 
@@ -28,7 +29,12 @@ export type { CloseOptions, CloseReport, DeadLetterEvent, RuntimeEvents, SendAsy
 
 type State = 'created' | 'starting' | 'running' | 'closing' | 'closed';
 
-export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost {
+/**
+ * `T`: the mailboxes' names and types (runtime/typed.ts). Untyped (the default), any name and any payload; from
+ * `createRuntime` with `mailbox<M>()` handlers, or annotated `Runtime<{ orders: { payload; result } }>`, a wrong
+ * name or payload fails to compile.
+ */
+export class Runtime<T extends MailboxTypes = AnyMailboxes> extends EventEmitter<RuntimeEvents> implements MailboxHost {
   private state_: State = 'created';
   private readonly boxes = new Map<string, Mailbox>();
   private readonly refs: Record<string, RingRef> = Object.create(null);
@@ -170,7 +176,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    * policy; RINGPOOL_MESSAGE_TOO_LARGE, RINGPOOL_UNSERIALIZABLE,
    * RINGPOOL_UNKNOWN_MAILBOX, RINGPOOL_CLOSED).
    */
-  send(mailbox: string, payload: unknown, opts?: SendOptions): number {
+  send<K extends MailboxName<T>>(mailbox: K, payload: T[K]['payload'], opts?: SendOptions): number {
     // A Redis mailbox: XADD (pipelined); the number is this process's count of sends to it.
     return this.box(mailbox).sends.send(payload, opts);
   }
@@ -183,7 +189,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    * and the send errors (RINGPOOL_QUEUE_FULL under overflow 'reject', ...).
    * The reply comes back through shared memory (the mailbox's reply ring).
    */
-  ask<R = unknown>(mailbox: string, payload: unknown, opts?: AskOptions): Promise<R> {
+  ask<R = never, K extends MailboxName<T> = MailboxName<T>>(mailbox: K, payload: T[K]['payload'], opts?: AskOptions): Promise<[R] extends [never] ? T[K]['result'] : R> {
     let b: Mailbox;
     let o: AskOptions;
     try {
@@ -192,15 +198,15 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
     } catch (err) {
       return Promise.reject(err);
     }
-    return b.sends.ask(payload, o.key, FLAG_ASK, o.signal, o.timeoutMs) as Promise<R>;
+    return b.sends.ask(payload, o.key, FLAG_ASK, o.signal, o.timeoutMs) as Promise<[R] extends [never] ? T[K]['result'] : R>;
   }
 
   /**
    * A typed reference to an actor mailbox: `rt.actor<typeof def>('orders').ask.reserve(key, sku, qty)`.
    * `T` is the type of the handler module's default export (`actor({...})`).
    */
-  actor<T extends ActorDefinition = ActorDefinition>(mailbox: string, defaults: ActorRefOptions = {}): ActorRef<T> {
-    return actorRef<T>(this.box(mailbox), defaults, () => this.state_ !== 'created' && this.state_ !== 'starting');
+  actor<A extends ActorDefinition = ActorDefinition>(mailbox: MailboxName<T>, defaults: ActorRefOptions = {}): ActorRef<A> {
+    return actorRef<A>(this.box(mailbox), defaults, () => this.state_ !== 'created' && this.state_ !== 'starting');
   }
 
   /**
@@ -209,7 +215,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    * the signal's reason on abort, and with RINGPOOL_QUEUE_FULL at once under
    * overflow 'reject'.
    */
-  async sendAsync<Id = number>(mailbox: string, payload: unknown, opts?: SendAsyncOptions): Promise<Id> {
+  async sendAsync<Id = number, K extends MailboxName<T> = MailboxName<T>>(mailbox: K, payload: T[K]['payload'], opts?: SendAsyncOptions): Promise<Id> {
     const b = this.box(mailbox);
     const [sendOpts, signal, timeoutMs] = splitWait<SendOptions>('sendAsync', opts);
     // A Redis mailbox: resolves with the stream entry id (a string) once Redis has it.
@@ -225,12 +231,12 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    * `opts.key`: one key for every message, or `(payload, index) => key`;
    * per-key order is the batch's order.
    */
-  sendBatch(mailbox: string, payloads: readonly unknown[], opts?: BatchOptions): number[] {
+  sendBatch<K extends MailboxName<T>>(mailbox: K, payloads: readonly T[K]['payload'][], opts?: BatchOptions): number[] {
     return this.box(mailbox).sends.sendBatch(payloads, opts);
   }
 
   /** sendBatch, waiting for room for the whole batch when the overflow is 'wait' (FIFO with sendAsync). */
-  async sendBatchAsync<Ids extends unknown[] = number[]>(mailbox: string, payloads: readonly unknown[], opts?: SendBatchAsyncOptions): Promise<Ids> {
+  async sendBatchAsync<Ids extends unknown[] = number[], K extends MailboxName<T> = MailboxName<T>>(mailbox: K, payloads: readonly T[K]['payload'][], opts?: SendBatchAsyncOptions): Promise<Ids> {
     const b = this.box(mailbox);
     const refused = b.refusal('sendBatchAsync');
     if (refused !== null) throw refused;
@@ -245,7 +251,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
   }
 
   /** A snapshot of one mailbox's counters and gauges. */
-  stats(mailbox: string): MailboxStats {
+  stats(mailbox: MailboxName<T>): MailboxStats {
     return this.box(mailbox).stats();
   }
 
@@ -253,7 +259,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    * Pin a mailbox's thread count (0..maxThreads): the autoscaler leaves it
    * alone until `rt.autoscale(mailbox, true)`.
    */
-  resize(mailbox: string, threads: number): void {
+  resize(mailbox: MailboxName<T>, threads: number): void {
     const b = this.box(mailbox);
     if (!Number.isInteger(threads) || threads < 0 || threads > b.opts.maxThreads) {
       throw new RingpoolError(ErrorCodes.INVALID_OPTION, `resize(): threads must be an integer from 0 to maxThreads (${b.opts.maxThreads}), got ${describeValue(threads)}`, {
@@ -267,17 +273,17 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    * Start nothing new on a mailbox for `ms` (or until resume()): its messages
    * wait in the ring, uncharged; what runs finishes (issue #31).
    */
-  pause(mailbox: string, opts?: { ms?: number }): void {
+  pause(mailbox: MailboxName<T>, opts?: { ms?: number }): void {
     this.box(mailbox).sends.pause(opts?.ms);
   }
 
   /** End a pause (rt.pause(), or a handler's ctx.retryAfter()): the mailbox starts messages again at once. */
-  resume(mailbox: string): void {
+  resume(mailbox: MailboxName<T>): void {
     this.box(mailbox).sends.resume();
   }
 
   /** Turn the autoscaler on or off for a mailbox (on also undoes a resize()). */
-  autoscale(mailbox: string, on: boolean): void {
+  autoscale(mailbox: MailboxName<T>, on: boolean): void {
     const b = this.box(mailbox);
     if (typeof on !== 'boolean') {
       throw new RingpoolError(ErrorCodes.INVALID_OPTION, `autoscale(): on must be true or false, got ${describeValue(on)}`, { option: 'on' });
@@ -286,7 +292,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
   }
 
   /** Per-thread figures of a mailbox's consumer loops (a comlink call to each thread; not for the hot path). */
-  workerStats(mailbox: string): Promise<WorkerStats[]> {
+  workerStats(mailbox: MailboxName<T>): Promise<WorkerStats[]> {
     return this.box(mailbox).workerStats();
   }
 
@@ -295,7 +301,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
    * mailbox's is `<stream>:dead`, and its methods return promises:
    * `rt.deadLetters<StreamDeadLetters>('orders')`.
    */
-  deadLetters<D extends DeadLetters | StreamDeadLetters = DeadLetters>(mailbox: string): D {
+  deadLetters<D extends DeadLetters | StreamDeadLetters = DeadLetters>(mailbox: MailboxName<T>): D {
     return this.box(mailbox).deadLetters.view as D;
   }
 
@@ -392,6 +398,6 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements MailboxHost 
 }
 
 /** Build a runtime. Throws RINGPOOL_INVALID_OPTION naming the option path. */
-export function createRuntime(options: RuntimeOptions): Runtime {
-  return new Runtime(options);
+export function createRuntime<O extends RuntimeOptions>(options: O): Runtime<TypesOf<O>> {
+  return new Runtime<TypesOf<O>>(options);
 }

@@ -6,10 +6,15 @@ import { ErrorCodes, RingpoolError } from '../runtime/shared/errors.js';
 import type { BatchOptions, SendOptions } from '../runtime/shared/producer.js';
 import type { StreamItem } from '../runtime/shared/protocol.js';
 import { RetryAfterError } from './retry-after.js';
+import type { AnyMailboxes, MailboxTypes } from '../runtime/typed.js';
 
 export type { BatchOptions, SendOptions };
 
-export interface HandlerContext {
+/**
+ * `T`: the runtime's mailbox types (runtime/typed.ts), for a typed `send` and `sendBatch`:
+ * `ctx: HandlerContext<AppMailboxes>`. Untyped by default.
+ */
+export interface HandlerContext<T extends MailboxTypes = AnyMailboxes> {
   /** Message id, stable across retries. */
   readonly id: number;
   /** 1 for the first delivery, then 2, 3, ... */
@@ -36,7 +41,7 @@ export interface HandlerContext {
    * mailbox, to its stream when the handler finishes (this message is
    * acknowledged only once Redis has it). Throws RingpoolError (RINGPOOL_QUEUE_FULL, ...).
    */
-  send(mailbox: string, payload: unknown, opts?: SendOptions): number;
+  send<K extends keyof T & string>(mailbox: K, payload: T[K]['payload'], opts?: SendOptions): number;
   /**
    * The downstream said "not now" (a 429 or a 503 with Retry-After): throws
    * a RetryAfterError, so the message goes back uncharged (same attempt, no
@@ -44,10 +49,10 @@ export interface HandlerContext {
    */
   retryAfter(ms: number): never;
   /** Send every payload or none (one reservation): the ids in order. Throws RINGPOOL_QUEUE_FULL with nothing written when they do not fit now. */
-  sendBatch(mailbox: string, payloads: readonly unknown[], opts?: BatchOptions): number[];
+  sendBatch<K extends keyof T & string>(mailbox: K, payloads: readonly T[K]['payload'][], opts?: BatchOptions): number[];
 }
 
-export type Handler<P = any, R = unknown> = (payload: P, ctx: HandlerContext) => R | Promise<R>;
+export type Handler<P = any, R = unknown, T extends MailboxTypes = AnyMailboxes> = (payload: P, ctx: HandlerContext<T>) => R | Promise<R>;
 
 /** Durable target rings a handler sent to, and the cursor each must reach before its message is acked. */
 export class DurableMarks {

@@ -14,5 +14,6 @@ export { RetryAfterError } from './retry-after.js';
 export { actor, isActor } from './actor.js';
 export type { ActorDefinition, ActorMethod, ActorSpec } from './actor.js';
 export type { Handler, HandlerContext, SendOptions } from './context.js';
+export type { MailboxTypes } from '../runtime/typed.js';
 export { RingpoolError, ErrorCodes } from '../runtime/shared/errors.js';
 export type { Codec } from '../runtime/shared/codec.js';

@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
-const file = fileURLToPath(new URL('../types/use-proxy.ts', import.meta.url));
+const proxyFile = fileURLToPath(new URL('../types/use-proxy.ts', import.meta.url));
+const typedFile = fileURLToPath(new URL('../types/typed-mailboxes.ts', import.meta.url));
 const options: ts.CompilerOptions = {
   target: ts.ScriptTarget.ES2022,
   module: ts.ModuleKind.NodeNext,
@@ -20,7 +21,7 @@ const options: ts.CompilerOptions = {
   types: ['node'],
 };
 
-function diagnostics(source?: string): ts.Diagnostic[] {
+function diagnostics(file: string, source?: string): ts.Diagnostic[] {
   const host = ts.createCompilerHost(options);
   if (source !== undefined) {
     const read = host.readFile.bind(host);
@@ -32,24 +33,31 @@ function diagnostics(source?: string): ts.Diagnostic[] {
   return [...ts.getPreEmitDiagnostics(program)];
 }
 
-describe('typed actor proxies (rt.actor<typeof def>)', () => {
-  it('right calls compile, and every wrong one is an error', () => {
-    const diags = diagnostics();
-    expect(diags.map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'))).toEqual([]);
-  }, 60_000);
+/** Each file: no diagnostics as it is; without its @ts-expect-error directives, exactly those lines fail. */
+function checks(title: string, file: string, directives: number): void {
+  describe(title, () => {
+    it('right calls compile, and every wrong one is an error', () => {
+      const diags = diagnostics(file);
+      expect(diags.map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'))).toEqual([]);
+    }, 60_000);
 
-  it('without the @ts-expect-error directives, exactly those lines fail', () => {
-    const text = readFileSync(file, 'utf8');
-    const lines = text.split('\n');
-    const expected = lines.flatMap((l, i) => (l.trim().startsWith('// @ts-expect-error') ? [i + 1] : []));
-    expect(expected.length).toBe(6);
-    const stripped = lines.map((l) => (l.trim().startsWith('// @ts-expect-error') ? '' : l)).join('\n');
-    const failing = new Set(
-      diagnostics(stripped)
-        .filter((d) => d.file?.fileName === file)
-        .map((d) => d.file!.getLineAndCharacterOfPosition(d.start!).line),
-    );
-    // the line after each directive (0-based = directive's 1-based number)
-    expect([...failing].sort((a, b) => a - b)).toEqual(expected);
-  }, 60_000);
-});
+    it('without the @ts-expect-error directives, exactly those lines fail', () => {
+      const text = readFileSync(file, 'utf8');
+      const lines = text.split('\n');
+      const expected = lines.flatMap((l, i) => (l.trim().startsWith('// @ts-expect-error') ? [i + 1] : []));
+      expect(expected.length).toBe(directives);
+      const stripped = lines.map((l) => (l.trim().startsWith('// @ts-expect-error') ? '' : l)).join('\n');
+      const failing = new Set(
+        diagnostics(file, stripped)
+          .filter((d) => d.file?.fileName === file)
+          .map((d) => d.file!.getLineAndCharacterOfPosition(d.start!).line),
+      );
+      // the line after each directive (0-based = directive's 1-based number)
+      expect([...failing].sort((a, b) => a - b)).toEqual(expected);
+    }, 60_000);
+  });
+}
+
+checks('typed actor proxies (rt.actor<typeof def>)', proxyFile, 6);
+// Issue #32: createRuntime infers each mailbox's types from mailbox<typeof import(...)>(url), or from a type map.
+checks('typed mailboxes (mailbox<M>(), Runtime<T>)', typedFile, 7);
