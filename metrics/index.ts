@@ -25,6 +25,7 @@ import { isRegistry, noteDetached, noteExported } from './exported.js';
 
 export { serve, type ConsoleOptions, type MetricsServer, type ServeOptions } from './serve.js';
 
+/** `createMetrics(rt, options)`. */
 export interface MetricsOptions {
   /** Where to register. Never prom-client's global registry unless you pass it. */
   registry: Registry;
@@ -34,6 +35,7 @@ export interface MetricsOptions {
   buckets?: readonly number[];
 }
 
+/** What `createMetrics` answers. */
 export interface RuntimeMetrics {
   readonly registry: Registry;
   readonly prefix: string;

@@ -12,12 +12,15 @@ import { ConsoleRoutes } from './console/api.js';
 import { answerClientError } from './console/http.js';
 import { exportedRuntimes, isRegistry, watchExports } from './exported.js';
 
+/** What `serve()` answers: where it listens, and how to stop it. */
 export interface MetricsServer {
   readonly port: number;
   readonly url: string;
+  /** Stop listening. */
   close(): Promise<void>;
 }
 
+/** `serve(registry, options)`. */
 export interface ServeOptions {
   /** 0 picks a free port. @default 9464 */
   port?: number;
@@ -29,6 +32,7 @@ export interface ServeOptions {
   admin?: ConsoleOptions;
 }
 
+/** `serve({ console })`: the operator console's options. */
 export interface ConsoleOptions {
   /** The Bearer token admin calls must carry. Undefined: read-only (admin calls get 403). */
   token?: string | undefined;

@@ -15,15 +15,18 @@ export interface WaitOptions {
   timeoutMs?: number;
 }
 
+/** Options of `sendAsync`: a send's and a wait's. */
 export interface SendAsyncOptions extends SendOptions, WaitOptions {}
 
 export interface SendBatchAsyncOptions extends BatchOptions, WaitOptions {}
 
+/** `rt.close(options)`. */
 export interface CloseOptions {
   /** How long close() drains (queued, in-flight and delayed messages) before it stops the threads. @default 30000 */
   timeoutMs?: number;
 }
 
+/** What `close()` and `destroy()` resolve with: whether everything drained, and what was left per mailbox. */
 export interface CloseReport {
   /** True when everything accepted was processed or dead-lettered before the deadline. */
   drained: boolean;
@@ -31,6 +34,7 @@ export interface CloseReport {
   left: Record<string, { ready: number; inFlight: number; delayed: number }>;
 }
 
+/** The `'dead-letter'` event. */
 export interface DeadLetterEvent {
   mailbox: string;
   letter: DeadLetter;
@@ -39,6 +43,7 @@ export interface DeadLetterEvent {
 /** Events of a runtime. */
 export type { BreakerEvent } from './mailbox/breaker.js';
 
+/** The runtime's events and their arguments (`rt.on(event, listener)` is typed by it). */
 export interface RuntimeEvents {
   /** A message went to the dead-letter store. */
   'dead-letter': [DeadLetterEvent];

@@ -48,6 +48,7 @@ export interface AutoscaleConfig {
   busyElu: number;
 }
 
+/** What `decide` sees of a mailbox at one tick. */
 export interface Observation {
   now: number;
   ready: number;
@@ -64,11 +65,13 @@ export interface Observation {
   limit?: number;
 }
 
+/** A past recommendation, kept for the scale-down window. */
 export interface Recommendation {
   at: number;
   threads: number;
 }
 
+/** What `decide` answers. */
 export interface Decision {
   threads: number;
   concurrency: number;
@@ -80,6 +83,7 @@ export interface Decision {
   history: Recommendation[];
 }
 
+/** The defaults of the `autoscale` option. */
 export const autoscaleDefaults = Object.freeze({
   targetLagSeconds: 1,
   tickMs: 1000,
@@ -92,6 +96,7 @@ export const autoscaleDefaults = Object.freeze({
 
 const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, v));
 
+/** The autoscaling decision for one mailbox at one tick: threads and concurrency, and why (pure; `autoscalePolicy` from `ringpool`). */
 export function decide(cfg: AutoscaleConfig, o: Observation, past: readonly Recommendation[]): Decision {
   const current = o.threads;
   const limit = o.limit;

@@ -6,10 +6,12 @@
 import { ErrorCodes, RingpoolError, describeValue, optionThrew, type ErrorInfo } from './shared/errors.js';
 import type { HeldMessage } from './held.js';
 
+/** Why a message was dead-lettered: attempts spent, its thread crashed on its last attempt, it ran past leaseMs on its last attempt, or the handler said it can never succeed. */
 export type DeadLetterReason = 'max_attempts' | 'poison' | 'timeout' | 'unrecoverable';
 /** The reasons, in the order the outcome feed and the journal number them (a DEAD_LETTERED entry's value is the index). */
 export const DEAD_LETTER_REASONS: readonly DeadLetterReason[] = ['max_attempts', 'poison', 'timeout', 'unrecoverable'];
 
+/** A message that ran out of attempts (or could not run): kept with its errors until redriven or purged. */
 export interface DeadLetter {
   id: number;
   mailbox: string;

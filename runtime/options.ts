@@ -28,6 +28,7 @@ import {
   nextPowerOfTwo,
 } from './shared/layout.js';
 
+/** Retry backoff: full jitter between 0 and min(maxMs, baseMs * 2^(attempt - 1)). */
 export interface BackoffOptions {
   /** First retry waits up to this long (full jitter: a random time in [0, min(maxMs, baseMs * 2^(attempt-1))]). @default 100 */
   baseMs?: number;
@@ -35,6 +36,7 @@ export interface BackoffOptions {
   maxMs?: number;
 }
 
+/** One mailbox: its handler and how it runs. */
 export interface MailboxOptions {
   /** Handler module (path, file: URL string or URL). Its default export is `(payload, ctx) => result | Promise`. */
   handler: string | URL;
@@ -120,6 +122,7 @@ export interface ResolvedDurability {
   segmentBytes: number;
 }
 
+/** The `autoscale` option: how the autoscaler sizes a mailbox's threads. */
 export interface AutoscaleOptions {
   /** Backlog the pool should clear in this many seconds. @default 1 */
   targetLagSeconds?: number;
@@ -137,6 +140,7 @@ export interface AutoscaleOptions {
   busyElu?: number;
 }
 
+/** `createRuntime(options)`: the mailboxes and the runtime's own settings. */
 export interface RuntimeOptions {
   mailboxes: Record<string, MailboxOptions>;
   /** start() fails with RINGPOOL_HANDLER_LOAD if handlers are not loaded by then. @default 10000 */
@@ -147,6 +151,7 @@ export interface RuntimeOptions {
   pool?: PoolOptions;
 }
 
+/** The defaults of a mailbox's options (the README's table is checked against it). */
 export const mailboxDefaults = Object.freeze({
   minThreads: 1,
   maxThreads: availableParallelism(),
@@ -165,6 +170,7 @@ export const mailboxDefaults = Object.freeze({
   autoscale: Object.freeze({}),
 });
 
+/** The defaults of the runtime's own options. */
 export const runtimeDefaults = Object.freeze({
   startTimeoutMs: 10_000,
   tickMs: 100,

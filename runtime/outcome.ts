@@ -24,6 +24,7 @@ export const Outcome = Object.freeze({
   /** A dead letter dropped for good (purged, or pushed out at deadLetterLimit). */
   PURGED: 7,
 });
+/** One of Outcome's values. */
 export type OutcomeKind = (typeof Outcome)[keyof typeof Outcome];
 export { DEAD_LETTER_REASONS } from './dead-letters.js';
 
@@ -71,6 +72,7 @@ export interface DeadLetterRecord extends AcceptedMessage {
 
 /** Anything the feed delivers to: a store, a source. Synchronous; an error it throws goes to the runtime's 'error' event. */
 export interface OutcomeListener {
+  /** A batch of outcomes (accepted, claimed, acked, retried, dead-lettered, ...), in the order they happened. */
   outcomes(batch: OutcomeBatch): void;
   /**
    * False for a listener that needs only the outcomes that finish ring

@@ -68,12 +68,14 @@ export class Runtime<T extends MailboxTypes = AnyMailboxes> extends EventEmitter
   }
 
   // ---- MailboxHost ----
+  /** @internal The mailboxes' host (MailboxHost): not for users. */
   ringRefs(): Record<string, RingRef> {
     return this.refs;
   }
   threadsOf(name: string, ring: Ring, o: ResolvedMailbox): () => LaneHost {
     return threadsOf(this.pool, this.options, name, ring, o, (err) => this.emitError(err));
   }
+  /** @internal The mailboxes' host (MailboxHost): not for users. */
   mailbox(name: string): Mailbox | undefined {
     return this.boxes.get(name);
   }
@@ -89,25 +91,32 @@ export class Runtime<T extends MailboxTypes = AnyMailboxes> extends EventEmitter
   releaseStructures(threadId: number): void {
     for (const b of this.boxes.values()) b.structures?.releaseIfHeldBy(threadId);
   }
+  /** @internal The mailboxes' host (MailboxHost): not for users. */
   running(): boolean {
     return this.state_ === 'running' || this.state_ === 'closing';
   }
+  /** @internal The mailboxes' host (MailboxHost): not for users. */
   emitDeadLetter(letter: DeadLetter): void {
     this.emit('dead-letter', { mailbox: letter.mailbox, letter });
   }
+  /** @internal The mailboxes' host (MailboxHost): not for users. */
   emitWorkerCrash(ev: WorkerCrashEvent): void {
     this.emit('worker-crash', ev);
   }
+  /** @internal The mailboxes' host (MailboxHost): not for users. */
   emitHandlerTimeout(ev: HandlerTimeoutEvent): void {
     this.emit('handler-timeout', ev);
   }
+  /** @internal The mailboxes' host (MailboxHost): not for users. */
   emitBreaker(ev: BreakerEvent): void {
     this.emit('breaker', ev);
   }
 
+  /** @internal The mailboxes' host (MailboxHost): not for users. */
   emitScale(ev: ScaleEvent): void {
     this.emit('scale', ev);
   }
+  /** @internal The mailboxes' host (MailboxHost): not for users. */
   emitError(err: Error): void {
     if (this.listenerCount('error') > 0) this.emit('error', err);
     else process.emitWarning(err);
@@ -392,6 +401,7 @@ export class Runtime<T extends MailboxTypes = AnyMailboxes> extends EventEmitter
     if (first) this.emit('close', report);
   }
 
+  /** `await using rt = createRuntime(...)`: close() when the scope ends. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

@@ -31,7 +31,13 @@ export type MailboxTypes = Record<string, MailboxType>;
 export type AnyMailboxes = Record<string, MailboxType>;
 
 /** The payload and result of a handler module's default export (unknown for anything else, an actor module included). */
-export type ModuleTypes<M> = M extends { default: (payload: infer P, ...rest: never[]) => infer R } ? { payload: P; result: Awaited<R> } : MailboxType;
+export type ModuleTypes<M> = M extends HandlerModule<infer P, infer R> ? { payload: P; result: Awaited<R> } : MailboxType;
+
+/** A module whose default export is a handler. */
+export interface HandlerModule<P, R> {
+  /** The handler: `(payload, ctx) => result`. */
+  default: (payload: P, ...rest: never[]) => R;
+}
 
 /**
  * The mailbox types of runtime options: each mailbox's from its handler

@@ -26,6 +26,7 @@ export const ACTOR = Symbol.for('ringpool.actor');
 /** An actor method: called with the key's state, then the caller's arguments; `this` is the message context. */
 export type ActorMethod<S> = (this: HandlerContext, state: S, ...args: any[]) => unknown;
 
+/** What `actor()` takes: `init` (state for a key), `handle` (a message), `methods` (typed calls), optional `passivate`. */
 export interface ActorSpec<S, M, R, Methods extends Record<string, ActorMethod<S>>> {
   /** Makes the state of a key, on the first message of that key in its owning thread (and again after passivation or a crash). */
   init?: (key: string) => S | Promise<S>;
@@ -39,6 +40,7 @@ export interface ActorSpec<S, M, R, Methods extends Record<string, ActorMethod<S
   passivate?: (state: S, key: string) => void | Promise<void>;
 }
 
+/** An actor module's default export, as `actor()` makes it. */
 export interface ActorDefinition<S = any, M = any, R = any, Methods extends Record<string, ActorMethod<S>> = Record<string, ActorMethod<S>>>
   extends ActorSpec<S, M, R, Methods> {
   readonly [ACTOR]: true;
@@ -66,6 +68,7 @@ export function actor<S, M = unknown, R = unknown, Methods extends Record<string
   return Object.freeze({ ...spec, idleMs, [ACTOR]: true as const });
 }
 
+/** Whether a module's default export is an actor definition (made by `actor()`). */
 export function isActor(x: unknown): x is ActorDefinition {
   return typeof x === 'object' && x !== null && (x as { [ACTOR]?: unknown })[ACTOR] === true;
 }

@@ -52,6 +52,7 @@ export interface HandlerContext<T extends MailboxTypes = AnyMailboxes> {
   sendBatch<K extends keyof T & string>(mailbox: K, payloads: readonly T[K]['payload'][], opts?: BatchOptions): number[];
 }
 
+/** A handler module's default export: `(payload, ctx) => result`. */
 export type Handler<P = any, R = unknown, T extends MailboxTypes = AnyMailboxes> = (payload: P, ctx: HandlerContext<T>) => R | Promise<R>;
 
 /** Durable target rings a handler sent to, and the cursor each must reach before its message is acked. */

@@ -9,6 +9,7 @@
 import { ErrorCodes, RingpoolError, describeValue } from '../runtime/shared/errors.js';
 import { MAX_PAUSE_MS } from '../runtime/shared/limit.js';
 
+/** Thrown by a handler (or `ctx.retryAfter(ms)`) when the downstream said "not now": the message goes back uncharged and the mailbox pauses for `ms`. */
 export class RetryAfterError extends Error {
   override name = 'RetryAfterError';
   readonly code = ErrorCodes.RETRY_AFTER;

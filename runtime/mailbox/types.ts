@@ -49,6 +49,7 @@ export interface MailboxHost {
   emitError(err: Error): void;
 }
 
+/** The `'worker-crash'` event: a consumer thread died and was replaced. */
 export interface WorkerCrashEvent {
   mailbox: string;
   threadId: number;
@@ -57,6 +58,7 @@ export interface WorkerCrashEvent {
   redelivered: number;
 }
 
+/** The `'scale'` event: the autoscaler, or `resize()`, changed a mailbox's threads or concurrency. */
 export interface ScaleEvent {
   mailbox: string;
   /** Desired threads before and after. */
@@ -67,6 +69,7 @@ export interface ScaleEvent {
   reason: string;
 }
 
+/** The `'handler-timeout'` event: a handler ran past leaseMs and its thread was replaced. */
 export interface HandlerTimeoutEvent {
   mailbox: string;
   id: number;

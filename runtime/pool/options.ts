@@ -8,6 +8,7 @@ import { MAX_POOL_THREADS } from '../shared/pool-board.js';
 import { invalidOption } from '../shared/errors.js';
 import type { ResourceLimits } from 'node:worker_threads';
 
+/** The runtime's shared pool of consumer threads (`pool`). */
 export interface PoolOptions {
   /** Threads the pool grows to at most (it grows with the loops its mailboxes want). @default os.availableParallelism(), at most 32 */
   maxThreads?: number;

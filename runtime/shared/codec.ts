@@ -19,11 +19,14 @@ export { PayloadCodec } from './payload-codec.js';
 /** A user codec. `url` names a module whose default export is this codec, so worker threads can load it. */
 export interface Codec<T = unknown> {
   readonly name: string;
+  /** Bytes of a payload (main thread and consumer threads). */
   encode(value: T): Uint8Array;
+  /** The payload back from its bytes. */
   decode(bytes: Uint8Array): T;
   readonly url?: string | URL;
 }
 
+/** A built-in codec by name, or your own. */
 export type CodecOption = 'json' | 'msgpack' | 'v8' | 'raw' | Codec;
 
 /** Buffer's own latin1/utf8 fast paths (public `buf.write`/`toString` dispatch on the encoding name each call). */

@@ -55,8 +55,10 @@ export const ErrorCodes = {
   PEER_MISSING: 'RINGPOOL_PEER_MISSING',
 } as const;
 
+/** One of ErrorCodes' values. */
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
+/** Every error ringpool throws or rejects with: a stable `code` (ErrorCodes) and `details` naming the option, limit or mailbox. */
 export class RingpoolError extends Error {
   override name = 'RingpoolError';
   readonly code: ErrorCode;

@@ -36,6 +36,7 @@
  */
 import { now } from './clock.js';
 
+/** The most partitions a partitioned Redis mailbox may have. */
 export const MAX_PARTITIONS = 1024;
 export const FENCE_WORDS = 4;
 export const F_UNTIL = 0;

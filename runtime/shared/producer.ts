@@ -20,6 +20,7 @@ export interface BatchOptions {
   delayMs?: number;
 }
 
+/** Options of `send`, `sendAsync` and `ctx.send`. */
 export interface SendOptions {
   /** Messages with one key are handled in order, one at a time (keyed ordering lands with actors). */
   key?: string;

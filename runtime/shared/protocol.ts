@@ -125,6 +125,7 @@ export type WorkerEvent =
   /** An ask() result that did not fit in the reply ring (rare: the ring full or the value large). */
   | { type: 'reply'; id: number; payload: Uint8Array; ascii: boolean };
 
+/** One consumer thread's figures (`rt.workerStats(mailbox)`). */
 export interface WorkerStats {
   threadId: number;
   consumer: number;

@@ -29,6 +29,7 @@ import type { FenceRef } from '../shared/partition.js';
 import type { StreamItem } from '../shared/protocol.js';
 import type { StreamStats } from './stream.js';
 
+/** What a source is given at start(): how it puts messages into the mailbox and reports its faults. */
 export interface SourceIntake {
   readonly mailbox: string;
   /** Put one message into the ring now: its id, or -1 when there is no room (nothing written). Bad input throws as send() does. */
@@ -52,8 +53,11 @@ export interface SourceIntake {
 export type MailboxCall = 'ask' | 'sendBatch' | 'sendBatchAsync' | 'actor';
 
 export interface MessageSource extends OutcomeListener {
+  /** Begin reading: messages go into the mailbox through `intake` (after its threads run). */
   start(intake: SourceIntake, timeoutMs?: number): void | Promise<void>;
+  /** Stop reading (the mailbox closes); what is held still finishes. */
   stop(): Promise<void>;
+  /** After the last outcomes: release what the source holds. */
   close?(): Promise<void>;
   /**
    * Optional: sends to the mailbox go to the source's engine (a Redis
@@ -65,6 +69,7 @@ export interface MessageSource extends OutcomeListener {
   send?(payload: unknown, opts: SendOptions | undefined, closed: boolean, flags?: number): number;
   /** Optional: rt.pause / rt.resume on this process, for a source whose pause is shared by its other processes (a Redis group's). */
   pause?(ms: number | undefined): void;
+  /** rt.resume on this process (see pause). */
   resume?(): void;
   /** Optional, with send(): resolves with what the engine names the message (a stream entry id). */
   sendAsync?(payload: unknown, opts: SendOptions | undefined, closed: boolean, signal?: AbortSignal, timeoutMs?: number): Promise<unknown>;

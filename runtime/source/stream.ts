@@ -6,6 +6,7 @@
  */
 import type { AsyncDeadLetters, DeadLetter } from '../dead-letters.js';
 
+/** `source: { redis: ... }`: a mailbox whose messages live in a Redis stream, read by a consumer group. */
 export interface RedisSourceOptions extends RedisConnectOptions {
   /** The stream key. */
   stream: string;
