@@ -66,6 +66,24 @@ describe('protecting the downstream', () => {
     }
   }, 20_000);
 
+  it("the issue's size: 200/s over 5 s on 2 threads: no 1 s window above 200 starts, every whole second at least 190", async () => {
+    const starts = listen();
+    const rt = runtime({ mailboxes: { work: box({ rateLimit: { max: 200, perMs: 1_000 } }) } });
+    await rt.start();
+    try {
+      for (let i = 0; i < 1_150; i++) rt.send('work', { i });
+      await until(() => starts.length === 1_150, 15_000, 'every message started');
+      const ats = starts.map((s) => s.at).sort((a, b) => a - b);
+      expect(maxInWindow(ats, 999)).toBeLessThanOrEqual(200);
+      const perSecond: number[] = [];
+      for (let t = ats[0]!; t + 1_000 <= ats.at(-1)!; t += 1_000) perSecond.push(ats.filter((x) => x >= t && x < t + 1_000).length);
+      expect(perSecond.length).toBeGreaterThanOrEqual(5);
+      for (const n of perSecond) expect(n).toBeGreaterThanOrEqual(190);
+    } finally {
+      await rt.close();
+    }
+  }, 30_000);
+
   it('rt.pause and rt.resume: timed and held; messages wait in the ring, uncharged', async () => {
     const starts = listen();
     const rt = runtime({ mailboxes: { work: box() } });
