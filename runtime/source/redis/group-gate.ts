@@ -66,6 +66,8 @@ export interface GroupGateDeps {
   client: () => Client;
   /** Messages wait in the ring: a block is worth taking. */
   demand: () => boolean;
+  /** ms since the epoch (Date.now, or a test's); the ring's µs clock is derived from it. */
+  clock?: () => number;
 }
 
 export class GroupGate {
@@ -96,7 +98,11 @@ export class GroupGate {
     if (this.T === 0) throw new Error('a group limit needs the local limit set first');
     this.k = Math.max(1, Math.round((BLOCK_MS * 1000) / this.T));
     this.horizon = Math.min(1e9, Math.max(1e6, 4 * this.k * this.T));
-    setGroup(d.i32, now32(performance.timeOrigin + performance.now()));
+    setGroup(d.i32, now32(this.now()));
+  }
+
+  private now(): number {
+    return this.d.clock?.() ?? performance.timeOrigin + performance.now();
   }
 
   /** rt.pause on this process: the whole group pauses. */
@@ -113,7 +119,7 @@ export class GroupGate {
   /** Every GATE_EVERY_MS: call Redis when there is something to take, push or read. */
   async pass(): Promise<void> {
     if (this.busy) return;
-    const now = Date.now();
+    const now = this.now();
     const want = blockTaken(this.d.i32) && this.d.demand() ? this.k : 0;
     const push = this.toPush(now);
     if (want === 0 && push === '' && now - this.lastCall < PAUSE_POLL_MS) return;
@@ -126,7 +132,7 @@ export class GroupGate {
         if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
         return c.sendCommand(['EVAL', GATE_LUA, ...args]);
       })) as [number, string, number];
-      const at = performance.timeOrigin + performance.now();
+      const at = this.now();
       if (push !== '' && push === this.pending) this.pending = '';
       const granted = Number(r[0]);
       if (granted > 0) {
@@ -157,7 +163,7 @@ export class GroupGate {
       if (Atomics.load(i32, PAUSE) !== PAUSE_HELD) hold(i32);
       this.mirrored = 'held';
     } else if (pause > 0) {
-      this.groupUntil = Date.now() + pause;
+      this.groupUntil = at + pause;
       const until = (now32(at) + pause * 1000) | 0;
       pauseUntil(i32, until, now32(at));
       this.mirrored = Atomics.load(i32, PAUSE_UNTIL);
