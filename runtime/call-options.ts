@@ -20,14 +20,14 @@ export function splitWait<T extends SendOptions | BatchOptions>(what: string, op
   if (typeof opts !== 'object') {
     throw new RingpoolError(ErrorCodes.INVALID_OPTION, `${what} options must be an object, got ${describeValue(opts)}`, { option: 'options' });
   }
-  let key: unknown, delayMs: unknown, signal: unknown, timeoutMs: unknown;
+  let key: unknown, delayMs: unknown, headers: unknown, signal: unknown, timeoutMs: unknown;
   try {
-    ({ key, delayMs, signal, timeoutMs } = opts as Record<string, unknown>);
+    ({ key, delayMs, headers, signal, timeoutMs } = opts as Record<string, unknown>);
   } catch (err) {
     throw optionThrew(`${what} options`, err);
   }
   checkWaitOptions(what, timeoutMs, signal);
-  return [{ key, delayMs } as T, signal as AbortSignal | undefined, timeoutMs as number | undefined];
+  return [(headers === undefined ? { key, delayMs } : { key, delayMs, headers }) as T, signal as AbortSignal | undefined, timeoutMs as number | undefined];
 }
 
 /** ask()'s options (also an actor reference's ask calls). */

@@ -4,7 +4,13 @@
  */
 import type { ErrorInfo } from './shared/errors.js';
 import type { PayloadWriter, Ring } from './shared/ring.js';
-import { FLAG_AGAIN, FLAG_ASCII, FLAG_KEYED, FLAG_SUSPECT, FLAGS_KEPT, META_MAX_BYTES, ST_HELD, ST_TAKEN, recordUnits } from './shared/layout.js';
+import { FLAG_AGAIN, FLAG_ASCII, FLAG_HEADERS, FLAG_KEYED, FLAG_SUSPECT, FLAGS_KEPT, META_MAX_BYTES, ST_HELD, ST_TAKEN, recordUnits } from './shared/layout.js';
+
+/** `held` with its headers (a delayed send's): the same message. */
+export function withHeaders(held: HeldMessage, headers: Uint8Array | null): HeldMessage {
+  held.headers = headers;
+  return held;
+}
 
 export class HeldMessage implements PayloadWriter {
   /** When it may go (back) into the ring; a heap key. */
@@ -17,6 +23,8 @@ export class HeldMessage implements PayloadWriter {
   keySeq = 0;
   /** FLAG_ASK / FLAG_CALL: kept across retries. */
   kept = 0;
+  /** Its headers as they lie in the record (shared/headers.ts), or null: kept across retries, into dead letters and back. */
+  headers: Uint8Array | null = null;
   private meta: Buffer | null = null;
   private metaOf: ErrorInfo | undefined;
 
@@ -60,13 +68,14 @@ export class HeldMessage implements PayloadWriter {
 
   write(buf: Buffer, offset: number): void {
     buf.set(this.payload, offset);
-    if (this.meta !== null && this.firstError !== undefined) buf.set(this.meta, offset + this.payload.byteLength);
+    // The ring writes the headers right after the payload: the meta goes after them.
+    if (this.meta !== null && this.firstError !== undefined) buf.set(this.meta, offset + this.payload.byteLength + (this.headers?.byteLength ?? 0));
   }
 
   private units_ = -1;
   /** Ring units it takes (header, key and payload; meta left out): what it counts against capacity while held. */
   get units(): number {
-    if (this.units_ < 0) this.units_ = recordUnits(this.key === null ? 0 : Buffer.byteLength(this.key, 'utf8'), this.payload.byteLength);
+    if (this.units_ < 0) this.units_ = recordUnits((this.key === null ? 0 : Buffer.byteLength(this.key, 'utf8')) + (this.headers?.byteLength ?? 0), this.payload.byteLength);
     return this.units_;
   }
 
@@ -74,8 +83,8 @@ export class HeldMessage implements PayloadWriter {
   publishTo(ring: Ring, readyAt: number, keyTable: Int32Array): boolean {
     const keyBytes = this.key === null ? 0 : Buffer.byteLength(this.key, 'utf8');
     const flags = (this.suspect ? FLAG_SUSPECT : 0) | this.kept | FLAG_AGAIN;
-    if (this.keySlot < 0) return ring.write(this, this.payload.byteLength, this.key, keyBytes, this.attempt, this.id, this.sentAt, readyAt, this.ascii, this.metaBytes(), flags);
-    return ring.write(this, this.payload.byteLength, this.key, keyBytes, this.attempt, this.id, this.sentAt, readyAt, this.ascii, this.metaBytes(), flags, keyTable, this.keySlot, this.keySeq);
+    if (this.keySlot < 0) return ring.write(this, this.payload.byteLength, this.key, keyBytes, this.attempt, this.id, this.sentAt, readyAt, this.ascii, this.metaBytes(), flags, null, 0, null, this.headers);
+    return ring.write(this, this.payload.byteLength, this.key, keyBytes, this.attempt, this.id, this.sentAt, readyAt, this.ascii, this.metaBytes(), flags, keyTable, this.keySlot, this.keySeq, this.headers);
   }
 
   /**
@@ -87,10 +96,12 @@ export class HeldMessage implements PayloadWriter {
     const start = ring.payloadStart(unit);
     const payloadBytes = ring.payloadBytes(unit);
     const metaBytes = ring.metaBytes(unit);
+    const headersBytes = (ring.flags(unit) & FLAG_HEADERS) === 0 ? 0 : ring.headersBytes(unit);
+    const metaAt = start + payloadBytes + headersBytes;
     let firstError: ErrorInfo | undefined;
     if (metaBytes > 0) {
       try {
-        firstError = JSON.parse(ring.buf.toString('utf8', start + payloadBytes, start + payloadBytes + metaBytes)) as ErrorInfo;
+        firstError = JSON.parse(ring.buf.toString('utf8', metaAt, metaAt + metaBytes)) as ErrorInfo;
       } catch {
         firstError = undefined;
       }
@@ -107,6 +118,7 @@ export class HeldMessage implements PayloadWriter {
     const flags = ring.flags(unit);
     held.suspect = (flags & FLAG_SUSPECT) !== 0;
     held.kept = flags & FLAGS_KEPT;
+    if (headersBytes > 0) held.headers = ring.u8.slice(start + payloadBytes, start + payloadBytes + headersBytes);
     if ((flags & FLAG_KEYED) !== 0) {
       held.keySlot = ring.keySlot(unit);
       held.keySeq = ring.keySeq(unit);

@@ -6,6 +6,7 @@ import { ErrorCodes, RingpoolError } from '../runtime/shared/errors.js';
 import type { BatchOptions, SendOptions } from '../runtime/shared/producer.js';
 import type { StreamItem } from '../runtime/shared/protocol.js';
 import { RetryAfterError } from './retry-after.js';
+import { NO_HEADERS } from '../runtime/shared/headers.js';
 import type { AnyMailboxes, MailboxTypes } from '../runtime/typed.js';
 
 export type { BatchOptions, SendOptions };
@@ -21,6 +22,8 @@ export interface HandlerContext<T extends MailboxTypes = AnyMailboxes> {
   readonly attempt: number;
   readonly mailbox: string;
   readonly key: string | undefined;
+  /** The headers the message was sent with (`send(..., { headers })`), kept across retries; frozen, empty when none. */
+  readonly headers: Readonly<Record<string, string>>;
   /**
    * Aborted when the lease (leaseMs from handler start) ends, and on a
    * partitioned Redis mailbox also when this process's lease of the
@@ -86,6 +89,8 @@ export interface FenceReader {
 
 export class MessageContext implements HandlerContext {
   private abort: AbortSignal | undefined;
+  /** The headers the message was sent with (frozen; one shared empty object when none). */
+  headers: Readonly<Record<string, string>> = NO_HEADERS;
   /** Set by the Invoker for a record of a partition: the fence table, the partition and its epoch at start. */
   fenceOf: FenceReader | null = null;
   partition = -1;

@@ -218,6 +218,7 @@ export class ConsoleRoutes {
       reason: l.reason,
       firstError: l.firstError ?? null,
       lastError: l.lastError ?? null,
+      headers: l.headers ?? {},
       enqueuedAt: l.enqueuedAt,
       deadAt: l.deadAt,
     }));

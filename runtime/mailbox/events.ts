@@ -10,7 +10,7 @@ import { ErrorCodes, RingpoolError } from '../shared/errors.js';
 import { ST_CLAIMED } from '../shared/layout.js';
 import type { WorkerEvent } from '../shared/protocol.js';
 import type { Ring } from '../shared/ring.js';
-import { HeldMessage } from '../held.js';
+import { HeldMessage, withHeaders } from '../held.js';
 import type { Replies } from '../replies.js';
 import type { Consumer } from './consumers.js';
 import type { Failures } from './failures.js';
@@ -61,7 +61,7 @@ export function routeEvent(r: EventRoutes, c: Consumer, ev: WorkerEvent): void {
     case 'delayed-send': {
       // Accepted (counted as enqueued) on the worker: never drop it, whatever became of that thread.
       const target = r.peer(ev.mailbox);
-      target?.acceptDelayed(heldKeyed(new HeldMessage(ev.id, 1, ev.sentAt, ev.key, ev.payload, ev.ascii, undefined), ev.keySlot, ev.keySeq), ev.delayMs);
+      target?.acceptDelayed(heldKeyed(withHeaders(new HeldMessage(ev.id, 1, ev.sentAt, ev.key, ev.payload, ev.ascii, undefined), ev.headers), ev.keySlot, ev.keySeq), ev.delayMs);
       return;
     }
     case 'defer': {

@@ -30,7 +30,7 @@ import { Producer, type BatchOptions, type SendOptions } from '../shared/produce
 import type { ProbeResult, RingRef, StreamItem, WorkerStats } from '../shared/protocol.js';
 import { Ring } from '../shared/ring.js';
 import { DeadLetterStore, type DeadLetter, type DeadLetterSink } from '../dead-letters.js';
-import { HeldMessage } from '../held.js';
+import { HeldMessage, withHeaders } from '../held.js';
 import { HoleRepairs } from '../holes.js';
 import type { ResolvedMailbox } from '../options.js';
 import { REPLY_RING_BYTES, Replies } from '../replies.js';
@@ -196,7 +196,7 @@ export class Mailbox {
       this.ring,
       this.codec,
       opts.maxMessageBytes,
-      (_p, bytes, ascii, key, delayMs, id, sentAt, keySlot, keySeq) => this.acceptDelayed(heldKeyed(new HeldMessage(id, 1, sentAt, key, bytes, ascii, undefined), keySlot, keySeq), delayMs),
+      (_p, bytes, ascii, key, delayMs, id, sentAt, keySlot, keySeq, headers) => this.acceptDelayed(heldKeyed(withHeaders(new HeldMessage(id, 1, sentAt, key, bytes, ascii, undefined), headers), keySlot, keySeq), delayMs),
       this.keys,
     );
     this.producer.countLocally = true;

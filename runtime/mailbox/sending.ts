@@ -7,7 +7,7 @@
 import { FLAG_CALL } from '../shared/layout.js';
 import { ErrorCodes, RingpoolError, describeValue } from '../shared/errors.js';
 import { MAX_PAUSE_MS, hold, now32, pauseUntil, resume } from '../shared/limit.js';
-import type { BatchOptions, Producer, SendOptions } from '../shared/producer.js';
+import { headersRefused, type BatchOptions, type Producer, type SendOptions } from '../shared/producer.js';
 import type { StreamItem } from '../shared/protocol.js';
 import type { Ring } from '../shared/ring.js';
 import type { Attached } from './attached.js';
@@ -28,7 +28,9 @@ export class Sending {
   /** rt.send(): into the ring, or to the source's engine when sends go there. */
   send(payload: unknown, opts: SendOptions | undefined): number {
     const out = this.d.attached.sendOut;
-    return out === null ? this.d.producer.send(payload, opts) : out(payload, opts, this.d.producer.closed);
+    if (out === null) return this.d.producer.send(payload, opts);
+    if (opts !== undefined && opts !== null && (opts as SendOptions).headers !== undefined) throw headersRefused(this.d.producer.mailbox);
+    return out(payload, opts, this.d.producer.closed);
   }
 
   /** An actor method call sent with `tell` (FLAG_CALL): into the ring, or to the source's engine when sends go there. */
@@ -39,6 +41,7 @@ export class Sending {
 
   /** rt.sendAsync(): resolves with the id once accepted (durable: written), or with the engine's name for it when sends go to the source. */
   sendAsyncOut(payload: unknown, opts: SendOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> {
+    if (this.d.attached.sendOut !== null && opts !== undefined && opts !== null && opts.headers !== undefined) return Promise.reject(headersRefused(this.d.producer.mailbox));
     return this.d.attached.sendAsyncOut(payload, opts, this.d.producer.closed, signal, timeoutMs) ?? this.sendAsync(payload, opts, signal, timeoutMs);
   }
 

@@ -112,8 +112,9 @@
  *  +44 i32 metaBytes    JSON of the first failure, carried across retries (0 = none)
  *  +48 i32 keySeq       FLAG_KEYED: this message's place in its key's order (see keys below)
  *  +52 i32 keySlot      FLAG_KEYED: the key's entry in the mailbox's key table
- *  +56 8 bytes spare
- *  +64 key bytes (utf8), then payload bytes, then meta bytes
+ *  +56 i32 headersBytes FLAG_HEADERS: the message's headers (JSON, utf8) after the payload (0 = none)
+ *  +60 4 bytes spare
+ *  +64 key bytes (utf8), then payload bytes, then headers bytes, then meta bytes
  *
  * Key table (a second small SharedArrayBuffer per mailbox, KEY_SLOTS entries
  * of KEY_WORDS Int32 words, indexed by a hash of the key; keys that share an
@@ -297,6 +298,7 @@ export const R_FLAGS = 10; // i32 word, byte 40
 export const R_META_BYTES = 11; // i32 word, byte 44
 export const R_KEY_SEQ = 12; // i32 word, byte 48
 export const R_KEY_SLOT = 13; // i32 word, byte 52
+export const R_HEADERS_BYTES = 14; // i32 word, byte 56
 export const RECORD_HEADER_BYTES = 64;
 export const FLAG_ASCII = 1;
 /** Put back after a thread crashed while several handlers ran on it: run it alone, so a second crash is blamed right. */
@@ -313,6 +315,8 @@ export const FLAG_AGAIN = 32;
 export const FLAG_VOID = 64;
 /** A record a source read from a partition of its engine (issue #29): a consumer starts it only while the fence table says the partition is this process's. */
 export const FLAG_PARTITION = 128;
+/** The record carries headers (R_HEADERS_BYTES of them after the payload): ctx.headers. */
+export const FLAG_HEADERS = 256;
 /** Flags a retry keeps (the rest are set per write). */
 export const FLAGS_KEPT = FLAG_ASK | FLAG_CALL | FLAG_PARTITION;
 

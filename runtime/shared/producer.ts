@@ -4,10 +4,11 @@
  * Thread-neutral. Allocates nothing per message beyond what the codec makes
  * (the JSON string); a key costs its byte length.
  */
+import { encodeHeaders } from './headers.js';
 import type { PayloadCodec } from './codec.js';
 import { BatchEncoder, batchLength, type BatchKey } from './batch.js';
 import { ErrorCodes, RingpoolError, describeValue, journalStopped, optionThrew } from './errors.js';
-import { ACTOR_WORD, GUARD_FREE, JOURNAL_CLOSED, JOURNAL_FAILED, KEY_WORDS, K_SENT, keySlotOf } from './layout.js';
+import { ACTOR_WORD, FOLLOW_WORD, GUARD_FREE, JOURNAL_CLOSED, JOURNAL_FAILED, KEY_WORDS, K_SENT, keySlotOf } from './layout.js';
 import { faultHook } from './faults.js';
 import { acquireGuard } from './guard.js';
 import { now } from './clock.js';
@@ -26,6 +27,12 @@ export interface SendOptions {
   key?: string;
   /** Deliver no sooner than this many ms from now. */
   delayMs?: number;
+  /**
+   * String keys and values carried beside the payload (at most 4096 bytes as
+   * JSON): `ctx.headers` in the handler, kept across retries, dead letters
+   * and redrives. In-memory mailboxes only for now (refused elsewhere).
+   */
+  headers?: Record<string, string>;
 }
 
 /** Where a delayed message goes: the dispatcher's timer heap (main) or a post to it (worker). */
@@ -39,6 +46,7 @@ export type DelayedSink = (
   sentAt: number,
   keySlot: number,
   keySeq: number,
+  headers: Uint8Array | null,
 ) => void;
 
 export class Producer {
@@ -57,6 +65,8 @@ export class Producer {
    */
   countLocally = false;
   enqueuedHere = 0;
+  /** Why this mailbox cannot keep headers yet (a durable one), or null: a send with headers is refused with it. */
+  headersRefused: string | null = null;
   /** Time spent inside send() (main thread, when metrics are on). */
   timing: LocalHistogram | null = null;
 
@@ -68,7 +78,10 @@ export class Producer {
     private readonly delayed: DelayedSink,
     /** The target mailbox's key table (keyed ordering). */
     readonly keyTable: Int32Array,
-  ) {}
+  ) {
+    // A followed ring (a journal, a store, a Redis source) hands its messages to what does not keep headers yet.
+    if (Atomics.load(ring.i32, FOLLOW_WORD) !== 0) this.headersRefused = HEADERS_NOT_KEPT;
+  }
 
   /** Send or throw: RINGPOOL_QUEUE_FULL when the ring has no room. */
   send(payload: unknown, opts: SendOptions | undefined, flags = 0): number {
@@ -102,13 +115,15 @@ export class Producer {
     let key: string | null = null;
     let keyBytes = 0;
     let delayMs = 0;
+    let headers: Buffer | null = null;
     if (opts !== undefined && opts !== null) {
-      const { key: k, delayMs: d } = readOptions(opts, 'send');
+      const { key: k, delayMs: d, headers: h } = readOptions(opts, 'send');
       if (k !== undefined && k !== null) {
         key = keyOf(k);
         keyBytes = Buffer.byteLength(key, 'utf8');
       }
       delayMs = delayOf(d);
+      if (h !== undefined) headers = this.headersOf(h);
     }
     this.lastDelayMs = delayMs;
     if (key === null) this.checkKeyless();
@@ -134,7 +149,7 @@ export class Producer {
     const keySlot = key === null ? -1 : keySlotOf(key);
     const guard = this.guard;
     if (delayMs > 0) {
-      this.handDelayed(codec.preparedBytes(), codec.ascii, key, keySlot, delayMs, id, t);
+      this.handDelayed(codec.preparedBytes(), codec.ascii, key, keySlot, delayMs, id, t, headers);
       return id;
     }
     if (guard !== null && !acquireGuard(guard.i32, guard.index)) throw this.retiring();
@@ -143,8 +158,8 @@ export class Producer {
     let ok = false;
     try {
       ok = keySlot < 0
-        ? ring.write(codec, bytes, key, keyBytes, 1, id, t, t, codec.ascii, 0, flags)
-        : ring.write(codec, bytes, key, keyBytes, 1, id, t, t, codec.ascii, 0, flags, this.keyTable, keySlot, null);
+        ? ring.write(codec, bytes, key, keyBytes, 1, id, t, t, codec.ascii, 0, flags, null, 0, null, headers)
+        : ring.write(codec, bytes, key, keyBytes, 1, id, t, t, codec.ascii, 0, flags, this.keyTable, keySlot, null, headers);
     } finally {
       if (guard !== null) Atomics.store(guard.i32, guard.index, GUARD_FREE);
       if (!ok) this.countEnqueued(-1);
@@ -155,7 +170,7 @@ export class Producer {
   }
 
   /** Hand a delayed message to the dispatcher (counted, and keyed: in its key's order at send time). */
-  private handDelayed(bytes: Uint8Array, ascii: boolean, key: string | null, keySlot: number, delayMs: number, id: number, t: number): void {
+  private handDelayed(bytes: Uint8Array, ascii: boolean, key: string | null, keySlot: number, delayMs: number, id: number, t: number, headers: Uint8Array | null = null): void {
     const ring = this.ring;
     const guard = this.guard;
     // Taking a key's seq and handing the message over happen under the guard
@@ -167,11 +182,18 @@ export class Producer {
       // Counted and in its key's order, not yet handed over: written down for the dispatcher, should this thread die here (holes.ts).
       ring.markDelayed(keySlot, keySeq);
       if (faultHook !== null) faultHook('delayed-counted', ring.markTag);
-      this.delayed(this, bytes, ascii, key, delayMs, id, t, keySlot, keySeq);
+      this.delayed(this, bytes, ascii, key, delayMs, id, t, keySlot, keySeq, headers);
       ring.unmark();
     } finally {
       if (guard !== null) Atomics.store(guard.i32, guard.index, GUARD_FREE);
     }
+  }
+
+  /** A send's headers, encoded (shared/headers.ts); refused where they would not be kept (`headersRefused`). */
+  private headersOf(h: unknown): Buffer | null {
+    const b = encodeHeaders(h);
+    if (b !== null && this.headersRefused !== null) throw headersRefused(this.mailbox);
+    return b;
   }
 
   /** An actor mailbox takes no message without a key: RINGPOOL_KEY_REQUIRED. */
@@ -228,7 +250,9 @@ export class Producer {
     let key: BatchKey | null = null;
     let delayMs = 0;
     if (opts !== undefined && opts !== null) {
-      const { key: k, delayMs: d } = readOptions(opts, 'sendBatch');
+      const { key: k, delayMs: d, headers: h } = readOptions(opts, 'sendBatch');
+      // A batch's headers are not carried yet (single sends are): refused, never dropped.
+      if (h !== undefined) throw new RingpoolError(ErrorCodes.INVALID_OPTION, 'sendBatch options.headers: a batch carries no headers yet (send them one message at a time)', { option: 'headers' });
       if (k !== undefined && k !== null) {
         if (typeof k === 'function') key = k as BatchKey;
         else if (typeof k === 'string') key = keyOf(k);
@@ -338,14 +362,15 @@ export function keyOf(k: unknown): string {
 }
 
 /** What readOptions read last: one object for every send (no allocation a send; the caller takes the fields at once). */
-const read: { key: unknown; delayMs: unknown } = { key: undefined, delayMs: undefined };
+const read: { key: unknown; delayMs: unknown; headers: unknown } = { key: undefined, delayMs: undefined, headers: undefined };
 
 /** A send's options, each read once (a getter or Proxy trap that throws is RINGPOOL_INVALID_OPTION). */
-export function readOptions(opts: unknown, what: string): { key: unknown; delayMs: unknown } {
-  if (typeof opts !== 'object') throw badSendOption('', 'an object { key, delayMs }', opts);
+export function readOptions(opts: unknown, what: string): { key: unknown; delayMs: unknown; headers: unknown } {
+  if (typeof opts !== 'object') throw badSendOption('', 'an object { key, delayMs, headers }', opts);
   try {
     read.key = (opts as SendOptions).key;
     read.delayMs = (opts as SendOptions).delayMs;
+    read.headers = (opts as SendOptions).headers;
   } catch (err) {
     throw optionThrew(`${what} options`, err);
   }
@@ -357,6 +382,14 @@ export function delayOf(d: unknown): number {
   if (d === undefined) return 0;
   if (typeof d !== 'number' || !(d >= 0) || d === Infinity) throw badSendOption('delayMs', 'a finite number >= 0', d);
   return d;
+}
+
+/** Why a mailbox refuses headers (issue #32 carries them on in-memory mailboxes first). */
+export const HEADERS_NOT_KEPT = 'headers are kept by in-memory mailboxes only yet (not by a durable, store-backed or Redis mailbox)';
+
+/** RINGPOOL_INVALID_OPTION for headers sent to a mailbox that would not keep them. */
+export function headersRefused(mailbox: string): RingpoolError {
+  return new RingpoolError(ErrorCodes.INVALID_OPTION, `send options.headers: ${HEADERS_NOT_KEPT}; mailbox '${mailbox}'`, { option: 'headers', mailbox });
 }
 
 export function badSendOption(name: string, expected: string, value: unknown): RingpoolError {

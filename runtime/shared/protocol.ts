@@ -110,6 +110,8 @@ export type WorkerEvent =
       sentAt: number;
       keySlot: number;
       keySeq: number;
+      /** Its headers as encoded (shared/headers.ts), or null. */
+      headers: Uint8Array | null;
     }
   /**
    * A handler's chained sends to Redis mailboxes, in order, posted when it

@@ -37,6 +37,7 @@ import {
   R_KEY_SEQ,
   R_KEY_SLOT,
   R_META_BYTES,
+  R_HEADERS_BYTES,
   R_PAYLOAD_BYTES,
   R_UNITS,
   POOL_HOSTS,
@@ -168,6 +169,10 @@ export class RingView {
   }
   metaBytes(unit: number): number {
     return this.i32[(this.dataOff >> 2) + (unit << 2) + R_META_BYTES]!;
+  }
+  /** FLAG_HEADERS: their bytes, after the payload (0 without the flag: the word is written with every header). */
+  headersBytes(unit: number): number {
+    return this.i32[(this.dataOff >> 2) + (unit << 2) + R_HEADERS_BYTES]!;
   }
   flags(unit: number): number {
     return this.i32[(this.dataOff >> 2) + (unit << 2) + R_FLAGS]!;

@@ -41,50 +41,11 @@
  *             a slow message holds the space behind it (bounded by leaseMs).
  */
 import {
-  CLAIMED,
-  FLAG_ASCII,
-  RECORD_HEADER_BYTES,
-  R_ATTEMPT,
-  R_F64_ID,
-  R_F64_READY_AT,
-  R_F64_SENT_AT,
-  R_FLAGS,
-  R_KEY_BYTES,
-  R_META_BYTES,
-  R_PAYLOAD_BYTES,
-  UNIT_SHIFT,
-  FLAG_KEYED,
-  FOLLOWED,
-  FOLLOW_WORD,
-  HEAD,
-  JOURNALED,
-  JOURNAL_WORD,
-  HELD_UNITS_WORD,
-  KEY_WORDS,
-  K_SENT,
-  PUBLISHED,
-  READ,
-  R_KEY_SEQ,
-  R_KEY_SLOT,
-  R_UNITS,
-  SPACE_SEQ,
-  SPACE_WAITERS,
-  ST_CLAIMED,
-  ST_DONE,
-  ST_FREE,
-  ST_READY,
-  ST_RECLAIMING,
-  ST_SKIP,
-  ST_TAKEN,
-  TAIL,
-  DELAYED_TAG,
-  RESV_BATCH,
-  RESV_BATCH_LAID,
-  MARK_HEAD,
-  MARK_KEY,
-  MARK_NEED,
-  MARK_SEQ,
-  MARK_TAG,
+  CLAIMED, FLAG_ASCII, FLAG_HEADERS, RECORD_HEADER_BYTES, R_ATTEMPT, R_F64_ID, R_F64_READY_AT, R_F64_SENT_AT,
+  R_FLAGS, R_KEY_BYTES, R_META_BYTES, R_HEADERS_BYTES, R_PAYLOAD_BYTES, UNIT_SHIFT, FLAG_KEYED, FOLLOWED,
+  FOLLOW_WORD, HEAD, JOURNALED, JOURNAL_WORD, HELD_UNITS_WORD, KEY_WORDS, K_SENT, PUBLISHED, READ, R_KEY_SEQ,
+  R_KEY_SLOT, R_UNITS, SPACE_SEQ, SPACE_WAITERS, ST_CLAIMED, ST_DONE, ST_FREE, ST_READY, ST_RECLAIMING, ST_SKIP,
+  ST_TAKEN, TAIL, DELAYED_TAG, RESV_BATCH, RESV_BATCH_LAID, MARK_HEAD, MARK_KEY, MARK_NEED, MARK_SEQ, MARK_TAG,
   recordUnits,
 } from './layout.js';
 import { writeUtf8 } from './codec.js';
@@ -239,6 +200,7 @@ export class Ring extends RingView {
     readyAt: number,
     flags: number,
     metaBytes: number,
+    headersBytes = 0,
   ): number {
     const off = this.dataOff + (unit << UNIT_SHIFT);
     const w = off >> 2;
@@ -251,6 +213,7 @@ export class Ring extends RingView {
     i32[w + R_ATTEMPT] = attempt;
     i32[w + R_FLAGS] = flags;
     i32[w + R_META_BYTES] = metaBytes;
+    i32[w + R_HEADERS_BYTES] = headersBytes;
     f64[f + R_F64_ID] = id;
     f64[f + R_F64_SENT_AT] = sentAt;
     f64[f + R_F64_READY_AT] = readyAt;
@@ -270,7 +233,8 @@ export class Ring extends RingView {
 
   /**
    * Reserve, write and publish one record. `key` is written when keyBytes > 0;
-   * `payload.write` writes the payload and then `metaBytes` of meta.
+   * `payload.write` writes the payload and then, past the `headers` (written
+   * here, after the payload), `metaBytes` of meta.
    * Returns false when the ring is full (nothing written).
    */
   write(
@@ -288,11 +252,13 @@ export class Ring extends RingView {
     keyTable: Int32Array | null = null,
     keySlot = 0,
     keySeq: number | null = null,
+    headers: Uint8Array | null = null,
   ): boolean {
-    const units = recordUnits(keyBytes + metaBytes, payloadBytes);
+    const headersBytes = headers === null ? 0 : headers.byteLength;
+    const units = recordUnits(keyBytes + metaBytes + headersBytes, payloadBytes);
     const unit = this.reserve(units);
     if (unit < 0) return false;
-    let flags = (ascii ? FLAG_ASCII : 0) | extraFlags;
+    let flags = (ascii ? FLAG_ASCII : 0) | (headersBytes === 0 ? extraFlags & ~FLAG_HEADERS : extraFlags | FLAG_HEADERS);
     if (keyTable !== null) {
       // The key's sequence number is taken only now that the record has room:
       // a send that fails on a full ring must not leave a hole in its key's order.
@@ -308,9 +274,10 @@ export class Ring extends RingView {
       this.i32[w + R_KEY_SLOT] = keySlot;
       flags |= FLAG_KEYED;
     }
-    const body = this.writeHeader(unit, units, payloadBytes, keyBytes, attempt, id, sentAt, readyAt, flags, metaBytes);
+    const body = this.writeHeader(unit, units, payloadBytes, keyBytes, attempt, id, sentAt, readyAt, flags, metaBytes, headersBytes);
     if (keyBytes !== 0) writeUtf8(this.buf, key!, body, keyBytes);
     payload.write(this.buf, body + keyBytes);
+    if (headers !== null) this.buf.set(headers, body + keyBytes + payloadBytes);
     if (faultHook !== null) faultHook('ring-reserved', this.markTag);
     this.woke = this.publish(unit);
     if (faultHook !== null) faultHook('published', this.woke ? 1 : 0);

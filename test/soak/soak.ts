@@ -213,12 +213,13 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   const brokenKeys = new Set<string>();
   const ch = new BroadcastChannel('ringpool-soak');
   ch.onmessage = (e: unknown) => {
-    const [type, i, attempt, thread] = (e as { data: [number, number, number, number] }).data;
+    const [type, i, attempt, thread, headersOk] = (e as { data: [number, number, number, number, boolean?] }).data;
     events++;
     const m = msgs[i]!;
     if (type === 1) {
       successes[i]!.push({ attempt, thread });
       if (isPoison(m.f)) violate(`poison message ${i} (${FATE_NAMES[m.f]}) succeeded at attempt ${attempt}`);
+      if (headersOk === false) violate(`message ${i} ran at attempt ${attempt} without the headers it was sent with (or with others)`);
       return;
     }
     // A keyed start: never behind a later start of its key, and every earlier non-poison message of the key has succeeded.
@@ -257,12 +258,15 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     await rt.start();
     // Paced sends: loose and keyed with send() (sendAsync when full), tight with sendAsync only.
     const perTick = Math.max(1, Math.ceil(total / (sendMs / 10)));
-    const payload = (m: Msg): object => ({ i: m.i, f: m.f, ...(m.ms ? { ms: m.ms } : {}), ...(m.k !== undefined ? { k: m.k, s: m.s } : {}) });
+    // Odd messages carry headers ({ i }) on in-memory mailboxes (the journal and the feed's store keep none yet): the handler checks them on every attempt.
+    const headed = (m: Msg): boolean => !config.feed && !config.journal && (m.i & 1) === 1;
+    const payload = (m: Msg): object => ({ i: m.i, f: m.f, ...(m.ms ? { ms: m.ms } : {}), ...(m.k !== undefined ? { k: m.k, s: m.s } : {}), ...(headed(m) ? { h: 1 } : {}) });
     const sendAll = async (box: Msg['box']): Promise<void> => {
       const mine = msgs.filter((m) => m.box === box);
       for (let j = 0; j < mine.length; j++) {
         const m = mine[j]!;
-        const o = m.k !== undefined ? { key: m.k } : undefined;
+        const h = headed(m) ? { headers: { i: String(m.i) } } : undefined;
+        const o = m.k !== undefined ? { key: m.k, ...h } : h;
         if (box === 'tight') m.id = await rt.sendAsync(box, payload(m), o);
         else {
           try {

@@ -4,7 +4,8 @@
  * here. Worker thread.
  */
 import type { PayloadCodec } from '../../runtime/shared/codec.js';
-import { FLAG_ASCII, FLAG_CALL, FLAG_PARTITION } from '../../runtime/shared/layout.js';
+import { FLAG_ASCII, FLAG_CALL, FLAG_HEADERS, FLAG_PARTITION } from '../../runtime/shared/layout.js';
+import { decodeHeaders } from '../../runtime/shared/headers.js';
 import type { FenceView } from '../../runtime/shared/partition.js';
 import type { Ring } from '../../runtime/shared/ring.js';
 import { MessageContext, fencedError, type ContextHost, type Handler } from '../context.js';
@@ -30,8 +31,11 @@ export class Invoker {
   context(unit: number, started: number): MessageContext {
     const ring = this.ring;
     const ctx = new MessageContext(this.host, ring.id(unit), ring.attempt(unit), ring.key(unit), started);
+    const flags = ring.flags(unit);
+    // Decoded now, while the record is this thread's: the handler may read ctx.headers after its message was acked.
+    if ((flags & FLAG_HEADERS) !== 0) ctx.headers = decodeHeaders(ring.buf, ring.payloadStart(unit) + ring.payloadBytes(unit), ring.headersBytes(unit));
     const f = this.fence;
-    if (f !== null && (ring.flags(unit) & FLAG_PARTITION) !== 0 && ctx.key !== undefined) {
+    if (f !== null && (flags & FLAG_PARTITION) !== 0 && ctx.key !== undefined) {
       ctx.fenceOf = f;
       ctx.partition = f.partition(ctx.key);
       ctx.fence = f.epoch(ctx.partition);

@@ -134,8 +134,8 @@ export class Outbound implements ContextHost {
       ring,
       this.codecs.get(mailbox)!,
       ref.maxMessageBytes,
-      (_p, bytes, ascii, key, delayMs, id, sentAt, keySlot, keySeq) =>
-        post({ type: 'delayed-send', mailbox, payload: bytes, ascii, key, delayMs, id, sentAt, keySlot, keySeq }),
+      (_p, bytes, ascii, key, delayMs, id, sentAt, keySlot, keySeq, headers) =>
+        post({ type: 'delayed-send', mailbox, payload: bytes, ascii, key, delayMs, id, sentAt, keySlot, keySeq, headers }),
       mailbox === this.mailbox ? this.keys : new Int32Array(ref.keys),
     );
     p.guard = { i32: slot.i32, index: slot.guardWord };

@@ -11,7 +11,7 @@
  */
 import { describeValue, ErrorCodes, optionThrew, RingpoolError } from '../../runtime/shared/errors.js';
 import type { BatchOptions, SendOptions } from '../../runtime/shared/producer.js';
-import { delayOf, keyOf, readOptions } from '../../runtime/shared/producer.js';
+import { delayOf, headersRefused, keyOf, readOptions } from '../../runtime/shared/producer.js';
 import type { RingRef, StreamItem } from '../../runtime/shared/protocol.js';
 import type { SlotView } from '../../runtime/shared/slot.js';
 import type { MessageContext } from '../context.js';
@@ -38,6 +38,7 @@ export class StreamSends {
     let delayMs = 0;
     if (opts !== undefined && opts !== null) {
       const o = readOptions(opts, 'send');
+      if (o.headers !== undefined) throw headersRefused(mailbox);
       const k = o.key;
       delayMs = Math.ceil(delayOf(o.delayMs));
       if (k !== undefined && k !== null) key = this.keyFor(mailbox, ref, k);

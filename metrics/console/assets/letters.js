@@ -249,6 +249,9 @@ function openDetail(p, l) {
     el('dl', { class: 'meta' }, meta.map(([k, v]) => [el('dt', null, k), el('dd', null, String(v ?? '—'))])),
     el('h4', null, bytes ? 'payload (undecodable bytes, base64)' : 'payload'),
     el('pre', { class: 'payload', 'data-testid': 'letter-payload' }, pretty(l.payload)),
+    l.headers && typeof l.headers === 'object' && Object.keys(l.headers).length
+      ? [el('h4', null, 'headers'), el('pre', { class: 'payload', 'data-testid': 'letter-headers' }, pretty(l.headers))]
+      : null,
     errors.length ? errors.map(([label, e]) => errorBlock(label, e)) : el('p', { class: 'muted' }, 'no error recorded'));
   p.detail.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeDetail(p); });
   p.body.append(p.detail);

@@ -6,6 +6,7 @@
  * this store for a Redis mailbox: the same list/redrive/purge as the
  * in-memory one, but asynchronous (they are Redis commands).
  */
+import { NO_HEADERS } from '../../shared/headers.js';
 import type { DeadLetter, DeadLetterReason, DeadLetterSink } from '../../dead-letters.js';
 import type { HeldMessage } from '../../held.js';
 import { DEAD_LETTER_REASONS } from '../../outcome.js';
@@ -170,6 +171,7 @@ export class RedisDeadLetters implements StreamDeadLetters {
       mailbox: this.mailbox,
       payload,
       key: f.has(KEY_FIELD) ? text(KEY_FIELD) : undefined,
+      headers: NO_HEADERS, // a Redis mailbox carries no headers yet
       attempts: num('attempts'),
       firstError: err('first'),
       lastError: err('last'),

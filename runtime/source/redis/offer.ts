@@ -7,6 +7,7 @@
  * written by ringpool (no field `d`), over maxMessageBytes, or delivered
  * more than maxAttempts times without an outcome (a crash loop).
  */
+import { NO_HEADERS } from '../../shared/headers.js';
 import type { DeadLetter, DeadLetterReason } from '../../dead-letters.js';
 import { now } from '../../shared/clock.js';
 import { ErrorCodes } from '../../shared/errors.js';
@@ -119,6 +120,6 @@ export class Offer {
     } catch {
       // undecodable: the bytes
     }
-    return { id: f.localId, mailbox: this.src.mailbox, payload, key: f.key ?? undefined, attempts: f.attempts, firstError: f.firstError, lastError: f.lastError, enqueuedAt: f.enqueuedAt, deadAt: f.deadAt, reason: f.reason };
+    return { id: f.localId, mailbox: this.src.mailbox, payload, key: f.key ?? undefined, attempts: f.attempts, firstError: f.firstError, lastError: f.lastError, enqueuedAt: f.enqueuedAt, deadAt: f.deadAt, reason: f.reason, headers: NO_HEADERS };
   }
 }

@@ -1,0 +1,103 @@
+// Message headers (issue #32): send(mailbox, payload, { headers }) on an in-memory mailbox gives the handler
+// ctx.headers (frozen; an empty object without), and they are kept on every path a message takes here: retries
+// (with the first error's meta after them in the record), keyed turns, delayed sends (main thread and a handler's),
+// a handler's ctx.send, dead letters (rt.deadLetters().list()[i].headers) and redrives. Bad headers, too large ones,
+// and headers to a mailbox that would not keep them yet (durable, store-backed, Redis) are refused with
+// RINGPOOL_INVALID_OPTION naming `headers`, nothing sent.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { MailboxOptions } from 'ringpool';
+import { expectCode, fixture, runtime, until } from '../helpers.js';
+
+interface Run {
+  i: number;
+  attempt: number;
+  headers: Record<string, string>;
+  frozen: boolean;
+}
+let bc: BroadcastChannel | null = null;
+function listen(): Run[] {
+  const runs: Run[] = [];
+  bc = new BroadcastChannel('ringpool-test-headers');
+  bc.onmessage = (ev) => runs.push((ev as MessageEvent<Run>).data);
+  return runs;
+}
+afterEach(() => {
+  bc?.close();
+  bc = null;
+});
+
+const box = (extra: Partial<MailboxOptions> = {}): MailboxOptions =>
+  ({ handler: fixture('headers-echo.js'), minThreads: 2, maxThreads: 2, autoscale: false, maxAttempts: 3, backoff: { baseMs: 1, maxMs: 5 }, ...extra }) as MailboxOptions;
+
+describe('message headers', () => {
+  it('reach the handler as ctx.headers, across retries, keys, delays, ctx.send, dead letters and a redrive', async () => {
+    const runs = listen();
+    const rt = runtime({ mailboxes: { m: box({ concurrency: 4 }), n: box() } });
+    await rt.start();
+    try {
+      const h = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', tenant: 'ä-ü' };
+      rt.send('m', { i: 1 }, { headers: h });
+      rt.send('m', { i: 2 }); // none
+      rt.send('m', { i: 3, fail: 1 }, { headers: h }); // retried once
+      rt.send('m', { i: 4, fail: 1 }, { key: 'k', headers: { k: 'v' } }); // keyed, retried
+      rt.send('m', { i: 5 }, { delayMs: 50, headers: { d: '1' } });
+      rt.send('m', { i: 6, forward: 'n', forwardHeaders: { from: 'handler' } }, { headers: h });
+      rt.send('m', { i: 7, forward: 'n', forwardHeaders: { later: 'yes' }, forwardDelayMs: 30 });
+      rt.send('m', { i: 8, fail: 99 }, { headers: { dead: 'letter' } }); // dead-lettered after 3 attempts
+      await rt.sendAsync('m', { i: 9 }, { headers: { via: 'sendAsync' } });
+      await rt.onIdle();
+      const of = (i: number) => runs.filter((r) => r.i === i);
+      expect(of(1).map((r) => r.headers)).toEqual([h]);
+      expect(of(1)[0]!.frozen).toBe(true);
+      expect(of(2).map((r) => r.headers)).toEqual([{}]);
+      expect(of(3).map((r) => [r.attempt, r.headers])).toEqual([[1, h], [2, h]]);
+      expect(of(4).map((r) => [r.attempt, r.headers])).toEqual([[1, { k: 'v' }], [2, { k: 'v' }]]);
+      expect(of(5).map((r) => r.headers)).toEqual([{ d: '1' }]);
+      expect(of(1006).map((r) => r.headers)).toEqual([{ from: 'handler' }]);
+      expect(of(1007).map((r) => r.headers)).toEqual([{ later: 'yes' }]);
+      expect(of(9).map((r) => r.headers)).toEqual([{ via: 'sendAsync' }]);
+      expect(of(8).map((r) => r.headers)).toEqual([{ dead: 'letter' }, { dead: 'letter' }, { dead: 'letter' }]);
+      const [letter] = rt.deadLetters('m').list();
+      expect(letter!.headers).toEqual({ dead: 'letter' });
+      expect(letter!.firstError?.message).toBe('fails on attempt 1'); // the meta after the headers read right
+      expect(letter!.lastError?.message).toBe('fails on attempt 3');
+      expect(rt.deadLetters('m').list().length).toBe(1);
+      rt.deadLetters('m').redrive();
+      await until(() => of(8).length === 6, 5_000, 'the redriven letter to run its attempts again');
+      await rt.onIdle();
+      expect(of(8).slice(3).map((r) => r.headers)).toEqual([{ dead: 'letter' }, { dead: 'letter' }, { dead: 'letter' }]);
+    } finally {
+      await rt.close();
+    }
+  }, 30_000);
+
+  it('bad, too large, or headers a mailbox would not keep: RINGPOOL_INVALID_OPTION naming headers, nothing sent', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ringpool-headers-'));
+    const rt = runtime({
+      mailboxes: {
+        m: box(),
+        durable: box({ durability: { dir } } as Partial<MailboxOptions>),
+        redis: box({ source: { redis: { url: 'redis://127.0.0.1:1', stream: 'never' } } } as Partial<MailboxOptions>),
+      },
+    });
+    for (const [h, limit] of [['x', false], [[1], false], [{ a: 1 }, false], [{ a: 'x'.repeat(5000) }, true]] as const) {
+      const err = await expectCode(() => rt.send('m', { i: 0 }, { headers: h as never }), 'RINGPOOL_INVALID_OPTION');
+      expect(err.details).toMatchObject({ option: 'headers', ...(limit ? { limit: 4096 } : {}) });
+    }
+    for (const m of ['durable', 'redis']) {
+      const err = await expectCode(() => rt.send(m, { i: 0 }, { headers: { a: 'b' } }), 'RINGPOOL_INVALID_OPTION');
+      expect(err.message).toMatch(/in-memory mailboxes only/);
+    }
+    await expectCode(rt.sendAsync('redis', { i: 0 }, { headers: { a: 'b' } }), 'RINGPOOL_INVALID_OPTION');
+    await expectCode(rt.sendAsync('durable', { i: 0 }, { headers: { a: 'b' } }), 'RINGPOOL_INVALID_OPTION');
+    await expectCode(() => rt.sendBatch('m', [{ i: 0 }], { headers: { a: 'b' } } as never), 'RINGPOOL_INVALID_OPTION');
+    expect(rt.stats('m').enqueued).toBe(0);
+    expect(rt.stats('durable').enqueued).toBe(0);
+    rt.send('m', { i: 0 }, { headers: {} }); // empty: as none
+    expect(rt.stats('m').enqueued).toBe(1);
+    await rt.destroy();
+  });
+});
