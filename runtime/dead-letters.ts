@@ -5,7 +5,7 @@
  */
 import { ErrorCodes, RingpoolError, describeValue, optionThrew, type ErrorInfo } from './shared/errors.js';
 import type { HeldMessage } from './held.js';
-import { NO_HEADERS, decodeHeaders } from './shared/headers.js';
+import { decodeHeaderBytes } from './shared/headers.js';
 
 /** Why a message was dead-lettered: attempts spent, its thread crashed on its last attempt, it ran past leaseMs on its last attempt, or the handler said it can never succeed. */
 export type DeadLetterReason = 'max_attempts' | 'poison' | 'timeout' | 'unrecoverable';
@@ -150,7 +150,7 @@ export class DeadLetterStore implements DeadLetters, DeadLetterSink {
       enqueuedAt: e.held.sentAt,
       deadAt: e.deadAt,
       reason: e.reason,
-      headers: e.held.headers === null ? NO_HEADERS : decodeHeaders(Buffer.from(e.held.headers.buffer, e.held.headers.byteOffset, e.held.headers.byteLength), 0, e.held.headers.byteLength),
+      headers: decodeHeaderBytes(e.held.headers),
     };
   }
 

@@ -96,7 +96,8 @@ export class HeldMessage implements PayloadWriter {
     const start = ring.payloadStart(unit);
     const payloadBytes = ring.payloadBytes(unit);
     const metaBytes = ring.metaBytes(unit);
-    const headersBytes = (ring.flags(unit) & FLAG_HEADERS) === 0 ? 0 : ring.headersBytes(unit);
+    const flags = ring.flags(unit);
+    const headersBytes = (flags & FLAG_HEADERS) === 0 ? 0 : ring.headersBytes(unit);
     const metaAt = start + payloadBytes + headersBytes;
     let firstError: ErrorInfo | undefined;
     if (metaBytes > 0) {
@@ -112,10 +113,9 @@ export class HeldMessage implements PayloadWriter {
       ring.sentAt(unit),
       ring.key(unit) ?? null,
       ring.u8.slice(start, start + payloadBytes),
-      (ring.flags(unit) & FLAG_ASCII) !== 0,
+      (flags & FLAG_ASCII) !== 0,
       firstError,
     );
-    const flags = ring.flags(unit);
     held.suspect = (flags & FLAG_SUSPECT) !== 0;
     held.kept = flags & FLAGS_KEPT;
     if (headersBytes > 0) held.headers = ring.u8.slice(start + payloadBytes, start + payloadBytes + headersBytes);

@@ -28,7 +28,7 @@ export interface MailboxType {
 export type MailboxTypes = Record<string, MailboxType>;
 
 /** Any name, any payload: an untyped runtime. */
-export type AnyMailboxes = Record<string, MailboxType>;
+export type AnyMailboxes = MailboxTypes;
 
 /** The payload and result of a handler module's default export (unknown for anything else, an actor module included). */
 export type ModuleTypes<M> = M extends HandlerModule<infer P, infer R> ? { payload: P; result: Awaited<R> } : MailboxType;

@@ -8,6 +8,20 @@ afterEach(async () => {
   await Promise.allSettled(live.splice(0).map((rt) => rt.destroy()));
 });
 
+const channels: BroadcastChannel[] = [];
+afterEach(() => {
+  for (const c of channels.splice(0)) c.close();
+});
+
+/** Everything posted on BroadcastChannel `name` (by handler fixtures) during the test, in arrival order. */
+export function broadcastLog<T>(name: string): T[] {
+  const got: T[] = [];
+  const c = new BroadcastChannel(name);
+  c.onmessage = (ev) => got.push((ev as MessageEvent<T>).data);
+  channels.push(c);
+  return got;
+}
+
 /** A runtime destroyed after the test. */
 export function runtime(opts: RuntimeOptions): Runtime {
   const rt = createRuntime(opts);

@@ -72,19 +72,12 @@ export class Scaling {
     const ring = deps.ring;
     let handlerMs = 0;
     let n = 0;
-    let elu = 0;
-    let ne = 0;
     for (const c of deps.loops()) {
       if (c.state !== 'running') continue;
       const h = ring.slot(c.slot).handlerMs();
       if (h > 0) {
         handlerMs += h;
         n++;
-      }
-      const e = ring.slot(c.slot).elu();
-      if (!Number.isNaN(e)) {
-        elu += e;
-        ne++;
       }
     }
     if (n > 0) this.handlerSeconds = handlerMs / n / 1000;
@@ -97,7 +90,7 @@ export class Scaling {
         inFlight: s.inFlight,
         arrivalRate: deps.arrivalRate(),
         processingSeconds: this.handlerSeconds,
-        elu: ne > 0 ? elu / ne : undefined,
+        elu: this.elu(),
         threads: this.desired,
         concurrency: this.concurrency,
         limit: deps.limit?.(),

@@ -44,6 +44,11 @@ export function decodeHeaders(buf: Buffer, at: number, len: number): Readonly<Re
   return Object.freeze(Object.assign(Object.create(null) as Record<string, string>, JSON.parse(buf.toString('utf8', at, at + len)) as Record<string, string>));
 }
 
+/** The headers a HeldMessage keeps (its record's bytes), or none. */
+export function decodeHeaderBytes(bytes: Uint8Array | null): Readonly<Record<string, string>> {
+  return bytes === null ? NO_HEADERS : decodeHeaders(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0, bytes.byteLength);
+}
+
 function bad(expected: string, value: unknown): RingpoolError {
   return new RingpoolError(ErrorCodes.INVALID_OPTION, `send options.headers must be ${expected}, got ${describeValue(value)}`, { option: 'headers' });
 }

@@ -7,9 +7,9 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { MailboxOptions } from 'ringpool';
-import { expectCode, fixture, runtime, until } from '../helpers.js';
+import { broadcastLog, expectCode, fixture, runtime, until } from '../helpers.js';
 
 interface Run {
   i: number;
@@ -17,17 +17,7 @@ interface Run {
   headers: Record<string, string>;
   frozen: boolean;
 }
-let bc: BroadcastChannel | null = null;
-function listen(): Run[] {
-  const runs: Run[] = [];
-  bc = new BroadcastChannel('ringpool-test-headers');
-  bc.onmessage = (ev) => runs.push((ev as MessageEvent<Run>).data);
-  return runs;
-}
-afterEach(() => {
-  bc?.close();
-  bc = null;
-});
+const listen = (): Run[] => broadcastLog<Run>('ringpool-test-headers');
 
 const box = (extra: Partial<MailboxOptions> = {}): MailboxOptions =>
   ({ handler: fixture('headers-echo.js'), minThreads: 2, maxThreads: 2, autoscale: false, maxAttempts: 3, backoff: { baseMs: 1, maxMs: 5 }, ...extra }) as MailboxOptions;

@@ -2,9 +2,9 @@
 // holds more than max starts, and close to max while there is a backlog), rt.pause / rt.resume (timed and held), and
 // a handler's ctx.retryAfter (the mailbox starts nothing for that long, the message runs after it at attempt 1, no
 // dead letter). Starts are reported by the handler on a BroadcastChannel.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ErrorCodes, type MailboxOptions } from 'ringpool';
-import { expectCode, fixture, runtime, until } from '../helpers.js';
+import { broadcastLog, expectCode, fixture, runtime, until } from '../helpers.js';
 
 interface Start {
   i: number;
@@ -12,17 +12,7 @@ interface Start {
   attempt: number;
   thread: number;
 }
-let bc: BroadcastChannel | null = null;
-function listen(): Start[] {
-  const starts: Start[] = [];
-  bc = new BroadcastChannel('ringpool-test-starts');
-  bc.onmessage = (ev) => starts.push((ev as MessageEvent<Start>).data);
-  return starts;
-}
-afterEach(() => {
-  bc?.close();
-  bc = null;
-});
+const listen = (): Start[] => broadcastLog<Start>('ringpool-test-starts');
 
 /** Most starts in any half-open window [t, t + w) (times sorted). */
 function maxInWindow(ats: number[], w: number): number {

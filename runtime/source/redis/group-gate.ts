@@ -83,9 +83,6 @@ export class GroupGate {
   private groupUntil = 0;
   /** What this gate wrote to the header's pause: 'held', a PAUSE_UNTIL, or null. */
   private mirrored: 'held' | number | null = null;
-  /** Blocks and slots taken (stats). */
-  blocks = 0;
-  slots = 0;
 
   /** The gate of a mailbox whose rate limit is the group's (scope 'group'), or null. */
   static of(g: SourceContext['gate'], stream: string, client: () => Client): GroupGate | null {
@@ -138,8 +135,6 @@ export class GroupGate {
       if (granted > 0) {
         // The block starts that long after Redis's now; here, after the answer came (later by at most the round trip: safe).
         offerBlock(this.d.i32, (now32(at) + Number(r[1])) | 0, granted);
-        this.blocks++;
-        this.slots += granted;
       }
       this.mirror(Number(r[2]), at);
     } finally {
