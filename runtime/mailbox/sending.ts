@@ -49,6 +49,7 @@ export class Sending {
   sendBatch(payloads: readonly unknown[], opts: BatchOptions | undefined): number[] {
     const refused = this.d.attached.refusal('sendBatch');
     if (refused !== null) throw refused;
+    if (this.d.attached.sendOut !== null && opts !== undefined && opts !== null && opts.headers !== undefined) throw headersRefused(this.d.producer.mailbox);
     return this.d.attached.sendBatchOut(payloads, opts, this.d.producer.closed) ?? this.d.producer.sendBatch(payloads, opts);
   }
 
@@ -60,6 +61,7 @@ export class Sending {
 
   /** Resolves with the ids once the whole batch is accepted (on a durable mailbox: on disk, as for sendAsync). */
   sendBatchAsync(payloads: readonly unknown[], opts: BatchOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<number[]> {
+    if (this.d.attached.sendOut !== null && opts !== undefined && opts !== null && opts.headers !== undefined) return Promise.reject(headersRefused(this.d.producer.mailbox));
     const out = this.d.attached.sendBatchAsyncOut(payloads, opts, this.d.producer.closed, signal, timeoutMs);
     if (out !== undefined) return out as Promise<number[]>; // the engine's names (stream entry ids), as sendAsync gives them
     const sent = this.d.intake.sendBatchAsync(payloads, opts, signal, timeoutMs);

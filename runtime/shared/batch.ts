@@ -17,6 +17,7 @@
  */
 import {
   FLAG_ASCII,
+  FLAG_HEADERS,
   FLAG_KEYED,
   KEY_WORDS,
   K_SENT,
@@ -82,18 +83,22 @@ export class BatchEncoder {
   /** Units the records take, headers included. */
   units = 0;
   keyed = false;
+  /** The batch's headers (every record carries the same), encoded; null for none. */
+  headers: Uint8Array | null = null;
 
   /**
    * Encode `payloads` (and their keys). Throws what a send throws for the
    * first bad one (its index in `details.index`), counting the whole batch
    * as rejected.
    */
-  encode(codec: PayloadCodec, payloads: readonly unknown[], n: number, key: BatchKey | null, maxMessageBytes: number, mailbox: string, ring: Ring): void {
+  encode(codec: PayloadCodec, payloads: readonly unknown[], n: number, key: BatchKey | null, maxMessageBytes: number, mailbox: string, ring: Ring, headers: Uint8Array | null = null): void {
     if (this.lens.length < n) this.grow(n);
     this.n = 0;
     this.units = 0;
     this.keyed = key !== null;
     this.codec = codec;
+    this.headers = headers;
+    const hb = headers === null ? 0 : headers.byteLength;
     for (let i = 0; i < n; i++) {
       let p: unknown;
       try {
@@ -141,7 +146,7 @@ export class BatchEncoder {
       this.keyLens[i] = kb;
       this.asciis[i] = codec.ascii ? 1 : 0;
       this.keys[i] = k;
-      const u = recordUnits(kb, bytes);
+      const u = recordUnits(kb + hb, bytes);
       this.unitsOf[i] = u;
       this.units += u;
     }
@@ -166,6 +171,7 @@ export class BatchEncoder {
   clear(): void {
     this.held.fill(undefined);
     this.keys.fill(null);
+    this.headers = null;
   }
   asciiOf(i: number): boolean {
     return this.asciis[i] === 1;
@@ -187,11 +193,14 @@ export class BatchEncoder {
     if (first < 0) return false;
     const i32 = ring.i32;
     const base = ring.dataOff >> 2;
+    const headers = this.headers;
+    const hb = headers === null ? 0 : headers.byteLength;
+    if (hb !== 0) flags |= FLAG_HEADERS;
     // Every header first (no seq yet), so a dead thread's batch can be read record by record (holes.ts).
     let u = first;
     for (let i = 0; i < n; i++) {
       const units = this.unitsOf[i]!;
-      ring.writeHeader(u, units, this.lens[i]!, this.keyLens[i]!, 1, ids[i]!, sentAt, sentAt, (this.asciis[i] === 1 ? FLAG_ASCII : 0) | flags, 0);
+      ring.writeHeader(u, units, this.lens[i]!, this.keyLens[i]!, 1, ids[i]!, sentAt, sentAt, (this.asciis[i] === 1 ? FLAG_ASCII : 0) | flags, 0, hb);
       u += units;
     }
     ring.markLaid();
@@ -212,6 +221,7 @@ export class BatchEncoder {
       }
       if (kb !== 0) writeUtf8(buf, this.keys[i]!, body, kb);
       codec.writeHeld(held[i], buf, body + kb, this.lens[i]!, this.asciis[i] === 1);
+      if (hb !== 0) buf.set(headers!, body + kb + this.lens[i]!);
       u += this.unitsOf[i]!;
     }
     if (faultHook !== null) faultHook('ring-reserved', ring.markTag);

@@ -19,6 +19,8 @@ import type { LocalHistogram } from './histogram.js';
 export interface BatchOptions {
   key?: BatchKey;
   delayMs?: number;
+  /** Headers every message of the batch carries (as SendOptions.headers). */
+  headers?: Record<string, string>;
 }
 
 /** Options of `send`, `sendAsync` and `ctx.send`. */
@@ -249,10 +251,11 @@ export class Producer {
     const n = batchLength(payloads, ring, this.mailbox);
     let key: BatchKey | null = null;
     let delayMs = 0;
+    let headers: Buffer | null = null;
     if (opts !== undefined && opts !== null) {
       const { key: k, delayMs: d, headers: h } = readOptions(opts, 'sendBatch');
-      // A batch's headers are not carried yet (single sends are): refused, never dropped.
-      if (h !== undefined) throw new RingpoolError(ErrorCodes.INVALID_OPTION, 'sendBatch options.headers: a batch carries no headers yet (send them one message at a time)', { option: 'headers' });
+      // One set for the whole batch: every record carries the same bytes.
+      if (h !== undefined) headers = this.headersOf(h);
       if (k !== undefined && k !== null) {
         if (typeof k === 'function') key = k as BatchKey;
         else if (typeof k === 'string') key = keyOf(k);
@@ -265,7 +268,7 @@ export class Producer {
     if (n === 0) return [];
     const enc = this.batch ?? (this.batch = new BatchEncoder());
     try {
-      enc.encode(this.codec, payloads, n, key, this.maxMessageBytes, this.mailbox, ring);
+      enc.encode(this.codec, payloads, n, key, this.maxMessageBytes, this.mailbox, ring, headers);
       return this.sendEncoded(enc, n, delayMs, t);
     } finally {
       enc.clear();
@@ -277,7 +280,7 @@ export class Producer {
     const ids: number[] = new Array(n);
     for (let i = 0; i < n; i++) ids[i] = ring.nextId();
     if (delayMs > 0) {
-      for (let i = 0; i < n; i++) this.handDelayed(enc.bytesOf(i), enc.asciiOf(i), enc.keyOf(i), enc.slotOf(i), delayMs, ids[i]!, t);
+      for (let i = 0; i < n; i++) this.handDelayed(enc.bytesOf(i), enc.asciiOf(i), enc.keyOf(i), enc.slotOf(i), delayMs, ids[i]!, t, enc.headers);
       return ids;
     }
     const guard = this.guard;

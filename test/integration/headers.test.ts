@@ -1,7 +1,7 @@
 // Message headers (issue #32): send(mailbox, payload, { headers }) on an in-memory mailbox gives the handler
 // ctx.headers (frozen; an empty object without), and they are kept on every path a message takes here: retries
 // (with the first error's meta after them in the record), keyed turns, delayed sends (main thread and a handler's),
-// a handler's ctx.send, dead letters (rt.deadLetters().list()[i].headers) and redrives. Bad headers, too large ones,
+// batches (sendBatch, sendBatchAsync, ctx.sendBatch: every message the batch's headers), a handler's ctx.send, dead letters (rt.deadLetters().list()[i].headers) and redrives. Bad headers, too large ones,
 // and headers to a mailbox that would not keep them yet (durable, store-backed, Redis) are refused with
 // RINGPOOL_INVALID_OPTION naming `headers`, nothing sent.
 import { mkdtempSync } from 'node:fs';
@@ -38,6 +38,10 @@ describe('message headers', () => {
       rt.send('m', { i: 7, forward: 'n', forwardHeaders: { later: 'yes' }, forwardDelayMs: 30 });
       rt.send('m', { i: 8, fail: 99 }, { headers: { dead: 'letter' } }); // dead-lettered after 3 attempts
       await rt.sendAsync('m', { i: 9 }, { headers: { via: 'sendAsync' } });
+      rt.sendBatch('m', [{ i: 10 }, { i: 11, fail: 1 }], { headers: { via: 'sendBatch' } });
+      rt.sendBatch('m', [{ i: 12 }], { headers: { via: 'delayed batch' }, delayMs: 20 });
+      await rt.sendBatchAsync('m', [{ i: 13 }], { headers: { via: 'sendBatchAsync' }, key: 'q' });
+      rt.send('m', { i: 14, forwardBatch: 'n', forwardHeaders: { via: 'ctx.sendBatch' } });
       await rt.onIdle();
       const of = (i: number) => runs.filter((r) => r.i === i);
       expect(of(1).map((r) => r.headers)).toEqual([h]);
@@ -49,6 +53,11 @@ describe('message headers', () => {
       expect(of(1006).map((r) => r.headers)).toEqual([{ from: 'handler' }]);
       expect(of(1007).map((r) => r.headers)).toEqual([{ later: 'yes' }]);
       expect(of(9).map((r) => r.headers)).toEqual([{ via: 'sendAsync' }]);
+      expect(of(10).map((r) => r.headers)).toEqual([{ via: 'sendBatch' }]);
+      expect(of(11).map((r) => [r.attempt, r.headers])).toEqual([[1, { via: 'sendBatch' }], [2, { via: 'sendBatch' }]]);
+      expect(of(12).map((r) => r.headers)).toEqual([{ via: 'delayed batch' }]);
+      expect(of(13).map((r) => r.headers)).toEqual([{ via: 'sendBatchAsync' }]);
+      expect([...of(1014), ...of(2014)].map((r) => r.headers)).toEqual([{ via: 'ctx.sendBatch' }, { via: 'ctx.sendBatch' }]);
       expect(of(8).map((r) => r.headers)).toEqual([{ dead: 'letter' }, { dead: 'letter' }, { dead: 'letter' }]);
       const [letter] = rt.deadLetters('m').list();
       expect(letter!.headers).toEqual({ dead: 'letter' });
@@ -83,7 +92,9 @@ describe('message headers', () => {
     }
     await expectCode(rt.sendAsync('redis', { i: 0 }, { headers: { a: 'b' } }), 'RINGPOOL_INVALID_OPTION');
     await expectCode(rt.sendAsync('durable', { i: 0 }, { headers: { a: 'b' } }), 'RINGPOOL_INVALID_OPTION');
-    await expectCode(() => rt.sendBatch('m', [{ i: 0 }], { headers: { a: 'b' } } as never), 'RINGPOOL_INVALID_OPTION');
+    await expectCode(() => rt.sendBatch('redis', [{ i: 0 }], { headers: { a: 'b' } }), 'RINGPOOL_INVALID_OPTION');
+    await expectCode(rt.sendBatchAsync('durable', [{ i: 0 }], { headers: { a: 'b' } }), 'RINGPOOL_INVALID_OPTION');
+    await expectCode(() => rt.sendBatch('m', [{ i: 0 }], { headers: { a: 1 } as never }), 'RINGPOOL_INVALID_OPTION');
     expect(rt.stats('m').enqueued).toBe(0);
     expect(rt.stats('durable').enqueued).toBe(0);
     rt.send('m', { i: 0 }, { headers: {} }); // empty: as none

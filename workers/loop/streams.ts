@@ -53,6 +53,7 @@ export class StreamSends {
     let delayMs = 0;
     if (opts !== undefined && opts !== null) {
       const o = readOptions(opts, 'sendBatch');
+      if (o.headers !== undefined) throw headersRefused(mailbox);
       key = o.key ?? null;
       delayMs = Math.ceil(delayOf(o.delayMs));
     }
