@@ -16,7 +16,7 @@ export { decide as autoscalePolicy, autoscaleDefaults } from './autoscale-policy
 export type { AutoscaleConfig, Decision, Observation, Recommendation } from './autoscale-policy.js';
 export type { DeadLetter, DeadLetterReason, DeadLetters } from './dead-letters.js';
 export { mailboxDefaults, runtimeDefaults } from './options.js';
-export type { AutoscaleOptions, BackoffOptions, MailboxOptions, RuntimeOptions } from './options.js';
+export type { AutoscaleOptions, BackoffOptions, MailboxOptions, RuntimeOptions, TracingOptions } from './options.js';
 export { ErrorCodes, RingpoolError } from './shared/errors.js';
 export type { ErrorCode, ErrorInfo } from './shared/errors.js';
 export type { Codec, CodecOption } from './shared/codec.js';
@@ -24,3 +24,4 @@ export type { BatchOptions, SendOptions } from './shared/producer.js';
 export type { WorkerStats } from './shared/protocol.js';
 export type { PoolStats } from './pool/shared.js';
 export type { PoolOptions } from './pool/options.js';
+export type { SendMessage as TraceSendMessage, ProcessMessage as TraceProcessMessage } from './shared/tracing.js';

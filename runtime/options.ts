@@ -14,6 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { resolve as resolvePath } from 'node:path';
 import type { ResourceLimits } from 'node:worker_threads';
 import type { Codec, CodecOption } from './shared/codec.js';
+import type { TracingSpec } from './shared/protocol.js';
 import { ErrorCodes, RingpoolError, describeValue, invalidOption } from './shared/errors.js';
 import { autoscaleDefaults } from './autoscale-policy.js';
 import type { MessageStore } from './store/store.js';
@@ -149,6 +150,25 @@ export interface RuntimeOptions {
   tickMs?: number;
   /** The threads mailboxes share (those without `threads: 'dedicated'`). */
   pool?: PoolOptions;
+  /**
+   * OpenTelemetry (with `@opentelemetry/api` installed and a tracer provider
+   * registered): a `send <mailbox>` span around each send, its context in the
+   * message's headers, and a `process <mailbox>` span around each attempt on
+   * the consumer thread. `false`: no spans and no `ringpool:*` channels.
+   */
+  tracing?: TracingOptions | false;
+}
+
+/** `tracing`: where consumer threads get their tracer provider, and how a process span relates to its send. */
+export interface TracingOptions {
+  /**
+   * A module each consumer thread imports before its handler: it registers
+   * that thread's tracer provider (each thread has its own OpenTelemetry
+   * globals). Without it, a handler module (or `node --import`) may do so.
+   */
+  setup?: string | URL;
+  /** The process span links to the send's context (`'link'`), or is also its child (`'child'`: one trace per message). @default 'link' */
+  process?: 'link' | 'child';
 }
 
 /** The defaults of a mailbox's options (the README's table is checked against it). */
@@ -175,6 +195,7 @@ export const runtimeDefaults = Object.freeze({
   startTimeoutMs: 10_000,
   tickMs: 100,
   pool: Object.freeze({}),
+  tracing: Object.freeze({ process: 'link' as const }),
 });
 
 /** Largest maxMessageBytes accepted. */
@@ -196,6 +217,8 @@ export interface ResolvedMailbox {
   deadLetterLimit: number;
   resourceLimits: ResourceLimits | undefined;
   threads: 'shared' | 'dedicated';
+  /** How its consumer threads trace (the runtime's `tracing`, with this mailbox's maxAttempts); null: `tracing: false`. */
+  tracing: TracingSpec | null;
   /** Per thread (with adaptive concurrency: adaptive.max, the mailbox-wide limit bounds it). */
   concurrency: number;
   /** Adaptive concurrency, or null (fixed). */
@@ -226,6 +249,8 @@ export interface ResolvedRuntime {
   startTimeoutMs: number;
   tickMs: number;
   pool: ResolvedPool;
+  /** null: `tracing: false`. */
+  tracing: { setup: string | null; process: 'link' | 'child' } | null;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -329,6 +354,7 @@ export function resolveMailbox(name: string, o: unknown): ResolvedMailbox {
     source: isBuiltInSource(o.source) ? null : seam<MessageSource>(`${p}.source`, o.source, ['start', 'outcomes', 'stop']),
     builtInSource: builtInSource(p, o, leaseMs),
     durability: durability(`${p}.durability`, o.durability, o.store),
+    tracing: { setup: null, process: 'link', maxAttempts } as TracingSpec | null,
   });
 }
 
@@ -402,5 +428,17 @@ export function resolveRuntime(o: unknown): ResolvedRuntime {
   });
   const startTimeoutMs = o.startTimeoutMs === undefined ? runtimeDefaults.startTimeoutMs : int('startTimeoutMs', o.startTimeoutMs, 1, MAX_TIMER_MS);
   const tickMs = o.tickMs === undefined ? runtimeDefaults.tickMs : int('tickMs', o.tickMs, 1, 60_000);
-  return Object.assign(Object.create(null) as ResolvedRuntime, { mailboxes, startTimeoutMs, tickMs, pool: resolvePool('pool', o.pool) });
+  const tracing = resolveTracing(o.tracing);
+  for (const m of mailboxes) m.tracing = tracing === null ? null : { ...tracing, maxAttempts: m.maxAttempts };
+  return Object.assign(Object.create(null) as ResolvedRuntime, { mailboxes, startTimeoutMs, tickMs, pool: resolvePool('pool', o.pool), tracing });
+}
+
+function resolveTracing(v: unknown): ResolvedRuntime['tracing'] {
+  if (v === false) return null;
+  if (v === undefined) return { setup: null, process: 'link' };
+  if (!isPlainObject(v)) throw invalidOption('tracing', 'false, or an object { setup, process }', v);
+  for (const k of Object.keys(v)) if (k !== 'setup' && k !== 'process') throw invalidOption(`tracing.${k}`, 'one of setup, process (unknown option)', v[k]);
+  const p = v.process ?? 'link';
+  if (p !== 'link' && p !== 'child') throw invalidOption('tracing.process', "'link' or 'child'", p);
+  return { setup: v.setup === undefined ? null : handlerUrl('tracing.setup', v.setup), process: p };
 }

@@ -37,7 +37,7 @@ import type { ConsumerState, WorkerCrashEvent } from './types.js';
 
 export interface ConsumersDeps {
   mailbox: string;
-  opts: Pick<ResolvedMailbox, 'minThreads' | 'handlerUrl' | 'codec' | 'leaseMs' | 'batchSize'>;
+  opts: Pick<ResolvedMailbox, 'minThreads' | 'handlerUrl' | 'codec' | 'leaseMs' | 'batchSize' | 'tracing'>;
   /** The threads its loops run on, made at start() (the runtime's shared pool, or its own). */
   threads: () => LaneHost;
   ring: Ring;
@@ -196,6 +196,7 @@ export class Consumers {
       metricsSab: m.metricsSab,
       control: ctl.port2,
       events: ev.port2,
+      tracing: m.opts.tracing,
     };
     const run = pool.run(task, [ctl.port2, ev.port2], (exit) => (consumer.exited = exit));
     if (run === null) {

@@ -237,7 +237,7 @@ export class Mailbox {
       chained: new ChainedSends((c) => this.ring.slot(c), (name) => host.mailbox(name), emitError),
     };
     this.attached = new Attached({ mailbox: this.name, store, source, outcomes: this.outcomes, emitError });
-    this.sends = new Sending({ ring: this.ring, producer: this.producer, intake: this.intake, attached: this.attached, actor: () => this.actorInfo.actor });
+    this.sends = new Sending({ ring: this.ring, producer: this.producer, intake: this.intake, attached: this.attached, actor: () => this.actorInfo.actor, tracing: opts.tracing !== null });
   }
 
   ringRef(): RingRef {

@@ -12,6 +12,12 @@ import type { StreamItem } from '../shared/protocol.js';
 import type { Ring } from '../shared/ring.js';
 import type { Attached } from './attached.js';
 import type { Intake } from './intake.js';
+import { sendTraced, traceSend } from '../shared/tracing.js';
+
+/** A batch's length for its span (what is not an array is refused by the send itself). */
+function batchCount(payloads: readonly unknown[]): number {
+  return Array.isArray(payloads) ? payloads.length : 0;
+}
 
 export interface SendingDeps {
   ring: Ring;
@@ -20,13 +26,25 @@ export interface SendingDeps {
   attached: Attached;
   /** The mailbox runs an actor (its asks need a key). */
   actor(): boolean;
+  /** Sends are traced (the runtime's `tracing` is not false): a span and the `ringpool:send` channel when either is there. */
+  tracing: boolean;
 }
 
 export class Sending {
   constructor(private readonly d: SendingDeps) {}
 
+  /** The trace context can go into the headers: the mailbox keeps them (shared/tracing.ts). */
+  private carries(): boolean {
+    return this.d.attached.sendOut === null && this.d.producer.headersRefused === null;
+  }
+
   /** rt.send(): into the ring, or to the source's engine when sends go there. */
   send(payload: unknown, opts: SendOptions | undefined): number {
+    if (this.d.tracing && sendTraced()) return traceSend(this.d.producer.mailbox, 1, opts, this.carries(), (o) => this.sendNow(payload, o));
+    return this.sendNow(payload, opts);
+  }
+
+  private sendNow(payload: unknown, opts: SendOptions | undefined): number {
     const out = this.d.attached.sendOut;
     if (out === null) return this.d.producer.send(payload, opts);
     if (opts !== undefined && opts !== null && (opts as SendOptions).headers !== undefined) throw headersRefused(this.d.producer.mailbox);
@@ -41,12 +59,22 @@ export class Sending {
 
   /** rt.sendAsync(): resolves with the id once accepted (durable: written), or with the engine's name for it when sends go to the source. */
   sendAsyncOut(payload: unknown, opts: SendOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> {
+    if (this.d.tracing && sendTraced()) return traceSend(this.d.producer.mailbox, 1, opts, this.carries(), (o) => this.sendAsyncNow(payload, o, signal, timeoutMs));
+    return this.sendAsyncNow(payload, opts, signal, timeoutMs);
+  }
+
+  private sendAsyncNow(payload: unknown, opts: SendOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> {
     if (this.d.attached.sendOut !== null && opts !== undefined && opts !== null && opts.headers !== undefined) return Promise.reject(headersRefused(this.d.producer.mailbox));
     return this.d.attached.sendAsyncOut(payload, opts, this.d.producer.closed, signal, timeoutMs) ?? this.sendAsync(payload, opts, signal, timeoutMs);
   }
 
   /** rt.sendBatch(): every payload or none, into the ring. */
   sendBatch(payloads: readonly unknown[], opts: BatchOptions | undefined): number[] {
+    if (this.d.tracing && sendTraced()) return traceSend(this.d.producer.mailbox, batchCount(payloads), opts, this.carries(), (o) => this.sendBatchNow(payloads, o));
+    return this.sendBatchNow(payloads, opts);
+  }
+
+  private sendBatchNow(payloads: readonly unknown[], opts: BatchOptions | undefined): number[] {
     const refused = this.d.attached.refusal('sendBatch');
     if (refused !== null) throw refused;
     if (this.d.attached.sendOut !== null && opts !== undefined && opts !== null && opts.headers !== undefined) throw headersRefused(this.d.producer.mailbox);
@@ -61,6 +89,11 @@ export class Sending {
 
   /** Resolves with the ids once the whole batch is accepted (on a durable mailbox: on disk, as for sendAsync). */
   sendBatchAsync(payloads: readonly unknown[], opts: BatchOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<number[]> {
+    if (this.d.tracing && sendTraced()) return traceSend(this.d.producer.mailbox, batchCount(payloads), opts, this.carries(), (o) => this.sendBatchAsyncNow(payloads, o, signal, timeoutMs));
+    return this.sendBatchAsyncNow(payloads, opts, signal, timeoutMs);
+  }
+
+  private sendBatchAsyncNow(payloads: readonly unknown[], opts: BatchOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<number[]> {
     if (this.d.attached.sendOut !== null && opts !== undefined && opts !== null && opts.headers !== undefined) return Promise.reject(headersRefused(this.d.producer.mailbox));
     const out = this.d.attached.sendBatchAsyncOut(payloads, opts, this.d.producer.closed, signal, timeoutMs);
     if (out !== undefined) return out as Promise<number[]>; // the engine's names (stream entry ids), as sendAsync gives them

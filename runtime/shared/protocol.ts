@@ -38,6 +38,16 @@ export interface StreamItem {
   delayMs: number;
 }
 
+/** What a consumer loop needs to trace its attempts (runtime option `tracing`; null when `tracing: false`). */
+export interface TracingSpec {
+  /** A module imported on the thread before the handler (it registers the thread's tracer provider), or null. */
+  setup: string | null;
+  /** The process span links to the producer's context ('link'), and is also its child ('child'). */
+  process: 'link' | 'child';
+  /** The mailbox's maxAttempts: a failure on the last one is a dead letter (an event on its span). */
+  maxAttempts: number;
+}
+
 export interface ConsumerTask {
   mailbox: string;
   consumer: number;
@@ -51,6 +61,7 @@ export interface ConsumerTask {
   metricsSab: SharedArrayBuffer;
   control: MessagePort;
   events: MessagePort;
+  tracing: TracingSpec | null;
 }
 
 /** A shared pool's thread (a long Piscina task): it runs the loops (lanes) the main thread gives it over `port`. */

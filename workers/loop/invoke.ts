@@ -11,6 +11,7 @@ import type { Ring } from '../../runtime/shared/ring.js';
 import { MessageContext, fencedError, type ContextHost, type Handler } from '../context.js';
 import { UnrecoverableError } from '../unrecoverable.js';
 import type { ActorStates } from './actors.js';
+import type { ProcessTracer } from './trace.js';
 
 export class Invoker {
   constructor(
@@ -25,6 +26,8 @@ export class Invoker {
     private readonly mark: { i32: Int32Array; index: number; value: number } | null = null,
     /** The source's fence table, when it reads partitions (FLAG_PARTITION records). */
     private readonly fence: FenceView | null = null,
+    /** The process spans and the `ringpool:process` channel, or null (`tracing: false`). */
+    private readonly tracing: ProcessTracer | null = null,
   ) {}
 
   /** The ctx of the record at `unit`, whose handler starts at `started` (performance.now()). */
@@ -50,6 +53,12 @@ export class Invoker {
    */
   invoke(unit: number, flags: number, ctx: MessageContext, keySlot: number): unknown {
     if (ctx.fenceOf !== null && ctx.fenced) throw fencedError(ctx);
+    const t = this.tracing;
+    if (t !== null && t.active()) return t.run(this.host.mailbox, ctx, () => this.marked(unit, flags, ctx, keySlot));
+    return this.marked(unit, flags, ctx, keySlot);
+  }
+
+  private marked(unit: number, flags: number, ctx: MessageContext, keySlot: number): unknown {
     const m = this.mark;
     if (m === null) return this.call(unit, flags, ctx, keySlot);
     m.i32[m.index] = m.value;

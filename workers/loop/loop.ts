@@ -30,6 +30,7 @@ import { Concurrent } from './concurrent.js';
 import { KeyRouter } from './handoff.js';
 import { Invoker } from './invoke.js';
 import { loadHandler } from './load.js';
+import { loadTracing, type ProcessTracer } from './trace.js';
 import { Outbound } from './outbound.js';
 import { Pace, Parker, sleep, yieldToLoop, YIELD_EVERY_MS, type ParkerParts, type Parks } from './park.js';
 import { LoopTally } from './tally.js';
@@ -73,6 +74,7 @@ export class ConsumerLoop implements WorkerControl {
   private gate!: Gate;
   /** Set when the module's default export is an actor definition. */
   private actors: ActorStates | null = null;
+  private tracing: ProcessTracer | null = null;
   /** Claim size; starts small so a slow handler's first batch does not hoard, then follows the handler's speed. */
   private batch = 8;
   private stopRequested = false;
@@ -119,14 +121,16 @@ export class ConsumerLoop implements WorkerControl {
       if (isActor(h)) this.actors = new ActorStates(h, task.mailbox, this.keys, task.leaseMs, fence === null ? null : new FenceView(fence));
       else handler = h;
       await loadCustomCodecs(task.rings, this.customCodecs);
+      this.tracing = await loadTracing(task.tracing);
     } catch (err) {
       this.post({ type: 'load-error', consumer: slot.c, incarnation: task.incarnation, error: toErrorInfo(err) });
       return { reason: 'load-error', stats: this.stats() };
     }
     const post = (ev: WorkerEvent): void => this.post(ev);
     const out = (this.out = new Outbound(task.mailbox, task.leaseMs, task.rings, this.keys, slot, this.codecs, post, this.pace));
+    out.tracing = task.tracing !== null;
     const fence = task.rings[task.mailbox]!.fence;
-    this.invoker = new Invoker(this.ring, this.codecs.get(task.mailbox)!, out, handler, this.actors, this.hooks?.mark ?? null, fence === null ? null : new FenceView(fence));
+    this.invoker = new Invoker(this.ring, this.codecs.get(task.mailbox)!, out, handler, this.actors, this.hooks?.mark ?? null, fence === null ? null : new FenceView(fence), this.tracing);
     this.gate = new Gate(this.ring.i32, this.slot.c);
     const conc = (this.conc = new Concurrent({
       gate: this.gate,

@@ -4,6 +4,7 @@
  * the loop's slot for hole repair), and an ask's reply into the reply ring.
  * It is the host of every MessageContext the loop makes.
  */
+import { sendTraced, traceSend } from '../../runtime/shared/tracing.js';
 import { ErrorCodes, RingpoolError, describeValue, journalStopped } from '../../runtime/shared/errors.js';
 import { JOURNALED, JOURNAL_CLOSED, JOURNAL_FAILED, JOURNAL_SEQ, JOURNAL_WATCHERS, ringTag } from '../../runtime/shared/layout.js';
 import type { PayloadCodec } from '../../runtime/shared/codec.js';
@@ -53,6 +54,24 @@ export class Outbound implements ContextHost {
 
   /** ctx.send(): straight into the target mailbox's ring; a send to a durable one is marked on the sender's ctx; one to a Redis mailbox is kept on it (streams.ts). */
   send(mailbox: string, payload: unknown, opts: SendOptions | undefined, from: MessageContext | null): number {
+    if (this.tracing && sendTraced()) return traceSend(mailbox, 1, opts, this.carries(mailbox), (o) => this.sendNow(mailbox, payload, o, from));
+    return this.sendNow(mailbox, payload, opts, from);
+  }
+
+  /** The runtime traces sends (its `tracing` is not false): a `send` span, a child of the running attempt's, when a provider is registered on this thread. */
+  tracing = false;
+
+  /** The target keeps headers, so the trace context can go in them (a Redis or durable one does not yet). */
+  private carries(mailbox: string): boolean {
+    try {
+      const p = this.producers.get(mailbox) ?? (this.streamRef(mailbox) === null ? this.producerFor(mailbox) : null);
+      return p !== null && p.headersRefused === null;
+    } catch {
+      return false; // an unknown mailbox: the send itself throws, inside its span
+    }
+  }
+
+  private sendNow(mailbox: string, payload: unknown, opts: SendOptions | undefined, from: MessageContext | null): number {
     let p = this.producers.get(mailbox);
     if (p === undefined) {
       // A mailbox whose sends go to a Redis stream never gets a producer here: looked up only on this slower path.
@@ -70,6 +89,13 @@ export class Outbound implements ContextHost {
 
   /** ctx.sendBatch(): every payload or none, into the target's ring in one reservation. */
   sendBatch(mailbox: string, payloads: readonly unknown[], opts: BatchOptions | undefined, from: MessageContext | null): number[] {
+    if (this.tracing && sendTraced()) {
+      return traceSend(mailbox, Array.isArray(payloads) ? payloads.length : 0, opts, this.carries(mailbox), (o) => this.sendBatchNow(mailbox, payloads, o, from));
+    }
+    return this.sendBatchNow(mailbox, payloads, opts, from);
+  }
+
+  private sendBatchNow(mailbox: string, payloads: readonly unknown[], opts: BatchOptions | undefined, from: MessageContext | null): number[] {
     let p = this.producers.get(mailbox);
     if (p === undefined) {
       const ref = this.streamRef(mailbox);

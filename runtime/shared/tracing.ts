@@ -1,0 +1,279 @@
+/**
+ * Tracing (issue #32): OpenTelemetry spans and diagnostics_channel
+ * TracingChannels around sends and attempts. Thread-neutral: the main thread
+ * and each consumer thread have their own OpenTelemetry globals, so each
+ * looks for `@opentelemetry/api` and its provider itself.
+ *
+ * - `@opentelemetry/api` is an optional peer, loaded with require() the
+ *   first time a runtime is made or a loop starts (its globals are shared by
+ *   its CommonJS and ESM builds). Absent: `tracer()` is null, always.
+ * - A provider counts only once registered (the API's proxy has a delegate):
+ *   with none, no span object is made, not even a non-recording one.
+ * - The producer's context travels in the message's headers as W3C
+ *   `traceparent`/`tracestate` and `baggage` (our own codec: it does not
+ *   depend on which propagator the application registered).
+ * - `ringpool:send` and `ringpool:process` TracingChannels are published
+ *   only while something subscribes (APMs that do not use OpenTelemetry).
+ *   diagnostics_channel is per thread: `ringpool:process` fires on the
+ *   consumer thread that runs the handler.
+ */
+import { tracingChannel } from 'node:diagnostics_channel';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createRequire } from 'node:module';
+import type * as Otel from '@opentelemetry/api';
+
+/** The instrumentation scope of every span ringpool makes. */
+export const TRACER_NAME = 'ringpool';
+
+/** `ringpool:send`: around every send (`{ mailbox, options, count }`; `result`: the id, or the ids). */
+export const sendChannel = tracingChannel<unknown, SendMessage>('ringpool:send');
+/** `ringpool:process`: around each attempt, on the consumer thread (`{ mailbox, id, attempt, key, headers }`). */
+export const processChannel = tracingChannel<unknown, ProcessMessage>('ringpool:process');
+
+/** What `ringpool:send` publishes. */
+export interface SendMessage {
+  mailbox: string;
+  /** The send's options, with the trace headers added when a span was made. */
+  options: unknown;
+  /** How many messages (1, or a batch's length). */
+  count: number;
+  result?: unknown;
+  error?: unknown;
+}
+
+/** What `ringpool:process` publishes. */
+export interface ProcessMessage {
+  mailbox: string;
+  id: number;
+  attempt: number;
+  key: string | undefined;
+  headers: Readonly<Record<string, string>>;
+  result?: unknown;
+  error?: unknown;
+}
+
+let api: typeof Otel | null | undefined;
+
+/** Look for `@opentelemetry/api` once per thread (sync: a runtime may be used before start()). Null when absent. */
+export function loadOtel(): typeof Otel | null {
+  if (api === undefined) {
+    try {
+      api = createRequire(import.meta.url)('@opentelemetry/api') as typeof Otel;
+    } catch {
+      api = null;
+    }
+  }
+  return api;
+}
+
+interface Proxy {
+  getDelegate?(): unknown;
+  getDelegateTracer?(name: string, version?: string): Otel.Tracer | undefined;
+}
+let seenDelegate: unknown = undefined;
+let seenTracer: Otel.Tracer | null = null;
+
+/** The registered provider's tracer, or null (no package, no provider: nothing to make spans with). */
+export function tracer(): Otel.Tracer | null {
+  const a = api;
+  if (a === null || a === undefined) return null;
+  const p = a.trace.getTracerProvider() as Proxy;
+  if (typeof p.getDelegate !== 'function' || typeof p.getDelegateTracer !== 'function') return a.trace.getTracer(TRACER_NAME);
+  const d = p.getDelegate();
+  if (d !== seenDelegate) {
+    seenDelegate = d;
+    seenTracer = p.getDelegateTracer(TRACER_NAME) ?? null;
+  }
+  return seenTracer;
+}
+
+/** Anything to do around a send: a provider, or a `ringpool:send` subscriber. */
+export function sendTraced(): boolean {
+  return (api !== null && api !== undefined && tracer() !== null) || sendChannel.hasSubscribers;
+}
+
+/** The attributes every ringpool span has (messaging semantic conventions). */
+function base(op: 'send' | 'process', mailbox: string): Otel.Attributes {
+  return { 'messaging.system': 'ringpool', 'messaging.operation.name': op, 'messaging.operation.type': op, 'messaging.destination.name': mailbox };
+}
+
+/**
+ * Run a send (`run` with the options to use) inside a `send <mailbox>`
+ * PRODUCER span whose context goes into the headers when the mailbox keeps
+ * headers (`carries`), and inside `ringpool:send`. `run` may return a
+ * promise (sendAsync): the span ends when it settles. Call only when
+ * sendTraced().
+ */
+export function traceSend<O extends { headers?: Record<string, string> }, R>(
+  mailbox: string,
+  count: number,
+  opts: O | undefined,
+  carries: boolean,
+  run: (o: O | undefined) => R,
+): R {
+  const t = tracer();
+  const a = api!;
+  let span: Otel.Span | null = null;
+  let o = opts;
+  if (t !== null) {
+    const parent = a.context.active();
+    const attributes = base('send', mailbox);
+    if (count !== 1) attributes['messaging.batch.message_count'] = count;
+    span = t.startSpan(`send ${mailbox}`, { kind: a.SpanKind.PRODUCER, attributes }, parent);
+    if (carries) {
+      const headers: Record<string, string> = opts?.headers === undefined ? {} : { ...opts.headers };
+      inject(a, a.trace.setSpan(parent, span), headers);
+      o = { ...(opts ?? {}), headers } as O;
+    }
+  }
+  const msg: SendMessage | null = sendChannel.hasSubscribers ? { mailbox, options: o, count } : null;
+  let r: R;
+  try {
+    r = msg === null ? run(o) : sendChannel.traceSync(run, msg, undefined, o);
+  } catch (err) {
+    if (span !== null) fail(a, span, err);
+    throw err;
+  }
+  if (isPromise(r)) {
+    if (span === null && msg === null) return r;
+    const s = span;
+    return r.then(
+      (v) => {
+        if (msg !== null) publishAsync(sendChannel, msg, v, undefined);
+        if (s !== null) done(s, v);
+        return v;
+      },
+      (err: unknown) => {
+        if (msg !== null) publishAsync(sendChannel, msg, undefined, err);
+        if (s !== null) fail(a, s, err);
+        throw err;
+      },
+    ) as R;
+  }
+  if (span !== null) done(span, r);
+  return r;
+}
+
+function done(span: Otel.Span, ids: unknown): void {
+  if (typeof ids === 'number' || typeof ids === 'string') span.setAttribute('messaging.message.id', String(ids));
+  span.end();
+}
+
+function fail(a: typeof Otel, span: Otel.Span, err: unknown): void {
+  span.setAttribute('error.type', errorType(err));
+  span.recordException(err as Error);
+  span.setStatus({ code: a.SpanStatusCode.ERROR, message: (err as Error)?.message });
+  span.end();
+}
+
+/** `error.type`: a RingpoolError's code, else the error's class name. */
+export function errorType(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') return code;
+  const name = (err as { name?: unknown } | null)?.name;
+  return typeof name === 'string' && name !== '' ? name : '_OTHER';
+}
+
+/** A sendAsync's end, on the channel's asyncStart/asyncEnd (tracePromise's shape, for a promise we already have). */
+function publishAsync(ch: typeof sendChannel, msg: SendMessage, result: unknown, error: unknown): void {
+  if (error !== undefined) {
+    msg.error = error;
+    ch.error.publish(msg);
+  } else msg.result = result;
+  ch.asyncStart.publish(msg);
+  ch.asyncEnd.publish(msg);
+}
+
+export function isPromise<R>(r: R): r is R & Promise<Awaited<R>> {
+  return typeof (r as { then?: unknown } | null)?.then === 'function';
+}
+
+// ---- W3C trace context and baggage in headers ----
+
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/** Write `ctx`'s span context (traceparent, tracestate) and baggage into `headers`. */
+export function inject(a: typeof Otel, ctx: Otel.Context, headers: Record<string, string>): void {
+  const sc = a.trace.getSpanContext(ctx);
+  if (sc !== undefined && a.isSpanContextValid(sc)) {
+    headers.traceparent = `00-${sc.traceId}-${sc.spanId}-0${(sc.traceFlags & 1).toString(16)}`;
+    const ts = sc.traceState?.serialize();
+    if (ts) headers.tracestate = ts;
+  }
+  const bag = a.propagation.getBaggage(ctx);
+  if (bag !== undefined) {
+    const entries = bag.getAllEntries();
+    if (entries.length > 0) {
+      headers.baggage = entries.map(([k, e]) => `${encodeURIComponent(k)}=${encodeURIComponent(e.value)}${e.metadata === undefined ? '' : `;${e.metadata.toString()}`}`).join(',');
+    }
+  }
+}
+
+/** The producer's span context in `headers` (remote), or undefined. */
+export function extractSpanContext(a: typeof Otel, headers: Readonly<Record<string, string>>): Otel.SpanContext | undefined {
+  const tp = headers.traceparent;
+  if (tp === undefined) return undefined;
+  const m = TRACEPARENT.exec(tp.trim());
+  if (m === null) return undefined;
+  const sc: Otel.SpanContext = { traceId: m[1]!, spanId: m[2]!, traceFlags: parseInt(m[3]!, 16) & 1, isRemote: true };
+  if (!a.isSpanContextValid(sc)) return undefined;
+  if (headers.tracestate !== undefined) sc.traceState = a.createTraceState(headers.tracestate);
+  return sc;
+}
+
+/** `ctx` with the baggage in `headers`, if any. */
+export function extractBaggage(a: typeof Otel, ctx: Otel.Context, headers: Readonly<Record<string, string>>): Otel.Context {
+  const raw = headers.baggage;
+  if (raw === undefined) return ctx;
+  const entries: Record<string, Otel.BaggageEntry> = {};
+  for (const part of raw.split(',')) {
+    const [kv, ...props] = part.split(';');
+    const eq = kv!.indexOf('=');
+    if (eq <= 0) continue;
+    try {
+      const e: Otel.BaggageEntry = { value: decodeURIComponent(kv!.slice(eq + 1).trim()) };
+      if (props.length > 0) e.metadata = a.baggageEntryMetadataFromString(props.join(';'));
+      entries[decodeURIComponent(kv!.slice(0, eq).trim())] = e;
+    } catch {
+      // a malformed entry is skipped, as W3C says
+    }
+  }
+  return a.propagation.setBaggage(ctx, a.propagation.createBaggage(entries));
+}
+
+// ---- The context manager, where none is registered ----
+
+/**
+ * Make sure context.with() carries a context into the handler's awaits on
+ * this thread: a consumer thread has no context manager unless its setup
+ * module registered one (NodeTracerProvider.register() does). Ours is
+ * AsyncLocalStorage, as @opentelemetry/context-async-hooks is.
+ */
+export function ensureContextManager(a: typeof Otel): void {
+  const k = a.createContextKey('ringpool.probe');
+  if (a.context.with(a.ROOT_CONTEXT.setValue(k, true), () => a.context.active().getValue(k) === true)) return;
+  a.context.setGlobalContextManager(new AlsContextManager(a.ROOT_CONTEXT));
+}
+
+class AlsContextManager implements Otel.ContextManager {
+  private readonly als = new AsyncLocalStorage<Otel.Context>();
+  constructor(private readonly root: Otel.Context) {}
+  active(): Otel.Context {
+    return this.als.getStore() ?? this.root;
+  }
+  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(ctx: Otel.Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A): ReturnType<F> {
+    return this.als.run(ctx, () => fn.apply(thisArg, args));
+  }
+  bind<T>(ctx: Otel.Context, target: T): T {
+    if (typeof target !== 'function') return target;
+    const f = target as unknown as (...args: unknown[]) => unknown;
+    return ((...args: unknown[]) => this.with(ctx, f, undefined, ...args)) as unknown as T;
+  }
+  enable(): this {
+    return this;
+  }
+  disable(): this {
+    this.als.disable();
+    return this;
+  }
+}
