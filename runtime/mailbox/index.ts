@@ -274,7 +274,7 @@ export class Mailbox {
       {
         mailbox: this.name,
         offer: (payload, opts) => producer.trySend(payload, opts, 0),
-        offerBytes: (bytes, attempt, sentAt, key, flags) => producer.offerBytes(bytes, attempt, sentAt, key ?? null, flags ?? 0),
+        offerBytes: (bytes, attempt, sentAt, key, flags, headers) => producer.offerBytes(bytes, attempt, sentAt, key ?? null, flags ?? 0, headers ?? null),
         whenRoom: () => intake.whenRoom(),
         get open() {
           return !stopped() && !producer.closed;

@@ -312,10 +312,11 @@ export class Producer {
    * A message a source read (bytes already encoded by the mailbox's codec),
    * into the ring at `attempt`: its id, or -1 when the ring is full now
    * (nothing counted). `key`: a keyed message (in its key's order, taken
-   * now); `flags`: FLAG_PARTITION for a record of a partition. The caller
-   * checked the size.
+   * now); `flags`: FLAG_PARTITION for a record of a partition; `headers`:
+   * its headers as encoded (shared/headers.ts), or null. The caller checked
+   * the size.
    */
-  offerBytes(bytes: Uint8Array, attempt: number, sentAt: number, key: string | null = null, flags = 0): number {
+  offerBytes(bytes: Uint8Array, attempt: number, sentAt: number, key: string | null = null, flags = 0, headers: Uint8Array | null = null): number {
     const ring = this.ring;
     if (this.closed) {
       throw new RingpoolError(ErrorCodes.CLOSED, `mailbox '${this.mailbox}' is closed to new messages`, { mailbox: this.mailbox });
@@ -325,8 +326,8 @@ export class Producer {
     const id = ring.nextId();
     this.countEnqueued(1);
     const ok = key === null
-      ? ring.write(w, bytes.byteLength, null, 0, attempt, id, sentAt, now(), false, 0, flags)
-      : ring.write(w, bytes.byteLength, key, Buffer.byteLength(key, 'utf8'), attempt, id, sentAt, now(), false, 0, flags, this.keyTable, keySlotOf(key), null);
+      ? ring.write(w, bytes.byteLength, null, 0, attempt, id, sentAt, now(), false, 0, flags, null, 0, null, headers)
+      : ring.write(w, bytes.byteLength, key, Buffer.byteLength(key, 'utf8'), attempt, id, sentAt, now(), false, 0, flags, this.keyTable, keySlotOf(key), null, headers);
     w.bytes = EMPTY;
     if (!ok) {
       this.countEnqueued(-1);

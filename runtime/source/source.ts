@@ -40,9 +40,11 @@ export interface SourceIntake {
    * `sentAt` (clock.now() ms): its id, or -1 when there is no room. `key`:
    * keyed, in the key's order (taken now); `flags`: FLAG_PARTITION for a
    * record of a partition (fenced by `fence`). The caller checks
-   * maxMessageBytes. Throws RINGPOOL_CLOSED once closed.
+   * maxMessageBytes. `headers`: the message's headers as encoded
+   * (runtime/shared/headers.ts encodeHeaders: JSON, UTF-8), or null. Throws
+   * RINGPOOL_CLOSED once closed.
    */
-  offerBytes(bytes: Uint8Array, attempt: number, sentAt: number, key?: string | null, flags?: number): number;
+  offerBytes(bytes: Uint8Array, attempt: number, sentAt: number, key?: string | null, flags?: number, headers?: Uint8Array | null): number;
   /** Resolves at the next sign of freed space, or at once when the mailbox is stopping. */
   whenRoom(): Promise<void>;
   /** False once the mailbox stops taking messages. */
