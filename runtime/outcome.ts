@@ -39,6 +39,13 @@ export interface AcceptedMessage {
   sentAt: number;
   /** A delayed send: when it is due (clock.now() ms); 0 otherwise. */
   dueAt: number;
+  /**
+   * Its headers as encoded (runtime/shared/headers.ts: the JSON of the
+   * object, UTF-8), or null (none; a store written before headers existed
+   * may leave it out). A store that keeps messages keeps these too, or the
+   * messages it gives back at open() come without them.
+   */
+  headers?: Uint8Array | null;
 }
 
 /** One batch of outcomes. The arrays are reused for the next batch: copy what you keep. */

@@ -24,7 +24,7 @@
 import type { DeadLetterReason } from '../dead-letters.js';
 import { DEAD_LETTER_REASONS, Outcome, type AcceptedMessage, type DeadLetterRecord, type OutcomeBatch, type OutcomeKind, type OutcomeListener } from '../outcome.js';
 import type { HeldMessage } from '../held.js';
-import { FLAG_AGAIN, FLAG_ASCII, FLAG_VOID, FOLLOWED, HEAD, READ, ST_DONE, ST_FREE, ST_SKIP, ST_TAKEN } from '../shared/layout.js';
+import { FLAG_AGAIN, FLAG_ASCII, FLAG_HEADERS, FLAG_VOID, FOLLOWED, HEAD, READ, ST_DONE, ST_FREE, ST_SKIP, ST_TAKEN } from '../shared/layout.js';
 import type { Ring } from '../shared/ring.js';
 
 const CAPACITY = 4096;
@@ -274,6 +274,7 @@ export class OutcomeFeed implements OutcomeBatch {
       deadAt: this.at[i]!,
       firstError: h.firstError,
       lastError: h.lastError,
+      headers: h.headers,
     };
   }
 
@@ -281,7 +282,7 @@ export class OutcomeFeed implements OutcomeBatch {
     if (i < 0 || i >= this.n || this.kind[i] !== Outcome.ACCEPTED) return null;
     const h = this.held[i];
     if (h !== null && h !== undefined) {
-      return { id: h.id, key: h.key, payload: h.payload.slice(), ascii: h.ascii, sentAt: h.sentAt, dueAt: this.value[i]! };
+      return { id: h.id, key: h.key, payload: h.payload.slice(), ascii: h.ascii, sentAt: h.sentAt, dueAt: this.value[i]!, headers: h.headers };
     }
     const ring = this.ring;
     const at = this.unit[i]!;
@@ -294,6 +295,7 @@ export class OutcomeFeed implements OutcomeBatch {
       ascii: (ring.flags(at) & FLAG_ASCII) !== 0,
       sentAt: ring.sentAt(at),
       dueAt: 0,
+      headers: (ring.flags(at) & FLAG_HEADERS) === 0 ? null : ring.u8.slice(start + ring.payloadBytes(at), start + ring.payloadBytes(at) + ring.headersBytes(at)),
     };
   }
 }

@@ -28,6 +28,7 @@ export function replay(m: ReplayDeps, stored: readonly StoredMessage[]): void {
   for (const s of stored) {
     const h = new HeldMessage(s.id, s.attempt, s.sentAt, s.key, s.payload, s.ascii, s.firstError);
     h.kept = s.kept ?? 0;
+    h.headers = s.headers ?? null;
     if (s.key !== null) {
       h.keySlot = keySlotOf(s.key);
       h.keySeq = Atomics.add(m.keys, h.keySlot * KEY_WORDS + K_SENT, 1);
@@ -56,6 +57,7 @@ export function restoreDead(sink: DeadLetterSink, letters: readonly DeadLetterRe
     const h = new HeldMessage(d.id, d.attempt, d.sentAt, d.key, d.payload, d.ascii, d.firstError);
     h.lastError = d.lastError;
     h.kept = d.kept;
+    h.headers = d.headers ?? null;
     sink.add(h, d.reason, d.deadAt);
   }
 }

@@ -80,10 +80,7 @@ export class Producer {
     private readonly delayed: DelayedSink,
     /** The target mailbox's key table (keyed ordering). */
     readonly keyTable: Int32Array,
-  ) {
-    // A followed ring (a journal, a store, a Redis source) hands its messages to what does not keep headers yet.
-    if (Atomics.load(ring.i32, FOLLOW_WORD) !== 0) this.headersRefused = HEADERS_NOT_KEPT;
-  }
+  ) {}
 
   /** Send or throw: RINGPOOL_QUEUE_FULL when the ring has no room. */
   send(payload: unknown, opts: SendOptions | undefined, flags = 0): number {

@@ -7,6 +7,9 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { tracingChannel } from 'node:diagnostics_channel';
 import { once } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { context, propagation, trace, SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api';
@@ -160,7 +163,8 @@ describe('tracing', () => {
     register();
     exporter.reset();
     const posted = broadcastLog<Posted>('ringpool-test-otel');
-    const rt = runtime(traced('link', { m: box({ maxAttempts: 2 }) }));
+    const dir = mkdtempSync(join(tmpdir(), 'ringpool-tracing-'));
+    const rt = runtime(traced('link', { m: box({ maxAttempts: 2 }), d: box({ durability: { dir } } as Partial<MailboxOptions>) }));
     await rt.start();
     try {
       let sendSpan!: Span;
@@ -171,9 +175,14 @@ describe('tracing', () => {
       });
       rt.sendBatch('m', [{ i: 8 }, { i: 9 }]); // a batch: one send span, every message linked to it
       await rt.sendAsync('m', { i: 10 });
+      await rt.sendAsync('d', { i: 11 }); // a durable mailbox: the context is journaled with the message
       await until(() => rt.deadLetters('m').list().length === 1, 10_000, 'the failing message to be dead-lettered');
       await rt.onIdle();
       await until(() => posted.filter((p) => p.span?.name === 'process m').length === 5, 5_000, 'five process spans');
+      await until(() => posted.some((p) => p.span?.name === 'process d'), 5_000, 'the durable process span');
+      const [sendD] = mainSpans().filter((s) => s.name === 'send d');
+      const [procD] = posted.flatMap((p) => (p.span?.name === 'process d' ? [p.span] : []));
+      expect(procD!.links).toEqual([{ traceId: sendD!.traceId, spanId: sendD!.spanId }]);
       const sends = mainSpans().filter((s) => s.name === 'send m');
       expect(sends.map((s) => s.attributes['messaging.batch.message_count'])).toEqual([undefined, 2, undefined]);
       expect(sends[0]!.traceId).toBe(sendSpan.spanContext().traceId);
@@ -195,7 +204,7 @@ describe('tracing', () => {
       // The user's own headers are kept beside the trace's; a letter keeps both.
       expect(rt.deadLetters('m').list()[0]!.headers).toMatchObject({ mine: 'kept', traceparent: `00-${sends[0]!.traceId}-${sends[0]!.spanId}-01` });
       // The consumer thread's ringpool:process channel: start, end, then asyncStart/asyncEnd per attempt (error on a failure).
-      const ch = posted.filter((p) => p.channel === 'ringpool:process' && p.id === 0).map((p) => `${p.attempt}:${p.event}`);
+      const ch = posted.filter((p) => p.channel === 'ringpool:process' && p.mailbox === 'm' && p.id === 0).map((p) => `${p.attempt}:${p.event}`);
       expect(ch).toEqual(['1:start', '1:end', '1:error', '1:asyncStart', '1:asyncEnd', '2:start', '2:end', '2:error', '2:asyncStart', '2:asyncEnd']);
     } finally {
       await rt.close();

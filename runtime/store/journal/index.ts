@@ -221,11 +221,11 @@ export class Journal implements MessageStore, StoreWrites {
       if (kind === Outcome.ACCEPTED) {
         if (b.value[i]! === 0) continue; // a ring record: the journal thread wrote it already
         const a = b.message(i)!;
-        m = { id: a.id, attempt: 1, dueAt: a.dueAt, sentAt: a.sentAt, key: a.key, payload: a.payload, ascii: a.ascii, kept: 0, reason: -1, deadAt: 0, firstError: undefined, lastError: undefined };
+        m = { id: a.id, attempt: 1, dueAt: a.dueAt, sentAt: a.sentAt, key: a.key, payload: a.payload, ascii: a.ascii, kept: 0, reason: -1, deadAt: 0, firstError: undefined, lastError: undefined, headers: a.headers ?? null };
       } else if (kind === Outcome.DEAD_LETTERED) {
         const d = b.letter(i);
         if (d === null) continue;
-        m = { ...d, dueAt: 0, reason: DEAD_LETTER_REASONS.indexOf(d.reason) };
+        m = { ...d, dueAt: 0, reason: DEAD_LETTER_REASONS.indexOf(d.reason), headers: d.headers ?? null };
       } else if (kind === Outcome.CLAIMED) continue;
       count++;
       if (m !== null) {

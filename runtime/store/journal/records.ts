@@ -16,9 +16,11 @@
  *              ACKED, REDRIVEN, PURGED  nothing more
  *  STATE     u32 count, then states: a message copied forward by compaction
  *  state     f64 id, i32 attempt, f64 due, f64 sentAt, f64 deadAt, u8 flags
- *            (bit 0 ascii, bit 1 dead, bit 2 keyed), u8 reason, u8 kept (ASK/CALL), u8 0,
+ *            (bit 0 ascii, bit 1 dead, bit 2 keyed, bit 3 headers), u8 reason, u8 kept (ASK/CALL), u8 0,
  *            u32 key bytes, u32 payload bytes, u32 errors bytes (JSON of
- *            [firstError, lastError]), then key, payload, errors
+ *            [firstError, lastError]), then key, payload, errors; with bit 3,
+ *            then u32 headers bytes and the headers (shared/headers.ts: a
+ *            journal written before headers existed reads the same)
  * ```
  */
 import { Outcome } from '../../outcome.js';
@@ -26,6 +28,7 @@ import type { ErrorInfo } from '../../shared/errors.js';
 import {
   FLAG_AGAIN,
   FLAG_ASCII,
+  FLAG_HEADERS,
   FLAG_VOID,
   FLAGS_KEPT,
   RECORD_HEADER_BYTES,
@@ -33,6 +36,7 @@ import {
   R_F64_ID,
   R_F64_SENT_AT,
   R_FLAGS,
+  R_HEADERS_BYTES,
   R_KEY_BYTES,
   R_PAYLOAD_BYTES,
   R_UNITS,
@@ -60,13 +64,15 @@ export interface JournaledMessage {
   deadAt: number;
   firstError: ErrorInfo | undefined;
   lastError: ErrorInfo | undefined;
+  /** Its headers as encoded (shared/headers.ts), or null. */
+  headers: Uint8Array | null;
 }
 
 const STATE_HEAD = 8 + 4 + 8 + 8 + 8 + 4 + 12;
 
 /** Bytes the state of `m` takes (errs: its errors' JSON, or null). */
 export function stateBytes(m: JournaledMessage, key: Buffer | null, errs: Buffer | null): number {
-  return STATE_HEAD + (key?.byteLength ?? 0) + m.payload.byteLength + (errs?.byteLength ?? 0);
+  return STATE_HEAD + (key?.byteLength ?? 0) + m.payload.byteLength + (errs?.byteLength ?? 0) + (m.headers === null ? 0 : 4 + m.headers.byteLength);
 }
 
 export function errorsJson(m: JournaledMessage): Buffer | null {
@@ -81,7 +87,7 @@ export function writeState(buf: Buffer, at: number, m: JournaledMessage, key: Bu
   buf.writeDoubleLE(m.dueAt, at + 12);
   buf.writeDoubleLE(m.sentAt, at + 20);
   buf.writeDoubleLE(m.deadAt, at + 28);
-  buf[at + 36] = (m.ascii ? 1 : 0) | (m.reason >= 0 ? 2 : 0) | (key !== null ? 4 : 0);
+  buf[at + 36] = (m.ascii ? 1 : 0) | (m.reason >= 0 ? 2 : 0) | (key !== null ? 4 : 0) | (m.headers !== null ? 8 : 0);
   buf[at + 37] = m.reason >= 0 ? m.reason : 0;
   buf[at + 38] = m.kept & FLAGS_KEPT;
   buf[at + 39] = 0;
@@ -95,6 +101,11 @@ export function writeState(buf: Buffer, at: number, m: JournaledMessage, key: Bu
   buf.set(m.payload, p);
   p += m.payload.byteLength;
   if (errs !== null) p += errs.copy(buf, p);
+  if (m.headers !== null) {
+    buf.writeUInt32LE(m.headers.byteLength, p);
+    buf.set(m.headers, p + 4);
+    p += 4 + m.headers.byteLength;
+  }
   return p;
 }
 
@@ -117,6 +128,12 @@ export function readState(buf: Buffer, at: number): { m: JournaledMessage; end: 
     lastError = l ?? undefined;
   }
   p += eb;
+  let headers: Uint8Array | null = null;
+  if ((flags & 8) !== 0) {
+    const hb = buf.readUInt32LE(p);
+    headers = buf.subarray(p + 4, p + 4 + hb);
+    p += 4 + hb;
+  }
   const dead = (flags & 2) !== 0;
   return {
     m: {
@@ -132,6 +149,7 @@ export function readState(buf: Buffer, at: number): { m: JournaledMessage; end: 
       payload,
       firstError,
       lastError,
+      headers,
     },
     end: p,
   };
@@ -187,6 +205,7 @@ export const RB_ATTEMPT = R_ATTEMPT * 4;
 export const RB_ID = R_F64_ID * 8;
 export const RB_SENT_AT = R_F64_SENT_AT * 8;
 export const RB_FLAGS = R_FLAGS * 4;
+export const RB_HEADERS_BYTES = R_HEADERS_BYTES * 4;
 
 /** The ring record at `at` of `data` as a journaled message: the payload copied, or (copy false) a view. */
 export function ringMessage(data: Buffer, at: number, copy = true): JournaledMessage {
@@ -195,6 +214,8 @@ export function ringMessage(data: Buffer, at: number, copy = true): JournaledMes
   const body = at + RECORD_HEADER_BYTES;
   const flags = data.readInt32LE(at + RB_FLAGS);
   const from = body + keyBytes;
+  const hb = (flags & FLAG_HEADERS) === 0 ? 0 : data.readInt32LE(at + RB_HEADERS_BYTES);
+  const h = from + payloadBytes;
   return {
     id: data.readDoubleLE(at + RB_ID),
     attempt: data.readInt32LE(at + RB_ATTEMPT),
@@ -208,6 +229,7 @@ export function ringMessage(data: Buffer, at: number, copy = true): JournaledMes
     deadAt: 0,
     firstError: undefined,
     lastError: undefined,
+    headers: hb === 0 ? null : copy ? Uint8Array.prototype.slice.call(data, h, h + hb) : data.subarray(h, h + hb),
   };
 }
 
