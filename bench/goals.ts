@@ -70,6 +70,7 @@ export function goals(r: SuiteResult): GoalLine[] {
   const times = (x: number | undefined, k: number): number | undefined => (x === undefined ? undefined : k * x);
   out.push(check('W1 1 thread: msgpack >= 1.4x json', med(r, 'w1', 'ringpool-1t-msgpack', 'msgsPerSec'), times(json1, 1.4), ''));
   out.push(check('W1 1 thread: json >= 1.1x the hand-written ring', json1, times(med(r, 'w1', 'ring-1t', 'msgsPerSec'), 1.1), ''));
+  out.push(check('W1 1 thread: no tracer provider (the default) >= 0.95x tracing: false', json1, times(med(r, 'w1', 'ringpool-1t-untraced', 'msgsPerSec'), 0.95), ''));
   out.push(check('W1 1 thread: sendBatch of 100 >= 1.3x a send() loop', med(r, 'w1', 'ringpool-1t-batch100', 'msgsPerSec'), times(json1, 1.3), ''));
   out.push(check('W5 1 thread: msgpack >= 2x json (MB/s)', med(r, 'w5', 'ringpool-1t-msgpack', 'mbPerSec'), times(med(r, 'w5', 'ringpool-1t', 'mbPerSec'), 2), ' MB/s'));
   out.push(check('W4 1 thread: e2e p50 <= 1.2x the ring at the fixed rate', med(r, 'w4', 'ringpool-1t', 'fixed.p50Us'), times(med(r, 'w4', 'ring-1t', 'fixed.p50Us'), 1.2), ' µs', true));

@@ -25,13 +25,14 @@ export interface LineupOptions {
 }
 
 function ringpool(threads: number, knobs: Partial<RingpoolConfig>, workloads: readonly WorkloadId[]): Subject {
-  const cfg: RingpoolConfig = { threads, codec: 'json', metrics: false, keys: 0, durability: 'memory', batch: 0, ...knobs };
+  const cfg: RingpoolConfig = { threads, codec: 'json', metrics: false, keys: 0, durability: 'memory', batch: 0, tracing: 'default', ...knobs };
   const parts = [
     cfg.durability !== 'memory' ? `journal fsync ${cfg.durability}${cfg.durability === 'interval' ? ' 5 ms' : ''}, sendAsync` : '',
     cfg.codec !== 'json' ? `codec ${cfg.codec}` : '',
     cfg.metrics ? 'metrics on' : '',
     cfg.keys > 0 ? `keyed (${cfg.keys.toLocaleString('en-US')} keys)` : '',
     cfg.batch > 0 ? `sendBatch of ${cfg.batch}` : '',
+    cfg.tracing === 'off' ? 'tracing: false' : cfg.tracing === 'on' ? 'traced (a provider on every thread)' : '',
   ].filter(Boolean);
   const suffix = [
     cfg.codec !== 'json' ? cfg.codec : '',
@@ -39,6 +40,7 @@ function ringpool(threads: number, knobs: Partial<RingpoolConfig>, workloads: re
     cfg.keys > 0 ? 'keyed' : '',
     cfg.durability !== 'memory' ? `journal-${cfg.durability}` : '',
     cfg.batch > 0 ? `batch${cfg.batch}` : '',
+    cfg.tracing === 'off' ? 'untraced' : cfg.tracing === 'on' ? 'traced' : '',
   ].filter(Boolean);
   return {
     id: ['ringpool', `${threads}t`, ...suffix].join('-'),
@@ -60,6 +62,9 @@ export function lineup(o: LineupOptions): Subject[] {
   // Issue #17: msgpack with shared record structures (against json on W1, W4 and W5), and batch sends.
   for (const t of [1, 2]) rows.push(ringpool(t, { codec: 'msgpack' }, t === 1 ? ['w1', 'w4', 'w5'] : ['w1']));
   rows.push(ringpool(1, { batch: 100 }, ['w1']));
+  // Issue #32: the default (OpenTelemetry's API installed, no provider) against tracing: false, and with a provider.
+  rows.push(ringpool(1, { tracing: 'off' }, ['w1']));
+  rows.push(ringpool(1, { tracing: 'on' }, ['w1']));
   rows.push(ringpool(1, { codec: 'msgpack', batch: 100 }, ['w1']));
   for (const t of [1, 2]) rows.push(ringpool(t, { codec: 'v8' }, t === 1 ? ['w1', 'w5'] : ['w1']));
   for (const t of [1, 2]) rows.push(ringpool(t, { codec: 'raw' }, t === 1 ? ['w1', 'w5'] : ['w1']));

@@ -24,4 +24,4 @@ export type { BatchOptions, SendOptions } from './shared/producer.js';
 export type { WorkerStats } from './shared/protocol.js';
 export type { PoolStats } from './pool/shared.js';
 export type { PoolOptions } from './pool/options.js';
-export type { SendMessage as TraceSendMessage, ProcessMessage as TraceProcessMessage } from './shared/tracing.js';
+export type { SendMessage as TraceSendMessage, ProcessMessage as TraceProcessMessage } from './shared/trace-channels.js';

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BroadcastChannel } from 'node:worker_threads';
 import { Registry } from 'prom-client';
+import { trace } from '@opentelemetry/api';
 import { createRuntime, ErrorCodes, type CodecOption, type SendOptions } from '../../runtime/index.js';
 import { createMetrics } from '../../metrics/index.js';
 import { fixture } from '../paths.js';
@@ -29,6 +30,12 @@ export interface RingpoolConfig {
   durability: 'memory' | 'never' | 'interval' | 'always';
   /** Send in rt.sendBatch calls of this many messages (0: one send() each). */
   batch: number;
+  /**
+   * 'default': the runtime's default (OpenTelemetry's API installed here, no
+   * provider registered); 'off': `tracing: false`; 'on': a provider on every
+   * thread (spans batched and discarded, bench/fixtures/otel-discard.mjs).
+   */
+  tracing: 'default' | 'off' | 'on';
 }
 
 /** Must match bench/fixtures/ringpool-stamp.js. */
@@ -55,7 +62,9 @@ export async function openRingpool(cfg: RingpoolConfig, spec: SessionSpec): Prom
         ...(dir === null ? {} : { durability: { dir, fsync: cfg.durability as 'never' | 'interval' | 'always', intervalMs: 5 } }),
       },
     },
+    ...(cfg.tracing === 'off' ? { tracing: false as const } : cfg.tracing === 'on' ? { tracing: { setup: fixture('otel-discard.mjs') } } : {}),
   });
+  if (cfg.tracing === 'on') await import(fixture('otel-discard.mjs').href);
   const registry = new Registry();
   if (cfg.metrics) createMetrics(rt, { registry });
   const scraper = cfg.metrics ? setInterval(() => void registry.metrics(), 1000) : undefined;
@@ -113,6 +122,7 @@ export async function openRingpool(cfg: RingpoolConfig, spec: SessionSpec): Prom
       clearInterval(scraper);
       channel?.close();
       await rt.close({ timeoutMs: 10_000 });
+      if (cfg.tracing === 'on') trace.disable();
     },
   };
 }

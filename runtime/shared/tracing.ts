@@ -17,40 +17,15 @@
  *   diagnostics_channel is per thread: `ringpool:process` fires on the
  *   consumer thread that runs the handler.
  */
-import { tracingChannel } from 'node:diagnostics_channel';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createRequire } from 'node:module';
 import type * as Otel from '@opentelemetry/api';
+import { processChannel, sendChannel, type SendMessage } from './trace-channels.js';
+
+export { processChannel, sendChannel, type ProcessMessage, type SendMessage } from './trace-channels.js';
 
 /** The instrumentation scope of every span ringpool makes. */
 export const TRACER_NAME = 'ringpool';
-
-/** `ringpool:send`: around every send (`{ mailbox, options, count }`; `result`: the id, or the ids). */
-export const sendChannel = tracingChannel<unknown, SendMessage>('ringpool:send');
-/** `ringpool:process`: around each attempt, on the consumer thread (`{ mailbox, id, attempt, key, headers }`). */
-export const processChannel = tracingChannel<unknown, ProcessMessage>('ringpool:process');
-
-/** What `ringpool:send` publishes. */
-export interface SendMessage {
-  mailbox: string;
-  /** The send's options, with the trace headers added when a span was made. */
-  options: unknown;
-  /** How many messages (1, or a batch's length). */
-  count: number;
-  result?: unknown;
-  error?: unknown;
-}
-
-/** What `ringpool:process` publishes. */
-export interface ProcessMessage {
-  mailbox: string;
-  id: number;
-  attempt: number;
-  key: string | undefined;
-  headers: Readonly<Record<string, string>>;
-  result?: unknown;
-  error?: unknown;
-}
 
 let api: typeof Otel | null | undefined;
 

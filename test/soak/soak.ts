@@ -258,8 +258,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     await rt.start();
     // Paced sends: loose and keyed with send() (sendAsync when full), tight with sendAsync only.
     const perTick = Math.max(1, Math.ceil(total / (sendMs / 10)));
-    // Odd messages carry headers ({ i }) on in-memory mailboxes (the journal and the feed's store keep none yet): the handler checks them on every attempt.
-    const headed = (m: Msg): boolean => !config.feed && !config.journal && (m.i & 1) === 1;
+    // Odd messages carry headers ({ i }), on every kind of mailbox (ring, journal, the feed's store): the handler checks them on every attempt.
+    const headed = (m: Msg): boolean => (m.i & 1) === 1;
     const payload = (m: Msg): object => ({ i: m.i, f: m.f, ...(m.ms ? { ms: m.ms } : {}), ...(m.k !== undefined ? { k: m.k, s: m.s } : {}), ...(headed(m) ? { h: 1 } : {}) });
     const sendAll = async (box: Msg['box']): Promise<void> => {
       const mine = msgs.filter((m) => m.box === box);
@@ -312,6 +312,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       for (const d of rt.deadLetters(box).list()) {
         const i = (d.payload as { i: number }).i;
         dead.set(i, { reason: d.reason, attempts: d.attempts, lastError: d.lastError?.message ?? '' });
+        if (!headersRight(i, d.headers)) violate(`${box}: dead letter ${i} has headers ${JSON.stringify(d.headers)}`);
       }
       for (const m of mine) {
         const d = dead.get(m.i);
@@ -366,6 +367,11 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   }
 }
 
+/** Odd messages were sent with headers { i }, even ones with none. */
+function headersRight(i: number, h: Readonly<Record<string, string>>): boolean {
+  return (i & 1) === 1 ? h.i === String(i) && Object.keys(h).length === 1 : Object.keys(h).length === 0;
+}
+
 /** A restart on the soak's journals: the dead letters come back, exactly the poison messages, and no message that was acked. */
 async function checkJournals(root: string, msgs: readonly Msg[], violate: (s: string) => void): Promise<void> {
   const boxes = ['loose', 'keyed', 'tight'] as const;
@@ -376,7 +382,12 @@ async function checkJournals(root: string, msgs: readonly Msg[], violate: (s: st
     await again.start();
     for (const b of boxes) {
       const poison = new Set(msgs.filter((m) => m.box === b && isPoison(m.f)).map((m) => m.id!));
-      const dead = new Set(again.deadLetters(b).list().map((d) => d.id));
+      const letters = again.deadLetters(b).list();
+      const dead = new Set(letters.map((d) => d.id));
+      for (const d of letters) {
+        const i = (d.payload as { i: number }).i;
+        if (!headersRight(i, d.headers)) violate(`${b}: dead letter ${i} came back from the journal with headers ${JSON.stringify(d.headers)}`);
+      }
       const s = again.stats(b);
       if (s.depth + s.delayed !== 0) violate(`${b}: after a clean close, the journal gave back ${s.depth + s.delayed} messages to run again (every one was acked or dead-lettered)`);
       for (const id of poison) if (!dead.has(id)) violate(`${b}: dead letter ${id} did not survive the restart`);
