@@ -23,6 +23,16 @@ export function broadcastLog<T>(name: string): T[] {
 }
 
 /** A runtime destroyed after the test. */
+/** One run of test/fixtures/headers-echo.js, as it posts it. */
+export interface HeadersRun {
+  i: number;
+  attempt: number;
+  headers: Record<string, string>;
+  frozen: boolean;
+}
+/** Every run of test/fixtures/headers-echo.js, on its BroadcastChannel (headers.test.ts, redis-headers.test.ts). */
+export const headersLog = (): HeadersRun[] => broadcastLog<HeadersRun>('ringpool-test-headers');
+
 export function runtime(opts: RuntimeOptions): Runtime {
   const rt = createRuntime(opts);
   live.push(rt);

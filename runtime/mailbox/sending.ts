@@ -7,7 +7,7 @@
 import { FLAG_CALL } from '../shared/layout.js';
 import { ErrorCodes, RingpoolError, describeValue } from '../shared/errors.js';
 import { MAX_PAUSE_MS, hold, now32, pauseUntil, resume } from '../shared/limit.js';
-import { headersRefused, type BatchOptions, type Producer, type SendOptions } from '../shared/producer.js';
+import type { BatchOptions, Producer, SendOptions } from '../shared/producer.js';
 import type { StreamItem } from '../shared/protocol.js';
 import type { Ring } from '../shared/ring.js';
 import type { Attached } from './attached.js';
@@ -33,21 +33,15 @@ export interface SendingDeps {
 export class Sending {
   constructor(private readonly d: SendingDeps) {}
 
-  /** The trace context can go into the headers: the mailbox keeps them (shared/tracing.ts). */
-  private carries(): boolean {
-    return this.d.attached.sendOut === null && this.d.producer.headersRefused === null;
-  }
-
   /** rt.send(): into the ring, or to the source's engine when sends go there. */
   send(payload: unknown, opts: SendOptions | undefined): number {
-    if (this.d.tracing && sendTraced()) return traceSend(this.d.producer.mailbox, 1, opts, this.carries(), (o) => this.sendNow(payload, o));
+    if (this.d.tracing && sendTraced()) return traceSend(this.d.producer.mailbox, 1, opts, (o) => this.sendNow(payload, o));
     return this.sendNow(payload, opts);
   }
 
   private sendNow(payload: unknown, opts: SendOptions | undefined): number {
     const out = this.d.attached.sendOut;
     if (out === null) return this.d.producer.send(payload, opts);
-    if (opts !== undefined && opts !== null && (opts as SendOptions).headers !== undefined) throw headersRefused(this.d.producer.mailbox);
     return out(payload, opts, this.d.producer.closed);
   }
 
@@ -59,25 +53,23 @@ export class Sending {
 
   /** rt.sendAsync(): resolves with the id once accepted (durable: written), or with the engine's name for it when sends go to the source. */
   sendAsyncOut(payload: unknown, opts: SendOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> {
-    if (this.d.tracing && sendTraced()) return traceSend(this.d.producer.mailbox, 1, opts, this.carries(), (o) => this.sendAsyncNow(payload, o, signal, timeoutMs));
+    if (this.d.tracing && sendTraced()) return traceSend(this.d.producer.mailbox, 1, opts, (o) => this.sendAsyncNow(payload, o, signal, timeoutMs));
     return this.sendAsyncNow(payload, opts, signal, timeoutMs);
   }
 
   private sendAsyncNow(payload: unknown, opts: SendOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<unknown> {
-    if (this.d.attached.sendOut !== null && opts !== undefined && opts !== null && opts.headers !== undefined) return Promise.reject(headersRefused(this.d.producer.mailbox));
     return this.d.attached.sendAsyncOut(payload, opts, this.d.producer.closed, signal, timeoutMs) ?? this.sendAsync(payload, opts, signal, timeoutMs);
   }
 
   /** rt.sendBatch(): every payload or none, into the ring. */
   sendBatch(payloads: readonly unknown[], opts: BatchOptions | undefined): number[] {
-    if (this.d.tracing && sendTraced()) return traceSend(this.d.producer.mailbox, batchCount(payloads), opts, this.carries(), (o) => this.sendBatchNow(payloads, o));
+    if (this.d.tracing && sendTraced()) return traceSend(this.d.producer.mailbox, batchCount(payloads), opts, (o) => this.sendBatchNow(payloads, o));
     return this.sendBatchNow(payloads, opts);
   }
 
   private sendBatchNow(payloads: readonly unknown[], opts: BatchOptions | undefined): number[] {
     const refused = this.d.attached.refusal('sendBatch');
     if (refused !== null) throw refused;
-    if (this.d.attached.sendOut !== null && opts !== undefined && opts !== null && opts.headers !== undefined) throw headersRefused(this.d.producer.mailbox);
     return this.d.attached.sendBatchOut(payloads, opts, this.d.producer.closed) ?? this.d.producer.sendBatch(payloads, opts);
   }
 
@@ -89,12 +81,11 @@ export class Sending {
 
   /** Resolves with the ids once the whole batch is accepted (on a durable mailbox: on disk, as for sendAsync). */
   sendBatchAsync(payloads: readonly unknown[], opts: BatchOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<number[]> {
-    if (this.d.tracing && sendTraced()) return traceSend(this.d.producer.mailbox, batchCount(payloads), opts, this.carries(), (o) => this.sendBatchAsyncNow(payloads, o, signal, timeoutMs));
+    if (this.d.tracing && sendTraced()) return traceSend(this.d.producer.mailbox, batchCount(payloads), opts, (o) => this.sendBatchAsyncNow(payloads, o, signal, timeoutMs));
     return this.sendBatchAsyncNow(payloads, opts, signal, timeoutMs);
   }
 
   private sendBatchAsyncNow(payloads: readonly unknown[], opts: BatchOptions | undefined, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<number[]> {
-    if (this.d.attached.sendOut !== null && opts !== undefined && opts !== null && opts.headers !== undefined) return Promise.reject(headersRefused(this.d.producer.mailbox));
     const out = this.d.attached.sendBatchAsyncOut(payloads, opts, this.d.producer.closed, signal, timeoutMs);
     if (out !== undefined) return out as Promise<number[]>; // the engine's names (stream entry ids), as sendAsync gives them
     const sent = this.d.intake.sendBatchAsync(payloads, opts, signal, timeoutMs);

@@ -49,6 +49,24 @@ export function decodeHeaderBytes(bytes: Uint8Array | null): Readonly<Record<str
   return bytes === null ? NO_HEADERS : decodeHeaders(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0, bytes.byteLength);
 }
 
+/**
+ * Why bytes read from outside (a Redis stream entry's `h`, written by any
+ * client) are not headers decodeHeaders can take, or null when they are:
+ * at most MAX_HEADERS_BYTES, the JSON of an object of string values.
+ */
+export function headerBytesProblem(bytes: Uint8Array): string | null {
+  if (bytes.byteLength > MAX_HEADERS_BYTES) return `headers of ${bytes.byteLength} bytes are over ${MAX_HEADERS_BYTES}`;
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  } catch {
+    return 'headers are not JSON';
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'headers are not a JSON object';
+  for (const k in v) if (typeof (v as Record<string, unknown>)[k] !== 'string') return `headers.${k.slice(0, 100)} is not a string`;
+  return null;
+}
+
 function bad(expected: string, value: unknown): RingpoolError {
   return new RingpoolError(ErrorCodes.INVALID_OPTION, `send options.headers must be ${expected}, got ${describeValue(value)}`, { option: 'headers' });
 }

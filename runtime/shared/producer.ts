@@ -8,7 +8,7 @@ import { encodeHeaders } from './headers.js';
 import type { PayloadCodec } from './codec.js';
 import { BatchEncoder, batchLength, type BatchKey } from './batch.js';
 import { ErrorCodes, RingpoolError, describeValue, journalStopped, optionThrew } from './errors.js';
-import { ACTOR_WORD, FOLLOW_WORD, GUARD_FREE, JOURNAL_CLOSED, JOURNAL_FAILED, KEY_WORDS, K_SENT, keySlotOf } from './layout.js';
+import { ACTOR_WORD, GUARD_FREE, JOURNAL_CLOSED, JOURNAL_FAILED, KEY_WORDS, K_SENT, keySlotOf } from './layout.js';
 import { faultHook } from './faults.js';
 import { acquireGuard } from './guard.js';
 import { now } from './clock.js';
@@ -32,7 +32,8 @@ export interface SendOptions {
   /**
    * String keys and values carried beside the payload (at most 4096 bytes as
    * JSON): `ctx.headers` in the handler, kept across retries, dead letters
-   * and redrives. In-memory mailboxes only for now (refused elsewhere).
+   * and redrives, on every kind of mailbox (the ring, a journal, a store,
+   * a Redis entry's field `h`). Tracing puts `traceparent` and `baggage` here.
    */
   headers?: Record<string, string>;
 }
@@ -67,8 +68,6 @@ export class Producer {
    */
   countLocally = false;
   enqueuedHere = 0;
-  /** Why this mailbox cannot keep headers yet (a durable one), or null: a send with headers is refused with it. */
-  headersRefused: string | null = null;
   /** Time spent inside send() (main thread, when metrics are on). */
   timing: LocalHistogram | null = null;
 
@@ -188,10 +187,9 @@ export class Producer {
     }
   }
 
-  /** A send's headers, encoded (shared/headers.ts); refused where they would not be kept (`headersRefused`). */
+  /** A send's headers, encoded (shared/headers.ts). */
   private headersOf(h: unknown): Buffer | null {
     const b = encodeHeaders(h);
-    if (b !== null && this.headersRefused !== null) throw headersRefused(this.mailbox);
     return b;
   }
 
@@ -383,14 +381,6 @@ export function delayOf(d: unknown): number {
   if (d === undefined) return 0;
   if (typeof d !== 'number' || !(d >= 0) || d === Infinity) throw badSendOption('delayMs', 'a finite number >= 0', d);
   return d;
-}
-
-/** Why a mailbox refuses headers (issue #32 carries them on in-memory mailboxes first). */
-export const HEADERS_NOT_KEPT = 'headers are kept by in-memory mailboxes only yet (not by a durable, store-backed or Redis mailbox)';
-
-/** RINGPOOL_INVALID_OPTION for headers sent to a mailbox that would not keep them. */
-export function headersRefused(mailbox: string): RingpoolError {
-  return new RingpoolError(ErrorCodes.INVALID_OPTION, `send options.headers: ${HEADERS_NOT_KEPT}; mailbox '${mailbox}'`, { option: 'headers', mailbox });
 }
 
 export function badSendOption(name: string, expected: string, value: unknown): RingpoolError {

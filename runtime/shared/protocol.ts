@@ -36,6 +36,8 @@ export interface StreamItem {
   key: string | null;
   /** Whole ms (0: now). */
   delayMs: number;
+  /** Its headers as encoded (shared/headers.ts), or null: a batch's items share one. */
+  headers: Uint8Array | null;
 }
 
 /** What a consumer loop needs to trace its attempts (runtime option `tracing`; null when `tracing: false`). */

@@ -74,8 +74,8 @@ function base(op: 'send' | 'process', mailbox: string): Otel.Attributes {
 
 /**
  * Run a send (`run` with the options to use) inside a `send <mailbox>`
- * PRODUCER span whose context goes into the headers when the mailbox keeps
- * headers (`carries`), and inside `ringpool:send`. `run` may return a
+ * PRODUCER span whose context goes into the headers (every kind of mailbox
+ * keeps them), and inside `ringpool:send`. `run` may return a
  * promise (sendAsync): the span ends when it settles. Call only when
  * sendTraced().
  */
@@ -83,7 +83,6 @@ export function traceSend<O extends { headers?: Record<string, string> }, R>(
   mailbox: string,
   count: number,
   opts: O | undefined,
-  carries: boolean,
   run: (o: O | undefined) => R,
 ): R {
   const t = tracer();
@@ -95,11 +94,9 @@ export function traceSend<O extends { headers?: Record<string, string> }, R>(
     const attributes = base('send', mailbox);
     if (count !== 1) attributes['messaging.batch.message_count'] = count;
     span = t.startSpan(`send ${mailbox}`, { kind: a.SpanKind.PRODUCER, attributes }, parent);
-    if (carries) {
-      const headers: Record<string, string> = opts?.headers === undefined ? {} : { ...opts.headers };
-      inject(a, a.trace.setSpan(parent, span), headers);
-      o = { ...(opts ?? {}), headers } as O;
-    }
+    const headers: Record<string, string> = opts?.headers === undefined ? {} : { ...opts.headers };
+    inject(a, a.trace.setSpan(parent, span), headers);
+    o = { ...(opts ?? {}), headers } as O;
   }
   const msg: SendMessage | null = sendChannel.hasSubscribers ? { mailbox, options: o, count } : null;
   let r: R;

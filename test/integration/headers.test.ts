@@ -9,15 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { MailboxOptions } from 'ringpool';
-import { broadcastLog, expectCode, fixture, runtime, until } from '../helpers.js';
+import { expectCode, fixture, headersLog as listen, runtime, until } from '../helpers.js';
 
-interface Run {
-  i: number;
-  attempt: number;
-  headers: Record<string, string>;
-  frozen: boolean;
-}
-const listen = (): Run[] => broadcastLog<Run>('ringpool-test-headers');
 
 const box = (extra: Partial<MailboxOptions> = {}): MailboxOptions =>
   ({ handler: fixture('headers-echo.js'), minThreads: 2, maxThreads: 2, autoscale: false, maxAttempts: 3, backoff: { baseMs: 1, maxMs: 5 }, ...extra }) as MailboxOptions;

@@ -54,22 +54,12 @@ export class Outbound implements ContextHost {
 
   /** ctx.send(): straight into the target mailbox's ring; a send to a durable one is marked on the sender's ctx; one to a Redis mailbox is kept on it (streams.ts). */
   send(mailbox: string, payload: unknown, opts: SendOptions | undefined, from: MessageContext | null): number {
-    if (this.tracing && sendTraced()) return traceSend(mailbox, 1, opts, this.carries(mailbox), (o) => this.sendNow(mailbox, payload, o, from));
+    if (this.tracing && sendTraced()) return traceSend(mailbox, 1, opts, (o) => this.sendNow(mailbox, payload, o, from));
     return this.sendNow(mailbox, payload, opts, from);
   }
 
   /** The runtime traces sends (its `tracing` is not false): a `send` span, a child of the running attempt's, when a provider is registered on this thread. */
   tracing = false;
-
-  /** The target keeps headers, so the trace context can go in them (a Redis or durable one does not yet). */
-  private carries(mailbox: string): boolean {
-    try {
-      const p = this.producers.get(mailbox) ?? (this.streamRef(mailbox) === null ? this.producerFor(mailbox) : null);
-      return p !== null && p.headersRefused === null;
-    } catch {
-      return false; // an unknown mailbox: the send itself throws, inside its span
-    }
-  }
 
   private sendNow(mailbox: string, payload: unknown, opts: SendOptions | undefined, from: MessageContext | null): number {
     let p = this.producers.get(mailbox);
@@ -90,7 +80,7 @@ export class Outbound implements ContextHost {
   /** ctx.sendBatch(): every payload or none, into the target's ring in one reservation. */
   sendBatch(mailbox: string, payloads: readonly unknown[], opts: BatchOptions | undefined, from: MessageContext | null): number[] {
     if (this.tracing && sendTraced()) {
-      return traceSend(mailbox, Array.isArray(payloads) ? payloads.length : 0, opts, this.carries(mailbox), (o) => this.sendBatchNow(mailbox, payloads, o, from));
+      return traceSend(mailbox, Array.isArray(payloads) ? payloads.length : 0, opts, (o) => this.sendBatchNow(mailbox, payloads, o, from));
     }
     return this.sendBatchNow(mailbox, payloads, opts, from);
   }

@@ -1,7 +1,8 @@
 /**
  * A handler's ctx.send() / ctx.sendBatch() to a Redis mailbox (consumer
  * thread; issue #30). Checked and encoded here at once (bad input throws in
- * the handler, as a ring send does), kept on the ctx, and posted to the
+ * the handler, as a ring send does; headers encoded for the entry's field
+ * `h`), kept on the ctx, and posted to the
  * dispatcher as one group when the handler finishes ('stream-sends';
  * runtime/mailbox/chained.ts XADDs it). The loop then waits, without
  * blocking the thread (Atomics.waitAsync on the slot's CHAIN_DONE word), for
@@ -11,7 +12,8 @@
  */
 import { describeValue, ErrorCodes, optionThrew, RingpoolError } from '../../runtime/shared/errors.js';
 import type { BatchOptions, SendOptions } from '../../runtime/shared/producer.js';
-import { delayOf, headersRefused, keyOf, readOptions } from '../../runtime/shared/producer.js';
+import { encodeHeaders } from '../../runtime/shared/headers.js';
+import { delayOf, keyOf, readOptions } from '../../runtime/shared/producer.js';
 import type { RingRef, StreamItem } from '../../runtime/shared/protocol.js';
 import type { SlotView } from '../../runtime/shared/slot.js';
 import type { MessageContext } from '../context.js';
@@ -36,14 +38,16 @@ export class StreamSends {
   send(mailbox: string, ref: RingRef, payload: unknown, opts: SendOptions | undefined, from: MessageContext | null): number {
     let key: string | null = null;
     let delayMs = 0;
+    let headers: Uint8Array | null = null;
     if (opts !== undefined && opts !== null) {
       const o = readOptions(opts, 'send');
-      if (o.headers !== undefined) throw headersRefused(mailbox);
       const k = o.key;
+      const h = o.headers;
       delayMs = Math.ceil(delayOf(o.delayMs));
+      headers = headerBytes(h);
       if (k !== undefined && k !== null) key = this.keyFor(mailbox, ref, k);
     }
-    this.keep(from, [this.item(mailbox, ref, payload, key, delayMs, -1)]);
+    this.keep(from, [this.item(mailbox, ref, payload, key, delayMs, -1, headers)]);
     return this.count++;
   }
 
@@ -51,11 +55,13 @@ export class StreamSends {
     if (!Array.isArray(payloads)) throw new RingpoolError(ErrorCodes.INVALID_OPTION, `ctx.sendBatch payloads must be an array, got ${describeValue(payloads)}`, { option: 'payloads' });
     let key: unknown = null;
     let delayMs = 0;
+    let headers: Uint8Array | null = null;
     if (opts !== undefined && opts !== null) {
       const o = readOptions(opts, 'sendBatch');
-      if (o.headers !== undefined) throw headersRefused(mailbox);
       key = o.key ?? null;
+      const h = o.headers;
       delayMs = Math.ceil(delayOf(o.delayMs));
+      headers = headerBytes(h); // one copy, shared by the batch's items (and by their clones in the post)
     }
     const items: StreamItem[] = [];
     for (let i = 0; i < payloads.length; i++) {
@@ -69,7 +75,7 @@ export class StreamSends {
         }
         k = this.keyFor(mailbox, ref, got);
       } else if (key !== null) k = this.keyFor(mailbox, ref, key);
-      items.push(this.item(mailbox, ref, payloads[i], k, delayMs, i));
+      items.push(this.item(mailbox, ref, payloads[i], k, delayMs, i, headers));
     }
     if (items.length > 0) this.keep(from, items);
     const ids = items.map((_, i) => this.count + i);
@@ -133,7 +139,7 @@ export class StreamSends {
   }
 
   /** One message encoded by the target's codec (a copy: the codec's buffer is reused). */
-  private item(mailbox: string, ref: RingRef, payload: unknown, key: string | null, delayMs: number, index: number): StreamItem {
+  private item(mailbox: string, ref: RingRef, payload: unknown, key: string | null, delayMs: number, index: number, headers: Uint8Array | null): StreamItem {
     const codec = this.codecs.get(mailbox)!;
     const n = codec.prepare(payload);
     if (n > ref.maxMessageBytes) {
@@ -143,7 +149,7 @@ export class StreamSends {
         ...(index >= 0 ? { index } : {}),
       });
     }
-    return { mailbox, payload: codec.preparedBytes().slice(), key, delayMs };
+    return { mailbox, payload: codec.preparedBytes().slice(), key, delayMs, headers };
   }
 
   /** On the handler's ctx until it finishes; after that (a timer), posted on its own, waited for by nobody. */
@@ -155,4 +161,14 @@ export class StreamSends {
     }
     this.post({ type: 'stream-sends', seq: 0, items });
   }
+}
+
+/**
+ * A send's headers, checked and encoded (RINGPOOL_INVALID_OPTION as a ring
+ * send gives it), as bytes of their own: posting a view of Buffer's shared
+ * pool would copy the whole pool.
+ */
+function headerBytes(h: unknown): Uint8Array | null {
+  const b = encodeHeaders(h);
+  return b === null ? null : new Uint8Array(b);
 }

@@ -1,7 +1,7 @@
 /**
  * The XADD writer of a Redis Streams mailbox and of `redisProducer()` (main
  * thread): one entry a message, its payload in field `d` (the codec's
- * bytes).
+ * bytes), its headers, if any, in field `h` (fields.ts).
  *
  * - Sends queue here and are written only while the client is ready, one
  *   batch at a time: what arrives during a round trip (or an outage) goes
@@ -16,25 +16,22 @@
  *   reply fails the batch's sends (RINGPOOL_SOURCE_IO: not in the stream); a
  *   connection lost after the write fails them with "may be in the stream".
  * - What waits (queued, or written and not answered) is bounded by
- *   `maxBytes` of payload: past it a send is refused (RINGPOOL_QUEUE_FULL),
+ *   `maxBytes` of payload and headers: past it a send is refused (RINGPOOL_QUEUE_FULL),
  *   as a full ring refuses one (one send always fits when nothing waits).
  * - A sendAsync's `timeoutMs` and `signal` end its wait: RINGPOOL_TIMEOUT
  *   (or the signal's reason); a send still queued here is dropped (not in
  *   the stream), one already handed to the client may be in it
  *   (`details.written`).
  */
-import { createHash } from 'node:crypto';
 import type { PayloadCodec } from '../../shared/codec.js';
 import { ErrorCodes, RingpoolError, describeValue } from '../../shared/errors.js';
 import { backoffMs, loadRedis, message, type Client } from './connection.js';
 
-import { CALL_FIELD, CORR_FIELD, KEY_FIELD, PAYLOAD_FIELD, REPLY_FIELD } from './fields.js';
 import { KeyHolds } from './holds.js';
-import { SEND_LUA, sendFlags, type DelayedKeys } from './delayed.js';
+import { SEND_LUA, type DelayedKeys } from './delayed.js';
+import { sendScriptCommand, xaddCommand } from './entry.js';
 
 export { PAYLOAD_FIELD, KEY_FIELD, CALL_FIELD } from './fields.js';
-
-const SEND_SHA = createHash('sha1').update(SEND_LUA).digest('hex');
 
 const EMPTY = Buffer.alloc(0);
 
@@ -60,13 +57,17 @@ export interface GroupItem {
   key: string | null;
   /** Whole ms to wait in the delayed set (delayed.ts); 0: now. */
   delayMs: number;
+  /** Its headers as encoded (shared/headers.ts), or null: a batch's items share one. */
+  headers: Buffer | null;
 }
 
 interface Pending {
   bytes: Buffer;
+  /** Its headers as encoded, or null (a group's are its items'). */
+  headers: Buffer | null;
   /** A batch send: its entries, written in one transaction, in order (then `bytes` is unused). */
   group: GroupItem[] | null;
-  /** Payload bytes it holds (all of a group's). */
+  /** Payload and header bytes it holds (all of a group's). */
   size: number;
   /** The stream it goes to: null for AddsOptions.stream (a partition's otherwise). */
   stream: string | null;
@@ -99,7 +100,7 @@ export interface AddsOptions {
   client: () => Promise<Client>;
   /** A failed send() that nobody awaits. */
   onError: ((err: RingpoolError) => void) | undefined;
-  /** Payload bytes that may wait (queued, or written and not answered). */
+  /** Payload and header bytes that may wait (queued, or written and not answered). */
   maxBytes: number;
   /** Sends refused because maxBytes was reached (counted by the caller). */
   onFull?: () => void;
@@ -116,7 +117,7 @@ export class Adds {
   /** The writer: takes what is queued, a batch at a time, until nothing is. */
   private draining: Promise<void> | null = null;
   private retries = 0;
-  /** Payload bytes waiting: queued, or written and not yet answered. */
+  /** Payload and header bytes waiting: queued, or written and not yet answered. */
   bytes = 0;
   /** send() calls whose entry Redis did not take. */
   failed = 0;
@@ -135,21 +136,23 @@ export class Adds {
   }
 
   /**
-   * Queue the codec's prepared bytes (a fresh copy). Throws (or, inside a
+   * Queue the codec's prepared bytes (a fresh copy) and `headers` (encoded,
+   * the caller's). Throws (or, inside a
    * sendAsync's executor, rejects) RINGPOOL_QUEUE_FULL past maxBytes, and the
    * signal's reason when it is already aborted: nothing is queued then.
    */
-  push(codec: PayloadCodec, resolve: Pending['resolve'], reject: Pending['reject'], timeoutMs?: number, signal?: AbortSignal, stream: string | null = null, key: string | null = null, call = false, delayMs = 0): void {
+  push(codec: PayloadCodec, resolve: Pending['resolve'], reject: Pending['reject'], timeoutMs?: number, signal?: AbortSignal, stream: string | null = null, key: string | null = null, call = false, delayMs = 0, headers: Buffer | null = null): void {
     if (signal?.aborted) throw signal.reason;
     const b = codec.preparedBytes();
-    this.pushBytes(Buffer.from(b.buffer, b.byteOffset, b.byteLength), resolve, reject, timeoutMs, signal, stream, key, call, delayMs, null, null);
+    this.pushBytes(Buffer.from(b.buffer, b.byteOffset, b.byteLength), resolve, reject, timeoutMs, signal, stream, key, call, delayMs, null, null, headers);
   }
 
-  /** Queue bytes the caller owns; `reply` and `corr`: an ask's (asks.ts). Throws as push() does. */
-  pushBytes(bytes: Buffer, resolve: Pending['resolve'], reject: Pending['reject'], timeoutMs: number | undefined, signal: AbortSignal | undefined, stream: string | null, key: string | null, call: boolean, delayMs: number, reply: string | null, corr: string | null): void {
-    this.checkRoom(bytes.byteLength);
+  /** Queue bytes the caller owns; `reply` and `corr`: an ask's (asks.ts; an ask carries no headers). Throws as push() does. */
+  pushBytes(bytes: Buffer, resolve: Pending['resolve'], reject: Pending['reject'], timeoutMs: number | undefined, signal: AbortSignal | undefined, stream: string | null, key: string | null, call: boolean, delayMs: number, reply: string | null, corr: string | null, headers: Buffer | null = null): void {
+    const size = bytes.byteLength + (headers === null ? 0 : headers.byteLength);
+    this.checkRoom(size);
     if (key !== null && delayMs > 0) this.holds.sending(key);
-    const p: Pending = { bytes, group: null, size: bytes.byteLength, stream, key, call, dueAt: delayMs > 0 ? Date.now() + delayMs : 0, reply, corr, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
+    const p: Pending = { bytes, headers, group: null, size, stream, key, call, dueAt: delayMs > 0 ? Date.now() + delayMs : 0, reply, corr, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
     this.enqueue(p, timeoutMs, signal);
   }
 
@@ -161,10 +164,10 @@ export class Adds {
   pushGroup(items: GroupItem[], resolve: Pending['resolve'], reject: Pending['reject'], timeoutMs?: number, signal?: AbortSignal): void {
     if (signal?.aborted) throw signal.reason;
     let size = 0;
-    for (const it of items) size += it.bytes.byteLength;
+    for (const it of items) size += it.bytes.byteLength + (it.headers === null ? 0 : it.headers.byteLength);
     this.checkRoom(size);
     for (const it of items) if (it.key !== null && it.delayMs > 0) this.holds.sending(it.key);
-    const p: Pending = { bytes: EMPTY, group: items, size, stream: null, key: null, call: false, dueAt: items.some((it) => it.delayMs > 0) ? Date.now() : 0, reply: null, corr: null, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
+    const p: Pending = { bytes: EMPTY, headers: null, group: items, size, stream: null, key: null, call: false, dueAt: items.some((it) => it.delayMs > 0) ? Date.now() : 0, reply: null, corr: null, resolve, reject, state: QUEUED, timer: undefined, signal, onAbort: undefined };
     this.enqueue(p, timeoutMs, signal);
   }
 
@@ -292,8 +295,8 @@ export class Adds {
       p.state = WRITTEN;
       this.queued--;
       live.push(p);
-      if (p.group === null) m.addCommand(this.entry(p.stream, p.bytes, p.key, p.call, p.dueAt, p.reply, p.corr));
-      else for (const it of p.group) m.addCommand(this.entry(it.stream, it.bytes, it.key, false, it.delayMs > 0 ? p.dueAt + it.delayMs : 0, null, null));
+      if (p.group === null) m.addCommand(this.entry(p.stream, p.bytes, p.key, p.call, p.dueAt, p.reply, p.corr, p.headers));
+      else for (const it of p.group) m.addCommand(this.entry(it.stream, it.bytes, it.key, false, it.delayMs > 0 ? p.dueAt + it.delayMs : 0, null, null, it.headers));
     }
     if (live.length === 0) return [];
     let replies: unknown[];
@@ -339,23 +342,16 @@ export class Adds {
 
 
   /**
-   * One entry's command: an XADD of the payload; a keyed or delayed one
-   * through SEND_LUA (an XADD unless it waits in the delayed set).
+   * One entry's command: an XADD of the payload (and headers); a keyed or
+   * delayed one through SEND_LUA (an XADD unless it waits in the delayed set).
    */
-  private entry(stream: string | null, bytes: Buffer, key: string | null, call: boolean, dueAt: number, reply: string | null, corr: string | null): (string | Buffer)[] {
+  private entry(stream: string | null, bytes: Buffer, key: string | null, call: boolean, dueAt: number, reply: string | null, corr: string | null, headers: Buffer | null): (string | Buffer)[] {
     const k = stream ?? this.o.stream;
-    if (dueAt === 0 && (key === null || !this.holds.may(key))) {
-      // Not delayed, and its key (if any) held by nothing this process knows of: a plain XADD.
-      const f: (string | Buffer)[] = ['XADD', k, '*', PAYLOAD_FIELD, bytes];
-      if (key !== null) f.push(KEY_FIELD, key);
-      if (call) f.push(CALL_FIELD, '1');
-      if (reply !== null) f.push(REPLY_FIELD, reply, CORR_FIELD, corr!);
-      return f;
-    }
-    const d = this.o.delayed;
+    // Not delayed, and its key (if any) held by nothing this process knows of: a plain XADD.
+    if (dueAt === 0 && (key === null || !this.holds.may(key))) return xaddCommand(k, bytes, key, call, reply, corr, headers);
     // Due on Redis's clock: a delay counts from the send (not from when a long transaction runs), whatever the clocks say.
     const due = dueAt === 0 ? '0' : String(Math.ceil(dueAt + this.offset));
-    return ['EVALSHA', SEND_SHA, '4', d.set, d.holds, d.seq, k, due, sendFlags(key, call), key ?? '', bytes, d.wake, reply ?? '', corr ?? '', d.held];
+    return sendScriptCommand(this.o.delayed, k, due, bytes, key, call, reply, corr, headers);
   }
 
   /**

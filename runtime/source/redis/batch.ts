@@ -3,12 +3,14 @@
  * and `sendBatchAsync`. Every payload is encoded and checked first (bad
  * input throws with nothing queued), then the batch is queued as one group
  * (adds.ts): its XADDs go to Redis in one transaction, in order, all or none.
+ * `headers` are encoded once; every entry of the batch carries those bytes.
  * A keyed batch (one key, or a function giving each payload its own) goes to
  * its keys' partitions, still in that one transaction: every partition of a
  * mailbox shares its hash slot (keys.ts).
  */
 import { describeValue, ErrorCodes, RingpoolError, optionThrew } from '../../shared/errors.js';
 import type { PayloadCodec } from '../../shared/codec.js';
+import { encodeHeaders } from '../../shared/headers.js';
 import { badSendOption, keyOf, type BatchOptions } from '../../shared/producer.js';
 import type { GroupItem } from './adds.js';
 import { checkStreamSend, prepare, streamSendDelay } from './send-check.js';
@@ -44,9 +46,11 @@ export function prepareBatch(t: BatchTarget, payloads: readonly unknown[], opts:
   }
   let key: string | ((payload: unknown, index: number) => string) | null = null;
   let delay = 0;
+  let headers: Buffer | null = null;
   if (opts !== undefined && opts !== null) {
-    if (typeof opts !== 'object') throw badSendOption('', 'an object { key, delayMs }', opts);
-    const { key: k, delayMs } = opts as BatchOptions & { delayMs?: unknown };
+    if (typeof opts !== 'object') throw badSendOption('', 'an object { key, delayMs, headers }', opts);
+    const { key: k, delayMs, headers: h } = opts as BatchOptions & { delayMs?: unknown; headers?: unknown };
+    headers = encodeHeaders(h);
     // The same checks as a single send (delayMs; a key without partitions).
     checkStreamSend(t.mailbox, t.stream, { delayMs } as never, t.partitions);
     delay = streamSendDelay();
@@ -72,7 +76,7 @@ export function prepareBatch(t: BatchTarget, payloads: readonly unknown[], opts:
     } else if (key !== null) k = keyOf(key);
     prepare(t.codec, payload, t.maxMessageBytes, `mailbox '${t.mailbox}'`);
     const b = t.codec.preparedBytes();
-    items.push({ bytes: Buffer.from(b), stream: k === null ? null : t.streamOf(k), key: k, delayMs: delay });
+    items.push({ bytes: Buffer.from(b), stream: k === null ? null : t.streamOf(k), key: k, delayMs: delay, headers });
   }
   return items;
 }

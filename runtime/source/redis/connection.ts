@@ -162,7 +162,7 @@ export function message(err: unknown): string {
   return (err as Error)?.message ?? String(err);
 }
 
-/** One stream's entries from an XREADGROUP / XAUTOCLAIM reply: ids, and each entry's `d` field (null when trimmed or missing). */
+/** One stream's entries from an XREADGROUP / XAUTOCLAIM reply: ids, and each entry's fields (fields.ts; `d` null when trimmed or missing). */
 export class Entries {
   ids: string[] = [];
   payloads: (Buffer | null)[] = [];
@@ -174,6 +174,8 @@ export class Entries {
   replyTo: (string | null)[] = [];
   /** An ask's correlation id (field `a`), or null. */
   corrs: (string | null)[] = [];
+  /** Each entry's `h` field (its headers as encoded, unchecked: offer.ts checks them), or null. */
+  headers: (Buffer | null)[] = [];
   /** The entry exists but has no `d` field (not written by ringpool). */
   foreign: boolean[] = [];
   /** Filled by Offer.take: reserved by this take (held, not yet in the ring or finished). */
@@ -220,6 +222,7 @@ export class Entries {
       let call = false;
       let r: string | null = null;
       let a: string | null = null;
+      let h: Buffer | null = null;
       if (Array.isArray(fields)) {
         for (let i = 0; i + 1 < fields.length; i += 2) {
           const f = fields[i];
@@ -230,6 +233,7 @@ export class Entries {
           else if (one === 0x63) call = true;
           else if (one === 0x72) r = Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
           else if (one === 0x61) a = Buffer.isBuffer(v) ? v.toString('latin1') : String(v);
+          else if (one === 0x68 && h === null) h = Buffer.isBuffer(v) ? v : Buffer.from(String(v));
         }
       }
       this.replyTo.push(r);
@@ -237,6 +241,7 @@ export class Entries {
       this.keys.push(k);
       this.calls.push(call);
       this.payloads.push(d);
+      this.headers.push(h);
       this.foreign.push(d === null && Array.isArray(fields));
     }
   }
@@ -248,6 +253,7 @@ export class Entries {
     this.replyTo.length = 0;
     this.corrs.length = 0;
     this.payloads.length = 0;
+    this.headers.length = 0;
     this.foreign.length = 0;
   }
 }

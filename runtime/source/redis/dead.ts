@@ -4,15 +4,16 @@
  * written together with the XACK of its entry (one script, acks.ts), so it
  * is never acknowledged without its letter. `rt.deadLetters(mailbox)` gives
  * this store for a Redis mailbox: the same list/redrive/purge as the
- * in-memory one, but asynchronous (they are Redis commands).
+ * in-memory one, but asynchronous (they are Redis commands). A letter keeps
+ * its message's headers (field `h`, as in the stream), and a redrive too.
  */
-import { NO_HEADERS } from '../../shared/headers.js';
+import { NO_HEADERS, decodeHeaderBytes, headerBytesProblem } from '../../shared/headers.js';
 import type { DeadLetter, DeadLetterReason, DeadLetterSink } from '../../dead-letters.js';
 import type { HeldMessage } from '../../held.js';
 import { DEAD_LETTER_REASONS } from '../../outcome.js';
 import type { PayloadCodec } from '../../shared/codec.js';
 import type { ErrorInfo } from '../../shared/errors.js';
-import { CALL_FIELD, KEY_FIELD, PAYLOAD_FIELD } from './adds.js';
+import { CALL_FIELD, HEADERS_FIELD, KEY_FIELD, PAYLOAD_FIELD } from './fields.js';
 import type { Client } from './connection.js';
 import { partitionKeys } from './keys.js';
 import { unqualify } from './held.js';
@@ -34,6 +35,8 @@ export interface DeadFields {
   key: string | null;
   /** An actor method call (`tell`): redriven as one. */
   call: boolean;
+  /** Its headers as encoded (shared/headers.ts), or null. */
+  headers: Uint8Array | null;
   localId: number;
   attempts: number;
   reason: DeadLetterReason;
@@ -54,6 +57,7 @@ export function deadFields(held: HeldMessage, q: string, reason: DeadLetterReaso
     epoch,
     key: held.key ?? null,
     call: (held.kept & FLAG_CALL) !== 0,
+    headers: held.headers,
     localId: held.id,
     attempts: held.attempt,
     reason,
@@ -64,7 +68,7 @@ export function deadFields(held: HeldMessage, q: string, reason: DeadLetterReaso
   };
 }
 
-/** The fields of a dead letter's entry (`d` holds the payload bytes, as in the stream). */
+/** The fields of a dead letter's entry (`d` holds the payload bytes, `h` the headers', as in the stream). */
 export function deadEntryFields(o: ResolvedRedisSource, f: DeadFields): (string | Buffer)[] {
   return [
     PAYLOAD_FIELD, Buffer.from(f.payload.buffer, f.payload.byteOffset, f.payload.byteLength),
@@ -79,6 +83,7 @@ export function deadEntryFields(o: ResolvedRedisSource, f: DeadFields): (string 
     'consumer', o.consumer,
     ...(f.key === null ? [] : [KEY_FIELD, f.key]),
     ...(f.call ? [CALL_FIELD, '1'] : []),
+    ...(f.headers === null ? [] : [HEADERS_FIELD, Buffer.from(f.headers.buffer, f.headers.byteOffset, f.headers.byteLength)]),
   ];
 }
 
@@ -106,12 +111,14 @@ export class RedisDeadLetters implements StreamDeadLetters {
     const m = (await this.client()).multi();
     const parts = this.o.partitions > 0 ? partitionKeys(this.o.stream, this.o.group) : null;
     for (const l of out) {
+      const c = l as Carried;
+      const headers = c.headerBytes === null ? [] : [HEADERS_FIELD, c.headerBytes];
       // A keyed letter of a partitioned mailbox goes back to its key's partition, with its key.
       if (parts !== null && l.key !== undefined) {
-        const call = (l as Carried).call ? [CALL_FIELD, '1'] : [];
-        m.addCommand(['XADD', parts.stream(partitionOf(l.key, this.o.partitions)), '*', PAYLOAD_FIELD, (l as Carried).payloadBytes!, KEY_FIELD, l.key, ...call]);
+        const call = c.call ? [CALL_FIELD, '1'] : [];
+        m.addCommand(['XADD', parts.stream(partitionOf(l.key, this.o.partitions)), '*', PAYLOAD_FIELD, c.payloadBytes!, KEY_FIELD, l.key, ...call, ...headers]);
       }
-      else m.addCommand(['XADD', this.o.stream, '*', PAYLOAD_FIELD, (l as Carried).payloadBytes!]);
+      else m.addCommand(['XADD', this.o.stream, '*', PAYLOAD_FIELD, c.payloadBytes!, ...headers]);
       m.addCommand(['XDEL', this.o.deadStream, l.deadEntryId]);
     }
     await m.exec();
@@ -163,6 +170,11 @@ export class RedisDeadLetters implements StreamDeadLetters {
     } catch {
       payload = new Uint8Array(bytes!); // undecodable: give the bytes
     }
+    // Its headers (written by ringpool, or by another writer): the letter is damaged when they cannot be read, and redriven without them.
+    let headerBytes = f.get(HEADERS_FIELD) ?? null;
+    const hp = headerBytes === null || headerBytes.byteLength === 0 ? null : headerBytesProblem(headerBytes);
+    if (hp !== null) problems.push(`'${HEADERS_FIELD}': ${hp}`);
+    if (hp !== null || headerBytes?.byteLength === 0) headerBytes = null;
     const r = text('reason');
     const known = (DEAD_LETTER_REASONS as readonly string[]).includes(r);
     if (!known) problems.push(`'reason' ${JSON.stringify(r.slice(0, 40))} is not one of ${DEAD_LETTER_REASONS.join(', ')}`);
@@ -171,7 +183,7 @@ export class RedisDeadLetters implements StreamDeadLetters {
       mailbox: this.mailbox,
       payload,
       key: f.has(KEY_FIELD) ? text(KEY_FIELD) : undefined,
-      headers: NO_HEADERS, // a Redis mailbox carries no headers yet
+      headers: headerBytes === null ? NO_HEADERS : decodeHeaderBytes(headerBytes),
       attempts: num('attempts'),
       firstError: err('first'),
       lastError: err('last'),
@@ -188,14 +200,15 @@ export class RedisDeadLetters implements StreamDeadLetters {
       letter.damaged = { problems, fields: all };
       letter.lastError = { name: 'RingpoolError', message: `damaged entry ${deadEntryId} in '${this.o.deadStream}': ${problems.join('; ')}; its fields: ${JSON.stringify(all).slice(0, 2_000)}` };
     }
-    // The payload's bytes travel with the letter for redrive, out of sight of JSON.stringify and the console.
+    // The payload's (and headers') bytes travel with the letter for redrive, out of sight of JSON.stringify and the console.
     Object.defineProperty(letter, 'call', { value: f.has(CALL_FIELD), enumerable: false });
+    Object.defineProperty(letter, 'headerBytes', { value: headerBytes, enumerable: false });
     return Object.defineProperty(letter, 'payloadBytes', { value: bytes, enumerable: false }) as Carried;
   }
 }
 
-/** A letter and its payload's bytes (null: none, a damaged letter that cannot be redriven). */
-type Carried = StreamDeadLetter & { payloadBytes: Buffer | null; call: boolean };
+/** A letter and its payload's bytes (null: none, a damaged letter that cannot be redriven), and its headers' (null: none). */
+type Carried = StreamDeadLetter & { payloadBytes: Buffer | null; call: boolean; headerBytes: Buffer | null };
 
 /**
  * A Redis mailbox's dead letters: those of the stream's entries go to

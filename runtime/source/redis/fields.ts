@@ -12,3 +12,9 @@ export const REPLY_FIELD = 'r';
 export const CORR_FIELD = 'a';
 /** A reply entry that carries the ask's final error (JSON) instead of `d`. */
 export const ERROR_FIELD = 'e';
+/**
+ * The message's headers as encoded (runtime/shared/headers.ts encodeHeaders:
+ * the JSON of the object, UTF-8, at most 4096 bytes): only on an entry sent
+ * with headers (none: no field, no bytes).
+ */
+export const HEADERS_FIELD = 'h';

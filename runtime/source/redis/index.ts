@@ -6,6 +6,7 @@
  */
 export { redisProducer, RedisProducer, PAYLOAD_FIELD, type RedisProducerOptions, type ProducerSendOptions, type ProducerKeyOptions } from './producer.js';
 export { KEY_FIELD } from './adds.js';
+export { HEADERS_FIELD } from './fields.js';
 export { partitionOf, MAX_PARTITIONS } from '../../shared/partition.js';
 export type { PartitionStats } from '../stream.js';
 export type { RedisSourceOptions } from './options.js';

@@ -4,10 +4,13 @@
  * An entry held here, or finished here and not yet confirmed by Redis, is
  * skipped (it came back through the other path). An entry that cannot run is
  * dead-lettered without running: trimmed (acknowledged and reported), not
- * written by ringpool (no field `d`), over maxMessageBytes, or delivered
- * more than maxAttempts times without an outcome (a crash loop).
+ * written by ringpool (no field `d`), over maxMessageBytes, with a field `h`
+ * that is not headers (over 4096 bytes, not the JSON of an object of
+ * strings: written by another client), or delivered more than maxAttempts
+ * times without an outcome (a crash loop). An entry's headers (field `h`)
+ * go into its record, and with it into its dead letter.
  */
-import { NO_HEADERS } from '../../shared/headers.js';
+import { decodeHeaderBytes, headerBytesProblem } from '../../shared/headers.js';
 import type { DeadLetter, DeadLetterReason } from '../../dead-letters.js';
 import { now } from '../../shared/clock.js';
 import { ErrorCodes } from '../../shared/errors.js';
@@ -56,16 +59,22 @@ export class Offer {
         const key = part < 0 ? null : e.keys[i]!;
         const attempt = attempts === null ? 1 : attempts[i]!;
         const p = e.payloads[i]!;
+        let h: Buffer | null = e.headers[i] ?? null;
+        // Headers another client wrote that a handler could not read: not run (the letter keeps no `h`, and says why).
+        const bad = h === null || h.byteLength === 0 ? null : headerBytesProblem(h);
+        if (bad !== null || h?.byteLength === 0) h = null;
         // Each of these ends its reservation below: no longer pending for us, or finished unrun (in acks' unconfirmed set).
         if (attempt === 0) {
           // no longer pending for us (acknowledged meanwhile, or taken over): not ours to run
         } else if (p === null) {
-          if (e.foreign[i]) this.deadNow(sid, key, e.calls[i]!, Buffer.alloc(0), attempt - 1, 'poison', `entry ${e.ids[i]} has no field 'd' (it was not written by ringpool)`);
+          if (e.foreign[i]) this.deadNow(sid, key, e.calls[i]!, Buffer.alloc(0), h, attempt - 1, 'poison', `entry ${e.ids[i]} has no field 'd' (it was not written by ringpool)`);
           else this.src.trimmed([e.ids[i]!], part, epoch);
         } else if (p.byteLength > maxMessageBytes) {
-          this.deadNow(sid, key, e.calls[i]!, p, attempt - 1, 'poison', `entry ${e.ids[i]} of ${p.byteLength} bytes is over maxMessageBytes ${maxMessageBytes}`);
+          this.deadNow(sid, key, e.calls[i]!, p, h, attempt - 1, 'poison', `entry ${e.ids[i]} of ${p.byteLength} bytes is over maxMessageBytes ${maxMessageBytes}`);
+        } else if (bad !== null) {
+          this.deadNow(sid, key, e.calls[i]!, p, null, attempt - 1, 'poison', `entry ${e.ids[i]} has a field 'h' that is not headers: ${bad}`);
         } else if (attempt > maxAttempts) {
-          this.deadNow(sid, key, e.calls[i]!, p, attempt - 1, 'max_attempts', `delivered ${attempt - 1} times without an outcome (its consumers died while it ran)`);
+          this.deadNow(sid, key, e.calls[i]!, p, h, attempt - 1, 'max_attempts', `delivered ${attempt - 1} times without an outcome (its consumers died while it ran)`);
         } else {
           // When Redis took it (the id's ms; +0.5 for the truncation), so end-to-end time includes the wait in the stream.
           const sentAt = Math.min(entryTime(sid) + 0.5, now());
@@ -76,7 +85,7 @@ export class Offer {
             let id: number;
             try {
               const to = e.replyTo[i]!;
-              id = intake.offerBytes(p, attempt, sentAt, key, (e.calls[i] ? flags | FLAG_CALL : flags) | (to === null ? 0 : FLAG_ASK));
+              id = intake.offerBytes(p, attempt, sentAt, key, (e.calls[i] ? flags | FLAG_CALL : flags) | (to === null ? 0 : FLAG_ASK), h);
               // An ask from another process (or this one): opened here, its reply goes back to `to` (asks.ts).
               if (id >= 0 && to !== null) this.host.openAsk(id, this.src.replier.expect(id, to, e.corrs[i] ?? ''));
             } catch {
@@ -104,10 +113,10 @@ export class Offer {
   }
 
   /** Dead-letter an entry without running it (too large, not ours, out of attempts). */
-  private deadNow(q: string, key: string | null, call: boolean, payload: Uint8Array, attempts: number, reason: DeadLetterReason, why: string): void {
+  private deadNow(q: string, key: string | null, call: boolean, payload: Uint8Array, headers: Uint8Array | null, attempts: number, reason: DeadLetterReason, why: string): void {
     const err = { name: 'RingpoolError', message: why, code: ErrorCodes.DEAD_LETTERED };
     const { sid, p, epoch } = unqualify(q);
-    const f: DeadFields = { payload, streamId: sid, q, partition: p, epoch, key, call, localId: -1, attempts, reason, firstError: undefined, lastError: err, enqueuedAt: entryTime(sid), deadAt: Date.now() };
+    const f: DeadFields = { payload, streamId: sid, q, partition: p, epoch, key, call, headers, localId: -1, attempts, reason, firstError: undefined, lastError: err, enqueuedAt: entryTime(sid), deadAt: Date.now() };
     this.src.acks.deadLetter(f);
     this.host.emitDeadLetter(this.letter(f));
   }
@@ -120,6 +129,6 @@ export class Offer {
     } catch {
       // undecodable: the bytes
     }
-    return { id: f.localId, mailbox: this.src.mailbox, payload, key: f.key ?? undefined, attempts: f.attempts, firstError: f.firstError, lastError: f.lastError, enqueuedAt: f.enqueuedAt, deadAt: f.deadAt, reason: f.reason, headers: NO_HEADERS };
+    return { id: f.localId, mailbox: this.src.mailbox, payload, key: f.key ?? undefined, attempts: f.attempts, firstError: f.firstError, lastError: f.lastError, enqueuedAt: f.enqueuedAt, deadAt: f.deadAt, reason: f.reason, headers: decodeHeaderBytes(f.headers) };
   }
 }

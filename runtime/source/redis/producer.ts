@@ -2,7 +2,8 @@
  * A producer for a Redis Streams mailbox, for a process that runs no
  * handlers (main thread): `redisProducer({ url, stream, codec })`. Each
  * message is one stream entry whose field `d` holds the payload as the
- * mailbox's codec encodes it (so the codec must be the consuming mailbox's).
+ * mailbox's codec encodes it (so the codec must be the consuming mailbox's),
+ * and field `h` its headers, when sent with some (`ctx.headers` there).
  * Sends made in one turn of the event loop go to Redis as one pipeline, and
  * wait here (bounded) while Redis is away (adds.ts).
  */
@@ -21,6 +22,7 @@ import { checkTaggable, partitionKeys, type PartitionKeys } from './keys.js';
 import { agreeOnPartitions } from './partitions.js';
 import { MAX_PARTITIONS, partitionOf } from '../../shared/partition.js';
 import { badSendOption, delayOf, keyOf } from '../../shared/producer.js';
+import { encodeHeaders } from '../../shared/headers.js';
 
 export { PAYLOAD_FIELD } from './adds.js';
 
@@ -59,6 +61,12 @@ export interface ProducerKeyOptions {
   key?: string;
   /** Wait this long (ms) in the stream's delayed set (Redis), then join the stream. */
   delayMs?: number;
+  /**
+   * String keys and values carried beside the payload (field `h`, at most
+   * 4096 bytes as JSON): the handler's `ctx.headers`, kept across retries,
+   * dead letters and redrives. Bad ones throw RINGPOOL_INVALID_OPTION.
+   */
+  headers?: Record<string, string>;
 }
 
 /** sendAsync's wait: as rt.sendAsync's. */
@@ -154,9 +162,11 @@ export class RedisProducer {
   private enqueue(payload: unknown, opts: ProducerKeyOptions | undefined, resolve: ((id: string) => void) | null, reject: ((err: unknown) => void) | null, timeoutMs?: number, signal?: AbortSignal): void {
     if (this.closed) throw new RingpoolError(ErrorCodes.CLOSED, `redisProducer for stream '${this.opts.stream}' is closed`, { stream: this.opts.stream });
     const key = keyOfSend(this.opts, opts);
+    const delayMs = sendDelay;
+    const headers = sendHeaders; // taken before the payload is encoded (its toJSON may send too)
     prepare(this.codec, payload, this.maxMessageBytes, `redisProducer for stream '${this.opts.stream}'`);
     const stream = key === null ? null : this.keys!.stream(partitionOf(key, this.opts.partitions!));
-    this.adds.push(this.codec, resolve, reject, timeoutMs, signal, stream, key, false, sendDelay);
+    this.adds.push(this.codec, resolve, reject, timeoutMs, signal, stream, key, false, delayMs, headers);
   }
 }
 
@@ -164,14 +174,18 @@ const PRODUCER_KEYS = ['url', 'cluster', 'client', 'clientOptions', 'stream', 'c
 
 /** The delayMs (whole ms) of the last send keyOfSend() read. */
 let sendDelay = 0;
+/** The headers (encoded; null: none) of the last send keyOfSend() read. */
+let sendHeaders: Buffer | null = null;
 
-/** A send's key: null (unkeyed), or refused (no partitions, not a well-formed string); its delay in `sendDelay`. */
+/** A send's key: null (unkeyed), or refused (no partitions, not a well-formed string); its delay in `sendDelay`, its headers in `sendHeaders`. */
 function keyOfSend(o: RedisProducerOptions, opts: ProducerKeyOptions | undefined): string | null {
   sendDelay = 0;
+  sendHeaders = null;
   if (opts === undefined || opts === null) return null;
-  if (typeof opts !== 'object') throw badSendOption('', 'an object { key, delayMs, timeoutMs, signal }', opts);
+  if (typeof opts !== 'object') throw badSendOption('', 'an object { key, delayMs, headers, timeoutMs, signal }', opts);
   const k = opts.key;
   sendDelay = Math.ceil(delayOf(opts.delayMs));
+  sendHeaders = encodeHeaders(opts.headers);
   if (k === undefined || k === null) return null;
   if (o.partitions === undefined) {
     throw new RingpoolError(ErrorCodes.INVALID_OPTION, `redisProducer for stream '${o.stream}' has no partitions: a keyed send is refused (give the consuming mailbox's partitions)`, { stream: o.stream, option: 'partitions' });

@@ -3,6 +3,8 @@
  * `sendAsync`, `sendBatch`, `sendBatchAsync` and an actor's `tell`, each an
  * XADD through adds.ts (a batch: one transaction, batch.ts). A keyed send
  * goes to its key's partition (partitioned mailboxes), else it is refused.
+ * Headers (options.headers, and a handler's chained sends') go in field `h`;
+ * an ask carries none.
  * The numbers returned are this process's own count of sends to the mailbox.
  */
 import type { PayloadCodec } from '../../shared/codec.js';
@@ -11,7 +13,7 @@ import { FLAG_CALL } from '../../shared/layout.js';
 import type { BatchOptions, SendOptions } from '../../shared/producer.js';
 import type { Adds, GroupItem } from './adds.js';
 import type { StreamItem } from '../../shared/protocol.js';
-import { checkStreamSend, prepare, streamSendDelay } from './send-check.js';
+import { checkStreamSend, prepare, streamSendDelay, streamSendHeaders } from './send-check.js';
 import { prepareBatch } from './batch.js';
 import type { ResolvedRedisSource } from './options.js';
 
@@ -30,7 +32,7 @@ export class StreamSends {
   /** rt.send() (and `tell`, flags FLAG_CALL): XADD, pipelined. */
   send(payload: unknown, opts: SendOptions | undefined, closed: boolean, flags = 0): number {
     const key = this.check(payload, opts, closed);
-    this.adds.push(this.host.codec, null, null, undefined, undefined, key === null ? null : this.streamOf(key), key, (flags & FLAG_CALL) !== 0, streamSendDelay());
+    this.adds.push(this.host.codec, null, null, undefined, undefined, key === null ? null : this.streamOf(key), key, (flags & FLAG_CALL) !== 0, streamSendDelay(), streamSendHeaders());
     return this.seq++;
   }
 
@@ -39,7 +41,7 @@ export class StreamSends {
     return new Promise<string>((resolve, reject) => {
       if (signal?.aborted) throw signal.reason; // nothing sent
       const key = this.check(payload, opts, closed);
-      this.adds.push(this.host.codec, resolve as (id: string & string[]) => void, reject, timeoutMs, signal, key === null ? null : this.streamOf(key), key, false, streamSendDelay());
+      this.adds.push(this.host.codec, resolve as (id: string & string[]) => void, reject, timeoutMs, signal, key === null ? null : this.streamOf(key), key, false, streamSendDelay(), streamSendHeaders());
       this.seq++;
     });
   }
@@ -91,6 +93,7 @@ export class StreamSends {
         stream: it.key === null ? null : this.streamOf(it.key),
         key: it.key,
         delayMs: it.delayMs,
+        headers: it.headers === null ? null : Buffer.from(it.headers.buffer, it.headers.byteOffset, it.headers.byteLength),
       }));
       this.adds.pushGroup(group, resolve, reject);
       this.seq += items.length;
