@@ -47,11 +47,18 @@ interface Proxy {
 }
 let seenDelegate: unknown = undefined;
 let seenTracer: Otel.Tracer | null = null;
+/**
+ * Where every copy of the API (its CommonJS and ESM builds, other installs
+ * of major version 1) registers its globals: `trace` is there once a
+ * provider was registered, and gone after trace.disable().
+ */
+const GLOBALS = Symbol.for('opentelemetry.js.api.1');
+const registry = globalThis as unknown as Record<symbol, { trace?: unknown } | undefined>;
 
-/** The registered provider's tracer, or null (no package, no provider: nothing to make spans with). */
+/** The registered provider's tracer, or null (no package, no provider: nothing to make spans with). Per send and per attempt: a few property reads when none. */
 export function tracer(): Otel.Tracer | null {
   const a = api;
-  if (a === null || a === undefined) return null;
+  if (a === null || a === undefined || registry[GLOBALS]?.trace === undefined) return null;
   const p = a.trace.getTracerProvider() as Proxy;
   if (typeof p.getDelegate !== 'function' || typeof p.getDelegateTracer !== 'function') return a.trace.getTracer(TRACER_NAME);
   const d = p.getDelegate();
