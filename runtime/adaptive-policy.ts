@@ -40,10 +40,14 @@
  *   A minimum well under the last (a downstream with room again) lets the
  *   limit grow fast at once.
  * - While the consumer threads are CPU-busy (event-loop utilisation >= 0.6,
- *   or the process using 85 % of the cores) and the limit is used, it grows
- *   (a quarter a window) instead of reading their latency: that is their own
- *   CPU queue, not the downstream's, the CPU is the bottleneck, and a limit
- *   shrunk by it would starve the CPU of the I/O it overlaps.
+ *   or the process using 85 % of the cores) and the limit is used, their
+ *   latency is not read (it is their own CPU queue, not the downstream's, and
+ *   a limit shrunk by it would starve the CPU of the I/O it overlaps): the
+ *   limit holds, or grows (a quarter a window) up to what Little's law says
+ *   keeps the present throughput going at the downstream's no-load latency,
+ *   with half again for room: 1.5 * rate * rttMin. Never further: a limit
+ *   that grew on while the CPU was the bottleneck only queued more in the
+ *   downstream (a machine busy with other work read as 256).
  * - Failed attempts are not samples (a 503 in 1 ms is no latency); outages
  *   are the breaker's business.
  */
@@ -87,6 +91,8 @@ export class AdaptiveLimit {
   /** The last window's mean handler time (ms); NaN before one. */
   rtt = NaN;
   queue = 0;
+  /** Attempts ended per ms in the last window (Little's law with rttMin bounds growth while CPU-busy). */
+  rate = 0;
   phase: AdaptivePhase = 'measure';
   /** The limit before a probe lowered it. */
   private saved = 0;
@@ -129,6 +135,7 @@ export class AdaptiveLimit {
     const rtt = this.sumMs / this.count;
     // Handlers running on average (Little's law): the peak alone is fooled by a batch claimed at once.
     const busy = Math.min(this.peak, this.sumMs / elapsed);
+    this.rate = this.count / elapsed;
     this.count = 0;
     this.sumMs = 0;
     this.peak = 0;
@@ -142,10 +149,13 @@ export class AdaptiveLimit {
     this.decisions++;
     if (cpuBusy && this.phase === 'measure' && busy * 2 >= this.l) {
       // The consumer threads are CPU-bound: latency is their own CPU queue, not the downstream's, and the CPU is the
-      // bottleneck (the autoscaler's business): the limit steps aside, growing while it is used, so it never binds first.
+      // bottleneck (the autoscaler's business). The limit does not shrink on it; it grows only up to what keeps this
+      // throughput going at the no-load latency (Little's law), with half again for room, so it never binds first
+      // and never floods the downstream either.
       this.rttMinAt = now;
-      this.l = Math.min(this.opts.max, this.l + Math.max(1, this.l / 4));
-      this.reason = `threads CPU-busy (latency ${fmt(rtt)} ms is theirs): out of the way, ${this.current}`;
+      const need = Number.isFinite(this.rttMin) ? Math.ceil(1.5 * this.rate * this.rttMin) : this.opts.max;
+      if (this.l < need) this.l = Math.min(this.opts.max, need, this.l + Math.max(1, this.l / 4));
+      this.reason = `threads CPU-busy (latency ${fmt(rtt)} ms is theirs): holds, ${this.current} (${need} keep ${fmt(this.rate * 1000)}/s going at ${fmt(this.rttMin)} ms)`;
       return;
     }
     if (this.phase === 'probe-drain') {

@@ -101,9 +101,13 @@ export function traceSend<O extends { headers?: Record<string, string> }, R>(
     const attributes = base('send', mailbox);
     if (count !== 1) attributes['messaging.batch.message_count'] = count;
     span = t.startSpan(`send ${mailbox}`, { kind: a.SpanKind.PRODUCER, attributes }, parent);
-    const headers: Record<string, string> = opts?.headers === undefined ? {} : { ...opts.headers };
-    inject(a, a.trace.setSpan(parent, span), headers);
-    o = { ...(opts ?? {}), headers } as O;
+    // Options the send would refuse are passed on as they are (it throws, inside the span), never reshaped into good ones.
+    const h = opts?.headers as unknown;
+    if ((opts === undefined || opts === null || typeof opts === 'object') && (h === undefined || (typeof h === 'object' && h !== null && !Array.isArray(h)))) {
+      const headers: Record<string, string> = h === undefined ? {} : { ...(h as Record<string, string>) };
+      inject(a, a.trace.setSpan(parent, span), headers);
+      o = { ...(opts ?? {}), headers } as O;
+    }
   }
   const msg: SendMessage | null = sendChannel.hasSubscribers ? { mailbox, options: o, count } : null;
   let r: R;

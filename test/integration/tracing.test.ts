@@ -16,7 +16,7 @@ import { context, propagation, trace, SpanKind, SpanStatusCode, type Span } from
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { MailboxOptions, RuntimeOptions } from 'ringpool';
-import { broadcastLog, fixture, runtime, until } from '../helpers.js';
+import { broadcastLog, expectCode, fixture, runtime, until } from '../helpers.js';
 import { flatten } from '../fixtures/otel-flatten.mjs';
 
 interface Flat {
@@ -167,6 +167,12 @@ describe('tracing', () => {
     const rt = runtime(traced('link', { m: box({ maxAttempts: 2 }), d: box({ durability: { dir } } as Partial<MailboxOptions>) }));
     await rt.start();
     try {
+      // Bad options are refused as without tracing (not reshaped into good ones), inside a failed send span.
+      for (const bad of ['opts', { headers: 'x' }, { headers: ['x'] }, { headers: { a: 1 } }]) {
+        await expectCode(() => rt.send('m', { i: -1 }, bad as never), 'RINGPOOL_INVALID_OPTION');
+      }
+      expect(mainSpans().filter((s) => s.name === 'send m').map((s) => [s.status, s.attributes['error.type']])).toEqual(Array(4).fill([SpanStatusCode.ERROR, 'RINGPOOL_INVALID_OPTION']));
+      exporter.reset();
       let sendSpan!: Span;
       tracer().startActiveSpan('batch job', (job) => {
         rt.send('m', { i: 7, fail: 99 }, { headers: { mine: 'kept' } });

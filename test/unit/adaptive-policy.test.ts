@@ -109,16 +109,25 @@ describe('adaptive concurrency: the policy', () => {
     expect(p.rttMin).toBeGreaterThan(6);
   });
 
-  it('steps aside while the consumer threads are CPU-busy: their latency is their own CPU queue, not the downstream', () => {
+  it("while the consumer threads are CPU-busy: never shrinks on their latency, grows only to what Little's law needs at the no-load latency", () => {
     const p = new AdaptiveLimit({ ...adaptiveDefaults, initial: 8 }, 0);
     run(p, { C: 1_000, S: 5 }, 0, 300);
     const at = p.current;
-    // Latency 4x the no-load one, as a CPU queue makes it, the limit used: busy, it grows; not busy, it shrinks.
-    for (let t = 400; t < 1_000; t += 100) p.update(t, { count: 5 * p.current, sumMs: 100 * p.current, peak: p.current }, true);
+    const rttMin = p.rttMin;
+    // Latency 4x the no-load one, as a CPU queue makes it, the limit used, the throughput that of L at no-load latency
+    // (what the CPU gets through): busy, it grows a quarter a window up to 1.5 * rate * rttMin, no further.
+    let t = 300;
+    const rate = (at * 2) / rttMin; // attempts per ms: twice what `at` handlers at no-load latency end
+    for (; t < 2_000; ) p.update((t += 100), { count: Math.round(rate * 100), sumMs: Math.round(rate * 100) * 4 * rttMin, peak: p.current }, true);
     const grown = p.current;
     expect(grown).toBeGreaterThan(at);
+    expect(grown).toBeLessThanOrEqual(Math.ceil(1.5 * (Math.round(rate * 100) / 100) * rttMin));
     expect(p.reason).toMatch(/CPU-busy/);
-    p.update(1_100, { count: 5 * grown, sumMs: 100 * grown, peak: grown }, false);
+    // The machine busy with other work, the throughput not growing: the limit holds (it grew to 256 before).
+    for (const end = t + 3_000; t < end; ) p.update((t += 100), { count: 5 * p.current, sumMs: 100 * p.current, peak: p.current }, true);
+    expect(p.current).toBe(grown);
+    // Not busy: the same latency is the downstream's queue, and it shrinks.
+    p.update((t += 100), { count: 5 * grown, sumMs: 100 * grown, peak: grown }, false);
     expect(p.current).toBeLessThan(grown);
     // Busy but not used: no growth.
     const q = new AdaptiveLimit({ ...adaptiveDefaults, initial: 40 }, 0);

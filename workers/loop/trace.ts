@@ -19,7 +19,12 @@ import type { MessageContext } from '../context.js';
 import { retryAfterOf } from '../retry-after.js';
 import { isUnrecoverable } from '../unrecoverable.js';
 
-/** Before a loop's first message: the setup module (registers this thread's provider), the API, a context manager. */
+/**
+ * Before a loop's first message: the setup module (registers this thread's
+ * provider) and the API. The context manager waits for the first traced
+ * attempt: an AsyncLocalStorage costs every promise of the thread, so a
+ * thread with no provider never has one of ours.
+ */
 export async function loadTracing(spec: TracingSpec | null): Promise<ProcessTracer | null> {
   if (spec === null) return null;
   if (spec.setup !== null) {
@@ -29,12 +34,13 @@ export async function loadTracing(spec: TracingSpec | null): Promise<ProcessTrac
       throw new RingpoolError(ErrorCodes.HANDLER_LOAD, `tracing.setup module ${spec.setup} failed to load: ${(err as Error)?.message ?? err}`, { url: spec.setup, option: 'tracing.setup' }, { cause: err });
     }
   }
-  const a = loadOtel();
-  if (a !== null) ensureContextManager(a);
+  loadOtel();
   return new ProcessTracer(spec);
 }
 
 export class ProcessTracer {
+  /** ensureContextManager ran (at the first attempt with a provider). */
+  private managed = false;
   constructor(private readonly spec: TracingSpec) {}
 
   /** Anything to do around an attempt (a provider on this thread, or a subscriber). Cheap: read per message. */
@@ -49,6 +55,10 @@ export class ProcessTracer {
     let span: Otel.Span | null = null;
     let active: Otel.Context | null = null;
     if (t !== null && a !== null) {
+      if (!this.managed) {
+        this.managed = true;
+        ensureContextManager(a);
+      }
       const sc = extractSpanContext(a, ctx.headers);
       let parent = a.ROOT_CONTEXT;
       if (sc !== undefined && this.spec.process === 'child') parent = a.trace.setSpanContext(parent, sc);
