@@ -12,7 +12,6 @@ import type { RingRef, WorkerStats } from './shared/protocol.js';
 import type { DeadLetter, DeadLetters } from './dead-letters.js';
 import { Mailbox, type HandlerTimeoutEvent, type MailboxHost, type MailboxStats, type ScaleEvent, type WorkerCrashEvent } from './mailbox/index.js';
 import type { CloseOptions, CloseReport, RuntimeEvents, SendAsyncOptions, SendBatchAsyncOptions } from './api.js';
-import { loadOtel } from './shared/tracing.js';
 import { resolveRuntime, type ResolvedMailbox, type ResolvedRuntime, type RuntimeOptions } from './options.js';
 import { sharedPool, threadsOf, type SharedPool, type PoolStats } from './pool/shared.js';
 import type { LaneHost } from './pool/threads.js';
@@ -60,7 +59,6 @@ export class Runtime<T extends MailboxTypes = AnyMailboxes> extends EventEmitter
       // A getter or Proxy trap in the options that throws: RINGPOOL_INVALID_OPTION, the thrown value as `cause`.
       throw optionThrew('createRuntime options', err);
     }
-    if (this.options.tracing !== null) loadOtel();
     this.pool = sharedPool(this.options, () => this.refs, (err) => this.emitError(err));
     for (const m of this.options.mailboxes) {
       const box = new Mailbox(this, m);

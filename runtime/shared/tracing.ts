@@ -4,9 +4,11 @@
  * and each consumer thread have their own OpenTelemetry globals, so each
  * looks for `@opentelemetry/api` and its provider itself.
  *
- * - `@opentelemetry/api` is an optional peer, loaded with require() the
- *   first time a runtime is made or a loop starts (its globals are shared by
- *   its CommonJS and ESM builds). Absent: `tracer()` is null, always.
+ * - `@opentelemetry/api` is an optional peer, loaded with require() (its
+ *   globals are shared by its CommonJS and ESM builds; sync: a runtime may
+ *   send before start()) only once a provider is registered on the thread:
+ *   until then the API's global registry says there is none, and loading it
+ *   (about 20 ms) is not paid. Absent: `tracer()` is null, always.
  * - A provider counts only once registered (the API's proxy has a delegate):
  *   with none, no span object is made, not even a non-recording one.
  * - The producer's context travels in the message's headers as W3C
@@ -29,7 +31,7 @@ export const TRACER_NAME = 'ringpool';
 
 let api: typeof Otel | null | undefined;
 
-/** Look for `@opentelemetry/api` once per thread (sync: a runtime may be used before start()). Null when absent. */
+/** Look for `@opentelemetry/api` once per thread. Null when absent. */
 export function loadOtel(): typeof Otel | null {
   if (api === undefined) {
     try {
@@ -57,8 +59,9 @@ const registry = globalThis as unknown as Record<symbol, { trace?: unknown } | u
 
 /** The registered provider's tracer, or null (no package, no provider: nothing to make spans with). Per send and per attempt: a few property reads when none. */
 export function tracer(): Otel.Tracer | null {
-  const a = api;
-  if (a === null || a === undefined || registry[GLOBALS]?.trace === undefined) return null;
+  if (registry[GLOBALS]?.trace === undefined) return null;
+  const a = api === undefined ? loadOtel() : api;
+  if (a === null) return null;
   const p = a.trace.getTracerProvider() as Proxy;
   if (typeof p.getDelegate !== 'function' || typeof p.getDelegateTracer !== 'function') return a.trace.getTracer(TRACER_NAME);
   const d = p.getDelegate();
@@ -71,7 +74,7 @@ export function tracer(): Otel.Tracer | null {
 
 /** Anything to do around a send: a provider, or a `ringpool:send` subscriber. */
 export function sendTraced(): boolean {
-  return (api !== null && api !== undefined && tracer() !== null) || sendChannel.hasSubscribers;
+  return tracer() !== null || sendChannel.hasSubscribers;
 }
 
 /** The attributes every ringpool span has (messaging semantic conventions). */

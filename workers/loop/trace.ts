@@ -21,7 +21,8 @@ import { isUnrecoverable } from '../unrecoverable.js';
 
 /**
  * Before a loop's first message: the setup module (registers this thread's
- * provider) and the API. The context manager waits for the first traced
+ * provider). The API is loaded once a provider shows (shared/tracing.ts
+ * tracer()), and the context manager waits for the first traced
  * attempt: an AsyncLocalStorage costs every promise of the thread, so a
  * thread with no provider never has one of ours.
  */
@@ -34,7 +35,6 @@ export async function loadTracing(spec: TracingSpec | null): Promise<ProcessTrac
       throw new RingpoolError(ErrorCodes.HANDLER_LOAD, `tracing.setup module ${spec.setup} failed to load: ${(err as Error)?.message ?? err}`, { url: spec.setup, option: 'tracing.setup' }, { cause: err });
     }
   }
-  loadOtel();
   return new ProcessTracer(spec);
 }
 
