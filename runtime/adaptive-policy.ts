@@ -152,8 +152,11 @@ export class AdaptiveLimit {
       // bottleneck (the autoscaler's business). The limit does not shrink on it; it grows only up to what keeps this
       // throughput going at the no-load latency (Little's law), with half again for room, so it never binds first
       // and never floods the downstream either.
+      // Busy from the first window: its latency (the CPU queue in it) stands in for the no-load one. Fixed from then
+      // on, it bounds the growth as well: what runs while the CPU is the bottleneck cannot raise it.
+      if (!Number.isFinite(this.rttMin)) this.rttMin = rtt;
       this.rttMinAt = now;
-      const need = Number.isFinite(this.rttMin) ? Math.ceil(1.5 * this.rate * this.rttMin) : this.opts.max;
+      const need = Math.ceil(1.5 * this.rate * this.rttMin);
       if (this.l < need) this.l = Math.min(this.opts.max, need, this.l + Math.max(1, this.l / 4));
       this.reason = `threads CPU-busy (latency ${fmt(rtt)} ms is theirs): holds, ${this.current} (${need} keep ${fmt(this.rate * 1000)}/s going at ${fmt(this.rttMin)} ms)`;
       return;

@@ -2,6 +2,7 @@
  * What a store gave back at start() (main thread): messages an earlier run
  * left unfinished, accepted anew, and the dead letters it kept.
  */
+import { headerBytesProblem } from '../shared/headers.js';
 import type { DeadLetterRecord } from '../outcome.js';
 import { HeldMessage } from '../held.js';
 import { ID_BLOCK, ID_BLOCK_SIZE, KEY_WORDS, K_SENT, keySlotOf } from '../shared/layout.js';
@@ -28,7 +29,7 @@ export function replay(m: ReplayDeps, stored: readonly StoredMessage[]): void {
   for (const s of stored) {
     const h = new HeldMessage(s.id, s.attempt, s.sentAt, s.key, s.payload, s.ascii, s.firstError);
     h.kept = s.kept ?? 0;
-    h.headers = s.headers ?? null;
+    h.headers = storedHeaders(s.headers);
     if (s.key !== null) {
       h.keySlot = keySlotOf(s.key);
       h.keySeq = Atomics.add(m.keys, h.keySlot * KEY_WORDS + K_SENT, 1);
@@ -57,7 +58,12 @@ export function restoreDead(sink: DeadLetterSink, letters: readonly DeadLetterRe
     const h = new HeldMessage(d.id, d.attempt, d.sentAt, d.key, d.payload, d.ascii, d.firstError);
     h.lastError = d.lastError;
     h.kept = d.kept;
-    h.headers = d.headers ?? null;
+    h.headers = storedHeaders(d.headers);
     sink.add(h, d.reason, d.deadAt);
   }
+}
+
+/** A store's headers as a record can carry them: bytes of headers (shared/headers.ts), else none (what a store of its own gave is not trusted blindly). */
+function storedHeaders(h: unknown): Uint8Array | null {
+  return h instanceof Uint8Array && h.byteLength > 0 && headerBytesProblem(h) === null ? h : null;
 }

@@ -23,6 +23,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { createRequire } from 'node:module';
 import type * as Otel from '@opentelemetry/api';
 import { processChannel, sendChannel, type SendMessage } from './trace-channels.js';
+import { MAX_HEADERS_BYTES } from './headers.js';
 
 export { processChannel, sendChannel, type ProcessMessage, type SendMessage } from './trace-channels.js';
 
@@ -89,7 +90,7 @@ function base(op: 'send' | 'process', mailbox: string): Otel.Attributes {
  * promise (sendAsync): the span ends when it settles. Call only when
  * sendTraced().
  */
-export function traceSend<O extends { headers?: Record<string, string> }, R>(
+export function traceSend<O extends { key?: unknown; headers?: Record<string, string> }, R>(
   mailbox: string,
   count: number,
   opts: O | undefined,
@@ -100,16 +101,16 @@ export function traceSend<O extends { headers?: Record<string, string> }, R>(
   let span: Otel.Span | null = null;
   let o = opts;
   if (t !== null) {
-    const parent = a.context.active();
-    const attributes = base('send', mailbox);
-    if (count !== 1) attributes['messaging.batch.message_count'] = count;
-    span = t.startSpan(`send ${mailbox}`, { kind: a.SpanKind.PRODUCER, attributes }, parent);
-    // Options the send would refuse are passed on as they are (it throws, inside the span), never reshaped into good ones.
-    const h = opts?.headers as unknown;
-    if ((opts === undefined || opts === null || typeof opts === 'object') && (h === undefined || (typeof h === 'object' && h !== null && !Array.isArray(h)))) {
-      const headers: Record<string, string> = h === undefined ? {} : { ...(h as Record<string, string>) };
-      inject(a, a.trace.setSpan(parent, span), headers);
-      o = { ...(opts ?? {}), headers } as O;
+    // The tracer is the application's: what it throws is never the send's (the send goes on without a span).
+    try {
+      const parent = a.context.active();
+      const attributes = base('send', mailbox);
+      if (count !== 1) attributes['messaging.batch.message_count'] = count;
+      span = t.startSpan(`send ${mailbox}`, { kind: a.SpanKind.PRODUCER, attributes }, parent);
+      o = withTrace(a, a.trace.setSpan(parent, span), opts);
+    } catch {
+      span = null;
+      o = opts;
     }
   }
   const msg: SendMessage | null = sendChannel.hasSubscribers ? { mailbox, options: o, count } : null;
@@ -140,16 +141,58 @@ export function traceSend<O extends { headers?: Record<string, string> }, R>(
   return r;
 }
 
+/**
+ * The send's options with the trace context in their headers: `key`,
+ * `delayMs` and `headers` read once (inherited and getter-made ones too) into
+ * a plain object. Options the send would refuse are passed on as they are (it
+ * throws, inside the span), never reshaped into good ones; and the context
+ * is left out, baggage first, when it would take the headers past their
+ * limit: tracing never fails a send that would go without it.
+ */
+function withTrace<O extends { key?: unknown; headers?: Record<string, string> }>(a: typeof Otel, ctx: Otel.Context, opts: O | undefined): O | undefined {
+  if (opts !== undefined && opts !== null && typeof opts !== 'object') return opts;
+  let key: unknown;
+  let delayMs: unknown;
+  let h: unknown;
+  try {
+    key = opts?.key;
+    delayMs = (opts as { delayMs?: unknown } | undefined)?.delayMs;
+    h = opts?.headers;
+  } catch {
+    return opts; // a getter that throws: the send reads it again and says so
+  }
+  if (h !== undefined && (typeof h !== 'object' || h === null || Array.isArray(h))) return opts;
+  const own = h === undefined ? {} : { ...(h as Record<string, string>) };
+  const headers = { ...own };
+  inject(a, ctx, headers);
+  for (const drop of ['baggage', 'tracestate', 'traceparent'] as const) {
+    if (Buffer.byteLength(JSON.stringify(headers), 'utf8') <= MAX_HEADERS_BYTES) break;
+    if (own[drop] === undefined) delete headers[drop];
+  }
+  const o: Record<string, unknown> = { headers };
+  if (key !== undefined) o.key = key;
+  if (delayMs !== undefined) o.delayMs = delayMs;
+  return o as O;
+}
+
 function done(span: Otel.Span, ids: unknown): void {
-  if (typeof ids === 'number' || typeof ids === 'string') span.setAttribute('messaging.message.id', String(ids));
-  span.end();
+  try {
+    if (typeof ids === 'number' || typeof ids === 'string') span.setAttribute('messaging.message.id', String(ids));
+    span.end();
+  } catch {
+    // the application's tracer: never the send's failure
+  }
 }
 
 function fail(a: typeof Otel, span: Otel.Span, err: unknown): void {
-  span.setAttribute('error.type', errorType(err));
-  span.recordException(err as Error);
-  span.setStatus({ code: a.SpanStatusCode.ERROR, message: (err as Error)?.message });
-  span.end();
+  try {
+    span.setAttribute('error.type', errorType(err));
+    span.recordException(err as Error);
+    span.setStatus({ code: a.SpanStatusCode.ERROR, message: (err as Error)?.message });
+    span.end();
+  } catch {
+    // the application's tracer: never the send's failure
+  }
 }
 
 /** `error.type`: a RingpoolError's code, else the error's class name. */
@@ -176,7 +219,8 @@ export function isPromise<R>(r: R): r is R & Promise<Awaited<R>> {
 
 // ---- W3C trace context and baggage in headers ----
 
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+/** Version 00 exactly; a later version (not ff) is read as 00 from its first four fields, as W3C says. */
+const TRACEPARENT = /^(?:00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})|(?!00|ff)[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?)$/;
 
 /** Write `ctx`'s span context (traceparent, tracestate) and baggage into `headers`. */
 export function inject(a: typeof Otel, ctx: Otel.Context, headers: Record<string, string>): void {
@@ -201,7 +245,7 @@ export function extractSpanContext(a: typeof Otel, headers: Readonly<Record<stri
   if (tp === undefined) return undefined;
   const m = TRACEPARENT.exec(tp.trim());
   if (m === null) return undefined;
-  const sc: Otel.SpanContext = { traceId: m[1]!, spanId: m[2]!, traceFlags: parseInt(m[3]!, 16) & 1, isRemote: true };
+  const sc: Otel.SpanContext = { traceId: (m[1] ?? m[4])!, spanId: (m[2] ?? m[5])!, traceFlags: parseInt((m[3] ?? m[6])!, 16) & 1, isRemote: true };
   if (!a.isSpanContextValid(sc)) return undefined;
   if (headers.tracestate !== undefined) sc.traceState = a.createTraceState(headers.tracestate);
   return sc;

@@ -32,7 +32,7 @@ interface Flat {
 }
 interface Posted {
   span?: Flat;
-  run?: { i: number; attempt: number; headers: Record<string, string>; baggage: string | undefined };
+  run?: { i: number; attempt: number; key: string | undefined; headers: Record<string, string>; baggage: string | undefined };
   channel?: string;
   event?: string;
   mailbox?: string;
@@ -182,18 +182,27 @@ describe('tracing', () => {
       rt.sendBatch('m', [{ i: 8 }, { i: 9 }]); // a batch: one send span, every message linked to it
       await rt.sendAsync('m', { i: 10 });
       await rt.sendAsync('d', { i: 11 }); // a durable mailbox: the context is journaled with the message
+      // Headers near their limit: the trace context is left out rather than the send refused; a key inherited from a
+      // prototype (or made by a getter) is kept, as without tracing.
+      rt.send('m', { i: 30 }, { headers: { big: 'x'.repeat(4_050) } });
+      rt.send('m', { i: 31 }, Object.create({ key: 'inherited' }) as { key: string });
       await until(() => rt.deadLetters('m').list().length === 1, 10_000, 'the failing message to be dead-lettered');
       await rt.onIdle();
-      await until(() => posted.filter((p) => p.span?.name === 'process m').length === 5, 5_000, 'five process spans');
+      await until(() => posted.filter((p) => p.span?.name === 'process m').length === 7, 5_000, 'seven process spans');
       await until(() => posted.some((p) => p.span?.name === 'process d'), 5_000, 'the durable process span');
       const [sendD] = mainSpans().filter((s) => s.name === 'send d');
       const [procD] = posted.flatMap((p) => (p.span?.name === 'process d' ? [p.span] : []));
       expect(procD!.links).toEqual([{ traceId: sendD!.traceId, spanId: sendD!.spanId }]);
-      const sends = mainSpans().filter((s) => s.name === 'send m');
+      const sends = mainSpans().filter((s) => s.name === 'send m').slice(0, 3);
       expect(sends.map((s) => s.attributes['messaging.batch.message_count'])).toEqual([undefined, 2, undefined]);
       expect(sends[0]!.traceId).toBe(sendSpan.spanContext().traceId);
       expect(sends[2]!.attributes['messaging.message.id']).toBe('3'); // sendAsync: once it settled
-      const procs = posted.flatMap((p) => (p.span?.name === 'process m' ? [p.span] : []));
+      await until(() => posted.some((p) => p.run?.i === 31), 5_000, 'the near-limit and inherited-key sends to run');
+      const run = (i: number) => posted.find((p) => p.run?.i === i)!.run!;
+      expect(Object.keys(run(30).headers)).toEqual(['big']);
+      expect(run(31).key).toBe('inherited');
+      expect(run(31).headers.traceparent).toMatch(/^00-/);
+      const procs = posted.flatMap((p) => (p.span?.name === 'process m' && Number(p.span.attributes['messaging.message.id']) <= 3 ? [p.span] : []));
       const of = (id: string) => procs.filter((s) => s.attributes['messaging.message.id'] === id);
       const dead = of('0');
       expect(dead.map((s) => s.attributes['messaging.ringpool.message.delivery_attempt'])).toEqual([1, 2]);
@@ -231,7 +240,8 @@ describe('tracing', () => {
     ch.subscribe(sub as never);
     // No provider on the main thread; the consumer threads' setup registers one there (process spans, roots).
     const rt = runtime(traced('link', { m: box() }));
-    const off = runtime({ mailboxes: { q: box() }, tracing: false });
+    // tracing: false, though the handler module registers a provider on its own thread: no process span there.
+    const off = runtime({ mailboxes: { q: box({ handler: fixture('otel-handler-setup.js') }) }, tracing: false });
     await Promise.all([rt.start(), off.start()]);
     try {
       rt.send('m', { i: 1 });
@@ -243,7 +253,6 @@ describe('tracing', () => {
       expect(seen).toEqual(['start m', 'end 0', 'start m', 'end [object Promise]', 'asyncEnd 1']);
       for (const r of posted.flatMap((p) => (p.run ? [p.run] : []))) expect(r.headers).toEqual({});
       expect(exporter.getFinishedSpans()).toHaveLength(0);
-      // tracing: false: no process span on its thread either, though the setup module is not loaded there at all.
       const procs = posted.flatMap((p) => (p.span ? [p.span.name] : []));
       expect(procs.sort()).toEqual(['process m', 'process m']);
     } finally {

@@ -126,6 +126,10 @@ describe('adaptive concurrency: the policy', () => {
     // The machine busy with other work, the throughput not growing: the limit holds (it grew to 256 before).
     for (const end = t + 3_000; t < end; ) p.update((t += 100), { count: 5 * p.current, sumMs: 100 * p.current, peak: p.current }, true);
     expect(p.current).toBe(grown);
+    // Busy from the very first window (no no-load latency yet): that window's latency stands in, and bounds it too.
+    const r = new AdaptiveLimit({ ...adaptiveDefaults, initial: 4 }, 0);
+    for (let u = 0; u < 5_000; ) r.update((u += 100), { count: 40, sumMs: 40 * 10 * (r.current / 4), peak: r.current }, true);
+    expect(r.current).toBeLessThanOrEqual(Math.ceil(1.5 * 0.4 * 10));
     // Not busy: the same latency is the downstream's queue, and it shrinks.
     p.update((t += 100), { count: 5 * grown, sumMs: 100 * grown, peak: grown }, false);
     expect(p.current).toBeLessThan(grown);

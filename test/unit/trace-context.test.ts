@@ -42,7 +42,9 @@ describe('trace context in headers', () => {
   });
 
   it('malformed input is passed over', () => {
-    for (const tp of ['', 'garbage', '01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', '00-00000000000000000000000000000000-b7ad6b7169203331-01', '00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01', '00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01']) {
+    // A later version is read as 00 from its first four fields (W3C); ff is invalid, and 00 takes nothing after them.
+    expect(extractSpanContext(api, { traceparent: 'cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-what-comes-next' })).toMatchObject({ spanId: 'b7ad6b7169203331', traceFlags: 1 });
+    for (const tp of ['', 'garbage', 'ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-more', '00-00000000000000000000000000000000-b7ad6b7169203331-01', '00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01', '00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01']) {
       expect(extractSpanContext(api, { traceparent: tp }), tp).toBeUndefined();
     }
     expect(extractSpanContext(api, {})).toBeUndefined();

@@ -116,12 +116,13 @@ export class ConsumerLoop implements WorkerControl {
     const { task, slot } = this;
     let handler: Handler | null = null;
     try {
+      // The setup module first: instrumentations it registers patch what the handler imports.
+      this.tracing = await loadTracing(task.tracing);
       const h = await loadHandler(task.handlerUrl);
       const fence = task.rings[task.mailbox]!.fence;
       if (isActor(h)) this.actors = new ActorStates(h, task.mailbox, this.keys, task.leaseMs, fence === null ? null : new FenceView(fence));
       else handler = h;
       await loadCustomCodecs(task.rings, this.customCodecs);
-      this.tracing = await loadTracing(task.tracing);
     } catch (err) {
       this.post({ type: 'load-error', consumer: slot.c, incarnation: task.incarnation, error: toErrorInfo(err) });
       return { reason: 'load-error', stats: this.stats() };

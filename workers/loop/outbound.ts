@@ -150,8 +150,9 @@ export class Outbound implements ContextHost {
       ring,
       this.codecs.get(mailbox)!,
       ref.maxMessageBytes,
+      // Headers are a view of Buffer's shared pool: copied, so the post clones their bytes, not the pool's 8 KB.
       (_p, bytes, ascii, key, delayMs, id, sentAt, keySlot, keySeq, headers) =>
-        post({ type: 'delayed-send', mailbox, payload: bytes, ascii, key, delayMs, id, sentAt, keySlot, keySeq, headers }),
+        post({ type: 'delayed-send', mailbox, payload: bytes, ascii, key, delayMs, id, sentAt, keySlot, keySeq, headers: headers === null ? null : new Uint8Array(headers) }),
       mailbox === this.mailbox ? this.keys : new Int32Array(ref.keys),
     );
     p.guard = { i32: slot.i32, index: slot.guardWord };

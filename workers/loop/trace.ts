@@ -55,25 +55,31 @@ export class ProcessTracer {
     let span: Otel.Span | null = null;
     let active: Otel.Context | null = null;
     if (t !== null && a !== null) {
-      if (!this.managed) {
-        this.managed = true;
-        ensureContextManager(a);
+      // The tracer is the application's: what it throws is never the attempt's (it runs without a span).
+      try {
+        if (!this.managed) {
+          this.managed = true;
+          ensureContextManager(a);
+        }
+        const sc = extractSpanContext(a, ctx.headers);
+        let parent = a.ROOT_CONTEXT;
+        if (sc !== undefined && this.spec.process === 'child') parent = a.trace.setSpanContext(parent, sc);
+        parent = extractBaggage(a, parent, ctx.headers);
+        const attributes: Otel.Attributes = {
+          'messaging.system': TRACER_NAME,
+          'messaging.operation.name': 'process',
+          'messaging.operation.type': 'process',
+          'messaging.destination.name': mailbox,
+          'messaging.message.id': String(ctx.id),
+          'messaging.ringpool.message.delivery_attempt': ctx.attempt,
+        };
+        if (ctx.key !== undefined) attributes['messaging.ringpool.message.key'] = ctx.key;
+        span = t.startSpan(`process ${mailbox}`, { kind: a.SpanKind.CONSUMER, attributes, links: sc === undefined ? undefined : [{ context: sc }] }, parent);
+        active = a.trace.setSpan(parent, span);
+      } catch {
+        span = null;
+        active = null;
       }
-      const sc = extractSpanContext(a, ctx.headers);
-      let parent = a.ROOT_CONTEXT;
-      if (sc !== undefined && this.spec.process === 'child') parent = a.trace.setSpanContext(parent, sc);
-      parent = extractBaggage(a, parent, ctx.headers);
-      const attributes: Otel.Attributes = {
-        'messaging.system': TRACER_NAME,
-        'messaging.operation.name': 'process',
-        'messaging.operation.type': 'process',
-        'messaging.destination.name': mailbox,
-        'messaging.message.id': String(ctx.id),
-        'messaging.ringpool.message.delivery_attempt': ctx.attempt,
-      };
-      if (ctx.key !== undefined) attributes['messaging.ringpool.message.key'] = ctx.key;
-      span = t.startSpan(`process ${mailbox}`, { kind: a.SpanKind.CONSUMER, attributes, links: sc === undefined ? undefined : [{ context: sc }] }, parent);
-      active = a.trace.setSpan(parent, span);
     }
     const msg: ProcessMessage | null = processChannel.hasSubscribers ? { mailbox, id: ctx.id, attempt: ctx.attempt, key: ctx.key, headers: ctx.headers } : null;
     const call = msg === null ? run : (): unknown => processChannel.traceSync(run, msg);
@@ -85,7 +91,7 @@ export class ProcessTracer {
       throw err;
     }
     if (!isPromise(r)) {
-      span?.end();
+      if (span !== null) end(span);
       return r;
     }
     return r.then(
@@ -95,7 +101,7 @@ export class ProcessTracer {
           processChannel.asyncStart.publish(msg);
           processChannel.asyncEnd.publish(msg);
         }
-        span?.end();
+        if (span !== null) end(span);
         return v;
       },
       (err: unknown) => {
@@ -113,6 +119,14 @@ export class ProcessTracer {
 
   /** End a failed attempt's span: the error, or a RetryAfterError's pause (no error: the message goes back uncharged). */
   private failed(a: typeof Otel, span: Otel.Span, attempt: number, err: unknown): void {
+    try {
+      this.record(a, span, attempt, err);
+    } catch {
+      // the application's tracer: never the attempt's failure
+    }
+  }
+
+  private record(a: typeof Otel, span: Otel.Span, attempt: number, err: unknown): void {
     const pause = retryAfterOf(err);
     if (pause >= 0) {
       span.setAttribute('messaging.ringpool.retry_after_ms', pause);
@@ -127,5 +141,13 @@ export class ProcessTracer {
       span.addEvent('ringpool.dead_letter', { 'ringpool.dead_letter.reason': unrecoverable ? 'unrecoverable' : 'max_attempts' });
     }
     span.end();
+  }
+}
+
+function end(span: Otel.Span): void {
+  try {
+    span.end();
+  } catch {
+    // the application's tracer: never the attempt's failure
   }
 }

@@ -47,7 +47,7 @@ export function copyForward(log: SegmentLog, index: LiveIndex, files: JournalFil
           if (wanted.get(data.readDoubleLE(at + RB_ID))?.c === seq) take(ringMessage(data, at), seq);
         });
       } else if (rec.type === RT_OUTCOMES || rec.type === RT_STATE) {
-        eachEntry(rec.type, data, { plain: () => undefined, retry: () => undefined, state: (m) => take({ ...m, payload: m.payload.slice() }, seq) });
+        eachEntry(rec.type, data, { plain: () => undefined, retry: () => undefined, state: (m) => take({ ...m, payload: m.payload.slice(), headers: m.headers === null ? null : m.headers.slice() }, seq) });
       }
     });
     if (wanted.size > 0) {

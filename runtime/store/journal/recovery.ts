@@ -54,6 +54,7 @@ export class Recovery implements Collector {
 
   state(m: JournaledMessage, seq: number): void {
     m.payload = m.payload.slice(); // out of the segment's buffer
+    if (m.headers !== null) m.headers = m.headers.slice();
     this.pIds.push(m.id);
     this.pSeq.push(seq);
     this.pAt.push(-1 - this.pStates.length);
