@@ -15,6 +15,9 @@ import { resolve as resolvePath } from 'node:path';
 import type { ResourceLimits } from 'node:worker_threads';
 import type { Codec, CodecOption } from './shared/codec.js';
 import type { TracingSpec } from './shared/protocol.js';
+import { resolveTracing, type TracingOptions } from './tracing-options.js';
+
+export type { TracingOptions } from './tracing-options.js';
 import { ErrorCodes, RingpoolError, describeValue, invalidOption } from './shared/errors.js';
 import { autoscaleDefaults } from './autoscale-policy.js';
 import type { MessageStore } from './store/store.js';
@@ -157,18 +160,6 @@ export interface RuntimeOptions {
    * the consumer thread. `false`: no spans and no `ringpool:*` channels.
    */
   tracing?: TracingOptions | false;
-}
-
-/** `tracing`: where consumer threads get their tracer provider, and how a process span relates to its send. */
-export interface TracingOptions {
-  /**
-   * A module each consumer thread imports before its handler: it registers
-   * that thread's tracer provider (each thread has its own OpenTelemetry
-   * globals). Without it, a handler module (or `node --import`) may do so.
-   */
-  setup?: string | URL;
-  /** The process span links to the send's context (`'link'`), or is also its child (`'child'`: one trace per message). @default 'link' */
-  process?: 'link' | 'child';
 }
 
 /** The defaults of a mailbox's options (the README's table is checked against it). */
@@ -428,17 +419,7 @@ export function resolveRuntime(o: unknown): ResolvedRuntime {
   });
   const startTimeoutMs = o.startTimeoutMs === undefined ? runtimeDefaults.startTimeoutMs : int('startTimeoutMs', o.startTimeoutMs, 1, MAX_TIMER_MS);
   const tickMs = o.tickMs === undefined ? runtimeDefaults.tickMs : int('tickMs', o.tickMs, 1, 60_000);
-  const tracing = resolveTracing(o.tracing);
+  const tracing = resolveTracing(o.tracing, handlerUrl);
   for (const m of mailboxes) m.tracing = tracing === null ? null : { ...tracing, maxAttempts: m.maxAttempts };
   return Object.assign(Object.create(null) as ResolvedRuntime, { mailboxes, startTimeoutMs, tickMs, pool: resolvePool('pool', o.pool), tracing });
-}
-
-function resolveTracing(v: unknown): ResolvedRuntime['tracing'] {
-  if (v === false) return null;
-  if (v === undefined) return { setup: null, process: 'link' };
-  if (!isPlainObject(v)) throw invalidOption('tracing', 'false, or an object { setup, process }', v);
-  for (const k of Object.keys(v)) if (k !== 'setup' && k !== 'process') throw invalidOption(`tracing.${k}`, 'one of setup, process (unknown option)', v[k]);
-  const p = v.process ?? 'link';
-  if (p !== 'link' && p !== 'child') throw invalidOption('tracing.process', "'link' or 'child'", p);
-  return { setup: v.setup === undefined ? null : handlerUrl('tracing.setup', v.setup), process: p };
 }

@@ -261,4 +261,11 @@ describe('tracing', () => {
       await off.close();
     }
   }, 30_000);
+
+  it('bad tracing options are refused with RINGPOOL_INVALID_OPTION naming the option', async () => {
+    for (const [tracing, option] of [['yes', 'tracing'], [{ process: 'parent' }, 'tracing.process'], [{ sampler: 1 }, 'tracing.sampler'], [{ setup: '' }, 'tracing.setup']] as const) {
+      const err = await expectCode(() => runtime({ mailboxes: { m: box() }, tracing: tracing as never }), 'RINGPOOL_INVALID_OPTION');
+      expect(err.details).toMatchObject({ option });
+    }
+  });
 });
