@@ -27,7 +27,7 @@ import type { ConsumerTask, LoopResult, ProbeResult, WorkerControl, WorkerEvent,
 import { LaneLost } from '../pool/shared.js';
 import { handlerLoadError, withTimeout, type LaneHost } from '../pool/threads.js';
 import { releaseOwner } from '../key-owners.js';
-import type { ResolvedMailbox } from '../options.js';
+import type { ResolvedMailbox } from '../mailbox-options.js';
 import type { Ring } from '../shared/ring.js';
 import type { RingRef } from '../shared/protocol.js';
 import type { Counters } from './counters.js';

@@ -32,7 +32,7 @@ import { Ring } from '../shared/ring.js';
 import { DeadLetterStore, type DeadLetter, type DeadLetterSink } from '../dead-letters.js';
 import { HeldMessage, withHeaders } from '../held.js';
 import { HoleRepairs } from '../holes.js';
-import type { ResolvedMailbox } from '../options.js';
+import type { ResolvedMailbox } from '../mailbox-options.js';
 import { REPLY_RING_BYTES, Replies } from '../replies.js';
 import { buildStore, storeGates } from '../store/index.js';
 import { replay, restoreDead } from './replay.js';

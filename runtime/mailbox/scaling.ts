@@ -7,7 +7,7 @@
  */
 import { CONCURRENCY_WORD } from '../shared/layout.js';
 import type { Ring } from '../shared/ring.js';
-import type { ResolvedAutoscale, ResolvedMailbox } from '../options.js';
+import type { ResolvedAutoscale, ResolvedMailbox } from '../mailbox-options.js';
 import { autoscaleDefaults, decide, type Recommendation } from '../autoscale-policy.js';
 import type { ConsumerState, ScaleEvent } from './types.js';
 

@@ -13,7 +13,7 @@ import type { DeadLetter, DeadLetterReason } from '../dead-letters.js';
 import type { RingRef, StreamItem } from '../shared/protocol.js';
 import type { HeldMessage } from '../held.js';
 import type { HoleRepairs } from '../holes.js';
-import type { ResolvedMailbox } from '../options.js';
+import type { ResolvedMailbox } from '../mailbox-options.js';
 import type { LaneHost } from '../pool/threads.js';
 import type { Ring } from '../shared/ring.js';
 

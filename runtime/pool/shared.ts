@@ -24,7 +24,8 @@ import type { ConsumerTask, FromPoolThread, LoopResult, PoolThreadTask, ProbeRes
 import type { Ring } from '../shared/ring.js';
 import { blame, placeLane } from './decide.js';
 import type { ResolvedPool } from './options.js';
-import type { ResolvedMailbox, ResolvedRuntime } from '../options.js';
+import type { ResolvedMailbox } from '../mailbox-options.js';
+import type { ResolvedRuntime } from '../options.js';
 import { CONSUMER_ENTRY, DedicatedThreads, type LaneHost } from './threads.js';
 
 /** A lane ended because its thread did: `collateral`, nothing of it is to blame; `several`, it was one of several busy lanes. */

@@ -4,7 +4,7 @@
  * is loaded only when a mailbox is durable (runtime/lazy.ts): nothing here,
  * nor in the mailbox, imports runtime/store/journal/.
  */
-import type { ResolvedDurability, ResolvedMailbox } from '../options.js';
+import type { ResolvedDurability, ResolvedMailbox } from '../mailbox-options.js';
 import type { Ring } from '../shared/ring.js';
 import type { StructureTable } from '../shared/structures.js';
 import { loadBuiltIn } from '../lazy.js';

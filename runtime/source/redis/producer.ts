@@ -9,7 +9,7 @@
  */
 import { codecOf, type Codec, type CodecOption, type PayloadCodec } from '../../shared/codec.js';
 import { ErrorCodes, RingpoolError, invalidOption, optionThrew } from '../../shared/errors.js';
-import { MAX_MESSAGE_BYTES_LIMIT } from '../../options.js';
+import { MAX_MESSAGE_BYTES_LIMIT } from '../../mailbox-options.js';
 import { checkWaitOptions } from '../../call-options.js';
 import { SEND_BUFFER_BYTES } from './options.js';
 import { makeClient, type Client } from './connection.js';

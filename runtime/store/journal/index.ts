@@ -18,7 +18,7 @@ import { DEAD_LETTER_REASONS, Outcome, type OutcomeBatch } from '../../outcome.j
 import { ErrorCodes, RingpoolError, journalStopped, type ErrorCode } from '../../shared/errors.js';
 import { ID_BLOCK, ID_BLOCK_SIZE, JOURNALED, JOURNAL_BROKEN, JOURNAL_CLOSED, JOURNAL_FAILED, JOURNAL_SEQ, JOURNAL_WATCHERS, OUTCOMES_DONE } from '../../shared/layout.js';
 import type { Ring } from '../../shared/ring.js';
-import type { ResolvedDurability } from '../../options.js';
+import type { ResolvedDurability } from '../../mailbox-options.js';
 import type { JournalStats, MessageStore, StoredMessage, StoreWrites } from '../store.js';
 import type { StoreContext } from '../index.js';
 import type { DeadLetterRecord } from '../../outcome.js';
