@@ -24,6 +24,7 @@ import { REJECT_REASONS } from '../runtime/shared/layout.js';
 import { isRegistry, noteDetached, noteExported } from './exported.js';
 
 export { serve, type ConsoleOptions, type MetricsServer, type ServeOptions } from './serve.js';
+export type { HealthReport, MailboxHealth } from './health.js';
 
 /** `createMetrics(rt, options)`. */
 export interface MetricsOptions {

@@ -1,6 +1,7 @@
 /**
  * `serve(registry, options)`: one node:http server for a registry's
- * runtimes: `GET /metrics` (Prometheus), `GET /healthz`, and with
+ * runtimes: `GET /metrics` (Prometheus), `GET /livez` and `GET /readyz`
+ * (health.ts; `/healthz` as before), and with
  * `console: true` the operator console and its API (console/api.ts).
  */
 import { createServer, type Server } from 'node:http';
@@ -11,6 +12,7 @@ import { ErrorCodes, RingpoolError, invalidOption, optionThrew } from '../runtim
 import { ConsoleRoutes } from './console/api.js';
 import { answerClientError } from './console/http.js';
 import { exportedRuntimes, isRegistry, watchExports } from './exported.js';
+import { health } from './health.js';
 
 /** What `serve()` answers: where it listens, and how to stop it. */
 export interface MetricsServer {
@@ -109,31 +111,13 @@ function listenError(host: string, port: number, err: NodeJS.ErrnoException): Ri
   return new RingpoolError(ErrorCodes.INVALID_OPTION, `serve(): cannot listen on ${host}:${port}: ${err.code ?? ''} ${err.message}`.trim(), { option, value: option === 'port' ? port : host, errno: err.code }, { cause: err });
 }
 
-type MailboxHealth = { state: 'running' | 'draining' | 'stopped'; depth: number; threads: number; inFlight: number; redis?: 'connected' | 'unreachable' };
-
-function health(registry: Registry): { status: 'ok' | 'unavailable'; mailboxes: Record<string, MailboxHealth> } {
-  const mailboxes: Record<string, MailboxHealth> = {};
-  let ok = true;
-  for (const rt of exportedRuntimes(registry)) {
-    const state = rt.state === 'running' ? 'running' : rt.state === 'closing' ? 'draining' : 'stopped';
-    if (state === 'stopped') ok = false;
-    for (const m of rt.mailboxes) {
-      const s = rt.stats(m);
-      mailboxes[m] = { state, depth: s.depth, threads: s.threads, inFlight: s.inFlight };
-      if (s.stream !== undefined) {
-        // A Redis mailbox that cannot reach Redis takes no new work: unhealthy until it reconnects.
-        mailboxes[m].redis = s.stream.connected ? 'connected' : 'unreachable';
-        if (!s.stream.connected && state === 'running') ok = false;
-      }
-    }
-  }
-  return { status: ok ? 'ok' : 'unavailable', mailboxes };
-}
-
 /**
  * Serve `registry` over node:http: `GET /metrics` (Prometheus text format) and
- * `GET /healthz` (JSON; 200 while every runtime on the registry runs or
- * drains and every Redis mailbox reaches Redis, 503 otherwise); with
+ * the probes (health.ts; JSON, 200 or 503): `GET /livez` (liveness: fails
+ * only when a runtime is broken), `GET /readyz` (readiness: also fails while
+ * starting or recovering a journal, draining, or a Redis mailbox cannot reach
+ * Redis) and `GET /healthz` (as before: fails when stopped or a running
+ * Redis mailbox cannot reach Redis); with
  * `console: true`, the operator console (`GET /`, `/api/...`). Closes itself
  * when the last runtime exported on the registry closes.
  */
@@ -164,11 +148,11 @@ export async function serve(registry: Registry, options: ServeOptions = {}): Pro
         (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
         (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${err.message}\n`),
       );
-    } else if (path === '/healthz') {
-      const h = health(registry);
+    } else if (path === '/livez' || path === '/readyz' || path === '/healthz') {
+      const h = health(exportedRuntimes(registry), path === '/livez' ? 'live' : path === '/readyz' ? 'ready' : 'legacy');
       res.writeHead(h.status === 'ok' ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(h));
     } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: try /metrics or /healthz${consoleRoutes === null ? '' : ', or / for the console'}\n`);
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: try /metrics, /livez or /readyz${consoleRoutes === null ? '' : ', or / for the console'}\n`);
     }
   });
   server.on('clientError', answerClientError);

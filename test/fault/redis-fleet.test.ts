@@ -15,7 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createClient } from 'redis';
 import { Registry } from 'prom-client';
 import { ErrorCodes } from 'ringpool';
-import { createMetrics, serve } from 'ringpool/metrics';
+import { createMetrics, serve, type HealthReport } from 'ringpool/metrics';
 import { redisProducer } from 'ringpool/redis';
 import { fixture, runtime, until, untilAsync } from '../helpers.js';
 import { freePort } from '../net.js';
@@ -142,7 +142,7 @@ describe('Redis Streams source across processes', () => {
     await stopAll(procs);
   }, 90_000);
 
-  it('Redis killed and restarted without persistence mid-run: the group is recreated, /healthz is 503 meanwhile, later sends run', async () => {
+  it('Redis killed and restarted without persistence mid-run: the group is recreated, /healthz and /readyz are 503 meanwhile and /livez 200, later sends run', async () => {
     if (!admin.isOpen) await admin.connect();
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'ringpool-redis-restart-'));
@@ -175,10 +175,18 @@ describe('Redis Streams source across processes', () => {
       await new Promise((r) => server.once('exit', r));
       await until(() => !rt.stats('work').stream!.connected, 5_000, 'seen down');
       expect((await fetch(`${http.url}/healthz`)).status).toBe(503);
+      // Readiness red (send this pod no work), liveness green (a restart would not bring Redis back).
+      const ready = await fetch(`${http.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(((await ready.json()) as HealthReport).mailboxes.work).toMatchObject({ state: 'running', redis: 'unreachable', notReady: 'redis unreachable' });
+      const live = await fetch(`${http.url}/livez`);
+      expect(live.status).toBe(200);
+      expect(((await live.json()) as HealthReport).mailboxes.work).toMatchObject({ state: 'running', redis: 'unreachable' });
       server = await start();
       await until(() => rt.stats('work').stream!.connected, 10_000, 'reconnected');
       await until(() => errors.includes(ErrorCodes.SOURCE_RESET), 10_000, 'the group recreated');
       expect((await fetch(`${http.url}/healthz`)).status).toBe(200);
+      expect((await fetch(`${http.url}/readyz`)).status).toBe(200);
       const ids: string[] = [];
       for (let i = 1_000; i < 2_000; i++) ids.push(await rt.sendAsync<string>('work', { i, url, runs }));
       await untilAsync(async () => (await admin.hLen(runs)) === 2_000, 20_000, 'the later thousand run');

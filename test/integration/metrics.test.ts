@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { createMetrics, serve } from 'ringpool/metrics';
+import { createMetrics, serve, type HealthReport } from 'ringpool/metrics';
 import { expectCode, fixture, runtime, until } from '../helpers.js';
 
 /** `name{labels}` → value, from Prometheus text format. */
@@ -84,6 +84,43 @@ describe('metrics', () => {
     await rt.close();
     await expect(fetch(`${server.url}/metrics`)).rejects.toThrow();
     expect(await registry.metrics()).not.toContain('mailbox="m"');
+  });
+
+  it('/livez and /readyz through the lifecycle: starting and recovering, running, draining (ready red, live green throughout)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ringpool-probes-'));
+    const rt = runtime({
+      mailboxes: {
+        m: { handler: fixture('slow.js'), minThreads: 1, maxThreads: 1 },
+        d: { handler: fixture('slow.js'), minThreads: 1, maxThreads: 1, durability: { dir } },
+      },
+    });
+    const registry = new Registry();
+    createMetrics(rt, { registry });
+    const server = await serve(registry, { port: 0 });
+    const probe = async (path: string): Promise<[number, HealthReport]> => {
+      const res = await fetch(`${server.url}${path}`);
+      return [res.status, (await res.json()) as HealthReport];
+    };
+    const [liveCode] = await probe('/livez');
+    expect(liveCode).toBe(200);
+    const [readyCode, ready] = await probe('/readyz');
+    expect(readyCode).toBe(503);
+    expect(ready.mailboxes).toMatchObject({ m: { state: 'starting', notReady: 'starting' }, d: { state: 'starting', notReady: 'recovering' } });
+    expect((await probe('/healthz'))[0]).toBe(503);
+    await rt.start();
+    for (const p of ['/livez', '/readyz', '/healthz']) {
+      const [code, body] = await probe(p);
+      expect(code, p).toBe(200);
+      expect(body.mailboxes.m).toEqual({ state: 'running', depth: 0, threads: 1, inFlight: 0 });
+    }
+    rt.send('m', { ms: 1_500 });
+    await until(() => rt.stats('m').inFlight === 1, 5_000, 'the slow message runs');
+    const closing = rt.close({ timeoutMs: 10_000 });
+    const [drainReady, drain] = await probe('/readyz');
+    expect(drainReady).toBe(503);
+    expect(drain.mailboxes.m).toMatchObject({ state: 'draining', notReady: 'draining', inFlight: 1 });
+    expect((await probe('/livez'))[0]).toBe(200);
+    expect((await closing).drained).toBe(true);
   });
 
   it('10,000 distinct error messages create no new series', async () => {
