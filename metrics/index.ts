@@ -130,6 +130,11 @@ class Exporter {
     return () => this.snapshots().flatMap((s) => (s.stats.stream === undefined ? [] : [{ labels: { mailbox: s.mailbox }, value: pick(s.stats.stream) }]));
   }
 
+  /** Redis mailboxes whose fleet recommendation is known (stats().stream.fleet). */
+  private eachFleet(pick: (f: NonNullable<NonNullable<MailboxStats['stream']>['fleet']>) => number): () => Value[] {
+    return () => this.snapshots().flatMap((s) => (s.stats.stream?.fleet === undefined ? [] : [{ labels: { mailbox: s.mailbox }, value: pick(s.stats.stream.fleet) }]));
+  }
+
   /** Partitioned Redis mailboxes only (stats().stream.partitions). */
   private eachPartitioned(pick: (s: NonNullable<NonNullable<MailboxStats['stream']>['partitions']>) => number): () => Value[] {
     return () => this.snapshots().flatMap((s) => (s.stats.stream?.partitions === undefined ? [] : [{ labels: { mailbox: s.mailbox }, value: pick(s.stats.stream.partitions) }]));
@@ -209,6 +214,12 @@ class Exporter {
       gauge('stream_lag', 'Redis mailboxes: entries of the stream not yet delivered to the group (XINFO GROUPS lag; -1 when Redis cannot tell).', this.eachStream((s) => s.lag)),
       gauge('stream_pending', 'Redis mailboxes: entries delivered to the group and not yet acknowledged, all consumers (XINFO GROUPS pending).', this.eachStream((s) => s.pending)),
       gauge('stream_held', 'Redis mailboxes: entries this process holds (in its ring, running, or waiting to retry).', this.eachStream((s) => s.held)),
+      gauge('stream_consumers', 'Redis mailboxes: consumers the group has (XINFO GROUPS; -1 until known).', this.eachStream((s) => s.consumers)),
+      gauge(
+        'stream_desired_consumers',
+        "Redis mailboxes: consumer processes the group needs (the autoscaler's law for the fleet: lag + pending and the arrival rate against this process's drain rate); scale the fleet on it (KEDA prometheus scaler, HPA external metric).",
+        this.eachFleet((f) => f.desired),
+      ),
       gauge('stream_connected', 'Redis mailboxes: 1 while both connections to Redis answer, else 0.', this.eachStream((s) => (s.connected ? 1 : 0))),
       counter('stream_claimed_total', 'Redis mailboxes: entries taken over from consumers idle past claimIdleMs (XAUTOCLAIM).', this.eachStream((s) => s.claimed)),
       counter('stream_acked_total', 'Redis mailboxes: entries acknowledged (XACK) after their handler succeeded.', this.eachStream((s) => s.acked)),

@@ -15,6 +15,7 @@ import type { MessageSource, MailboxCall, SourceIntake } from '../source/source.
 import type { MessageStore, StoredMessage, StoreWrites } from '../store/store.js';
 import type { OutcomeFeed } from './outcomes.js';
 import type { MailboxStats } from './types.js';
+import { Fleet } from './fleet.js';
 
 export interface AttachedDeps {
   mailbox: string;
@@ -23,6 +24,9 @@ export interface AttachedDeps {
   /** The feed both listen to (null when neither is attached). */
   outcomes: Pick<OutcomeFeed, 'start' | 'stop'> | null;
   emitError(err: Error): void;
+  /** For a source read by a group of processes (fleet.ts): messages waiting in the ring, and what this process could drain per second. */
+  waiting: () => number;
+  capacity: () => number | undefined;
 }
 
 export class Attached {
@@ -30,10 +34,23 @@ export class Attached {
   readonly sendOut: NonNullable<MessageSource['send']> | null;
   private sourceStopped: Promise<void> | null = null;
   private storeClosed = false;
+  /** The fleet recommendation, for a source read by a group of processes. */
+  private readonly fleet: Fleet | null;
 
   constructor(private readonly d: AttachedDeps) {
     const send = d.source?.send;
     this.sendOut = send === undefined ? null : send.bind(d.source);
+    const src = d.source;
+    const f = src?.fleet;
+    this.fleet =
+      src === null || f === undefined || src.stats === undefined
+        ? null
+        : new Fleet({ figures: () => src.stats?.(), waiting: d.waiting, capacity: d.capacity, targetLagSeconds: f.targetLagSeconds, scaleDownWindowMs: f.scaleDownWindowMs, max: f.max });
+  }
+
+  /** Every dispatcher tick. */
+  tick(t: number): void {
+    this.fleet?.tick(t);
   }
 
   /** Where consumer threads send ctx.send() to this mailbox: a Redis stream (posted to the dispatcher, chained.ts), or null (the ring). */
@@ -120,6 +137,8 @@ export class Attached {
     }
     const so = this.d.source?.stats?.();
     if (so !== undefined) {
+      const fleet = this.fleet?.stats();
+      if (fleet != null) so.fleet = fleet;
       s.source = so;
       if (so.kind === 'stream') s.stream = so;
     }

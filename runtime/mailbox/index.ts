@@ -236,7 +236,11 @@ export class Mailbox {
       replies: this.replies, peer: (name: string) => host.mailbox(name),
       chained: new ChainedSends((c) => this.ring.slot(c), (name) => host.mailbox(name), emitError),
     };
-    this.attached = new Attached({ mailbox: this.name, store, source, outcomes: this.outcomes, emitError });
+    this.attached = new Attached({
+      mailbox: this.name, store, source, outcomes: this.outcomes, emitError,
+      waiting: () => this.counters.load().depth,
+      capacity: () => this.scaling.capacity(),
+    });
     this.sends = new Sending({ ring: this.ring, producer: this.producer, intake: this.intake, attached: this.attached, actor: () => this.actorInfo.actor, tracing: opts.tracing !== null });
   }
 
@@ -303,6 +307,7 @@ export class Mailbox {
     this.outcomes?.follow();
     this.adaptive?.tick(t, this.scaling.elu());
     this.scaling.tick(t);
+    this.attached.tick(t);
     expirePause(this.ring.i32, now32(t));
     if (this.breaker !== null) {
       // Successes since the last tick (the breaker counts them; a half-open one closes on its probe's).

@@ -51,6 +51,19 @@ export class Scaling {
     Atomics.store(d.ring.i32, CONCURRENCY_WORD, o.concurrency);
   }
 
+  /**
+   * What this process could drain per second (msg/s) from handler time:
+   * the threads it may run (maxThreads while autoscaling, else the size it
+   * keeps) x messages in flight per thread / seconds per message; undefined
+   * before a handler time is known.
+   */
+  capacity(): number | undefined {
+    const s = this.handlerSeconds;
+    if (s === undefined || !(s > 0)) return undefined;
+    const threads = this.cfg === null ? this.desired : this.d.opts.maxThreads;
+    return (threads * this.concurrency) / s;
+  }
+
   /** Whether the autoscaler sizes the mailbox now. */
   get autoscaling(): boolean {
     return this.cfg !== null;
@@ -65,10 +78,6 @@ export class Scaling {
   tick(t: number): void {
     const deps = this.d;
     const cfg = this.cfg;
-    if (cfg === null) {
-      this.setDesired(this.pinned ?? deps.opts.minThreads, this.concurrency, this.pinned === null ? 'autoscale off: minThreads' : 'pinned by resize()', false);
-      return;
-    }
     const ring = deps.ring;
     let handlerMs = 0;
     let n = 0;
@@ -81,6 +90,10 @@ export class Scaling {
       }
     }
     if (n > 0) this.handlerSeconds = handlerMs / n / 1000;
+    if (cfg === null) {
+      this.setDesired(this.pinned ?? deps.opts.minThreads, this.concurrency, this.pinned === null ? 'autoscale off: minThreads' : 'pinned by resize()', false);
+      return;
+    }
     const s = deps.load();
     const d = decide(
       { ...cfg, min: deps.opts.minThreads, max: deps.opts.maxThreads, minConcurrency: deps.opts.concurrency },

@@ -122,6 +122,13 @@ export interface MessageSource extends OutcomeListener {
   /** Optional: its figures, for `stats().source`. */
   stats?(): SourceStats;
   /**
+   * Optional, with `stats()` of kind 'stream': the source reads a group that
+   * other processes read too; the mailbox then recommends how many processes
+   * the group needs (runtime/mailbox/fleet.ts) with these settings, in
+   * `stats().source.fleet`.
+   */
+  readonly fleet?: { targetLagSeconds: number; scaleDownWindowMs: number; max: number };
+  /**
    * True when other processes encode and decode the mailbox's messages too
    * (a Redis stream): codecs share no state between threads then (msgpack
    * keeps its record shapes in each message).

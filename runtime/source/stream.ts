@@ -53,6 +53,14 @@ export interface RedisSourceOptions extends RedisConnectOptions {
   ownerLeaseMs?: number;
   /** How often an owner renews its partitions' leases, and looks for partitions to take or give back. At most ownerLeaseMs / 2. @default 1000 */
   ownerRenewMs?: number;
+  /**
+   * The fleet policy's settings (`stats().source.fleet`,
+   * `ringpool_stream_desired_consumers`): clear the group's backlog within
+   * `targetLagSeconds`; recommend fewer consumers only once no higher
+   * recommendation was made for `scaleDownWindowMs`.
+   * @default { targetLagSeconds: 10, scaleDownWindowMs: 300000 }
+   */
+  fleet?: { targetLagSeconds?: number; scaleDownWindowMs?: number };
 }
 
 /**
@@ -105,6 +113,18 @@ export interface PartitionStats {
   lag: number[];
 }
 
+/** `stats(mailbox).source.fleet`: the fleet policy's answer and what it used. */
+export interface FleetStats {
+  /** Consumer processes the group should have. */
+  desired: number;
+  /** Why, in words. */
+  reason: string;
+  /** Entries added to the stream per second (EWMA), or null while unknown. */
+  arrivalRate: number | null;
+  /** What one consumer process drains per second: measured while it had work waiting, else estimated from handler time; null while unknown. */
+  drainRate: number | null;
+}
+
 /** `stats(mailbox).source` of a Redis mailbox (also `stats(mailbox).stream`). */
 export interface StreamStats {
   kind: 'stream';
@@ -117,6 +137,17 @@ export interface StreamStats {
   lag: number;
   /** Entries delivered to the group and not yet acknowledged, all consumers (XINFO GROUPS pending). */
   pending: number;
+  /** Consumers the group has (XINFO GROUPS; -1 when not yet known). */
+  consumers: number;
+  /** Entries ever added to the stream, as the group sees them (XINFO GROUPS entries-read + lag; -1 when Redis cannot tell): its rate is the arrival rate. */
+  entriesAdded: number;
+  /**
+   * How many consumer processes the group needs (runtime/fleet-policy.ts):
+   * the backlog (lag + pending) and the arrival rate against this process's
+   * drain rate; also `ringpool_stream_desired_consumers`. Absent until the
+   * group was polled once.
+   */
+  fleet?: FleetStats;
   /** Entries this process holds (read and waiting for ring room, in its ring, running, or waiting to retry). */
   held: number;
   claimed: number;

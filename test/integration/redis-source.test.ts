@@ -357,6 +357,33 @@ describe('Redis Streams source (one process)', () => {
     await until(() => rt.stats('work').stream!.lag > 90_000, 3_000, 'the backlog stays in Redis');
   }, 30_000);
 
+  it('recommends the consumers the group needs (stats().source.fleet, ringpool_stream_desired_consumers) from the backlog and its own drain rate', async () => {
+    await connected();
+    const { stream } = names();
+    // One thread, one message at a time, 10 ms each: this process drains about 100/s. 1,500 queued, cleared within
+    // 2 s: about 1,500 / (100 x 2) = 7.5 processes wanted while the backlog is deep.
+    const rt = runtime({
+      mailboxes: { work: box(stream, { handler: fixture('slow.js'), maxThreads: 1, concurrency: 1, autoscale: false, redis: { fleet: { targetLagSeconds: 2 } } }) },
+    });
+    const registry = new Registry();
+    createMetrics(rt, { registry });
+    const p = redisProducer({ url, stream });
+    for (let i = 0; i < 1_500; i++) p.send({ ms: 10 });
+    await p.close();
+    await rt.start();
+    await until(() => (rt.stats('work').source?.fleet?.desired ?? 0) >= 4, 10_000, 'more consumers asked for');
+    const f = rt.stats('work').source!.fleet!;
+    expect(f.reason).toMatch(/^(up|steady): backlog \d+ \//);
+    expect(f.drainRate!).toBeGreaterThan(40);
+    expect(f.drainRate!).toBeLessThan(200);
+    expect(rt.stats('work').source!.consumers).toBe(1);
+    const text = await registry.metrics();
+    const desired = Number(/ringpool_stream_desired_consumers\{mailbox="work"\} (\d+)/.exec(text)?.[1]);
+    expect(desired).toBeGreaterThanOrEqual(3);
+    expect(text).toContain('ringpool_stream_consumers{mailbox="work"} 1');
+    await rt.close({ timeoutMs: 1_000 });
+  }, 30_000);
+
   it('exports ringpool_stream_* and a /healthz that names the Redis connection', async () => {
     await connected();
     const { stream, runs: rk } = names();

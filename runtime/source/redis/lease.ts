@@ -52,6 +52,10 @@ export interface Poll {
   pending: number | null;
   lag: number | null;
   dead: number | null;
+  /** The group's consumers (XINFO GROUPS). */
+  consumers: number | null;
+  /** Entries the stream ever had, as the group sees them (entries-read + lag, Redis 7), or null when Redis cannot tell. */
+  added: number | null;
 }
 
 /** Refresh the lease (SET ... GET: the value it replaced says whether it was still ours) and read the figures, in one pipeline. */
@@ -66,12 +70,15 @@ export async function poll(cmd: Connection, o: ResolvedRedisSource, token: strin
       c.sendCommand(['XLEN', o.deadStream]),
     ])
   ).map((r) => (r.status === 'fulfilled' ? (r.value as unknown) : undefined));
-  const out: Poll = { lostLease: typeof prev === 'string' && prev !== token, pending: null, lag: null, dead: typeof deadLen === 'number' ? deadLen : null };
+  const out: Poll = { lostLease: typeof prev === 'string' && prev !== token, pending: null, lag: null, dead: typeof deadLen === 'number' ? deadLen : null, consumers: null, added: null };
   if (Array.isArray(groups)) {
     const g = (groups as Array<Record<string, unknown>>).find((x) => x?.name === o.group);
     if (g !== undefined) {
       out.pending = Number(g.pending ?? 0);
       out.lag = typeof g.lag === 'number' ? g.lag : -1;
+      out.consumers = Number(g.consumers ?? 0);
+      const read = g['entries-read'];
+      out.added = typeof read === 'number' && typeof g.lag === 'number' ? read + g.lag : null;
     }
   }
   return out;

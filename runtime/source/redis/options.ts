@@ -5,6 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { invalidOption } from '../../shared/errors.js';
+import { fleetDefaults } from '../../fleet-policy.js';
 import { MAX_PARTITIONS } from '../../shared/partition.js';
 import type { RedisSourceOptions } from '../stream.js';
 import { checkTaggable, partitionKeys } from './keys.js';
@@ -34,12 +35,13 @@ export interface ResolvedRedisSource {
   partitions: number;
   ownerLeaseMs: number;
   ownerRenewMs: number;
+  fleet: { targetLagSeconds: number; scaleDownWindowMs: number };
 }
 
 /** Default sendBufferBytes, of a Redis mailbox and of redisProducer. */
 export const SEND_BUFFER_BYTES = 64 << 20;
 
-const KNOWN = ['url', 'cluster', 'client', 'clientOptions', 'stream', 'group', 'consumer', 'claimIdleMs', 'readCount', 'blockMs', 'keepAckedMs', 'sendBufferBytes', 'maxDeadLetters', 'partitions', 'ownerLeaseMs', 'ownerRenewMs'];
+const KNOWN = ['url', 'cluster', 'client', 'clientOptions', 'stream', 'group', 'consumer', 'claimIdleMs', 'readCount', 'blockMs', 'keepAckedMs', 'sendBufferBytes', 'maxDeadLetters', 'partitions', 'ownerLeaseMs', 'ownerRenewMs', 'fleet'];
 
 
 export function resolveRedisSource(path: string, v: unknown, leaseMs: number): ResolvedRedisSource {
@@ -83,7 +85,20 @@ export function resolveRedisSource(path: string, v: unknown, leaseMs: number): R
     partitions,
     ownerLeaseMs,
     ownerRenewMs,
+    fleet: fleetOption(`${path}.fleet`, o.fleet),
   };
+}
+
+function fleetOption(path: string, x: unknown): { targetLagSeconds: number; scaleDownWindowMs: number } {
+  if (x === undefined) return { targetLagSeconds: fleetDefaults.targetLagSeconds, scaleDownWindowMs: fleetDefaults.scaleDownWindowMs };
+  if (x === null || typeof x !== 'object' || Array.isArray(x)) throw invalidOption(path, 'an object { targetLagSeconds?, scaleDownWindowMs? }', x);
+  const o = x as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (k !== 'targetLagSeconds' && k !== 'scaleDownWindowMs') throw invalidOption(`${path}.${k}`, 'one of targetLagSeconds, scaleDownWindowMs (unknown option)', o[k]);
+  const lag = o.targetLagSeconds ?? fleetDefaults.targetLagSeconds;
+  if (typeof lag !== 'number' || !Number.isFinite(lag) || lag <= 0 || lag > 86_400) throw invalidOption(`${path}.targetLagSeconds`, 'a number of seconds above 0, at most 86400', lag);
+  const win = o.scaleDownWindowMs ?? fleetDefaults.scaleDownWindowMs;
+  if (typeof win !== 'number' || !Number.isInteger(win) || win < 0 || win > 86_400_000) throw invalidOption(`${path}.scaleDownWindowMs`, 'an integer from 0 to 86400000 (ms)', win);
+  return { targetLagSeconds: lag, scaleDownWindowMs: win };
 }
 
 function keepAcked(path: string, x: unknown): number | false {

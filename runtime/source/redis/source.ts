@@ -80,6 +80,8 @@ export class RedisSource implements MessageSource {
   readonly ringEntries = false;
   /** Other processes encode and decode the stream's messages: no codec state is shared between threads. */
   readonly remote = true;
+  /** The fleet policy's settings (the mailbox's fleet.ts): no more consumers than partitions. */
+  readonly fleet: { targetLagSeconds: number; scaleDownWindowMs: number; max: number };
   readonly cmd: Connection;
   readonly readConn: Connection;
   readonly held: HeldEntries;
@@ -109,6 +111,9 @@ export class RedisSource implements MessageSource {
   private closed = false;
   lag = -1;
   pending = 0;
+  /** The group's consumers, and the entries the stream ever had (-1: unknown), polled once a second. */
+  consumers = -1;
+  added = -1;
   trimmedCount = 0;
   resets = 0;
   /** Faults reported once per outage, outages counted (outages.ts). */
@@ -121,6 +126,7 @@ export class RedisSource implements MessageSource {
     readonly o: ResolvedRedisSource,
     private readonly host: SourceHost,
   ) {
+    this.fleet = { ...o.fleet, max: o.partitions > 0 ? o.partitions : Number.MAX_SAFE_INTEGER };
     this.connectedOnce = new Promise((resolve, reject) => {
       this.connectedResolve = resolve;
       this.connectedReject = reject;
@@ -271,6 +277,8 @@ export class RedisSource implements MessageSource {
     }
     if (h.pending !== null) this.pending = h.pending;
     if (h.lag !== null) this.lag = h.lag;
+    if (h.consumers !== null) this.consumers = h.consumers;
+    this.added = h.added ?? -1;
     if (h.dead !== null) this.dead.size = h.dead;
     if (this.part !== null) await this.part.pollLag();
   }

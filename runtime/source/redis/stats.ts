@@ -17,6 +17,8 @@ export function streamStats(src: RedisSource): StreamStats {
     connected: src.cmd.up && src.readConn.up,
     lag: src.lag,
     pending: src.pending,
+    consumers: src.consumers,
+    entriesAdded: src.added,
     held: src.held.size,
     claimed: src.claims.claimed,
     acked: src.acks.acked,
