@@ -140,7 +140,7 @@ export interface AutoscaleOptions {
   busyElu?: number;
 }
 
-/** The defaults of a mailbox's options (the README's table is checked against it). */
+/** The defaults of a mailbox's options (docs/getting-started.md's table is checked against it). */
 export const mailboxDefaults = Object.freeze({
   minThreads: 1,
   maxThreads: availableParallelism(),
