@@ -7,6 +7,7 @@ export type { AnyMailboxes, MailboxName, MailboxType, MailboxTypes, ModuleTypes,
 export type { ActorRef, ActorRefOptions, AskOptions, CloseOptions, CloseReport, DeadLetterEvent, RuntimeEvents, SendAsyncOptions, SendBatchAsyncOptions } from './runtime.js';
 export type { ActorDefinition, ActorMessage, ActorMethods, ActorReply, KeyedMethods } from '../workers/actor.js';
 export type { HandlerTimeoutEvent, MailboxStats, ScaleEvent, WorkerCrashEvent } from './mailbox/index.js';
+export type { InspectPage, InspectedMessage, MessageState } from './mailbox/inspect.js';
 export { Outcome, DEAD_LETTER_REASONS } from './outcome.js';
 export type { AcceptedMessage, OutcomeBatch, OutcomeKind, OutcomeListener } from './outcome.js';
 export type { MessageStore, StoredMessage } from './store/store.js';

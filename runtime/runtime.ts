@@ -6,11 +6,12 @@ import type { BreakerEvent } from './mailbox/breaker.js';
 import { IdleWaiters } from './idle.js';
 import { EventEmitter } from 'node:events';
 import { now } from './shared/clock.js';
-import { ErrorCodes, RingpoolError, describeValue, optionThrew } from './shared/errors.js';
+import { ErrorCodes, RingpoolError, describeValue, invalidOption, optionThrew } from './shared/errors.js';
 import type { BatchOptions, SendOptions } from './shared/producer.js';
 import type { RingRef, WorkerStats } from './shared/protocol.js';
 import type { DeadLetter, DeadLetters } from './dead-letters.js';
 import { Mailbox, type HandlerTimeoutEvent, type MailboxHost, type MailboxStats, type ScaleEvent, type WorkerCrashEvent } from './mailbox/index.js';
+import type { InspectPage, InspectedMessage, MessageState } from './mailbox/inspect.js';
 import type { CloseOptions, CloseReport, RuntimeEvents, SendAsyncOptions, SendBatchAsyncOptions } from './api.js';
 import { resolveRuntime, type ResolvedRuntime, type RuntimeOptions } from './options.js';
 import type { ResolvedMailbox } from './mailbox-options.js';
@@ -299,6 +300,31 @@ export class Runtime<T extends MailboxTypes = AnyMailboxes> extends EventEmitter
       throw new RingpoolError(ErrorCodes.INVALID_OPTION, `autoscale(): on must be true or false, got ${describeValue(on)}`, { option: 'on' });
     }
     b.setAutoscale(on);
+  }
+
+  /**
+   * Look into a mailbox without taking anything: its messages `ready` (in
+   * the ring, or waiting for room), `in-flight` (claimed by a thread: which,
+   * and since when) or `delayed` (delayMs or a retry's backoff), oldest
+   * first, at most `limit` (default 50), and how many there are. A snapshot
+   * of a moving queue, for operators; a Redis mailbox shows what this process holds.
+   */
+  inspect(mailbox: MailboxName<T>, opts: { state: MessageState; limit?: number }): InspectPage {
+    const b = this.box(mailbox);
+    const { state, limit = 50 } = opts ?? ({} as { state: undefined });
+    if (state !== 'ready' && state !== 'in-flight' && state !== 'delayed') throw invalidOption('state', "'ready', 'in-flight' or 'delayed'", state);
+    if (!Number.isInteger(limit) || limit < 0) throw invalidOption('limit', 'an integer >= 0', limit);
+    return b.inspector.page(mailbox, state, limit);
+  }
+
+  /** One message a mailbox holds, by id, with its payload decoded when it can be; null when it holds none with that id. */
+  message(mailbox: MailboxName<T>, id: number): (InspectedMessage & { payload?: unknown }) | null {
+    return this.box(mailbox).inspector.find(id);
+  }
+
+  /** A delayed or retrying message runs now instead of at its due time; false when the mailbox holds none with that id here. */
+  promote(mailbox: MailboxName<T>, id: number): boolean {
+    return this.box(mailbox).inspector.promote(id);
   }
 
   /** Per-thread figures of a mailbox's consumer loops (a comlink call to each thread; not for the hot path). */

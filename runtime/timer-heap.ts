@@ -49,6 +49,22 @@ export class TimerHeap {
     return top;
   }
 
+  /** Every entry, in no order (looked at, not taken). */
+  values(): Iterable<HeldMessage> {
+    return this.items;
+  }
+
+  /** Take out the entries `take` selects (rare: a console's promote); the heap is rebuilt. */
+  remove(take: (m: HeldMessage) => boolean): HeldMessage[] {
+    const out: HeldMessage[] = [];
+    const keep: HeldMessage[] = [];
+    for (const m of this.items) (take(m) ? out : keep).push(m);
+    if (out.length === 0) return out;
+    this.items.length = 0;
+    for (const m of keep) this.push(m);
+    return out;
+  }
+
   /** Every entry, in no order (for close() reports). */
   drain(): HeldMessage[] {
     return this.items.splice(0);

@@ -115,6 +115,26 @@ export class Backlog {
     this.heapTimer.unref();
   }
 
+  /** Held messages waiting for ring room (ready), and those due later (delayed or retrying): looked at, not taken (inspect.ts). */
+  waitingMessages(): Iterable<HeldMessage> {
+    return this.pending;
+  }
+  delayedMessages(): Iterable<HeldMessage> {
+    return this.heap.values();
+  }
+
+  /** A delayed or retrying message made due now (the console's promote): false when none has that id. */
+  promote(id: number): boolean {
+    const found = this.heap.remove((m) => m.id === id);
+    if (found.length === 0) return false;
+    for (const m of found) {
+      m.dueAt = this.d.clock();
+      this.heap.push(m);
+    }
+    this.releaseDue();
+    return true;
+  }
+
   /** What is due by now goes to the pending queue, then into the ring as room allows (the timer's work; a test calls it). */
   releaseDue(): void {
     const t = this.d.clock();

@@ -51,6 +51,7 @@ import { Owners } from './owners.js';
 import { Leases } from './leases.js';
 import { OutcomeFeed } from './outcomes.js';
 import { Scaling } from './scaling.js';
+import { Inspector } from './inspect.js';
 import { ChainedSends } from './chained.js';
 import { Sending } from './sending.js';
 import type { MailboxHost, MailboxStats } from './types.js';
@@ -95,6 +96,8 @@ export class Mailbox {
   readonly adaptive: Adaptive | null;
   /** What the runtime sends to it, its asks, its pause (sending.ts). */
   readonly sends: Sending;
+  /** Its messages looked at without taking them (rt.inspect, the console). */
+  readonly inspector: Inspector;
   private readonly histogramBlocks = new Histograms();
   /** Where a loop's events go (events.ts). */
   private readonly routes: EventRoutes;
@@ -240,6 +243,13 @@ export class Mailbox {
       mailbox: this.name, store, source, outcomes: this.outcomes, emitError,
       waiting: () => this.counters.load().depth,
       capacity: () => this.scaling.capacity(),
+    });
+    this.inspector = new Inspector({
+      ring: this.ring, codec: this.codec,
+      threadOf: (slot) => this.consumers.get(slot)?.threadId ?? null,
+      waiting: () => this.backlog.waitingMessages(),
+      delayed: () => this.backlog.delayedMessages(),
+      promote: (id) => this.backlog.promote(id),
     });
     this.sends = new Sending({ ring: this.ring, producer: this.producer, intake: this.intake, attached: this.attached, actor: () => this.actorInfo.actor, tracing: opts.tracing !== null });
   }
