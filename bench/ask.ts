@@ -13,15 +13,19 @@ import { createRuntime, type ActorDefinition } from '../runtime/index.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { header, machine, median, percentile, table } from './machine.js';
 import { defaultResultsDir, fixture } from './paths.js';
+import { cli } from '../examples/cli.js';
 
-const args = process.argv.slice(2);
-const arg = (name: string, def: number): number => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : def;
-};
-const QUICK = args.includes('--quick');
-const CALLS = QUICK ? 500 : arg('calls', 5000);
-const RUNS = QUICK ? 1 : arg('runs', 3);
+const { values: flags } = cli({
+  usage: 'npm run bench:ask -- [flags]        (or: node dist/bench/ask.js [flags])',
+  flags: {
+    calls: { type: 'number', integer: true, min: 1, help: 'sequential calls per row (100 in flight: 4x as many)', defaultText: '5000, 500 with --quick' },
+    runs: { type: 'number', integer: true, min: 1, help: 'runs of every row; the table shows medians', defaultText: '3, 1 with --quick' },
+    quick: { type: 'boolean', help: 'one short run (CI smoke; figures mean little)' },
+  },
+});
+const QUICK = flags.quick;
+const CALLS = flags.calls ?? (QUICK ? 500 : 5000);
+const RUNS = flags.runs ?? (QUICK ? 1 : 3);
 const ECHO = fixture('echo.js');
 const ECHO_ACTOR = fixture('echo-actor.js');
 /** The type of bench/fixtures/echo-actor.js's default export. */

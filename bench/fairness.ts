@@ -16,6 +16,7 @@ import { header, percentile, table } from './machine.js';
 import { stamped } from './messages.js';
 import { fixture } from './paths.js';
 import { LatencySink } from './session.js';
+import { cli } from '../examples/cli.js';
 
 const LATENCY_CHANNEL = 'ringpool-bench-latency';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -61,18 +62,14 @@ async function run(neighbour: boolean, seconds: number, threads: number, mode: '
   return { case: neighbour ? `beside a saturating neighbour${mode === 'dedicated' ? ', threads of their own' : ''}` : 'alone', p50: percentile(lat, 50), p99: percentile(lat, 99), p999: percentile(lat, 99.9), neighbourPerSec };
 }
 
-let seconds = 5;
-let threads = Math.min(2, availableParallelism());
-const argv = process.argv.slice(2);
-for (let i = 0; i < argv.length; i++) {
-  if (argv[i] === '--seconds') seconds = Number(argv[++i]);
-  else if (argv[i] === '--threads') threads = Number(argv[++i]);
-  else if (argv[i] === '--help') {
-    console.log('npm run bench:fairness -- [--seconds 5] [--threads 2]');
-    process.exit(0);
-  } else throw new Error(`unknown argument ${argv[i]}`);
-}
-if (!(seconds > 0) || !Number.isInteger(threads) || threads < 1) throw new Error('--seconds takes a number > 0, --threads an integer >= 1');
+const { values: flags } = cli({
+  usage: 'npm run bench:fairness -- [flags]        (or: node dist/bench/fairness.js [flags])',
+  flags: {
+    seconds: { type: 'number', gt: 0, arg: 'S', default: 5, help: 'seconds the quiet mailbox is offered 1,000 msg/s, in each row' },
+    threads: { type: 'number', integer: true, min: 1, default: Math.min(2, availableParallelism()), defaultText: 'min(2, cores)', help: "the pool's threads (the neighbour runs on all of them)" },
+  },
+});
+const { seconds, threads } = flags;
 header(`fairness on the shared pool (issue #28): ${availableParallelism()} cores, pool of ${threads} threads, quiet mailbox at 1,000 msg/s`);
 const alone = await run(false, seconds, threads);
 const beside = await run(true, seconds, threads);

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { createRuntime, ErrorCodes, type Runtime } from '../runtime/index.js';
 import { header, table } from './machine.js';
 import { fixture } from './paths.js';
+import { cli, fail, toNumber } from '../examples/cli.js';
 
 type Threads = 'shared' | 'dedicated';
 
@@ -81,32 +82,24 @@ async function offer(rt: Runtime, names: string[], count: number, processed: () 
   while (processed() < target) await new Promise((r) => setTimeout(r, 5));
 }
 
-function parse(argv: string[]): { counts: number[]; seconds: number; child: number | null; modes: Threads[]; runs: number } {
-  let counts = [1, 10, 100, 1000];
-  let modes: Threads[] = ['shared'];
-  let runs = 3;
-  let seconds = 2;
-  let childN: number | null = null;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const v = argv[i + 1];
-    if (a === '--counts' && v) (counts = v.split(',').map(Number)), i++;
-    else if (a === '--seconds' && v) (seconds = Number(v)), i++;
-    else if (a === '--child' && v) (childN = Number(v)), i++;
-    else if (a === '--threads' && v) (modes = v.split(',') as Threads[]), i++;
-    else if (a === '--runs' && v) (runs = Number(v)), i++;
-    else if (a === '--help') {
-      console.log('npm run bench:many -- [--counts 1,10,100,1000] [--seconds 2] [--runs 3] [--threads shared,dedicated]');
-      process.exit(0);
-    } else throw new Error(`unknown argument ${a}`);
-  }
-  if (counts.some((c) => !Number.isInteger(c) || c < 1) || !(seconds > 0)) throw new Error('--counts takes positive integers, --seconds a positive number');
-  if (modes.length === 0 || modes.some((m) => m !== 'shared' && m !== 'dedicated')) throw new Error('--threads takes shared, dedicated or both');
-  if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs takes a positive integer');
-  return { counts, seconds, child: childN, modes, runs };
-}
-
-const opts = parse(process.argv.slice(2));
+const opts = cli(
+  {
+    usage: 'npm run bench:many -- [flags]        (or: node dist/bench/many.js [flags])',
+    flags: {
+      counts: { type: 'string', arg: '1,10,...', expected: 'mailbox counts, integers >= 1, comma-separated', default: '1,10,100,1000', help: 'mailbox counts, each in a fresh process' },
+      seconds: { type: 'number', gt: 0, arg: 'S', default: 2, help: 'W1 lasts at least S seconds in each run' },
+      runs: { type: 'number', integer: true, min: 1, default: 3, help: 'runs of every count, interleaved; the median run (by W1) is shown' },
+      threads: { type: 'string', arg: 'MODES', expected: 'shared, dedicated or shared,dedicated', default: 'shared', help: "shared: the runtime's pool; dedicated: threads of each mailbox's own; or both" },
+      child: { type: 'number', integer: true, min: 1, help: 'internal: measure this count in this process and print its row as JSON (what each run spawns)' },
+    },
+  },
+  ({ values: v }) => {
+    const counts = v.counts.split(',').map((c) => toNumber('--counts', c, { integer: true, min: 1 }));
+    const modes = v.threads.split(',');
+    if (modes.some((m) => m !== 'shared' && m !== 'dedicated')) fail('--threads', 'shared, dedicated or shared,dedicated', v.threads);
+    return { counts, seconds: v.seconds, child: v.child ?? null, modes: modes as Threads[], runs: v.runs };
+  },
+);
 if (opts.child !== null) {
   console.log(JSON.stringify(await child(opts.child, opts.seconds, opts.modes[0]!)));
 } else {

@@ -1,11 +1,13 @@
 /**
- * The suite's command-line flags: defaults, --quick, validation, --help.
+ * The suite's command-line flags: defaults, --quick, validation, --help
+ * (parsed strictly by examples/cli.ts).
  * Message counts are per speed class (fast: ringpool, the hand-written ring,
  * piscina batched, raw postMessage; task: a pool task per message; redis:
  * BullMQ; stream: ringpool's Redis Streams mailbox) so every row runs about
  * a second at its own speed.
  */
 import type { SpeedClass, WorkloadId } from './session.js';
+import { cli, fail, usage, type Command, type NumberFlag, type Parsed } from '../examples/cli.js';
 import { defaultResultsDir } from './paths.js';
 
 export type Counts = Record<SpeedClass, number>;
@@ -31,10 +33,9 @@ export interface BenchOptions {
   /** Multiplies every message count and the W4 duration. */
   scale: number;
   outDir: string;
-  /** Also write the chart to docs/bench.svg (for the README). */
+  /** Also write the chart to docs/bench.svg (for docs/benchmarks.md). */
   docs: boolean;
   bullmqConcurrency: number;
-  help: boolean;
 }
 
 const FULL = {
@@ -57,48 +58,58 @@ const QUICK = {
   w1Seconds: 0,
 } as const;
 
-export const USAGE = `npm run bench -- [flags]        (or: node --expose-gc dist/bench/suite.js [flags])
+const COUNT_HELP: Record<'w1' | 'w2' | 'w3' | 'w5', string> = {
+  w1: 'W1 messages',
+  w2: 'W2 messages',
+  w3: 'W3 burst size',
+  w5: 'W5 64 KiB messages',
+};
 
-  --runs N                runs of every row; the tables show medians (default 3)
-  --quick                 one tiny iteration of every row (CI smoke; figures mean nothing)
-  --only w1,w4            workloads to run (default all: w1 w2 w3 w4 w5)
-  --systems a,b           rows whose id or system contains one of these (e.g. ringpool,piscina)
-  --w1-fast N --w1-task N --w1-redis N    W1 messages per speed class (${FULL.w1.fast}, ${FULL.w1.task}, ${FULL.w1.redis}; --w1-stream ${FULL.w1.stream})
-  --w1-seconds S          W1: each run offers its count again until it has lasted S seconds (${FULL.w1Seconds})
-  --w2-fast N --w2-task N --w2-redis N    W2 messages (${FULL.w2.fast}, ${FULL.w2.task}, ${FULL.w2.redis})
-  --w3-fast N --w3-task N --w3-redis N    W3 burst size (${FULL.w3.fast}, ${FULL.w3.task}, ${FULL.w3.redis})
-  --w5-fast N --w5-task N --w5-redis N    W5 64 KiB messages (${FULL.w5.fast}, ${FULL.w5.task}, ${FULL.w5.redis})
-  --w4-seconds S          W4 seconds at each offered rate (${FULL.w4Seconds})
-  --w4-rate R             W4 fixed offered rate, msg/s (1000)
-  --w4-load F             W4 second rate as a share of the row's W1 median (0.5; needs w1 in the run)
-  --scale F               multiply every count and the W4 duration by F (e.g. 0.2 for a short look)
-  --out DIR               results folder (default bench/results/)
-  --docs                  also write the chart to docs/bench.svg (for the README)
-  --bullmq-concurrency N  BullMQ worker concurrency (1)
-  --help
+function countFlags(): Record<string, NumberFlag> {
+  const flags: Record<string, NumberFlag> = {};
+  for (const w of ['w1', 'w2', 'w3', 'w5'] as const) {
+    for (const c of ['fast', 'task', 'redis', 'stream'] as const) {
+      flags[`${w}-${c}`] = { type: 'number', integer: true, min: 1, help: `${COUNT_HELP[w]}, ${c} class`, defaultText: `${FULL[w][c]}, ${QUICK[w][c]} with --quick` };
+    }
+  }
+  return flags;
+}
 
-speed classes: fast = ringpool, the hand-written ring, piscina batched, raw postMessage;
+/** The suite's command line (bench/suite.ts, and `npm run bench`, bench/run.ts). */
+export const BENCH = {
+  usage: 'npm run bench -- [flags]        (or: node --expose-gc dist/bench/suite.js [flags])',
+  flags: {
+    runs: { type: 'number', integer: true, min: 1, help: 'runs of every row; the tables show medians', defaultText: '3, 1 with --quick' },
+    quick: { type: 'boolean', help: 'one tiny iteration of every row (CI smoke; figures mean nothing)' },
+    only: { type: 'string', arg: 'w1,w4', expected: 'workloads w1..w5, comma-separated', help: 'workloads to run', defaultText: 'all: w1,w2,w3,w4,w5' },
+    systems: { type: 'string', arg: 'a,b', expected: 'a comma-separated list', help: 'rows whose id or system contains one of these (e.g. ringpool,piscina)', defaultText: 'all' },
+    ...countFlags(),
+    'w1-seconds': { type: 'number', gt: 0, arg: 'S', help: 'W1: each run offers its count again until it has lasted S seconds', defaultText: `${FULL.w1Seconds}, ${QUICK.w1Seconds} with --quick` },
+    'w4-seconds': { type: 'number', gt: 0, arg: 'S', help: 'W4 seconds at each offered rate', defaultText: `${FULL.w4Seconds}, ${QUICK.w4Seconds} with --quick` },
+    'w4-rate': { type: 'number', gt: 0, arg: 'R', default: 1000, help: 'W4 fixed offered rate, msg/s' },
+    'w4-load': { type: 'number', gt: 0, arg: 'F', default: 0.5, help: "W4 second rate as a share of the row's W1 median (needs w1 in the run)" },
+    scale: { type: 'number', gt: 0, arg: 'F', default: 1, help: 'multiply every count and the W4 duration by F (e.g. 0.2 for a short look)' },
+    out: { type: 'string', arg: 'DIR', expected: 'a folder', help: 'results folder', defaultText: 'bench/results/' },
+    docs: { type: 'boolean', help: 'also write the chart to docs/bench.svg (for the README)' },
+    'bullmq-concurrency': { type: 'number', integer: true, min: 1, default: 1, help: 'BullMQ worker concurrency' },
+  },
+  notes: `speed classes: fast = ringpool, the hand-written ring, piscina batched, raw postMessage;
 task = a pool task per message (piscina.run, tinypool, workerpool); redis = BullMQ;
 stream = ringpool's Redis Streams mailbox (consumer processes on the same Redis as BullMQ).
-BullMQ uses REDIS_URL, else redis://127.0.0.1:6379, and is skipped (reason printed) if no Redis answers.`;
+BullMQ uses REDIS_URL, else redis://127.0.0.1:6379, and is skipped (reason printed) if no Redis answers.`,
+} as const satisfies Command;
 
-function fail(msg: string): never {
-  throw new Error(`${msg}\n\n${USAGE}`);
+export const USAGE = usage(BENCH);
+
+function list(v: string | undefined): string[] {
+  return (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 }
 
-function positive(flag: string, v: string | undefined, integer: boolean): number {
-  const n = Number(v);
-  if (v === undefined || !Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
-    fail(`--${flag} must be a positive ${integer ? 'integer' : 'number'}, got ${v === undefined ? 'nothing' : `\`${v}\``}`);
-  }
-  return n;
-}
-
-export function parseOptions(argv: readonly string[]): BenchOptions {
-  const quick = argv.includes('--quick');
+function build({ values: v }: Parsed<typeof BENCH.flags>): BenchOptions {
+  const quick = v.quick;
   const base = quick ? QUICK : FULL;
   const o: BenchOptions = {
-    runs: quick ? 1 : 3,
+    runs: v.runs ?? (quick ? 1 : 3),
     quick,
     workloads: ['w1', 'w2', 'w3', 'w4', 'w5'],
     systems: [],
@@ -106,73 +117,29 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     w2: { ...base.w2 },
     w3: { ...base.w3 },
     w5: { ...base.w5 },
-    w4Seconds: base.w4Seconds,
-    w1Seconds: base.w1Seconds,
-    w4Rate: 1000,
-    w4Load: 0.5,
-    scale: 1,
-    outDir: defaultResultsDir.pathname,
-    docs: false,
-    bullmqConcurrency: 1,
-    help: argv.includes('--help') || argv.includes('-h'),
+    w4Seconds: v['w4-seconds'] ?? base.w4Seconds,
+    w1Seconds: v['w1-seconds'] ?? base.w1Seconds,
+    w4Rate: v['w4-rate'],
+    w4Load: v['w4-load'],
+    scale: v.scale,
+    outDir: v.out ?? defaultResultsDir.pathname,
+    docs: v.docs,
+    bullmqConcurrency: v['bullmq-concurrency'],
   };
-  const args = [...argv];
-  while (args.length > 0) {
-    const raw = args.shift()!;
-    if (raw === '--quick' || raw === '--help' || raw === '-h') continue;
-    if (raw === '--docs') {
-      o.docs = true;
-      continue;
+  for (const w of ['w1', 'w2', 'w3', 'w5'] as const) {
+    for (const c of ['fast', 'task', 'redis', 'stream'] as const) {
+      const n = (v as unknown as Record<string, number | undefined>)[`${w}-${c}`];
+      if (n !== undefined) o[w][c] = n;
     }
-    if (!raw.startsWith('--')) fail(`unexpected argument \`${raw}\``);
-    const eq = raw.indexOf('=');
-    const flag = eq > 0 ? raw.slice(2, eq) : raw.slice(2);
-    const value = eq > 0 ? raw.slice(eq + 1) : args.shift();
-    const counts = /^(w[1235])-(fast|task|redis|stream)$/.exec(flag);
-    if (counts) {
-      o[counts[1] as 'w1' | 'w2' | 'w3' | 'w5'][counts[2] as SpeedClass] = positive(flag, value, true);
-      continue;
-    }
-    switch (flag) {
-      case 'runs':
-        o.runs = positive(flag, value, true);
-        break;
-      case 'only': {
-        const ws = (value ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
-        const bad = ws.filter((w) => !/^w[1-5]$/.test(w));
-        if (ws.length === 0 || bad.length > 0) fail(`--only takes workloads w1..w5, got \`${value ?? ''}\``);
-        o.workloads = ws as WorkloadId[];
-        break;
-      }
-      case 'systems':
-        o.systems = (value ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-        if (o.systems.length === 0) fail('--systems takes a comma-separated list');
-        break;
-      case 'w1-seconds':
-        o.w1Seconds = positive(flag, value, false);
-        break;
-      case 'w4-seconds':
-        o.w4Seconds = positive(flag, value, false);
-        break;
-      case 'w4-rate':
-        o.w4Rate = positive(flag, value, false);
-        break;
-      case 'w4-load':
-        o.w4Load = positive(flag, value, false);
-        break;
-      case 'scale':
-        o.scale = positive(flag, value, false);
-        break;
-      case 'out':
-        if (!value) fail('--out takes a folder');
-        o.outDir = value;
-        break;
-      case 'bullmq-concurrency':
-        o.bullmqConcurrency = positive(flag, value, true);
-        break;
-      default:
-        fail(`unknown flag --${flag}`);
-    }
+  }
+  if (v.only !== undefined) {
+    const ws = list(v.only).map((s) => s.toLowerCase());
+    if (ws.length === 0 || ws.some((w) => !/^w[1-5]$/.test(w))) fail('--only', BENCH.flags.only.expected, v.only);
+    o.workloads = ws as WorkloadId[];
+  }
+  if (v.systems !== undefined) {
+    o.systems = list(v.systems);
+    if (o.systems.length === 0) fail('--systems', BENCH.flags.systems.expected, v.systems);
   }
   if (o.scale !== 1) {
     for (const w of ['w1', 'w2', 'w3', 'w5'] as const) {
@@ -182,4 +149,9 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     o.w1Seconds *= o.scale;
   }
   return o;
+}
+
+/** The suite's options from process.argv: the usage and exit 0 on --help, the refusal and exit 2 on a bad flag. */
+export function benchOptions(argv: readonly string[] = process.argv.slice(2)): BenchOptions {
+  return cli(BENCH, build, argv);
 }

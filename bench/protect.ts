@@ -19,9 +19,17 @@ import { createRuntime, type MailboxOptions, type Runtime } from '../runtime/ind
 import { startDownstream, type Downstream, type DownstreamStats } from '../examples/downstream/index.js';
 import { header, percentile } from './machine.js';
 import { fixture } from './paths.js';
+import { cli } from '../examples/cli.js';
 
-const tiny = process.argv.includes('--tiny');
-const quick = tiny || process.argv.includes('--quick');
+const { values: flags } = cli({
+  usage: 'npm run bench:protect -- [flags]        (or: node dist/bench/protect.js [flags])',
+  flags: {
+    quick: { type: 'boolean', help: 'shorter rows (1.5 s rate rows, 3,000 messages a concurrency row)' },
+    tiny: { type: 'boolean', help: "the suite's smoke test: one rate row, 600 messages a concurrency row (figures mean little)" },
+  },
+});
+const tiny = flags.tiny;
+const quick = tiny || flags.quick;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Send n with `payload(i)`, then watch processed: the rate between the 10 % and 90 % marks, and `at` called at each mark. */

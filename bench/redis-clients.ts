@@ -8,17 +8,21 @@
  *
  *   npm run bench:redis-clients -- [--messages N] [--runs R]
  */
-import { createClient } from 'redis';
-import { Redis } from 'ioredis';
 import { median } from './machine.js';
-import { redisAvailable, redisUrl } from './systems/bullmq.js';
+import { cli } from '../examples/cli.js';
 
-const arg = (name: string, def: number): number => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-};
-const N = arg('--messages', 100_000);
-const RUNS = arg('--runs', 3);
+const { values: flags } = cli({
+  usage: 'npm run bench:redis-clients -- [flags]        (or: node dist/bench/redis-clients.js [flags])',
+  about: 'REDIS_URL, else redis://127.0.0.1:6379 (skipped, reason printed, if no Redis answers).',
+  flags: {
+    messages: { type: 'number', integer: true, min: 1, default: 100_000, help: 'entries each client adds, then reads back, per run' },
+    runs: { type: 'number', integer: true, min: 1, default: 3, help: 'runs of every client, alternating; medians shown' },
+  },
+});
+const N = flags.messages;
+const RUNS = flags.runs;
+// The clients load once the flags are read (--help and a refused flag answer without them).
+const [{ createClient }, { Redis }, { redisAvailable, redisUrl }] = await Promise.all([import('redis'), import('ioredis'), import('./systems/bullmq.js')]);
 const CHUNK = 256;
 const PAYLOAD = JSON.stringify({ id: 0, name: 'order', qty: 3, price: 12.5, tags: ['a', 'b'], note: 'x'.repeat(30) });
 let streams = 0;

@@ -16,18 +16,30 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
-import { Queue, QueueEvents, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
-import { createClient } from 'redis';
 import { createRuntime } from '../runtime/index.js';
 import { redisProducer } from '../runtime/source/redis/index.js';
-import { startCluster } from '../test/redis-cluster.js';
 import { header, percentile } from './machine.js';
 import { fixture } from './paths.js';
-import { redisAvailable, redisUrl } from './systems/bullmq.js';
+import { cli } from '../examples/cli.js';
 
-const tiny = process.argv.includes('--tiny');
-const quick = tiny || process.argv.includes('--quick');
+const { values: flags } = cli({
+  usage: 'npm run bench:redis-cross -- [flags]        (or: node dist/bench/redis-cross.js [flags])',
+  about: 'REDIS_URL, else redis://127.0.0.1:6379 (skipped, reason printed, if no Redis answers); the cluster is started here (redis-server).',
+  flags: {
+    quick: { type: 'boolean', help: 'fewer messages (2,000 delayed, 1,000 asks, W1 20,000 once)' },
+    tiny: { type: 'boolean', help: "the suite's smoke test: 200 delayed, 200 asks, W1 2,000 (figures mean little)" },
+  },
+});
+const tiny = flags.tiny;
+const quick = tiny || flags.quick;
+// The Redis clients and BullMQ load once the flags are read (--help and a refused flag answer without them).
+const [{ Queue, QueueEvents, Worker }, { Redis }, { createClient }, { startCluster }, { redisAvailable, redisUrl }] = await Promise.all([
+  import('bullmq'),
+  import('ioredis'),
+  import('redis'),
+  import('../test/redis-cluster.js'),
+  import('./systems/bullmq.js'),
+]);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const url = redisUrl();
 const why = await redisAvailable(url);

@@ -6,25 +6,26 @@
  * the end of a script, so a script `suite.js && ask.js` would hand them to
  * ask.js alone; this runner routes them.
  *
- * The others run after a whole-suite run only: not with --help, --only or
+ * The flags are the suite's (bench/options.ts), checked here first: --help
+ * prints them, and a refused flag exits 2, before anything runs.
+ * The others run after a whole-suite run only: not with --only or
  * --systems (a narrowed look); they get the suite's --quick (and --runs).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { parseOptions } from './options.js';
+import { benchOptions } from './options.js';
 
 const args = process.argv.slice(2);
+const o = benchOptions(args);
 
 function run(script: string, flags: string[], nodeFlags: string[] = []): number {
   const r = spawnSync(process.execPath, [...nodeFlags, fileURLToPath(new URL(script, import.meta.url)), ...flags], { stdio: 'inherit' });
   return r.status ?? 1;
 }
 
-// The suite validates the flags and prints their errors; once it has passed, they parse.
 const suite = run('./suite.js', args, ['--expose-gc']);
 if (suite !== 0) process.exit(suite);
-const o = parseOptions(args);
-if (o.help || o.workloads.length < 5 || o.systems.length > 0) process.exit(0);
+if (o.workloads.length < 5 || o.systems.length > 0) process.exit(0);
 const ask = run('./ask.js', [...(o.quick ? ['--quick'] : []), '--runs', String(o.runs)]);
 if (ask !== 0) process.exit(ask);
 // Issue #28: many mailboxes on the shared pool (1 to 1,000), and a quiet mailbox beside a saturating one.

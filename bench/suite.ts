@@ -22,11 +22,10 @@ import { goals, goalsText } from './goals.js';
 import { machine, median } from './machine.js';
 import { bigJournalBench, durabilityTable, fdatasyncProbe, recoveryBench } from './journal.js';
 import { calibrateBurn } from './messages.js';
-import { parseOptions, USAGE, type BenchOptions } from './options.js';
+import { benchOptions, type BenchOptions } from './options.js';
 import { docsChart } from './paths.js';
 import { consoleTable, markdownTable, summaryTables, tables, type RowResult, type SuiteResult } from './report.js';
 import type { Session, Subject, WorkloadId } from './session.js';
-import { lineup } from './subjects.js';
 import { benchChart } from './svg.js';
 import { w1, w2, w3, w4, w5, type Figures } from './workloads.js';
 
@@ -104,17 +103,9 @@ function medians(runs: Figures[]): Figures | null {
 }
 
 async function main(): Promise<number> {
-  let o: BenchOptions;
-  try {
-    o = parseOptions(process.argv.slice(2));
-  } catch (err) {
-    console.error((err as Error).message);
-    return 2;
-  }
-  if (o.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  // --help and a refused flag exit here, before the line-up (BullMQ, Redis clients) is even loaded.
+  const o = benchOptions();
+  const { lineup } = await import('./subjects.js');
   const started = new Date();
   const m = machine();
   console.log(`# ringpool benchmark suite (issue #6)${o.quick ? ': QUICK MODE, one tiny iteration, figures mean nothing' : ''}`);

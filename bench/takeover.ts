@@ -13,20 +13,31 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { createClient } from 'redis';
 import { redisProducer } from '../runtime/source/redis/index.js';
 import { header, percentile } from './machine.js';
 import { fixture } from './paths.js';
-import { redisAvailable, redisUrl } from './systems/bullmq.js';
+import { cli, fail } from '../examples/cli.js';
 
-const flag = (name: string, def: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? def : Number(process.argv[i + 1]);
-};
-const quick = process.argv.includes('--quick');
-const kills = flag('kills', quick ? 3 : 20);
-const lease = flag('lease', quick ? 1_000 : 5_000);
-const renew = flag('renew', quick ? 200 : 1_000);
+const { kills, lease, renew } = cli(
+  {
+    usage: 'npm run bench:takeover -- [flags]        (or: node dist/bench/takeover.js [flags])',
+    about: 'REDIS_URL, else redis://127.0.0.1:6379 (skipped, reason printed, if no Redis answers).',
+    flags: {
+      kills: { type: 'number', integer: true, min: 1, help: 'SIGKILLs, one sample each', defaultText: '20, 3 with --quick' },
+      lease: { type: 'number', integer: true, min: 100, max: 600_000, arg: 'MS', help: 'ownerLeaseMs of the consumers', defaultText: '5000, 1000 with --quick' },
+      renew: { type: 'number', integer: true, min: 10, arg: 'MS', help: 'ownerRenewMs of the consumers (at most half of --lease)', defaultText: '1000, 200 with --quick' },
+      quick: { type: 'boolean', help: 'the shorter defaults above' },
+    },
+  },
+  ({ values: v }) => {
+    const o = { kills: v.kills ?? (v.quick ? 3 : 20), lease: v.lease ?? (v.quick ? 1_000 : 5_000), renew: v.renew ?? (v.quick ? 200 : 1_000) };
+    // The source's own bounds (runtime/source/redis/options.ts), checked before any consumer starts.
+    if (o.renew > Math.floor(o.lease / 2)) fail('--renew', `an integer from 10 to ${Math.floor(o.lease / 2)} (half of --lease)`, String(o.renew));
+    return o;
+  },
+);
+// The Redis client loads once the flags are read (--help and a refused flag answer without it).
+const [{ createClient }, { redisAvailable, redisUrl }] = await Promise.all([import('redis'), import('./systems/bullmq.js')]);
 const P = 4;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

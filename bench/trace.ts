@@ -14,15 +14,19 @@ import { header, percentile } from './machine.js';
 import { openNaiveRing } from './naive-ring.js';
 import { stamped } from './messages.js';
 import { fixture } from './paths.js';
+import { cli } from '../examples/cli.js';
 
-const args = process.argv.slice(2);
-const arg = (name: string, def: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1]! : def;
-};
-const SECONDS = Number(arg('seconds', '3'));
-const RATE = Number(arg('rate', '1000'));
-const CODEC = arg('codec', 'json') as CodecOption;
+const { values: flags } = cli({
+  usage: 'npm run bench:trace -- [flags]        (or: node dist/bench/trace.js [flags])',
+  flags: {
+    seconds: { type: 'number', gt: 0, arg: 'S', default: 3, help: 'seconds of messages at the rate' },
+    rate: { type: 'number', gt: 0, arg: 'R', default: 1000, help: 'messages a second (the consumer parks in between)' },
+    codec: { type: 'string', choices: ['json', 'msgpack', 'v8'], default: 'json', help: "the mailbox's codec (raw takes bytes, not these messages)" },
+  },
+});
+const SECONDS = flags.seconds;
+const RATE = flags.rate;
+const CODEC: CodecOption = flags.codec as CodecOption;
 const clock = (): number => performance.timeOrigin + performance.now();
 /** The send time W4 stamps (the ring's consumer takes its handler start with the same expression). */
 const now = clock;

@@ -31,6 +31,7 @@ import { createRuntime, RingpoolError, ErrorCodes, type DeadLetterEvent, type Sc
 import { createMetrics, serve, type MetricsServer } from '../metrics/index.js';
 import { timelineSvg } from './timeline-svg.js';
 import { startDownstream } from './downstream/index.js';
+import { cli, type Command } from './cli.js';
 
 // ---------------------------------------------------------------- options
 
@@ -75,7 +76,9 @@ const DEFAULTS = {
 /** --short: the same story in a few seconds (a lighter burst: the CI box is shared). */
 const SHORT = { duration: 6, rate: 5_000, burst: 1, slowFor: 1, poison: 3 };
 
-const HELP = `ringpool demo: an API burst absorbed by a queue, on this machine, for real.
+const DEMO = {
+  usage: 'npm start -- [options]',
+  about: `ringpool demo: an API burst absorbed by a queue, on this machine, for real.
 
 The API receives --base requests/s, then --rate requests/s for --burst seconds;
 the backend spends 1e6/--per-thread µs of CPU and one downstream call
@@ -84,83 +87,55 @@ saturated: a real HTTP server that serves --slow-capacity calls at once in
 --slow ms each and queues the rest. Adaptive concurrency keeps the calls in
 flight near what it serves (--no-protect: fixed, raised by the autoscaler).
 The autoscaler runs 1..--threads consumer threads. Status each second,
-/metrics on 127.0.0.1, a summary and an SVG timeline at the end.
+/metrics on 127.0.0.1, a summary and an SVG timeline at the end.`,
+  flags: {
+    duration: { type: 'number', gt: 0, arg: '<s>', help: 'how long the API sends', defaultText: `${DEFAULTS.duration}, ${SHORT.duration} with --short` },
+    base: { type: 'number', min: 0, arg: '<n>', help: 'normal traffic, requests/s', defaultText: `${DEFAULTS.base}` },
+    rate: { type: 'number', min: 0, arg: '<n>', help: 'burst traffic, requests/s', defaultText: `${DEFAULTS.rate}, ${SHORT.rate} with --short` },
+    burst: { type: 'number', min: 0, arg: '<s>', help: 'burst length, from 10 % of the duration', defaultText: `${DEFAULTS.burst}, ${SHORT.burst} with --short` },
+    'per-thread': { type: 'number', gt: 0, arg: '<n>', help: 'backend requests/s one thread can do (CPU)', defaultText: `${DEFAULTS.perThread}` },
+    downstream: { type: 'number', min: 0, arg: '<ms>', help: 'downstream call, normally', defaultText: `${DEFAULTS.downstream}` },
+    slow: { type: 'number', min: 0, arg: '<ms>', help: 'a call to the saturated downstream, served', defaultText: `${DEFAULTS.slow}` },
+    'slow-capacity': { type: 'number', integer: true, min: 1, arg: '<n>', help: 'calls the saturated downstream serves at once', defaultText: `${DEFAULTS.slowCapacity}` },
+    'slow-for': { type: 'number', min: 0, arg: '<s>', help: 'saturated episode length, from 65 % of the duration', defaultText: `${DEFAULTS.slowFor}, ${SHORT.slowFor} with --short` },
+    'no-protect': { type: 'boolean', help: 'fixed concurrency (the autoscaler may raise it), not adaptive' },
+    threads: { type: 'number', integer: true, min: 1, arg: '<n>', help: 'most consumer threads (maxThreads)', defaultText: `${DEFAULTS.threads}: min(2, cores)` },
+    concurrency: { type: 'number', integer: true, min: 1, arg: '<n>', help: 'requests in flight per thread (the autoscaler may raise it)', defaultText: `${DEFAULTS.concurrency}` },
+    poison: { type: 'number', integer: true, min: 0, arg: '<n>', help: 'poison requests (fail every attempt)', defaultText: `${DEFAULTS.poison}, ${SHORT.poison} with --short` },
+    port: { type: 'number', integer: true, min: 0, max: 65535, arg: '<n>', help: '/metrics port on 127.0.0.1, 0 picks a free one', defaultText: `${DEFAULTS.port}, a free one if taken` },
+    out: { type: 'string', arg: '<file>', expected: 'a file name', help: 'where to write the SVG timeline', defaultText: resolve(tmpdir(), 'ringpool-demo-timeline.svg') },
+    short: { type: 'boolean', help: 'the whole run in a few seconds' },
+    json: { type: 'boolean', help: 'print the summary as JSON on the last line' },
+  },
+  notes: 'Ctrl-C stops the API, drains what the queue accepted (rt.close()) and prints the summary; twice stops at once.',
+} as const satisfies Command;
 
-Usage: npm start -- [options]
-  --duration <s>      how long the API sends                       (default ${DEFAULTS.duration}; --short ${SHORT.duration})
-  --base <n>          normal traffic, requests/s                    (default ${DEFAULTS.base})
-  --rate <n>          burst traffic, requests/s                     (default ${DEFAULTS.rate}; --short ${SHORT.rate})
-  --burst <s>         burst length, from 10 % of the duration       (default ${DEFAULTS.burst}; --short ${SHORT.burst})
-  --per-thread <n>    backend requests/s one thread can do (CPU)    (default ${DEFAULTS.perThread})
-  --downstream <ms>   downstream call, normally                     (default ${DEFAULTS.downstream})
-  --slow <ms>         a call to the saturated downstream, served     (default ${DEFAULTS.slow})
-  --slow-capacity <n> calls the saturated downstream serves at once (default ${DEFAULTS.slowCapacity})
-  --slow-for <s>      saturated episode length, from 65 % of the duration (default ${DEFAULTS.slowFor}; --short ${SHORT.slowFor})
-  --no-protect        fixed concurrency (the autoscaler may raise it), not adaptive
-  --threads <n>       most consumer threads (maxThreads)            (default ${DEFAULTS.threads}: min(2, cores))
-  --concurrency <n>   requests in flight per thread (the autoscaler may raise it) (default ${DEFAULTS.concurrency})
-  --poison <n>        poison requests (fail every attempt)          (default ${DEFAULTS.poison}; --short ${SHORT.poison})
-  --port <n>          /metrics port on 127.0.0.1, 0 picks a free one (default ${DEFAULTS.port}; a free one if taken)
-  --out <file>        where to write the SVG timeline               (default ${resolve(tmpdir(), 'ringpool-demo-timeline.svg')})
-  --short             the whole run in a few seconds
-  --json              print the summary as JSON on the last line
-  --help              this text
-Ctrl-C stops the API, drains what the queue accepted (rt.close()) and prints the summary; twice stops at once.`;
-
-const NUMERIC: Record<string, keyof typeof DEFAULTS> = {
-  '--duration': 'duration',
-  '--base': 'base',
-  '--rate': 'rate',
-  '--burst': 'burst',
-  '--per-thread': 'perThread',
-  '--downstream': 'downstream',
-  '--slow': 'slow',
-  '--slow-for': 'slowFor',
-  '--slow-capacity': 'slowCapacity',
-  '--threads': 'threads',
-  '--concurrency': 'concurrency',
-  '--poison': 'poison',
-  '--port': 'port',
-};
-
-function fail(msg: string): never {
-  console.error(`${msg}\n\n${HELP}`);
-  process.exit(2);
-}
-
+/** The flags (examples/cli.ts: --help exits 0, a refused flag exits 2); given numbers win over --short's. */
 function parse(argv: string[]): DemoOptions {
-  const given: Partial<Record<keyof typeof DEFAULTS, number>> = {};
-  let out = resolve(tmpdir(), 'ringpool-demo-timeline.svg');
-  let short = false;
-  let json = false;
-  let protect = true;
-  let portGiven = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--help' || a === '-h') {
-      console.log(HELP);
-      process.exit(0);
-    } else if (a === '--short') short = true;
-    else if (a === '--json') json = true;
-    else if (a === '--no-protect') protect = false;
-    else if (a === '--out') {
-      if (argv[i + 1] === undefined) fail('--out needs a file name');
-      out = resolve(argv[++i]!);
-    } else if (a in NUMERIC) {
-      const key = NUMERIC[a]!;
-      const v = Number(argv[++i]);
-      if (!Number.isFinite(v) || v < 0) fail(`${a} needs a number >= 0, got ${argv[i]}`);
-      given[key] = v;
-      if (key === 'port') portGiven = true;
-    } else fail(`unknown option ${a}`);
-  }
-  const o = { ...DEFAULTS, ...(short ? SHORT : {}), ...given, out, short, json, protect };
-  if (o.slowCapacity < 1 || !Number.isInteger(o.slowCapacity)) fail(`--slow-capacity needs an integer >= 1, got ${o.slowCapacity}`);
-  if (o.threads < 1 || !Number.isInteger(o.threads)) fail(`--threads needs an integer >= 1, got ${o.threads}`);
-  if (o.concurrency < 1 || !Number.isInteger(o.concurrency)) fail(`--concurrency needs an integer >= 1, got ${o.concurrency}`);
-  if (o.perThread <= 0 || o.duration <= 0) fail('--per-thread and --duration need numbers > 0');
-  if (!Number.isInteger(o.port) || o.port > 65535) fail(`--port needs an integer from 0 to 65535, got ${o.port}`);
-  return { ...o, portGiven };
+  return cli(
+    DEMO,
+    ({ values: v }) => {
+      const given: Partial<Record<keyof typeof DEFAULTS, number>> = {
+        duration: v.duration,
+        base: v.base,
+        rate: v.rate,
+        burst: v.burst,
+        perThread: v['per-thread'],
+        downstream: v.downstream,
+        slow: v.slow,
+        slowFor: v['slow-for'],
+        slowCapacity: v['slow-capacity'],
+        threads: v.threads,
+        concurrency: v.concurrency,
+        poison: v.poison,
+        port: v.port,
+      };
+      for (const k of Object.keys(given) as Array<keyof typeof given>) if (given[k] === undefined) delete given[k];
+      const out = resolve(v.out ?? DEMO.flags.out.defaultText);
+      return { ...DEFAULTS, ...(v.short ? SHORT : {}), ...given, out, short: v.short, json: v.json, protect: !v['no-protect'], portGiven: v.port !== undefined };
+    },
+    argv,
+  );
 }
 
 // ---------------------------------------------------------------- histogram reading

@@ -4,26 +4,31 @@
  * tick, the backlog drains, and the threads come back down after the window.
  * One line a second, a summary at the end.
  *
- *   npm run build && node dist/examples/spike.js [--spike 10] [--work 200] [--factor 5] [--max 2]
+ *   npm run build && node dist/examples/spike.js [--spike 10] [--work 200] [--factor 5] [--max 2] [--window 5000] [--tick 1000]
  */
 import { availableParallelism } from 'node:os';
 import { Registry } from 'prom-client';
 import { createRuntime, type ScaleEvent } from '../runtime/index.js';
 import { createMetrics } from '../metrics/index.js';
+import { cli } from './cli.js';
 
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : def;
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} needs a number > 0`);
-  return v;
-}
-
-const SPIKE_S = arg('spike', 10);
-const WORK_US = arg('work', 200);
-const FACTOR = arg('factor', 5);
-const MAX = arg('max', Math.min(2, availableParallelism()));
-const WINDOW_MS = arg('window', 5000);
-const TICK_MS = arg('tick', 1000);
+const { values: flags } = cli({
+  usage: 'npm run example:spike -- [flags]        (or: node dist/examples/spike.js [flags])',
+  flags: {
+    spike: { type: 'number', gt: 0, arg: 'S', default: 10, help: 'seconds of the spike' },
+    work: { type: 'number', gt: 0, arg: 'US', default: 200, help: 'µs of CPU a message' },
+    factor: { type: 'number', gt: 0, arg: 'F', default: 5, help: "offered load during the spike, in multiples of one thread's capacity" },
+    max: { type: 'number', integer: true, min: 1, default: Math.min(2, availableParallelism()), defaultText: 'min(2, cores)', help: 'most consumer threads (maxThreads)' },
+    window: { type: 'number', gt: 0, arg: 'MS', default: 5000, help: "the autoscaler's scale-down window" },
+    tick: { type: 'number', gt: 0, arg: 'MS', default: 1000, help: "the autoscaler's tick" },
+  },
+});
+const SPIKE_S = flags.spike;
+const WORK_US = flags.work;
+const FACTOR = flags.factor;
+const MAX = flags.max;
+const WINDOW_MS = flags.window;
+const TICK_MS = flags.tick;
 const perThread = Math.round(1e6 / WORK_US);
 const offered = perThread * FACTOR;
 

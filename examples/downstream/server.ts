@@ -9,9 +9,25 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { DownstreamCommand, DownstreamStats } from './index.js';
+import { cli, toNumber } from '../cli.js';
 
-let capacity = Number(process.argv[2] ?? 8);
-let serviceMs = Number(process.argv[3] ?? 5);
+const start = cli(
+  {
+    usage: 'node dist/examples/downstream/server.js [<capacity> [<serviceMs>]]        (forked by startDownstream(), examples/downstream/index.ts)',
+    about: 'Listens on a free port of 127.0.0.1 and tells its parent the port over IPC; changed and read over IPC.',
+    flags: {},
+    positionals: [
+      { name: 'capacity', help: 'requests served at once, the rest queued (an integer >= 1; default 8)', optional: true },
+      { name: 'serviceMs', help: 'ms each request takes (a number >= 0; default 5)', optional: true },
+    ],
+  },
+  ({ positionals: [c, ms] }) => ({
+    capacity: c === undefined ? 8 : toNumber('<capacity>', c, { integer: true, min: 1 }),
+    serviceMs: ms === undefined ? 5 : toNumber('<serviceMs>', ms, { min: 0 }),
+  }),
+);
+let capacity = start.capacity;
+let serviceMs = start.serviceMs;
 let downUntil = 0;
 let busyUntil = 0;
 let retryAfterS = 1;

@@ -13,13 +13,17 @@
  */
 import { createRuntime } from '../../runtime/index.js';
 import type inventory from './inventory.js';
+import { cli } from '../cli.js';
 
-const arg = (name: string, def: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-};
-const SECONDS = arg('seconds', 9);
-const RATE = arg('rate', 500);
+const { values: flags } = cli({
+  usage: 'npm run example:orders -- [flags]        (or: node dist/examples/orders/main.js [flags])',
+  flags: {
+    seconds: { type: 'number', gt: 0, arg: 'S', default: 9, help: 'how long the producer runs (the provider is slow in the middle third)' },
+    rate: { type: 'number', gt: 0, arg: 'R', default: 500, help: 'orders a second' },
+  },
+});
+const SECONDS = flags.seconds;
+const RATE = flags.rate;
 const handler = (name: string): URL => new URL(`../../../examples/orders/handlers/${name}.js`, import.meta.url);
 
 const rt = createRuntime({

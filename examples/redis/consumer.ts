@@ -7,8 +7,17 @@
  *   node dist/examples/redis/consumer.js <url> <stream> <consumer>
  */
 import { createRuntime } from '../../runtime/index.js';
+import { cli } from '../cli.js';
 
-const [url, stream, consumer] = process.argv.slice(2) as [string, string, string];
+const [url, stream, consumer] = cli({
+  usage: 'node dist/examples/redis/consumer.js <url> <stream> <consumer>        (started by examples/redis/main.ts)',
+  flags: {},
+  positionals: [
+    { name: 'url', help: 'the Redis URL' },
+    { name: 'stream', help: 'the stream its consumer group reads' },
+    { name: 'consumer', help: "this process's consumer name in the group" },
+  ],
+}).positionals as [string, string, string];
 const rt = createRuntime({
   mailboxes: {
     orders: {

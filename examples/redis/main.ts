@@ -17,7 +17,13 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
 import { redisProducer } from '../../runtime/source/redis/index.js';
+import { cli } from '../cli.js';
 
+cli({
+  usage: 'npm run example:redis        (or: node dist/examples/redis/main.js)',
+  about: 'Keyed orders across two consumer processes on one stream, one SIGKILLed halfway. On REDIS_URL, else redis://127.0.0.1:6379. No flags but --help.',
+  flags: {},
+});
 const url = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const stream = `ringpool-example-${process.pid}`;
 const ledger = `${stream}:ledger`;

@@ -4,41 +4,57 @@
  * figures and, for a failing one, its violations and its seed to replay.
  * Exit code 1 when a round failed.
  */
-import { parseArgs } from 'node:util';
+import { cli, fail, toNumber } from '../../examples/cli.js';
 import { runSoak } from './soak.js';
 
-const { values } = parseArgs({
-  options: {
-    seconds: { type: 'string', default: '60' },
-    seed: { type: 'string' },
-    messages: { type: 'string' },
-    // Fix part of the mix (the rest comes from the seed), e.g. --set keyedConcurrency=1 --set maxAttempts=3.
-    set: { type: 'string', multiple: true, default: [] },
-    help: { type: 'boolean', default: false },
+/** What --set takes: each name's values. */
+const SETTABLE: Record<string, 'number' | 'boolean' | readonly string[]> = {
+  looseConcurrency: 'number',
+  keyedConcurrency: 'number',
+  keys: 'number',
+  leaseMs: 'number',
+  maxAttempts: 'number',
+  churn: 'boolean',
+  feed: 'boolean',
+  journal: 'boolean',
+  adaptive: 'boolean',
+  only: ['loose', 'keyed', 'tight'],
+  threads: ['shared', 'dedicated'],
+};
+const KNOWN = Object.keys(SETTABLE);
+const { seconds, first, messages, config } = cli(
+  {
+    usage: 'npm run soak -- [flags]        (or: node dist/test/soak/cli.js [flags])',
+    flags: {
+      seconds: { type: 'number', gt: 0, arg: 'S', default: 60, help: 'rounds start until S seconds have passed (one at least)' },
+      seed: { type: 'number', integer: true, help: "the first round's seed (the next ones count up)", defaultText: 'random' },
+      messages: { type: 'number', integer: true, min: 1, arg: 'M', help: 'messages a round', defaultText: '24000' },
+      // Fix part of the mix (the rest comes from the seed), e.g. --set keyedConcurrency=1 --set maxAttempts=3.
+      set: { type: 'string', multiple: true, arg: 'name=value', expected: 'name=value', help: 'fix one of the mix (repeatable; the rest comes from the seed)' },
+    },
+    notes:
+      '--set names: looseConcurrency, keyedConcurrency, keys, leaseMs, maxAttempts (numbers), churn, feed, journal, adaptive (true/false), ' +
+      'only (loose, keyed or tight: every message to that mailbox), threads (shared or dedicated)',
   },
-});
-if (values.help) {
-  console.log('npm run soak -- [--seconds S (60)] [--seed N (random)] [--messages M (24000)] [--set name=value ...]');
-  console.log('  --set fixes one of the mix: looseConcurrency, keyedConcurrency, keys, leaseMs, maxAttempts (numbers), churn, feed, journal, adaptive (true/false), only (loose, keyed or tight: every message to that mailbox), threads (shared or dedicated)');
-  process.exit(0);
-}
-const seconds = Number(values.seconds);
-const first = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values.seed);
-const messages = values.messages === undefined ? undefined : Number(values.messages);
-if (!(seconds > 0) || !Number.isInteger(first) || (messages !== undefined && !(messages > 0))) {
-  console.error('--seconds must be > 0, --seed an integer, --messages > 0');
-  process.exit(2);
-}
-const config: Record<string, number | boolean | string> = {};
-for (const kv of values.set) {
-  const [k, v] = kv.split('=');
-  const known = ['looseConcurrency', 'keyedConcurrency', 'keys', 'leaseMs', 'maxAttempts', 'churn', 'feed', 'journal', 'adaptive', 'only', 'threads'];
-  if (k === undefined || v === undefined || !known.includes(k)) {
-    console.error(`--set ${kv}: expected name=value, name one of ${known.join(', ')}`);
-    process.exit(2);
-  }
-  config[k] = v === 'true' ? true : v === 'false' ? false : k === 'only' || k === 'threads' ? v : Number(v);
-}
+  ({ values: v }) => {
+    const config: Record<string, number | boolean | string> = {};
+    for (const kv of v.set) {
+      const eq = kv.indexOf('=');
+      const [k, val] = eq < 0 ? [kv, undefined] : [kv.slice(0, eq), kv.slice(eq + 1)];
+      const kind = Object.hasOwn(SETTABLE, k) ? SETTABLE[k] : undefined;
+      if (kind === undefined || val === undefined) fail('--set', `name=value, name one of ${KNOWN.join(', ')}`, kv);
+      if (kind === 'number') config[k] = toNumber(`--set ${k}`, val, { integer: true, min: 1 });
+      else if (kind === 'boolean') {
+        if (val !== 'true' && val !== 'false') fail(`--set ${k}`, 'true or false', val);
+        config[k] = val === 'true';
+      } else {
+        if (!kind.includes(val)) fail(`--set ${k}`, `one of ${kind.join(', ')}`, val);
+        config[k] = val;
+      }
+    }
+    return { seconds: v.seconds, first: v.seed ?? Math.floor(Math.random() * 2 ** 31), messages: v.messages, config };
+  },
+);
 const end = Date.now() + seconds * 1000;
 let failed = 0;
 let rounds = 0;
