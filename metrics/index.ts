@@ -25,6 +25,7 @@ import { isRegistry, noteDetached, noteExported } from './exported.js';
 
 export { serve, type ConsoleOptions, type MetricsServer, type ServeOptions } from './serve.js';
 export type { HealthReport, MailboxHealth } from './health.js';
+export { consoleHandler, type ConsoleHandler, type ConsoleHandlerOptions } from './console/mount.js';
 
 /** `createMetrics(rt, options)`. */
 export interface MetricsOptions {

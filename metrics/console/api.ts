@@ -3,13 +3,17 @@
  * page and its two assets, every mailbox's stats, a page of dead letters,
  * redrive and purge (admin: Bearer token, own Origin), and the live feed.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Runtime } from '../../runtime/runtime.js';
 import { pageOf, type DeadLetter, type DeadLetterPage, type DeadLetterReason } from '../../runtime/dead-letters.js';
 import { DEAD_LETTER_REASONS } from '../../runtime/outcome.js';
 import { AdminToken, ConsoleCodes, HttpError, Origins, checkDeclaredLength, parseSelection, readJsonObject, sendAsset, sendError, sendJson, type Selection } from './http.js';
 import { EventHub, kindOf } from './events.js';
+import { autoscale, idOf, messagesPage, oneMessage, promote, resize } from './queue.js';
+
+const require = createRequire(import.meta.url);
 
 /** The page's files: shipped in the package under metrics/console/assets, read once. */
 const ASSETS_DIR = new URL('../../../metrics/console/assets/', import.meta.url);
@@ -22,6 +26,16 @@ const ASSETS: Record<string, [file: string, type: string]> = {
   '/cards.js': ['cards.js', 'text/javascript; charset=utf-8'],
   '/letters.js': ['letters.js', 'text/javascript; charset=utf-8'],
 };
+/** Charts: uPlot's files, served from its package (a dependency). */
+const VENDOR: Record<string, [module: string, type: string]> = {
+  '/uplot.js': ['uplot/dist/uPlot.iife.min.js', 'text/javascript; charset=utf-8'],
+  '/uplot.css': ['uplot/dist/uPlot.min.css', 'text/css; charset=utf-8'],
+};
+for (const f of readdirSync(ASSETS_DIR)) {
+  // The page's own further modules and styles (queue.js, charts.js, ...): every file of the assets directory.
+  const type = f.endsWith('.js') ? 'text/javascript; charset=utf-8' : f.endsWith('.css') ? 'text/css; charset=utf-8' : null;
+  if (type !== null && ASSETS[`/${f}`] === undefined) ASSETS[`/${f}`] = [f, type];
+}
 
 const MAX_PAGE = 500;
 const DEFAULT_PAGE = 50;
@@ -40,6 +54,8 @@ export interface ConsoleConfig {
   host: string;
   port: number;
   origins: readonly string[];
+  /** Mounted in another server (consoleHandler): its names are not known, so Host is not checked and Origin must match the request's Host. */
+  mounted?: boolean;
 }
 
 export class ConsoleRoutes {
@@ -53,18 +69,18 @@ export class ConsoleRoutes {
     private readonly config: ConsoleConfig,
   ) {
     this.token = new AdminToken(config.token);
-    this.origins = new Origins(config.host, config.port, config.origins);
+    this.origins = new Origins(config.mounted === true ? '0.0.0.0' : config.host, config.port, config.origins);
     this.events = new EventHub(runtimes);
   }
 
   /** The port is known once listening (port 0 picks one). */
   listening(port: number): void {
-    this.origins = new Origins(this.config.host, port, this.config.origins);
+    this.origins = new Origins(this.config.mounted === true ? '0.0.0.0' : this.config.host, port, this.config.origins);
   }
 
   /** True when the path is the console's (handled, or refused, here). */
   handles(path: string): boolean {
-    return path in ASSETS || path === '/api' || path.startsWith('/api/');
+    return path in ASSETS || path in VENDOR || path === '/api' || path.startsWith('/api/');
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): Promise<void> {
@@ -72,10 +88,43 @@ export class ConsoleRoutes {
       this.origins.checkHost(req);
       checkDeclaredLength(req);
       const method = req.method ?? 'GET';
-      const asset = ASSETS[path];
+      const asset = ASSETS[path] ?? VENDOR[path];
       if (asset !== undefined) {
         this.only(method, ['GET', 'HEAD']);
-        sendAsset(res, asset[1], this.asset(asset[0]), method === 'HEAD');
+        sendAsset(res, asset[1], this.asset(asset[0], path in VENDOR), method === 'HEAD');
+        return;
+      }
+      if (path === '/api/history') {
+        this.only(method, ['GET']);
+        sendJson(res, 200, this.events.history());
+        return;
+      }
+      const q = /^\/api\/mailboxes\/([^/]+)\/(?:(threads|autoscale)|messages(?:\/([^/]+)(\/promote)?)?)$/.exec(path);
+      if (q !== null) {
+        const name = nameOf(q[1]!);
+        const rt = this.find(name);
+        if (q[2] === undefined && q[4] === undefined) {
+          this.only(method, ['GET']);
+          sendJson(res, 200, q[3] === undefined ? messagesPage(rt, name, query) : oneMessage(rt, name, idOf(q[3])));
+          return;
+        }
+        this.only(method, ['POST']);
+        this.origins.checkOrigin(req);
+        this.token.check(req);
+        const body = await readJsonObject(req);
+        if (q[4] !== undefined) {
+          const r = promote(rt, name, idOf(q[3]!));
+          this.events.action(name, `message ${r.id} promoted: runs now`);
+          sendJson(res, 200, r);
+        } else if (q[2] === 'threads') {
+          const r = resize(rt, name, body);
+          this.events.action(name, `resized to ${r.threads} threads (autoscaler off)`);
+          sendJson(res, 200, r);
+        } else {
+          const r = autoscale(rt, name, body);
+          this.events.action(name, `autoscaler ${r.autoscale ? 'on' : 'off'}`);
+          sendJson(res, 200, r);
+        }
         return;
       }
       if (path === '/api/mailboxes') {
@@ -93,7 +142,10 @@ export class ConsoleRoutes {
         this.only(method, ['POST']);
         this.origins.checkOrigin(req);
         this.token.check(req);
-        sendJson(res, 200, this.pauseOrResume(nameOf(g[1]!), g[2]!, await readJsonObject(req)));
+        const name = nameOf(g[1]!);
+        const r = this.pauseOrResume(name, g[2]!, await readJsonObject(req)) as { pausedForMs: number };
+        this.events.action(name, g[2] === 'pause' ? `paused ${r.pausedForMs < 0 ? 'until resumed' : `for ${r.pausedForMs} ms`}` : 'resumed');
+        sendJson(res, 200, r);
         return;
       }
       const m = /^\/api\/mailboxes\/([^/]+)\/dead-letters(?:\/(redrive|purge))?$/.exec(path);
@@ -110,7 +162,10 @@ export class ConsoleRoutes {
       this.origins.checkOrigin(req);
       this.token.check(req);
       const store = this.store(name);
-      const n = await this.act(name, store, action, parseSelection(await readJsonObject(req)));
+      const sel = parseSelection(await readJsonObject(req));
+      const n = await this.act(name, store, action, sel);
+      const which = sel.all ? 'every letter' : 'olderThanMs' in sel ? `letters dead over ${sel.olderThanMs} ms` : 'selected letters';
+      this.events.action(name, `${action === 'redrive' ? 'redrove' : 'purged'} ${n} dead letters (${which})`);
       sendJson(res, 200, { mailbox: name, [action === 'redrive' ? 'redriven' : 'purged']: n });
     } catch (err) {
       const e = err instanceof HttpError ? err : new HttpError(500, ConsoleCodes.INTERNAL, `console: ${(err as Error)?.message ?? String(err)}`);
@@ -141,6 +196,10 @@ export class ConsoleRoutes {
 
   /** Redrive or purge the selected letters (every one for `{ all: true }`). */
   private async act(name: string, store: AnyDeadLetters, action: string, sel: Selection): Promise<number> {
+    if (!sel.all && 'olderThanMs' in sel) {
+      const before = Date.now() - sel.olderThanMs;
+      return this.redis(name, () => (action === 'redrive' ? store.redrive((l) => l.deadAt < before) : store.purge((l) => l.deadAt < before)));
+    }
     if (!sel.all && sel.ids.size > 0 && store.page === undefined) {
       // A Redis mailbox's letters come from every process of its group: an id may name two. Refuse rather than guess.
       const seen = new Map<number, number>();
@@ -168,9 +227,16 @@ export class ConsoleRoutes {
     if (!allowed.includes(method)) throw new MethodError(method, allowed);
   }
 
-  private asset(file: string): Buffer {
+  private asset(file: string, vendor: boolean): Buffer {
     let b = this.assets.get(file);
-    if (b === undefined) this.assets.set(file, (b = readFileSync(new URL(file, ASSETS_DIR))));
+    if (b === undefined) {
+      try {
+        b = readFileSync(vendor ? require.resolve(file) : new URL(file, ASSETS_DIR));
+      } catch {
+        throw new HttpError(404, ConsoleCodes.NOT_FOUND, `the console's file ${file} is not installed`);
+      }
+      this.assets.set(file, b);
+    }
     return b;
   }
 

@@ -169,9 +169,9 @@ export function readJsonObject(req: IncomingMessage): Promise<Record<string, unk
 }
 
 /** Which letters a redrive or purge acts on: every one, or those named. */
-export type Selection = { all: true } | { all: false; ids: Set<number>; refs: Set<string> };
+export type Selection = { all: true } | { all: false; ids: Set<number>; refs: Set<string> } | { all: false; olderThanMs: number };
 
-const SELECTION_KEYS = ['all', 'ids', 'refs'];
+const SELECTION_KEYS = ['all', 'ids', 'refs', 'olderThanMs'];
 
 /**
  * Which letters a redrive or purge body names: `{"all": true}` (every letter
@@ -183,7 +183,7 @@ const SELECTION_KEYS = ['all', 'ids', 'refs'];
  * other than `true` or beside `ids`/`refs`, a known key of the wrong type.
  */
 export function parseSelection(body: Record<string, unknown>): Selection {
-  const bad = (why: string): HttpError => new HttpError(400, ConsoleCodes.BAD_BODY, `${why}: send {"ids":[...]}, {"refs":[...]} or {"all":true}`);
+  const bad = (why: string): HttpError => new HttpError(400, ConsoleCodes.BAD_BODY, `${why}: send {"ids":[...]}, {"refs":[...]}, {"olderThanMs":n} or {"all":true}`);
   for (const k of Object.keys(body)) {
     if (!SELECTION_KEYS.includes(k)) throw bad(`unknown key '${k.length > 40 ? `${k.slice(0, 37)}...` : k}' in the body (known: ${SELECTION_KEYS.join(', ')}); nothing was changed`);
   }
@@ -191,6 +191,12 @@ export function parseSelection(body: Record<string, unknown>): Selection {
   const all = own('all');
   const ids = own('ids');
   const refs = own('refs');
+  const older = own('olderThanMs');
+  if (older !== undefined) {
+    if (typeof older !== 'number' || !Number.isSafeInteger(older) || older < 0) throw bad("'olderThanMs' must be an integer >= 0 (letters dead for longer than that)");
+    if (all !== undefined || ids !== undefined || refs !== undefined) throw bad("'olderThanMs' selects by age: give it alone");
+    return { all: false, olderThanMs: older };
+  }
   if (all !== undefined) {
     if (all !== true) throw bad("'all' must be true (or absent)");
     if (ids !== undefined || refs !== undefined) throw bad("'all' names every letter: give it without 'ids' or 'refs'");
