@@ -15,6 +15,7 @@ import type { InspectPage, InspectedMessage, MessageState } from './mailbox/insp
 import type { CloseOptions, CloseReport, RuntimeEvents, SendAsyncOptions, SendBatchAsyncOptions } from './api.js';
 import { resolveRuntime, type ResolvedRuntime, type RuntimeOptions } from './options.js';
 import type { ResolvedMailbox } from './mailbox-options.js';
+import { resolveRateLimit, type RateLimitOptions } from './rate-limit.js';
 import { sharedPool, threadsOf, type SharedPool, type PoolStats } from './pool/shared.js';
 import type { LaneHost } from './pool/threads.js';
 import type { Ring } from './shared/ring.js';
@@ -291,6 +292,21 @@ export class Runtime<T extends MailboxTypes = AnyMailboxes> extends EventEmitter
   /** End a pause (rt.pause(), or a handler's ctx.retryAfter()): the mailbox starts messages again at once. */
   resume(mailbox: MailboxName<T>): void {
     this.box(mailbox).sends.resume();
+  }
+
+  /**
+   * Change a mailbox's `rateLimit` while it runs, or lift it (`null`): its
+   * threads keep to the new one from their next claim. A Redis group's
+   * limit (`scope: 'group'`) is each process's option, not changed here.
+   */
+  setRateLimit(mailbox: MailboxName<T>, limit: RateLimitOptions | null): void {
+    const b = this.box(mailbox);
+    if (b.opts.rateLimit?.scope === 'group') {
+      throw new RingpoolError(ErrorCodes.INVALID_STATE, `setRateLimit(): mailbox '${mailbox}' shares its rate limit with its Redis group (scope 'group'): change every process's option`, { mailbox });
+    }
+    const r = resolveRateLimit('rateLimit', limit, false);
+    b.sends.setRateLimit(r?.max ?? 0, r?.perMs ?? 0);
+    b.opts.rateLimit = r;
   }
 
   /** Turn the autoscaler on or off for a mailbox (on also undoes a resize()). */

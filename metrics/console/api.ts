@@ -11,7 +11,7 @@ import { pageOf, type DeadLetter, type DeadLetterPage, type DeadLetterReason } f
 import { DEAD_LETTER_REASONS } from '../../runtime/outcome.js';
 import { AdminToken, ConsoleCodes, HttpError, Origins, checkDeclaredLength, parseSelection, readJsonObject, sendAsset, sendError, sendJson, type Selection } from './http.js';
 import { EventHub, kindOf } from './events.js';
-import { autoscale, idOf, messagesPage, oneMessage, promote, resize } from './queue.js';
+import { autoscale, idOf, messagesPage, oneMessage, promote, rateLimit, resize } from './queue.js';
 
 const require = createRequire(import.meta.url);
 
@@ -99,7 +99,7 @@ export class ConsoleRoutes {
         sendJson(res, 200, this.events.history());
         return;
       }
-      const q = /^\/api\/mailboxes\/([^/]+)\/(?:(threads|autoscale)|messages(?:\/([^/]+)(\/promote)?)?)$/.exec(path);
+      const q = /^\/api\/mailboxes\/([^/]+)\/(?:(threads|autoscale|rate-limit)|messages(?:\/([^/]+)(\/promote)?)?)$/.exec(path);
       if (q !== null) {
         const name = nameOf(q[1]!);
         const rt = this.find(name);
@@ -115,6 +115,10 @@ export class ConsoleRoutes {
         if (q[4] !== undefined) {
           const r = promote(rt, name, idOf(q[3]!));
           this.events.action(name, `message ${r.id} promoted: runs now`);
+          sendJson(res, 200, r);
+        } else if (q[2] === 'rate-limit') {
+          const r = rateLimit(rt, name, body) as { rateLimit: { max: number; perMs: number } | null };
+          this.events.action(name, r.rateLimit === null ? 'rate limit lifted' : `rate limit set to ${r.rateLimit.max} per ${r.rateLimit.perMs} ms`);
           sendJson(res, 200, r);
         } else if (q[2] === 'threads') {
           const r = resize(rt, name, body);

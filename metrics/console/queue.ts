@@ -1,7 +1,7 @@
 /**
  * The console's queue routes, under `/api/mailboxes/<name>/`: the queue
  * itself (`messages?state=ready|in-flight|delayed`, `messages/<id>`) and the
- * operator's actions on a mailbox (`threads`, `autoscale`, `messages/<id>/promote`;
+ * operator's actions on a mailbox (`threads`, `autoscale`, `rate-limit`, `messages/<id>/promote`;
  * pause, resume and the dead letters' are in api.ts). Each action is checked
  * and answered with what the mailbox looks like after it.
  */
@@ -58,6 +58,18 @@ export function autoscale(rt: Runtime, name: string, body: Record<string, unknow
   if (typeof body.on !== 'boolean') throw new HttpError(400, ConsoleCodes.BAD_BODY, "'on' must be true or false");
   rt.autoscale(name, body.on);
   return { mailbox: name, autoscale: rt.stats(name).autoscale };
+}
+
+/** `POST .../rate-limit` `{ max, perMs }` or `{ off: true }`: rt.setRateLimit. */
+export function rateLimit(rt: Runtime, name: string, body: Record<string, unknown>): { mailbox: string; rateLimit: object | null } {
+  only(body, ['max', 'perMs', 'off']);
+  if (body.off !== undefined && (body.off !== true || body.max !== undefined || body.perMs !== undefined)) throw new HttpError(400, ConsoleCodes.BAD_BODY, "send { max, perMs } or { off: true }");
+  try {
+    rt.setRateLimit(name, body.off === true ? null : { max: body.max as number, perMs: body.perMs as number });
+  } catch (err) {
+    throw new HttpError(400, ConsoleCodes.BAD_BODY, (err as Error).message);
+  }
+  return { mailbox: name, rateLimit: rt.stats(name).rateLimit };
 }
 
 /** A message id from a path segment. */

@@ -6,7 +6,7 @@
  */
 import { FLAG_CALL } from '../shared/layout.js';
 import { ErrorCodes, RingpoolError, describeValue } from '../shared/errors.js';
-import { MAX_PAUSE_MS, hold, now32, pauseUntil, resume } from '../shared/limit.js';
+import { MAX_PAUSE_MS, hold, now32, pauseUntil, resume, setLimit } from '../shared/limit.js';
 import type { BatchOptions, Producer, SendOptions } from '../shared/producer.js';
 import type { StreamItem } from '../shared/protocol.js';
 import type { Ring } from '../shared/ring.js';
@@ -113,6 +113,11 @@ export class Sending {
       pauseUntil(i32, (t + Math.ceil(ms * 1000)) | 0, t);
     }
     this.d.attached.pauseOut(ms);
+  }
+
+  /** rt.setRateLimit(): the start gate's limit, changed while it runs (max 0: none); the loops read it at their next claim. */
+  setRateLimit(max: number, perMs: number): void {
+    setLimit(this.d.ring.i32, max, perMs);
   }
 
   /** rt.resume(): start again at once (a pause from rt.pause() or a handler's ctx.retryAfter()). */

@@ -90,6 +90,24 @@ describe('console: the queue, actions and history', () => {
     expect(texts).toEqual(expect.arrayContaining(['resized to 2 threads (autoscaler off)', 'autoscaler on', 'autoscaler off']));
   });
 
+  it('sets, changes and lifts the rate limit while the mailbox runs', async () => {
+    const { rt, base } = await setup();
+    expect((await post(base, '/api/mailboxes/work/rate-limit', { max: 10, perMs: 1_000 })).body).toEqual({ mailbox: 'work', rateLimit: { max: 10, perMs: 1_000, scope: 'process' } });
+    for (let i = 0; i < 60; i++) rt.send('work', { n: i });
+    await new Promise((r) => setTimeout(r, 1_500));
+    const limited = rt.stats('work').processed;
+    expect(limited).toBeGreaterThanOrEqual(5);
+    expect(limited).toBeLessThanOrEqual(20); // 10 a second (plus a start in hand), not 60 at once
+    expect((await post(base, '/api/mailboxes/work/rate-limit', { max: 0, perMs: 1_000 })).status).toBe(400);
+    expect((await post(base, '/api/mailboxes/work/rate-limit', { off: true, max: 5 })).status).toBe(400);
+    expect(rt.stats('work').rateLimit).toEqual({ max: 10, perMs: 1_000, scope: 'process' });
+    expect((await post(base, '/api/mailboxes/work/rate-limit', { off: true })).body).toEqual({ mailbox: 'work', rateLimit: null });
+    await until(() => rt.stats('work').processed === 60, 5_000, 'the rest at once');
+    expectCode(() => rt.setRateLimit('work', { max: 5, perMs: 100, scope: 'group' }), 'RINGPOOL_INVALID_OPTION');
+    const texts = (await get(base, '/api/history')).body.events.map((e: { text: string }) => e.text);
+    expect(texts).toEqual(expect.arrayContaining(['rate limit set to 10 per 1000 ms', 'rate limit lifted']));
+  });
+
   it('purges the letters dead for longer than a time', async () => {
     const { rt, base } = await setup();
     for (let i = 0; i < 3; i++) rt.send('work', { n: i, always: true });

@@ -49,7 +49,24 @@ function maxInWindow(starts: number[], w: number): number {
 
 describe('the start gate', () => {
   for (const [max, perMs] of [[1, 100], [7, 50], [200, 1_000], [1_000, 1_000], [10_000, 1_000], [50, 20]] as const) {
-    it(`never more than ${max} starts in any ${perMs} ms window, and close to ${max} a window when always asked`, () => {
+    it('a limit changed while it runs (rt.setRateLimit): a faster one starts from now, a slower one keeps what was taken, 0 lifts it', () => {
+    const i32 = fresh();
+    setLimit(i32, 1, 10_000); // one start per 10 s
+    expect(takeStarts(i32, 5, 0)).toBe(1);
+    expect(takeStarts(i32, 5, 1_000)).toBe(0); // the next is 10 s away
+    setLimit(i32, 1_000, 1_000); // 1,000 a second: the old schedule, far ahead of the new spacing, is not waited for
+    const k = takeStarts(i32, 100, 2_000);
+    expect(k).toBeGreaterThanOrEqual(1);
+    expect(k).toBeLessThanOrEqual(6); // its burst (max / 200) and the start in hand
+    setLimit(i32, 0, 0);
+    expect(takeStarts(i32, 1_000, 3_000)).toBe(1_000);
+    setLimit(i32, 2, 1_000); // one every 500 ms
+    expect(takeStarts(i32, 5, 10_000_000)).toBe(1);
+    expect(takeStarts(i32, 5, 10_100_000)).toBe(0);
+    expect(takeStarts(i32, 5, 10_500_000)).toBe(1);
+  });
+
+  it(`never more than ${max} starts in any ${perMs} ms window, and close to ${max} a window when always asked`, () => {
       for (const seed of [1, 2, 3]) {
         const starts = simulate(max, perMs, 20 * perMs, seed, seed === 3 ? 2 ** 31 - 5_000 * perMs : 0); // seed 3 crosses the wrap
         expect(maxInWindow(starts, perMs * 1000)).toBeLessThanOrEqual(max);
