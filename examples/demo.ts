@@ -292,7 +292,7 @@ async function main(): Promise<void> {
   );
   log(`  autoscale tick ${autoscale.tickMs} ms, scale-down window ${autoscale.scaleDownWindowMs} ms`);
   log(`  console: ${server.url}/  (live mailboxes and dead letters; ${served.admin.token === undefined ? 'read-only: set RINGPOOL_ADMIN_TOKEN to redrive and purge' : 'admin token from RINGPOOL_ADMIN_TOKEN'})`);
-  log(`  metrics: ${server.url}/metrics  (health: ${server.url}/healthz)${o.port !== 0 && server.port !== o.port ? `  (port ${o.port} was taken)` : ''}`);
+  log(`  metrics: ${server.url}/metrics  (probes: ${server.url}/livez, ${server.url}/readyz)${o.port !== 0 && server.port !== o.port ? `  (port ${o.port} was taken)` : ''}`);
   log('');
   log(`     t  phase    offered/s  processed/s     depth  lag(s)  oldest(s)  threads x ${o.protect ? 'limit' : 'conc '}  e2e p99`);
 
@@ -302,19 +302,22 @@ async function main(): Promise<void> {
   let forcedNow = false;
   let forceStop: () => void = () => {};
   const forced = new Promise<void>((r) => (forceStop = r)).then(() => void (forcedNow = true));
-  process.on('SIGINT', () => {
+  // SIGTERM (a container's stop, Kubernetes) as Ctrl-C: drain within close()'s timeout, report what was left.
+  const onSignal = (): void => {
     if (!interrupted) {
       stopping = true;
       interrupted = true;
       const at = Date.now();
       downstream.postMessage({ type: 'recovered', at });
       process.env.RINGPOOL_DEMO_DOWNSTREAM = JSON.stringify({ ...downstreamPlan, slowTo: Math.min(downstreamPlan.slowTo, at) });
-      log(`\n      » ${now().toFixed(1)}s Ctrl-C: the API stops sending; draining what the queue accepted (Ctrl-C again stops at once)`);
+      log(`\n      » ${now().toFixed(1)}s Ctrl-C or SIGTERM: the API stops sending; draining what the queue accepted (Ctrl-C again stops at once)`);
       return;
     }
     log('      » second Ctrl-C: stopping now');
     forceStop();
-  });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 
   // Sampling: every 100 ms for the timeline and the peaks; a status line every second.
   const samples: Sample[] = [];
@@ -441,8 +444,9 @@ async function main(): Promise<void> {
   await statusLine();
   const e2eAll = await buckets(registry, 'ringpool_end_to_end_seconds');
   const finalThreads = rt.stats(MAILBOX).threads;
-  // close() drains what is left (nothing, unless a second Ctrl-C cut the drain short) and stops the threads.
-  const report = await (forcedNow ? rt.destroy() : Promise.race([rt.close({ timeoutMs: 30_000 }), forced.then(() => rt.destroy())]));
+  // close() drains what is left (nothing, unless a second Ctrl-C cut the drain short) and stops the threads, within
+  // 25 s: under the 30 s a container runtime or Kubernetes (terminationGracePeriodSeconds) waits after SIGTERM.
+  const report = await (forcedNow ? rt.destroy() : Promise.race([rt.close({ timeoutMs: 25_000 }), forced.then(() => rt.destroy())]));
   downstream.close();
   const seen = await saturated.stats();
   await saturated.close();

@@ -36,9 +36,16 @@ rt.on('error', (err) => {
 await rt.start();
 process.send?.('ready');
 const report = setInterval(() => process.send?.({ owned: rt.stats('orders').source?.partitions?.owned ?? [] }), 1_000);
-process.on('message', async (m) => {
-  if (m !== 'close') return;
+// The parent's 'close', or SIGTERM (docs/operations.md, "Shutdown"): drain within 25 s; what is left stays pending in
+// the stream under this consumer, claimed by another process after claimIdleMs (2 s here) or by this name's next start.
+const stop = async (): Promise<void> => {
   clearInterval(report);
-  await rt.close();
-  process.exit(0);
+  const r = await rt.close({ timeoutMs: 25_000 });
+  const l = r.left.orders;
+  if (l !== undefined && l.ready + l.inFlight + l.delayed > 0) console.error(`${consumer}: left pending in the stream: ${l.ready} ready, ${l.inFlight} in flight, ${l.delayed} delayed`);
+  process.exit(r.drained ? 0 : 1);
+};
+process.on('message', (m) => {
+  if (m === 'close') void stop();
 });
+process.once('SIGTERM', () => void stop());

@@ -119,17 +119,17 @@ describe('demo (npm start --short)', () => {
     expect(opened).toBe(closed);
   }, 60_000);
 
-  it('Ctrl-C stops the producer, drains, and exits with the summary', async () => {
+  it('SIGTERM (as Ctrl-C, one handler) stops the producer, drains within close()\'s timeout, and exits with the summary', async () => {
     let sent = false;
     const run = await demo(['--short', '--port', '0', '--out', join(dir, 'interrupted.svg'), '--json'], (line, kill) => {
       // After the first status line: the burst is queued or draining.
       if (!sent && /^\s+\d+\.\d\s+(base|BURST)/.test(line)) {
         sent = true;
-        kill('SIGINT');
+        kill('SIGTERM');
       }
     });
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/Ctrl-C: the API stops sending/);
+    expect(run.stdout).toMatch(/Ctrl-C or SIGTERM: the API stops sending/);
     const s = summaryOf(run);
     expect(s.interrupted).toBe(true);
     expect(s.drained).toBe(true);
