@@ -30,7 +30,13 @@ export interface CloseOptions {
 export interface CloseReport {
   /** True when everything accepted was processed or dead-lettered before the deadline. */
   drained: boolean;
-  /** What was left per mailbox when the threads stopped (lost with the process under the in-memory promise). */
+  /**
+   * What was left per mailbox when the threads stopped: lost with the process
+   * for an in-memory mailbox; in the journal for a durable one (run at the
+   * next start); pending in the stream for a Redis one (claimed by another
+   * consumer after claimIdleMs), where `ready` also counts entries its last
+   * read brought back while closing.
+   */
   left: Record<string, { ready: number; inFlight: number; delayed: number }>;
 }
 

@@ -398,6 +398,8 @@ export class Runtime<T extends MailboxTypes = AnyMailboxes> extends EventEmitter
       ]);
       clearTimeout(timer);
     }
+    // A Redis mailbox's last read may come back after intake closed: its entries stay pending; count them (1 s at most).
+    await Promise.all([...this.boxes.values()].map((b) => b.readingStopped(1_000)));
     const left = this.leftovers();
     // Drained: loops return at once, unless actor passivate hooks run (a loop
     // waits up to leaseMs for them): give them that long. Not drained: the

@@ -154,6 +154,14 @@ export class Attached {
     }
   }
 
+  /** stopReading()'s end, waited for at most `ms`. */
+  async readingStopped(ms: number): Promise<void> {
+    if (this.sourceStopped === null) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.sourceStopped, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
+  }
+
   /** The feed's last walk reaches them, then the source has stopped and closes, and the store closes (once). */
   async close(): Promise<void> {
     const o = this.d.outcomes;

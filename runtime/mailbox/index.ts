@@ -391,7 +391,11 @@ export class Mailbox {
     this.attached.stopReading();
   }
 
-  /** Ask every loop to return after its batch; wait up to `graceMs`, then terminate the threads. */
+  /** The source has stopped reading (at most `ms`): what its last read brought back is counted in the leftovers. */
+  readingStopped(ms: number): Promise<void> {
+    return this.attached.readingStopped(ms);
+  }
+
   /** Ask the loops to return after their batch; wait up to `graceMs`. Then destroyPool() (after the shared pool, if any, is gone). */
   async stopLoops(graceMs: number): Promise<void> {
     this.stopped = true;
@@ -411,6 +415,6 @@ export class Mailbox {
   /** What is left, for close()/destroy() reports. */
   leftovers(): { ready: number; inFlight: number; delayed: number } {
     const s = this.stats();
-    return { ready: s.depth, inFlight: s.inFlight, delayed: s.delayed };
+    return { ready: s.depth + (s.source?.leftPending ?? 0), inFlight: s.inFlight, delayed: s.delayed };
   }
 }

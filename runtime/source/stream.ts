@@ -148,6 +148,13 @@ export interface StreamStats {
    * group was polled once.
    */
   fleet?: FleetStats;
+  /**
+   * Entries a read returned after the mailbox began to close, left pending in
+   * the stream under this consumer (not run here: another consumer claims
+   * them after claimIdleMs, or this name's next start reads them); counted in
+   * close()'s `left.ready`.
+   */
+  leftPending: number;
   /** Entries this process holds (read and waiting for ring room, in its ring, running, or waiting to retry). */
   held: number;
   claimed: number;

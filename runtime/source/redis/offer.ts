@@ -103,7 +103,15 @@ export class Offer {
       }
     } finally {
       // Left unrun (stopping, or the counts could not be read): pending in Redis, untouched from now on.
-      for (let i = 0; i < e.n; i++) if (reserved[i]) held.unreserve(q[i]!);
+      let left = 0;
+      for (let i = 0; i < e.n; i++) {
+        if (!reserved[i]) continue;
+        held.unreserve(q[i]!);
+        left++;
+      }
+      // A read that came back after the mailbox began to close: its entries are pending under this consumer, for
+      // another to claim (or this name's next start); close() reports them as left.
+      if (!this.src.running) this.src.leftPending += left;
     }
   }
 

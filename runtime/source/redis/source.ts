@@ -114,6 +114,8 @@ export class RedisSource implements MessageSource {
   /** The group's consumers, and the entries the stream ever had (-1: unknown), polled once a second. */
   consumers = -1;
   added = -1;
+  /** Entries read after stop() began and left pending in the stream, not run here (close()'s report counts them). */
+  leftPending = 0;
   trimmedCount = 0;
   resets = 0;
   /** Faults reported once per outage, outages counted (outages.ts). */

@@ -20,6 +20,7 @@ export function streamStats(src: RedisSource): StreamStats {
     consumers: src.consumers,
     entriesAdded: src.added,
     held: src.held.size,
+    leftPending: src.leftPending,
     claimed: src.claims.claimed,
     acked: src.acks.acked,
     reconnects: src.outages.count,
