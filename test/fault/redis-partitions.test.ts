@@ -297,6 +297,7 @@ describe('Partitioned Redis mailboxes: health, and bad input', () => {
       await until(() => idle.stats('work').source!.partitions!.members === 2, 5_000, 'both members seen');
       expect(idle.stats('work').source!.partitions).toMatchObject({ count: 1, owned: [], members: 2 });
       expect((await fetch(`${http.url}/healthz`)).status).toBe(200);
+      expect((await fetch(`${http.url}/readyz`)).status).toBe(200);
       const text = await (await fetch(`${http.url}/metrics`)).text();
       expect(text).toMatch(/ringpool_stream_partitions_owned\{mailbox="work"\} [01]/);
       expect(text).toMatch(/ringpool_stream_members\{mailbox="work"\} 2/);
