@@ -2,23 +2,21 @@
  * The runtime: a set of mailboxes, the public API, events and lifecycle.
  * Main thread only.
  */
-import type { BreakerEvent } from './mailbox/breaker.js';
 import { IdleWaiters } from './idle.js';
 import { EventEmitter } from 'node:events';
 import { now } from './shared/clock.js';
-import { ErrorCodes, RingpoolError, describeValue, invalidOption, optionThrew } from './shared/errors.js';
+import { ErrorCodes, RingpoolError, describeValue, optionThrew } from './shared/errors.js';
 import type { BatchOptions, SendOptions } from './shared/producer.js';
 import type { RingRef, WorkerStats } from './shared/protocol.js';
-import type { DeadLetter, DeadLetters } from './dead-letters.js';
-import { Mailbox, type HandlerTimeoutEvent, type MailboxHost, type MailboxStats, type ScaleEvent, type WorkerCrashEvent } from './mailbox/index.js';
+import type { DeadLetters } from './dead-letters.js';
+import { Mailbox, type MailboxStats } from './mailbox/index.js';
 import type { InspectPage, InspectedMessage, MessageState } from './mailbox/inspect.js';
 import type { CloseOptions, CloseReport, RuntimeEvents, SendAsyncOptions, SendBatchAsyncOptions } from './api.js';
 import { resolveRuntime, type ResolvedRuntime, type RuntimeOptions } from './options.js';
-import type { ResolvedMailbox } from './mailbox-options.js';
-import { resolveRateLimit, type RateLimitOptions } from './rate-limit.js';
-import { sharedPool, threadsOf, type SharedPool, type PoolStats } from './pool/shared.js';
-import type { LaneHost } from './pool/threads.js';
-import type { Ring } from './shared/ring.js';
+import type { RateLimitOptions } from './rate-limit.js';
+import * as controls from './controls.js';
+import { sharedPool, type SharedPool, type PoolStats } from './pool/shared.js';
+import { RuntimeHost } from './host.js';
 import { checkAsk, closeTimeout, splitWait } from './call-options.js';
 import { FLAG_ASK } from './shared/layout.js';
 import { actorRef, type ActorRef, type ActorRefOptions, type AskOptions } from './actor-ref.js';
@@ -37,7 +35,7 @@ type State = 'created' | 'starting' | 'running' | 'closing' | 'closed';
  * `createRuntime` with `mailbox<M>()` handlers, or annotated `Runtime<{ orders: { payload; result } }>`, a wrong
  * name or payload fails to compile.
  */
-export class Runtime<T extends MailboxTypes = AnyMailboxes> extends EventEmitter<RuntimeEvents> implements MailboxHost {
+export class Runtime<T extends MailboxTypes = AnyMailboxes> extends EventEmitter<RuntimeEvents> {
   private state_: State = 'created';
   private readonly boxes = new Map<string, Mailbox>();
   private readonly refs: Record<string, RingRef> = Object.create(null);
@@ -63,64 +61,29 @@ export class Runtime<T extends MailboxTypes = AnyMailboxes> extends EventEmitter
       throw optionThrew('createRuntime options', err);
     }
     this.pool = sharedPool(this.options, () => this.refs, (err) => this.emitError(err));
+    const host = new RuntimeHost({
+      boxes: this.boxes,
+      refs: this.refs,
+      pool: () => this.pool,
+      options: this.options,
+      running: () => this.state_ === 'running' || this.state_ === 'closing',
+      emit: (event, ...args) => void (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args),
+      emitError: (err) => this.emitError(err),
+    });
     for (const m of this.options.mailboxes) {
-      const box = new Mailbox(this, m);
+      const box = new Mailbox(host, m);
       this.boxes.set(m.name, box);
       this.refs[m.name] = box.ringRef();
     }
   }
 
-  // ---- MailboxHost ----
-  /** @internal The mailboxes' host (MailboxHost): not for users. */
-  ringRefs(): Record<string, RingRef> {
-    return this.refs;
-  }
-  threadsOf(name: string, ring: Ring, o: ResolvedMailbox): () => LaneHost {
-    return threadsOf(this.pool, this.options, name, ring, o, (err) => this.emitError(err));
-  }
-  /** @internal The mailboxes' host (MailboxHost): not for users. */
+  /** @internal A mailbox by name (the metrics read its histograms): not for users. */
   mailbox(name: string): Mailbox | undefined {
     return this.boxes.get(name);
   }
-  mailboxAt(index: number): Mailbox | undefined {
-    // The order worker threads see (Object.keys of the ring refs they get).
-    const name = Object.keys(this.refs)[index];
-    return name === undefined ? undefined : this.boxes.get(name);
-  }
-  guardsHeld(): boolean {
-    for (const b of this.boxes.values()) if (b.guardHeld()) return true;
-    return false;
-  }
-  releaseStructures(threadId: number): void {
-    for (const b of this.boxes.values()) b.structures?.releaseIfHeldBy(threadId);
-  }
-  /** @internal The mailboxes' host (MailboxHost): not for users. */
-  running(): boolean {
-    return this.state_ === 'running' || this.state_ === 'closing';
-  }
-  /** @internal The mailboxes' host (MailboxHost): not for users. */
-  emitDeadLetter(letter: DeadLetter): void {
-    this.emit('dead-letter', { mailbox: letter.mailbox, letter });
-  }
-  /** @internal The mailboxes' host (MailboxHost): not for users. */
-  emitWorkerCrash(ev: WorkerCrashEvent): void {
-    this.emit('worker-crash', ev);
-  }
-  /** @internal The mailboxes' host (MailboxHost): not for users. */
-  emitHandlerTimeout(ev: HandlerTimeoutEvent): void {
-    this.emit('handler-timeout', ev);
-  }
-  /** @internal The mailboxes' host (MailboxHost): not for users. */
-  emitBreaker(ev: BreakerEvent): void {
-    this.emit('breaker', ev);
-  }
 
-  /** @internal The mailboxes' host (MailboxHost): not for users. */
-  emitScale(ev: ScaleEvent): void {
-    this.emit('scale', ev);
-  }
-  /** @internal The mailboxes' host (MailboxHost): not for users. */
-  emitError(err: Error): void {
+  /** Something went wrong inside ringpool itself: the 'error' event when listened to, else a process warning. */
+  private emitError(err: Error): void {
     if (this.listenerCount('error') > 0) this.emit('error', err);
     else process.emitWarning(err);
   }
@@ -272,14 +235,9 @@ export class Runtime<T extends MailboxTypes = AnyMailboxes> extends EventEmitter
    * alone until `rt.autoscale(mailbox, true)`.
    */
   resize(mailbox: MailboxName<T>, threads: number): void {
-    const b = this.box(mailbox);
-    if (!Number.isInteger(threads) || threads < 0 || threads > b.opts.maxThreads) {
-      throw new RingpoolError(ErrorCodes.INVALID_OPTION, `resize(): threads must be an integer from 0 to maxThreads (${b.opts.maxThreads}), got ${describeValue(threads)}`, {
-        option: 'threads',
-      });
-    }
-    b.resize(threads);
+    controls.resize(this.box(mailbox), threads);
   }
+
 
   /**
    * Start nothing new on a mailbox for `ms` (or until resume()): its messages
@@ -300,23 +258,15 @@ export class Runtime<T extends MailboxTypes = AnyMailboxes> extends EventEmitter
    * limit (`scope: 'group'`) is each process's option, not changed here.
    */
   setRateLimit(mailbox: MailboxName<T>, limit: RateLimitOptions | null): void {
-    const b = this.box(mailbox);
-    if (b.opts.rateLimit?.scope === 'group') {
-      throw new RingpoolError(ErrorCodes.INVALID_STATE, `setRateLimit(): mailbox '${mailbox}' shares its rate limit with its Redis group (scope 'group'): change every process's option`, { mailbox });
-    }
-    const r = resolveRateLimit('rateLimit', limit, false);
-    b.sends.setRateLimit(r?.max ?? 0, r?.perMs ?? 0);
-    b.opts.rateLimit = r;
+    controls.setRateLimit(this.box(mailbox), mailbox, limit);
   }
+
 
   /** Turn the autoscaler on or off for a mailbox (on also undoes a resize()). */
   autoscale(mailbox: MailboxName<T>, on: boolean): void {
-    const b = this.box(mailbox);
-    if (typeof on !== 'boolean') {
-      throw new RingpoolError(ErrorCodes.INVALID_OPTION, `autoscale(): on must be true or false, got ${describeValue(on)}`, { option: 'on' });
-    }
-    b.setAutoscale(on);
+    controls.autoscale(this.box(mailbox), on);
   }
+
 
   /**
    * Look into a mailbox without taking anything: its messages `ready` (in
@@ -326,12 +276,9 @@ export class Runtime<T extends MailboxTypes = AnyMailboxes> extends EventEmitter
    * of a moving queue, for operators; a Redis mailbox shows what this process holds.
    */
   inspect(mailbox: MailboxName<T>, opts: { state: MessageState; limit?: number }): InspectPage {
-    const b = this.box(mailbox);
-    const { state, limit = 50 } = opts ?? ({} as { state: undefined });
-    if (state !== 'ready' && state !== 'in-flight' && state !== 'delayed') throw invalidOption('state', "'ready', 'in-flight' or 'delayed'", state);
-    if (!Number.isInteger(limit) || limit < 0) throw invalidOption('limit', 'an integer >= 0', limit);
-    return b.inspector.page(mailbox, state, limit);
+    return controls.inspect(this.box(mailbox), mailbox, opts);
   }
+
 
   /** One message a mailbox holds, by id, with its payload decoded when it can be; null when it holds none with that id. */
   message(mailbox: MailboxName<T>, id: number): (InspectedMessage & { payload?: unknown }) | null {
