@@ -122,7 +122,7 @@ export class ConsoleRoutes {
           sendJson(res, 200, r);
         } else if (q[2] === 'threads') {
           const r = resize(rt, name, body);
-          this.events.action(name, `resized to ${r.threads} threads (autoscaler off)`);
+          this.events.action(name, `resized to ${r.threads} thread${r.threads === 1 ? '' : 's'} (autoscaler off)`);
           sendJson(res, 200, r);
         } else {
           const r = autoscale(rt, name, body);
@@ -169,7 +169,7 @@ export class ConsoleRoutes {
       const sel = parseSelection(await readJsonObject(req));
       const n = await this.act(name, store, action, sel);
       const which = sel.all ? 'every letter' : 'olderThanMs' in sel ? `letters dead over ${sel.olderThanMs} ms` : 'selected letters';
-      this.events.action(name, `${action === 'redrive' ? 'redrove' : 'purged'} ${n} dead letters (${which})`);
+      this.events.action(name, `${action === 'redrive' ? 'redrove' : 'purged'} ${n} dead letter${n === 1 ? '' : 's'} (${which})`);
       sendJson(res, 200, { mailbox: name, [action === 'redrive' ? 'redriven' : 'purged']: n });
     } catch (err) {
       const e = err instanceof HttpError ? err : new HttpError(500, ConsoleCodes.INTERNAL, `console: ${(err as Error)?.message ?? String(err)}`);

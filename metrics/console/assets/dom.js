@@ -1,8 +1,12 @@
 // ringpool operator console: DOM helpers, formatting, the status line, HTTP, shared state.
 //
-// Part of the browser page (plain ES modules, no build step, no dependency): console.js is the
-// entry point and imports this module, cards.js and letters.js. This module imports nothing, and
-// nothing here runs at load time beyond defining the shared `state` / `ui` objects.
+// Part of the browser page (plain ES modules, no build step; uPlot is the one library, a classic
+// script): console.js is the entry point and imports this module, cards.js, charts.js, queue.js,
+// log.js and letters.js. This module imports nothing, and nothing here runs at load time beyond
+// defining the shared `state` / `ui` objects.
+//
+// URLs are relative (`api/...`, never `/api/...`): the console may be mounted under a base path
+// (`/ops/queue/`) of another server, and the page is always served at a URL ending in `/`.
 //
 // Security: everything that comes from the server (names, payloads, keys, errors, stacks) is
 // rendered as text: el() below only ever uses createTextNode / setAttribute / properties.
@@ -94,6 +98,32 @@ export function ms(v) {
   return `${v < 1 ? v.toFixed(2) : v < 10 ? v.toFixed(1) : Math.round(v)} ms`;
 }
 
+/** Bytes: 812 B, 1.2 KiB, 8 MiB. */
+export function bytes(n) {
+  if (!isNum(n)) return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (Math.abs(v) >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  return `${u === 0 || v >= 10 ? Math.round(v) : +v.toFixed(1)} ${units[u]}`;
+}
+
+/** A time relative to now: "4.2 s ago", "in 58 s" (a clock skew of the server's shows as such). */
+export function ago(t, now = Date.now()) {
+  if (!isNum(t)) return '—';
+  const d = (now - t) / 1000;
+  if (Math.abs(d) < 0.05) return 'now';
+  return d >= 0 ? `${secs(d)} ago` : `in ${secs(-d)}`;
+}
+
+/** A clock time, 24-hour, with seconds: 14:03:27. */
+export function clock(t) {
+  if (!isNum(t)) return '—';
+  const d = new Date(t);
+  const p = (n) => String(n).padStart(2, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
 export const when = (t) => (isNum(t) ? new Date(t).toLocaleString(undefined, { hour12: false }) : '—');
 export const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
@@ -118,13 +148,28 @@ export function status(text, kind = 'info') {
   ui.status.dataset.kind = kind;
 }
 
+/** A mailbox's API path, relative to the page: mailboxUrl('a/b', '/pause') -> 'api/mailboxes/a%2Fb/pause'. */
+export const mailboxUrl = (name, tail = '') => `api/mailboxes/${encodeURIComponent(name)}${tail}`;
+
+/** An admin POST: JSON body, the Bearer token; the reply's JSON (throws like api()). */
+export function post(url, body) {
+  return api(url, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${state.token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body ?? {}),
+  });
+}
+
 /** fetch + JSON; throws Error("<status>: <server's error message>") on a non-2xx reply. */
 export async function api(url, init) {
   const res = await fetch(url, { cache: 'no-store', ...init });
   const body = await res.json().catch(() => null);
   if (!res.ok) {
     const msg = body && typeof body.error === 'string' ? body.error : res.statusText || 'request failed';
-    throw new Error(`${res.status}: ${msg}`);
+    const err = new Error(`${res.status}: ${msg}`);
+    err.status = res.status;
+    err.code = body && typeof body.code === 'string' ? body.code : undefined;
+    throw err;
   }
   return body;
 }

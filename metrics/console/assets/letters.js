@@ -1,17 +1,17 @@
 // ringpool operator console: the dead-letter panel and the admin actions.
 //
-// One page of a mailbox's dead letters (GET /api/mailboxes/:name/dead-letters): the table,
+// One page of a mailbox's dead letters (GET api/mailboxes/:name/dead-letters): the table,
 // paging, the reason filter, the detail view; and redrive / purge (POST .../redrive|purge with
 // the Bearer token), their confirmations, and enabling / disabling the admin buttons.
 // Everything is built with el() from dom.js: strings only ever become text nodes.
 
-import { api, el, int, isNum, plural, pretty, setText, state, status, truncate, ui, when } from './dom.js';
+import { api, el, int, isNum, mailboxUrl, plural, post, pretty, setText, state, status, truncate, ui, when } from './dom.js';
 
 const PAGE = 50; // dead letters per page (the only rows ever in the DOM)
 const REASONS = ['max_attempts', 'poison', 'timeout', 'unrecoverable'];
 const REFRESH_MS = 500; // an open dead-letter table reloads at most this often on events
 
-const dlUrl = (name, tail = '') => `/api/mailboxes/${encodeURIComponent(name)}/dead-letters${tail}`;
+const dlUrl = (name, tail = '') => mailboxUrl(name, `/dead-letters${tail}`); // relative: see dom.js
 
 // ---------------------------------------------------------------------------------------------
 // Admin controls: enabled only with a server-side token and a typed one
@@ -22,7 +22,7 @@ export function adminBlock() {
   return '';
 }
 
-function adminButton(label, testid, help, onclick) {
+export function adminButton(label, testid, help, onclick) {
   return el('button', { type: 'button', class: 'admin', 'data-testid': testid, 'data-help': help, onclick }, label);
 }
 
@@ -30,16 +30,18 @@ export function updateAdminControls() {
   const block = adminBlock();
   ui.mode.textContent = state.admin ? '' : 'read-only: no admin token configured on the server';
   for (const box of state.boxes.values()) {
-    // The card's own admin buttons (pause / resume).
-    for (const b of box.card.querySelectorAll('.card-foot button.admin')) {
-      b.disabled = !!block || !!box.pausing;
-      b.title = block || (box.pausing ? 'working…' : b.dataset.help);
+    // The card's own admin buttons (pause / resume, its controls).
+    for (const b of box.card.querySelectorAll('button.admin')) {
+      b.disabled = !!block || !!box.busy;
+      b.title = block || (box.busy ? 'working…' : b.dataset.help);
     }
-    const p = box.panel;
-    if (!p) continue;
-    for (const b of p.root.querySelectorAll('button.admin')) {
-      b.disabled = !!block || p.busy;
-      b.title = block || (p.busy ? 'working…' : b.dataset.help);
+    // The open panels' (dead letters; the queue's promote buttons).
+    for (const p of [box.panel, box.queue]) {
+      if (!p) continue;
+      for (const b of p.root.querySelectorAll('button.admin')) {
+        b.disabled = !!block || !!p.busy;
+        b.title = block || (p.busy ? 'working…' : b.dataset.help);
+      }
     }
   }
 }
@@ -53,7 +55,7 @@ export function togglePanel(box) {
     box.panel.root.remove();
     box.panel = null;
     box.f.open.setAttribute('aria-expanded', 'false');
-    box.card.classList.remove('expanded');
+    box.card.classList.toggle('expanded', !!box.queue);
     return;
   }
   const p = makePanel(box);
@@ -287,11 +289,7 @@ async function act(p, op, refs) {
   updateAdminControls();
   status(`${op === 'redrive' ? 'redriving' : 'purging'} in ${name}…`, 'info');
   try {
-    const body = await api(dlUrl(name, `/${op}`), {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${state.token}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify(ids ? { refs: ids } : { all: true }), // "all" is said, never implied by an empty body
-    });
+    const body = await post(dlUrl(name, `/${op}`), ids ? { refs: ids } : { all: true }); // "all" is said, never implied by an empty body
     const done = op === 'redrive' ? body?.redriven : body?.purged;
     status(`${op === 'redrive' ? 'redriven' : 'purged'} ${int(done)} (${name})`, 'ok');
     if (!ids || (p.detailId !== null && ids.includes(p.detailId))) closeDetail(p);
