@@ -41,7 +41,7 @@ export interface MailboxSnapshot {
   stream?: {
     connected: boolean; lag: number; pending: number; delayedSet: number; nextDueInMs: number; asksOpen: number; repliesReceived: number; repliesSent: number; repliesDropped: number;
     /** The group's consumers, and how many it needs (the fleet policy; null until known). */
-    consumers: number; desiredConsumers: number | null;
+    consumers: number; desiredConsumers: number | null; desiredReason: string | null;
   };
 }
 
@@ -137,7 +137,7 @@ export class Snapshots {
                 stream: {
                   connected: s.stream.connected, lag: s.stream.lag, pending: s.stream.pending, delayedSet: s.stream.delayed, nextDueInMs: s.stream.nextDueInMs,
                   asksOpen: s.stream.asksOpen, repliesReceived: s.stream.repliesReceived, repliesSent: s.stream.repliesSent, repliesDropped: s.stream.repliesDropped,
-                  consumers: s.stream.consumers, desiredConsumers: s.stream.fleet?.desired ?? null,
+                  consumers: s.stream.consumers, desiredConsumers: s.stream.fleet?.desired ?? null, desiredReason: s.stream.fleet?.reason ?? null,
                 },
               }),
         });

@@ -163,12 +163,13 @@ export function renderCard(box) {
     );
     f.stream.classList.toggle('bad', st.connected === false);
     setText(f.consumers, isNum(st.consumers) && st.consumers >= 0 ? int(st.consumers) : '—', 'consumers in the group (XINFO GROUPS)');
-    // desired: the 1 s snapshot's desiredConsumers, else the poll's fleet.desired; the reason is the poll's
+    // desired and its reason: the 1 s snapshot's, else the poll's fleet
     const fl = st.fleet && typeof st.fleet === 'object' ? st.fleet : null;
     const desired = isNum(st.desiredConsumers) ? st.desiredConsumers : fl && isNum(fl.desired) ? fl.desired : null;
-    const why = fl && typeof fl.reason === 'string' ? fl.reason : desired === null ? 'no recommendation yet (the group was not polled)' : 'the fleet policy\'s recommendation';
+    const reason = typeof st.desiredReason === 'string' ? st.desiredReason : fl && typeof fl.reason === 'string' ? fl.reason : null;
+    const why = reason ?? (desired === null ? 'no recommendation yet (the group was not polled)' : 'the fleet policy\'s recommendation');
     setText(f.desired, desired === null ? '—' : int(desired), why);
-    setText(f.fleetReason, fl && typeof fl.reason === 'string' ? why : '', why);
+    setText(f.fleetReason, reason ?? '', why);
     f.desired.classList.toggle('warn', desired !== null && isNum(st.consumers) && st.consumers >= 0 && desired !== st.consumers);
   }
 
