@@ -1,6 +1,6 @@
 // Adaptive concurrency against a real downstream (issue #31): the test downstream (examples/downstream/, an HTTP
-// server on loopback in a process of its own) serves C = 8 requests at once in S = 5 ms each and queues the rest;
-// handlers call it with fetch on 2 threads. With `concurrency: 'adaptive'` and a backlog of 20,000, the handlers
+// server on loopback in a process of its own) serves C = 8 requests at once in S = 20 ms each (400/s) and queues the
+// rest; handlers call it with fetch on 2 threads. With `concurrency: 'adaptive'` and a backlog of 8,000, the handlers
 // running across the mailbox settle within 8-16 (the limit within 20, 9 samples in 10), the server's queueing p99 stays
 // under fixed 16's, and throughput is at least 90 % of a fixed concurrency of 16 measured first in the same test;
 // raised to 64 mid-run, more reaches the downstream: how much more depends on the client's own CPU on 2 cores, which
@@ -14,7 +14,9 @@ import { fixture, runtime, until } from '../helpers.js';
 
 let d: Downstream;
 beforeAll(async () => {
-  d = await startDownstream({ capacity: 8, serviceMs: 5 });
+  // S = 20 ms keeps the downstream, not the 2 cores, the bottleneck: at S = 5 ms (1,600/s) the HTTP work of client
+  // and server took both cores on a slow day (fixed 16 reached 815/s), and the test measured the CPU instead.
+  d = await startDownstream({ capacity: 8, serviceMs: 20 });
 });
 afterAll(async () => {
   await d?.close();
@@ -45,7 +47,7 @@ async function drain(rt: Runtime, n: number, during?: (processed: number) => voi
 }
 
 describe("concurrency: 'adaptive' against a downstream that queues", () => {
-  it('C = 8, S = 5 ms, 20,000 backlog: in-flight within 8-16, queueing p99 under S, >= 90 % of fixed 16; capacity 64: the limit follows', async () => {
+  it('C = 8, S = 20 ms, 8,000 backlog: in-flight within 8-16, queueing p99 under S, >= 90 % of fixed 16; capacity 64: the limit follows', async () => {
     // The peer: a fixed concurrency of 16 (8 a thread), the best a fixed setting does against this server.
     const fixed = runtime({ mailboxes: { work: work(8) } });
     await fixed.start();
@@ -53,7 +55,7 @@ describe("concurrency: 'adaptive' against a downstream that queues", () => {
     let fixedP99 = 0;
     try {
       await d.stats(true);
-      const r = await drain(fixed, 4_000);
+      const r = await drain(fixed, 2_000);
       fixedRate = r.count / r.ms;
       const f = await d.stats(true);
       fixedP99 = f.queueP99Ms;
@@ -84,12 +86,12 @@ describe("concurrency: 'adaptive' against a downstream that queues", () => {
       let raisedMax = 0;
       let raisedDone = 0;
       try {
-        await drain(rt, 20_000, (p) => {
-          if (phase === 'warm' && p >= 2_000) {
+        await drain(rt, 8_000, (p) => {
+          if (phase === 'warm' && p >= 1_000) {
             phase = 'steady';
             steadyAt = performance.now();
             steadyStats = d.stats(true);
-          } else if (phase === 'steady' && p >= 10_000) {
+          } else if (phase === 'steady' && p >= 5_000) {
             phase = 'raised';
             raisedAt = performance.now();
             steadyStats = d.set({ capacity: 64, reset: true });
@@ -103,12 +105,12 @@ describe("concurrency: 'adaptive' against a downstream that queues", () => {
       } finally {
         clearInterval(sampler);
       }
-      const steady = await steadyStats; // what the server saw between 2,000 and 10,000 processed, at C = 8
+      const steady = await steadyStats; // what the server saw between 1,000 and 5,000 processed, at C = 8
       const a = rt.stats('work').adaptive!;
       running.sort((x, y) => x - y);
       const median = running[Math.floor(running.length / 2)]!;
-      const rate = 8_000 / (raisedAt - steadyAt);
-      const raisedRate = (raisedDone - 10_000) / (performance.now() - raisedAt);
+      const rate = 4_000 / (raisedAt - steadyAt);
+      const raisedRate = (raisedDone - 5_000) / (performance.now() - raisedAt);
       console.log(
         `adaptive: running p10/p50/p90 ${running[Math.floor(running.length * 0.1)]}/${median}/${running[Math.floor(running.length * 0.9)]}, ` +
           `limit ${Math.min(...limits)}..${Math.max(...limits)}, server queue p50 ${steady.queueP50Ms.toFixed(2)} p99 ${steady.queueP99Ms.toFixed(2)} ms, ` +
@@ -120,7 +122,7 @@ describe("concurrency: 'adaptive' against a downstream that queues", () => {
       // CPU-busy growth is now bounded by Little's law, unit-tested in adaptive-policy.test.ts).
       limits.sort((x, y) => x - y);
       expect(limits[Math.floor(limits.length * 0.9)]).toBeLessThanOrEqual(20);
-      expect(steady.queueP99Ms).toBeLessThan(Math.max(fixedP99, 5));
+      expect(steady.queueP99Ms).toBeLessThan(Math.max(fixedP99, 20));
       expect(rate / fixedRate).toBeGreaterThanOrEqual(0.9);
       // Raised to 64: more reaches the downstream (how much more: the client's own CPU on 2 cores bounds it, and its CPU
       // time read as latency can keep the limit near its steady range; that the limit follows a raised capacity within

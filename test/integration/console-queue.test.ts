@@ -168,6 +168,18 @@ describe('console: mounted in an existing server', () => {
     expect(rt.stats('work').paused).toBe(true);
     expect((await post(base, '/ops/queue/api/mailboxes/work/resume', {}, { ...admin, origin: 'https://evil.example' })).status).toBe(403);
     expect(rt.stats('work').paused).toBe(true);
+    // Express mounts it as app.use('/ops/queue', handler): req.url is shortened, req.originalUrl is the whole path.
+    const express: Server = createServer((req, res) => {
+      const full = req.url ?? '/';
+      if (!full.startsWith('/ops/queue')) return void res.writeHead(200).end('the app');
+      Object.assign(req, { originalUrl: full, url: full.slice('/ops/queue'.length) || '/' });
+      handler(req, res, () => res.writeHead(404).end('next'));
+    });
+    await new Promise<void>((r) => express.listen(0, '127.0.0.1', r));
+    closers.push(() => new Promise((r) => express.close(r)));
+    const ebase = `http://127.0.0.1:${(express.address() as AddressInfo).port}`;
+    expect((await get(ebase, '/ops/queue/api/mailboxes')).body).toMatchObject({ mailboxes: [{ name: 'work' }] });
+    expect((await fetch(`${ebase}/ops/queue/`)).headers.get('content-type')).toMatch(/html/);
     expectCode(() => consoleHandler(registry, { basePath: '/ops/' }), 'RINGPOOL_INVALID_OPTION');
     expectCode(() => consoleHandler(registry, { basePath: '/a/../b' }), 'RINGPOOL_INVALID_OPTION');
     expectCode(() => consoleHandler(registry, { bogus: 1 } as never), 'RINGPOOL_INVALID_OPTION');
