@@ -366,9 +366,28 @@ export class Ring extends RingView {
         Atomics.store(state, at, s);
         continue;
       }
+      // TAIL is ours while its unit says RECLAIMING: the finished records right
+      // after it are freed in the same pass (DONE, TAKEN and SKIP are final
+      // until reclaimed, and only TAIL's holder reclaims), and TAIL moves once.
+      // Their states go FREE before TAIL passes them: a producer writes only
+      // behind TAIL.
+      const limit = Atomics.load(i32, this.reclaimLimit);
+      let p = (t + units) | 0;
+      let n = units;
+      while (p !== limit && n < this.capacityUnits) {
+        const a = p & this.indexMask;
+        const ps = Atomics.load(state, a);
+        let u: number;
+        if (ps === ST_DONE || ps === ST_TAKEN) u = i32[(this.dataOff >> 2) + (a << 2) + R_UNITS]!;
+        else if (ps === ST_SKIP) u = this.capacityUnits - a;
+        else break;
+        Atomics.store(state, a, ST_FREE);
+        p = (p + u) | 0;
+        n += u;
+      }
       Atomics.store(state, at, ST_FREE);
-      Atomics.store(i32, TAIL, (t + units) | 0);
-      freed += units;
+      Atomics.store(i32, TAIL, p);
+      freed += n;
     }
     if (freed !== 0 && Atomics.load(i32, SPACE_WAITERS) !== 0) {
       Atomics.add(i32, SPACE_SEQ, 1);

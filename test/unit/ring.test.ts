@@ -78,6 +78,23 @@ describe('Ring (single thread)', () => {
     expect(r.usedUnits()).toBe(0);
   });
 
+  it('frees a run of finished records in one pass, up to the first one still claimed, and never past what is unclaimed', () => {
+    const r = ring(8192);
+    for (let i = 0; i < 6; i++) put(r, i);
+    const out = new Int32Array(6);
+    expect(r.claim(0, 4, out)).toBe(4); // 4 claimed, 2 still ready (READ stops there)
+    const per = r.units(out[0]!);
+    for (const i of [0, 1, 3]) r.ack(0, out[i]!);
+    expect(r.reclaim()).toBe(2 * per); // 0 and 1 in one pass; 2 is still claimed
+    for (const i of [0, 1]) expect(r.state[out[i]!]).toBe(ST_FREE);
+    expect(r.state[out[3]!]).toBe(ST_DONE);
+    r.ack(0, out[2]!);
+    expect(r.reclaim()).toBe(2 * per); // 2 and 3; the ready ones behind READ are not touched
+    expect(r.usedUnits()).toBe(2 * per);
+    expect(drain(r)).toEqual([4, 5]);
+    expect(r.usedUnits()).toBe(0);
+  });
+
   for (const [label, start] of [
     ['near 2^31', 2 ** 31 - 40],
     ['near 2^32', -40], // uint32 2^32 - 40 as int32
