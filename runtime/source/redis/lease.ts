@@ -83,3 +83,25 @@ export async function poll(cmd: Connection, o: ResolvedRedisSource, token: strin
   }
   return out;
 }
+
+/** The group's figures from the last poll (-1: unknown): for stats, the metrics and the fleet recommendation. */
+export class GroupFigures {
+  lag = -1;
+  pending = 0;
+  /** The group's consumers. */
+  consumers = -1;
+  /** Entries the stream ever had, as the group sees them (entries-read + lag), or -1 when Redis cannot tell. */
+  added = -1;
+
+  apply(h: Poll): void {
+    if (h.pending !== null) this.pending = h.pending;
+    if (h.lag !== null) this.lag = h.lag;
+    if (h.consumers !== null) this.consumers = h.consumers;
+    this.added = h.added ?? -1;
+  }
+}
+
+/** Another process refreshed this consumer name's lease while this one did not: both read as one consumer. */
+export function consumerTaken(mailbox: string, consumer: string): RingpoolError {
+  return new RingpoolError(ErrorCodes.SOURCE_CONSUMER_TAKEN, `another process took consumer name '${consumer}' while this one did not refresh it: both now read as one consumer`, { mailbox, consumer });
+}

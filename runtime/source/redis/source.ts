@@ -48,7 +48,7 @@ import { Claims } from './claims.js';
 import { Connection, message, within, type Entries } from './connection.js';
 import { redisRefusal } from './refusals.js';
 import { RedisDeadLetters, deadFields, streamSink } from './dead.js';
-import { leaveGroup, poll, takeLease } from './lease.js';
+import { consumerTaken, GroupFigures, leaveGroup, poll, takeLease } from './lease.js';
 import type { ResolvedRedisSource } from './options.js';
 import { Offer } from './offer.js';
 import { Reader } from './reader.js';
@@ -109,11 +109,8 @@ export class RedisSource implements MessageSource {
   private connectedReject!: (err: unknown) => void;
   running = false;
   private closed = false;
-  lag = -1;
-  pending = 0;
-  /** The group's consumers, and the entries the stream ever had (-1: unknown), polled once a second. */
-  consumers = -1;
-  added = -1;
+  /** The group's lag, pending, consumers and entries ever added, polled once a second. */
+  readonly group = new GroupFigures();
   /** Entries read after stop() began and left pending in the stream, not run here (close()'s report counts them). */
   leftPending = 0;
   trimmedCount = 0;
@@ -269,18 +266,8 @@ export class RedisSource implements MessageSource {
   /** Once a second: keep the consumer name, and poll the group's lag and pending and the dead letters' count. */
   private async heartbeat(): Promise<void> {
     const h = await poll(this.cmd, this.o, this.token);
-    if (h.lostLease) {
-      this.host.emitError(
-        new RingpoolError(ErrorCodes.SOURCE_CONSUMER_TAKEN, `another process took consumer name '${this.o.consumer}' while this one did not refresh it: both now read as one consumer`, {
-          mailbox: this.mailbox,
-          consumer: this.o.consumer,
-        }),
-      );
-    }
-    if (h.pending !== null) this.pending = h.pending;
-    if (h.lag !== null) this.lag = h.lag;
-    if (h.consumers !== null) this.consumers = h.consumers;
-    this.added = h.added ?? -1;
+    if (h.lostLease) this.host.emitError(consumerTaken(this.mailbox, this.o.consumer));
+    this.group.apply(h);
     if (h.dead !== null) this.dead.size = h.dead;
     if (this.part !== null) await this.part.pollLag();
   }
