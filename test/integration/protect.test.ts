@@ -90,7 +90,10 @@ describe('protecting the downstream', () => {
       expect(rt.stats('work').pausedForMs).toBe(-1);
       expect(rt.stats('work').depth).toBe(10);
       rt.resume('work');
-      await until(() => starts.length === 10, 5_000, 'all ten after resume');
+      await until(() => starts.length === 10 && rt.stats('work').processed === 10, 5_000, 'all ten after resume');
+      // Let the loops park: one that passed the start gate just before pause() may still claim what is sent right
+      // after it (the gate is checked before the claim; a known race, in the closing note of issue #33).
+      await new Promise((r) => setTimeout(r, 100));
       const t0 = Date.now();
       rt.pause('work', { ms: 400 });
       for (let i = 10; i < 15; i++) rt.send('work', { i });
