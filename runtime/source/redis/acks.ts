@@ -28,6 +28,7 @@ import type { ResolvedRedisSource } from './options.js';
 import { partOf, unqualify } from './held.js';
 import type { PartitionKeys } from './keys.js';
 import { FENCED_ACKS_LUA, FENCED_LUA } from './owners.js';
+import type { KeyOrder } from './key-order.js';
 
 const CHUNK = 1024;
 
@@ -58,6 +59,8 @@ export class Acks {
     private readonly keys: PartitionKeys | null = null,
     /** Writes of partition `p` refused: this process no longer owns it. */
     private readonly onFenced: (p: number, n: number) => void = () => undefined,
+    /** A partitioned mailbox's keyed entries: each key's writes in its order (key-order.ts). */
+    private readonly order: KeyOrder | null = null,
   ) {
     this.sentPer = new Int32Array(o.partitions);
   }
@@ -68,8 +71,14 @@ export class Acks {
 
   /** `q`: a qualified id (held.ts). */
   ack(q: string): void {
-    this.acks.push(q);
     this.addSent(q);
+    if (this.order !== null && this.order.finish(q, false, () => this.queue(q, null))) return;
+    this.queue(q, null);
+  }
+
+  private queue(q: string, f: DeadFields | null): void {
+    if (f === null) this.acks.push(q);
+    else this.dead.push(f);
     this.schedule();
   }
 
@@ -87,6 +96,7 @@ export class Acks {
   }
 
   private deleteSent(q: string): void {
+    this.order?.confirmed(q);
     if (!this.sent.delete(q) || this.sentPer.length === 0) return;
     const p = partOf(q);
     if (p >= 0) this.sentPer[p]!--;
@@ -105,9 +115,9 @@ export class Acks {
   }
 
   deadLetter(f: DeadFields): void {
-    this.dead.push(f);
     this.addSent(f.q);
-    this.schedule();
+    if (this.order !== null && this.order.finish(f.q, true, () => this.queue(f.q, f))) return;
+    this.queue(f.q, f);
   }
 
   /** Resolves once everything queued has been written (or, when Redis stays down, after `timeoutMs`). */

@@ -202,6 +202,8 @@ export class Replier {
     private readonly codec: PayloadCodec,
     private readonly ack: (sid: string) => void,
     private readonly fault: (err: unknown, doing: string) => void,
+    /** An entry this process will not acknowledge after all (its reply was lost: it runs again elsewhere). */
+    private readonly drop: (sid: string) => void = () => undefined,
   ) {}
 
   get size(): number {
@@ -237,6 +239,7 @@ export class Replier {
     if (a === undefined) return this.ack(sid);
     if (a.lost) {
       this.asks.delete(localId); // not acknowledged: it runs again and replies again
+      this.drop(sid);
     } else if (a.sent) {
       this.asks.delete(localId);
       this.ack(sid);

@@ -93,6 +93,8 @@ export class Offer {
             }
             if (id >= 0) {
               held.hold(id, sid);
+              // Its key's XACKs and letters in the key's order (key-order.ts).
+              if (key !== null && part >= 0) this.src.order?.add(sid, `${key}@${part}`);
               break;
             }
             await intake.whenRoom();

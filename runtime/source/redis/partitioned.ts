@@ -74,6 +74,7 @@ export class Partitioned {
       this.owners.release(p, epoch).catch(() => undefined);
     }
     this.src.held.release(localId);
+    this.src.order?.drop(q);
     this.skipped++;
     return true;
   }

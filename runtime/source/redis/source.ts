@@ -56,6 +56,7 @@ import { Trim, TRIM_EVERY_MS } from './trim.js';
 import type { FenceRef } from '../../shared/partition.js';
 import { HeldEntries, qualify } from './held.js';
 import { Partitioned } from './partitioned.js';
+import { KeyOrder } from './key-order.js';
 import { agreeOnPartitions } from './partitions.js';
 import { streamStats, type StreamStats } from './stats.js';
 
@@ -87,6 +88,8 @@ export class RedisSource implements MessageSource {
   readonly held: HeldEntries;
   readonly adds: Adds;
   readonly acks: Acks;
+  /** A partitioned mailbox's keyed entries, each key's writes in its order (key-order.ts). */
+  readonly order: KeyOrder | null;
   readonly claims: Claims;
   readonly dead: RedisDeadLetters;
   readonly trim: Trim;
@@ -140,12 +143,13 @@ export class RedisSource implements MessageSource {
     const client = () => this.connectedOnce.then(() => this.cmd.client);
     this.adds = new Adds({ stream: o.stream, what: `mailbox '${mailbox}'`, client, onError: (err) => host.emitError(err), maxBytes: o.sendBufferBytes, onFull: () => host.countFull(), delayed: delayedKeys(o.stream) });
     this.part = o.partitions > 0 ? new Partitioned(this, this.token, onChange) : null;
-    this.acks = new Acks(o, this.cmd, (err) => this.fault(err, 'writing acknowledgements'), this.part?.keys ?? null);
+    this.order = o.partitions > 0 ? new KeyOrder() : null;
+    this.acks = new Acks(o, this.cmd, (err) => this.fault(err, 'writing acknowledgements'), this.part?.keys ?? null, undefined, this.order);
     this.claims = new Claims(o, this.cmd, this.held, { take: (e, a) => this.take(e, a), trimmed: (ids) => this.trimmed(ids) });
     this.dead = new RedisDeadLetters(mailbox, o, host.codec, client, () => this.cmd.bytes);
     this.trim = new Trim(o, this.cmd);
     this.asks = new Asks(`${slotPrefix(o.stream)}:replies:${this.token}`, () => this.cmd.client, host.codec, `ringpool:${o.consumer}:replies`, (err, doing) => this.fault(err, doing));
-    this.replier = new Replier(() => this.cmd.client, host.codec, (sid) => this.acks.ack(sid), (err, doing) => this.fault(err, doing));
+    this.replier = new Replier(() => this.cmd.client, host.codec, (sid) => this.acks.ack(sid), (err, doing) => this.fault(err, doing), (sid) => this.order?.drop(sid));
     this.mover = new Mover(delayedKeys(o.stream), () => this.cmd.client, (err, doing) => this.fault(err, doing), Date.now, (key) => this.adds.holds.learn(key));
     this.reader = new Reader(this);
     this.sends = new StreamSends(mailbox, o, host, this.adds, (k) => this.part!.streamOf(k));
