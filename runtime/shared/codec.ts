@@ -6,13 +6,15 @@
  * length (and keeps what it made in the codec instance, one per thread), and
  * `write(buf, offset)` writes those bytes at `offset` of a Buffer over the
  * ring's SharedArrayBuffer. `decode(buf, u8, start, end, ascii)` reads them
- * back; it never returns a view into shared memory.
+ * back; it never returns a view into shared memory (raw and custom codecs
+ * copy into a pool of the thread's own memory, byte-pool.ts).
  */
 import * as v8 from 'node:v8';
 import { ErrorCodes, RingpoolError, messageOf } from './errors.js';
 import { MsgpackCodec } from './msgpack.js';
 import { BytesCodec, PayloadCodec, unserializable } from './payload-codec.js';
 import { StructureTable } from './structures.js';
+import { BytePool } from './byte-pool.js';
 
 export { PayloadCodec } from './payload-codec.js';
 
@@ -134,8 +136,15 @@ export class RawCodec extends BytesCodec {
     this.bytes = value;
     return value.byteLength;
   }
+  private readonly pool = new BytePool();
   decode(_buf: Buffer, u8: Uint8Array, start: number, end: number): Uint8Array {
-    return u8.slice(start, end);
+    return this.pool.copy(u8, start, end);
+  }
+  override span(u8: Uint8Array, start: number, end: number): void {
+    this.pool.span(u8, start, end);
+  }
+  override endSpan(): void {
+    this.pool.endSpan();
   }
 }
 
@@ -157,8 +166,15 @@ export class CustomCodec extends BytesCodec {
     this.bytes = out;
     return out.byteLength;
   }
+  private readonly pool = new BytePool();
   decode(_buf: Buffer, u8: Uint8Array, start: number, end: number): unknown {
-    return this.codec.decode(u8.slice(start, end));
+    return this.codec.decode(this.pool.copy(u8, start, end));
+  }
+  override span(u8: Uint8Array, start: number, end: number): void {
+    this.pool.span(u8, start, end);
+  }
+  override endSpan(): void {
+    this.pool.endSpan();
   }
 }
 

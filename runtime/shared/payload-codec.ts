@@ -14,6 +14,12 @@ export abstract class PayloadCodec {
   /** Write what `prepare` made at `offset`. */
   abstract write(buf: Buffer, offset: number): void;
   abstract decode(buf: Buffer, u8: Uint8Array, start: number, end: number, ascii: boolean): unknown;
+  /**
+   * A batch's payloads lie in [start, end) of `u8`, unchanged until endSpan():
+   * a codec that copies payloads out (raw, custom) copies it once (byte-pool.ts).
+   */
+  span(_u8: Uint8Array, _start: number, _end: number): void {}
+  endSpan(): void {}
   /** The prepared bytes as a fresh Uint8Array (for messages held on the main thread). */
   abstract preparedBytes(): Uint8Array;
   /**

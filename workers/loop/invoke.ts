@@ -30,6 +30,21 @@ export class Invoker {
     private readonly tracing: ProcessTracer | null = null,
   ) {}
 
+  /**
+   * The batch `units[0..n)` is this loop's (claimed, its bytes unchanged until
+   * acked): a codec that copies payloads out copies the batch's span once
+   * (byte-pool.ts). endSpan() before any of them is acked or handed back.
+   */
+  span(units: Int32Array, n: number): void {
+    const ring = this.ring;
+    const last = units[n - 1]!;
+    this.codec.span(ring.u8, ring.payloadStart(units[0]!), ring.payloadStart(last) + ring.payloadBytes(last));
+  }
+
+  endSpan(): void {
+    this.codec.endSpan();
+  }
+
   /** The ctx of the record at `unit`, whose handler starts at `started` (performance.now()). */
   context(unit: number, started: number): MessageContext {
     const ring = this.ring;

@@ -236,6 +236,8 @@ export class ConsumerLoop implements WorkerControl {
       // rest of the batch and what other threads handed us meanwhile (its
       // predecessor is usually there, or finishing right now); only then is
       // it handed to the dispatcher to wait.
+      // The first pass's records are this loop's claims: a copying codec (raw) copies their payloads in one call.
+      invoker.span(out, n);
       for (let pass = 0; n > 0; pass++) {
         let m = 0;
         for (let i = 0; i < n; i++) {
@@ -297,6 +299,8 @@ export class ConsumerLoop implements WorkerControl {
             if (!threw) observe(h64, eBase, hw.bounds, hw.n, Math.max(0, (origin + t - sentAt) / 1000));
           }
         }
+        // Later passes may hold records handed over since, written after the span was copied.
+        if (pass === 0) invoker.endSpan();
         if (m === 0) break;
         const k = pass === 0 ? router.popHandoff(out, 0, maxBatch - m) : 0;
         for (let j = 0; j < m; j++) out[k + j] = again[j]!;
