@@ -75,6 +75,20 @@ export function goals(r: SuiteResult): GoalLine[] {
   out.push(check('W5 1 thread: msgpack >= 2x json (MB/s)', med(r, 'w5', 'ringpool-1t-msgpack', 'mbPerSec'), times(med(r, 'w5', 'ringpool-1t', 'mbPerSec'), 2), ' MB/s'));
   out.push(check('W4 1 thread: e2e p50 <= 1.2x the ring at the fixed rate', med(r, 'w4', 'ringpool-1t', 'fixed.p50Us'), times(med(r, 'w4', 'ring-1t', 'fixed.p50Us'), 1.2), ' µs', true));
   out.push(...journalGoals(r, r.journal ?? null));
+  // Issue #34: the consumer's cost per message, the tail at low load, durable near memory speed, knobs that cost nothing.
+  const ring1 = med(r, 'w1', 'ring-1t', 'msgsPerSec');
+  out.push(check('W1 1 thread: codec raw >= 3x the hand-written ring', med(r, 'w1', 'ringpool-1t-raw', 'msgsPerSec'), times(ring1, 3), ''));
+  out.push(check('W1 1 thread: json >= 1.0x the hand-written ring', json1, ring1, ''));
+  out.push(check('W1 1 thread: msgpack >= 1.5x the hand-written ring', med(r, 'w1', 'ringpool-1t-msgpack', 'msgsPerSec'), times(ring1, 1.5), ''));
+  out.push(check('W1 1 thread: msgpack + sendBatch of 100 >= 2x the hand-written ring', med(r, 'w1', 'ringpool-1t-msgpack-batch100', 'msgsPerSec'), times(ring1, 2), ''));
+  out.push(check('W4 1 thread: e2e p99 <= 1.5x the ring at the fixed rate', med(r, 'w4', 'ringpool-1t', 'fixed.p99Us'), times(med(r, 'w4', 'ring-1t', 'fixed.p99Us'), 1.5), ' µs', true));
+  out.push(check('W1 1 thread: metrics on >= 0.95x plain', med(r, 'w1', 'ringpool-1t-metrics', 'msgsPerSec'), times(json1, 0.95), ''));
+  out.push(check('W1 1 thread: a store attached >= 0.95x plain', med(r, 'w1', 'ringpool-1t-store', 'msgsPerSec'), times(json1, 0.95), ''));
+  for (const [d, want] of [['always', 0.6], ['interval', 0.8]] as const) {
+    for (const [how, id] of [['sendAsync', `ringpool-1t-journal-${d}`], ['sendBatchAsync of 100', `ringpool-1t-journal-${d}-batch100`]] as const) {
+      out.push(check(`W1 journal '${d}', ${how} >= ${want}x memory`, med(r, 'w1', id, 'msgsPerSec'), times(json1, want), ''));
+    }
+  }
   return out;
 }
 

@@ -27,12 +27,13 @@ export interface LineupOptions {
 function ringpool(threads: number, knobs: Partial<RingpoolConfig>, workloads: readonly WorkloadId[]): Subject {
   const cfg: RingpoolConfig = { threads, codec: 'json', metrics: false, keys: 0, durability: 'memory', batch: 0, tracing: 'default', ...knobs };
   const parts = [
-    cfg.durability !== 'memory' ? `journal fsync ${cfg.durability}${cfg.durability === 'interval' ? ' 5 ms' : ''}, sendAsync` : '',
+    cfg.durability !== 'memory' ? `journal fsync ${cfg.durability}${cfg.durability === 'interval' ? ' 5 ms' : ''}, ${cfg.batch > 0 ? `sendBatchAsync of ${cfg.batch}` : 'sendAsync'}` : '',
     cfg.codec !== 'json' ? `codec ${cfg.codec}` : '',
     cfg.metrics ? 'metrics on' : '',
     cfg.keys > 0 ? `keyed (${cfg.keys.toLocaleString('en-US')} keys)` : '',
-    cfg.batch > 0 ? `sendBatch of ${cfg.batch}` : '',
+    cfg.batch > 0 && cfg.durability === 'memory' ? `sendBatch of ${cfg.batch}` : '',
     cfg.tracing === 'off' ? 'tracing: false' : cfg.tracing === 'on' ? 'traced (a provider on every thread)' : '',
+    cfg.store ? 'a store attached (keeps nothing)' : '',
   ].filter(Boolean);
   const suffix = [
     cfg.codec !== 'json' ? cfg.codec : '',
@@ -41,6 +42,7 @@ function ringpool(threads: number, knobs: Partial<RingpoolConfig>, workloads: re
     cfg.durability !== 'memory' ? `journal-${cfg.durability}` : '',
     cfg.batch > 0 ? `batch${cfg.batch}` : '',
     cfg.tracing === 'off' ? 'untraced' : cfg.tracing === 'on' ? 'traced' : '',
+    cfg.store ? 'store' : '',
   ].filter(Boolean);
   return {
     id: ['ringpool', `${threads}t`, ...suffix].join('-'),
@@ -65,12 +67,16 @@ export function lineup(o: LineupOptions): Subject[] {
   // Issue #32: the default (OpenTelemetry's API installed, no provider) against tracing: false, and with a provider.
   rows.push(ringpool(1, { tracing: 'off' }, ['w1']));
   rows.push(ringpool(1, { tracing: 'on' }, ['w1']));
+  // Issue #34: the outcome feed's cost, against the plain row.
+  rows.push(ringpool(1, { store: true }, ['w1']));
   rows.push(ringpool(1, { codec: 'msgpack', batch: 100 }, ['w1']));
   for (const t of [1, 2]) rows.push(ringpool(t, { codec: 'v8' }, t === 1 ? ['w1', 'w5'] : ['w1']));
   for (const t of [1, 2]) rows.push(ringpool(t, { codec: 'raw' }, t === 1 ? ['w1', 'w5'] : ['w1']));
   for (const t of [1, 2]) rows.push(ringpool(t, { keys: 1000 }, ['w1']));
   // Durable mailboxes (issue #15): each fsync mode, against the in-memory rows above and BullMQ below.
   for (const d of ['never', 'interval', 'always'] as const) rows.push(ringpool(1, { durability: d }, ['w1', 'w4']));
+  // Issue #34: the durable rows with sendBatchAsync of 100 (one promise and one journal append per batch).
+  for (const d of ['interval', 'always'] as const) rows.push(ringpool(1, { durability: d, batch: 100 }, ['w1']));
   rows.push(ringpool(2, { durability: 'always' }, ['w1']));
 
   rows.push({

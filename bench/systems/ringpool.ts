@@ -25,7 +25,7 @@ export interface RingpoolConfig {
   /**
    * 'memory' (plain send) or a journal with this fsync mode (in a fresh
    * directory under the OS temp dir, on disk: ext4 here); durable rows send
-   * with sendAsync, up to 1,024 in flight.
+   * with sendAsync, up to 1,024 in flight, or with `batch`: sendBatchAsync.
    */
   durability: 'memory' | 'never' | 'interval' | 'always';
   /** Send in rt.sendBatch calls of this many messages (0: one send() each). */
@@ -36,7 +36,12 @@ export interface RingpoolConfig {
    * thread (spans batched and discarded, bench/fixtures/otel-discard.mjs).
    */
   tracing: 'default' | 'off' | 'on';
+  /** Attach a store that keeps nothing (the outcome feed's own cost: every ack walked and handed over in batches). */
+  store?: boolean;
 }
+
+/** A MessageStore that is told every outcome and keeps none. */
+const noopStore = { open: async () => [], close: async () => undefined, outcomes: () => undefined };
 
 /** Must match bench/fixtures/ringpool-stamp.js. */
 const LATENCY_CHANNEL = 'ringpool-bench-latency';
@@ -57,6 +62,7 @@ export async function openRingpool(cfg: RingpoolConfig, spec: SessionSpec): Prom
         maxThreads: cfg.threads,
         autoscale: false,
         codec: cfg.codec,
+        ...(cfg.store ? { store: noopStore } : {}),
         // W3 asks for a ring of 16 MiB or less; the rest run on the default 8 MiB.
         capacityBytes: spec.burst ? 16 << 20 : 8 << 20,
         ...(dir === null ? {} : { durability: { dir, fsync: cfg.durability as 'never' | 'interval' | 'always', intervalMs: 5 } }),
@@ -80,11 +86,25 @@ export async function openRingpool(cfg: RingpoolConfig, spec: SessionSpec): Prom
   const keyed: SendOptions[] = Array.from({ length: cfg.keys }, (_, k) => ({ key: `customer-${k}` }));
   let sent = 0;
   const opened = performance.now();
-  const window = new Window<number>(1024, () => undefined);
+  const window = new Window<unknown>(1024, () => undefined);
+  // A durable row with batch > 0: sendBatchAsync of `batch` messages, up to 1,024 messages' worth in flight.
+  const batches = new Window<unknown>(Math.max(1, Math.floor(1024 / Math.max(1, cfg.batch))), () => undefined);
+  let pending: unknown[] = [];
+  const flushDurable = (): void | Promise<void> => {
+    const b = pending;
+    pending = [];
+    return batches.track(rt.sendBatchAsync('bench', b));
+  };
   const durableSession: Session = {
-    send: (message) => window.track(rt.sendAsync('bench', message)),
+    send: (message) => {
+      if (cfg.batch === 0) return window.track(rt.sendAsync('bench', message));
+      pending.push(message);
+      if (pending.length === cfg.batch) return flushDurable();
+    },
     drain: async () => {
+      if (pending.length > 0) await flushDurable();
       await window.all();
+      await batches.all();
       await rt.onIdle();
     },
     latencies: (count) => sink.take(count),
