@@ -104,9 +104,29 @@ async function traceRingpool(): Promise<Record<string, number[]>> {
     }
     steps['consumer: claimed -> handler starts (decode, ctx, call)']!.push(us(c, h));
     steps['end to end: call -> handler starts']!.push(us(call[i]!, h));
+    const wokeHere = woke[i] === 1 && w > published[i]!;
+    perMessage.push([us(call[i]!, encoded[i]!), us(encoded[i]!, published[i]!), us(published[i]!, returned[i]!), wokeHere ? us(published[i]!, w) : NaN, wokeHere ? us(w, c) : NaN, us(c, h), us(call[i]!, h), call[i]!]);
   }
   console.log(`ringpool (codec ${String(CODEC)}): ${traced} messages traced, ${parked} found the consumer parked`);
   return steps;
+}
+
+/** Each traced message's steps (µs, in the order of `steps`; NaN: it did not find the consumer parked), then its send time. */
+const perMessage: number[][] = [];
+
+/** Where the slowest 1 % of messages spent their time: each step's median among them (the tail's make-up, not each step's own tail). */
+function tail(names: string[]): void {
+  const byE2e = [...perMessage].sort((a, b) => b[6]! - a[6]!);
+  const slow = byE2e.slice(0, Math.max(1, Math.ceil(byE2e.length / 100)));
+  console.log(`\nthe slowest 1 % (${slow.length} messages, end to end >= ${slow[slow.length - 1]![6]!.toFixed(0)} µs): each step's median among them`);
+  names.forEach((name, k) => {
+    const v = slow.map((r) => r[k]!).filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+    console.log(`${name.padEnd(66)} ${v.length === 0 ? '       -' : percentile(v, 50).toFixed(1).padStart(8)}  (${v.length} of them)`);
+  });
+  if (process.env.TRACE_ROWS) for (const r of slow.slice(0, 12)) console.log(r.slice(0, 7).map((x) => x.toFixed(0).padStart(6)).join(''));
+  // When they were sent: spread over the run, or in bursts (a GC, a timer, a neighbour on the cores).
+  const t0 = Math.min(...perMessage.map((r) => r[7]!));
+  console.log(`sent at (ms into the run): ${slow.map((r) => (r[7]! - t0).toFixed(0)).sort((a, b) => Number(a) - Number(b)).join(' ')}`);
 }
 
 async function ringEndToEnd(): Promise<number[]> {
@@ -139,3 +159,4 @@ const ring = await ringEndToEnd();
 console.log(`${'step'.padEnd(66)} ${'p50 µs'.padStart(8)} ${'p99 µs'.padStart(8)}`);
 for (const [name, v] of Object.entries(steps)) console.log(row(name, v));
 console.log(row('hand-written ring, end to end: call -> handler starts', ring));
+tail(Object.keys(steps));
