@@ -71,6 +71,9 @@ export interface ConsumersDeps {
 
 /** A live loop inside its send guard is waited for this long at most before a slot is retired anyway (see whenGuardsFree). */
 const GUARD_GIVE_UP_MS = 10_000;
+/** A loop that failed to load its handler after start(): the next one is tried after this, doubling up to LOAD_RETRY_MAX_MS (no respawn storm). */
+const LOAD_RETRY_MS = 100;
+const LOAD_RETRY_MAX_MS = 5_000;
 
 export type { ConsumerState } from './types.js';
 
@@ -96,6 +99,8 @@ export interface Consumer {
    * flagged to run alone, as after a crash with several in flight.
    */
   revokedSeveral: boolean;
+  /** Its loop ended without loading the handler. */
+  loadFailed?: boolean;
 }
 
 export class Consumers {
@@ -182,6 +187,7 @@ export class Consumers {
       revokedUnit: -1,
       revokedSeveral: false,
     };
+    void ready.then(() => (this.loadFailures = 0), () => undefined);
     ev.port1.on('message', (e: WorkerEvent) => m.onEvent(consumer, e));
     ev.port1.unref();
     ctl.port1.unref();
@@ -247,6 +253,7 @@ export class Consumers {
 
   private onLoopEnd(c: Consumer, err: Error | null, result: LoopResult | null): void {
     if (result?.reason === 'load-error') {
+      c.loadFailed = true;
       c.onReady(handlerLoadError(this.m.mailbox, this.m.opts.handlerUrl, new Error('handler failed to load in a consumer thread')));
     }
     // A revoked loop may have returned by itself just before the kill landed:
@@ -314,8 +321,20 @@ export class Consumers {
     c.events.close();
     // Its keys go to the threads left (their state died with it, or was passivated as it stopped).
     m.onSlotsChanged();
-    if (!m.stopped() && m.running()) this.fillToDesired();
+    if (m.stopped() || !m.running()) return;
+    if (c.loadFailed !== true) return this.fillToDesired();
+    // Mid-run (a replacement thread, files changed under the process): said, and tried again later; the messages wait in the ring.
+    const ms = Math.min(LOAD_RETRY_MAX_MS, LOAD_RETRY_MS * 2 ** this.loadFailures++);
+    this.loadRetryAt = performance.now() + ms;
+    m.emitError(handlerLoadError(m.mailbox, m.opts.handlerUrl, new Error(`a consumer thread could not load it (were its files changed under the running process? a thread that failed to import a module keeps failing it: restart the process once they are whole); its messages wait in the ring, a new loop is tried in ${ms} ms`)));
+    setTimeout(() => {
+      if (!m.stopped() && m.running()) this.fillToDesired();
+    }, ms).unref();
   }
+
+  /** Loops in a row that failed to load their handler (reset by one that loads), and when the next may start. */
+  private loadFailures = 0;
+  private loadRetryAt = 0;
 
   /** Whether a live loop of this mailbox is inside its guard now. */
   guardHeld(): boolean {
@@ -375,7 +394,7 @@ export class Consumers {
   fillToDesired(): void {
     const desired = this.m.desired();
     let running = this.runningCount();
-    while (running < desired && this.startOne() !== null) running++;
+    while (running < desired && performance.now() >= this.loadRetryAt && this.startOne() !== null) running++;
     if (running > desired) {
       for (const c of [...this.consumers.values()].reverse()) {
         if (running <= desired) break;

@@ -45,6 +45,7 @@ const SCRIPTS: Record<string, string[]> = {
   'dist/bench/suite.js': SUITE,
   'dist/bench/ask.js': ['--calls', '--runs', '--quick'],
   'dist/bench/trace.js': ['--seconds', '--rate', '--codec'],
+  'dist/bench/hot-path.js': ['--messages', '--codec', '--batch', '--metrics'],
   'dist/bench/fairness.js': ['--seconds', '--threads'],
   'dist/bench/journal-cli.js': ['--messages', '--gib'],
   'dist/bench/many.js': ['--counts', '--seconds', '--runs', '--threads', '--child'],
