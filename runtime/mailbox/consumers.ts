@@ -27,6 +27,8 @@ import type { ConsumerTask, LoopResult, ProbeResult, WorkerControl, WorkerEvent,
 import { LaneLost } from '../pool/shared.js';
 import { handlerLoadError, withTimeout, type LaneHost } from '../pool/threads.js';
 import { releaseOwner } from '../key-owners.js';
+import { LoadBackoff } from './load-backoff.js';
+import { whenGuardsFree, type GuardWaitHost } from './guard-wait.js';
 import type { ResolvedMailbox } from '../mailbox-options.js';
 import type { Ring } from '../shared/ring.js';
 import type { RingRef } from '../shared/protocol.js';
@@ -69,11 +71,6 @@ export interface ConsumersDeps {
   emitError(err: Error): void;
 }
 
-/** A live loop inside its send guard is waited for this long at most before a slot is retired anyway (see whenGuardsFree). */
-const GUARD_GIVE_UP_MS = 10_000;
-/** A loop that failed to load its handler after start(): the next one is tried after this, doubling up to LOAD_RETRY_MAX_MS (no respawn storm). */
-const LOAD_RETRY_MS = 100;
-const LOAD_RETRY_MAX_MS = 5_000;
 
 export type { ConsumerState } from './types.js';
 
@@ -111,7 +108,15 @@ export class Consumers {
   /** Slots that ever ran a loop are below this (counters.ts reads their ack words only). */
   slotsUsed = 0;
 
-  constructor(private readonly m: ConsumersDeps) {}
+  constructor(private readonly m: ConsumersDeps) {
+    this.guards = {
+      ring: m.ring,
+      mailbox: m.mailbox,
+      stopped: () => m.stopped(),
+      emitError: (err) => m.emitError(err),
+      live: (s) => this.slotBusy[s] !== 0 && this.consumers.get(s)?.state !== 'dead',
+    };
+  }
 
   all(): IterableIterator<Consumer> {
     return this.consumers.values();
@@ -187,7 +192,7 @@ export class Consumers {
       revokedUnit: -1,
       revokedSeveral: false,
     };
-    void ready.then(() => (this.loadFailures = 0), () => undefined);
+    void ready.then(() => this.loads.loaded(), () => undefined);
     ev.port1.on('message', (e: WorkerEvent) => m.onEvent(consumer, e));
     ev.port1.unref();
     ctl.port1.unref();
@@ -285,7 +290,7 @@ export class Consumers {
     // keyed record to this slot checks that under its guard (route()), so once
     // no guard is SENDING, no push to this slot is under way or can start.
     ring.slot(c.slot).setStatus(SLOT_IDLE);
-    this.whenGuardsFree(c.slot, -1, () => this.finishRetire(c, err, crashed, several, current));
+    whenGuardsFree(this.guards, c.slot, -1, () => this.finishRetire(c, err, crashed, several, current));
   }
 
   private finishRetire(c: Consumer, err: Error | null, crashed: boolean, several: boolean, current: number): void {
@@ -324,17 +329,17 @@ export class Consumers {
     if (m.stopped() || !m.running()) return;
     if (c.loadFailed !== true) return this.fillToDesired();
     // Mid-run (a replacement thread, files changed under the process): said, and tried again later; the messages wait in the ring.
-    const ms = Math.min(LOAD_RETRY_MAX_MS, LOAD_RETRY_MS * 2 ** this.loadFailures++);
-    this.loadRetryAt = performance.now() + ms;
+    const ms = this.loads.failed(performance.now());
     m.emitError(handlerLoadError(m.mailbox, m.opts.handlerUrl, new Error(`a consumer thread could not load it (were its files changed under the running process? a thread that failed to import a module keeps failing it: restart the process once they are whole); its messages wait in the ring, a new loop is tried in ${ms} ms`)));
     setTimeout(() => {
       if (!m.stopped() && m.running()) this.fillToDesired();
     }, ms).unref();
   }
 
-  /** Loops in a row that failed to load their handler (reset by one that loads), and when the next may start. */
-  private loadFailures = 0;
-  private loadRetryAt = 0;
+  /** After loops failed to load their handler mid-run: when the next may start (load-backoff.ts). */
+  private readonly loads = new LoadBackoff();
+  /** What the guard wait looks at (guard-wait.ts): the slots whose loop is not retired yet. */
+  private readonly guards: GuardWaitHost;
 
   /** Whether a live loop of this mailbox is inside its guard now. */
   guardHeld(): boolean {
@@ -343,45 +348,6 @@ export class Consumers {
       if (c.state !== 'dead' && ring.slot(c.slot).guard() === GUARD_SENDING) return true;
     }
     return false;
-  }
-
-  /**
-   * Run `then` once no other live loop is inside its guard. Guards cover a
-   * few instructions, so this is nearly always at once (a short spin, on the
-   * first look only); a loop descheduled inside one is waited for off the
-   * main thread's back (a timer, one plain look a millisecond), never given
-   * up on, or its push could land in the slot after its recovery. A guard
-   * held by a thread that died inside it (an OOM) stays SENDING: that
-   * thread's own retire marks it dead, and it is skipped from then on;
-   * GUARD_GIVE_UP_MS is only the last resort against a hang. Once the
-   * mailbox is stopping, its threads are being terminated: no waiting then.
-   * `since` is -1 on the first look.
-   */
-  private whenGuardsFree(except: number, since: number, then: () => void): void {
-    const m = this.m;
-    const ring = m.ring;
-    const now = performance.now();
-    const first = since < 0;
-    if (first) since = now;
-    const spinUntil = first ? now + 0.5 : 0;
-    for (let s = 0; s < MAX_CONSUMERS && !m.stopped(); s++) {
-      if (s === except || this.slotBusy[s] === 0 || this.consumers.get(s)?.state === 'dead') continue;
-      const view = ring.slot(s);
-      while (view.guard() === GUARD_SENDING) {
-        if (performance.now() < spinUntil) continue;
-        if (performance.now() - since > GUARD_GIVE_UP_MS) {
-          m.emitError(
-            new RingpoolError(ErrorCodes.RING_STALLED, `mailbox '${m.mailbox}': consumer slot ${s} held its send guard for ${GUARD_GIVE_UP_MS} ms; retiring slot ${except} anyway`, {
-              mailbox: m.mailbox,
-            }),
-          );
-          break;
-        }
-        setTimeout(() => this.whenGuardsFree(except, since, then), 1).unref();
-        return;
-      }
-    }
-    then();
   }
 
   runningCount(): number {
@@ -394,7 +360,7 @@ export class Consumers {
   fillToDesired(): void {
     const desired = this.m.desired();
     let running = this.runningCount();
-    while (running < desired && performance.now() >= this.loadRetryAt && this.startOne() !== null) running++;
+    while (running < desired && this.loads.mayStart(performance.now()) && this.startOne() !== null) running++;
     if (running > desired) {
       for (const c of [...this.consumers.values()].reverse()) {
         if (running <= desired) break;
